@@ -1,0 +1,1 @@
+//! HTTP/2 client by prior knowledge, sans-IO, with its HPACK decoder.

@@ -1,0 +1,4 @@
+//! The ts2021 control client: Noise IK transport, HTTP/2, registration and the map stream.
+
+pub mod http2;
+pub mod noise;

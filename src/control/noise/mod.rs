@@ -1,0 +1,1 @@
+//! The ts2021 Noise IK handshake and its transport records.

@@ -1,0 +1,1 @@
+//! Per-OS code: TUN devices, routes, socket marking. Portable logic here, OS shims below.
