@@ -8,6 +8,8 @@ pub mod keys;
 pub mod netmap;
 pub mod platform;
 pub mod prefix;
+#[cfg(test)]
+pub mod testing;
 
 pub fn run_multicall(_args: Vec<String>) -> i32 {
     0

@@ -1,0 +1,71 @@
+//! Helpers for bounded randomized tests of parsers of untrusted bytes: a seeded generator and
+//! a mutator that turns a valid input into many broken ones. Deterministic, so a failure
+//! reproduces from the printed seed.
+
+/// xorshift64*: small, seedable, good enough to shake parsers.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A value in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next_u64() as u8).collect()
+    }
+}
+
+/// One random corruption of `input`: flipped bytes, truncation, insertion, duplication or
+/// pure noise.
+pub fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
+    let mut out = input.to_vec();
+    match rng.below(5) {
+        0 => {
+            for _ in 0..=rng.below(4) {
+                if !out.is_empty() {
+                    let i = rng.below(out.len());
+                    out[i] ^= 1 << rng.below(8);
+                }
+            }
+        }
+        1 => out.truncate(rng.below(input.len() + 1)),
+        2 => {
+            let at = rng.below(out.len() + 1);
+            let noise = rng.bytes(1 + rng.below(16));
+            out.splice(at..at, noise);
+        }
+        3 => {
+            if !out.is_empty() {
+                let start = rng.below(out.len());
+                let end = start + rng.below(out.len() - start) + 1;
+                let copy = out[start..end].to_vec();
+                out.splice(start..start, copy);
+            }
+        }
+        _ => out = rng.bytes(rng.below(2 * input.len() + 8)),
+    }
+    out
+}
+
+/// Runs `check` on `rounds` mutations of `input`; `check` must not panic on any of them.
+pub fn shake(seed: u64, rounds: usize, input: &[u8], mut check: impl FnMut(&[u8])) {
+    let mut rng = Rng::new(seed);
+    for _ in 0..rounds {
+        let broken = mutate(&mut rng, input);
+        check(&broken);
+    }
+}
