@@ -12,6 +12,8 @@ mod lines;
 mod load;
 mod reader;
 mod sections;
+#[cfg(test)]
+mod tests;
 mod values;
 
 use crate::netmap::Netmap;

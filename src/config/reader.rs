@@ -24,6 +24,7 @@ impl OpenSection {
     }
 }
 
+/// The state of one pass over a config text.
 struct Reader<'a> {
     origin: &'a str,
     open: Option<OpenSection>,
@@ -103,12 +104,14 @@ impl Reader<'_> {
                 Ok(())
             }
             (Role::Interface(field), Some(OpenSection::Interface(section))) => {
-                admit(&mut self.set_in_open, name, role, value, number)?;
-                section.set(field, value, number)
+                admit(&mut self.set_in_open, name, role, value, number, || {
+                    section.set(field, value, number)
+                })
             }
             (Role::Peer(field), Some(OpenSection::Peer(section))) => {
-                admit(&mut self.set_in_open, name, role, value, number)?;
-                section.set(field, value, number)
+                admit(&mut self.set_in_open, name, role, value, number, || {
+                    section.set(field, value, number)
+                })
             }
             (role, open) => Err(misplaced(name, role, open.as_ref().map(OpenSection::kind))),
         }
@@ -117,23 +120,22 @@ impl Reader<'_> {
     fn finish(mut self) -> Result<StaticConfig, ConfigError> {
         self.close_section();
         let origin = self.origin;
+        let at = |line| move |message| ConfigError::at_line(origin, line, message);
         let interface = self
             .interface
             .ok_or_else(|| ConfigError::whole_file(origin, "no [Interface] section".into()))?;
         let interface_line = interface.line;
-        let (self_node, private_key_line) = interface
-            .finish()
-            .map_err(|message| ConfigError::at_line(origin, interface_line, message))?;
-        let mut peers = Vec::with_capacity(self.peers.len());
-        for section in self.peers {
-            let section_line = section.line;
-            let peer = section
-                .finish()
-                .map_err(|message| ConfigError::at_line(origin, section_line, message))?;
-            peers.push(peer);
-        }
+        let (self_node, private_key_line) = interface.finish().map_err(at(interface_line))?;
+        let mut peers = self
+            .peers
+            .into_iter()
+            .map(|section| {
+                let section_line = section.line;
+                section.finish().map_err(at(section_line))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         check_peer_keys(&self_node, private_key_line, &mut peers)
-            .map_err(|(line, message)| ConfigError::at_line(origin, line, message))?;
+            .map_err(|(line, message)| at(line)(message))?;
         let netmap = Netmap {
             self_node,
             peers: peers.into_iter().map(|(peer, _)| peer).collect(),
@@ -146,13 +148,15 @@ impl Reader<'_> {
     }
 }
 
-/// Refuses an empty value, and a second setting of a key that may appear only once per section.
+/// Refuses an empty value and a second setting of a key that may appear only once per section,
+/// then lets `set` apply the value, naming the key in any complaint it has about it.
 fn admit(
     set_in_open: &mut Vec<(&'static str, usize)>,
     name: &'static str,
     role: Role,
     value: &str,
     number: usize,
+    set: impl FnOnce() -> Result<(), String>,
 ) -> Result<(), String> {
     if value.is_empty() {
         return Err(format!("{name}: no value given"));
@@ -163,7 +167,7 @@ fn admit(
         }
     }
     set_in_open.push((name, number));
-    Ok(())
+    set().map_err(|reason| format!("{name}: {reason}"))
 }
 
 fn misplaced(name: &str, role: Role, open: Option<SectionKind>) -> String {

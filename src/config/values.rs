@@ -30,12 +30,22 @@ pub(super) fn prefixes(value: &str) -> Result<Vec<Prefix>, String> {
             if entry.is_empty() {
                 return Err(format!("{} has an empty entry", quote(value)));
             }
+            if entry.len() > MAX_PREFIX_CHARS {
+                return Err(format!(
+                    "{} — too long to be an IP address or prefix",
+                    quote(entry)
+                ));
+            }
             entry
                 .parse::<Prefix>()
                 .map_err(|reason| format!("{} — {reason}", quote(entry)))
         })
         .collect()
 }
+
+/// The longest prefix text there is, `0000:0000:0000:0000:0000:ffff:255.255.255.255/128`.
+/// Longer entries are refused before parsing, whose messages would repeat them in full.
+const MAX_PREFIX_CHARS: usize = 49;
 
 /// A UDP port; 0 asks the OS for any free port, as in wg(8).
 pub(super) fn listen_port(value: &str) -> Result<u16, String> {
