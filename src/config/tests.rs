@@ -501,24 +501,30 @@ fn cuts_long_values_short_in_messages() {
 
 #[test]
 fn shaken_configs_never_panic_and_always_say_where() {
-    let valid = fill(FULL);
-    let mut parsed = 0;
-    shake(0x5eed_c0f1, 3000, valid.as_bytes(), |bytes| {
-        let text = String::from_utf8_lossy(bytes);
-        match parse(&text, "wg0.conf") {
-            Ok(config) => {
-                parsed += 1;
-                let keys: Vec<_> = config.netmap.peers.iter().map(|p| p.public_key).collect();
-                assert!(
-                    keys.windows(2).all(|pair| pair[0] < pair[1]),
-                    "peers unsorted or repeated"
-                );
+    let wg_quick_without_hook = WG_QUICK.replace("PostUp", "# PostUp");
+    for (seed, template) in [
+        (0x5eed_c0f1, FULL),
+        (0x5eed_c0f2, wg_quick_without_hook.as_str()),
+    ] {
+        let valid = fill(template);
+        let mut parsed = 0;
+        shake(seed, 3000, valid.as_bytes(), |bytes| {
+            let text = String::from_utf8_lossy(bytes);
+            match parse(&text, "wg0.conf") {
+                Ok(config) => {
+                    parsed += 1;
+                    let keys: Vec<_> = config.netmap.peers.iter().map(|p| p.public_key).collect();
+                    assert!(
+                        keys.windows(2).all(|pair| pair[0] < pair[1]),
+                        "peers unsorted or repeated"
+                    );
+                }
+                Err(error) => assert_well_formed(&error, &text),
             }
-            Err(error) => assert_well_formed(&error, &text),
-        }
-    });
-    // Some mutations (a flipped comment byte, a duplicated blank line) keep the file valid.
-    assert!(parsed > 0);
+        });
+        // Some mutations (a flipped comment byte, a duplicated blank line) keep the file valid.
+        assert!(parsed > 0, "seed {seed:#x}");
+    }
 }
 
 /// A file in the system's temporary directory, removed when dropped.
