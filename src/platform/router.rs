@@ -12,6 +12,9 @@ mod ipv6;
 mod op;
 mod plan;
 
+#[cfg(all(test, target_os = "linux"))]
+mod netns_test;
+
 pub use ip_tool::{IpTool, SystemIpTool, ToolOutput};
 
 use crate::platform::tun;
