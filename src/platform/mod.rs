@@ -1,1 +1,9 @@
 //! Per-OS code: TUN devices, routes, socket marking. Portable logic here, OS shims below.
+//!
+//! Everything that can be decided without the kernel (interface-name rules, `ip` command
+//! lines, the diff between two routing states, tool-output parsing) is plain code that
+//! compiles and is tested on every OS; only thin `#[cfg(target_os)]` shims make syscalls.
+
+pub mod router;
+pub mod socket;
+pub mod tun;

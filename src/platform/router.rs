@@ -1,0 +1,350 @@
+//! Addresses, MTU and routes of the TUN interface, the Tailscale way: every tunnel route in
+//! table 52, and policy rules that send everyone's traffic through table 52 first except the
+//! daemon's own (marked) packets.
+//!
+//! The router remembers what it last applied and changes only the difference, so a netmap
+//! update that adds one peer costs one `route add` rather than a rebuild.
+
+mod batch;
+mod ip_tool;
+#[cfg(any(target_os = "linux", test))]
+mod ipv6;
+mod op;
+mod plan;
+
+#[cfg(all(test, target_os = "linux"))]
+mod netns_test;
+
+pub use ip_tool::{IpTool, SystemIpTool, ToolOutput};
+
+use crate::platform::tun;
+use crate::prefix::Prefix;
+use std::fmt;
+
+/// The smallest MTU an IPv4 interface may have.
+const MIN_MTU: u16 = 68;
+
+/// The state the daemon wants the kernel to have.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RouterConfig {
+    /// The TUN interface, as [`tun::Tun::name`] reports it.
+    pub tun: String,
+    /// At least 68 (the IPv4 minimum); below 1280 the interface carries no IPv6, so IPv6
+    /// entries are left out. Tailscale uses 1280.
+    pub mtu: u16,
+    /// Our own addresses, assigned as given (`100.x.y.z/32`, `fd7a:…/128`).
+    pub addresses: Vec<Prefix>,
+    /// Destinations routed into the tunnel (peers, subnets, exit-node defaults).
+    pub routes: Vec<Prefix>,
+}
+
+/// A routing change that did not happen, with the command and the tool's own words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouterError(String);
+
+impl fmt::Display for RouterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RouterError {}
+
+pub struct Router {
+    tool: Box<dyn IpTool>,
+    ipv6: bool,
+    /// What the kernel was last brought to (normalized); `None` before the first apply and
+    /// after shutdown.
+    applied: Option<RouterConfig>,
+}
+
+impl Router {
+    /// A router driving the system's `ip`, with IPv6 included when the kernel supports it.
+    #[cfg(target_os = "linux")]
+    pub fn new() -> Result<Router, RouterError> {
+        let mut tool = SystemIpTool;
+        tool.run(&["-V"], "").map_err(|err| {
+            RouterError(format!(
+                "cannot run `ip` (iproute2 is needed for routing): {err}"
+            ))
+        })?;
+        let ipv6 = ipv6::detect(&mut tool);
+        if !ipv6 {
+            log::info!("IPv6 policy routing is unavailable; IPv6 addresses and routes are skipped");
+        }
+        Ok(Router::with_tool(Box::new(tool), ipv6))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn new() -> Result<Router, RouterError> {
+        Err(not_implemented())
+    }
+
+    /// A router driving `tool` instead of the system's `ip`: for tests, and for callers that
+    /// know better whether IPv6 works.
+    pub fn with_tool(tool: Box<dyn IpTool>, ipv6: bool) -> Router {
+        Router {
+            tool,
+            ipv6,
+            applied: None,
+        }
+    }
+
+    /// Brings the kernel from the last applied state to `desired`. On failure the remembered
+    /// state stays as it was, so the next call repeats the unfinished part (commands that
+    /// already took effect are then accepted as done).
+    pub fn apply(&mut self, desired: &RouterConfig) -> Result<(), RouterError> {
+        check(desired)?;
+        let desired = plan::normalize(desired, self.ipv6);
+        let ops = plan::apply_ops(self.applied.as_ref(), &desired, self.ipv6);
+        batch::run(self.tool.as_mut(), &ops)?;
+        self.applied = Some(desired);
+        Ok(())
+    }
+
+    /// Removes our rules and routes. The addresses go when the TUN descriptor is closed.
+    pub fn shutdown(&mut self) -> Result<(), RouterError> {
+        match self.applied.take() {
+            Some(applied) => {
+                batch::run(self.tool.as_mut(), &plan::shutdown_ops(&applied, self.ipv6))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Removes what a crashed run may have left behind: our rules in both families and any
+    /// table-52 route through `tun`. Call it at start-up, before the first apply.
+    #[cfg(target_os = "linux")]
+    pub fn remove_stale(tun: &str) -> Result<(), RouterError> {
+        let mut router = Router::new()?;
+        router.remove_stale_with_own_tool(tun)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn remove_stale(_tun: &str) -> Result<(), RouterError> {
+        Err(not_implemented())
+    }
+
+    /// [`Router::remove_stale`] through this router's tool.
+    pub fn remove_stale_with_own_tool(&mut self, tun: &str) -> Result<(), RouterError> {
+        check_interface_name(tun)?;
+        batch::run(self.tool.as_mut(), &plan::stale_ops(tun, self.ipv6))
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn not_implemented() -> RouterError {
+    RouterError(format!(
+        "routing is not implemented on {} yet",
+        std::env::consts::OS
+    ))
+}
+
+/// Refuses configurations that could only fail, before any command runs.
+fn check(desired: &RouterConfig) -> Result<(), RouterError> {
+    check_interface_name(&desired.tun)?;
+    if desired.mtu < MIN_MTU {
+        return Err(RouterError(format!(
+            "MTU {} for {} is below the minimum of {MIN_MTU}",
+            desired.mtu, desired.tun
+        )));
+    }
+    Ok(())
+}
+
+/// Besides the kernel's rules, keeps out the characters that `ip`'s batch parser treats as
+/// quotes, escapes or comments: the name is pasted into command lines.
+fn check_interface_name(name: &str) -> Result<(), RouterError> {
+    tun::validate_name(name).map_err(RouterError)?;
+    match name.chars().find(|c| matches!(c, '"' | '\'' | '\\' | '#')) {
+        Some(bad) => Err(RouterError(format!(
+            "the interface name {name:?} contains {bad:?}, which `ip -batch` cannot take"
+        ))),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::io;
+    use std::rc::Rc;
+
+    type Runs = Rc<RefCell<Vec<String>>>;
+
+    /// Records each run as `ip <args>` followed by its stdin, and fails when told to.
+    struct RecordingIp {
+        runs: Runs,
+        fail_with: Rc<RefCell<Option<String>>>,
+    }
+
+    impl IpTool for RecordingIp {
+        fn run(&mut self, args: &[&str], stdin: &str) -> io::Result<ToolOutput> {
+            self.runs
+                .borrow_mut()
+                .push(format!("ip {}\n{stdin}", args.join(" ")));
+            Ok(match self.fail_with.borrow().clone() {
+                Some(stderr) => ToolOutput {
+                    success: false,
+                    stderr,
+                },
+                None => ToolOutput {
+                    success: true,
+                    stderr: String::new(),
+                },
+            })
+        }
+    }
+
+    fn router(ipv6: bool) -> (Router, Runs, Rc<RefCell<Option<String>>>) {
+        let runs = Runs::default();
+        let fail_with = Rc::new(RefCell::new(None));
+        let tool = RecordingIp {
+            runs: runs.clone(),
+            fail_with: fail_with.clone(),
+        };
+        (Router::with_tool(Box::new(tool), ipv6), runs, fail_with)
+    }
+
+    fn config(routes: &[&str]) -> RouterConfig {
+        RouterConfig {
+            tun: "weft0".into(),
+            mtu: 1280,
+            addresses: vec!["100.64.0.1/32".parse().unwrap()],
+            routes: routes.iter().map(|r| r.parse().unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn first_apply_is_one_batch_with_the_exact_command_text() {
+        let (mut router, runs, _) = router(false);
+        router.apply(&config(&["100.64.0.2/32"])).unwrap();
+        assert_eq!(
+            *runs.borrow(),
+            ["ip -4 -force -batch -\n\
+              address add 100.64.0.1/32 dev weft0\n\
+              link set dev weft0 mtu 1280\n\
+              link set dev weft0 up\n\
+              rule add pref 5210 fwmark 0x80000/0xff0000 table main\n\
+              rule add pref 5230 fwmark 0x80000/0xff0000 table default\n\
+              rule add pref 5250 fwmark 0x80000/0xff0000 type unreachable\n\
+              rule add pref 5270 table 52\n\
+              route add 100.64.0.2/32 dev weft0 table 52\n"]
+        );
+    }
+
+    #[test]
+    fn later_applies_send_only_the_difference() {
+        let (mut router, runs, _) = router(true);
+        router.apply(&config(&["100.64.0.2/32"])).unwrap();
+        let first = runs.borrow().len();
+        assert_eq!(first, 2, "IPv4 and IPv6 rules");
+        router.apply(&config(&["100.64.0.2/32"])).unwrap();
+        assert_eq!(
+            runs.borrow().len(),
+            first,
+            "an unchanged state runs nothing"
+        );
+        router.apply(&config(&["fd7a:115c:a1e0::/48"])).unwrap();
+        assert_eq!(
+            runs.borrow()[first..],
+            [
+                "ip -4 -force -batch -\nroute del 100.64.0.2/32 dev weft0 table 52\n",
+                "ip -6 -force -batch -\nroute add fd7a:115c:a1e0::/48 dev weft0 table 52\n",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_apply_is_retried_in_full_next_time() {
+        let (mut router, runs, fail_with) = router(false);
+        router.apply(&config(&[])).unwrap();
+        *fail_with.borrow_mut() = Some("Error: no\nCommand failed -:1\n".into());
+        let err = router.apply(&config(&["10.0.0.0/8"])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`ip -4 -force -batch -` failed: `route add 10.0.0.0/8 dev weft0 table 52`: Error: no"
+        );
+        *fail_with.borrow_mut() = None;
+        router.apply(&config(&["10.0.0.0/8"])).unwrap();
+        assert_eq!(runs.borrow()[1], runs.borrow()[2]);
+    }
+
+    #[test]
+    fn shutdown_undoes_rules_and_routes_once() {
+        let (mut router, runs, _) = router(false);
+        router.shutdown().unwrap();
+        assert!(runs.borrow().is_empty(), "nothing applied, nothing to undo");
+        router.apply(&config(&["10.0.0.0/8"])).unwrap();
+        router.shutdown().unwrap();
+        let undo = runs.borrow()[1].clone();
+        assert!(undo.contains("rule del pref 5270 table 52\n"), "{undo}");
+        assert!(
+            undo.contains("route del 10.0.0.0/8 dev weft0 table 52\n"),
+            "{undo}"
+        );
+        router.shutdown().unwrap();
+        assert_eq!(runs.borrow().len(), 2);
+    }
+
+    #[test]
+    fn refuses_configurations_that_could_only_fail() {
+        let (mut router, runs, _) = router(true);
+        let cases = [
+            (
+                RouterConfig {
+                    tun: String::new(),
+                    ..config(&[])
+                },
+                "empty",
+            ),
+            (
+                RouterConfig {
+                    tun: "wg#0".into(),
+                    ..config(&[])
+                },
+                "'#'",
+            ),
+            (
+                RouterConfig {
+                    mtu: 0,
+                    ..config(&[])
+                },
+                "below the minimum",
+            ),
+        ];
+        for (bad, why) in cases {
+            let err = router.apply(&bad).unwrap_err().to_string();
+            assert!(err.contains(why), "{err}");
+        }
+        assert!(router.remove_stale_with_own_tool("a b").is_err());
+        assert!(runs.borrow().is_empty());
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    #[test]
+    fn says_routing_is_not_implemented_elsewhere() {
+        let err = Router::new().err().expect("no router yet").to_string();
+        assert!(err.starts_with("routing is not implemented on "), "{err}");
+        assert!(Router::remove_stale("weft0").is_err());
+    }
+
+    #[test]
+    fn stale_removal_deletes_rules_and_flushes_both_families() {
+        let (mut router, runs, _) = router(true);
+        router.remove_stale_with_own_tool("weft0").unwrap();
+        let runs = runs.borrow();
+        assert_eq!(runs.len(), 2);
+        assert!(
+            runs[1].starts_with("ip -6 -force -batch -\nrule del pref 5210"),
+            "{}",
+            runs[1]
+        );
+        assert!(
+            runs[1].ends_with("route flush table 52 dev weft0\n"),
+            "{}",
+            runs[1]
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! The TUN device: the daemon's end of the virtual interface that carries raw IP packets.
+//!
+//! One `read` yields exactly one IPv4 or IPv6 packet and one `write` injects one; there is no
+//! per-packet header on Linux (`IFF_NO_PI`). The descriptor is non-blocking so the event loop
+//! can register it and drain it until `WouldBlock`.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+#[cfg(target_os = "linux")]
+mod linux;
+
+/// Longest interface name the kernels we target accept (IFNAMSIZ 16 minus the NUL).
+pub const MAX_NAME_LEN: usize = 15;
+
+/// An open TUN device. The interface lives as long as this value: closing the descriptor
+/// removes it, and with it every address and route that pointed at it.
+#[derive(Debug)]
+pub struct Tun {
+    fd: OwnedFd,
+    name: String,
+}
+
+impl Tun {
+    /// Creates (or attaches to) the TUN interface `name`.
+    pub fn open(name: &str) -> io::Result<Tun> {
+        validate_name(name).map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, why))?;
+        open_device(name)
+    }
+
+    /// The name the kernel gave the interface (differs from the request for patterns such
+    /// as `tun%d`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Reads one packet; `WouldBlock` when none is queued.
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: the pointer and length describe `buf`, which outlives the call.
+        let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        byte_count(n)
+    }
+
+    /// Writes one packet into the kernel's stack as if it had arrived on the interface.
+    pub fn write(&self, packet: &[u8]) -> io::Result<usize> {
+        // SAFETY: the pointer and length describe `packet`, which outlives the call.
+        let n = unsafe { libc::write(self.fd.as_raw_fd(), packet.as_ptr().cast(), packet.len()) };
+        byte_count(n)
+    }
+}
+
+impl AsRawFd for Tun {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Turns a `read`/`write` return value into a byte count or the thread's `errno`.
+fn byte_count(n: libc::ssize_t) -> io::Result<usize> {
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// Checks an interface name before it reaches the kernel, so a bad configuration produces
+/// a message that says what is wrong instead of a bare `EINVAL`.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the TUN interface name is empty".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "the TUN interface name {name:?} is {} bytes long; the limit is {MAX_NAME_LEN}",
+            name.len()
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(format!("{name:?} is not a valid interface name"));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| *c == '/' || *c == ':' || *c == '\0' || c.is_whitespace())
+    {
+        return Err(format!(
+            "the TUN interface name {name:?} contains the forbidden character {bad:?}"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn open_device(name: &str) -> io::Result<Tun> {
+    let (fd, name) = linux::open(name)?;
+    Ok(Tun { fd, name })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_device(_name: &str) -> io::Result<Tun> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!(
+            "TUN devices are not implemented on {} yet",
+            std::env::consts::OS
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_names() {
+        for good in ["tailscale0", "weft0", "tun%d", "a", "abcdefghijklmno"] {
+            assert_eq!(validate_name(good), Ok(()), "{good}");
+        }
+    }
+
+    #[test]
+    fn rejects_names_the_kernel_would_refuse() {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "abcdefghijklmnop",
+            "a/b",
+            "a:b",
+            "a b",
+            "a\0",
+            "tab\t",
+        ] {
+            assert!(validate_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn open_refuses_an_invalid_name_without_touching_the_kernel() {
+        let err = Tun::open("much-too-long-name").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("limit is 15"), "{err}");
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    #[test]
+    fn open_is_unsupported_elsewhere() {
+        let err = Tun::open("weft0").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Unsupported);
+    }
+}
