@@ -116,7 +116,8 @@ mod tests {
     #[test]
     fn known_wireguard_vector() {
         // From wg(8)'s documentation style: a private key and the public key `wg pubkey` derives.
-        let private = PrivateKey::from_base64("yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=").unwrap();
+        let private =
+            PrivateKey::from_base64("yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=").unwrap();
         assert_eq!(
             private.public_key().to_base64(),
             "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw="

@@ -2,15 +2,40 @@
 //!
 //! The module tree follows the life of a packet; `docs/architecture.md` draws it.
 
+pub mod cli;
 pub mod config;
 pub mod control;
+pub mod daemon;
+pub mod engine;
 pub mod keys;
+pub mod localapi;
 pub mod netmap;
+pub mod packet;
 pub mod platform;
 pub mod prefix;
 #[cfg(test)]
 pub mod testing;
+pub mod wg;
 
-pub fn run_multicall(_args: Vec<String>) -> i32 {
-    0
+/// The version every binary reports.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Runs the daemon when invoked as `weftd`, the CLI otherwise (dispatch on argv[0]).
+pub fn run_multicall(args: Vec<String>) -> i32 {
+    let invoked_as = args
+        .first()
+        .map(|a| {
+            std::path::Path::new(a)
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .unwrap_or_default();
+    let rest = args.get(1..).unwrap_or_default();
+    if invoked_as == "weftd" {
+        daemon::main(rest)
+    } else {
+        cli::main(rest)
+    }
 }

@@ -24,7 +24,10 @@ impl Prefix {
 
     /// A single-address prefix: /32 for IPv4, /128 for IPv6.
     pub fn host(addr: IpAddr) -> Prefix {
-        Prefix { addr, len: Self::max_len_of(&addr) }
+        Prefix {
+            addr,
+            len: Self::max_len_of(&addr),
+        }
     }
 
     fn max_len_of(addr: &IpAddr) -> u8 {
@@ -39,7 +42,7 @@ impl Prefix {
         self.addr
     }
 
-    pub fn len(&self) -> u8 {
+    pub fn bits(&self) -> u8 {
         self.len
     }
 
@@ -58,7 +61,10 @@ impl Prefix {
             IpAddr::V4(a) => IpAddr::V4((u32::from(a) & mask32(self.len)).into()),
             IpAddr::V6(a) => IpAddr::V6((u128::from(a) & mask128(self.len)).into()),
         };
-        Prefix { addr, len: self.len }
+        Prefix {
+            addr,
+            len: self.len,
+        }
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -147,7 +153,7 @@ mod tests {
         assert!(!p.contains("100.128.0.0".parse().unwrap()));
         let h: Prefix = "fd7a:115c:a1e0::1".parse().unwrap();
         assert!(h.is_host());
-        assert_eq!(h.len(), 128);
+        assert_eq!(h.bits(), 128);
         let all: Prefix = "0.0.0.0/0".parse().unwrap();
         assert!(all.contains("8.8.8.8".parse().unwrap()));
         assert!(!all.contains("::1".parse().unwrap()));
@@ -155,7 +161,15 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "1.2.3.4/33", "::/129", "1.2.3/8", "x/1", "1.2.3.4/-1", "1.2.3.4/"] {
+        for bad in [
+            "",
+            "1.2.3.4/33",
+            "::/129",
+            "1.2.3/8",
+            "x/1",
+            "1.2.3.4/-1",
+            "1.2.3.4/",
+        ] {
             assert!(bad.parse::<Prefix>().is_err(), "{bad}");
         }
     }

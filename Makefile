@@ -1,0 +1,45 @@
+# weft — build, install, test, benchmark, demo.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CARGO   ?= cargo
+BIN      = target/release/weft
+
+.PHONY: all build install uninstall test unit-test lab-test bench demo clean lint
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/weftd
+	ln -sf ../sbin/weftd $(DESTDIR)$(PREFIX)/bin/weft
+	install -m 0644 man/weftd.8 $(DESTDIR)$(PREFIX)/share/man/man8/weftd.8
+	install -m 0644 man/weft.1 $(DESTDIR)$(PREFIX)/share/man/man1/weft.1
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/sbin/weftd $(DESTDIR)$(PREFIX)/bin/weft \
+	      $(DESTDIR)$(PREFIX)/share/man/man8/weftd.8 $(DESTDIR)$(PREFIX)/share/man/man1/weft.1
+
+# Everything: installs what the tests need (apt packages), then unit and namespace lab tests.
+test:
+	sh scripts/install-test-deps.sh
+	$(CARGO) build --release --locked
+	$(CARGO) test --release --locked -- --test-threads=1
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+bench: build
+	sh scripts/install-bench-deps.sh
+	WEFT_BIN=$(CURDIR)/$(BIN) bash bench/run.sh
+
+demo: build
+	sh scripts/install-test-deps.sh
+	WEFT_BIN=$(CURDIR)/$(BIN) bash demo/demo.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf .lab

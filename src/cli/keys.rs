@@ -1,0 +1,47 @@
+//! `weft genkey` and `weft pubkey`, interchangeable with `wg genkey` and `wg pubkey`.
+
+use crate::keys::PrivateKey;
+use std::io::Read;
+
+pub fn genkey(args: &[String]) -> Result<i32, String> {
+    no_arguments("genkey", args)?;
+    println!("{}", PrivateKey::generate()?.to_base64());
+    Ok(0)
+}
+
+pub fn pubkey(args: &[String]) -> Result<i32, String> {
+    no_arguments("pubkey", args)?;
+    let mut input = String::new();
+    std::io::stdin()
+        .take(1024)
+        .read_to_string(&mut input)
+        .map_err(|e| format!("reading the private key from stdin: {e}"))?;
+    println!("{}", public_of(&input)?);
+    Ok(0)
+}
+
+fn public_of(private_base64: &str) -> Result<String, String> {
+    let key = PrivateKey::from_base64(private_base64).map_err(|e| format!("pubkey: {e}"))?;
+    Ok(key.public_key().to_base64())
+}
+
+fn no_arguments(command: &str, args: &[String]) -> Result<(), String> {
+    match args.first() {
+        Some(a) => Err(format!("{command} takes no arguments (got {a:?})")),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pubkey_derives_and_rejects() {
+        assert_eq!(
+            public_of("yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n").unwrap(),
+            "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw="
+        );
+        assert!(public_of("not a key").unwrap_err().starts_with("pubkey: "));
+    }
+}

@@ -1,0 +1,139 @@
+//! `weft`, the command-line client: talks to `weftd` over the local API socket.
+
+mod ip;
+mod keys;
+mod ping;
+mod status;
+
+use crate::engine::status::Status;
+use crate::localapi::client::{request, ClientError};
+use crate::localapi::{DEFAULT_SOCKET, STATUS_PATH};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const USAGE: &str = "Usage: weft [--socket PATH] <command> [flags]
+
+Commands:
+  status [--json]              show this node and its peers
+  ping [-c N] [--timeout S] <ip|name>
+                               ICMP echo through the tunnel; prints latency and endpoint
+  ip [-4|-6] [peer]            show this node's (or a peer's) Tailscale IPs
+  version                      print the version
+  genkey                       print a new private key (like wg genkey)
+  pubkey                       read a private key on stdin, print its public key
+
+Every command takes --socket PATH (default /var/run/weft/weftd.sock).";
+
+/// How long the CLI waits for the daemon to answer a plain request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The CLI's entry point (arguments without argv[0]); returns the exit code.
+pub fn main(args: &[String]) -> i32 {
+    let (socket, rest) = match split_global_socket(args) {
+        Ok(v) => v,
+        Err(e) => return fail(&e),
+    };
+    let Some((command, args)) = rest.split_first() else {
+        eprintln!("{USAGE}");
+        return 2;
+    };
+    let result = match command.as_str() {
+        "status" => status::run(args, &socket),
+        "ping" => ping::run(args, &socket),
+        "ip" => ip::run(args, &socket),
+        "version" | "--version" => {
+            println!("{}", crate::VERSION);
+            Ok(0)
+        }
+        "genkey" => keys::genkey(args),
+        "pubkey" => keys::pubkey(args),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(0)
+        }
+        other => Err(format!("unknown command {other:?}; run `weft help`")),
+    };
+    result.unwrap_or_else(|e| fail(&e))
+}
+
+fn fail(message: &str) -> i32 {
+    eprintln!("weft: {message}");
+    1
+}
+
+/// Takes a leading `--socket PATH` (or `--socket=PATH`) off the arguments.
+fn split_global_socket(args: &[String]) -> Result<(PathBuf, Vec<String>), String> {
+    match args.first().map(String::as_str) {
+        Some("--socket") => {
+            let path = args.get(1).ok_or("--socket needs a path")?;
+            Ok((PathBuf::from(path), args[2..].to_vec()))
+        }
+        Some(a) if a.starts_with("--socket=") => Ok((PathBuf::from(&a[9..]), args[1..].to_vec())),
+        _ => Ok((PathBuf::from(DEFAULT_SOCKET), args.to_vec())),
+    }
+}
+
+/// Parses a command's flags; every command also accepts `--socket PATH`, which overrides the
+/// global one.
+fn parse_flags(
+    spec: &mut getopts::Options,
+    args: &[String],
+    socket: &Path,
+) -> Result<(getopts::Matches, PathBuf), String> {
+    spec.optopt("", "socket", "local API socket", "PATH");
+    let m = spec.parse(args).map_err(|e| e.to_string())?;
+    let socket = m
+        .opt_str("socket")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| socket.to_path_buf());
+    Ok((m, socket))
+}
+
+/// Fetches the daemon's status.
+fn fetch_status(socket: &Path) -> Result<Status, String> {
+    let body = request(socket, "GET", STATUS_PATH, REQUEST_TIMEOUT).map_err(client_error)?;
+    serde_json::from_slice(&body).map_err(|e| format!("unexpected status from weftd: {e}"))
+}
+
+fn client_error(e: ClientError) -> String {
+    e.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn global_socket_is_taken_off() {
+        let (s, rest) = split_global_socket(&args("--socket /tmp/x status --json")).unwrap();
+        assert_eq!((s, rest), (PathBuf::from("/tmp/x"), args("status --json")));
+        let (s, _) = split_global_socket(&args("--socket=/tmp/y ip")).unwrap();
+        assert_eq!(s, PathBuf::from("/tmp/y"));
+        assert!(split_global_socket(&args("--socket")).is_err());
+    }
+
+    #[test]
+    fn daemon_not_running_is_one_clear_line_and_exit_1() {
+        let socket = std::env::temp_dir().join(format!("weft-absent-{}.sock", std::process::id()));
+        let e = fetch_status(&socket).unwrap_err();
+        assert!(e.starts_with("weftd is not running"), "{e}");
+        assert!(!e.contains('\n'));
+        assert_eq!(
+            main(&args(&format!("--socket {} status", socket.display()))),
+            1
+        );
+    }
+
+    #[test]
+    fn nonsense_commands_fail_cleanly() {
+        assert_eq!(main(&args("frobnicate")), 1);
+        assert_eq!(main(&args("status --bogus")), 1);
+        assert_eq!(main(&args("ping")), 1);
+        assert_eq!(main(&args("ping -c x 1.2.3.4")), 1);
+        assert_eq!(main(&[]), 2);
+    }
+}

@@ -1,0 +1,129 @@
+//! The per-packet path: TUN → encrypt → UDP, and UDP → decrypt → check → TUN. Allocates nothing.
+
+use super::{Engine, PacketSink};
+use crate::packet::IpHeader;
+use crate::wg::demux::{route_datagram, Destination};
+use boringtun::noise::TunnResult;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+/// WireGuard message type of a cookie reply: answering one is not proof the sender is the peer.
+const COOKIE_REPLY: u8 = 3;
+
+impl Engine {
+    /// A packet the kernel routed into the tunnel: pick the peer by destination, encrypt, send.
+    pub fn handle_tun_packet(&mut self, now: Instant, packet: &[u8], sink: &mut dyn PacketSink) {
+        let dst = match IpHeader::parse(packet) {
+            Ok(header) => header.dst,
+            Err(_) => {
+                self.drops.malformed_outbound += 1;
+                return;
+            }
+        };
+        let Some(index) = self.routes.lookup(dst) else {
+            self.drops.no_route += 1;
+            return;
+        };
+        self.encrypt_to(index, now, packet, sink);
+    }
+
+    pub(super) fn encrypt_to(
+        &mut self,
+        index: u32,
+        now: Instant,
+        packet: &[u8],
+        sink: &mut dyn PacketSink,
+    ) {
+        let Some(state) = self.peers.get_mut(&index) else {
+            self.drops.no_route += 1;
+            return;
+        };
+        match state.session.tunn.encapsulate(packet, &mut self.scratch) {
+            TunnResult::WriteToNetwork(datagram) => match state.endpoint {
+                Some(to) => sink.send_udp(to, datagram),
+                None => self.drops.no_endpoint += 1,
+            },
+            TunnResult::Err(_) => self.drops.session_error += 1,
+            _ => {}
+        }
+        self.schedule.activity(index, &mut state.clock, now);
+    }
+
+    /// A UDP datagram from the network: find its peer, decrypt, enforce cryptokey routing and
+    /// hand the packet to the kernel (or to a waiting ping).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+        sink: &mut dyn PacketSink,
+    ) {
+        let own_key = &self.netmap.self_node.private_key;
+        let index = match route_datagram(own_key, &self.rate_limiter, from.ip(), datagram) {
+            Destination::LocalIndex(index) => index,
+            Destination::Initiator(key) => match self.by_key.get(&key) {
+                Some(index) => *index,
+                None => {
+                    self.drops.unknown_initiator += 1;
+                    return;
+                }
+            },
+            Destination::CookieReply(reply) => {
+                sink.send_udp(from, &reply);
+                return;
+            }
+            Destination::Invalid => {
+                self.drops.invalid_datagram += 1;
+                return;
+            }
+        };
+        let Some(state) = self.peers.get_mut(&index) else {
+            self.drops.invalid_datagram += 1;
+            return;
+        };
+        let (authenticated, flush, inbound) =
+            match state
+                .session
+                .tunn
+                .decapsulate(Some(from.ip()), datagram, &mut self.scratch)
+            {
+                TunnResult::WriteToNetwork(reply) => {
+                    let is_cookie = reply.first() == Some(&COOKIE_REPLY);
+                    sink.send_udp(from, reply);
+                    (!is_cookie, !is_cookie, None)
+                }
+                TunnResult::WriteToTunnelV4(packet, src) => {
+                    (true, false, Some((IpAddr::V4(src), packet)))
+                }
+                TunnResult::WriteToTunnelV6(packet, src) => {
+                    (true, false, Some((IpAddr::V6(src), packet)))
+                }
+                // A keepalive or a completed handshake: the sender holds the key.
+                TunnResult::Done => (true, false, None),
+                TunnResult::Err(_) => {
+                    self.drops.session_error += 1;
+                    (false, false, None)
+                }
+            };
+        if authenticated {
+            state.endpoint = Some(from);
+            self.schedule.activity(index, &mut state.clock, now);
+        }
+        if let Some((src, packet)) = inbound {
+            // Cryptokey routing on the way in: a peer may only send from its AllowedIPs.
+            if self.routes.lookup(src) != Some(index) {
+                self.drops.spoofed_source += 1;
+            } else if !self.pings.take_reply(packet, now, from) {
+                sink.write_tun(packet);
+            }
+        }
+        if flush {
+            // boringtun queued packets while the handshake was under way: send them now.
+            while let TunnResult::WriteToNetwork(queued) =
+                state.session.tunn.decapsulate(None, &[], &mut self.scratch)
+            {
+                sink.send_udp(from, queued);
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The engine: turns a [`Netmap`] into running WireGuard sessions and cryptokey routes, moves
+//! packets between the TUN device and UDP, answers status and ping requests.
+//!
+//! Sans-IO: the engine owns no file descriptor. The event loop hands it packets and the time,
+//! and it writes its output through a [`PacketSink`].
+
+mod datapath;
+mod peers;
+pub mod ping;
+pub mod status;
+
+use crate::keys::PublicKey;
+use crate::netmap::Netmap;
+use crate::prefix::Prefix;
+use crate::wg::allowed_ips::AllowedIps;
+use crate::wg::timers::Schedule;
+use boringtun::noise::rate_limiter::RateLimiter;
+use peers::PeerState;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Where the engine's output goes: the event loop's sockets and TUN in the daemon, a recorder in
+/// tests.
+pub trait PacketSink {
+    fn send_udp(&mut self, to: SocketAddr, datagram: &[u8]);
+    fn write_tun(&mut self, packet: &[u8]);
+}
+
+/// Datagrams and packets dropped, by reason: silent on the wire, visible in `weft status --json`.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Drops {
+    /// Outbound packet to an address no peer's AllowedIPs cover.
+    pub no_route: u64,
+    /// Outbound packet that is not IPv4/IPv6 or is truncated.
+    pub malformed_outbound: u64,
+    /// Datagram that is not a WireGuard message, fails its MAC or names no peer of ours.
+    pub invalid_datagram: u64,
+    /// Initiation from a static key that is not a peer.
+    pub unknown_initiator: u64,
+    /// Decryption or replay failure inside a session.
+    pub session_error: u64,
+    /// Decrypted packet whose source address the sending peer may not use.
+    pub spoofed_source: u64,
+    /// Peer known but no endpoint to send to yet.
+    pub no_endpoint: u64,
+}
+
+/// Largest IP packet we accept from the TUN or produce for it.
+pub const MAX_PACKET: usize = 65535;
+
+pub struct Engine {
+    netmap: Netmap,
+    rate_limiter: Arc<RateLimiter>,
+    peers: HashMap<u32, PeerState>,
+    by_key: HashMap<PublicKey, u32>,
+    routes: AllowedIps<u32>,
+    schedule: Schedule,
+    next_local_index: u32,
+    drops: Drops,
+    pings: ping::Pings,
+    health: Vec<String>,
+    /// Output space for boringtun; one packet plus WireGuard's overhead.
+    scratch: Vec<u8>,
+}
+
+impl Engine {
+    pub fn new(netmap: Netmap, now: Instant) -> Engine {
+        let rate_limiter = crate::wg::new_rate_limiter(&netmap.self_node.private_key);
+        let empty = Netmap {
+            peers: Vec::new(),
+            ..netmap.clone()
+        };
+        let mut engine = Engine {
+            netmap: empty,
+            rate_limiter,
+            peers: HashMap::new(),
+            by_key: HashMap::new(),
+            routes: AllowedIps::new(),
+            schedule: Schedule::default(),
+            next_local_index: seed_local_index(),
+            drops: Drops::default(),
+            pings: ping::Pings::new(std::process::id() as u16),
+            health: Vec::new(),
+            scratch: vec![0; MAX_PACKET + crate::wg::OVERHEAD + crate::wg::MIN_BUFFER],
+        };
+        engine.apply_netmap(netmap, now);
+        engine
+    }
+
+    pub fn netmap(&self) -> &Netmap {
+        &self.netmap
+    }
+
+    /// Every destination routed into the tunnel: all peers' AllowedIPs, deduplicated.
+    pub fn routes(&self) -> Vec<Prefix> {
+        let mut routes: Vec<Prefix> = self
+            .netmap
+            .peers
+            .iter()
+            .flat_map(|p| p.allowed_ips.iter().map(|a| a.network()))
+            .collect();
+        routes.sort();
+        routes.dedup();
+        routes
+    }
+
+    /// Replaces the problems reported by the platform layer (routing, TUN, sockets).
+    pub fn set_health(&mut self, problems: Vec<String>) {
+        self.health = problems;
+    }
+
+    pub fn drops(&self) -> &Drops {
+        &self.drops
+    }
+
+    /// The earliest time [`Engine::handle_timeout`] must run; `None` when nothing is pending.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.schedule.poll_timeout(), self.pings.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Runs WireGuard timers that are due and expires pings that went unanswered.
+    pub fn handle_timeout(&mut self, now: Instant, sink: &mut dyn PacketSink) {
+        self.run_due_timers(now, sink);
+        self.pings.expire(now);
+    }
+}
+
+/// Local indexes start at a random point so a restarted daemon doesn't reuse the previous
+/// run's indexes, which peers might still hold in old sessions.
+fn seed_local_index() -> u32 {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::getrandom(&mut bytes);
+    u32::from_le_bytes(bytes) & 0x00ff_ffff
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,162 @@
+//! The set of peers: applying a new netmap as a difference (sessions of unchanged peers survive),
+//! local-index allocation, and running each peer's WireGuard timers.
+
+use super::{Engine, PacketSink};
+use crate::netmap::{Netmap, Peer};
+use crate::wg::allowed_ips::AllowedIps;
+use crate::wg::timers::{Clock, Due};
+use crate::wg::Session;
+use boringtun::noise::TunnResult;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// A peer as the engine runs it.
+pub struct PeerState {
+    pub config: Peer,
+    pub session: Session,
+    pub clock: Clock,
+    /// Where we send: the configured endpoint, then wherever authenticated packets came from
+    /// (WireGuard roaming).
+    pub endpoint: Option<SocketAddr>,
+}
+
+/// What a netmap change did, for logs.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct NetmapChange {
+    pub added: usize,
+    pub removed: usize,
+    pub updated: usize,
+}
+
+impl Engine {
+    /// Applies `netmap`: new peers get sessions, vanished ones lose theirs, and peers whose key
+    /// material is unchanged keep their running session (only endpoints and routes move).
+    pub fn apply_netmap(&mut self, netmap: Netmap, now: Instant) -> NetmapChange {
+        let mut change = NetmapChange::default();
+        if netmap.self_node.private_key != self.netmap.self_node.private_key {
+            change.removed += self.peers.len();
+            self.peers.clear();
+            self.by_key.clear();
+            self.rate_limiter = crate::wg::new_rate_limiter(&netmap.self_node.private_key);
+        }
+        // Sessions created below use the new identity.
+        self.netmap.self_node = netmap.self_node.clone();
+        let wanted: std::collections::HashSet<_> =
+            netmap.peers.iter().map(|p| p.public_key).collect();
+        let gone: Vec<_> = self
+            .by_key
+            .keys()
+            .filter(|k| !wanted.contains(k))
+            .copied()
+            .collect();
+        for key in gone {
+            if let Some(index) = self.by_key.remove(&key) {
+                self.peers.remove(&index);
+                change.removed += 1;
+            }
+        }
+        for peer in &netmap.peers {
+            match self.by_key.get(&peer.public_key).copied() {
+                Some(index) => change.updated += self.update_peer(index, peer, now) as usize,
+                None => {
+                    self.add_peer(peer, now);
+                    change.added += 1;
+                }
+            }
+        }
+        self.netmap = netmap;
+        self.rebuild_routes();
+        change
+    }
+
+    fn add_peer(&mut self, peer: &Peer, now: Instant) {
+        let index = self.allocate_local_index();
+        let session = Session::new(
+            &self.netmap.self_node.private_key,
+            &peer.public_key,
+            peer.preshared_key,
+            peer.persistent_keepalive,
+            index,
+            self.rate_limiter.clone(),
+        );
+        let mut state = PeerState {
+            config: peer.clone(),
+            session,
+            clock: Clock::new(now, peer.persistent_keepalive.is_some()),
+            endpoint: peer.endpoints.first().copied(),
+        };
+        if state.clock.keepalive {
+            self.schedule.activity(index, &mut state.clock, now);
+        }
+        self.peers.insert(index, state);
+        self.by_key.insert(peer.public_key, index);
+    }
+
+    /// Returns whether anything about the peer changed.
+    fn update_peer(&mut self, index: u32, peer: &Peer, now: Instant) -> bool {
+        let Some(state) = self.peers.get_mut(&index) else {
+            return false;
+        };
+        if state.config == *peer {
+            return false;
+        }
+        if !state.config.same_session(peer) {
+            self.peers.remove(&index);
+            self.by_key.remove(&peer.public_key);
+            self.add_peer(peer, now);
+            return true;
+        }
+        if state.config.endpoints != peer.endpoints {
+            state.endpoint = peer.endpoints.first().copied().or(state.endpoint);
+        }
+        state.config = peer.clone();
+        true
+    }
+
+    fn allocate_local_index(&mut self) -> u32 {
+        loop {
+            let index = self.next_local_index;
+            self.next_local_index = (index + 1) & 0x00ff_ffff;
+            if !self.peers.contains_key(&index) {
+                return index;
+            }
+        }
+    }
+
+    fn rebuild_routes(&mut self) {
+        let mut routes = AllowedIps::new();
+        for (index, state) in &self.peers {
+            for prefix in &state.config.allowed_ips {
+                routes.insert(*prefix, *index);
+            }
+        }
+        self.routes = routes;
+    }
+
+    pub(super) fn run_due_timers(&mut self, now: Instant, sink: &mut dyn PacketSink) {
+        let mut due = Vec::new();
+        self.schedule.take_due(now, &mut due);
+        for (index, why) in due {
+            let Some(state) = self.peers.get_mut(&index) else {
+                continue;
+            };
+            match why {
+                Due::Hot => state.clock.hot = false,
+                Due::Cold(at) if state.clock.hot || state.clock.cold_at != Some(at) => continue,
+                Due::Cold(_) => state.clock.cold_at = None,
+            }
+            if let TunnResult::WriteToNetwork(datagram) =
+                state.session.tunn.update_timers(&mut self.scratch)
+            {
+                match state.endpoint {
+                    Some(to) => {
+                        sink.send_udp(to, datagram);
+                        state.clock.last_activity = now;
+                    }
+                    None => self.drops.no_endpoint += 1,
+                }
+            }
+            self.schedule.settle(index, &mut state.clock, now);
+        }
+    }
+}

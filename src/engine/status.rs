@@ -1,0 +1,180 @@
+//! The node's state as `weft status` shows it: the same top-level shape as
+//! `tailscale status --json` for the fields weft has.
+
+use super::Engine;
+use crate::netmap::Peer;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A peer counts as online while its last handshake is younger than WireGuard's
+/// REJECT_AFTER_TIME: the session could still carry data.
+const ONLINE_WINDOW: Duration = Duration::from_secs(180);
+/// tailscaled calls a peer active when traffic moved within the last 45 s.
+const ACTIVE_WINDOW: Duration = Duration::from_secs(45);
+
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Status {
+    pub version: String,
+    #[serde(rename = "TUN")]
+    pub tun: bool,
+    pub backend_state: String,
+    #[serde(rename = "TailscaleIPs")]
+    pub tailscale_ips: Vec<String>,
+    #[serde(rename = "Self")]
+    pub self_node: PeerStatus,
+    pub health: Vec<String>,
+    #[serde(rename = "MagicDNSSuffix")]
+    pub magic_dns_suffix: String,
+    /// Keyed by `nodekey:<hex>` like tailscale's.
+    pub peer: BTreeMap<String, PeerStatus>,
+    /// weft's own addition: silent drops by reason.
+    #[serde(default)]
+    pub drops: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PeerStatus {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub public_key: String,
+    pub host_name: String,
+    #[serde(rename = "DNSName")]
+    pub dns_name: String,
+    #[serde(rename = "OS")]
+    pub os: String,
+    #[serde(rename = "TailscaleIPs")]
+    pub tailscale_ips: Vec<String>,
+    #[serde(rename = "AllowedIPs", default)]
+    pub allowed_ips: Vec<String>,
+    #[serde(default)]
+    pub addrs: Vec<String>,
+    pub cur_addr: String,
+    pub relay: String,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub last_handshake: String,
+    pub online: bool,
+    pub active: bool,
+    pub in_network_map: bool,
+    pub in_engine: bool,
+}
+
+impl Engine {
+    pub fn status(&self, now: Instant, wall: SystemTime, tun: bool) -> Status {
+        let self_node = &self.netmap.self_node;
+        let ips: Vec<String> = self_node
+            .addresses
+            .iter()
+            .map(|p| p.addr().to_string())
+            .collect();
+        let me = PeerStatus {
+            public_key: self_node.private_key.public_key().to_nodekey(),
+            host_name: self_node.name.clone(),
+            os: std::env::consts::OS.to_string(),
+            tailscale_ips: ips.clone(),
+            online: true,
+            in_network_map: true,
+            last_handshake: rfc3339(None),
+            ..PeerStatus::default()
+        };
+        let peer = self
+            .peers
+            .values()
+            .map(|state| {
+                let (since, tx, rx) = state.session.stats();
+                let handshake = since.and_then(|d| wall.checked_sub(d));
+                let status = PeerStatus {
+                    cur_addr: state.endpoint.map(|e| e.to_string()).unwrap_or_default(),
+                    rx_bytes: rx,
+                    tx_bytes: tx,
+                    last_handshake: rfc3339(handshake),
+                    online: since.is_some_and(|d| d < ONLINE_WINDOW),
+                    active: now.saturating_duration_since(state.clock.last_activity)
+                        < ACTIVE_WINDOW
+                        && (tx > 0 || rx > 0),
+                    in_engine: true,
+                    ..describe(&state.config)
+                };
+                (state.config.public_key.to_nodekey(), status)
+            })
+            .collect();
+        let drops = serde_json::to_value(&self.drops)
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        Status {
+            version: crate::VERSION.to_string(),
+            tun,
+            backend_state: "Running".to_string(),
+            tailscale_ips: ips,
+            self_node: me,
+            health: self.health.clone(),
+            magic_dns_suffix: self.netmap.domain.clone(),
+            peer,
+            drops,
+        }
+    }
+}
+
+/// The netmap's facts about a peer, before runtime state is added.
+fn describe(peer: &Peer) -> PeerStatus {
+    PeerStatus {
+        id: peer.public_key.short(),
+        public_key: peer.public_key.to_nodekey(),
+        host_name: peer.name.clone(),
+        tailscale_ips: peer.tailscale_ips().iter().map(|a| a.to_string()).collect(),
+        allowed_ips: peer.allowed_ips.iter().map(|p| p.to_string()).collect(),
+        addrs: peer.endpoints.iter().map(|e| e.to_string()).collect(),
+        in_network_map: true,
+        ..PeerStatus::default()
+    }
+}
+
+/// Formats a UTC time as RFC 3339 with second precision; `None` gives Go's zero time, which is
+/// what tailscale prints for "never".
+pub fn rfc3339(time: Option<SystemTime>) -> String {
+    let Some(secs) = time
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+    else {
+        return "0001-01-01T00:00:00Z".to_string();
+    };
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a Gregorian (year, month, day) — Howard Hinnant's algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_times_like_go() {
+        assert_eq!(rfc3339(None), "0001-01-01T00:00:00Z");
+        assert_eq!(rfc3339(Some(UNIX_EPOCH)), "1970-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_219_200 + 3661);
+        assert_eq!(rfc3339(Some(t)), "2026-11-21T01:01:01Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(rfc3339(Some(leap)), "2000-02-29T00:00:00Z");
+    }
+}

@@ -1,0 +1,295 @@
+//! Two engines wired back to back through an in-memory network: handshakes, data, roaming,
+//! cryptokey routing and pings, with no sockets.
+
+use super::*;
+use crate::keys::PrivateKey;
+use crate::netmap::{Peer, SelfNode, DEFAULT_MTU};
+use crate::packet::icmp::{echo_request, Echo};
+use crate::packet::IpHeader;
+use std::time::Duration;
+
+#[derive(Default)]
+struct Recorder {
+    udp: Vec<(SocketAddr, Vec<u8>)>,
+    tun: Vec<Vec<u8>>,
+}
+
+impl PacketSink for Recorder {
+    fn send_udp(&mut self, to: SocketAddr, datagram: &[u8]) {
+        self.udp.push((to, datagram.to_vec()));
+    }
+    fn write_tun(&mut self, packet: &[u8]) {
+        self.tun.push(packet.to_vec());
+    }
+}
+
+struct Node {
+    engine: Engine,
+    addr: SocketAddr,
+    out: Recorder,
+}
+
+fn netmap(
+    own: &PrivateKey,
+    ip: &str,
+    peer: &PrivateKey,
+    peer_ip: &str,
+    peer_endpoint: Option<SocketAddr>,
+) -> Netmap {
+    Netmap {
+        self_node: SelfNode {
+            name: ip.into(),
+            private_key: own.clone(),
+            addresses: vec![ip.parse().unwrap()],
+            listen_port: None,
+            mtu: DEFAULT_MTU,
+        },
+        peers: vec![Peer {
+            public_key: peer.public_key(),
+            name: peer_ip.into(),
+            allowed_ips: vec![peer_ip.parse().unwrap()],
+            endpoints: peer_endpoint.into_iter().collect(),
+            persistent_keepalive: None,
+            preshared_key: None,
+        }],
+        domain: String::new(),
+    }
+}
+
+/// A knows B's endpoint; B learns A's from the handshake, as with a roaming client.
+fn pair(now: Instant) -> (Node, Node) {
+    let (ka, kb) = (
+        PrivateKey::generate().unwrap(),
+        PrivateKey::generate().unwrap(),
+    );
+    let (aa, ab): (SocketAddr, SocketAddr) = (
+        "192.0.2.1:1000".parse().unwrap(),
+        "192.0.2.2:2000".parse().unwrap(),
+    );
+    let a = Node {
+        engine: Engine::new(netmap(&ka, "100.64.0.1", &kb, "100.64.0.2", Some(ab)), now),
+        addr: aa,
+        out: Recorder::default(),
+    };
+    let b = Node {
+        engine: Engine::new(netmap(&kb, "100.64.0.2", &ka, "100.64.0.1", None), now),
+        addr: ab,
+        out: Recorder::default(),
+    };
+    (a, b)
+}
+
+/// Delivers every queued datagram until the network is quiet.
+fn exchange(a: &mut Node, b: &mut Node, now: Instant) {
+    for _ in 0..10 {
+        let from_a: Vec<_> = a.out.udp.drain(..).collect();
+        let from_b: Vec<_> = b.out.udp.drain(..).collect();
+        if from_a.is_empty() && from_b.is_empty() {
+            return;
+        }
+        for (to, d) in from_a {
+            assert_eq!(to, b.addr);
+            b.engine.handle_datagram(now, a.addr, &d, &mut b.out);
+        }
+        for (to, d) in from_b {
+            assert_eq!(to, a.addr);
+            a.engine.handle_datagram(now, b.addr, &d, &mut a.out);
+        }
+    }
+    panic!("the exchange never settled");
+}
+
+fn echo(src: &str, dst: &str, seq: u16) -> Vec<u8> {
+    let e = Echo {
+        src: src.parse().unwrap(),
+        dst: dst.parse().unwrap(),
+        identifier: 77,
+        sequence: seq,
+    };
+    echo_request(&e, b"hello").unwrap()
+}
+
+#[test]
+fn first_packet_triggers_handshake_and_arrives_intact() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    let packet = echo("100.64.0.1", "100.64.0.2", 1);
+    a.engine.handle_tun_packet(now, &packet, &mut a.out);
+    assert_eq!(a.out.udp.len(), 1, "a handshake initiation");
+    exchange(&mut a, &mut b, now);
+    assert_eq!(
+        b.out.tun,
+        vec![packet],
+        "the queued packet crossed after the handshake"
+    );
+    // And back, over the established session, with B sending to the endpoint it learned.
+    let reply = echo("100.64.0.2", "100.64.0.1", 2);
+    b.engine.handle_tun_packet(now, &reply, &mut b.out);
+    exchange(&mut a, &mut b, now);
+    assert_eq!(a.out.tun, vec![reply]);
+    let status = b.engine.status(now, std::time::SystemTime::now(), true);
+    let peer = status.peer.values().next().unwrap();
+    assert_eq!(peer.cur_addr, a.addr.to_string());
+    assert!(peer.online && peer.rx_bytes > 0 && peer.tx_bytes > 0);
+}
+
+#[test]
+fn ping_completes_with_latency_and_endpoint() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    let id = a
+        .engine
+        .start_ping(
+            now,
+            "100.64.0.2".parse().unwrap(),
+            Duration::from_secs(5),
+            &mut a.out,
+        )
+        .unwrap();
+    exchange(&mut a, &mut b, now);
+    // B's kernel answers the echo: turn B's TUN output into a reply.
+    let request = b
+        .out
+        .tun
+        .pop()
+        .expect("echo request delivered to B's kernel");
+    let h = IpHeader::parse(&request).unwrap();
+    let mut reply = request.clone();
+    reply[12..16].copy_from_slice(&request[16..20]);
+    reply[16..20].copy_from_slice(&request[12..16]);
+    reply[h.payload_offset] = 0; // echo reply
+    let icmp_sum = crate::packet::checksum_finish(crate::packet::checksum_add(0, &{
+        let mut icmp = reply[h.payload_offset..].to_vec();
+        icmp[2] = 0;
+        icmp[3] = 0;
+        icmp
+    }));
+    reply[h.payload_offset + 2..h.payload_offset + 4].copy_from_slice(&icmp_sum.to_be_bytes());
+    let later = now + Duration::from_millis(12);
+    b.engine.handle_tun_packet(later, &reply, &mut b.out);
+    exchange(&mut a, &mut b, later);
+    assert!(
+        a.out.tun.is_empty(),
+        "our own ping reply never reaches the kernel"
+    );
+    let (done, result) = a.engine.poll_ping().unwrap();
+    assert_eq!(done, id);
+    assert_eq!(result.err, "");
+    assert_eq!(result.endpoint, b.addr.to_string());
+    assert!((result.latency_seconds - 0.012).abs() < 1e-6);
+}
+
+#[test]
+fn unanswered_ping_times_out() {
+    let now = Instant::now();
+    let (mut a, _b) = pair(now);
+    a.engine
+        .start_ping(
+            now,
+            "100.64.0.2".parse().unwrap(),
+            Duration::from_secs(2),
+            &mut a.out,
+        )
+        .unwrap();
+    assert!(a.engine.poll_timeout().unwrap() <= now + Duration::from_secs(2));
+    a.engine
+        .handle_timeout(now + Duration::from_secs(3), &mut a.out);
+    let (_, result) = a.engine.poll_ping().unwrap();
+    assert!(result.err.contains("timed out"), "{}", result.err);
+    assert!(a
+        .engine
+        .start_ping(
+            now,
+            "10.0.0.1".parse().unwrap(),
+            Duration::from_secs(1),
+            &mut a.out
+        )
+        .is_err());
+}
+
+#[test]
+fn spoofed_source_is_dropped() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    a.engine
+        .handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    exchange(&mut a, &mut b, now);
+    b.out.tun.clear();
+    // A claims a source outside its AllowedIPs.
+    a.engine
+        .handle_tun_packet(now, &echo("100.64.0.99", "100.64.0.2", 2), &mut a.out);
+    exchange(&mut a, &mut b, now);
+    assert!(b.out.tun.is_empty());
+    assert_eq!(b.engine.drops().spoofed_source, 1);
+}
+
+#[test]
+fn garbage_datagrams_and_packets_are_counted_not_fatal() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    let mut rng = crate::testing::Rng::new(5);
+    for _ in 0..3000 {
+        let len = rng.below(200);
+        let junk = rng.bytes(len);
+        b.engine.handle_datagram(now, a.addr, &junk, &mut b.out);
+        b.engine.handle_tun_packet(now, &junk, &mut b.out);
+    }
+    // Mutated real handshake initiations too.
+    a.engine
+        .handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    let init = a.out.udp[0].1.clone();
+    crate::testing::shake(9, 2000, &init, |d| {
+        b.engine.handle_datagram(now, a.addr, d, &mut b.out)
+    });
+    assert!(b.out.tun.is_empty());
+    // The real session still works afterwards.
+    exchange(&mut a, &mut b, now);
+    assert_eq!(b.out.tun.len(), 1);
+}
+
+#[test]
+fn netmap_update_keeps_unchanged_sessions() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    a.engine
+        .handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    exchange(&mut a, &mut b, now);
+    let before = a
+        .engine
+        .status(now, std::time::SystemTime::now(), true)
+        .peer
+        .values()
+        .next()
+        .unwrap()
+        .tx_bytes;
+    // Add a third peer: B's session on A must survive (no new handshake needed).
+    let mut map = a.engine.netmap().clone();
+    let other = PrivateKey::generate().unwrap();
+    map.peers.push(Peer {
+        public_key: other.public_key(),
+        name: "c".into(),
+        allowed_ips: vec!["100.64.0.3/32".parse().unwrap()],
+        endpoints: vec![],
+        persistent_keepalive: None,
+        preshared_key: None,
+    });
+    map.peers.sort_by_key(|p| p.public_key);
+    let change = a.engine.apply_netmap(map.clone(), now);
+    assert_eq!((change.added, change.removed), (1, 0));
+    a.engine
+        .handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 2), &mut a.out);
+    assert_eq!(a.out.udp.len(), 1);
+    assert_eq!(a.out.udp[0].1[0], 4, "a data message, not a new handshake");
+    let after = a.engine.status(now, std::time::SystemTime::now(), true);
+    assert!(after.peer.values().any(|p| p.tx_bytes > before));
+    assert_eq!(a.engine.routes().len(), 2);
+    // Remove B: its route and session go.
+    map.peers.retain(|p| p.name == "c");
+    let change = a.engine.apply_netmap(map, now);
+    assert_eq!(change.removed, 1);
+    a.out.udp.clear();
+    a.engine
+        .handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 3), &mut a.out);
+    assert!(a.out.udp.is_empty());
+    assert_eq!(a.engine.drops().no_route, 1);
+}

@@ -1,0 +1,66 @@
+//! Which peer an incoming WireGuard datagram belongs to.
+//!
+//! Responses, cookie replies and data carry our receiver index, whose upper 24 bits are the
+//! peer's local index (boringtun keeps the low 8 bits for its session ring). A handshake
+//! initiation carries no index of ours: the initiator's static key, decrypted from the
+//! message, names the peer.
+
+use crate::keys::{PrivateKey, PublicKey};
+use boringtun::noise::handshake::parse_handshake_anon;
+use boringtun::noise::rate_limiter::RateLimiter;
+use boringtun::noise::{Packet, Tunn, TunnResult};
+use std::net::IpAddr;
+
+/// What to do with a datagram before any session sees it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// To the peer with this local index.
+    LocalIndex(u32),
+    /// A valid initiation from the holder of this static key.
+    Initiator(PublicKey),
+    /// We are under load: answer the sender with this cookie reply instead.
+    CookieReply(Vec<u8>),
+    /// Not a WireGuard message, or failed its MAC: drop it.
+    Invalid,
+}
+
+/// Classifies `datagram`. Initiations are MAC- and rate-checked before the (costly) Diffie-Hellman
+/// that reveals the initiator.
+pub fn route_datagram(
+    own_key: &PrivateKey,
+    rate_limiter: &RateLimiter,
+    from: IpAddr,
+    datagram: &[u8],
+) -> Destination {
+    let packet = match Tunn::parse_incoming_packet(datagram) {
+        Ok(p) => p,
+        Err(_) => return Destination::Invalid,
+    };
+    match packet {
+        Packet::HandshakeInit(_) => initiator(own_key, rate_limiter, from, datagram),
+        Packet::HandshakeResponse(p) => Destination::LocalIndex(p.receiver_idx >> 8),
+        Packet::PacketCookieReply(p) => Destination::LocalIndex(p.receiver_idx >> 8),
+        Packet::PacketData(p) => Destination::LocalIndex(p.receiver_idx >> 8),
+    }
+}
+
+fn initiator(
+    own_key: &PrivateKey,
+    limiter: &RateLimiter,
+    from: IpAddr,
+    datagram: &[u8],
+) -> Destination {
+    let mut cookie = [0u8; 64];
+    match limiter.verify_packet(Some(from), datagram, &mut cookie) {
+        Ok(Packet::HandshakeInit(init)) => {
+            let secret = own_key.secret();
+            let public = x25519_dalek::PublicKey::from(&secret);
+            match parse_handshake_anon(&secret, &public, &init) {
+                Ok(half) => Destination::Initiator(PublicKey(half.peer_static_public)),
+                Err(_) => Destination::Invalid,
+            }
+        }
+        Err(TunnResult::WriteToNetwork(reply)) => Destination::CookieReply(reply.to_vec()),
+        _ => Destination::Invalid,
+    }
+}

@@ -1,0 +1,68 @@
+//! WireGuard sessions: one boringtun `noise::Tunn` per peer, the demultiplexing of incoming
+//! datagrams to their peer, and cryptokey routing.
+//!
+//! boringtun reads the clock itself inside `Tunn`; everything above it here is driven by the
+//! `now` its callers pass in, so the engine decides *when* boringtun's timers are consulted.
+
+pub mod allowed_ips;
+pub mod demux;
+pub mod timers;
+
+use crate::keys::{PrivateKey, PublicKey};
+use boringtun::noise::rate_limiter::RateLimiter;
+use boringtun::noise::Tunn;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Handshake initiations per second accepted before the rate limiter demands cookies.
+/// wireguard-go and boringtun's device use limits of the same order.
+pub const HANDSHAKES_PER_SECOND_BEFORE_COOKIES: u64 = 100;
+
+/// Room a buffer needs beyond the plaintext for WireGuard's header and tag; also the minimum
+/// size boringtun needs to write a handshake message.
+pub const OVERHEAD: usize = 32;
+pub const MIN_BUFFER: usize = 148;
+
+/// A WireGuard session with one peer.
+pub struct Session {
+    pub tunn: Tunn,
+    /// Our 24-bit local index for this peer; incoming packets carry it (shifted) as their
+    /// receiver index.
+    pub local_index: u32,
+}
+
+impl Session {
+    pub fn new(
+        own_key: &PrivateKey,
+        peer_key: &PublicKey,
+        preshared_key: Option<[u8; 32]>,
+        persistent_keepalive: Option<u16>,
+        local_index: u32,
+        rate_limiter: Arc<RateLimiter>,
+    ) -> Session {
+        let tunn = Tunn::new(
+            own_key.secret(),
+            x25519_dalek::PublicKey::from(peer_key.0),
+            preshared_key,
+            persistent_keepalive,
+            local_index,
+            Some(rate_limiter),
+        );
+        Session { tunn, local_index }
+    }
+
+    /// Time since the last completed handshake, and the plaintext bytes sent and received.
+    pub fn stats(&self) -> (Option<Duration>, u64, u64) {
+        let (since, tx, rx, _, _) = self.tunn.stats();
+        (since, tx as u64, rx as u64)
+    }
+}
+
+/// The rate limiter every session shares, so a flood is judged across all peers at once.
+pub fn new_rate_limiter(own_key: &PrivateKey) -> Arc<RateLimiter> {
+    let public = x25519_dalek::PublicKey::from(own_key.public_key().0);
+    Arc::new(RateLimiter::new(
+        &public,
+        HANDSHAKES_PER_SECOND_BEFORE_COOKIES,
+    ))
+}
