@@ -271,7 +271,7 @@ fn parse_settings(ack: bool, payload: &[u8]) -> Result<Frame, H2Error> {
     if ack && !payload.is_empty() {
         return Err(frame_size_error("SETTINGS ack with a payload"));
     }
-    if payload.len() % 6 != 0 {
+    if !payload.len().is_multiple_of(6) {
         return Err(frame_size_error("SETTINGS not a multiple of 6 bytes"));
     }
     let values = payload
