@@ -1,1 +1,19 @@
-//! HTTP/2 client by prior knowledge, sans-IO, with its HPACK decoder.
+//! HTTP/2 client by prior knowledge (RFC 9113), sans-IO, with its HPACK codec (RFC 7541).
+//!
+//! `Connection` is the entry point; the files below it are one concept each: frames, flow
+//! windows, settings, streams, message rules, and HPACK.
+
+mod connection;
+mod error;
+mod flow;
+mod frame;
+pub mod hpack;
+mod message;
+mod settings;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+pub use connection::{Connection, Event};
+pub use error::{ErrorCode, H2Error};
+pub use frame::StreamId;
