@@ -57,6 +57,7 @@ fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     if addr.is_ipv6() {
         set_v6_only(fd)?;
     }
+    grow_buffers(fd);
     if let Err(e) = mark_bypass(fd) {
         log::warn!("could not mark UDP socket to bypass the tunnel: {e}");
     }
@@ -65,16 +66,28 @@ fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(UdpSocket::from_std(socket))
 }
 
-/// IPv6-only, so the IPv4 socket can hold the same port.
-fn set_v6_only(fd: i32) -> io::Result<()> {
-    let one: libc::c_int = 1;
+/// Socket buffer size asked for: bursts of a fast TCP stream through the tunnel overflow the
+/// default (~200 KiB) and every overflow is a lost packet TCP must retransmit.
+const SOCKET_BUFFER_BYTES: libc::c_int = 4 << 20;
+
+/// Raises both socket buffers, past the sysctl maximum when we are root (the FORCE variants);
+/// failure leaves the defaults, which work, only slower.
+fn grow_buffers(fd: i32) {
+    for (force, plain) in [(libc::SO_RCVBUFFORCE, libc::SO_RCVBUF), (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF)] {
+        if set_int_option(fd, libc::SOL_SOCKET, force, SOCKET_BUFFER_BYTES).is_err() {
+            let _ = set_int_option(fd, libc::SOL_SOCKET, plain, SOCKET_BUFFER_BYTES);
+        }
+    }
+}
+
+fn set_int_option(fd: i32, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: setsockopt with a pointer to a c_int of the size given.
     let rc = unsafe {
         libc::setsockopt(
             fd,
-            libc::IPPROTO_IPV6,
-            libc::IPV6_V6ONLY,
-            (&one as *const libc::c_int).cast(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
@@ -82,6 +95,11 @@ fn set_v6_only(fd: i32) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// IPv6-only, so the IPv4 socket can hold the same port.
+fn set_v6_only(fd: i32) -> io::Result<()> {
+    set_int_option(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)
 }
 
 fn bind_raw(socket: &std::net::UdpSocket, addr: SocketAddr) -> io::Result<()> {
