@@ -45,7 +45,8 @@ pub fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
         1 => out.truncate(rng.below(input.len() + 1)),
         2 => {
             let at = rng.below(out.len() + 1);
-            let noise = rng.bytes(1 + rng.below(16));
+            let noise_len = 1 + rng.below(16);
+            let noise = rng.bytes(noise_len);
             out.splice(at..at, noise);
         }
         3 => {
@@ -56,7 +57,10 @@ pub fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
                 out.splice(start..start, copy);
             }
         }
-        _ => out = rng.bytes(rng.below(2 * input.len() + 8)),
+        _ => {
+            let noise_len = rng.below(2 * input.len() + 8);
+            out = rng.bytes(noise_len);
+        }
     }
     out
 }
