@@ -34,7 +34,11 @@ impl CipherState {
     }
 
     /// Decrypts `buffer` in place given its trailing `tag`.
-    pub fn open_in_place(&mut self, buffer: &mut [u8], tag: &[u8; TAG_LEN]) -> Result<(), NoiseError> {
+    pub fn open_in_place(
+        &mut self,
+        buffer: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<(), NoiseError> {
         let nonce = self.take_nonce()?;
         self.aead
             .decrypt_in_place_detached(&nonce, &[], buffer, Tag::from_slice(tag))
@@ -88,7 +92,13 @@ mod tests {
         let mut cipher = CipherState::new(&[5u8; 32]);
         cipher.skip_to_nonce(u64::MAX - 1);
         assert!(cipher.seal_in_place(&mut [1, 2, 3]).is_ok());
-        assert_eq!(cipher.seal_in_place(&mut [1, 2, 3]), Err(NoiseError::NonceExhausted));
-        assert_eq!(cipher.open_in_place(&mut [1, 2, 3], &[0; TAG_LEN]), Err(NoiseError::NonceExhausted));
+        assert_eq!(
+            cipher.seal_in_place(&mut [1, 2, 3]),
+            Err(NoiseError::NonceExhausted)
+        );
+        assert_eq!(
+            cipher.open_in_place(&mut [1, 2, 3], &[0; TAG_LEN]),
+            Err(NoiseError::NonceExhausted)
+        );
     }
 }

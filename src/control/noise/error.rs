@@ -33,14 +33,24 @@ pub enum NoiseError {
 impl fmt::Display for NoiseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NoiseError::ServerRefused(text) => write!(f, "control server refused handshake: {text:?}"),
+            NoiseError::ServerRefused(text) => {
+                write!(f, "control server refused handshake: {text:?}")
+            }
             NoiseError::UnexpectedMessageType(t) => write!(f, "unexpected Noise message type {t}"),
-            NoiseError::WrongResponseLength(n) => write!(f, "handshake response announces {n} bytes"),
+            NoiseError::WrongResponseLength(n) => {
+                write!(f, "handshake response announces {n} bytes")
+            }
             NoiseError::ResponseSizeMismatch(n) => write!(f, "handshake response of {n} bytes"),
-            NoiseError::HandshakeAuthFailed => f.write_str("handshake response failed authentication"),
+            NoiseError::HandshakeAuthFailed => {
+                f.write_str("handshake response failed authentication")
+            }
             NoiseError::WeakPublicKey => f.write_str("low-order public key in handshake"),
-            NoiseError::RecordTooLarge(n) => write!(f, "Noise record of {n} bytes exceeds the limit"),
-            NoiseError::RecordTooShort(n) => write!(f, "Noise record of {n} ciphertext bytes is too short"),
+            NoiseError::RecordTooLarge(n) => {
+                write!(f, "Noise record of {n} bytes exceeds the limit")
+            }
+            NoiseError::RecordTooShort(n) => {
+                write!(f, "Noise record of {n} ciphertext bytes is too short")
+            }
             NoiseError::RecordAuthFailed => f.write_str("Noise record failed authentication"),
             NoiseError::NonceExhausted => f.write_str("Noise cipher exhausted its nonces"),
             NoiseError::Closed => f.write_str("Noise transport already failed"),

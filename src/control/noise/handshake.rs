@@ -2,8 +2,8 @@
 //! `<- s`, then `-> e, es, s, ss`, then `<- e, ee, se`, with empty payloads both ways.
 
 use super::messages::{
-    parse_reply, ReplyProgress, HEADER_LEN, INITIATION_HEADER_LEN, INITIATION_LEN, INITIATION_PAYLOAD_LEN,
-    KEY_LEN, MSG_TYPE_INITIATION, RESPONSE_LEN,
+    parse_reply, ReplyProgress, HEADER_LEN, INITIATION_HEADER_LEN, INITIATION_LEN,
+    INITIATION_PAYLOAD_LEN, KEY_LEN, MSG_TYPE_INITIATION, RESPONSE_LEN,
 };
 use super::symmetric::SymmetricState;
 use super::transport::Transport;
@@ -12,6 +12,7 @@ use crate::keys::{PrivateKey, PublicKey};
 use x25519_dalek::StaticSecret;
 
 /// A handshake whose initiation has been built and which waits for the server's response.
+#[cfg_attr(test, derive(Clone))]
 pub struct ClientHandshake {
     state: SymmetricState,
     machine_key: StaticSecret,
@@ -48,7 +49,10 @@ impl ClientHandshake {
         state.encrypt_and_hash(es, &machine_public, &mut initiation);
         let ss = state.mix_dh(&machine_key, &control_public.0)?;
         state.encrypt_and_hash(ss, &[], &mut initiation);
-        debug_assert_eq!(initiation.len(), INITIATION_HEADER_LEN + INITIATION_PAYLOAD_LEN);
+        debug_assert_eq!(
+            initiation.len(),
+            INITIATION_HEADER_LEN + INITIATION_PAYLOAD_LEN
+        );
 
         let handshake = ClientHandshake {
             state,
@@ -97,10 +101,12 @@ mod tests {
 
     #[test]
     fn initiation_has_the_controlbase_layout() {
-        let (_, initiation) = ClientHandshake::new(&machine_key(), &server_key().public_key(), 138, [1; 32]).unwrap();
+        let (_, initiation) =
+            ClientHandshake::new(&machine_key(), &server_key().public_key(), 138, [1; 32]).unwrap();
         assert_eq!(initiation.len(), 101);
         assert_eq!(&initiation[..5], &[0x00, 0x8a, 0x01, 0x00, 0x60]);
-        let ephemeral_public = x25519_dalek::PublicKey::from(&StaticSecret::from([1u8; 32])).to_bytes();
+        let ephemeral_public =
+            x25519_dalek::PublicKey::from(&StaticSecret::from([1u8; 32])).to_bytes();
         assert_eq!(&initiation[5..37], &ephemeral_public);
     }
 
@@ -117,19 +123,35 @@ mod tests {
     /// server's decryption.
     #[test]
     fn tampered_version_is_detected_by_the_server() {
-        let (_, mut initiation) =
-            ClientHandshake::new(&machine_key(), &server_key().public_key(), PROTOCOL_VERSION, [1; 32]).unwrap();
+        let (_, mut initiation) = ClientHandshake::new(
+            &machine_key(),
+            &server_key().public_key(),
+            PROTOCOL_VERSION,
+            [1; 32],
+        )
+        .unwrap();
         initiation[1] ^= 1;
-        assert_eq!(accept(&server_key(), &initiation, [2; 32]).err(), Some(NoiseError::HandshakeAuthFailed));
+        assert_eq!(
+            accept(&server_key(), &initiation, [2; 32]).err(),
+            Some(NoiseError::HandshakeAuthFailed)
+        );
     }
 
     #[test]
     fn response_for_another_client_fails_authentication() {
         let (client, _) = handshake_and_reply();
-        let (_, other_initiation) =
-            ClientHandshake::new(&machine_key(), &server_key().public_key(), PROTOCOL_VERSION, [3; 32]).unwrap();
+        let (_, other_initiation) = ClientHandshake::new(
+            &machine_key(),
+            &server_key().public_key(),
+            PROTOCOL_VERSION,
+            [3; 32],
+        )
+        .unwrap();
         let other = accept(&server_key(), &other_initiation, [2; 32]).unwrap();
-        assert_eq!(client.handle_response(&other.response).err(), Some(NoiseError::HandshakeAuthFailed));
+        assert_eq!(
+            client.handle_response(&other.response).err(),
+            Some(NoiseError::HandshakeAuthFailed)
+        );
     }
 
     #[test]
@@ -139,7 +161,10 @@ mod tests {
             accepted.response[index] ^= 0x40;
             let result = client.handle_response(&accepted.response);
             assert!(
-                matches!(result, Err(NoiseError::HandshakeAuthFailed | NoiseError::WeakPublicKey)),
+                matches!(
+                    result,
+                    Err(NoiseError::HandshakeAuthFailed | NoiseError::WeakPublicKey)
+                ),
                 "byte {index}"
             );
         }
@@ -155,13 +180,31 @@ mod tests {
             edit(&mut reply);
             client.handle_response(&reply).err()
         };
-        assert_eq!(reply_with(&|r| r[0] = 4), Some(NoiseError::UnexpectedMessageType(4)));
-        assert_eq!(reply_with(&|r| r[2] = 47), Some(NoiseError::WrongResponseLength(47)));
-        assert_eq!(reply_with(&|r| r.truncate(50)), Some(NoiseError::ResponseSizeMismatch(50)));
-        assert_eq!(reply_with(&|r| r.push(0)), Some(NoiseError::ResponseSizeMismatch(52)));
-        assert_eq!(reply_with(&|r| r.clear()), Some(NoiseError::ResponseSizeMismatch(0)));
+        assert_eq!(
+            reply_with(&|r| r[0] = 4),
+            Some(NoiseError::UnexpectedMessageType(4))
+        );
+        assert_eq!(
+            reply_with(&|r| r[2] = 47),
+            Some(NoiseError::WrongResponseLength(47))
+        );
+        assert_eq!(
+            reply_with(&|r| r.truncate(50)),
+            Some(NoiseError::ResponseSizeMismatch(50))
+        );
+        assert_eq!(
+            reply_with(&|r| r.push(0)),
+            Some(NoiseError::ResponseSizeMismatch(52))
+        );
+        assert_eq!(
+            reply_with(&|r| r.clear()),
+            Some(NoiseError::ResponseSizeMismatch(0))
+        );
         let refusal = |r: &mut Vec<u8>| *r = [&[3, 0, 4][..], b"nope"].concat();
-        assert_eq!(reply_with(&refusal), Some(NoiseError::ServerRefused("nope".into())));
+        assert_eq!(
+            reply_with(&refusal),
+            Some(NoiseError::ServerRefused("nope".into()))
+        );
     }
 
     #[test]

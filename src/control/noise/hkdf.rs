@@ -45,7 +45,10 @@ mod tests {
     use super::*;
 
     fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     /// Expected values from Python: hmac.new(key, msg, hashlib.blake2s), then the two HKDF
@@ -59,7 +62,13 @@ mod tests {
             unhex("b431dcfabab01766e3221f821d28972d2832abe2cc10df4c323c8cc9bdc5c6e0")
         );
         let (first, second) = hkdf2(&key, input);
-        assert_eq!(first.to_vec(), unhex("9ebb80ed1c69a470c076ac4eb640931d088c6d5ad76ebd6abbde0a2b34e45e18"));
-        assert_eq!(second.to_vec(), unhex("67479f381a504eef8e8aa2e8933f69230d4cbb2020600f369d72d8ecbed5f998"));
+        assert_eq!(
+            first.to_vec(),
+            unhex("9ebb80ed1c69a470c076ac4eb640931d088c6d5ad76ebd6abbde0a2b34e45e18")
+        );
+        assert_eq!(
+            second.to_vec(),
+            unhex("67479f381a504eef8e8aa2e8933f69230d4cbb2020600f369d72d8ecbed5f998")
+        );
     }
 }

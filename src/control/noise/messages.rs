@@ -72,6 +72,10 @@ pub(super) enum ReplyProgress<'a> {
 /// Classifies the server's handshake reply. A refusal becomes `ServerRefused` once its whole
 /// text has arrived, so the caller sees the server's reason rather than a truncation.
 pub(super) fn parse_reply(bytes: &[u8]) -> Result<ReplyProgress<'_>, NoiseError> {
+    match bytes.first() {
+        None | Some(&MSG_TYPE_RESPONSE | &MSG_TYPE_ERROR) => {}
+        Some(&other) => return Err(NoiseError::UnexpectedMessageType(other)),
+    }
     let Some(header) = FrameHeader::peek(bytes) else {
         return Ok(ReplyProgress::Incomplete);
     };
@@ -84,7 +88,9 @@ pub(super) fn parse_reply(bytes: &[u8]) -> Result<ReplyProgress<'_>, NoiseError>
             None => Ok(ReplyProgress::Incomplete),
         },
         MSG_TYPE_ERROR => match bytes.get(HEADER_LEN..header.total_len()) {
-            Some(text) => Err(NoiseError::ServerRefused(String::from_utf8_lossy(text).into_owned())),
+            Some(text) => Err(NoiseError::ServerRefused(
+                String::from_utf8_lossy(text).into_owned(),
+            )),
             None => Ok(ReplyProgress::Incomplete),
         },
         other => Err(NoiseError::UnexpectedMessageType(other)),

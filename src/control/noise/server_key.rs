@@ -23,7 +23,9 @@ impl fmt::Display for ServerKeyError {
         match self {
             ServerKeyError::BodyTooLarge(n) => write!(f, "/key response of {n} bytes is too large"),
             ServerKeyError::Malformed(why) => write!(f, "malformed /key response: {why}"),
-            ServerKeyError::ServerTooOld => f.write_str("control server has no Noise key (too old)"),
+            ServerKeyError::ServerTooOld => {
+                f.write_str("control server has no Noise key (too old)")
+            }
         }
     }
 }
@@ -70,7 +72,9 @@ fn is_bare_hex_key(body: &[u8]) -> bool {
 /// `mkey:` followed by 64 hex digits of either case.
 fn parse_machine_key(text: &str) -> Result<PublicKey, ServerKeyError> {
     let malformed = || ServerKeyError::Malformed(format!("not an mkey: {text:?}"));
-    let hex = text.strip_prefix(MACHINE_KEY_PREFIX).ok_or_else(malformed)?;
+    let hex = text
+        .strip_prefix(MACHINE_KEY_PREFIX)
+        .ok_or_else(malformed)?;
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(malformed());
     }
@@ -80,4 +84,87 @@ fn parse_machine_key(text: &str) -> Result<PublicKey, ServerKeyError> {
         *byte = u8::from_str_radix(pair, 16).map_err(|_| malformed())?;
     }
     Ok(PublicKey(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::shake;
+
+    const HEX: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+    const ZERO: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+    fn body(public_key: &str) -> String {
+        format!(r#"{{"legacyPublicKey":"mkey:{ZERO}","publicKey":"{public_key}"}}"#)
+    }
+
+    #[test]
+    fn parses_the_noise_key() {
+        let key = parse_server_key_response(body(&format!("mkey:{HEX}")).as_bytes()).unwrap();
+        assert_eq!(crate::keys::hex(&key.0), HEX);
+        let upper =
+            parse_server_key_response(body(&format!("mkey:{}", HEX.to_uppercase())).as_bytes());
+        assert_eq!(upper, Ok(key));
+    }
+
+    #[test]
+    fn request_path_carries_the_version() {
+        assert_eq!(key_request_path(138), "/key?v=138");
+    }
+
+    #[test]
+    fn servers_without_a_noise_key_are_too_old() {
+        let too_old = Err(ServerKeyError::ServerTooOld);
+        assert_eq!(
+            parse_server_key_response(body(&format!("mkey:{ZERO}")).as_bytes()),
+            too_old
+        );
+        assert_eq!(
+            parse_server_key_response(br#"{"legacyPublicKey":"mkey:00"}"#),
+            too_old
+        );
+        assert_eq!(
+            parse_server_key_response(format!("{HEX}\n").as_bytes()),
+            too_old
+        );
+    }
+
+    #[test]
+    fn malformed_keys_and_bodies_are_refused() {
+        for bad in [
+            format!("nodekey:{HEX}"),
+            format!("mkey:{}", &HEX[1..]),
+            format!("mkey:{}g", &HEX[1..]),
+            "mkey:é".into(),
+        ] {
+            assert!(
+                matches!(
+                    parse_server_key_response(body(&bad).as_bytes()),
+                    Err(ServerKeyError::Malformed(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            parse_server_key_response(b"<html>"),
+            Err(ServerKeyError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_server_key_response(br#"{"publicKey":7}"#),
+            Err(ServerKeyError::Malformed(_))
+        ));
+        let huge = vec![b' '; MAX_BODY_LEN + 1];
+        assert_eq!(
+            parse_server_key_response(&huge),
+            Err(ServerKeyError::BodyTooLarge(MAX_BODY_LEN + 1))
+        );
+    }
+
+    #[test]
+    fn shaken_bodies_never_panic() {
+        let valid = body(&format!("mkey:{HEX}"));
+        shake(0x6b65_7973, 2500, valid.as_bytes(), |broken| {
+            let _ = parse_server_key_response(broken);
+        });
+    }
 }

@@ -57,7 +57,11 @@ impl SymmetricState {
 
     /// MixKey(DH(private, public)). A low-order public key gives an all-zero secret; Go's
     /// X25519 refuses those, so do we.
-    pub fn mix_dh(&mut self, private: &StaticSecret, public: &[u8; 32]) -> Result<HandshakeKey, NoiseError> {
+    pub fn mix_dh(
+        &mut self,
+        private: &StaticSecret,
+        public: &[u8; 32],
+    ) -> Result<HandshakeKey, NoiseError> {
         let shared = private.diffie_hellman(&DhPublic::from(*public));
         if !shared.was_contributory() {
             return Err(NoiseError::WeakPublicKey);
@@ -81,12 +85,24 @@ impl SymmetricState {
     }
 
     /// Authenticates and decrypts `ciphertext` (plaintext + tag) against the transcript.
-    pub fn decrypt_and_hash(&mut self, key: HandshakeKey, ciphertext: &[u8]) -> Result<Vec<u8>, NoiseError> {
-        let body_len = ciphertext.len().checked_sub(TAG_LEN).ok_or(NoiseError::HandshakeAuthFailed)?;
+    pub fn decrypt_and_hash(
+        &mut self,
+        key: HandshakeKey,
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, NoiseError> {
+        let body_len = ciphertext
+            .len()
+            .checked_sub(TAG_LEN)
+            .ok_or(NoiseError::HandshakeAuthFailed)?;
         let (body, tag) = ciphertext.split_at(body_len);
         let mut plaintext = body.to_vec();
         key.aead()
-            .decrypt_in_place_detached(&Nonce::default(), &self.hash, &mut plaintext, Tag::from_slice(tag))
+            .decrypt_in_place_detached(
+                &Nonce::default(),
+                &self.hash,
+                &mut plaintext,
+                Tag::from_slice(tag),
+            )
             .map_err(|_| NoiseError::HandshakeAuthFailed)?;
         self.mix_hash(ciphertext);
         Ok(plaintext)
@@ -95,6 +111,9 @@ impl SymmetricState {
     /// Split: the initiator's sending cipher first, the responder's sending cipher second.
     pub fn split(self) -> (CipherState, CipherState) {
         let (initiator_to_responder, responder_to_initiator) = hkdf2(&self.chaining_key, &[]);
-        (CipherState::new(&initiator_to_responder), CipherState::new(&responder_to_initiator))
+        (
+            CipherState::new(&initiator_to_responder),
+            CipherState::new(&responder_to_initiator),
+        )
     }
 }

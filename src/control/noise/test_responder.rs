@@ -4,8 +4,8 @@
 
 use super::cipher::CipherState;
 use super::messages::{
-    FrameHeader, HEADER_LEN, INITIATION_HEADER_LEN, INITIATION_LEN, INITIATION_PAYLOAD_LEN, KEY_LEN,
-    MSG_TYPE_INITIATION, MSG_TYPE_RESPONSE, RESPONSE_PAYLOAD_LEN,
+    FrameHeader, HEADER_LEN, INITIATION_HEADER_LEN, INITIATION_LEN, INITIATION_PAYLOAD_LEN,
+    KEY_LEN, MSG_TYPE_INITIATION, MSG_TYPE_RESPONSE, RESPONSE_PAYLOAD_LEN,
 };
 use super::symmetric::SymmetricState;
 use super::{ClientHandshake, NoiseError, Transport};
@@ -23,7 +23,11 @@ pub(super) struct Accepted {
 }
 
 /// Processes an initiation as the server holding `server_key` would.
-pub(super) fn accept(server_key: &PrivateKey, initiation: &[u8], ephemeral_seed: [u8; 32]) -> Result<Accepted, NoiseError> {
+pub(super) fn accept(
+    server_key: &PrivateKey,
+    initiation: &[u8],
+    ephemeral_seed: [u8; 32],
+) -> Result<Accepted, NoiseError> {
     if initiation.len() != INITIATION_LEN || initiation[2] != MSG_TYPE_INITIATION {
         return Err(NoiseError::ResponseSizeMismatch(initiation.len()));
     }
@@ -71,8 +75,13 @@ pub(super) fn server_key() -> PrivateKey {
 
 /// A client handshake in flight and the server's reply to it.
 pub(super) fn handshake_and_reply() -> (ClientHandshake, Accepted) {
-    let (client, initiation) =
-        ClientHandshake::new(&machine_key(), &server_key().public_key(), PROTOCOL_VERSION, [1; 32]).unwrap();
+    let (client, initiation) = ClientHandshake::new(
+        &machine_key(),
+        &server_key().public_key(),
+        PROTOCOL_VERSION,
+        [1; 32],
+    )
+    .unwrap();
     let accepted = accept(&server_key(), &initiation, [2; 32]).unwrap();
     (client, accepted)
 }

@@ -31,10 +31,19 @@ impl fmt::Display for UpgradeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             UpgradeError::InvalidHost => f.write_str("control host is not a valid HTTP Host value"),
-            UpgradeError::HeadTooLarge => write!(f, "upgrade response head exceeds {MAX_RESPONSE_HEAD_LEN} bytes"),
-            UpgradeError::MalformedStatusLine => f.write_str("upgrade response has no HTTP/1.x status line"),
-            UpgradeError::NotSwitched(code, reason) => write!(f, "control server answered {code} {reason}"),
-            UpgradeError::WrongProtocol(name) => write!(f, "server switched to unexpected protocol {name:?}"),
+            UpgradeError::HeadTooLarge => write!(
+                f,
+                "upgrade response head exceeds {MAX_RESPONSE_HEAD_LEN} bytes"
+            ),
+            UpgradeError::MalformedStatusLine => {
+                f.write_str("upgrade response has no HTTP/1.x status line")
+            }
+            UpgradeError::NotSwitched(code, reason) => {
+                write!(f, "control server answered {code} {reason}")
+            }
+            UpgradeError::WrongProtocol(name) => {
+                write!(f, "server switched to unexpected protocol {name:?}")
+            }
         }
     }
 }
@@ -124,12 +133,135 @@ fn check_head(head: &[u8]) -> Result<(), UpgradeError> {
 
 /// `HTTP/1.1 101 Switching Protocols` → (101, "Switching Protocols").
 fn parse_status_line(line: &str) -> Result<(u16, &str), UpgradeError> {
-    let rest = line.strip_prefix("HTTP/1.").ok_or(UpgradeError::MalformedStatusLine)?;
-    let (_minor, rest) = rest.split_once(' ').ok_or(UpgradeError::MalformedStatusLine)?;
+    let rest = line
+        .strip_prefix("HTTP/1.")
+        .ok_or(UpgradeError::MalformedStatusLine)?;
+    let (_minor, rest) = rest
+        .split_once(' ')
+        .ok_or(UpgradeError::MalformedStatusLine)?;
     let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
     if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(UpgradeError::MalformedStatusLine);
     }
-    let code = code.parse().map_err(|_| UpgradeError::MalformedStatusLine)?;
+    let code = code
+        .parse()
+        .map_err(|_| UpgradeError::MalformedStatusLine)?;
     Ok((code, reason.trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::shake;
+
+    const SWITCHED: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\n\
+        Upgrade: tailscale-control-protocol\r\n\
+        Connection: upgrade\r\n\r\n";
+
+    #[test]
+    fn request_carries_the_initiation_in_the_handshake_header() {
+        let initiation = [0xab; 101];
+        let request =
+            String::from_utf8(upgrade_request("ctl.example:8080", &initiation).unwrap()).unwrap();
+        let encoded = BASE64.encode(initiation);
+        assert_eq!(encoded.len(), 136);
+        assert_eq!(
+            request,
+            format!(
+                "POST /ts2021 HTTP/1.1\r\nHost: ctl.example:8080\r\nUpgrade: tailscale-control-protocol\r\n\
+                 Connection: upgrade\r\nX-Tailscale-Handshake: {encoded}\r\nContent-Length: 0\r\n\r\n"
+            )
+        );
+    }
+
+    #[test]
+    fn hosts_that_would_inject_headers_are_refused() {
+        for host in ["", "a b", "evil\r\nX-Injected: 1", "tab\there"] {
+            assert_eq!(
+                upgrade_request(host, &[]),
+                Err(UpgradeError::InvalidHost),
+                "{host:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn switched_response_returns_the_bytes_after_the_head() {
+        let stream = [SWITCHED, &[2, 0, 48, 9, 9]].concat();
+        assert_eq!(
+            UpgradeResponseReader::new().feed(&stream),
+            Ok(Some(vec![2, 0, 48, 9, 9]))
+        );
+    }
+
+    #[test]
+    fn byte_at_a_time_finds_the_head_end() {
+        let stream = [SWITCHED, b"noise"].concat();
+        let mut reader = UpgradeResponseReader::new();
+        for byte in &stream[..SWITCHED.len() - 1] {
+            assert_eq!(reader.feed(std::slice::from_ref(byte)), Ok(None));
+        }
+        assert_eq!(
+            reader.feed(&stream[SWITCHED.len() - 1..]),
+            Ok(Some(b"noise".to_vec()))
+        );
+    }
+
+    #[test]
+    fn header_names_are_case_insensitive_and_bare_newlines_accepted() {
+        let head =
+            b"HTTP/1.1 101 Switching Protocols\nupgrade:   tailscale-control-protocol  \n\nX";
+        assert_eq!(
+            UpgradeResponseReader::new().feed(head),
+            Ok(Some(b"X".to_vec()))
+        );
+    }
+
+    #[test]
+    fn other_statuses_and_protocols_are_refused() {
+        let feed = |head: &[u8]| UpgradeResponseReader::new().feed(head);
+        assert_eq!(
+            feed(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found"),
+            Err(UpgradeError::NotSwitched(404, "Not Found".into()))
+        );
+        assert_eq!(
+            feed(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"),
+            Err(UpgradeError::WrongProtocol("websocket".into()))
+        );
+        assert_eq!(
+            feed(b"HTTP/1.1 101 Switching Protocols\r\n\r\n"),
+            Err(UpgradeError::WrongProtocol(String::new()))
+        );
+        assert_eq!(
+            feed(b"SSH-2.0-OpenSSH\r\n\r\n"),
+            Err(UpgradeError::MalformedStatusLine)
+        );
+        assert_eq!(
+            feed(b"HTTP/1.1 1O1 Nope\r\n\r\n"),
+            Err(UpgradeError::MalformedStatusLine)
+        );
+    }
+
+    #[test]
+    fn endless_head_is_refused_at_the_limit() {
+        let mut reader = UpgradeResponseReader::new();
+        let line = b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+        let mut result = Ok(None);
+        for _ in 0..=MAX_RESPONSE_HEAD_LEN / line.len() {
+            result = reader.feed(line);
+        }
+        assert_eq!(result, Err(UpgradeError::HeadTooLarge));
+    }
+
+    #[test]
+    fn shaken_heads_never_panic() {
+        let stream = [SWITCHED, &[2, 0, 48, 1, 2, 3]].concat();
+        shake(0x6874_7470, 2500, &stream, |broken| {
+            let mut reader = UpgradeResponseReader::new();
+            let (first, second) = broken.split_at(broken.len() / 2);
+            if let Ok(None) = reader.feed(first) {
+                let _ = reader.feed(second);
+            }
+        });
+    }
 }
