@@ -32,10 +32,12 @@ impl Drop for GoServer {
     }
 }
 
-/// Builds and starts the Go server, or explains why it cannot.
-fn start_go_server() -> Result<GoServer, String> {
+/// Builds and starts the Go server for `test` (tests run in parallel, so each gets its own
+/// binary), or explains why it cannot.
+fn start_go_server(test: &str) -> Result<GoServer, String> {
     let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/noisecheck");
-    let binary = std::env::temp_dir().join(format!("weft-noisecheck-{}", std::process::id()));
+    let binary =
+        std::env::temp_dir().join(format!("weft-noisecheck-{}-{test}", std::process::id()));
     let build = Command::new("go")
         .args(["build", "-trimpath", "-o"])
         .arg(&binary)
@@ -100,20 +102,28 @@ fn read_until<T>(stream: &mut TcpStream, mut feed: impl FnMut(&[u8]) -> Option<T
     }
 }
 
-/// Upgrade + handshake; returns the transport and any plaintext that arrived with it.
-fn dial(addr: &str, server_key: &PublicKey) -> (TcpStream, Transport, Vec<u8>) {
+fn start_handshake(server_key: &PublicKey) -> (ClientHandshake, Vec<u8>) {
     let machine_key = PrivateKey::generate().unwrap();
     let mut seed = [0u8; 32];
     getrandom::getrandom(&mut seed).unwrap();
-    let (handshake, initiation) =
-        ClientHandshake::new(&machine_key, server_key, PROTOCOL_VERSION, seed).unwrap();
+    ClientHandshake::new(&machine_key, server_key, PROTOCOL_VERSION, seed).unwrap()
+}
+
+/// Sends the upgrade request; returns the stream and the bytes that followed the 101 head.
+fn upgrade(addr: &str, initiation: &[u8]) -> (TcpStream, Vec<u8>) {
     let mut stream = connect(addr);
     stream
-        .write_all(&upgrade_request(addr, &initiation).unwrap())
+        .write_all(&upgrade_request(addr, initiation).unwrap())
         .unwrap();
-
     let mut upgrade = UpgradeResponseReader::new();
     let after_head = read_until(&mut stream, |bytes| upgrade.feed(bytes).unwrap());
+    (stream, after_head)
+}
+
+/// Upgrade + handshake; returns the transport and any plaintext that arrived with it.
+fn dial(addr: &str, server_key: &PublicKey) -> (TcpStream, Transport, Vec<u8>) {
+    let (handshake, initiation) = start_handshake(server_key);
+    let (mut stream, after_head) = upgrade(addr, &initiation);
     let mut reply = ResponseReader::new();
     let complete = match reply.feed(&after_head).unwrap() {
         Some(complete) => complete,
@@ -125,16 +135,23 @@ fn dial(addr: &str, server_key: &PublicKey) -> (TcpStream, Transport, Vec<u8>) {
     (stream, transport, plaintext)
 }
 
-#[test]
-fn handshake_and_echo_with_tailscale_controlbase() {
-    let server = match start_go_server() {
-        Ok(server) => server,
+/// The Go server, or `None` after printing why the test cannot run here.
+fn go_server_or_skip(test: &str) -> Option<GoServer> {
+    match start_go_server(test) {
+        Ok(server) => Some(server),
         Err(reason) => {
             // Straight to stderr: the test harness would swallow println! of a passing test.
-            let note = format!("SKIPPED handshake_and_echo_with_tailscale_controlbase: {reason}\n");
+            let note = format!("SKIPPED {test}: {reason}\n");
             let _ = std::io::stderr().write_all(note.as_bytes());
-            return;
+            None
         }
+    }
+}
+
+#[test]
+fn handshake_and_echo_with_tailscale_controlbase() {
+    let Some(server) = go_server_or_skip("handshake_and_echo_with_tailscale_controlbase") else {
+        return;
     };
     let server_key = fetch_server_key(&server.addr);
     assert_eq!(format!("mkey:{}", hex(&server_key.0)), server.public_key);
@@ -152,4 +169,22 @@ fn handshake_and_echo_with_tailscale_controlbase() {
         });
     }
     assert_eq!(echoed, message);
+}
+
+/// A handshake the server cannot accept (here: made for another server key) still gets the
+/// 101, then the connection closes without a byte: controlhttpserver corks its writes until
+/// the handshake succeeds, so controlbase's refusal message is never sent.
+#[test]
+fn tailscale_server_closes_silently_on_a_bad_initiation() {
+    let Some(server) = go_server_or_skip("tailscale_server_closes_silently_on_a_bad_initiation")
+    else {
+        return;
+    };
+    let wrong_key = PrivateKey::generate().unwrap().public_key();
+    let (_, initiation) = start_handshake(&wrong_key);
+    let (mut stream, after_head) = upgrade(&server.addr, &initiation);
+    assert!(after_head.is_empty());
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "expected a silent close, got {rest:?}");
 }

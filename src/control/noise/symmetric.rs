@@ -90,11 +90,9 @@ impl SymmetricState {
         key: HandshakeKey,
         ciphertext: &[u8],
     ) -> Result<Vec<u8>, NoiseError> {
-        let body_len = ciphertext
-            .len()
-            .checked_sub(TAG_LEN)
+        let (body, tag) = ciphertext
+            .split_last_chunk::<TAG_LEN>()
             .ok_or(NoiseError::HandshakeAuthFailed)?;
-        let (body, tag) = ciphertext.split_at(body_len);
         let mut plaintext = body.to_vec();
         key.aead()
             .decrypt_in_place_detached(

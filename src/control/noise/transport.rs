@@ -10,6 +10,8 @@ use super::messages::{
 };
 use super::NoiseError;
 
+/// Both directions of an established connection. Either direction dies at its first error
+/// and stays dead ([`NoiseError::Closed`]): controlbase cannot resynchronise.
 pub struct Transport {
     /// `None` once sending failed: a gap in the nonce sequence can never be repaired.
     sending: Option<CipherState>,
@@ -124,10 +126,9 @@ fn open_record(
     ciphertext: &[u8],
     plaintext_out: &mut Vec<u8>,
 ) -> Result<(), NoiseError> {
-    let (body, tag) = ciphertext.split_at(ciphertext.len() - TAG_LEN);
-    let tag: &[u8; TAG_LEN] = tag
-        .try_into()
-        .map_err(|_| NoiseError::RecordTooShort(ciphertext.len()))?;
+    let (body, tag) = ciphertext
+        .split_last_chunk::<TAG_LEN>()
+        .ok_or(NoiseError::RecordTooShort(ciphertext.len()))?;
     let body_start = plaintext_out.len();
     plaintext_out.extend_from_slice(body);
     let result = cipher.open_in_place(&mut plaintext_out[body_start..], tag);
