@@ -1,1 +1,32 @@
-//! The ts2021 Noise IK handshake and its transport records.
+//! The ts2021 control transport ("controlbase"): a Noise IK handshake carried in an HTTP/1.1
+//! upgrade, then ChaCha20-Poly1305 records with big-endian nonces.
+//!
+//! Sans-IO: everything here turns bytes into bytes. The caller fetches the server key
+//! ([`parse_server_key_response`]), sends [`upgrade_request`] carrying the initiation from
+//! [`ClientHandshake::new`], feeds the server's bytes to [`UpgradeResponseReader`], then to
+//! [`ResponseReader`], completes the handshake with [`ClientHandshake::handle_response`] and
+//! from then on moves plaintext through [`Transport`].
+
+mod cipher;
+mod error;
+mod handshake;
+mod hkdf;
+mod messages;
+mod response_reader;
+mod server_key;
+mod symmetric;
+mod transport;
+mod upgrade;
+
+#[cfg(test)]
+mod go_interop_tests;
+#[cfg(test)]
+mod test_responder;
+
+pub use error::NoiseError;
+pub use handshake::ClientHandshake;
+pub use messages::{INITIATION_LEN, MAX_PLAINTEXT_LEN, MAX_RECORD_LEN, RESPONSE_LEN};
+pub use response_reader::{CompleteResponse, ResponseReader};
+pub use server_key::{key_request_path, parse_server_key_response, ServerKeyError};
+pub use transport::Transport;
+pub use upgrade::{upgrade_request, UpgradeError, UpgradeResponseReader, UPGRADE_PATH};
