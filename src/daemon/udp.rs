@@ -73,14 +73,22 @@ const SOCKET_BUFFER_BYTES: libc::c_int = 4 << 20;
 /// Raises both socket buffers, past the sysctl maximum when we are root (the FORCE variants);
 /// failure leaves the defaults, which work, only slower.
 fn grow_buffers(fd: i32) {
-    for (force, plain) in [(libc::SO_RCVBUFFORCE, libc::SO_RCVBUF), (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF)] {
+    for (force, plain) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+    ] {
         if set_int_option(fd, libc::SOL_SOCKET, force, SOCKET_BUFFER_BYTES).is_err() {
             let _ = set_int_option(fd, libc::SOL_SOCKET, plain, SOCKET_BUFFER_BYTES);
         }
     }
 }
 
-fn set_int_option(fd: i32, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+fn set_int_option(
+    fd: i32,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: setsockopt with a pointer to a c_int of the size given.
     let rc = unsafe {
         libc::setsockopt(

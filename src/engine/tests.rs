@@ -293,3 +293,25 @@ fn netmap_update_keeps_unchanged_sessions() {
     assert!(a.out.udp.is_empty());
     assert_eq!(a.engine.drops().no_route, 1);
 }
+
+#[test]
+fn handshake_flood_is_answered_with_cookie_replies() {
+    let now = Instant::now();
+    let (a, mut b) = pair(now);
+    let a_key = a.engine.netmap().self_node.private_key.clone();
+    let b_public =
+        x25519_dalek::PublicKey::from(b.engine.netmap().self_node.private_key.public_key().0);
+    let mut buf = vec![0u8; 256];
+    for i in 0..400 {
+        let mut tunn = boringtun::noise::Tunn::new(a_key.secret(), b_public, None, None, i, None);
+        if let boringtun::noise::TunnResult::WriteToNetwork(init) =
+            tunn.format_handshake_initiation(&mut buf, false)
+        {
+            b.engine.handle_datagram(now, a.addr, init, &mut b.out);
+        }
+    }
+    let cookies = b.out.udp.iter().filter(|(_, d)| d[0] == 3).count();
+    let responses = b.out.udp.iter().filter(|(_, d)| d[0] == 2).count();
+    assert!(cookies > 0, "under load the responder demands cookies");
+    assert!(responses > 0 && responses < 400, "{responses} responses");
+}

@@ -1,34 +1,20 @@
 //! Noise's HKDF over HMAC-BLAKE2s, the key schedule controlbase gets from Go's
 //! `hkdf.New(blake2s, ikm, salt=ck, info=nil)`.
 //!
-//! Why HMAC is spelled out here: the crates we may use (blake2, chacha20poly1305,
-//! x25519-dalek) offer BLAKE2s but not HMAC, and `hmac` is not a direct dependency. This is
-//! the RFC 2104 construction over `blake2::Blake2s256`, nothing more; the tests pin it to
-//! values computed by Python's `hmac` + `hashlib.blake2s`. Swapping in
-//! `hmac::SimpleHmac<Blake2s256>` would change only [`hmac_blake2s`].
+//! HMAC comes from the `hmac` crate (`SimpleHmac`, since BLAKE2s is not a block-level core
+//! hash there); nothing here is hand-written cryptography.
 
-use blake2::{Blake2s256, Digest};
+use blake2::Blake2s256;
+use hmac::{Mac, SimpleHmac};
 
-/// BLAKE2s processes 64-byte blocks; HMAC pads its key to one block.
-const BLOCK_LEN: usize = 64;
-const INNER_PAD: u8 = 0x36;
-const OUTER_PAD: u8 = 0x5c;
-
-/// HMAC-BLAKE2s of the concatenated `parts`. Keys here are always 32-byte chaining keys or
-/// PRKs, shorter than a block, so the long-key hashing branch of RFC 2104 never applies.
+/// HMAC-BLAKE2s of the concatenated `parts`.
 fn hmac_blake2s(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
-    let mut padded = [0u8; BLOCK_LEN];
-    padded[..key.len()].copy_from_slice(key);
-
-    let mut inner = Blake2s256::new();
-    inner.update(padded.map(|b| b ^ INNER_PAD));
+    let mut mac = <SimpleHmac<Blake2s256> as Mac>::new_from_slice(key)
+        .expect("HMAC takes keys of any length");
     for part in parts {
-        inner.update(part);
+        mac.update(part);
     }
-    let mut outer = Blake2s256::new();
-    outer.update(padded.map(|b| b ^ OUTER_PAD));
-    outer.update(inner.finalize());
-    outer.finalize().into()
+    mac.finalize().into_bytes().into()
 }
 
 /// Noise `HKDF(chaining_key, input)` with two outputs: the new chaining key and a cipher key
