@@ -1,10 +1,11 @@
 //! The single `mio` poll loop: TUN, UDP, local API, signals and one deadline, all on one thread.
 
 use super::api::PendingPings;
+use super::datapath::Io;
 use super::signals::{Signal, SignalPipe};
 use super::udp::UdpSockets;
 use super::Options;
-use crate::engine::{Engine, PacketSink, MAX_PACKET};
+use crate::engine::{Engine, MAX_PACKET};
 use crate::localapi::server::Server;
 use crate::netmap::Netmap;
 use crate::platform::router::{Router, RouterConfig};
@@ -35,29 +36,7 @@ pub(super) struct Daemon {
     /// Problems with the host (routes, config reloads) shown in `weft status`.
     router_problem: Option<String>,
     reload_problem: Option<String>,
-    buf: Vec<u8>,
-}
-
-/// Where the engine's packets go: straight to the kernel.
-pub(super) struct Io<'a> {
-    tun: &'a Tun,
-    udp: &'a UdpSockets,
-}
-
-impl PacketSink for Io<'_> {
-    fn send_udp(&mut self, to: std::net::SocketAddr, datagram: &[u8]) {
-        if let Some(socket) = self.udp.for_destination(&to) {
-            if let Err(e) = socket.send_to(datagram, to) {
-                log::trace!("send to {to} failed: {e}");
-            }
-        }
-    }
-
-    fn write_tun(&mut self, packet: &[u8]) {
-        if let Err(e) = self.tun.write(packet) {
-            log::trace!("TUN write failed: {e}");
-        }
-    }
+    pub buf: Vec<u8>,
 }
 
 pub(super) fn run(options: &Options) -> Result<(), String> {
@@ -234,52 +213,6 @@ impl Daemon {
             }
         }
         self.answer_finished_pings();
-    }
-
-    fn read_tun(&mut self) {
-        let now = Instant::now();
-        let mut io = Io {
-            tun: &self.tun,
-            udp: &self.udp,
-        };
-        loop {
-            match self.tun.read(&mut self.buf) {
-                Ok(n) => self.engine.handle_tun_packet(now, &self.buf[..n], &mut io),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    log::warn!("TUN read failed: {e}");
-                    return;
-                }
-            }
-        }
-    }
-
-    fn read_udp(&mut self, v6: bool) {
-        let now = Instant::now();
-        let socket = if v6 {
-            self.udp.v6.as_ref()
-        } else {
-            Some(&self.udp.v4)
-        };
-        let Some(socket) = socket else { return };
-        let mut io = Io {
-            tun: &self.tun,
-            udp: &self.udp,
-        };
-        loop {
-            match socket.recv_from(&mut self.buf) {
-                Ok((n, from)) => self
-                    .engine
-                    .handle_datagram(now, from, &self.buf[..n], &mut io),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // ICMP errors surface as ECONNREFUSED and the like; the socket stays usable.
-                    log::trace!("UDP receive error: {e}");
-                }
-            }
-        }
     }
 
     /// SIGHUP: re-read the config and apply only the difference.

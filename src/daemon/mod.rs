@@ -1,6 +1,7 @@
 //! `weftd`: flags, start-up, the event loop and shutdown.
 
 mod api;
+mod datapath;
 mod event_loop;
 mod signals;
 mod udp;
