@@ -7,12 +7,14 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod engine;
+pub mod http1;
 pub mod keys;
 pub mod localapi;
 pub mod netmap;
 pub mod packet;
 pub mod platform;
 pub mod prefix;
+pub mod state;
 #[cfg(test)]
 pub mod testing;
 pub mod wg;

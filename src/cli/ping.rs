@@ -3,7 +3,7 @@
 use super::{fetch_status, parse_flags};
 use crate::engine::ping::PingResult;
 use crate::localapi::client::request;
-use crate::localapi::http::percent_encode;
+use crate::http1::percent_encode;
 use crate::localapi::PING_PATH;
 use std::net::IpAddr;
 use std::path::Path;

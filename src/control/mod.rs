@@ -2,3 +2,4 @@
 
 pub mod http2;
 pub mod noise;
+pub mod session;

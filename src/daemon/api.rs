@@ -2,9 +2,9 @@
 
 use super::event_loop::Daemon;
 use crate::engine::ping::PingId;
-use crate::localapi::http::Request;
+use crate::http1::Request;
 use crate::localapi::server::error_body;
-use crate::localapi::{PING_PATH, STATUS_PATH};
+use crate::localapi::{DOWN_PATH, LOGOUT_PATH, PING_PATH, START_PATH, STATUS_PATH};
 use mio::Token;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -50,17 +50,37 @@ impl Daemon {
 
     fn answer(&mut self, token: Token, request: &Request) -> Answer {
         match (request.method.as_str(), request.path.as_str()) {
-            ("GET", STATUS_PATH) => {
-                let status = self.engine.status(Instant::now(), SystemTime::now(), true);
-                match serde_json::to_vec_pretty(&status) {
-                    Ok(body) => Answer::Now(200, body),
-                    Err(e) => error(500, &format!("encoding status: {e}")),
-                }
-            }
+            ("GET", STATUS_PATH) => match serde_json::to_vec_pretty(&self.status()) {
+                Ok(body) => Answer::Now(200, body),
+                Err(e) => error(500, &format!("encoding status: {e}")),
+            },
             ("POST", PING_PATH) => self.start_ping(token, request),
-            (_, STATUS_PATH | PING_PATH) => error(405, "method not allowed"),
+            ("POST", START_PATH) => match serde_json::from_slice(&request.body) {
+                Ok(up) => done(self.control_up(up, Instant::now())),
+                Err(e) => error(400, &format!("bad start request: {e}")),
+            },
+            ("POST", DOWN_PATH) => done(self.control_down()),
+            ("POST", LOGOUT_PATH) => done(self.control_logout(Instant::now())),
+            (_, STATUS_PATH | PING_PATH | START_PATH | DOWN_PATH | LOGOUT_PATH) => error(405, "method not allowed"),
             _ => error(404, &format!("no such endpoint {:?}", request.path)),
         }
+    }
+
+    /// The engine's status with what only the daemon knows: login state and its problems.
+    fn status(&self) -> crate::engine::status::Status {
+        let mut status = self.engine.status(Instant::now(), SystemTime::now(), true);
+        status.backend_state = self.backend_state().to_string();
+        if let Some(link) = &self.control {
+            status.auth_url = link.client.auth_url().to_string();
+            if let Some(problem) = link.client.last_error().filter(|_| !link.client.is_connected()) {
+                status.health.push(problem.to_string());
+            }
+        }
+        if let Some(problem) = &self.login_error {
+            status.login_error = problem.clone();
+            status.health.push(problem.clone());
+        }
+        status
     }
 
     fn start_ping(&mut self, token: Token, request: &Request) -> Answer {
@@ -104,6 +124,14 @@ impl Daemon {
             let body = serde_json::to_vec(&result).unwrap_or_default();
             self.api.respond(token, 200, &body, self.poll.registry());
         }
+    }
+}
+
+/// An empty JSON object on success, the error otherwise.
+fn done(result: Result<(), String>) -> Answer {
+    match result {
+        Ok(()) => Answer::Now(200, b"{}".to_vec()),
+        Err(e) => error(400, &e),
     }
 }
 

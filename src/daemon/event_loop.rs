@@ -1,13 +1,16 @@
 //! The single `mio` poll loop: TUN, UDP, local API, signals and one deadline, all on one thread.
 
 use super::api::PendingPings;
+use super::control::ControlLink;
+use crate::state::StateStore;
 use super::datapath::Io;
 use super::signals::{Signal, SignalPipe};
 use super::udp::UdpSockets;
 use super::Options;
 use crate::engine::{Engine, MAX_PACKET};
 use crate::localapi::server::Server;
-use crate::netmap::Netmap;
+use crate::keys::PrivateKey;
+use crate::netmap::{Netmap, SelfNode};
 use crate::platform::router::{Router, RouterConfig};
 use crate::platform::tun::Tun;
 use mio::unix::SourceFd;
@@ -20,7 +23,9 @@ const TUN: Token = Token(0);
 const UDP4: Token = Token(1);
 const UDP6: Token = Token(2);
 const SIGNALS: Token = Token(3);
-const API: Token = Token(4);
+pub(super) const CONTROL: Token = Token(4);
+/// The local API listener; its connections take the tokens after it.
+const API: Token = Token(5);
 
 /// Everything the loop owns.
 pub(super) struct Daemon {
@@ -32,6 +37,13 @@ pub(super) struct Daemon {
     pub router: Option<Router>,
     pub api: Server,
     pub pings: PendingPings,
+    /// The control server connection, when the node is logged in and up.
+    pub control: Option<ControlLink>,
+    pub store: StateStore,
+    /// Why the last login failed, for `weft up` and `weft status`.
+    pub login_error: Option<String>,
+    /// TLS settings, built on first use.
+    pub tls: Option<Result<std::sync::Arc<rustls::ClientConfig>, String>>,
     signals: SignalPipe,
     /// Problems with the host (routes, config reloads) shown in `weft status`.
     router_problem: Option<String>,
@@ -40,19 +52,27 @@ pub(super) struct Daemon {
 }
 
 pub(super) fn run(options: &Options) -> Result<(), String> {
-    let netmap = load_netmap(options)?;
-    let mut daemon = Daemon::start(options.clone(), netmap)?;
+    let store = StateStore::new(&options.statedir);
+    let saved = match &options.config {
+        Some(_) => None,
+        None => store.load()?,
+    };
+    let netmap = match (&options.config, &saved) {
+        (Some(path), _) => load_netmap(path)?,
+        (None, Some(state)) => Netmap::new(SelfNode::new(state.node_key.clone())),
+        // Not logged in: the engine idles with a throwaway key until `weft up`.
+        (None, None) => Netmap::new(SelfNode::new(PrivateKey::generate()?)),
+    };
+    let mut daemon = Daemon::start(options.clone(), netmap, store)?;
+    if let Some(state) = saved.filter(|s| s.want_running) {
+        daemon.start_control(state, None, Instant::now());
+    }
     let result = daemon.serve();
     daemon.shutdown();
     result
 }
 
-fn load_netmap(options: &Options) -> Result<Netmap, String> {
-    let Some(path) = &options.config else {
-        return Err("no --config given: a static tailnet config is required \
-                    (joining a control server comes with `weft up`)"
-            .into());
-    };
+fn load_netmap(path: &std::path::Path) -> Result<Netmap, String> {
     let config = crate::config::load(path).map_err(|e| e.to_string())?;
     for warning in &config.warnings {
         log::warn!("{warning}");
@@ -74,7 +94,7 @@ fn with_default_names(mut netmap: Netmap) -> Netmap {
     netmap
 }
 
-fn hostname() -> String {
+pub(super) fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most buf.len() bytes into buf.
     if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
@@ -85,7 +105,7 @@ fn hostname() -> String {
 }
 
 impl Daemon {
-    fn start(options: Options, netmap: Netmap) -> Result<Daemon, String> {
+    fn start(options: Options, netmap: Netmap, store: StateStore) -> Result<Daemon, String> {
         std::fs::create_dir_all(&options.statedir).map_err(|e| {
             format!(
                 "creating state directory {}: {e}",
@@ -113,6 +133,10 @@ impl Daemon {
             router: None,
             api,
             pings: PendingPings::default(),
+            control: None,
+            store,
+            login_error: None,
+            tls: None,
             signals,
             router_problem: None,
             reload_problem: None,
@@ -185,6 +209,7 @@ impl Daemon {
                             }
                         }
                     }
+                    CONTROL => self.handle_control_socket(Instant::now()),
                     API => self.api.accept(self.poll.registry(), Instant::now()),
                     token => self.handle_api_event(token),
                 }
@@ -194,7 +219,7 @@ impl Daemon {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        [self.engine.poll_timeout(), self.api.poll_timeout()]
+        [self.engine.poll_timeout(), self.api.poll_timeout(), self.control_timeout()]
             .into_iter()
             .flatten()
             .min()
@@ -211,13 +236,18 @@ impl Daemon {
             for token in self.api.expire(now, self.poll.registry()) {
                 self.pings.forget(token);
             }
+            self.handle_control_timeout(now);
         }
         self.answer_finished_pings();
     }
 
     /// SIGHUP: re-read the config and apply only the difference.
     fn reload(&mut self) {
-        let result = load_netmap(&self.options);
+        let Some(path) = self.options.config.clone() else {
+            log::info!("SIGHUP ignored: there is no config file to re-read in control mode");
+            return;
+        };
+        let result = load_netmap(&path);
         match result {
             Ok(netmap) => {
                 if netmap
@@ -255,7 +285,7 @@ impl Daemon {
         }
     }
 
-    fn apply_routes(&mut self) {
+    pub(super) fn apply_routes(&mut self) {
         let desired = self.router_config();
         if let Some(router) = &mut self.router {
             self.router_problem = match router.apply(&desired) {

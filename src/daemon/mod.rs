@@ -1,6 +1,8 @@
 //! `weftd`: flags, start-up, the event loop and shutdown.
 
 mod api;
+mod control;
+mod control_socket;
 mod datapath;
 mod event_loop;
 mod signals;
@@ -22,6 +24,8 @@ pub struct Options {
     pub tun: String,
     pub port: u16,
     pub verbose: u8,
+    /// Extra CA certificates (PEM) trusted for the control server's TLS.
+    pub ca_file: Option<PathBuf>,
 }
 
 fn option_spec() -> getopts::Options {
@@ -110,6 +114,7 @@ pub fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
         tun,
         port: number("port", DEFAULT_PORT)?,
         verbose: verbose.min(255) as u8,
+        ca_file: m.opt_str("ca-file").map(PathBuf::from),
     }))
 }
 

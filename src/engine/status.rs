@@ -19,6 +19,9 @@ pub struct Status {
     #[serde(rename = "TUN")]
     pub tun: bool,
     pub backend_state: String,
+    /// The login page to visit while an interactive login is pending.
+    #[serde(rename = "AuthURL", default)]
+    pub auth_url: String,
     #[serde(rename = "TailscaleIPs")]
     pub tailscale_ips: Vec<String>,
     #[serde(rename = "Self")]
@@ -28,6 +31,9 @@ pub struct Status {
     pub magic_dns_suffix: String,
     /// Keyed by `nodekey:<hex>` like tailscale's.
     pub peer: BTreeMap<String, PeerStatus>,
+    /// weft's own addition: why the last login failed (empty when it didn't).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub login_error: String,
     /// weft's own addition: silent drops by reason.
     #[serde(default)]
     pub drops: BTreeMap<String, u64>,

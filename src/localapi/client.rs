@@ -1,6 +1,6 @@
 //! The CLI's end of the local API: one blocking request per connection.
 
-use super::http::parse_response;
+use crate::http1::parse_response;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The daemon's end of the local API socket: accepts connections, reads one request from each,
 //! writes one response. Non-blocking, driven by the event loop's readiness events.
 
-use super::http::{parse_request, response, Parse, Request};
+use crate::http1::{parse_request, response, Parse, Request};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 use std::collections::HashMap;
@@ -214,7 +214,7 @@ fn read_available(conn: &mut Connection) -> bool {
             Ok(0) => return conn.stage == Stage::Reading,
             Ok(n) => {
                 conn.received.extend_from_slice(&buf[..n]);
-                if conn.received.len() > super::http::MAX_HEAD + super::http::MAX_BODY {
+                if conn.received.len() > crate::http1::MAX_HEAD + crate::http1::MAX_BODY {
                     return true;
                 }
             }

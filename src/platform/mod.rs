@@ -4,6 +4,8 @@
 //! lines, the diff between two routing states, tool-output parsing) is plain code that
 //! compiles and is tested on every OS; only thin `#[cfg(target_os)]` shims make syscalls.
 
+pub mod interfaces;
 pub mod router;
+pub mod sockaddr;
 pub mod socket;
 pub mod tun;

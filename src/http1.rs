@@ -1,5 +1,6 @@
-//! The little HTTP/1.1 the local API speaks over its Unix socket — the transport tailscale's
-//! CLI uses too. One request per connection, `Connection: close`, bounded sizes.
+//! The little HTTP/1.1 weft speaks: the local API over its Unix socket (the transport
+//! tailscale's CLI uses too) and the control client's `/key` fetch. One request per
+//! connection, `Connection: close`, bounded sizes.
 
 /// Most a request head may take; longer is refused rather than buffered.
 pub const MAX_HEAD: usize = 8 * 1024;

@@ -1,0 +1,52 @@
+//! Retry timing for control connections: n² × 10 ms, capped at 30 s, randomised by ×[0.5, 1.5)
+//! so a fleet that lost its server doesn't come back in lockstep.
+
+use std::time::Duration;
+
+const STEP: Duration = Duration::from_millis(10);
+const CAP: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Debug, Default)]
+pub struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    /// The wait before the next attempt after one more failure. `jitter` in [0, 1).
+    pub fn next_delay(&mut self, jitter: f64) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        let n = u64::from(self.failures.min(1000));
+        let base = STEP.saturating_mul((n * n) as u32).min(CAP);
+        base.mul_f64(0.5 + jitter.clamp(0.0, 0.999))
+    }
+
+    /// Success: the next failure starts from the shortest wait again.
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+/// A jitter value in [0, 1) from the OS's random source.
+pub fn random_jitter() -> f64 {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::getrandom(&mut bytes);
+    f64::from(u32::from_le_bytes(bytes)) / (f64::from(u32::MAX) + 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_quadratically_then_caps() {
+        let mut b = Backoff::default();
+        let waits: Vec<_> = (0..100).map(|_| b.next_delay(0.5)).collect();
+        assert_eq!(waits[0], Duration::from_millis(10));
+        assert_eq!(waits[1], Duration::from_millis(40));
+        assert_eq!(waits[9], Duration::from_secs(1));
+        assert_eq!(*waits.last().unwrap(), CAP);
+        b.reset();
+        assert_eq!(b.next_delay(0.0), Duration::from_millis(5));
+        assert!(b.next_delay(0.9999) < Duration::from_millis(60));
+    }
+}

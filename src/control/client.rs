@@ -1,0 +1,582 @@
+//! The control client: fetches the server's key, keeps one ts2021 session up, registers the
+//! node, streams the netmap and pushes endpoint changes — a sans-IO state machine.
+//!
+//! The driver (the daemon's poll loop) performs [`Action`]s (open or close the TCP/TLS
+//! connection), moves bytes ([`ControlClient::handle_input`], [`ControlClient::poll_output`]),
+//! reports closes, calls [`ControlClient::handle_timeout`] at [`ControlClient::poll_timeout`],
+//! and consumes [`Event`]s (a new netmap, "persist the keys", a failed login).
+
+use super::backoff::{random_jitter, Backoff};
+use super::http2::{Event as H2Event, StreamId};
+use super::map_state::MapState;
+use super::mapstream::FrameReader;
+use super::noise::{key_request_path, parse_server_key_response};
+use super::server_url::ServerUrl;
+use super::session::Session;
+use super::tailcfg::{
+    Hostinfo, MapRequest, RegisterAuth, RegisterRequest, RegisterResponse, WireKey, CAPABILITY_VERSION,
+};
+use crate::keys::{PrivateKey, PublicKey};
+use crate::netmap::Netmap;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// No frame (not even a keep-alive) for this long: the stream is dead.
+const MAP_WATCHDOG: Duration = Duration::from_secs(120);
+/// Largest map frame accepted; big tailnets send multi-megabyte full netmaps.
+const MAX_MAP_FRAME: usize = 16 << 20;
+/// Largest register response read.
+const MAX_REGISTER_RESPONSE: usize = 1 << 20;
+/// Largest `/key` response read.
+const MAX_KEY_RESPONSE: usize = 64 << 10;
+/// Giving up on a connection that never answers.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The node's long-lived keys.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Identity {
+    /// Names this machine to the control server (Noise static key).
+    pub machine_key: PrivateKey,
+    /// The WireGuard key the tailnet knows this node by.
+    pub node_key: PrivateKey,
+}
+
+/// What the driver must do with the network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Open a fresh connection (closing any previous one).
+    Connect { host: String, port: u16, tls: bool },
+    Disconnect,
+}
+
+/// What happened that the daemon must act on.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// The server accepted the node key: persist the identity now.
+    Registered,
+    /// A new netmap to run.
+    Netmap(Box<Netmap>),
+    /// The login cannot succeed without the user (bad or expired auth key, server refusal).
+    LoginFailed(String),
+    /// The server confirmed the logout; forget the keys.
+    LoggedOut,
+}
+
+/// The user-visible login state, with tailscale's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendState {
+    NeedsLogin,
+    NeedsMachineAuth,
+    Starting,
+    Running,
+}
+
+impl BackendState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendState::NeedsLogin => "NeedsLogin",
+            BackendState::NeedsMachineAuth => "NeedsMachineAuth",
+            BackendState::Starting => "Starting",
+            BackendState::Running => "Running",
+        }
+    }
+}
+
+/// Where the connection is.
+enum Link {
+    /// Nothing open; the next attempt is at the given time.
+    Waiting(Instant),
+    /// An HTTP/1.1 `/key` request is out; the response is collected until the server closes.
+    FetchingKey { request_sent: bool, response: Vec<u8>, since: Instant },
+    /// A ts2021 session is being set up or is up.
+    Session { session: Box<Session>, since: Instant, streams: Streams },
+    /// Logged out or failed for good: nothing happens until the user acts.
+    Parked,
+}
+
+/// The HTTP/2 requests in flight on the session.
+#[derive(Default)]
+struct Streams {
+    register: Option<(StreamId, Vec<u8>)>,
+    map: Option<StreamId>,
+    lite: Option<StreamId>,
+    /// Requests sent on this session (register first, then the map poll).
+    registered: bool,
+}
+
+pub struct ControlClient {
+    server: ServerUrl,
+    identity: Identity,
+    disco_key: PublicKey,
+    hostname: String,
+    auth_key: Option<String>,
+    /// The pending interactive login URL, if any.
+    auth_url: String,
+    control_key: Option<PublicKey>,
+    link: Link,
+    map: MapState,
+    frames: FrameReader,
+    last_frame: Option<Instant>,
+    backoff: Backoff,
+    state: BackendState,
+    /// Why the last attempt failed, for status output.
+    last_error: Option<String>,
+    endpoints: Vec<SocketAddr>,
+    endpoints_unsent: bool,
+    logging_out: bool,
+    actions: VecDeque<Action>,
+    events: VecDeque<Event>,
+}
+
+impl ControlClient {
+    /// A client for `server` that starts connecting at once.
+    pub fn new(server: ServerUrl, identity: Identity, hostname: String, auth_key: Option<String>, now: Instant) -> ControlClient {
+        ControlClient {
+            server,
+            identity,
+            disco_key: PrivateKey::generate().map(|k| k.public_key()).unwrap_or(PublicKey([0; 32])),
+            hostname,
+            auth_key,
+            auth_url: String::new(),
+            control_key: None,
+            link: Link::Waiting(now),
+            map: MapState::new(),
+            frames: FrameReader::new(MAX_MAP_FRAME),
+            last_frame: None,
+            backoff: Backoff::default(),
+            state: BackendState::Starting,
+            last_error: None,
+            endpoints: Vec::new(),
+            endpoints_unsent: false,
+            logging_out: false,
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    pub fn server(&self) -> &ServerUrl {
+        &self.server
+    }
+
+    pub fn state(&self) -> BackendState {
+        self.state
+    }
+
+    pub fn auth_url(&self) -> &str {
+        &self.auth_url
+    }
+
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    /// True while the map stream is delivering.
+    pub fn is_connected(&self) -> bool {
+        matches!(&self.link, Link::Session { streams, .. } if streams.map.is_some()) && self.last_frame.is_some()
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next moment [`ControlClient::handle_timeout`] must run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.link {
+            Link::Waiting(at) => Some(*at),
+            Link::FetchingKey { since, .. } => Some(*since + CONNECT_TIMEOUT),
+            Link::Session { since, streams, .. } => Some(match (streams.map, self.last_frame) {
+                (Some(_), Some(last)) => last + MAP_WATCHDOG,
+                (Some(_), None) => *since + MAP_WATCHDOG,
+                // Registering: an interactive follow-up may legitimately wait a long time.
+                (None, _) if !self.auth_url.is_empty() => return None,
+                (None, _) => *since + CONNECT_TIMEOUT + MAP_WATCHDOG,
+            }),
+            Link::Parked => None,
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match &self.link {
+            Link::Waiting(at) if *at <= now => self.connect(now),
+            Link::FetchingKey { since, .. } if *since + CONNECT_TIMEOUT <= now => {
+                self.retry(now, "timed out fetching the control server's key")
+            }
+            Link::Session { .. } if self.poll_timeout().is_some_and(|t| t <= now) => {
+                self.retry(now, "no word from the control server in 120 s")
+            }
+            _ => {}
+        }
+    }
+
+    /// The endpoints peers may reach us at; sent with the next map request, or as a lite
+    /// update while the stream runs.
+    pub fn set_endpoints(&mut self, now: Instant, endpoints: Vec<SocketAddr>) {
+        if endpoints != self.endpoints {
+            self.endpoints = endpoints;
+            self.endpoints_unsent = true;
+            self.send_lite_update_if_due(now);
+        }
+    }
+
+    /// Asks the server to expire our node key; [`Event::LoggedOut`] follows (or, with no
+    /// connection, at once).
+    pub fn logout(&mut self, now: Instant) {
+        self.logging_out = true;
+        if matches!(self.link, Link::Session { ref streams, .. } if streams.registered) {
+            self.send_register(now);
+        } else {
+            self.park();
+            self.events.push_back(Event::LoggedOut);
+        }
+    }
+
+    fn connect(&mut self, now: Instant) {
+        self.actions.push_back(Action::Connect {
+            host: self.server.host.clone(),
+            port: self.server.port,
+            tls: self.server.tls,
+        });
+        self.link = match self.control_key {
+            None => Link::FetchingKey { request_sent: false, response: Vec::new(), since: now },
+            Some(key) => match self.start_session(key) {
+                Ok(session) => Link::Session { session: Box::new(session), since: now, streams: Streams::default() },
+                Err(e) => return self.retry(now, &e),
+            },
+        };
+    }
+
+    fn start_session(&self, control_key: PublicKey) -> Result<Session, String> {
+        let mut seed = [0u8; 32];
+        getrandom::getrandom(&mut seed).map_err(|e| e.to_string())?;
+        let authority = self.server.authority();
+        Session::start(&self.identity.machine_key, &control_key, &authority, CAPABILITY_VERSION as u16, seed)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Bytes for the socket: the `/key` request right after connecting, or session output.
+    pub fn poll_output(&mut self, now: Instant, out: &mut Vec<u8>) {
+        match &mut self.link {
+            Link::FetchingKey { request_sent, .. } if !*request_sent => {
+                let request = format!(
+                    "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: weft/{}\r\nConnection: close\r\n\r\n",
+                    key_request_path(CAPABILITY_VERSION as u16),
+                    self.server.authority(),
+                    crate::VERSION
+                );
+                out.extend_from_slice(request.as_bytes());
+                *request_sent = true;
+            }
+            Link::Session { session, .. } => {
+                if let Err(e) = session.poll_output(out) {
+                    self.retry(now, &e.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Bytes read from the socket.
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        match &mut self.link {
+            Link::FetchingKey { response, .. } => {
+                response.extend_from_slice(bytes);
+                if response.len() > MAX_KEY_RESPONSE {
+                    self.retry(now, "control server's /key response is too large");
+                }
+            }
+            Link::Session { session, .. } => {
+                if let Err(e) = session.handle_input(bytes) {
+                    return self.retry(now, &format!("control session: {e}"));
+                }
+                self.drive_session(now);
+            }
+            _ => {}
+        }
+    }
+
+    /// The connection closed (or failed to open).
+    pub fn handle_closed(&mut self, now: Instant, reason: &str) {
+        if let Link::FetchingKey { response, .. } = &self.link {
+            let response = response.clone();
+            return self.finish_key_fetch(now, &response);
+        }
+        if !matches!(self.link, Link::Parked) {
+            self.retry(now, &format!("control connection closed: {reason}"));
+        }
+    }
+
+    fn finish_key_fetch(&mut self, now: Instant, response: &[u8]) {
+        let key = crate::http1::parse_response(response).and_then(|(status, body)| {
+            if status != 200 {
+                return Err(format!("/key answered HTTP {status}"));
+            }
+            parse_server_key_response(body).map_err(|e| e.to_string())
+        });
+        match key {
+            Ok(key) => {
+                self.control_key = Some(key);
+                self.connect(now);
+            }
+            Err(e) => self.retry(now, &format!("fetching the control server's key: {e}")),
+        }
+    }
+
+    /// Sends what the session state calls for and handles HTTP/2 events.
+    fn drive_session(&mut self, now: Instant) {
+        let Link::Session { session, streams, .. } = &mut self.link else {
+            return;
+        };
+        if session.h2().is_none() {
+            return;
+        }
+        if !streams.registered {
+            streams.registered = true;
+            self.send_register(now);
+        }
+        while let Some(event) = self.next_h2_event() {
+            self.handle_h2_event(now, event);
+            if !matches!(self.link, Link::Session { .. }) {
+                return;
+            }
+        }
+    }
+
+    fn next_h2_event(&mut self) -> Option<H2Event> {
+        match &mut self.link {
+            Link::Session { session, .. } => session.h2()?.poll_event(),
+            _ => None,
+        }
+    }
+
+    fn handle_h2_event(&mut self, now: Instant, event: H2Event) {
+        match event {
+            H2Event::Response { stream, status, .. } => self.on_response_head(now, stream, status),
+            H2Event::Data { stream, bytes } => self.on_data(now, stream, &bytes),
+            H2Event::StreamEnd { stream } => self.on_stream_end(now, stream),
+            H2Event::StreamReset { .. } => self.retry(now, "control server reset a request"),
+            H2Event::GoAway { .. } => self.retry(now, "control server is going away"),
+        }
+    }
+
+    fn on_response_head(&mut self, now: Instant, stream: StreamId, status: u16) {
+        if status == 200 {
+            return;
+        }
+        let what = if self.is_stream(stream, |s| s.register.as_ref().map(|r| r.0)) { "register" } else { "map" };
+        let message = format!("control server answered {what} with HTTP {status}");
+        if what == "register" && (400..500).contains(&status) && status != 429 {
+            return self.fail_login(&message);
+        }
+        self.retry(now, &message);
+    }
+
+    fn is_stream(&self, stream: StreamId, pick: impl Fn(&Streams) -> Option<StreamId>) -> bool {
+        matches!(&self.link, Link::Session { streams, .. } if pick(streams) == Some(stream))
+    }
+
+    fn on_data(&mut self, now: Instant, stream: StreamId, bytes: &[u8]) {
+        let Link::Session { session, streams, .. } = &mut self.link else {
+            return;
+        };
+        if let Some(h2) = session.h2() {
+            h2.consume(stream, bytes.len());
+        }
+        if let Some((id, body)) = &mut streams.register {
+            if *id == stream {
+                body.extend_from_slice(bytes);
+                if body.len() > MAX_REGISTER_RESPONSE {
+                    self.retry(now, "register response too large");
+                }
+                return;
+            }
+        }
+        if streams.map == Some(stream) {
+            self.frames.push(bytes);
+            self.read_map_frames(now);
+        }
+    }
+
+    fn on_stream_end(&mut self, now: Instant, stream: StreamId) {
+        let Link::Session { streams, .. } = &mut self.link else {
+            return;
+        };
+        if let Some((id, body)) = streams.register.take() {
+            if id == stream {
+                return self.on_register_response(now, &body);
+            }
+            streams.register = Some((id, body));
+        }
+        if streams.lite == Some(stream) {
+            streams.lite = None;
+            return self.send_lite_update_if_due(now);
+        }
+        if streams.map == Some(stream) {
+            self.retry(now, "control server ended the map stream");
+        }
+    }
+
+    fn send_register(&mut self, now: Instant) {
+        let mut request = RegisterRequest::new(
+            WireKey::new(self.identity.node_key.public_key()),
+            Hostinfo::for_this_host(&self.hostname),
+        );
+        if self.logging_out {
+            // Any time in the past on the current key means "log out"; the official client
+            // uses this one.
+            request.expiry = Some(UNIX_EPOCH + Duration::from_secs(123));
+        } else if !self.auth_url.is_empty() {
+            request.followup = self.auth_url.clone();
+        } else if let Some(key) = &self.auth_key {
+            request.auth = Some(RegisterAuth { auth_key: key.clone() });
+        }
+        self.send_request(now, "/machine/register", &request.to_json(), |streams, id| {
+            streams.register = Some((id, Vec::new()))
+        });
+    }
+
+    fn send_request(&mut self, now: Instant, path: &str, body: &[u8], remember: impl FnOnce(&mut Streams, StreamId)) {
+        let Link::Session { session, streams, .. } = &mut self.link else {
+            return;
+        };
+        let Some(h2) = session.h2() else {
+            return;
+        };
+        let length = body.len().to_string();
+        match h2.send_request("POST", path, &[("content-length", &length)], Some(body)) {
+            Ok(id) => remember(streams, id),
+            Err(e) => self.retry(now, &format!("sending {path}: {e}")),
+        }
+    }
+
+    fn on_register_response(&mut self, now: Instant, body: &[u8]) {
+        let response = match RegisterResponse::from_json(body) {
+            Ok(r) => r,
+            Err(e) => return self.retry(now, &format!("register response: {e}")),
+        };
+        if !response.error.is_empty() {
+            return self.fail_login(&format!("login failed: {}", response.error));
+        }
+        if self.logging_out {
+            self.park();
+            self.events.push_back(Event::LoggedOut);
+            return;
+        }
+        if response.node_key_expired {
+            return self.fail_login("this node's key has expired; log in again");
+        }
+        if !response.auth_url.is_empty() {
+            let fresh = response.auth_url != self.auth_url;
+            self.auth_url = response.auth_url;
+            self.state = BackendState::NeedsLogin;
+            if fresh {
+                // Ask again with Followup: the server answers once the user has logged in.
+                return self.send_register(now);
+            }
+            return self.retry(now, "login not finished yet");
+        }
+        self.auth_url.clear();
+        self.auth_key = None;
+        self.last_error = None;
+        self.state = if response.machine_authorized { BackendState::Starting } else { BackendState::NeedsMachineAuth };
+        self.events.push_back(Event::Registered);
+        self.start_map_poll(now);
+    }
+
+    fn start_map_poll(&mut self, now: Instant) {
+        self.frames = FrameReader::new(MAX_MAP_FRAME);
+        self.map = MapState::new();
+        self.last_frame = None;
+        let mut request = MapRequest::long_poll(
+            WireKey::new(self.identity.node_key.public_key()),
+            WireKey::new(self.disco_key),
+            Hostinfo::for_this_host(&self.hostname),
+        );
+        request.endpoints = self.endpoints.clone();
+        self.send_request(now, "/machine/map", &request.to_json(), |streams, id| streams.map = Some(id));
+        // The streaming request may be read-only for the server: push endpoints separately.
+        self.endpoints_unsent = !self.endpoints.is_empty();
+        self.send_lite_update_if_due(now);
+    }
+
+    fn send_lite_update_if_due(&mut self, now: Instant) {
+        let ready = matches!(&self.link, Link::Session { streams, .. } if streams.map.is_some() && streams.lite.is_none());
+        if !ready || !self.endpoints_unsent {
+            return;
+        }
+        self.endpoints_unsent = false;
+        let mut request = MapRequest::lite_update(
+            WireKey::new(self.identity.node_key.public_key()),
+            WireKey::new(self.disco_key),
+            Hostinfo::for_this_host(&self.hostname),
+        );
+        request.endpoints = self.endpoints.clone();
+        request.endpoint_types = vec![1; self.endpoints.len()];
+        self.send_request(now, "/machine/map", &request.to_json(), |streams, id| streams.lite = Some(id));
+    }
+
+    fn read_map_frames(&mut self, now: Instant) {
+        loop {
+            let frame = match self.frames.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return,
+                Err(e) => return self.retry(now, &format!("map stream: {e}")),
+            };
+            self.last_frame = Some(now);
+            let wall = SystemTime::now();
+            match self.map.apply_frame(&frame, wall) {
+                Ok(changed) if changed.any() => self.publish_netmap(wall),
+                Ok(_) => {}
+                Err(e) => return self.retry(now, &format!("map response: {e}")),
+            }
+        }
+    }
+
+    fn publish_netmap(&mut self, wall: SystemTime) {
+        let Some(netmap) = self.map.netmap(self.identity.node_key.clone(), wall) else {
+            return;
+        };
+        self.backoff.reset();
+        self.state = if !netmap.self_node.machine_authorized {
+            BackendState::NeedsMachineAuth
+        } else if netmap.self_node.key_expired {
+            BackendState::NeedsLogin
+        } else {
+            BackendState::Running
+        };
+        self.events.push_back(Event::Netmap(Box::new(netmap)));
+    }
+
+    /// The connection failed: close it and try again after a backoff.
+    fn retry(&mut self, now: Instant, why: &str) {
+        log::warn!("control: {why}");
+        self.last_error = Some(why.to_string());
+        self.actions.push_back(Action::Disconnect);
+        let delay = self.backoff.next_delay(random_jitter());
+        self.link = Link::Waiting(now + delay);
+        self.last_frame = None;
+    }
+
+    /// The login cannot work as asked: stop and tell the user.
+    fn fail_login(&mut self, why: &str) {
+        log::error!("control: {why}");
+        self.last_error = Some(why.to_string());
+        self.state = BackendState::NeedsLogin;
+        self.park();
+        self.events.push_back(Event::LoginFailed(why.to_string()));
+    }
+
+    fn park(&mut self) {
+        self.actions.push_back(Action::Disconnect);
+        self.link = Link::Parked;
+        self.last_frame = None;
+    }
+}

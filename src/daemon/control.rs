@@ -1,0 +1,266 @@
+//! The daemon's side of the control client: dialing, moving bytes between the socket and the
+//! sans-IO client, persisting keys and handing netmaps to the engine. Also the login commands
+//! the local API accepts (`up`, `down`, `logout`).
+
+use super::control_socket::{tls_config, ControlSocket, Progress};
+use super::event_loop::{Daemon, CONTROL};
+use crate::control::client::{Action, BackendState, ControlClient, Event, Identity};
+use crate::control::server_url::ServerUrl;
+use crate::keys::PrivateKey;
+use crate::netmap::{Netmap, SelfNode};
+use crate::state::NodeState;
+use mio::Interest;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Instant;
+
+/// A control server connection in the making or running.
+pub(super) struct ControlLink {
+    pub client: ControlClient,
+    /// What to persist once the server accepts the node key.
+    pub state: NodeState,
+    socket: Option<ControlSocket>,
+}
+
+/// What `weft up` asks for.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct UpRequest {
+    #[serde(rename = "LoginServer", default)]
+    pub login_server: String,
+    #[serde(rename = "AuthKey", default)]
+    pub auth_key: String,
+    #[serde(rename = "Hostname", default)]
+    pub hostname: String,
+}
+
+impl Daemon {
+    /// `weft up`: starts (or restarts) the control client. Keys are reused when the server is
+    /// the one we are registered with; otherwise new ones are made and saved only once the
+    /// server accepts them, so a refused login leaves nothing behind.
+    pub(super) fn control_up(&mut self, request: UpRequest, now: Instant) -> Result<(), String> {
+        if self.options.config.is_some() {
+            return Err("weftd runs a static config (--config); `weft up` is for control servers".into());
+        }
+        let saved = self.store.load()?;
+        let server_text = match (request.login_server.is_empty(), &saved) {
+            (false, _) => request.login_server.clone(),
+            (true, Some(s)) => s.login_server.clone(),
+            (true, None) => return Err("no login server known: give --login-server".into()),
+        };
+        let server = ServerUrl::parse(&server_text)?;
+        let hostname = match (request.hostname.is_empty(), &saved) {
+            (false, _) => request.hostname.clone(),
+            (true, Some(s)) if !s.hostname.is_empty() => s.hostname.clone(),
+            _ => super::event_loop::hostname(),
+        };
+        let state = match saved {
+            Some(s) if ServerUrl::parse(&s.login_server).ok() == Some(server.clone()) => {
+                let state = NodeState { hostname, want_running: true, ..s };
+                // Already registered with these keys: remember that the user wants them up.
+                self.store.save(&state)?;
+                state
+            }
+            _ => NodeState {
+                login_server: server.to_string(),
+                hostname,
+                machine_key: PrivateKey::generate()?,
+                node_key: PrivateKey::generate()?,
+                want_running: true,
+            },
+        };
+        let auth_key = Some(request.auth_key).filter(|k| !k.is_empty());
+        self.start_control(state, auth_key, now);
+        Ok(())
+    }
+
+    pub(super) fn start_control(&mut self, state: NodeState, auth_key: Option<String>, now: Instant) {
+        self.stop_control();
+        let Ok(server) = ServerUrl::parse(&state.login_server) else {
+            self.login_error = Some(format!("saved login server {:?} is not a URL", state.login_server));
+            return;
+        };
+        let identity = Identity { machine_key: state.machine_key.clone(), node_key: state.node_key.clone() };
+        let mut client = ControlClient::new(server, identity, state.hostname.clone(), auth_key, now);
+        client.set_endpoints(now, self.local_endpoints());
+        self.login_error = None;
+        self.control = Some(ControlLink { client, state, socket: None });
+        self.pump_control(now);
+    }
+
+    /// `weft down`: disconnect, forget the tailnet's peers and routes, keep the keys.
+    pub(super) fn control_down(&mut self) -> Result<(), String> {
+        if self.options.config.is_some() {
+            return Err("weftd runs a static config (--config); stop the daemon instead".into());
+        }
+        self.stop_control();
+        if let Some(mut state) = self.store.load()? {
+            state.want_running = false;
+            self.store.save(&state)?;
+        }
+        Ok(())
+    }
+
+    /// `weft logout`: tell the server, then forget the keys.
+    pub(super) fn control_logout(&mut self, now: Instant) -> Result<(), String> {
+        if self.options.config.is_some() {
+            return Err("weftd runs a static config (--config); there is no login".into());
+        }
+        match &mut self.control {
+            Some(link) => {
+                link.client.logout(now);
+                self.pump_control(now);
+                Ok(())
+            }
+            None => self.forget_login(),
+        }
+    }
+
+    fn forget_login(&mut self) -> Result<(), String> {
+        self.stop_control();
+        self.store.remove()
+    }
+
+    /// Drops the connection and empties the engine: no peers, no routes, no addresses.
+    fn stop_control(&mut self) {
+        if let Some(mut link) = self.control.take() {
+            if let Some(mut socket) = link.socket.take() {
+                let _ = self.poll.registry().deregister(socket.source());
+            }
+        }
+        let key = self.engine.netmap().self_node.private_key.clone();
+        self.engine.apply_netmap(Netmap::new(SelfNode::new(key)), Instant::now());
+        self.apply_routes();
+    }
+
+    /// The socket is readable or writable.
+    pub(super) fn handle_control_socket(&mut self, now: Instant) {
+        let Some(link) = &mut self.control else { return };
+        let Some(socket) = &mut link.socket else { return };
+        let mut received = Vec::new();
+        let progress = socket.on_ready(&mut received);
+        if !received.is_empty() {
+            link.client.handle_input(now, &received);
+        }
+        if let Progress::Closed(reason) = progress {
+            if let Some(mut socket) = link.socket.take() {
+                let _ = self.poll.registry().deregister(socket.source());
+            }
+            link.client.handle_closed(now, &reason);
+        }
+        self.pump_control(now);
+    }
+
+    pub(super) fn control_timeout(&self) -> Option<Instant> {
+        self.control.as_ref().and_then(|l| l.client.poll_timeout())
+    }
+
+    pub(super) fn handle_control_timeout(&mut self, now: Instant) {
+        if let Some(link) = &mut self.control {
+            if link.client.poll_timeout().is_some_and(|t| t <= now) {
+                link.client.handle_timeout(now);
+                self.pump_control(now);
+            }
+        }
+    }
+
+    /// Carries out everything the client asked for, until it has nothing more to say.
+    pub(super) fn pump_control(&mut self, now: Instant) {
+        loop {
+            let Some(link) = &mut self.control else { return };
+            if let Some(action) = link.client.poll_action() {
+                self.perform(action, now);
+                continue;
+            }
+            let mut out = Vec::new();
+            link.client.poll_output(now, &mut out);
+            if !out.is_empty() {
+                if let Some(socket) = &mut link.socket {
+                    if let Err(e) = socket.send(&out) {
+                        link.client.handle_closed(now, &e.to_string());
+                    }
+                }
+                continue;
+            }
+            match link.client.poll_event() {
+                Some(event) => self.on_control_event(event, now),
+                None => return,
+            }
+        }
+    }
+
+    fn perform(&mut self, action: Action, now: Instant) {
+        let Some(link) = &mut self.control else { return };
+        if let Some(mut old) = link.socket.take() {
+            let _ = self.poll.registry().deregister(old.source());
+        }
+        let Action::Connect { host, port, tls } = action else { return };
+        let opened = resolve(&host, port).and_then(|addr| {
+            let tls = if tls {
+                let config = self.tls.get_or_insert_with(|| tls_config(self.options.ca_file.as_deref()));
+                Some((config.clone()?, host.clone()))
+            } else {
+                None
+            };
+            ControlSocket::connect(addr, tls).map_err(|e| format!("connecting to {addr}: {e}"))
+        });
+        match opened {
+            Ok(mut socket) => {
+                match self.poll.registry().register(socket.source(), CONTROL, Interest::READABLE | Interest::WRITABLE) {
+                    Ok(()) => link.socket = Some(socket),
+                    Err(e) => link.client.handle_closed(now, &e.to_string()),
+                }
+            }
+            Err(e) => link.client.handle_closed(now, &e),
+        }
+    }
+
+    fn on_control_event(&mut self, event: Event, now: Instant) {
+        match event {
+            Event::Registered => {
+                let Some(link) = &self.control else { return };
+                if let Err(e) = self.store.save(&link.state) {
+                    log::error!("{e}");
+                    self.login_error = Some(e);
+                }
+            }
+            Event::Netmap(netmap) => {
+                let change = self.engine.apply_netmap(*netmap, now);
+                log::info!("netmap: {} peers added, {} removed, {} updated", change.added, change.removed, change.updated);
+                self.apply_routes();
+            }
+            Event::LoginFailed(why) => self.login_error = Some(why),
+            Event::LoggedOut => {
+                if let Err(e) = self.forget_login() {
+                    log::error!("{e}");
+                }
+            }
+        }
+    }
+
+    /// The backend state `weft status` shows.
+    pub(super) fn backend_state(&self) -> &'static str {
+        if self.options.config.is_some() {
+            return BackendState::Running.as_str();
+        }
+        match &self.control {
+            Some(link) => link.client.state().as_str(),
+            None if self.store.load().ok().flatten().is_some() => "Stopped",
+            None => BackendState::NeedsLogin.as_str(),
+        }
+    }
+
+    /// Our UDP port on every usable local address.
+    pub(super) fn local_endpoints(&self) -> Vec<SocketAddr> {
+        let port = self.udp.port();
+        crate::platform::interfaces::endpoint_candidates().into_iter().map(|ip| SocketAddr::new(ip, port)).collect()
+    }
+}
+
+/// The first address of `host`. Blocks on DNS when `host` is a name: the login server is
+/// resolved once per connection attempt, not on the data path.
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("resolving {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} has no address"))
+}

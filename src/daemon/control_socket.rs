@@ -1,0 +1,176 @@
+//! The TCP (optionally TLS) connection to the control server, non-blocking inside the poll
+//! loop. Plaintext in, plaintext out; the control client above never sees sockets or TLS.
+
+use crate::platform::sockaddr::to_sockaddr;
+use crate::platform::socket::mark_bypass;
+use mio::net::TcpStream;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::Arc;
+
+pub struct ControlSocket {
+    stream: TcpStream,
+    tls: Option<ClientConnection>,
+    /// Plaintext waiting for the socket (plain TCP only; TLS buffers inside rustls).
+    unsent: Vec<u8>,
+}
+
+/// What a readiness event produced.
+pub enum Progress {
+    Open,
+    /// The server closed the connection (orderly or not).
+    Closed(String),
+}
+
+impl ControlSocket {
+    /// Starts a non-blocking connect to `addr`, marked to bypass the tunnel; with `tls`, a TLS
+    /// session for `server_name` runs over it.
+    pub fn connect(addr: SocketAddr, tls: Option<(Arc<ClientConfig>, String)>) -> io::Result<ControlSocket> {
+        let stream = connect_marked(addr)?;
+        let tls = match tls {
+            None => None,
+            Some((config, name)) => {
+                let name = ServerName::try_from(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                Some(ClientConnection::new(config, name).map_err(io::Error::other)?)
+            }
+        };
+        Ok(ControlSocket { stream, tls, unsent: Vec::new() })
+    }
+
+    pub fn source(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// Queues plaintext and writes as much as the socket takes.
+    pub fn send(&mut self, plaintext: &[u8]) -> io::Result<()> {
+        match &mut self.tls {
+            Some(tls) => tls.writer().write_all(plaintext)?,
+            None => self.unsent.extend_from_slice(plaintext),
+        }
+        self.flush()
+    }
+
+    /// Handles readiness: flushes pending output and appends received plaintext to `received`.
+    pub fn on_ready(&mut self, received: &mut Vec<u8>) -> Progress {
+        if let Err(e) = self.flush() {
+            return Progress::Closed(e.to_string());
+        }
+        match self.receive(received) {
+            Ok(true) => Progress::Open,
+            Ok(false) => Progress::Closed("connection closed by the control server".into()),
+            Err(e) => Progress::Closed(e.to_string()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if let Some(tls) = &mut self.tls {
+            while tls.wants_write() {
+                match tls.write_tls(&mut self.stream) {
+                    Ok(_) => {}
+                    Err(e) if would_block(&e) => return Ok(()),
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(());
+        }
+        while !self.unsent.is_empty() {
+            match self.stream.write(&self.unsent) {
+                Ok(n) => {
+                    self.unsent.drain(..n);
+                }
+                Err(e) if would_block(&e) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads until the socket would block; false once the peer has closed.
+    fn receive(&mut self, received: &mut Vec<u8>) -> io::Result<bool> {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let Some(tls) = &mut self.tls else {
+                match self.stream.read(&mut buf) {
+                    Ok(0) => return Ok(false),
+                    Ok(n) => received.extend_from_slice(&buf[..n]),
+                    Err(e) if would_block(&e) => return Ok(true),
+                    Err(e) => return Err(e),
+                }
+                continue;
+            };
+            match tls.read_tls(&mut self.stream) {
+                Ok(0) => return Ok(false),
+                Ok(_) => {
+                    tls.process_new_packets().map_err(io::Error::other)?;
+                    let _ = tls.reader().read_to_end(received).or_else(|e| if would_block(&e) { Ok(0) } else { Err(e) })?;
+                    // The handshake may want to answer.
+                    self.flush()?;
+                }
+                Err(e) if would_block(&e) => return Ok(true),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted
+}
+
+/// A non-blocking connect on a socket marked before the SYN leaves, so the route chosen for
+/// the control server is never the tunnel's.
+fn connect_marked(addr: SocketAddr) -> io::Result<TcpStream> {
+    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: plain socket(2); ownership passes to the std stream right after.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh socket owned by nobody else.
+    let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    if !addr.ip().is_loopback() {
+        if let Err(e) = mark_bypass(stream.as_raw_fd()) {
+            log::debug!("control socket not marked: {e}");
+        }
+    }
+    let (storage, len) = to_sockaddr(addr);
+    // SAFETY: storage holds a sockaddr of `len` bytes for the socket's family.
+    let rc = unsafe { libc::connect(stream.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len) };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(e);
+        }
+    }
+    let _ = stream.set_nodelay(true);
+    Ok(TcpStream::from_std(stream))
+}
+
+/// TLS settings: the system's roots, plus a CA file if one is given (for servers with a
+/// private CA, such as a self-hosted Headscale).
+pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<ClientConfig>, String> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path).map_err(|e| format!("reading CA file {}: {e}", path.display()))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("CA file {}: {e}", path.display()))?;
+            roots.add(cert).map_err(|e| format!("CA file {}: {e}", path.display()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    // HTTP/1.1 only: the ts2021 upgrade cannot happen over an HTTP/2 TLS session.
+    Ok(Arc::new(config))
+}
