@@ -1,4 +1,7 @@
 //! The ts2021 control client: Noise IK transport, HTTP/2, registration and the map stream.
 
 pub mod http2;
+pub mod map_state;
+pub mod mapstream;
 pub mod noise;
+pub mod tailcfg;
