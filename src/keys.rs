@@ -26,7 +26,30 @@ impl PublicKey {
 
     /// Tailscale's spelling: `nodekey:` followed by 64 lowercase hex digits.
     pub fn to_nodekey(&self) -> String {
-        format!("nodekey:{}", hex(&self.0))
+        self.to_prefixed_hex("nodekey:")
+    }
+
+    /// Tailscale's typed text form: `prefix` (`nodekey:`, `discokey:`, `mkey:`…) and 64
+    /// lowercase hex digits.
+    pub fn to_prefixed_hex(&self, prefix: &str) -> String {
+        format!("{prefix}{}", hex(&self.0))
+    }
+
+    /// Parses [`PublicKey::to_prefixed_hex`]'s form; the hex may be in either case, as
+    /// Tailscale's parsers accept.
+    pub fn from_prefixed_hex(prefix: &str, text: &str) -> Result<PublicKey, String> {
+        let digits = text
+            .strip_prefix(prefix)
+            .ok_or_else(|| format!("key does not start with {prefix:?}"))?;
+        unhex32(digits)
+            .map(PublicKey)
+            .ok_or_else(|| format!("{prefix} key must be 64 hex digits"))
+    }
+
+    /// The all-zero key, which Tailscale sends to mean "none" (a peer without disco, no old
+    /// node key).
+    pub fn is_zero(&self) -> bool {
+        self.0 == [0; 32]
     }
 
     /// A short form for logs: the first 5 base64 characters, as tailscaled abbreviates keys.
@@ -100,6 +123,23 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Exactly 64 hex digits (either case) as 32 bytes.
+fn unhex32(digits: &str) -> Option<[u8; 32]> {
+    let digits = digits.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = (hex_value(pair[0])? << 4) | hex_value(pair[1])?;
+    }
+    Some(out)
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    (digit as char).to_digit(16).map(|v| v as u8)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +162,43 @@ mod tests {
             private.public_key().to_base64(),
             "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw="
         );
+    }
+
+    #[test]
+    fn prefixed_hex_roundtrips_in_either_case() {
+        let key = PrivateKey::generate().unwrap().public_key();
+        let text = key.to_prefixed_hex("discokey:");
+        assert_eq!(PublicKey::from_prefixed_hex("discokey:", &text), Ok(key));
+        let upper = format!("discokey:{}", text["discokey:".len()..].to_uppercase());
+        assert_eq!(PublicKey::from_prefixed_hex("discokey:", &upper), Ok(key));
+        assert!(!key.is_zero());
+        assert!(PublicKey([0; 32]).is_zero());
+    }
+
+    #[test]
+    fn rejects_bad_prefixed_hex() {
+        let zeros = "0".repeat(64);
+        for bad in [
+            format!("nodekey:{zeros}"),
+            format!("discokey:{}", &zeros[1..]),
+            format!("discokey:{zeros}0"),
+            format!("discokey:{}g", &zeros[1..]),
+            format!("discokey:{}é", &zeros[2..]),
+            "discokey:".to_string(),
+        ] {
+            assert!(
+                PublicKey::from_prefixed_hex("discokey:", &bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn shaken_prefixed_hex_never_panics() {
+        let text = PublicKey([0xab; 32]).to_prefixed_hex("mkey:");
+        crate::testing::shake(7, 2000, text.as_bytes(), |bytes| {
+            let _ = PublicKey::from_prefixed_hex("mkey:", &String::from_utf8_lossy(bytes));
+        });
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! The one network map both sources produce — a static config file or a control server — and the
 //! engine consumes. Nothing here knows where the data came from.
 
+use crate::control::tailcfg::{DerpRegion, DnsConfig, FilterRule, RegionId, UserProfile};
 use crate::keys::{PrivateKey, PublicKey};
 use crate::prefix::Prefix;
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::SystemTime;
 
 /// Everything the engine needs to run this node.
 #[derive(Clone, Debug, PartialEq)]
@@ -13,6 +16,41 @@ pub struct Netmap {
     pub peers: Vec<Peer>,
     /// The tailnet's name (MapResponse.Domain); empty for a static config.
     pub domain: String,
+    /// Owners of nodes, by user ID, for status output.
+    pub user_profiles: BTreeMap<i64, UserProfile>,
+    /// The relays; `None` until control sends one (and always for a static config).
+    pub derp_map: Option<DerpMap>,
+    /// Inbound packet filter rules as control sent them (all named filters, in name order).
+    /// `None`: no filter configured (a static config), so nothing is filtered; `Some([])`:
+    /// control denies everything.
+    pub packet_filter: Option<Vec<FilterRule>>,
+    /// MagicDNS and resolvers; `None` when nobody configured DNS.
+    pub dns: Option<DnsConfig>,
+}
+
+impl Netmap {
+    /// A netmap with only this node in it; sources fill in the rest with `..Netmap::new(me)`.
+    pub fn new(self_node: SelfNode) -> Netmap {
+        Netmap {
+            self_node,
+            peers: Vec::new(),
+            domain: String::new(),
+            user_profiles: BTreeMap::new(),
+            derp_map: None,
+            packet_filter: None,
+            dns: None,
+        }
+    }
+}
+
+/// The DERP relays after control's incremental updates are merged.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DerpMap {
+    pub regions: BTreeMap<RegionId, DerpRegion>,
+    /// Control's multipliers on measured latency when choosing a home region.
+    pub region_score: BTreeMap<RegionId, f64>,
+    /// Control asks not to add any built-in default regions.
+    pub omit_default_regions: bool,
 }
 
 /// This node.
@@ -25,6 +63,38 @@ pub struct SelfNode {
     /// UDP listen port from the config; `None` leaves the daemon's `--port` in force.
     pub listen_port: Option<u16>,
     pub mtu: u16,
+    /// The control server's facts about this node; empty for a static config.
+    pub node_id: i64,
+    /// MagicDNS name with its trailing dot.
+    pub dns_name: String,
+    pub user_id: i64,
+    /// When this node's key stops working; `None`: never.
+    pub key_expiry: Option<SystemTime>,
+    /// The key has expired: the node must log in again with a new key.
+    pub key_expired: bool,
+    /// False while an admin has yet to approve the node ("needs machine auth"). A static
+    /// config is authorized by construction.
+    pub machine_authorized: bool,
+}
+
+impl SelfNode {
+    /// This node with only its key known; sources fill in the rest with
+    /// `..SelfNode::new(key)`.
+    pub fn new(private_key: PrivateKey) -> SelfNode {
+        SelfNode {
+            name: String::new(),
+            private_key,
+            addresses: Vec::new(),
+            listen_port: None,
+            mtu: DEFAULT_MTU,
+            node_id: 0,
+            dns_name: String::new(),
+            user_id: 0,
+            key_expiry: None,
+            key_expired: false,
+            machine_authorized: true,
+        }
+    }
 }
 
 /// A peer node.
@@ -40,11 +110,72 @@ pub struct Peer {
     /// Seconds between keepalives, `None` when off.
     pub persistent_keepalive: Option<u16>,
     pub preshared_key: Option<[u8; 32]>,
+    // What a control server says about the peer besides WireGuard; all empty for a static
+    // config.
+    /// Control's node ID; 0 for a static config.
+    pub node_id: i64,
+    /// The ID `tailscale status --json` shows.
+    pub stable_id: String,
+    /// MagicDNS FQDN with its trailing dot.
+    pub dns_name: String,
+    /// The peer's own idea of its host name (Hostinfo.Hostname).
+    pub host_name: String,
+    pub os: String,
+    pub user_id: i64,
+    /// The peer's Tailscale IPs (Node.Addresses), kept even when it cannot be routed to.
+    pub addresses: Vec<Prefix>,
+    pub tags: Vec<String>,
+    /// Subnet routes this peer is currently primary for.
+    pub primary_routes: Vec<Prefix>,
+    /// Connected to control; `None` = unknown.
+    pub online: Option<bool>,
+    pub last_seen: Option<SystemTime>,
+    /// `None`: the key never expires.
+    pub key_expiry: Option<SystemTime>,
+    /// An expired peer stays listed for status but has no routes, endpoints or relay.
+    pub key_expired: bool,
+    // Where the peer's packets can go besides `endpoints`: inputs for disco and DERP, which
+    // will own the peer's path.
+    /// The key for disco pings; `None`: the peer does not speak disco.
+    pub disco_key: Option<PublicKey>,
+    /// The peer's home DERP region.
+    pub derp_region: Option<RegionId>,
 }
 
 impl Peer {
-    /// The peer's own addresses: its single-host AllowedIPs, as `tailscale status` lists them.
-    pub fn tailscale_ips(&self) -> Vec<std::net::IpAddr> {
+    /// A peer with only its key known; sources fill in the rest with `..Peer::new(key)`.
+    pub fn new(public_key: PublicKey) -> Peer {
+        Peer {
+            public_key,
+            name: String::new(),
+            allowed_ips: Vec::new(),
+            endpoints: Vec::new(),
+            persistent_keepalive: None,
+            preshared_key: None,
+            node_id: 0,
+            stable_id: String::new(),
+            dns_name: String::new(),
+            host_name: String::new(),
+            os: String::new(),
+            user_id: 0,
+            addresses: Vec::new(),
+            tags: Vec::new(),
+            primary_routes: Vec::new(),
+            online: None,
+            last_seen: None,
+            key_expiry: None,
+            key_expired: false,
+            disco_key: None,
+            derp_region: None,
+        }
+    }
+
+    /// The peer's own addresses as `tailscale status` lists them: control's Addresses, or for a
+    /// static config the single-host AllowedIPs.
+    pub fn tailscale_ips(&self) -> Vec<IpAddr> {
+        if !self.addresses.is_empty() {
+            return self.addresses.iter().map(|p| p.addr()).collect();
+        }
         self.allowed_ips
             .iter()
             .filter(|p| p.is_host())

@@ -137,9 +137,8 @@ impl Reader<'_> {
         check_peer_keys(&self_node, private_key_line, &mut peers)
             .map_err(|(line, message)| at(line)(message))?;
         let netmap = Netmap {
-            self_node,
             peers: peers.into_iter().map(|(peer, _)| peer).collect(),
-            domain: String::new(),
+            ..Netmap::new(self_node)
         };
         Ok(StaticConfig {
             netmap,

@@ -57,10 +57,10 @@ impl InterfaceSection {
         let (private_key, key_line) = self.private_key.ok_or("[Interface] has no PrivateKey")?;
         let node = SelfNode {
             name: self.name.unwrap_or_default(),
-            private_key,
             addresses: ipv4_first(without_repeats(self.addresses)),
             listen_port: self.listen_port,
             mtu: self.mtu.unwrap_or(DEFAULT_MTU),
+            ..SelfNode::new(private_key)
         };
         Ok((node, key_line))
     }
@@ -119,6 +119,7 @@ impl PeerSection {
             endpoints: self.endpoint.into_iter().collect(),
             persistent_keepalive: self.persistent_keepalive,
             preshared_key: self.preshared_key,
+            ..Peer::new(public_key)
         };
         Ok((peer, key_line))
     }

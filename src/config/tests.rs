@@ -107,6 +107,7 @@ fn reads_a_full_config() {
         endpoints: vec!["192.0.2.2:51820".parse().unwrap()],
         persistent_keepalive: None,
         preshared_key: Some([2; 32]),
+        ..Peer::new(peer_key(1))
     };
     let gamma = Peer {
         public_key: peer_key(3),
@@ -115,6 +116,7 @@ fn reads_a_full_config() {
         endpoints: vec!["[2001:db8::3]:41641".parse().unwrap()],
         persistent_keepalive: Some(25),
         preshared_key: None,
+        ..Peer::new(peer_key(3))
     };
     assert_eq!(netmap.peers, vec![beta, gamma]);
 }

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::keys::PrivateKey;
-use crate::netmap::{Peer, SelfNode, DEFAULT_MTU};
+use crate::netmap::{Peer, SelfNode};
 use crate::packet::icmp::{echo_request, Echo};
 use crate::packet::IpHeader;
 use std::time::Duration;
@@ -37,22 +37,17 @@ fn netmap(
     peer_endpoint: Option<SocketAddr>,
 ) -> Netmap {
     Netmap {
-        self_node: SelfNode {
-            name: ip.into(),
-            private_key: own.clone(),
-            addresses: vec![ip.parse().unwrap()],
-            listen_port: None,
-            mtu: DEFAULT_MTU,
-        },
         peers: vec![Peer {
-            public_key: peer.public_key(),
             name: peer_ip.into(),
             allowed_ips: vec![peer_ip.parse().unwrap()],
             endpoints: peer_endpoint.into_iter().collect(),
-            persistent_keepalive: None,
-            preshared_key: None,
+            ..Peer::new(peer.public_key())
         }],
-        domain: String::new(),
+        ..Netmap::new(SelfNode {
+            name: ip.into(),
+            addresses: vec![ip.parse().unwrap()],
+            ..SelfNode::new(own.clone())
+        })
     }
 }
 
@@ -266,12 +261,9 @@ fn netmap_update_keeps_unchanged_sessions() {
     let mut map = a.engine.netmap().clone();
     let other = PrivateKey::generate().unwrap();
     map.peers.push(Peer {
-        public_key: other.public_key(),
         name: "c".into(),
         allowed_ips: vec!["100.64.0.3/32".parse().unwrap()],
-        endpoints: vec![],
-        persistent_keepalive: None,
-        preshared_key: None,
+        ..Peer::new(other.public_key())
     });
     map.peers.sort_by_key(|p| p.public_key);
     let change = a.engine.apply_netmap(map.clone(), now);

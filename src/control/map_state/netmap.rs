@@ -1,0 +1,150 @@
+//! From the control picture to weft's [`Netmap`]: peers keyed by node key, routes, path
+//! inputs and status facts, with key expiry judged by control's clock.
+
+use super::MapState;
+use crate::control::tailcfg::go_time::meaningful;
+use crate::control::tailcfg::Node;
+use crate::keys::PrivateKey;
+use crate::netmap::{Netmap, Peer, SelfNode};
+use std::collections::HashSet;
+use std::time::SystemTime;
+
+impl MapState {
+    /// The netmap at local time `now`, for this node's `private_key`; `None` until the first
+    /// full MapResponse. `now` matters because keys expire between messages: rebuild at
+    /// [`MapState::next_key_expiry`].
+    pub fn netmap(&self, private_key: PrivateKey, now: SystemTime) -> Option<Netmap> {
+        let me = self.self_node.as_ref()?;
+        let control_now = self.skew.control_now(now);
+        Some(Netmap {
+            peers: self.peers_at(control_now),
+            domain: self.domain.clone(),
+            user_profiles: self.user_profiles.clone(),
+            derp_map: self.derp_map.clone(),
+            packet_filter: Some(self.filters.effective()),
+            dns: self.dns.clone(),
+            ..Netmap::new(self_node(me, private_key, &self.domain, control_now))
+        })
+    }
+
+    /// The local time at which the next key (this node's or a peer's) expires, so the caller
+    /// can rebuild the netmap then; `None` if no key is due to expire.
+    pub fn next_key_expiry(&self, now: SystemTime) -> Option<SystemTime> {
+        let control_now = self.skew.control_now(now)?;
+        self.self_node
+            .iter()
+            .chain(self.peers.values())
+            .filter(|node| !node.expired)
+            .filter_map(|node| meaningful(node.key_expiry))
+            .filter(|expiry| *expiry > control_now)
+            .min()
+            .and_then(|expiry| self.skew.local_time_of(expiry))
+            .map(|local| local.max(now))
+    }
+
+    /// Peers sorted by key; a key listed twice keeps its lowest node ID (the engine and
+    /// WireGuard know a peer only by key).
+    fn peers_at(&self, control_now: Option<SystemTime>) -> Vec<Peer> {
+        let mut seen = HashSet::new();
+        let mut peers: Vec<Peer> = self
+            .peers
+            .values()
+            .filter_map(|node| peer(node, &self.domain, control_now))
+            .filter(|peer| seen.insert(peer.public_key))
+            .collect();
+        peers.sort_by_key(|peer| peer.public_key);
+        peers
+    }
+}
+
+fn self_node(
+    node: &Node,
+    private_key: PrivateKey,
+    domain: &str,
+    control_now: Option<SystemTime>,
+) -> SelfNode {
+    let mut addresses = node.addresses.clone();
+    addresses.sort_by_key(|prefix| !prefix.is_ipv4());
+    SelfNode {
+        name: display_name(node, domain),
+        addresses,
+        node_id: node.id,
+        dns_name: node.name.clone(),
+        user_id: node.user,
+        key_expiry: meaningful(node.key_expiry),
+        key_expired: is_expired(node, control_now),
+        machine_authorized: node.machine_authorized,
+        ..SelfNode::new(private_key)
+    }
+}
+
+/// `None` for a node without a usable key.
+fn peer(node: &Node, domain: &str, control_now: Option<SystemTime>) -> Option<Peer> {
+    let key = node.key?.non_zero()?;
+    let expired = is_expired(node, control_now);
+    let mut peer = Peer {
+        name: display_name(node, domain),
+        node_id: node.id,
+        stable_id: node.stable_id.clone(),
+        dns_name: node.name.clone(),
+        host_name: node.hostinfo.hostname.clone(),
+        os: node.hostinfo.os.clone(),
+        user_id: node.user,
+        addresses: node.addresses.clone(),
+        tags: node.tags.clone(),
+        primary_routes: node.primary_routes.clone(),
+        online: node.online,
+        last_seen: meaningful(node.last_seen),
+        key_expiry: meaningful(node.key_expiry),
+        key_expired: expired,
+        ..Peer::new(key)
+    };
+    if !expired {
+        // Skip, rather than fail on, a candidate this build cannot parse.
+        peer.endpoints = node
+            .endpoints
+            .iter()
+            .filter_map(|e| e.parse().ok())
+            .collect();
+        peer.disco_key = node.disco_key.and_then(|k| k.non_zero());
+        peer.derp_region = (node.home_derp != 0).then_some(node.home_derp);
+        if reachable(&peer, node) {
+            peer.allowed_ips = node.allowed_ips().to_vec();
+        }
+    }
+    Some(peer)
+}
+
+/// Expired by control's verdict, or by its key-expiry time on control's clock (capver 53).
+/// Without a plausible clock only control's verdict counts.
+fn is_expired(node: &Node, control_now: Option<SystemTime>) -> bool {
+    let past_expiry = match (meaningful(node.key_expiry), control_now) {
+        (Some(expiry), Some(now)) => expiry <= now,
+        _ => false,
+    };
+    node.expired || past_expiry
+}
+
+/// A peer that has neither disco nor a home relay predates both, and nothing can reach it —
+/// unless it is a plain WireGuard peer, reached at its endpoints.
+fn reachable(peer: &Peer, node: &Node) -> bool {
+    node.is_wireguard_only || peer.disco_key.is_some() || peer.derp_region.is_some()
+}
+
+/// The name `weft status` shows: the MagicDNS name without the tailnet suffix, else the
+/// host's own name, else the key.
+fn display_name(node: &Node, domain: &str) -> String {
+    let fqdn = node.name.trim_end_matches('.');
+    let short = fqdn
+        .strip_suffix(domain)
+        .and_then(|rest| rest.strip_suffix('.'))
+        .filter(|_| !domain.is_empty())
+        .unwrap_or(fqdn);
+    if !short.is_empty() {
+        return short.to_string();
+    }
+    if !node.hostinfo.hostname.is_empty() {
+        return node.hostinfo.hostname.clone();
+    }
+    node.key.map(|k| k.key.to_nodekey()).unwrap_or_default()
+}

@@ -1,0 +1,158 @@
+//! One MapResponse: a frame of the map stream. The first complete one carries the whole
+//! netmap; later ones are deltas in which absent or null fields mean "unchanged" (the state
+//! machine in `control::map_state` gives each field its meaning).
+
+use super::json::{decode, nullable, JsonError};
+use super::{
+    go_time, CapMap, DerpMap, DiscoKey, DnsConfig, FilterRule, Node, NodeId, NodeKey, RegionId,
+    UserProfile,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+/// The first bytes of a zstd frame: what a body looks like if compression was negotiated
+/// by mistake.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MapResponse {
+    /// Only a keep-alive: apart from `ping_request`, `control_time` and `pop_browser_url`,
+    /// nothing in the message counts.
+    #[serde(rename = "KeepAlive")]
+    pub keep_alive: bool,
+    #[serde(rename = "MapSessionHandle")]
+    pub map_session_handle: String,
+    #[serde(rename = "Seq")]
+    pub seq: i64,
+    #[serde(rename = "PingRequest")]
+    pub ping_request: Option<PingRequest>,
+    #[serde(rename = "PopBrowserURL")]
+    pub pop_browser_url: String,
+    /// This node; `None` = unchanged.
+    #[serde(rename = "Node")]
+    pub node: Option<Node>,
+    #[serde(rename = "DERPMap")]
+    pub derp_map: Option<DerpMap>,
+    /// Non-empty: the complete peer list, replacing all others.
+    #[serde(rename = "Peers", deserialize_with = "nullable")]
+    pub peers: Vec<Node>,
+    /// Added or changed peers, whole (upsert by ID).
+    #[serde(rename = "PeersChanged", deserialize_with = "nullable")]
+    pub peers_changed: Vec<Node>,
+    #[serde(rename = "PeersRemoved", deserialize_with = "nullable")]
+    pub peers_removed: Vec<NodeId>,
+    /// Field-level changes to known peers.
+    #[serde(rename = "PeersChangedPatch", deserialize_with = "nullable")]
+    pub peers_changed_patch: Vec<PeerChange>,
+    /// true: the peer was seen just now; false: its last-seen time is unknown.
+    #[serde(rename = "PeerSeenChange", deserialize_with = "nullable")]
+    pub peer_seen_change: BTreeMap<NodeId, bool>,
+    #[serde(rename = "OnlineChange", deserialize_with = "nullable")]
+    pub online_change: BTreeMap<NodeId, bool>,
+    #[serde(rename = "DNSConfig")]
+    pub dns_config: Option<DnsConfig>,
+    /// The tailnet's name; empty = unchanged.
+    #[serde(rename = "Domain")]
+    pub domain: String,
+    #[serde(rename = "CollectServices")]
+    pub collect_services: Option<bool>,
+    /// `None` = unchanged; `Some([])` = deny everything. Sets the named filter "base".
+    #[serde(rename = "PacketFilter")]
+    pub packet_filter: Option<Vec<FilterRule>>,
+    /// Named filters: a null value deletes the name, `"*": null` clears all first.
+    #[serde(rename = "PacketFilters")]
+    pub packet_filters: Option<BTreeMap<String, Option<Vec<FilterRule>>>>,
+    /// New or changed profiles only.
+    #[serde(rename = "UserProfiles", deserialize_with = "nullable")]
+    pub user_profiles: Vec<UserProfile>,
+    /// `None` = unchanged; `[]` = healthy.
+    #[serde(rename = "Health")]
+    pub health: Option<Vec<String>>,
+    /// The server's clock, for correcting key-expiry checks on a skewed local clock.
+    #[serde(rename = "ControlTime", with = "go_time")]
+    pub control_time: Option<SystemTime>,
+    #[serde(rename = "Debug")]
+    pub debug: Option<DebugRequest>,
+}
+
+impl MapResponse {
+    /// Decodes one uncompressed frame body.
+    pub fn from_json(body: &[u8]) -> Result<MapResponse, JsonError> {
+        if body.starts_with(&ZSTD_MAGIC) {
+            return Err(JsonError(
+                "frame is zstd-compressed, but weft asked for plain JSON".to_string(),
+            ));
+        }
+        decode(body)
+    }
+}
+
+/// A patch to one known peer; only the fields present change.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PeerChange {
+    #[serde(rename = "NodeID")]
+    pub node_id: NodeId,
+    /// New home DERP region; 0 = unchanged.
+    #[serde(rename = "DERPRegion")]
+    pub derp_region: RegionId,
+    /// New capability version; 0 = unchanged.
+    #[serde(rename = "Cap")]
+    pub cap: i64,
+    #[serde(rename = "CapMap")]
+    pub cap_map: Option<CapMap>,
+    /// Replacement endpoints (`ip:port` text).
+    #[serde(rename = "Endpoints")]
+    pub endpoints: Option<Vec<String>>,
+    #[serde(rename = "Key")]
+    pub key: Option<NodeKey>,
+    #[serde(rename = "KeySignature")]
+    pub key_signature: Option<String>,
+    /// The peer restarted with a new disco key.
+    #[serde(rename = "DiscoKey")]
+    pub disco_key: Option<DiscoKey>,
+    #[serde(rename = "Online")]
+    pub online: Option<bool>,
+    #[serde(rename = "LastSeen", with = "go_time")]
+    pub last_seen: Option<SystemTime>,
+    /// Go's zero time here sets "never expires".
+    #[serde(rename = "KeyExpiry", with = "go_time")]
+    pub key_expiry: Option<SystemTime>,
+}
+
+/// Control asking for proof of life (`types` empty: HEAD the URL) or a ping of a peer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PingRequest {
+    #[serde(rename = "URL")]
+    pub url: String,
+    /// Send the answer over the Noise connection rather than plain HTTPS.
+    #[serde(rename = "URLIsNoise")]
+    pub url_is_noise: bool,
+    #[serde(rename = "Log")]
+    pub log: bool,
+    /// Comma-separated: `disco`, `TSMP`, `ICMP`, `peerapi`, or `c2n`.
+    #[serde(rename = "Types")]
+    pub types: String,
+    #[serde(rename = "IP")]
+    pub ip: Option<IpAddr>,
+    /// base64 (c2n only).
+    #[serde(rename = "Payload", deserialize_with = "nullable")]
+    pub payload: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DebugRequest {
+    /// Pause before the next poll (cap it at 5 minutes).
+    #[serde(rename = "SleepSeconds")]
+    pub sleep_seconds: f64,
+    #[serde(rename = "DisableLogTail")]
+    pub disable_log_tail: bool,
+    /// Control asks the process to exit with this code.
+    #[serde(rename = "Exit")]
+    pub exit: Option<i32>,
+}
