@@ -34,7 +34,9 @@ pub struct StateStore {
 
 impl StateStore {
     pub fn new(dir: &Path) -> StateStore {
-        StateStore { dir: dir.to_path_buf() }
+        StateStore {
+            dir: dir.to_path_buf(),
+        }
     }
 
     fn path(&self) -> PathBuf {
@@ -47,7 +49,9 @@ impl StateStore {
         let text = match fs::metadata(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("{}: {e}", path.display())),
-            Ok(meta) if meta.len() > MAX_LEN => return Err(format!("{}: too large to be a state file", path.display())),
+            Ok(meta) if meta.len() > MAX_LEN => {
+                return Err(format!("{}: too large to be a state file", path.display()))
+            }
             Ok(_) => fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?,
         };
         serde_json::from_slice(&text)
@@ -58,13 +62,16 @@ impl StateStore {
     /// Replaces the saved state in one atomic step.
     pub fn save(&self, state: &NodeState) -> Result<(), String> {
         let json = serde_json::to_vec_pretty(state).map_err(|e| e.to_string())?;
-        write_atomically(&self.path(), &json).map_err(|e| format!("saving state in {}: {e}", self.dir.display()))
+        write_atomically(&self.path(), &json)
+            .map_err(|e| format!("saving state in {}: {e}", self.dir.display()))
     }
 
     /// Forgets the keys (`weft logout`).
     pub fn remove(&self) -> Result<(), String> {
         match fs::remove_file(self.path()) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("{}: {e}", self.path().display())),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(format!("{}: {e}", self.path().display()))
+            }
             _ => Ok(()),
         }
     }
@@ -75,8 +82,16 @@ impl StateStore {
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
-    let temp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("state")));
-    let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temp)?;
+    let temp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
+    ));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);
@@ -95,13 +110,16 @@ mod private_key {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PrivateKey, D::Error> {
         let text = String::deserialize(d)?;
-        let digits = text.strip_prefix("privkey:").ok_or_else(|| serde::de::Error::custom("key must start with privkey:"))?;
+        let digits = text
+            .strip_prefix("privkey:")
+            .ok_or_else(|| serde::de::Error::custom("key must start with privkey:"))?;
         if digits.len() != 64 || !digits.is_ascii() {
             return Err(serde::de::Error::custom("key must be 64 hex digits"));
         }
         let mut bytes = [0u8; 32];
         for (i, byte) in bytes.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&digits[2 * i..2 * i + 2], 16).map_err(serde::de::Error::custom)?;
+            *byte = u8::from_str_radix(&digits[2 * i..2 * i + 2], 16)
+                .map_err(serde::de::Error::custom)?;
         }
         Ok(PrivateKey(bytes))
     }
@@ -135,10 +153,18 @@ mod tests {
         assert_eq!(store.load().unwrap(), None);
         let state = sample();
         store.save(&state).unwrap();
-        let mode = fs::metadata(dir.join(FILE_NAME)).unwrap().permissions().mode() & 0o777;
+        let mode = fs::metadata(dir.join(FILE_NAME))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(store.load().unwrap(), Some(state.clone()));
-        assert!(fs::read_dir(&dir).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+        assert!(fs::read_dir(&dir).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".tmp")));
         store.remove().unwrap();
         assert_eq!(store.load().unwrap(), None);
         fs::remove_dir_all(&dir).unwrap();

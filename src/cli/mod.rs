@@ -2,6 +2,7 @@
 
 mod ip;
 mod keys;
+mod login;
 mod ping;
 mod status;
 
@@ -18,6 +19,11 @@ Commands:
   ping [-c N] [--timeout S] <ip|name>
                                ICMP echo through the tunnel; prints latency and endpoint
   ip [-4|-6] [peer]            show this node's (or a peer's) Tailscale IPs
+  up [--login-server URL] [--auth-key KEY] [--hostname NAME] [--timeout S]
+                               join a tailnet through a control server (prints the
+                               login URL when no auth key is given); returns once running
+  down                         disconnect from the tailnet, keeping the keys
+  logout                       disconnect and forget this node's keys
   version                      print the version
   genkey                       print a new private key (like wg genkey)
   pubkey                       read a private key on stdin, print its public key
@@ -41,6 +47,9 @@ pub fn main(args: &[String]) -> i32 {
         "status" => status::run(args, &socket),
         "ping" => ping::run(args, &socket),
         "ip" => ip::run(args, &socket),
+        "up" => login::up(args, &socket),
+        "down" => login::down(args, &socket),
+        "logout" => login::logout(args, &socket),
         "version" | "--version" => {
             println!("{}", crate::VERSION);
             Ok(0)

@@ -2,8 +2,8 @@
 
 use super::{fetch_status, parse_flags};
 use crate::engine::ping::PingResult;
-use crate::localapi::client::request;
 use crate::http1::percent_encode;
+use crate::localapi::client::request;
 use crate::localapi::PING_PATH;
 use std::net::IpAddr;
 use std::path::Path;

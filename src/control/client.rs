@@ -14,7 +14,8 @@ use super::noise::{key_request_path, parse_server_key_response};
 use super::server_url::ServerUrl;
 use super::session::Session;
 use super::tailcfg::{
-    Hostinfo, MapRequest, RegisterAuth, RegisterRequest, RegisterResponse, WireKey, CAPABILITY_VERSION,
+    Hostinfo, MapRequest, RegisterAuth, RegisterRequest, RegisterResponse, WireKey,
+    CAPABILITY_VERSION,
 };
 use crate::keys::{PrivateKey, PublicKey};
 use crate::netmap::Netmap;
@@ -46,7 +47,11 @@ pub struct Identity {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Open a fresh connection (closing any previous one).
-    Connect { host: String, port: u16, tls: bool },
+    Connect {
+        host: String,
+        port: u16,
+        tls: bool,
+    },
     Disconnect,
 }
 
@@ -88,9 +93,17 @@ enum Link {
     /// Nothing open; the next attempt is at the given time.
     Waiting(Instant),
     /// An HTTP/1.1 `/key` request is out; the response is collected until the server closes.
-    FetchingKey { request_sent: bool, response: Vec<u8>, since: Instant },
+    FetchingKey {
+        request_sent: bool,
+        response: Vec<u8>,
+        since: Instant,
+    },
     /// A ts2021 session is being set up or is up.
-    Session { session: Box<Session>, since: Instant, streams: Streams },
+    Session {
+        session: Box<Session>,
+        since: Instant,
+        streams: Streams,
+    },
     /// Logged out or failed for good: nothing happens until the user acts.
     Parked,
 }
@@ -131,11 +144,19 @@ pub struct ControlClient {
 
 impl ControlClient {
     /// A client for `server` that starts connecting at once.
-    pub fn new(server: ServerUrl, identity: Identity, hostname: String, auth_key: Option<String>, now: Instant) -> ControlClient {
+    pub fn new(
+        server: ServerUrl,
+        identity: Identity,
+        hostname: String,
+        auth_key: Option<String>,
+        now: Instant,
+    ) -> ControlClient {
         ControlClient {
             server,
             identity,
-            disco_key: PrivateKey::generate().map(|k| k.public_key()).unwrap_or(PublicKey([0; 32])),
+            disco_key: PrivateKey::generate()
+                .map(|k| k.public_key())
+                .unwrap_or(PublicKey([0; 32])),
             hostname,
             auth_key,
             auth_url: String::new(),
@@ -177,7 +198,8 @@ impl ControlClient {
 
     /// True while the map stream is delivering.
     pub fn is_connected(&self) -> bool {
-        matches!(&self.link, Link::Session { streams, .. } if streams.map.is_some()) && self.last_frame.is_some()
+        matches!(&self.link, Link::Session { streams, .. } if streams.map.is_some())
+            && self.last_frame.is_some()
     }
 
     pub fn poll_action(&mut self) -> Option<Action> {
@@ -246,9 +268,17 @@ impl ControlClient {
             tls: self.server.tls,
         });
         self.link = match self.control_key {
-            None => Link::FetchingKey { request_sent: false, response: Vec::new(), since: now },
+            None => Link::FetchingKey {
+                request_sent: false,
+                response: Vec::new(),
+                since: now,
+            },
             Some(key) => match self.start_session(key) {
-                Ok(session) => Link::Session { session: Box::new(session), since: now, streams: Streams::default() },
+                Ok(session) => Link::Session {
+                    session: Box::new(session),
+                    since: now,
+                    streams: Streams::default(),
+                },
                 Err(e) => return self.retry(now, &e),
             },
         };
@@ -258,8 +288,14 @@ impl ControlClient {
         let mut seed = [0u8; 32];
         getrandom::getrandom(&mut seed).map_err(|e| e.to_string())?;
         let authority = self.server.authority();
-        Session::start(&self.identity.machine_key, &control_key, &authority, CAPABILITY_VERSION as u16, seed)
-            .map_err(|e| e.to_string())
+        Session::start(
+            &self.identity.machine_key,
+            &control_key,
+            &authority,
+            CAPABILITY_VERSION as u16,
+            seed,
+        )
+        .map_err(|e| e.to_string())
     }
 
     /// Bytes for the socket: the `/key` request right after connecting, or session output.
@@ -332,7 +368,10 @@ impl ControlClient {
 
     /// Sends what the session state calls for and handles HTTP/2 events.
     fn drive_session(&mut self, now: Instant) {
-        let Link::Session { session, streams, .. } = &mut self.link else {
+        let Link::Session {
+            session, streams, ..
+        } = &mut self.link
+        else {
             return;
         };
         if session.h2().is_none() {
@@ -371,7 +410,11 @@ impl ControlClient {
         if status == 200 {
             return;
         }
-        let what = if self.is_stream(stream, |s| s.register.as_ref().map(|r| r.0)) { "register" } else { "map" };
+        let what = if self.is_stream(stream, |s| s.register.as_ref().map(|r| r.0)) {
+            "register"
+        } else {
+            "map"
+        };
         let message = format!("control server answered {what} with HTTP {status}");
         if what == "register" && (400..500).contains(&status) && status != 429 {
             return self.fail_login(&message);
@@ -384,7 +427,10 @@ impl ControlClient {
     }
 
     fn on_data(&mut self, now: Instant, stream: StreamId, bytes: &[u8]) {
-        let Link::Session { session, streams, .. } = &mut self.link else {
+        let Link::Session {
+            session, streams, ..
+        } = &mut self.link
+        else {
             return;
         };
         if let Some(h2) = session.h2() {
@@ -436,15 +482,29 @@ impl ControlClient {
         } else if !self.auth_url.is_empty() {
             request.followup = self.auth_url.clone();
         } else if let Some(key) = &self.auth_key {
-            request.auth = Some(RegisterAuth { auth_key: key.clone() });
+            request.auth = Some(RegisterAuth {
+                auth_key: key.clone(),
+            });
         }
-        self.send_request(now, "/machine/register", &request.to_json(), |streams, id| {
-            streams.register = Some((id, Vec::new()))
-        });
+        self.send_request(
+            now,
+            "/machine/register",
+            &request.to_json(),
+            |streams, id| streams.register = Some((id, Vec::new())),
+        );
     }
 
-    fn send_request(&mut self, now: Instant, path: &str, body: &[u8], remember: impl FnOnce(&mut Streams, StreamId)) {
-        let Link::Session { session, streams, .. } = &mut self.link else {
+    fn send_request(
+        &mut self,
+        now: Instant,
+        path: &str,
+        body: &[u8],
+        remember: impl FnOnce(&mut Streams, StreamId),
+    ) {
+        let Link::Session {
+            session, streams, ..
+        } = &mut self.link
+        else {
             return;
         };
         let Some(h2) = session.h2() else {
@@ -486,7 +546,11 @@ impl ControlClient {
         self.auth_url.clear();
         self.auth_key = None;
         self.last_error = None;
-        self.state = if response.machine_authorized { BackendState::Starting } else { BackendState::NeedsMachineAuth };
+        self.state = if response.machine_authorized {
+            BackendState::Starting
+        } else {
+            BackendState::NeedsMachineAuth
+        };
         self.events.push_back(Event::Registered);
         self.start_map_poll(now);
     }
@@ -501,7 +565,9 @@ impl ControlClient {
             Hostinfo::for_this_host(&self.hostname),
         );
         request.endpoints = self.endpoints.clone();
-        self.send_request(now, "/machine/map", &request.to_json(), |streams, id| streams.map = Some(id));
+        self.send_request(now, "/machine/map", &request.to_json(), |streams, id| {
+            streams.map = Some(id)
+        });
         // The streaming request may be read-only for the server: push endpoints separately.
         self.endpoints_unsent = !self.endpoints.is_empty();
         self.send_lite_update_if_due(now);
@@ -520,7 +586,9 @@ impl ControlClient {
         );
         request.endpoints = self.endpoints.clone();
         request.endpoint_types = vec![1; self.endpoints.len()];
-        self.send_request(now, "/machine/map", &request.to_json(), |streams, id| streams.lite = Some(id));
+        self.send_request(now, "/machine/map", &request.to_json(), |streams, id| {
+            streams.lite = Some(id)
+        });
     }
 
     fn read_map_frames(&mut self, now: Instant) {

@@ -17,7 +17,9 @@ impl ServerUrl {
         } else if let Some(rest) = url.strip_prefix("http://") {
             (false, rest)
         } else {
-            return Err(format!("login server {url:?} must start with http:// or https://"));
+            return Err(format!(
+                "login server {url:?} must start with http:// or https://"
+            ));
         };
         let authority = rest.split('/').next().unwrap_or_default();
         if authority.is_empty() || authority.contains('@') {
@@ -35,7 +37,11 @@ impl ServerUrl {
     /// The `Host`/`:authority` value: the host, with the port when it is not the default.
     pub fn authority(&self) -> String {
         let default_port = if self.tls { 443 } else { 80 };
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
         if self.port == default_port {
             host
         } else {
@@ -77,7 +83,10 @@ mod tests {
         assert_eq!((u.host.as_str(), u.port, u.tls), ("10.1.0.1", 8080, false));
         assert_eq!(u.authority(), "10.1.0.1:8080");
         let u = ServerUrl::parse("https://hs.example.com/").unwrap();
-        assert_eq!((u.port, u.tls, u.authority()), (443, true, "hs.example.com".to_string()));
+        assert_eq!(
+            (u.port, u.tls, u.authority()),
+            (443, true, "hs.example.com".to_string())
+        );
         let u = ServerUrl::parse("http://[fd00::1]:9000/x").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("fd00::1", 9000));
         assert_eq!(u.to_string(), "http://[fd00::1]:9000");
@@ -85,7 +94,16 @@ mod tests {
 
     #[test]
     fn refuses_nonsense() {
-        for bad in ["", "ftp://x", "http://", "http://:80", "http://h:0", "http://h:99999", "http://u@h", "https://[::1"] {
+        for bad in [
+            "",
+            "ftp://x",
+            "http://",
+            "http://:80",
+            "http://h:0",
+            "http://h:99999",
+            "http://u@h",
+            "https://[::1",
+        ] {
             assert!(ServerUrl::parse(bad).is_err(), "{bad}");
         }
     }

@@ -6,7 +6,9 @@
 //! responses flow through it.
 
 use super::http2::Connection;
-use super::noise::{upgrade_request, ClientHandshake, ResponseReader, Transport, UpgradeResponseReader};
+use super::noise::{
+    upgrade_request, ClientHandshake, ResponseReader, Transport, UpgradeResponseReader,
+};
 use crate::keys::{PrivateKey, PublicKey};
 use std::fmt;
 
@@ -95,23 +97,33 @@ impl Session {
     fn advance(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
         let stage = std::mem::replace(&mut self.stage, Stage::Failed);
         self.stage = match stage {
-            Stage::Upgrading(mut reader, handshake) => match reader.feed(bytes).map_err(|e| fail("upgrade", e))? {
-                None => Stage::Upgrading(reader, handshake),
-                Some(rest) => {
-                    self.stage = Stage::Handshaking(ResponseReader::new(), handshake);
-                    return self.advance(&rest);
+            Stage::Upgrading(mut reader, handshake) => {
+                match reader.feed(bytes).map_err(|e| fail("upgrade", e))? {
+                    None => Stage::Upgrading(reader, handshake),
+                    Some(rest) => {
+                        self.stage = Stage::Handshaking(ResponseReader::new(), handshake);
+                        return self.advance(&rest);
+                    }
                 }
-            },
-            Stage::Handshaking(mut reader, handshake) => match reader.feed(bytes).map_err(|e| fail("noise", e))? {
-                None => Stage::Handshaking(reader, handshake),
-                Some(done) => {
-                    let transport = handshake.handle_response(&done.message).map_err(|e| fail("noise", e))?;
-                    let mut h2 = Connection::new();
-                    h2.set_authority(&self.host);
-                    self.stage = Stage::Open(Box::new(Open { transport, sniffing: Some(Vec::new()), h2 }));
-                    return self.advance(&done.trailing);
+            }
+            Stage::Handshaking(mut reader, handshake) => {
+                match reader.feed(bytes).map_err(|e| fail("noise", e))? {
+                    None => Stage::Handshaking(reader, handshake),
+                    Some(done) => {
+                        let transport = handshake
+                            .handle_response(&done.message)
+                            .map_err(|e| fail("noise", e))?;
+                        let mut h2 = Connection::new();
+                        h2.set_authority(&self.host);
+                        self.stage = Stage::Open(Box::new(Open {
+                            transport,
+                            sniffing: Some(Vec::new()),
+                            h2,
+                        }));
+                        return self.advance(&done.trailing);
+                    }
                 }
-            },
+            }
             Stage::Open(mut open) => {
                 open.receive(bytes)?;
                 Stage::Open(open)
@@ -128,7 +140,9 @@ impl Session {
             let mut plaintext = Vec::new();
             open.h2.poll_output(&mut plaintext);
             if !plaintext.is_empty() {
-                open.transport.seal(&plaintext, out).map_err(|e| fail("noise", e))?;
+                open.transport
+                    .seal(&plaintext, out)
+                    .map_err(|e| fail("noise", e))?;
             }
         }
         Ok(())
@@ -138,9 +152,14 @@ impl Session {
 impl Open {
     fn receive(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
         let mut plaintext = Vec::new();
-        self.transport.open(bytes, &mut plaintext).map_err(|e| fail("noise", e))?;
+        self.transport
+            .open(bytes, &mut plaintext)
+            .map_err(|e| fail("noise", e))?;
         let Some(mut pending) = self.sniffing.take() else {
-            return self.h2.handle_input(&plaintext).map_err(|e| fail("http2", e));
+            return self
+                .h2
+                .handle_input(&plaintext)
+                .map_err(|e| fail("http2", e));
         };
         pending.extend_from_slice(&plaintext);
         match skip_early_payload(&pending)? {
@@ -148,7 +167,10 @@ impl Open {
                 self.sniffing = Some(pending);
                 Ok(())
             }
-            Sniff::Http2From(start) => self.h2.handle_input(&pending[start..]).map_err(|e| fail("http2", e)),
+            Sniff::Http2From(start) => self
+                .h2
+                .handle_input(&pending[start..])
+                .map_err(|e| fail("http2", e)),
         }
     }
 }
@@ -171,7 +193,9 @@ fn skip_early_payload(stream: &[u8]) -> Result<Sniff, SessionError> {
     }
     let len = u32::from_be_bytes(stream[5..9].try_into().expect("4 bytes")) as usize;
     if len > MAX_EARLY_PAYLOAD {
-        return Err(SessionError(format!("early payload of {len} bytes is too large")));
+        return Err(SessionError(format!(
+            "early payload of {len} bytes is too large"
+        )));
     }
     if stream.len() < EARLY_PAYLOAD_HEADER_LEN + len {
         return Ok(Sniff::NeedMore);
@@ -192,17 +216,31 @@ mod tests {
         let h2_start = stream.len();
         stream.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
         for cut in 0..h2_start {
-            assert!(matches!(skip_early_payload(&stream[..cut]).unwrap(), Sniff::NeedMore | Sniff::Http2From(0)), "cut {cut}");
+            assert!(
+                matches!(
+                    skip_early_payload(&stream[..cut]).unwrap(),
+                    Sniff::NeedMore | Sniff::Http2From(0)
+                ),
+                "cut {cut}"
+            );
             if cut >= 5 {
-                assert!(matches!(skip_early_payload(&stream[..cut]).unwrap(), Sniff::NeedMore));
+                assert!(matches!(
+                    skip_early_payload(&stream[..cut]).unwrap(),
+                    Sniff::NeedMore
+                ));
             }
         }
-        assert!(matches!(skip_early_payload(&stream).unwrap(), Sniff::Http2From(n) if n == h2_start));
+        assert!(
+            matches!(skip_early_payload(&stream).unwrap(), Sniff::Http2From(n) if n == h2_start)
+        );
     }
 
     #[test]
     fn plain_http2_and_oversized_payloads() {
-        assert!(matches!(skip_early_payload(&[0, 0, 6, 4]).unwrap(), Sniff::Http2From(0)));
+        assert!(matches!(
+            skip_early_payload(&[0, 0, 6, 4]).unwrap(),
+            Sniff::Http2From(0)
+        ));
         let mut huge = EARLY_PAYLOAD_MAGIC.to_vec();
         huge.extend_from_slice(&u32::MAX.to_be_bytes());
         assert!(skip_early_payload(&huge).is_err());

@@ -61,7 +61,9 @@ impl Daemon {
             },
             ("POST", DOWN_PATH) => done(self.control_down()),
             ("POST", LOGOUT_PATH) => done(self.control_logout(Instant::now())),
-            (_, STATUS_PATH | PING_PATH | START_PATH | DOWN_PATH | LOGOUT_PATH) => error(405, "method not allowed"),
+            (_, STATUS_PATH | PING_PATH | START_PATH | DOWN_PATH | LOGOUT_PATH) => {
+                error(405, "method not allowed")
+            }
             _ => error(404, &format!("no such endpoint {:?}", request.path)),
         }
     }
@@ -72,7 +74,11 @@ impl Daemon {
         status.backend_state = self.backend_state().to_string();
         if let Some(link) = &self.control {
             status.auth_url = link.client.auth_url().to_string();
-            if let Some(problem) = link.client.last_error().filter(|_| !link.client.is_connected()) {
+            if let Some(problem) = link
+                .client
+                .last_error()
+                .filter(|_| !link.client.is_connected())
+            {
                 status.health.push(problem.to_string());
             }
         }

@@ -38,7 +38,9 @@ impl Daemon {
     /// server accepts them, so a refused login leaves nothing behind.
     pub(super) fn control_up(&mut self, request: UpRequest, now: Instant) -> Result<(), String> {
         if self.options.config.is_some() {
-            return Err("weftd runs a static config (--config); `weft up` is for control servers".into());
+            return Err(
+                "weftd runs a static config (--config); `weft up` is for control servers".into(),
+            );
         }
         let saved = self.store.load()?;
         let server_text = match (request.login_server.is_empty(), &saved) {
@@ -54,7 +56,11 @@ impl Daemon {
         };
         let state = match saved {
             Some(s) if ServerUrl::parse(&s.login_server).ok() == Some(server.clone()) => {
-                let state = NodeState { hostname, want_running: true, ..s };
+                let state = NodeState {
+                    hostname,
+                    want_running: true,
+                    ..s
+                };
                 // Already registered with these keys: remember that the user wants them up.
                 self.store.save(&state)?;
                 state
@@ -72,17 +78,33 @@ impl Daemon {
         Ok(())
     }
 
-    pub(super) fn start_control(&mut self, state: NodeState, auth_key: Option<String>, now: Instant) {
+    pub(super) fn start_control(
+        &mut self,
+        state: NodeState,
+        auth_key: Option<String>,
+        now: Instant,
+    ) {
         self.stop_control();
         let Ok(server) = ServerUrl::parse(&state.login_server) else {
-            self.login_error = Some(format!("saved login server {:?} is not a URL", state.login_server));
+            self.login_error = Some(format!(
+                "saved login server {:?} is not a URL",
+                state.login_server
+            ));
             return;
         };
-        let identity = Identity { machine_key: state.machine_key.clone(), node_key: state.node_key.clone() };
-        let mut client = ControlClient::new(server, identity, state.hostname.clone(), auth_key, now);
+        let identity = Identity {
+            machine_key: state.machine_key.clone(),
+            node_key: state.node_key.clone(),
+        };
+        let mut client =
+            ControlClient::new(server, identity, state.hostname.clone(), auth_key, now);
         client.set_endpoints(now, self.local_endpoints());
         self.login_error = None;
-        self.control = Some(ControlLink { client, state, socket: None });
+        self.control = Some(ControlLink {
+            client,
+            state,
+            socket: None,
+        });
         self.pump_control(now);
     }
 
@@ -127,14 +149,19 @@ impl Daemon {
             }
         }
         let key = self.engine.netmap().self_node.private_key.clone();
-        self.engine.apply_netmap(Netmap::new(SelfNode::new(key)), Instant::now());
+        self.engine
+            .apply_netmap(Netmap::new(SelfNode::new(key)), Instant::now());
         self.apply_routes();
     }
 
     /// The socket is readable or writable.
     pub(super) fn handle_control_socket(&mut self, now: Instant) {
-        let Some(link) = &mut self.control else { return };
-        let Some(socket) = &mut link.socket else { return };
+        let Some(link) = &mut self.control else {
+            return;
+        };
+        let Some(socket) = &mut link.socket else {
+            return;
+        };
         let mut received = Vec::new();
         let progress = socket.on_ready(&mut received);
         if !received.is_empty() {
@@ -165,7 +192,9 @@ impl Daemon {
     /// Carries out everything the client asked for, until it has nothing more to say.
     pub(super) fn pump_control(&mut self, now: Instant) {
         loop {
-            let Some(link) = &mut self.control else { return };
+            let Some(link) = &mut self.control else {
+                return;
+            };
             if let Some(action) = link.client.poll_action() {
                 self.perform(action, now);
                 continue;
@@ -188,14 +217,20 @@ impl Daemon {
     }
 
     fn perform(&mut self, action: Action, now: Instant) {
-        let Some(link) = &mut self.control else { return };
+        let Some(link) = &mut self.control else {
+            return;
+        };
         if let Some(mut old) = link.socket.take() {
             let _ = self.poll.registry().deregister(old.source());
         }
-        let Action::Connect { host, port, tls } = action else { return };
+        let Action::Connect { host, port, tls } = action else {
+            return;
+        };
         let opened = resolve(&host, port).and_then(|addr| {
             let tls = if tls {
-                let config = self.tls.get_or_insert_with(|| tls_config(self.options.ca_file.as_deref()));
+                let config = self
+                    .tls
+                    .get_or_insert_with(|| tls_config(self.options.ca_file.as_deref()));
                 Some((config.clone()?, host.clone()))
             } else {
                 None
@@ -204,7 +239,11 @@ impl Daemon {
         });
         match opened {
             Ok(mut socket) => {
-                match self.poll.registry().register(socket.source(), CONTROL, Interest::READABLE | Interest::WRITABLE) {
+                match self.poll.registry().register(
+                    socket.source(),
+                    CONTROL,
+                    Interest::READABLE | Interest::WRITABLE,
+                ) {
                     Ok(()) => link.socket = Some(socket),
                     Err(e) => link.client.handle_closed(now, &e.to_string()),
                 }
@@ -224,7 +263,12 @@ impl Daemon {
             }
             Event::Netmap(netmap) => {
                 let change = self.engine.apply_netmap(*netmap, now);
-                log::info!("netmap: {} peers added, {} removed, {} updated", change.added, change.removed, change.updated);
+                log::info!(
+                    "netmap: {} peers added, {} removed, {} updated",
+                    change.added,
+                    change.removed,
+                    change.updated
+                );
                 self.apply_routes();
             }
             Event::LoginFailed(why) => self.login_error = Some(why),
@@ -251,7 +295,10 @@ impl Daemon {
     /// Our UDP port on every usable local address.
     pub(super) fn local_endpoints(&self) -> Vec<SocketAddr> {
         let port = self.udp.port();
-        crate::platform::interfaces::endpoint_candidates().into_iter().map(|ip| SocketAddr::new(ip, port)).collect()
+        crate::platform::interfaces::endpoint_candidates()
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect()
     }
 }
 

@@ -28,16 +28,24 @@ pub enum Progress {
 impl ControlSocket {
     /// Starts a non-blocking connect to `addr`, marked to bypass the tunnel; with `tls`, a TLS
     /// session for `server_name` runs over it.
-    pub fn connect(addr: SocketAddr, tls: Option<(Arc<ClientConfig>, String)>) -> io::Result<ControlSocket> {
+    pub fn connect(
+        addr: SocketAddr,
+        tls: Option<(Arc<ClientConfig>, String)>,
+    ) -> io::Result<ControlSocket> {
         let stream = connect_marked(addr)?;
         let tls = match tls {
             None => None,
             Some((config, name)) => {
-                let name = ServerName::try_from(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                let name = ServerName::try_from(name)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
                 Some(ClientConnection::new(config, name).map_err(io::Error::other)?)
             }
         };
-        Ok(ControlSocket { stream, tls, unsent: Vec::new() })
+        Ok(ControlSocket {
+            stream,
+            tls,
+            unsent: Vec::new(),
+        })
     }
 
     pub fn source(&mut self) -> &mut TcpStream {
@@ -105,7 +113,13 @@ impl ControlSocket {
                 Ok(0) => return Ok(false),
                 Ok(_) => {
                     tls.process_new_packets().map_err(io::Error::other)?;
-                    let _ = tls.reader().read_to_end(received).or_else(|e| if would_block(&e) { Ok(0) } else { Err(e) })?;
+                    let _ = tls.reader().read_to_end(received).or_else(|e| {
+                        if would_block(&e) {
+                            Ok(0)
+                        } else {
+                            Err(e)
+                        }
+                    })?;
                     // The handshake may want to answer.
                     self.flush()?;
                 }
@@ -123,9 +137,19 @@ fn would_block(e: &io::Error) -> bool {
 /// A non-blocking connect on a socket marked before the SYN leaves, so the route chosen for
 /// the control server is never the tunnel's.
 fn connect_marked(addr: SocketAddr) -> io::Result<TcpStream> {
-    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
     // SAFETY: plain socket(2); ownership passes to the std stream right after.
-    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) };
+    let fd = unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -138,7 +162,13 @@ fn connect_marked(addr: SocketAddr) -> io::Result<TcpStream> {
     }
     let (storage, len) = to_sockaddr(addr);
     // SAFETY: storage holds a sockaddr of `len` bytes for the socket's family.
-    let rc = unsafe { libc::connect(stream.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len) };
+    let rc = unsafe {
+        libc::connect(
+            stream.as_raw_fd(),
+            (&storage as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    };
     if rc != 0 {
         let e = io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EINPROGRESS) {
@@ -159,10 +189,13 @@ pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<ClientConfig>
         let _ = roots.add(cert);
     }
     if let Some(path) = ca_file {
-        let certs = CertificateDer::pem_file_iter(path).map_err(|e| format!("reading CA file {}: {e}", path.display()))?;
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("reading CA file {}: {e}", path.display()))?;
         for cert in certs {
             let cert = cert.map_err(|e| format!("CA file {}: {e}", path.display()))?;
-            roots.add(cert).map_err(|e| format!("CA file {}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("CA file {}: {e}", path.display()))?;
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -2,17 +2,17 @@
 
 use super::api::PendingPings;
 use super::control::ControlLink;
-use crate::state::StateStore;
 use super::datapath::Io;
 use super::signals::{Signal, SignalPipe};
 use super::udp::UdpSockets;
 use super::Options;
 use crate::engine::{Engine, MAX_PACKET};
-use crate::localapi::server::Server;
 use crate::keys::PrivateKey;
+use crate::localapi::server::Server;
 use crate::netmap::{Netmap, SelfNode};
 use crate::platform::router::{Router, RouterConfig};
 use crate::platform::tun::Tun;
+use crate::state::StateStore;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::io;
@@ -219,10 +219,14 @@ impl Daemon {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        [self.engine.poll_timeout(), self.api.poll_timeout(), self.control_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.engine.poll_timeout(),
+            self.api.poll_timeout(),
+            self.control_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn run_timers(&mut self) {

@@ -29,14 +29,41 @@ pub struct Status {
     pub health: Vec<String>,
     #[serde(rename = "MagicDNSSuffix")]
     pub magic_dns_suffix: String,
+    /// The tailnet, when a control server named one.
+    #[serde(default)]
+    pub current_tailnet: Option<CurrentTailnet>,
     /// Keyed by `nodekey:<hex>` like tailscale's.
     pub peer: BTreeMap<String, PeerStatus>,
+    /// Owners of nodes, keyed by decimal user ID.
+    #[serde(default)]
+    pub user: BTreeMap<String, UserStatus>,
     /// weft's own addition: why the last login failed (empty when it didn't).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub login_error: String,
     /// weft's own addition: silent drops by reason.
     #[serde(default)]
     pub drops: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CurrentTailnet {
+    pub name: String,
+    #[serde(rename = "MagicDNSSuffix")]
+    pub magic_dns_suffix: String,
+    #[serde(rename = "MagicDNSEnabled")]
+    pub magic_dns_enabled: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UserStatus {
+    #[serde(rename = "ID")]
+    pub id: i64,
+    pub login_name: String,
+    pub display_name: String,
+    #[serde(rename = "ProfilePicURL")]
+    pub profile_pic_url: String,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -50,6 +77,8 @@ pub struct PeerStatus {
     pub dns_name: String,
     #[serde(rename = "OS")]
     pub os: String,
+    #[serde(rename = "UserID", default)]
+    pub user_id: i64,
     #[serde(rename = "TailscaleIPs")]
     pub tailscale_ips: Vec<String>,
     #[serde(rename = "AllowedIPs", default)]
@@ -61,10 +90,17 @@ pub struct PeerStatus {
     pub rx_bytes: u64,
     pub tx_bytes: u64,
     pub last_handshake: String,
+    /// When control last saw the peer (zero time when unknown or online).
+    #[serde(default)]
+    pub last_seen: String,
     pub online: bool,
     pub active: bool,
     pub in_network_map: bool,
     pub in_engine: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expired: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_expiry: Option<String>,
 }
 
 impl Engine {
@@ -76,13 +112,23 @@ impl Engine {
             .map(|p| p.addr().to_string())
             .collect();
         let me = PeerStatus {
+            id: if self_node.node_id != 0 {
+                self_node.node_id.to_string()
+            } else {
+                String::new()
+            },
             public_key: self_node.private_key.public_key().to_nodekey(),
             host_name: self_node.name.clone(),
+            dns_name: self_node.dns_name.clone(),
             os: std::env::consts::OS.to_string(),
+            user_id: self_node.user_id,
             tailscale_ips: ips.clone(),
             online: true,
             in_network_map: true,
             last_handshake: rfc3339(None),
+            last_seen: rfc3339(None),
+            expired: self_node.key_expired,
+            key_expiry: self_node.key_expiry.map(|t| rfc3339(Some(t))),
             ..PeerStatus::default()
         };
         let peer = self
@@ -96,7 +142,11 @@ impl Engine {
                     rx_bytes: rx,
                     tx_bytes: tx,
                     last_handshake: rfc3339(handshake),
-                    online: since.is_some_and(|d| d < ONLINE_WINDOW),
+                    // Control knows best; a static config only has the handshake to go by.
+                    online: state
+                        .config
+                        .online
+                        .unwrap_or(since.is_some_and(|d| d < ONLINE_WINDOW)),
                     active: now.saturating_duration_since(state.clock.last_activity)
                         < ACTIVE_WINDOW
                         && (tx > 0 || rx > 0),
@@ -110,6 +160,26 @@ impl Engine {
             .ok()
             .and_then(|v| serde_json::from_value(v).ok())
             .unwrap_or_default();
+        let suffix = magic_dns_suffix(&self_node.dns_name);
+        let current_tailnet = (!self.netmap.domain.is_empty()).then(|| CurrentTailnet {
+            name: self.netmap.domain.clone(),
+            magic_dns_suffix: suffix.clone(),
+            magic_dns_enabled: self.netmap.dns.as_ref().is_some_and(|d| d.proxied),
+        });
+        let user = self
+            .netmap
+            .user_profiles
+            .iter()
+            .map(|(id, p)| {
+                let profile = UserStatus {
+                    id: *id,
+                    login_name: p.login_name.clone(),
+                    display_name: p.display_name.clone(),
+                    profile_pic_url: p.profile_pic_url.clone(),
+                };
+                (id.to_string(), profile)
+            })
+            .collect();
         Status {
             version: crate::VERSION.to_string(),
             tun,
@@ -117,9 +187,12 @@ impl Engine {
             tailscale_ips: ips,
             self_node: me,
             health: self.health.clone(),
-            magic_dns_suffix: self.netmap.domain.clone(),
+            magic_dns_suffix: suffix,
+            current_tailnet,
             peer,
+            user,
             drops,
+            ..Status::default()
         }
     }
 }
@@ -127,15 +200,38 @@ impl Engine {
 /// The netmap's facts about a peer, before runtime state is added.
 fn describe(peer: &Peer) -> PeerStatus {
     PeerStatus {
-        id: peer.public_key.short(),
+        id: if peer.stable_id.is_empty() {
+            peer.public_key.short()
+        } else {
+            peer.stable_id.clone()
+        },
         public_key: peer.public_key.to_nodekey(),
-        host_name: peer.name.clone(),
+        host_name: if peer.host_name.is_empty() {
+            peer.name.clone()
+        } else {
+            peer.host_name.clone()
+        },
+        dns_name: peer.dns_name.clone(),
+        os: peer.os.clone(),
+        user_id: peer.user_id,
+        last_seen: rfc3339(peer.last_seen),
+        expired: peer.key_expired,
+        key_expiry: peer.key_expiry.map(|t| rfc3339(Some(t))),
         tailscale_ips: peer.tailscale_ips().iter().map(|a| a.to_string()).collect(),
         allowed_ips: peer.allowed_ips.iter().map(|p| p.to_string()).collect(),
         addrs: peer.endpoints.iter().map(|e| e.to_string()).collect(),
         in_network_map: true,
         ..PeerStatus::default()
     }
+}
+
+/// The MagicDNS suffix: this node's DNS name without its first label and trailing dot.
+fn magic_dns_suffix(dns_name: &str) -> String {
+    dns_name
+        .trim_end_matches('.')
+        .split_once('.')
+        .map(|(_, rest)| rest.to_string())
+        .unwrap_or_default()
 }
 
 /// Formats a UTC time as RFC 3339 with second precision; `None` gives Go's zero time, which is

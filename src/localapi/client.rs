@@ -27,11 +27,22 @@ impl std::fmt::Display for ClientError {
     }
 }
 
-/// Sends `method path` with an optional JSON body and returns the 200 answer's body.
+/// Sends `method path` with no body and returns the 200 answer's body.
 pub fn request(
     socket: &Path,
     method: &str,
     path: &str,
+    timeout: Duration,
+) -> Result<Vec<u8>, ClientError> {
+    request_with_body(socket, method, path, b"", timeout)
+}
+
+/// Sends `method path` with a (JSON) body and returns the 200 answer's body.
+pub fn request_with_body(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: &[u8],
     timeout: Duration,
 ) -> Result<Vec<u8>, ClientError> {
     let mut stream = UnixStream::connect(socket).map_err(|e| {
@@ -43,10 +54,11 @@ pub fn request(
     let _ = stream.set_read_timeout(Some(timeout));
     let _ = stream.set_write_timeout(Some(timeout));
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: local-tailscaled.sock\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: local-tailscaled.sock\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
     );
     stream
-        .write_all(head.as_bytes())
+        .write_all(&[head.as_bytes(), body].concat())
         .map_err(|e| ClientError::Protocol(format!("sending the request: {e}")))?;
     let mut answer = Vec::new();
     stream

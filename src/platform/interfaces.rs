@@ -5,7 +5,10 @@ use std::net::IpAddr;
 /// Unicast addresses on up interfaces, without loopback, link-local and the tailnet's own
 /// ranges (the tunnel's addresses are no way to reach the tunnel).
 pub fn endpoint_candidates() -> Vec<IpAddr> {
-    let mut addresses: Vec<IpAddr> = all_addresses().into_iter().filter(|ip| usable_endpoint(*ip)).collect();
+    let mut addresses: Vec<IpAddr> = all_addresses()
+        .into_iter()
+        .filter(|ip| usable_endpoint(*ip))
+        .collect();
     addresses.sort();
     addresses.dedup();
     addresses
@@ -16,9 +19,17 @@ pub fn usable_endpoint(ip: IpAddr) -> bool {
     let tailnet_v4: crate::prefix::Prefix = "100.64.0.0/10".parse().expect("constant");
     let tailnet_v6: crate::prefix::Prefix = "fd7a:115c:a1e0::/48".parse().expect("constant");
     match ip {
-        IpAddr::V4(a) => !a.is_loopback() && !a.is_link_local() && !a.is_unspecified() && !tailnet_v4.contains(ip),
+        IpAddr::V4(a) => {
+            !a.is_loopback()
+                && !a.is_link_local()
+                && !a.is_unspecified()
+                && !tailnet_v4.contains(ip)
+        }
         IpAddr::V6(a) => {
-            !a.is_loopback() && !a.is_unspecified() && (a.segments()[0] & 0xffc0) != 0xfe80 && !tailnet_v6.contains(ip)
+            !a.is_loopback()
+                && !a.is_unspecified()
+                && (a.segments()[0] & 0xffc0) != 0xfe80
+                && !tailnet_v6.contains(ip)
         }
     }
 }
@@ -54,7 +65,9 @@ unsafe fn ip_of(addr: *const libc::sockaddr) -> Option<IpAddr> {
     match i32::from((*addr).sa_family) {
         libc::AF_INET => {
             let sin = &*(addr as *const libc::sockaddr_in);
-            Some(IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()))
+            Some(IpAddr::from(
+                u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+            ))
         }
         libc::AF_INET6 => {
             let sin6 = &*(addr as *const libc::sockaddr_in6);
@@ -70,7 +83,15 @@ mod tests {
 
     #[test]
     fn filters_what_peers_cannot_use() {
-        for bad in ["127.0.0.1", "169.254.1.1", "100.64.0.5", "::1", "fe80::1", "fd7a:115c:a1e0::9", "0.0.0.0"] {
+        for bad in [
+            "127.0.0.1",
+            "169.254.1.1",
+            "100.64.0.5",
+            "::1",
+            "fe80::1",
+            "fd7a:115c:a1e0::9",
+            "0.0.0.0",
+        ] {
             assert!(!usable_endpoint(bad.parse().unwrap()), "{bad}");
         }
         for good in ["10.1.2.3", "192.0.2.7", "2001:db8::1", "fd00::5"] {
