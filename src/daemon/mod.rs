@@ -66,6 +66,12 @@ fn option_spec() -> getopts::Options {
         "log verbosity: 0 info, 1 debug, 2 trace (WEFT_LOG overrides)",
         "N",
     );
+    o.optopt(
+        "",
+        "ca-file",
+        "PEM CA certificates to trust for the login server's TLS, besides the system's",
+        "FILE",
+    );
     o.optflag("h", "help", "print this help");
     o.optflag("", "version", "print the version");
     o
