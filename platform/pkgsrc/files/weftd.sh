@@ -1,0 +1,1 @@
+../../netbsd/rc.d/weftd
