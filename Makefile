@@ -12,15 +12,18 @@ build:
 	$(CARGO) build --release --locked
 
 install: build
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man1
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8 \
+	           $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/weftd
 	ln -sf ../sbin/weftd $(DESTDIR)$(PREFIX)/bin/weft
 	install -m 0644 man/weftd.8 $(DESTDIR)$(PREFIX)/share/man/man8/weftd.8
 	install -m 0644 man/weft.1 $(DESTDIR)$(PREFIX)/share/man/man1/weft.1
+	install -m 0644 man/weft.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/weft.conf.5
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/weftd $(DESTDIR)$(PREFIX)/bin/weft \
-	      $(DESTDIR)$(PREFIX)/share/man/man8/weftd.8 $(DESTDIR)$(PREFIX)/share/man/man1/weft.1
+	      $(DESTDIR)$(PREFIX)/share/man/man8/weftd.8 $(DESTDIR)$(PREFIX)/share/man/man1/weft.1 \
+	      $(DESTDIR)$(PREFIX)/share/man/man5/weft.conf.5
 
 # Everything: installs what the tests need (apt packages), then unit and namespace lab tests.
 test:
