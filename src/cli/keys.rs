@@ -25,8 +25,10 @@ fn public_of(private_base64: &str) -> Result<String, String> {
     Ok(key.public_key().to_base64())
 }
 
+/// Key commands need no daemon but accept `--socket` like every command.
 fn no_arguments(command: &str, args: &[String]) -> Result<(), String> {
-    match args.first() {
+    let (m, _) = super::parse_flags(&mut getopts::Options::new(), args, std::path::Path::new(""))?;
+    match m.free.first() {
         Some(a) => Err(format!("{command} takes no arguments (got {a:?})")),
         None => Ok(()),
     }
