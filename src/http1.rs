@@ -19,10 +19,7 @@ pub struct Request {
 
 impl Request {
     pub fn query_value(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 
@@ -184,19 +181,10 @@ mod tests {
     #[test]
     fn parses_a_request_in_any_split() {
         for cut in 0..PING.len() {
-            assert_eq!(
-                parse_request(&PING[..cut]),
-                Parse::Incomplete,
-                "cut at {cut}"
-            );
+            assert_eq!(parse_request(&PING[..cut]), Parse::Incomplete, "cut at {cut}");
         }
-        let Parse::Complete(r) = parse_request(PING) else {
-            panic!()
-        };
-        assert_eq!(
-            (r.method.as_str(), r.path.as_str()),
-            ("POST", "/localapi/v0/ping")
-        );
+        let Parse::Complete(r) = parse_request(PING) else { panic!() };
+        assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/localapi/v0/ping"));
         assert_eq!(r.query_value("ip"), Some("100.64.0.2"));
         assert_eq!(r.body, b"{}");
     }
@@ -230,10 +218,7 @@ mod tests {
     #[test]
     fn responses_round_trip() {
         let r = response(404, b"{\"error\":\"x\"}");
-        assert_eq!(
-            parse_response(&r).unwrap(),
-            (404, &b"{\"error\":\"x\"}"[..])
-        );
+        assert_eq!(parse_response(&r).unwrap(), (404, &b"{\"error\":\"x\"}"[..]));
         assert!(parse_response(b"HTTP/1.1").is_err());
     }
 

@@ -41,9 +41,7 @@ impl PublicKey {
         let digits = text
             .strip_prefix(prefix)
             .ok_or_else(|| format!("key does not start with {prefix:?}"))?;
-        unhex32(digits)
-            .map(PublicKey)
-            .ok_or_else(|| format!("{prefix} key must be 64 hex digits"))
+        unhex32(digits).map(PublicKey).ok_or_else(|| format!("{prefix} key must be 64 hex digits"))
     }
 
     /// The all-zero key, which Tailscale sends to mean "none" (a peer without disco, no old
@@ -111,12 +109,8 @@ impl PartialEq for PrivateKey {
 
 fn decode_key(s: &str) -> Result<[u8; 32], String> {
     let s = s.trim();
-    let bytes = BASE64
-        .decode(s)
-        .map_err(|_| "key is not valid base64".to_string())?;
-    bytes
-        .try_into()
-        .map_err(|_| "key must be 32 bytes (44 base64 characters)".to_string())
+    let bytes = BASE64.decode(s).map_err(|_| "key is not valid base64".to_string())?;
+    bytes.try_into().map_err(|_| "key must be 32 bytes (44 base64 characters)".to_string())
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -186,10 +180,7 @@ mod tests {
             format!("discokey:{}é", &zeros[2..]),
             "discokey:".to_string(),
         ] {
-            assert!(
-                PublicKey::from_prefixed_hex("discokey:", &bad).is_err(),
-                "{bad}"
-            );
+            assert!(PublicKey::from_prefixed_hex("discokey:", &bad).is_err(), "{bad}");
         }
     }
 

@@ -27,11 +27,7 @@ pub fn run_multicall(args: Vec<String>) -> i32 {
     let invoked_as = args
         .first()
         .map(|a| {
-            std::path::Path::new(a)
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned()
+            std::path::Path::new(a).file_name().unwrap_or_default().to_string_lossy().into_owned()
         })
         .unwrap_or_default();
     let rest = args.get(1..).unwrap_or_default();

@@ -176,11 +176,7 @@ impl Peer {
         if !self.addresses.is_empty() {
             return self.addresses.iter().map(|p| p.addr()).collect();
         }
-        self.allowed_ips
-            .iter()
-            .filter(|p| p.is_host())
-            .map(|p| p.addr())
-            .collect()
+        self.allowed_ips.iter().filter(|p| p.is_host()).map(|p| p.addr()).collect()
     }
 
     /// True when only the endpoints changed: a running WireGuard session can be kept.

@@ -24,10 +24,7 @@ impl Prefix {
 
     /// A single-address prefix: /32 for IPv4, /128 for IPv6.
     pub fn host(addr: IpAddr) -> Prefix {
-        Prefix {
-            addr,
-            len: Self::max_len_of(&addr),
-        }
+        Prefix { addr, len: Self::max_len_of(&addr) }
     }
 
     fn max_len_of(addr: &IpAddr) -> u8 {
@@ -61,10 +58,7 @@ impl Prefix {
             IpAddr::V4(a) => IpAddr::V4((u32::from(a) & mask32(self.len)).into()),
             IpAddr::V6(a) => IpAddr::V6((u128::from(a) & mask128(self.len)).into()),
         };
-        Prefix {
-            addr,
-            len: self.len,
-        }
+        Prefix { addr, len: self.len }
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -106,12 +100,9 @@ impl FromStr for Prefix {
         let s = s.trim();
         match s.split_once('/') {
             Some((addr, len)) => {
-                let addr: IpAddr = addr
-                    .parse()
-                    .map_err(|_| format!("{addr:?} is not an IP address"))?;
-                let len: u8 = len
-                    .parse()
-                    .map_err(|_| format!("{len:?} is not a prefix length"))?;
+                let addr: IpAddr =
+                    addr.parse().map_err(|_| format!("{addr:?} is not an IP address"))?;
+                let len: u8 = len.parse().map_err(|_| format!("{len:?} is not a prefix length"))?;
                 Prefix::new(addr, len)
             }
             None => s
@@ -161,15 +152,7 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in [
-            "",
-            "1.2.3.4/33",
-            "::/129",
-            "1.2.3/8",
-            "x/1",
-            "1.2.3.4/-1",
-            "1.2.3.4/",
-        ] {
+        for bad in ["", "1.2.3.4/33", "::/129", "1.2.3/8", "x/1", "1.2.3.4/-1", "1.2.3.4/"] {
             assert!(bad.parse::<Prefix>().is_err(), "{bad}");
         }
     }

@@ -34,9 +34,7 @@ pub struct StateStore {
 
 impl StateStore {
     pub fn new(dir: &Path) -> StateStore {
-        StateStore {
-            dir: dir.to_path_buf(),
-        }
+        StateStore { dir: dir.to_path_buf() }
     }
 
     fn path(&self) -> PathBuf {
@@ -82,16 +80,10 @@ impl StateStore {
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
-    let temp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
-    ));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temp)?;
+    let temp =
+        dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("state")));
+    let mut file =
+        OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);
@@ -153,11 +145,7 @@ mod tests {
         assert_eq!(store.load().unwrap(), None);
         let state = sample();
         store.save(&state).unwrap();
-        let mode = fs::metadata(dir.join(FILE_NAME))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777;
+        let mode = fs::metadata(dir.join(FILE_NAME)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(store.load().unwrap(), Some(state.clone()));
         assert!(fs::read_dir(&dir).unwrap().all(|e| !e

@@ -11,26 +11,11 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 pub fn up(args: &[String], socket: &Path) -> Result<i32, String> {
     let mut spec = getopts::Options::new();
-    spec.optopt(
-        "",
-        "login-server",
-        "control server URL (Headscale, or tailscale's)",
-        "URL",
-    );
-    spec.optopt(
-        "",
-        "auth-key",
-        "pre-authorised key: register without a browser",
-        "KEY",
-    );
+    spec.optopt("", "login-server", "control server URL (Headscale, or tailscale's)", "URL");
+    spec.optopt("", "auth-key", "pre-authorised key: register without a browser", "KEY");
     spec.optopt("", "authkey", "same as --auth-key", "KEY");
     spec.optopt("", "hostname", "name to register this node under", "NAME");
-    spec.optopt(
-        "",
-        "timeout",
-        "give up after this many seconds (default: wait forever)",
-        "S",
-    );
+    spec.optopt("", "timeout", "give up after this many seconds (default: wait forever)", "S");
     let (m, socket) = parse_flags(&mut spec, args, socket)?;
     if let Some(extra) = m.free.first() {
         return Err(format!("up: unexpected argument {extra:?}"));
@@ -49,14 +34,8 @@ pub fn up(args: &[String], socket: &Path) -> Result<i32, String> {
         "AuthKey": m.opt_str("auth-key").or_else(|| m.opt_str("authkey")).unwrap_or_default(),
         "Hostname": m.opt_str("hostname").unwrap_or_default(),
     });
-    request_with_body(
-        &socket,
-        "POST",
-        START_PATH,
-        body.to_string().as_bytes(),
-        REQUEST_TIMEOUT,
-    )
-    .map_err(|e| e.to_string())?;
+    request_with_body(&socket, "POST", START_PATH, body.to_string().as_bytes(), REQUEST_TIMEOUT)
+        .map_err(|e| e.to_string())?;
     wait_until_running(&socket, timeout)
 }
 

@@ -91,10 +91,7 @@ fn parse_flags(
 ) -> Result<(getopts::Matches, PathBuf), String> {
     spec.optopt("", "socket", "local API socket", "PATH");
     let m = spec.parse(args).map_err(|e| e.to_string())?;
-    let socket = m
-        .opt_str("socket")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| socket.to_path_buf());
+    let socket = m.opt_str("socket").map(PathBuf::from).unwrap_or_else(|| socket.to_path_buf());
     Ok((m, socket))
 }
 
@@ -131,10 +128,7 @@ mod tests {
         let e = fetch_status(&socket).unwrap_err();
         assert!(e.starts_with("weftd is not running"), "{e}");
         assert!(!e.contains('\n'));
-        assert_eq!(
-            main(&args(&format!("--socket {} status", socket.display()))),
-            1
-        );
+        assert_eq!(main(&args(&format!("--socket {} status", socket.display()))), 1);
     }
 
     #[test]

@@ -16,18 +16,11 @@ const PAUSE_BETWEEN_PINGS: Duration = Duration::from_secs(1);
 pub fn run(args: &[String], socket: &Path) -> Result<i32, String> {
     let mut spec = getopts::Options::new();
     spec.optopt("c", "", "number of pings (default 10; 0 = forever)", "N");
-    spec.optopt(
-        "",
-        "timeout",
-        "seconds to wait for each reply (default 5)",
-        "S",
-    );
+    spec.optopt("", "timeout", "seconds to wait for each reply (default 5)", "S");
     let (m, socket) = parse_flags(&mut spec, args, socket)?;
     let count: u32 = match m.opt_str("c") {
         None => DEFAULT_COUNT,
-        Some(s) => s
-            .parse()
-            .map_err(|_| format!("ping: -c {s:?} is not a count"))?,
+        Some(s) => s.parse().map_err(|_| format!("ping: -c {s:?} is not a count"))?,
     };
     let timeout = match m.opt_str("timeout") {
         None => DEFAULT_TIMEOUT_SECS,
@@ -79,17 +72,8 @@ fn ping_once(socket: &Path, ip: IpAddr, timeout_secs: f64) -> Result<PingResult,
 
 /// `pong from NAME (IP) via ENDPOINT in LATENCY`, as tailscale prints it.
 fn pong_line(r: &PingResult) -> String {
-    let via = if r.endpoint.is_empty() {
-        "ICMP"
-    } else {
-        r.endpoint.as_str()
-    };
-    format!(
-        "pong from {} ({}) via {via} in {}",
-        r.node_name,
-        r.node_ip,
-        latency(r.latency_seconds)
-    )
+    let via = if r.endpoint.is_empty() { "ICMP" } else { r.endpoint.as_str() };
+    format!("pong from {} ({}) via {via} in {}", r.node_name, r.node_ip, latency(r.latency_seconds))
 }
 
 /// Go's duration rounded to the millisecond: `23ms`, `1.204s`.
@@ -111,11 +95,7 @@ fn resolve(target: &str, socket: &Path) -> Result<(IpAddr, bool), String> {
         return Ok((ip, own(&ip.to_string())));
     }
     if status.self_node.host_name.eq_ignore_ascii_case(target) {
-        let ip = status
-            .self_node
-            .tailscale_ips
-            .first()
-            .ok_or("this node has no address")?;
+        let ip = status.self_node.tailscale_ips.first().ok_or("this node has no address")?;
         return Ok((ip.parse().map_err(|_| "bad own address")?, true));
     }
     let peer = status
@@ -127,11 +107,7 @@ fn resolve(target: &str, socket: &Path) -> Result<(IpAddr, bool), String> {
         .tailscale_ips
         .first()
         .ok_or_else(|| format!("ping: peer {target:?} has no address"))?;
-    Ok((
-        ip.parse()
-            .map_err(|_| format!("ping: peer {target:?} has a bad address"))?,
-        false,
-    ))
+    Ok((ip.parse().map_err(|_| format!("ping: peer {target:?} has a bad address"))?, false))
 }
 
 #[cfg(test)]
@@ -155,9 +131,6 @@ mod tests {
             latency_seconds: 0.001,
             endpoint: "10.9.0.2:41641".into(),
         };
-        assert_eq!(
-            pong_line(&r),
-            "pong from b (100.64.0.2) via 10.9.0.2:41641 in 1ms"
-        );
+        assert_eq!(pong_line(&r), "pong from b (100.64.0.2) via 10.9.0.2:41641 in 1ms");
     }
 }

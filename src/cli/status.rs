@@ -25,8 +25,8 @@ pub fn run(args: &[String], socket: &Path) -> Result<i32, String> {
 pub fn render(status: &Status) -> String {
     let mut peers: Vec<&PeerStatus> = status.peer.values().collect();
     peers.sort_by(|a, b| (&a.host_name, &a.public_key).cmp(&(&b.host_name, &b.public_key)));
-    let mut rows = vec![row(&status.self_node, true)];
-    rows.extend(peers.into_iter().map(|p| row(p, false)));
+    let mut rows = vec![row(status, &status.self_node, true)];
+    rows.extend(peers.into_iter().map(|p| row(status, p, false)));
     let mut out = table(&rows);
     if !status.health.is_empty() {
         out.push_str("\n# Health check:\n");
@@ -39,23 +39,26 @@ pub fn render(status: &Status) -> String {
 
 fn row(peer: &PeerStatus, is_self: bool) -> Vec<String> {
     vec![
-        peer.tailscale_ips
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "-".into()),
-        if peer.host_name.is_empty() {
-            "-".into()
-        } else {
-            peer.host_name.clone()
-        },
+        peer.tailscale_ips.first().cloned().unwrap_or_else(|| "-".into()),
+        if peer.host_name.is_empty() { "-".into() } else { peer.host_name.clone() },
         "-".into(),
-        if peer.os.is_empty() {
-            "-".into()
-        } else {
-            peer.os.clone()
-        },
+        if peer.os.is_empty() { "-".into() } else { peer.os.clone() },
         if is_self { "-".into() } else { activity(peer) },
     ]
+}
+
+/// The owner column: the login name up to and including its `@`, as tailscale shortens it.
+fn owner(status: &Status, user_id: i64) -> String {
+    if user_id == 0 {
+        return "-".into();
+    }
+    match status.user.get(&user_id.to_string()) {
+        Some(user) => match user.login_name.split_once('@') {
+            Some((name, _)) => format!("{name}@"),
+            None => user.login_name.clone(),
+        },
+        None => user_id.to_string(),
+    }
 }
 
 /// The status column, worded as tailscale words it.
@@ -85,20 +88,12 @@ fn activity(peer: &PeerStatus) -> String {
 fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
-                .max()
-                .unwrap_or(0)
-        })
+        .map(|c| rows.iter().map(|r| r.get(c).map_or(0, |s| s.chars().count())).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
     for r in rows {
-        let line: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
+        let line: Vec<String> =
+            r.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
@@ -121,10 +116,7 @@ mod tests {
 
     #[test]
     fn renders_like_tailscale() {
-        let mut status = Status {
-            self_node: peer("box1", "100.64.0.1"),
-            ..Status::default()
-        };
+        let mut status = Status { self_node: peer("box1", "100.64.0.1"), ..Status::default() };
         status.self_node.os = "linux".into();
         let mut laptop = peer("laptop", "100.64.0.22");
         laptop.active = true;
@@ -137,12 +129,19 @@ mod tests {
         status.peer.insert("b".into(), nas);
         status.peer.insert("a".into(), laptop);
         status.health = vec!["routing: ip failed".into()];
+        status.peer.get_mut("b").unwrap().user_id = 7;
+        let alice = crate::engine::status::UserStatus {
+            id: 7,
+            login_name: "alice@example.com".into(),
+            ..Default::default()
+        };
+        status.user.insert("7".into(), alice);
         let text = render(&status);
         assert_eq!(
             text,
             "100.64.0.1   box1    -  linux  -\n\
              100.64.0.22  laptop  -  -      active; direct 192.0.2.4:41641, tx 1234 rx 5678\n\
-             100.64.0.3   nas     -  -      offline\n\
+             100.64.0.3   nas     alice@  -      offline\n\
              \n# Health check:\n#     - routing: ip failed\n"
         );
     }

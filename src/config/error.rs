@@ -15,19 +15,11 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(super) fn at_line(origin: &str, line: usize, message: String) -> ConfigError {
-        ConfigError {
-            origin: origin.to_string(),
-            line: Some(line),
-            message,
-        }
+        ConfigError { origin: origin.to_string(), line: Some(line), message }
     }
 
     pub(super) fn whole_file(origin: &str, message: String) -> ConfigError {
-        ConfigError {
-            origin: origin.to_string(),
-            line: None,
-            message,
-        }
+        ConfigError { origin: origin.to_string(), line: None, message }
     }
 }
 

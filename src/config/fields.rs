@@ -49,10 +49,7 @@ impl Role {
 
     /// Keys that accumulate over several lines, as wg-quick allows; all others may appear once.
     pub(super) fn repeatable(self) -> bool {
-        matches!(
-            self,
-            Role::Interface(InterfaceField::Address) | Role::Peer(PeerField::AllowedIps)
-        )
+        matches!(self, Role::Interface(InterfaceField::Address) | Role::Peer(PeerField::AllowedIps))
     }
 }
 
@@ -66,10 +63,7 @@ const KEYS: &[(&str, Role)] = &[
     ("PublicKey", Role::Peer(PeerField::PublicKey)),
     ("AllowedIPs", Role::Peer(PeerField::AllowedIps)),
     ("Endpoint", Role::Peer(PeerField::Endpoint)),
-    (
-        "PersistentKeepalive",
-        Role::Peer(PeerField::PersistentKeepalive),
-    ),
+    ("PersistentKeepalive", Role::Peer(PeerField::PersistentKeepalive)),
     ("PresharedKey", Role::Peer(PeerField::PresharedKey)),
     ("Name", Role::Peer(PeerField::Name)),
     ("DNS", Role::Ignored),
@@ -86,12 +80,6 @@ const KEYS: &[(&str, Role)] = &[
 /// other section comes back with that section's role, so the caller can say where it belongs.
 /// `None` for an unknown key: a typo must never be skipped silently.
 pub(super) fn lookup(key: &str, section: Option<SectionKind>) -> Option<(&'static str, Role)> {
-    let matching = || {
-        KEYS.iter()
-            .copied()
-            .filter(|(name, _)| name.eq_ignore_ascii_case(key))
-    };
-    matching()
-        .find(|(_, role)| role.section() == section)
-        .or_else(|| matching().next())
+    let matching = || KEYS.iter().copied().filter(|(name, _)| name.eq_ignore_ascii_case(key));
+    matching().find(|(_, role)| role.section() == section).or_else(|| matching().next())
 }

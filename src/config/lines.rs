@@ -49,26 +49,17 @@ fn classify(content: &str) -> Result<Line<'_>, String> {
             .strip_suffix(']')
             .ok_or_else(|| format!("{} — a section header ends with ']'", quote(content)))?;
         return section_kind(name.trim()).map(Line::Header).ok_or_else(|| {
-            format!(
-                "unknown section {}; expected [Interface] or [Peer]",
-                quote(content)
-            )
+            format!("unknown section {}; expected [Interface] or [Peer]", quote(content))
         });
     }
     let (key, value) = content.split_once('=').ok_or_else(|| {
-        format!(
-            "{} is neither `Key = Value` nor a [Section] header",
-            quote(content)
-        )
+        format!("{} is neither `Key = Value` nor a [Section] header", quote(content))
     })?;
     let key = key.trim();
     if key.is_empty() {
         return Err(format!("{} has no key before '='", quote(content)));
     }
-    Ok(Line::Setting {
-        key,
-        value: value.trim(),
-    })
+    Ok(Line::Setting { key, value: value.trim() })
 }
 
 /// Section names are case-insensitive, as wg(8) reads them.

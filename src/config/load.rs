@@ -13,10 +13,7 @@ pub fn load(path: &Path) -> Result<StaticConfig, ConfigError> {
     let origin = path.display().to_string();
     let bytes = read_bounded(path).map_err(|message| ConfigError::whole_file(&origin, message))?;
     let text = std::str::from_utf8(&bytes).map_err(|error| {
-        let line = 1 + bytes[..error.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
+        let line = 1 + bytes[..error.valid_up_to()].iter().filter(|&&b| b == b'\n').count();
         ConfigError::at_line(&origin, line, "not UTF-8 text".into())
     })?;
     parse(text, &origin)

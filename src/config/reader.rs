@@ -140,10 +140,7 @@ impl Reader<'_> {
             peers: peers.into_iter().map(|(peer, _)| peer).collect(),
             ..Netmap::new(self_node)
         };
-        Ok(StaticConfig {
-            netmap,
-            warnings: self.warnings,
-        })
+        Ok(StaticConfig { netmap, warnings: self.warnings })
     }
 }
 
@@ -193,14 +190,10 @@ fn check_peer_keys(
         ));
     }
     peers.sort_by_key(|(peer, line)| (peer.public_key, *line));
-    match peers
-        .windows(2)
-        .find(|pair| pair[0].0.public_key == pair[1].0.public_key)
-    {
-        Some(pair) => Err((
-            pair[1].1,
-            format!("PublicKey is the same as the peer's on line {}", pair[0].1),
-        )),
+    match peers.windows(2).find(|pair| pair[0].0.public_key == pair[1].0.public_key) {
+        Some(pair) => {
+            Err((pair[1].1, format!("PublicKey is the same as the peer's on line {}", pair[0].1)))
+        }
         None => Ok(()),
     }
 }

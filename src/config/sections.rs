@@ -128,10 +128,7 @@ impl PeerSection {
 /// The prefixes in their first-seen order, each once: listing one twice is harmless.
 fn without_repeats(prefixes: Vec<Prefix>) -> Vec<Prefix> {
     let mut seen = HashSet::with_capacity(prefixes.len());
-    prefixes
-        .into_iter()
-        .filter(|prefix| seen.insert(*prefix))
-        .collect()
+    prefixes.into_iter().filter(|prefix| seen.insert(*prefix)).collect()
 }
 
 /// IPv4 addresses before IPv6, each family in the order written, as `SelfNode` promises.

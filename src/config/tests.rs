@@ -37,10 +37,7 @@ fn fails(template: &str, line: Option<usize>, says: &str) {
         Err(error) => error,
     };
     assert_eq!(error.line, line, "{error}");
-    assert!(
-        error.message.contains(says),
-        "{error} does not say {says:?}"
-    );
+    assert!(error.message.contains(says), "{error} does not say {says:?}");
     assert_well_formed(&error, &fill(template));
 }
 
@@ -94,10 +91,7 @@ fn reads_a_full_config() {
     let node = &netmap.self_node;
     assert_eq!(node.name, "alpha");
     assert_eq!(node.private_key.public_key().to_base64(), OWN_PUBLIC);
-    assert_eq!(
-        node.addresses,
-        prefixes(&["100.64.0.1/10", "fd7a:115c:a1e0::1/48"])
-    );
+    assert_eq!(node.addresses, prefixes(&["100.64.0.1/10", "fd7a:115c:a1e0::1/48"]));
     assert_eq!(node.listen_port, Some(41641));
     assert_eq!(node.mtu, 1420);
     let beta = Peer {
@@ -138,10 +132,7 @@ fn forgives_case_spacing_comments_and_line_endings() {
                 privatekey={own}\r\n  ADDRESS\t=\t100.64.0.1 # me\r\nmtu = 65535\r\n\
                 [PEER]\r\npublickey = {k1}\r\npersistentkeepalive = OFF\r\n";
     let config = parses(text);
-    assert_eq!(
-        config.netmap.self_node.addresses,
-        prefixes(&["100.64.0.1/32"])
-    );
+    assert_eq!(config.netmap.self_node.addresses, prefixes(&["100.64.0.1/32"]));
     assert_eq!(config.netmap.self_node.mtu, 65535);
     assert_eq!(config.netmap.peers[0].persistent_keepalive, None);
 }
@@ -157,27 +148,16 @@ fn accumulates_repeated_lists_once_each() {
         config.netmap.self_node.addresses,
         prefixes(&["10.0.0.1/32", "10.0.0.2/32", "fd00::1/128"])
     );
-    assert_eq!(
-        config.netmap.peers[0].allowed_ips,
-        prefixes(&["10.1.0.0/16", "10.2.0.0/16"])
-    );
+    assert_eq!(config.netmap.peers[0].allowed_ips, prefixes(&["10.1.0.0/16", "10.2.0.0/16"]));
 }
 
 #[test]
 fn reads_keepalive_spellings() {
-    for (value, expected) in [
-        ("off", None),
-        ("0", None),
-        ("1", Some(1)),
-        ("65535", Some(65535)),
-    ] {
+    for (value, expected) in [("off", None), ("0", None), ("1", Some(1)), ("65535", Some(65535))] {
         let config = parses(&format!(
             "[Interface]\nPrivateKey = {{own}}\n[Peer]\nPublicKey = {{k1}}\nPersistentKeepalive = {value}\n"
         ));
-        assert_eq!(
-            config.netmap.peers[0].persistent_keepalive, expected,
-            "{value}"
-        );
+        assert_eq!(config.netmap.peers[0].persistent_keepalive, expected, "{value}");
     }
 }
 
@@ -256,38 +236,14 @@ fn names_file_and_line_in_the_documented_form() {
 #[test]
 fn refuses_malformed_lines() {
     let head = "[Interface]\nPrivateKey = {own}\n";
-    fails(
-        "Address = 10.0.0.1\n[Interface]\n",
-        Some(1),
-        "comes before any section",
-    );
-    fails(
-        &format!("{head}[Interfaces]\n"),
-        Some(3),
-        "unknown section \"[Interfaces]\"",
-    );
-    fails(
-        &format!("{head}[Peer\n"),
-        Some(3),
-        "a section header ends with ']'",
-    );
+    fails("Address = 10.0.0.1\n[Interface]\n", Some(1), "comes before any section");
+    fails(&format!("{head}[Interfaces]\n"), Some(3), "unknown section \"[Interfaces]\"");
+    fails(&format!("{head}[Peer\n"), Some(3), "a section header ends with ']'");
     fails(&format!("{head}[]\n"), Some(3), "unknown section");
-    fails(
-        &format!("{head}ListenPort 51820\n"),
-        Some(3),
-        "neither `Key = Value` nor",
-    );
+    fails(&format!("{head}ListenPort 51820\n"), Some(3), "neither `Key = Value` nor");
     fails(&format!("{head}= 51820\n"), Some(3), "no key before '='");
-    fails(
-        &format!("{head}Adress = 10.0.0.1\n"),
-        Some(3),
-        "unknown key \"Adress\"",
-    );
-    fails(
-        &format!("{head}\n\n# c\nListenPort =\n"),
-        Some(6),
-        "ListenPort: no value given",
-    );
+    fails(&format!("{head}Adress = 10.0.0.1\n"), Some(3), "unknown key \"Adress\"");
+    fails(&format!("{head}\n\n# c\nListenPort =\n"), Some(6), "ListenPort: no value given");
 }
 
 #[test]
@@ -304,16 +260,8 @@ fn refuses_keys_in_the_wrong_section() {
         Some(5),
         "PrivateKey belongs in [Interface], not in [Peer]",
     );
-    fails(
-        &format!("{peer}DNS = 1.1.1.1\n"),
-        Some(5),
-        "DNS belongs in [Interface], not in [Peer]",
-    );
-    fails(
-        &format!("{peer}MTU = 1400\n"),
-        Some(5),
-        "MTU belongs in [Interface]",
-    );
+    fails(&format!("{peer}DNS = 1.1.1.1\n"), Some(5), "DNS belongs in [Interface], not in [Peer]");
+    fails(&format!("{peer}MTU = 1400\n"), Some(5), "MTU belongs in [Interface]");
 }
 
 #[test]
@@ -321,31 +269,15 @@ fn refuses_single_keys_given_twice() {
     let head = "[Interface]\nPrivateKey = {own}\n";
     let peer = format!("{head}[Peer]\nPublicKey = {{k1}}\n");
     let twice = [
-        (
-            head.to_string(),
-            "PrivateKey = {own}",
-            "PrivateKey is already set on line 2",
-        ),
+        (head.to_string(), "PrivateKey = {own}", "PrivateKey is already set on line 2"),
         (
             format!("{head}ListenPort = 1\n"),
             "listenport = 2",
             "ListenPort is already set on line 3",
         ),
-        (
-            format!("{head}MTU = 1400\n"),
-            "MTU = 1500",
-            "MTU is already set on line 3",
-        ),
-        (
-            format!("{head}Name = a\n"),
-            "Name = b",
-            "Name is already set on line 3",
-        ),
-        (
-            peer.clone(),
-            "PublicKey = {k2}",
-            "PublicKey is already set on line 4",
-        ),
+        (format!("{head}MTU = 1400\n"), "MTU = 1500", "MTU is already set on line 3"),
+        (format!("{head}Name = a\n"), "Name = b", "Name is already set on line 3"),
+        (peer.clone(), "PublicKey = {k2}", "PublicKey is already set on line 4"),
         (
             format!("{peer}Endpoint = 192.0.2.1:1\n"),
             "Endpoint = 192.0.2.1:2",
@@ -361,11 +293,7 @@ fn refuses_single_keys_given_twice() {
             "PresharedKey = {k3}",
             "PresharedKey is already set on line 5",
         ),
-        (
-            format!("{peer}Name = a\n"),
-            "Name = a",
-            "Name is already set on line 5",
-        ),
+        (format!("{peer}Name = a\n"), "Name = a", "Name is already set on line 5"),
     ];
     for (before, again, says) in twice {
         let line = before.lines().count() + 1;
@@ -376,16 +304,8 @@ fn refuses_single_keys_given_twice() {
 #[test]
 fn refuses_sections_missing_or_repeated() {
     fails("", None, "no [Interface] section");
-    fails(
-        "# only a comment\n[Peer]\nPublicKey = {k1}\n",
-        None,
-        "no [Interface] section",
-    );
-    fails(
-        "\n[Interface]\nAddress = 10.0.0.1\n",
-        Some(2),
-        "[Interface] has no PrivateKey",
-    );
+    fails("# only a comment\n[Peer]\nPublicKey = {k1}\n", None, "no [Interface] section");
+    fails("\n[Interface]\nAddress = 10.0.0.1\n", Some(2), "[Interface] has no PrivateKey");
     fails(
         "[Interface]\nPrivateKey = {own}\n[Peer]\nPublicKey = {k1}\n\n[Peer]\nName = x\n",
         Some(6),
@@ -421,18 +341,12 @@ fn refuses_bad_values() {
             "Address = 10.0.0.256",
             "Address: \"10.0.0.256\" — \"10.0.0.256\" is not an IP address or prefix",
         ),
-        (
-            "Address = 10.0.0.1/24,",
-            "Address: \"10.0.0.1/24,\" has an empty entry",
-        ),
+        ("Address = 10.0.0.1/24,", "Address: \"10.0.0.1/24,\" has an empty entry"),
         (
             "Address = fd00::1/129",
             "Address: \"fd00::1/129\" — prefix length /129 is longer than /128",
         ),
-        (
-            "ListenPort = 65536",
-            "ListenPort: \"65536\" — not a port number from 0 to 65535",
-        ),
+        ("ListenPort = 65536", "ListenPort: \"65536\" — not a port number from 0 to 65535"),
         ("ListenPort = -1", "ListenPort: \"-1\" — not a port number"),
         (
             "MTU = 1279",
@@ -440,10 +354,7 @@ fn refuses_bad_values() {
         ),
         ("MTU = 65536", "IPv6 needs at least 1280"),
         ("MTU = big", "IPv6 needs at least 1280"),
-        (
-            "Name = a\u{7}b",
-            "Name: \"a\\u{7}b\" — contains a control character",
-        ),
+        ("Name = a\u{7}b", "Name: \"a\\u{7}b\" — contains a control character"),
     ];
     for (setting, says) in bad_interface {
         fails(&format!("{head}{setting}\n"), Some(3), says);
@@ -491,11 +402,8 @@ fn never_echoes_secret_keys() {
 #[test]
 fn cuts_long_values_short_in_messages() {
     let long = "x".repeat(10_000);
-    let error = parse(
-        &format!("[Interface]\nName = a\nAddress = {long}\n"),
-        "wg0.conf",
-    )
-    .unwrap_err();
+    let error =
+        parse(&format!("[Interface]\nName = a\nAddress = {long}\n"), "wg0.conf").unwrap_err();
     assert_eq!(error.line, Some(3));
     assert!(error.message.len() < 300, "{}", error.message);
     assert!(error.message.contains("…"), "{}", error.message);
@@ -504,10 +412,7 @@ fn cuts_long_values_short_in_messages() {
 #[test]
 fn shaken_configs_never_panic_and_always_say_where() {
     let wg_quick_without_hook = WG_QUICK.replace("PostUp", "# PostUp");
-    for (seed, template) in [
-        (0x5eed_c0f1, FULL),
-        (0x5eed_c0f2, wg_quick_without_hook.as_str()),
-    ] {
+    for (seed, template) in [(0x5eed_c0f1, FULL), (0x5eed_c0f2, wg_quick_without_hook.as_str())] {
         let valid = fill(template);
         let mut parsed = 0;
         shake(seed, 3000, valid.as_bytes(), |bytes| {
@@ -561,10 +466,7 @@ fn loads_a_file_and_names_it_in_messages() {
 fn refuses_files_that_are_not_configs() {
     let binary = TempFile::with("binary.conf", b"[Interface]\n# ok\nName = \xff\xfe\n");
     let error = load(&binary.0).unwrap_err();
-    assert_eq!(
-        (error.line, error.message.as_str()),
-        (Some(3), "not UTF-8 text")
-    );
+    assert_eq!((error.line, error.message.as_str()), (Some(3), "not UTF-8 text"));
 
     let mut huge = fill(FULL).into_bytes();
     huge.resize((1 << 20) + 1, b'\n');
@@ -579,9 +481,7 @@ fn refuses_files_that_are_not_configs() {
     let error = load(&missing).unwrap_err();
     assert!(error.message.starts_with("cannot open: "), "{error}");
     assert!(
-        error
-            .to_string()
-            .starts_with(&format!("{}: cannot open", missing.display())),
+        error.to_string().starts_with(&format!("{}: cannot open", missing.display())),
         "{error}"
     );
 }

@@ -31,14 +31,9 @@ pub(super) fn prefixes(value: &str) -> Result<Vec<Prefix>, String> {
                 return Err(format!("{} has an empty entry", quote(value)));
             }
             if entry.len() > MAX_PREFIX_CHARS {
-                return Err(format!(
-                    "{} — too long to be an IP address or prefix",
-                    quote(entry)
-                ));
+                return Err(format!("{} — too long to be an IP address or prefix", quote(entry)));
             }
-            entry
-                .parse::<Prefix>()
-                .map_err(|reason| format!("{} — {reason}", quote(entry)))
+            entry.parse::<Prefix>().map_err(|reason| format!("{} — {reason}", quote(entry)))
         })
         .collect()
 }
@@ -49,9 +44,7 @@ const MAX_PREFIX_CHARS: usize = 49;
 
 /// A UDP port; 0 asks the OS for any free port, as in wg(8).
 pub(super) fn listen_port(value: &str) -> Result<u16, String> {
-    value
-        .parse()
-        .map_err(|_| format!("{} — not a port number from 0 to 65535", quote(value)))
+    value.parse().map_err(|_| format!("{} — not a port number from 0 to 65535", quote(value)))
 }
 
 /// The tunnel MTU, bounded below by the 1280 bytes every IPv6 link must carry.
@@ -88,10 +81,9 @@ pub(super) fn endpoint(value: &str) -> Result<SocketAddr, String> {
             Err(format!("{} — port 0 cannot be reached", quote(value)))
         }
         Ok(address) => Ok(address),
-        Err(_) if names_a_host(value) => Err(format!(
-            "{} — hostnames are not supported yet, use an IP address",
-            quote(value)
-        )),
+        Err(_) if names_a_host(value) => {
+            Err(format!("{} — hostnames are not supported yet, use an IP address", quote(value)))
+        }
         Err(_) => Err(format!(
             "{} — expected an IP address and port, like 192.0.2.1:51820 or [2001:db8::1]:51820",
             quote(value)

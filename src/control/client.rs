@@ -93,17 +93,9 @@ enum Link {
     /// Nothing open; the next attempt is at the given time.
     Waiting(Instant),
     /// An HTTP/1.1 `/key` request is out; the response is collected until the server closes.
-    FetchingKey {
-        request_sent: bool,
-        response: Vec<u8>,
-        since: Instant,
-    },
+    FetchingKey { request_sent: bool, response: Vec<u8>, since: Instant },
     /// A ts2021 session is being set up or is up.
-    Session {
-        session: Box<Session>,
-        since: Instant,
-        streams: Streams,
-    },
+    Session { session: Box<Session>, since: Instant, streams: Streams },
     /// Logged out or failed for good: nothing happens until the user acts.
     Parked,
 }
@@ -154,9 +146,7 @@ impl ControlClient {
         ControlClient {
             server,
             identity,
-            disco_key: PrivateKey::generate()
-                .map(|k| k.public_key())
-                .unwrap_or(PublicKey([0; 32])),
+            disco_key: PrivateKey::generate().map(|k| k.public_key()).unwrap_or(PublicKey([0; 32])),
             hostname,
             auth_key,
             auth_url: String::new(),
@@ -268,11 +258,7 @@ impl ControlClient {
             tls: self.server.tls,
         });
         self.link = match self.control_key {
-            None => Link::FetchingKey {
-                request_sent: false,
-                response: Vec::new(),
-                since: now,
-            },
+            None => Link::FetchingKey { request_sent: false, response: Vec::new(), since: now },
             Some(key) => match self.start_session(key) {
                 Ok(session) => Link::Session {
                     session: Box::new(session),
@@ -368,10 +354,7 @@ impl ControlClient {
 
     /// Sends what the session state calls for and handles HTTP/2 events.
     fn drive_session(&mut self, now: Instant) {
-        let Link::Session {
-            session, streams, ..
-        } = &mut self.link
-        else {
+        let Link::Session { session, streams, .. } = &mut self.link else {
             return;
         };
         if session.h2().is_none() {
@@ -427,10 +410,7 @@ impl ControlClient {
     }
 
     fn on_data(&mut self, now: Instant, stream: StreamId, bytes: &[u8]) {
-        let Link::Session {
-            session, streams, ..
-        } = &mut self.link
-        else {
+        let Link::Session { session, streams, .. } = &mut self.link else {
             return;
         };
         if let Some(h2) = session.h2() {
@@ -482,16 +462,11 @@ impl ControlClient {
         } else if !self.auth_url.is_empty() {
             request.followup = self.auth_url.clone();
         } else if let Some(key) = &self.auth_key {
-            request.auth = Some(RegisterAuth {
-                auth_key: key.clone(),
-            });
+            request.auth = Some(RegisterAuth { auth_key: key.clone() });
         }
-        self.send_request(
-            now,
-            "/machine/register",
-            &request.to_json(),
-            |streams, id| streams.register = Some((id, Vec::new())),
-        );
+        self.send_request(now, "/machine/register", &request.to_json(), |streams, id| {
+            streams.register = Some((id, Vec::new()))
+        });
     }
 
     fn send_request(
@@ -501,10 +476,7 @@ impl ControlClient {
         body: &[u8],
         remember: impl FnOnce(&mut Streams, StreamId),
     ) {
-        let Link::Session {
-            session, streams, ..
-        } = &mut self.link
-        else {
+        let Link::Session { session, streams, .. } = &mut self.link else {
             return;
         };
         let Some(h2) = session.h2() else {

@@ -54,12 +54,7 @@ impl Default for FrameReader {
 
 impl FrameReader {
     pub fn new(max_len: usize) -> FrameReader {
-        FrameReader {
-            buffered: Vec::new(),
-            consumed: 0,
-            max_len,
-            failed: None,
-        }
+        FrameReader { buffered: Vec::new(), consumed: 0, max_len, failed: None }
     }
 
     /// Adds bytes received from the stream.
@@ -110,10 +105,7 @@ impl FrameReader {
             return Err(FrameError::Empty);
         }
         if len as usize > self.max_len {
-            return Err(FrameError::TooLarge {
-                len: u64::from(len),
-                max: self.max_len,
-            });
+            return Err(FrameError::TooLarge { len: u64::from(len), max: self.max_len });
         }
         Ok(())
     }
@@ -196,13 +188,7 @@ mod tests {
         reader.push(&[0, 0, 0, 16]);
         assert_eq!(reader.next_frame(), Ok(Some(b"{}".to_vec())));
         let error = reader.next_frame().unwrap_err();
-        assert_eq!(
-            error,
-            FrameError::TooLarge {
-                len: 16 << 24,
-                max: 1024
-            }
-        );
+        assert_eq!(error, FrameError::TooLarge { len: 16 << 24, max: 1024 });
         assert!(error.to_string().contains("exceeds"));
         reader.push(&encode_frame(b"{}"));
         assert_eq!(reader.next_frame(), Err(error));
@@ -216,10 +202,7 @@ mod tests {
         assert_eq!(reader.next_frame(), Ok(Some(b"abc".to_vec())));
         let mut reader = FrameReader::default();
         reader.push(&u32::MAX.to_le_bytes());
-        assert!(matches!(
-            reader.next_frame(),
-            Err(FrameError::TooLarge { .. })
-        ));
+        assert!(matches!(reader.next_frame(), Err(FrameError::TooLarge { .. })));
     }
 
     #[test]

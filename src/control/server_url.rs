@@ -17,9 +17,7 @@ impl ServerUrl {
         } else if let Some(rest) = url.strip_prefix("http://") {
             (false, rest)
         } else {
-            return Err(format!(
-                "login server {url:?} must start with http:// or https://"
-            ));
+            return Err(format!("login server {url:?} must start with http:// or https://"));
         };
         let authority = rest.split('/').next().unwrap_or_default();
         if authority.is_empty() || authority.contains('@') {
@@ -37,11 +35,8 @@ impl ServerUrl {
     /// The `Host`/`:authority` value: the host, with the port when it is not the default.
     pub fn authority(&self) -> String {
         let default_port = if self.tls { 443 } else { 80 };
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
+        let host =
+            if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
         if self.port == default_port {
             host
         } else {
@@ -83,10 +78,7 @@ mod tests {
         assert_eq!((u.host.as_str(), u.port, u.tls), ("10.1.0.1", 8080, false));
         assert_eq!(u.authority(), "10.1.0.1:8080");
         let u = ServerUrl::parse("https://hs.example.com/").unwrap();
-        assert_eq!(
-            (u.port, u.tls, u.authority()),
-            (443, true, "hs.example.com".to_string())
-        );
+        assert_eq!((u.port, u.tls, u.authority()), (443, true, "hs.example.com".to_string()));
         let u = ServerUrl::parse("http://[fd00::1]:9000/x").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("fd00::1", 9000));
         assert_eq!(u.to_string(), "http://[fd00::1]:9000");

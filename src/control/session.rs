@@ -140,9 +140,7 @@ impl Session {
             let mut plaintext = Vec::new();
             open.h2.poll_output(&mut plaintext);
             if !plaintext.is_empty() {
-                open.transport
-                    .seal(&plaintext, out)
-                    .map_err(|e| fail("noise", e))?;
+                open.transport.seal(&plaintext, out).map_err(|e| fail("noise", e))?;
             }
         }
         Ok(())
@@ -152,14 +150,9 @@ impl Session {
 impl Open {
     fn receive(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
         let mut plaintext = Vec::new();
-        self.transport
-            .open(bytes, &mut plaintext)
-            .map_err(|e| fail("noise", e))?;
+        self.transport.open(bytes, &mut plaintext).map_err(|e| fail("noise", e))?;
         let Some(mut pending) = self.sniffing.take() else {
-            return self
-                .h2
-                .handle_input(&plaintext)
-                .map_err(|e| fail("http2", e));
+            return self.h2.handle_input(&plaintext).map_err(|e| fail("http2", e));
         };
         pending.extend_from_slice(&plaintext);
         match skip_early_payload(&pending)? {
@@ -167,10 +160,9 @@ impl Open {
                 self.sniffing = Some(pending);
                 Ok(())
             }
-            Sniff::Http2From(start) => self
-                .h2
-                .handle_input(&pending[start..])
-                .map_err(|e| fail("http2", e)),
+            Sniff::Http2From(start) => {
+                self.h2.handle_input(&pending[start..]).map_err(|e| fail("http2", e))
+            }
         }
     }
 }
@@ -193,9 +185,7 @@ fn skip_early_payload(stream: &[u8]) -> Result<Sniff, SessionError> {
     }
     let len = u32::from_be_bytes(stream[5..9].try_into().expect("4 bytes")) as usize;
     if len > MAX_EARLY_PAYLOAD {
-        return Err(SessionError(format!(
-            "early payload of {len} bytes is too large"
-        )));
+        return Err(SessionError(format!("early payload of {len} bytes is too large")));
     }
     if stream.len() < EARLY_PAYLOAD_HEADER_LEN + len {
         return Ok(Sniff::NeedMore);
@@ -224,10 +214,7 @@ mod tests {
                 "cut {cut}"
             );
             if cut >= 5 {
-                assert!(matches!(
-                    skip_early_payload(&stream[..cut]).unwrap(),
-                    Sniff::NeedMore
-                ));
+                assert!(matches!(skip_early_payload(&stream[..cut]).unwrap(), Sniff::NeedMore));
             }
         }
         assert!(
@@ -237,10 +224,7 @@ mod tests {
 
     #[test]
     fn plain_http2_and_oversized_payloads() {
-        assert!(matches!(
-            skip_early_payload(&[0, 0, 6, 4]).unwrap(),
-            Sniff::Http2From(0)
-        ));
+        assert!(matches!(skip_early_payload(&[0, 0, 6, 4]).unwrap(), Sniff::Http2From(0)));
         let mut huge = EARLY_PAYLOAD_MAGIC.to_vec();
         huge.extend_from_slice(&u32::MAX.to_be_bytes());
         assert!(skip_early_payload(&huge).is_err());

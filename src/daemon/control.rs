@@ -39,7 +39,7 @@ impl Daemon {
     pub(super) fn control_up(&mut self, request: UpRequest, now: Instant) -> Result<(), String> {
         if self.options.config.is_some() {
             return Err(
-                "weftd runs a static config (--config); `weft up` is for control servers".into(),
+                "weftd runs a static config (--config); `weft up` is for control servers".into()
             );
         }
         let saved = self.store.load()?;
@@ -56,11 +56,7 @@ impl Daemon {
         };
         let state = match saved {
             Some(s) if ServerUrl::parse(&s.login_server).ok() == Some(server.clone()) => {
-                let state = NodeState {
-                    hostname,
-                    want_running: true,
-                    ..s
-                };
+                let state = NodeState { hostname, want_running: true, ..s };
                 // Already registered with these keys: remember that the user wants them up.
                 self.store.save(&state)?;
                 state
@@ -86,25 +82,17 @@ impl Daemon {
     ) {
         self.stop_control();
         let Ok(server) = ServerUrl::parse(&state.login_server) else {
-            self.login_error = Some(format!(
-                "saved login server {:?} is not a URL",
-                state.login_server
-            ));
+            self.login_error =
+                Some(format!("saved login server {:?} is not a URL", state.login_server));
             return;
         };
-        let identity = Identity {
-            machine_key: state.machine_key.clone(),
-            node_key: state.node_key.clone(),
-        };
+        let identity =
+            Identity { machine_key: state.machine_key.clone(), node_key: state.node_key.clone() };
         let mut client =
             ControlClient::new(server, identity, state.hostname.clone(), auth_key, now);
         client.set_endpoints(now, self.local_endpoints());
         self.login_error = None;
-        self.control = Some(ControlLink {
-            client,
-            state,
-            socket: None,
-        });
+        self.control = Some(ControlLink { client, state, socket: None });
         self.pump_control(now);
     }
 
@@ -149,8 +137,7 @@ impl Daemon {
             }
         }
         let key = self.engine.netmap().self_node.private_key.clone();
-        self.engine
-            .apply_netmap(Netmap::new(SelfNode::new(key)), Instant::now());
+        self.engine.apply_netmap(Netmap::new(SelfNode::new(key)), Instant::now());
         self.apply_routes();
     }
 
@@ -228,9 +215,8 @@ impl Daemon {
         };
         let opened = resolve(&host, port).and_then(|addr| {
             let tls = if tls {
-                let config = self
-                    .tls
-                    .get_or_insert_with(|| tls_config(self.options.ca_file.as_deref()));
+                let config =
+                    self.tls.get_or_insert_with(|| tls_config(self.options.ca_file.as_deref()));
                 Some((config.clone()?, host.clone()))
             } else {
                 None

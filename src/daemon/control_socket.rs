@@ -41,11 +41,7 @@ impl ControlSocket {
                 Some(ClientConnection::new(config, name).map_err(io::Error::other)?)
             }
         };
-        Ok(ControlSocket {
-            stream,
-            tls,
-            unsent: Vec::new(),
-        })
+        Ok(ControlSocket { stream, tls, unsent: Vec::new() })
     }
 
     pub fn source(&mut self) -> &mut TcpStream {
@@ -137,18 +133,10 @@ fn would_block(e: &io::Error) -> bool {
 /// A non-blocking connect on a socket marked before the SYN leaves, so the route chosen for
 /// the control server is never the tunnel's.
 fn connect_marked(addr: SocketAddr) -> io::Result<TcpStream> {
-    let domain = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
+    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
     // SAFETY: plain socket(2); ownership passes to the std stream right after.
     let fd = unsafe {
-        libc::socket(
-            domain,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            0,
-        )
+        libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0)
     };
     if fd < 0 {
         return Err(io::Error::last_os_error());
@@ -163,11 +151,7 @@ fn connect_marked(addr: SocketAddr) -> io::Result<TcpStream> {
     let (storage, len) = to_sockaddr(addr);
     // SAFETY: storage holds a sockaddr of `len` bytes for the socket's family.
     let rc = unsafe {
-        libc::connect(
-            stream.as_raw_fd(),
-            (&storage as *const libc::sockaddr_storage).cast(),
-            len,
-        )
+        libc::connect(stream.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len)
     };
     if rc != 0 {
         let e = io::Error::last_os_error();
@@ -193,9 +177,7 @@ pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<ClientConfig>
             .map_err(|e| format!("reading CA file {}: {e}", path.display()))?;
         for cert in certs {
             let cert = cert.map_err(|e| format!("CA file {}: {e}", path.display()))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+            roots.add(cert).map_err(|e| format!("CA file {}: {e}", path.display()))?;
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());

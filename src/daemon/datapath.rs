@@ -33,10 +33,7 @@ impl PacketSink for Io<'_> {
 impl Daemon {
     pub(super) fn read_tun(&mut self) {
         let now = Instant::now();
-        let mut io = Io {
-            tun: &self.tun,
-            udp: &self.udp,
-        };
+        let mut io = Io { tun: &self.tun, udp: &self.udp };
         loop {
             match self.tun.read(&mut self.buf) {
                 Ok(n) => self.engine.handle_tun_packet(now, &self.buf[..n], &mut io),
@@ -52,21 +49,12 @@ impl Daemon {
 
     pub(super) fn read_udp(&mut self, v6: bool) {
         let now = Instant::now();
-        let socket = if v6 {
-            self.udp.v6.as_ref()
-        } else {
-            Some(&self.udp.v4)
-        };
+        let socket = if v6 { self.udp.v6.as_ref() } else { Some(&self.udp.v4) };
         let Some(socket) = socket else { return };
-        let mut io = Io {
-            tun: &self.tun,
-            udp: &self.udp,
-        };
+        let mut io = Io { tun: &self.tun, udp: &self.udp };
         loop {
             match socket.recv_from(&mut self.buf) {
-                Ok((n, from)) => self
-                    .engine
-                    .handle_datagram(now, from, &self.buf[..n], &mut io),
+                Ok((n, from)) => self.engine.handle_datagram(now, from, &self.buf[..n], &mut io),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {

@@ -106,12 +106,8 @@ pub(super) fn hostname() -> String {
 
 impl Daemon {
     fn start(options: Options, netmap: Netmap, store: StateStore) -> Result<Daemon, String> {
-        std::fs::create_dir_all(&options.statedir).map_err(|e| {
-            format!(
-                "creating state directory {}: {e}",
-                options.statedir.display()
-            )
-        })?;
+        std::fs::create_dir_all(&options.statedir)
+            .map_err(|e| format!("creating state directory {}: {e}", options.statedir.display()))?;
         let port = netmap.self_node.listen_port.unwrap_or(options.port);
         if let Err(e) = Router::remove_stale(&options.tun) {
             log::warn!("removing leftovers of an earlier run: {e}");
@@ -142,9 +138,7 @@ impl Daemon {
             reload_problem: None,
             buf: vec![0; MAX_PACKET],
         };
-        daemon
-            .register()
-            .map_err(|e| format!("registering with poll: {e}"))?;
+        daemon.register().map_err(|e| format!("registering with poll: {e}"))?;
         daemon.router = match Router::new() {
             Ok(r) => Some(r),
             Err(e) => {
@@ -166,20 +160,12 @@ impl Daemon {
 
     fn register(&mut self) -> io::Result<()> {
         let registry = self.poll.registry();
-        registry.register(
-            &mut SourceFd(&self.tun.as_raw_fd()),
-            TUN,
-            Interest::READABLE,
-        )?;
+        registry.register(&mut SourceFd(&self.tun.as_raw_fd()), TUN, Interest::READABLE)?;
         registry.register(&mut self.udp.v4, UDP4, Interest::READABLE)?;
         if let Some(v6) = &mut self.udp.v6 {
             registry.register(v6, UDP6, Interest::READABLE)?;
         }
-        registry.register(
-            &mut SourceFd(&self.signals.as_raw_fd()),
-            SIGNALS,
-            Interest::READABLE,
-        )?;
+        registry.register(&mut SourceFd(&self.signals.as_raw_fd()), SIGNALS, Interest::READABLE)?;
         self.api.register(registry, API)
     }
 
@@ -187,9 +173,7 @@ impl Daemon {
     fn serve(&mut self) -> Result<(), String> {
         let mut events = Events::with_capacity(256);
         loop {
-            let timeout = self
-                .next_deadline()
-                .map(|d| d.saturating_duration_since(Instant::now()));
+            let timeout = self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -219,23 +203,16 @@ impl Daemon {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        [
-            self.engine.poll_timeout(),
-            self.api.poll_timeout(),
-            self.control_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [self.engine.poll_timeout(), self.api.poll_timeout(), self.control_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn run_timers(&mut self) {
         let now = Instant::now();
         if self.next_deadline().is_some_and(|d| d <= now) {
-            let mut io = Io {
-                tun: &self.tun,
-                udp: &self.udp,
-            };
+            let mut io = Io { tun: &self.tun, udp: &self.udp };
             self.engine.handle_timeout(now, &mut io);
             for token in self.api.expire(now, self.poll.registry()) {
                 self.pings.forget(token);
@@ -254,11 +231,7 @@ impl Daemon {
         let result = load_netmap(&path);
         match result {
             Ok(netmap) => {
-                if netmap
-                    .self_node
-                    .listen_port
-                    .is_some_and(|p| p != self.udp.port())
-                {
+                if netmap.self_node.listen_port.is_some_and(|p| p != self.udp.port()) {
                     log::warn!("ListenPort changed: the new port takes effect at the next restart");
                 }
                 let change = self.engine.apply_netmap(netmap, Instant::now());
@@ -304,11 +277,8 @@ impl Daemon {
     }
 
     fn publish_health(&mut self) {
-        let problems = [&self.router_problem, &self.reload_problem]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect();
+        let problems =
+            [&self.router_problem, &self.reload_problem].into_iter().flatten().cloned().collect();
         self.engine.set_health(problems);
     }
 
@@ -322,12 +292,6 @@ impl Daemon {
     }
 
     pub(super) fn io_parts(&mut self) -> (&mut Engine, Io<'_>) {
-        (
-            &mut self.engine,
-            Io {
-                tun: &self.tun,
-                udp: &self.udp,
-            },
-        )
+        (&mut self.engine, Io { tun: &self.tun, udp: &self.udp })
     }
 }

@@ -30,42 +30,12 @@ pub struct Options {
 
 fn option_spec() -> getopts::Options {
     let mut o = getopts::Options::new();
-    o.optopt(
-        "",
-        "config",
-        "static tailnet config (WireGuard-style INI)",
-        "FILE",
-    );
-    o.optopt(
-        "",
-        "statedir",
-        &format!("state directory (default {DEFAULT_STATEDIR})"),
-        "DIR",
-    );
-    o.optopt(
-        "",
-        "socket",
-        &format!("local API socket (default {DEFAULT_SOCKET})"),
-        "PATH",
-    );
-    o.optopt(
-        "",
-        "tun",
-        &format!("TUN interface name (default {DEFAULT_TUN})"),
-        "NAME",
-    );
-    o.optopt(
-        "",
-        "port",
-        &format!("UDP port to listen on, 0 = any (default {DEFAULT_PORT})"),
-        "N",
-    );
-    o.optopt(
-        "",
-        "verbose",
-        "log verbosity: 0 info, 1 debug, 2 trace (WEFT_LOG overrides)",
-        "N",
-    );
+    o.optopt("", "config", "static tailnet config (WireGuard-style INI)", "FILE");
+    o.optopt("", "statedir", &format!("state directory (default {DEFAULT_STATEDIR})"), "DIR");
+    o.optopt("", "socket", &format!("local API socket (default {DEFAULT_SOCKET})"), "PATH");
+    o.optopt("", "tun", &format!("TUN interface name (default {DEFAULT_TUN})"), "NAME");
+    o.optopt("", "port", &format!("UDP port to listen on, 0 = any (default {DEFAULT_PORT})"), "N");
+    o.optopt("", "verbose", "log verbosity: 0 info, 1 debug, 2 trace (WEFT_LOG overrides)", "N");
     o.optopt(
         "",
         "ca-file",
@@ -82,10 +52,7 @@ pub fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
     let spec = option_spec();
     let m = spec.parse(args).map_err(|e| format!("weftd: {e}"))?;
     if m.opt_present("help") {
-        print!(
-            "{}",
-            spec.usage("Usage: weftd [options]\n\nRuns a weft node.")
-        );
+        print!("{}", spec.usage("Usage: weftd [options]\n\nRuns a weft node."));
         return Ok(None);
     }
     if m.opt_present("version") {
@@ -112,10 +79,7 @@ pub fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
     }
     Ok(Some(Options {
         config: m.opt_str("config").map(PathBuf::from),
-        statedir: PathBuf::from(
-            m.opt_str("statedir")
-                .unwrap_or_else(|| DEFAULT_STATEDIR.into()),
-        ),
+        statedir: PathBuf::from(m.opt_str("statedir").unwrap_or_else(|| DEFAULT_STATEDIR.into())),
         socket: PathBuf::from(m.opt_str("socket").unwrap_or_else(|| DEFAULT_SOCKET.into())),
         tun,
         port: number("port", DEFAULT_PORT)?,
@@ -150,12 +114,8 @@ fn init_logging(verbose: u8) {
         1 => "debug",
         _ => "trace",
     };
-    let env = env_logger::Env::new()
-        .filter_or("WEFT_LOG", level)
-        .write_style("WEFT_LOG_STYLE");
-    let _ = env_logger::Builder::from_env(env)
-        .format_target(false)
-        .try_init();
+    let env = env_logger::Env::new().filter_or("WEFT_LOG", level).write_style("WEFT_LOG_STYLE");
+    let _ = env_logger::Builder::from_env(env).format_target(false).try_init();
 }
 
 #[cfg(test)]
@@ -173,11 +133,10 @@ mod tests {
             (o.tun.as_str(), o.port, o.socket.to_str().unwrap()),
             ("weft0", 41641, DEFAULT_SOCKET)
         );
-        let o = parse_options(&args(
-            "--config a.conf --port 0 --tun wg7 --socket /tmp/s --verbose 2",
-        ))
-        .unwrap()
-        .unwrap();
+        let o =
+            parse_options(&args("--config a.conf --port 0 --tun wg7 --socket /tmp/s --verbose 2"))
+                .unwrap()
+                .unwrap();
         assert_eq!(o.config, Some(PathBuf::from("a.conf")));
         assert_eq!((o.port, o.tun.as_str(), o.verbose), (0, "wg7", 2));
     }

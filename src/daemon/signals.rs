@@ -49,10 +49,7 @@ impl SignalPipe {
             set_handler(signal, on_signal as *const () as libc::sighandler_t)?;
         }
         set_handler(libc::SIGPIPE, libc::SIG_IGN)?;
-        Ok(SignalPipe {
-            read_end,
-            _write_end: write_end,
-        })
+        Ok(SignalPipe { read_end, _write_end: write_end })
     }
 
     /// The signals received since the last call, in order.
@@ -62,11 +59,7 @@ impl SignalPipe {
         loop {
             // SAFETY: reading into a local buffer of the given length.
             let n = unsafe {
-                libc::read(
-                    self.read_end.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                )
+                libc::read(self.read_end.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len())
             };
             if n <= 0 {
                 return signals;

@@ -42,11 +42,7 @@ impl UdpSockets {
 }
 
 fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
-    let domain = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
+    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
     // SAFETY: plain socket(2); the descriptor is owned by the UdpSocket built below.
     let fd = unsafe { libc::socket(domain, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -73,10 +69,9 @@ const SOCKET_BUFFER_BYTES: libc::c_int = 4 << 20;
 /// Raises both socket buffers, past the sysctl maximum when we are root (the FORCE variants);
 /// failure leaves the defaults, which work, only slower.
 fn grow_buffers(fd: i32) {
-    for (force, plain) in [
-        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
-        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
-    ] {
+    for (force, plain) in
+        [(libc::SO_RCVBUFFORCE, libc::SO_RCVBUF), (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF)]
+    {
         if set_int_option(fd, libc::SOL_SOCKET, force, SOCKET_BUFFER_BYTES).is_err() {
             let _ = set_int_option(fd, libc::SOL_SOCKET, plain, SOCKET_BUFFER_BYTES);
         }
@@ -114,11 +109,7 @@ fn bind_raw(socket: &std::net::UdpSocket, addr: SocketAddr) -> io::Result<()> {
     let (storage, len) = sockaddr(addr);
     // SAFETY: storage holds a valid sockaddr of `len` bytes for the socket's family.
     let rc = unsafe {
-        libc::bind(
-            socket.as_raw_fd(),
-            (&storage as *const libc::sockaddr_storage).cast(),
-            len,
-        )
+        libc::bind(socket.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len)
     };
     if rc != 0 {
         return Err(io::Error::last_os_error());
@@ -138,10 +129,7 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
             sin.sin_family = libc::AF_INET as libc::sa_family_t;
             sin.sin_port = a.port().to_be();
             sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
-            (
-                storage,
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
+            (storage, std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t)
         }
         SocketAddr::V6(a) => {
             // SAFETY: sockaddr_storage is large enough and suitably aligned for sockaddr_in6.
@@ -151,10 +139,7 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
             sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
             sin6.sin6_port = a.port().to_be();
             sin6.sin6_addr.s6_addr = a.ip().octets();
-            (
-                storage,
-                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-            )
+            (storage, std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t)
         }
     }
 }

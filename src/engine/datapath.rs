@@ -82,11 +82,7 @@ impl Engine {
             return;
         };
         let (authenticated, flush, inbound) =
-            match state
-                .session
-                .tunn
-                .decapsulate(Some(from.ip()), datagram, &mut self.scratch)
-            {
+            match state.session.tunn.decapsulate(Some(from.ip()), datagram, &mut self.scratch) {
                 TunnResult::WriteToNetwork(reply) => {
                     let is_cookie = reply.first() == Some(&COOKIE_REPLY);
                     sink.send_udp(from, reply);

@@ -69,10 +69,7 @@ pub struct Engine {
 impl Engine {
     pub fn new(netmap: Netmap, now: Instant) -> Engine {
         let rate_limiter = crate::wg::new_rate_limiter(&netmap.self_node.private_key);
-        let empty = Netmap {
-            peers: Vec::new(),
-            ..netmap.clone()
-        };
+        let empty = Netmap { peers: Vec::new(), ..netmap.clone() };
         let mut engine = Engine {
             netmap: empty,
             rate_limiter,

@@ -43,12 +43,7 @@ impl Engine {
         self.netmap.self_node = netmap.self_node.clone();
         let wanted: std::collections::HashSet<_> =
             netmap.peers.iter().map(|p| p.public_key).collect();
-        let gone: Vec<_> = self
-            .by_key
-            .keys()
-            .filter(|k| !wanted.contains(k))
-            .copied()
-            .collect();
+        let gone: Vec<_> = self.by_key.keys().filter(|k| !wanted.contains(k)).copied().collect();
         for key in gone {
             if let Some(index) = self.by_key.remove(&key) {
                 self.peers.remove(&index);

@@ -71,12 +71,8 @@ impl Pings {
             self.pending.drain(..).partition(|p| p.deadline <= now);
         self.pending = waiting;
         for p in late {
-            let result = result_for(
-                &p,
-                format!("ping {:?} timed out", p.target.to_string()),
-                0.0,
-                "",
-            );
+            let result =
+                result_for(&p, format!("ping {:?} timed out", p.target.to_string()), 0.0, "");
             self.finished.push_back((p.id, result));
         }
     }
@@ -90,19 +86,14 @@ impl Pings {
         if echo.identifier != self.identifier {
             return false;
         }
-        let Some(at) = self
-            .pending
-            .iter()
-            .position(|p| p.sequence == echo.sequence && p.target == echo.src)
+        let Some(at) =
+            self.pending.iter().position(|p| p.sequence == echo.sequence && p.target == echo.src)
         else {
             return false;
         };
         let p = self.pending.swap_remove(at);
         let latency = now.saturating_duration_since(p.started).as_secs_f64();
-        self.finished.push_back((
-            p.id,
-            result_for(&p, String::new(), latency, &from.to_string()),
-        ));
+        self.finished.push_back((p.id, result_for(&p, String::new(), latency, &from.to_string())));
         true
     }
 
@@ -160,18 +151,9 @@ impl Engine {
             .map(|p| p.addr())
             .find(|a| a.is_ipv4() == target.is_ipv4())
             .ok_or_else(|| format!("this node has no address of {target}'s family to ping from"))?;
-        let name = self
-            .peers
-            .get(&index)
-            .map(|p| p.config.name.clone())
-            .unwrap_or_default();
+        let name = self.peers.get(&index).map(|p| p.config.name.clone()).unwrap_or_default();
         let (id, sequence) = self.pings.register(now, target, name, timeout);
-        let echo = Echo {
-            src,
-            dst: target,
-            identifier: self.pings.identifier,
-            sequence,
-        };
+        let echo = Echo { src, dst: target, identifier: self.pings.identifier, sequence };
         let packet = echo_request(&echo, PAYLOAD).expect("source chosen from the target's family");
         self.encrypt_to(index, now, &packet, sink);
         Ok(id)

@@ -106,17 +106,9 @@ pub struct PeerStatus {
 impl Engine {
     pub fn status(&self, now: Instant, wall: SystemTime, tun: bool) -> Status {
         let self_node = &self.netmap.self_node;
-        let ips: Vec<String> = self_node
-            .addresses
-            .iter()
-            .map(|p| p.addr().to_string())
-            .collect();
+        let ips: Vec<String> = self_node.addresses.iter().map(|p| p.addr().to_string()).collect();
         let me = PeerStatus {
-            id: if self_node.node_id != 0 {
-                self_node.node_id.to_string()
-            } else {
-                String::new()
-            },
+            id: if self_node.node_id != 0 { self_node.node_id.to_string() } else { String::new() },
             public_key: self_node.private_key.public_key().to_nodekey(),
             host_name: self_node.name.clone(),
             dns_name: self_node.dns_name.clone(),
@@ -143,10 +135,7 @@ impl Engine {
                     tx_bytes: tx,
                     last_handshake: rfc3339(handshake),
                     // Control knows best; a static config only has the handshake to go by.
-                    online: state
-                        .config
-                        .online
-                        .unwrap_or(since.is_some_and(|d| d < ONLINE_WINDOW)),
+                    online: state.config.online.unwrap_or(since.is_some_and(|d| d < ONLINE_WINDOW)),
                     active: now.saturating_duration_since(state.clock.last_activity)
                         < ACTIVE_WINDOW
                         && (tx > 0 || rx > 0),
@@ -237,20 +226,13 @@ fn magic_dns_suffix(dns_name: &str) -> String {
 /// Formats a UTC time as RFC 3339 with second precision; `None` gives Go's zero time, which is
 /// what tailscale prints for "never".
 pub fn rfc3339(time: Option<SystemTime>) -> String {
-    let Some(secs) = time
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_secs())
+    let Some(secs) = time.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs())
     else {
         return "0001-01-01T00:00:00Z".to_string();
     };
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// Days since 1970-01-01 to a Gregorian (year, month, day) — Howard Hinnant's algorithm.

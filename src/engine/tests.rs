@@ -53,14 +53,9 @@ fn netmap(
 
 /// A knows B's endpoint; B learns A's from the handshake, as with a roaming client.
 fn pair(now: Instant) -> (Node, Node) {
-    let (ka, kb) = (
-        PrivateKey::generate().unwrap(),
-        PrivateKey::generate().unwrap(),
-    );
-    let (aa, ab): (SocketAddr, SocketAddr) = (
-        "192.0.2.1:1000".parse().unwrap(),
-        "192.0.2.2:2000".parse().unwrap(),
-    );
+    let (ka, kb) = (PrivateKey::generate().unwrap(), PrivateKey::generate().unwrap());
+    let (aa, ab): (SocketAddr, SocketAddr) =
+        ("192.0.2.1:1000".parse().unwrap(), "192.0.2.2:2000".parse().unwrap());
     let a = Node {
         engine: Engine::new(netmap(&ka, "100.64.0.1", &kb, "100.64.0.2", Some(ab)), now),
         addr: aa,
@@ -112,11 +107,7 @@ fn first_packet_triggers_handshake_and_arrives_intact() {
     a.engine.handle_tun_packet(now, &packet, &mut a.out);
     assert_eq!(a.out.udp.len(), 1, "a handshake initiation");
     exchange(&mut a, &mut b, now);
-    assert_eq!(
-        b.out.tun,
-        vec![packet],
-        "the queued packet crossed after the handshake"
-    );
+    assert_eq!(b.out.tun, vec![packet], "the queued packet crossed after the handshake");
     // And back, over the established session, with B sending to the endpoint it learned.
     let reply = echo("100.64.0.2", "100.64.0.1", 2);
     b.engine.handle_tun_packet(now, &reply, &mut b.out);
@@ -134,20 +125,11 @@ fn ping_completes_with_latency_and_endpoint() {
     let (mut a, mut b) = pair(now);
     let id = a
         .engine
-        .start_ping(
-            now,
-            "100.64.0.2".parse().unwrap(),
-            Duration::from_secs(5),
-            &mut a.out,
-        )
+        .start_ping(now, "100.64.0.2".parse().unwrap(), Duration::from_secs(5), &mut a.out)
         .unwrap();
     exchange(&mut a, &mut b, now);
     // B's kernel answers the echo: turn B's TUN output into a reply.
-    let request = b
-        .out
-        .tun
-        .pop()
-        .expect("echo request delivered to B's kernel");
+    let request = b.out.tun.pop().expect("echo request delivered to B's kernel");
     let h = IpHeader::parse(&request).unwrap();
     let mut reply = request.clone();
     reply[12..16].copy_from_slice(&request[16..20]);
@@ -163,10 +145,7 @@ fn ping_completes_with_latency_and_endpoint() {
     let later = now + Duration::from_millis(12);
     b.engine.handle_tun_packet(later, &reply, &mut b.out);
     exchange(&mut a, &mut b, later);
-    assert!(
-        a.out.tun.is_empty(),
-        "our own ping reply never reaches the kernel"
-    );
+    assert!(a.out.tun.is_empty(), "our own ping reply never reaches the kernel");
     let (done, result) = a.engine.poll_ping().unwrap();
     assert_eq!(done, id);
     assert_eq!(result.err, "");
@@ -179,26 +158,15 @@ fn unanswered_ping_times_out() {
     let now = Instant::now();
     let (mut a, _b) = pair(now);
     a.engine
-        .start_ping(
-            now,
-            "100.64.0.2".parse().unwrap(),
-            Duration::from_secs(2),
-            &mut a.out,
-        )
+        .start_ping(now, "100.64.0.2".parse().unwrap(), Duration::from_secs(2), &mut a.out)
         .unwrap();
     assert!(a.engine.poll_timeout().unwrap() <= now + Duration::from_secs(2));
-    a.engine
-        .handle_timeout(now + Duration::from_secs(3), &mut a.out);
+    a.engine.handle_timeout(now + Duration::from_secs(3), &mut a.out);
     let (_, result) = a.engine.poll_ping().unwrap();
     assert!(result.err.contains("timed out"), "{}", result.err);
     assert!(a
         .engine
-        .start_ping(
-            now,
-            "10.0.0.1".parse().unwrap(),
-            Duration::from_secs(1),
-            &mut a.out
-        )
+        .start_ping(now, "10.0.0.1".parse().unwrap(), Duration::from_secs(1), &mut a.out)
         .is_err());
 }
 
@@ -206,13 +174,11 @@ fn unanswered_ping_times_out() {
 fn spoofed_source_is_dropped() {
     let now = Instant::now();
     let (mut a, mut b) = pair(now);
-    a.engine
-        .handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
     exchange(&mut a, &mut b, now);
     b.out.tun.clear();
     // A claims a source outside its AllowedIPs.
-    a.engine
-        .handle_tun_packet(now, &echo("100.64.0.99", "100.64.0.2", 2), &mut a.out);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.99", "100.64.0.2", 2), &mut a.out);
     exchange(&mut a, &mut b, now);
     assert!(b.out.tun.is_empty());
     assert_eq!(b.engine.drops().spoofed_source, 1);
@@ -230,12 +196,9 @@ fn garbage_datagrams_and_packets_are_counted_not_fatal() {
         b.engine.handle_tun_packet(now, &junk, &mut b.out);
     }
     // Mutated real handshake initiations too.
-    a.engine
-        .handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
     let init = a.out.udp[0].1.clone();
-    crate::testing::shake(9, 2000, &init, |d| {
-        b.engine.handle_datagram(now, a.addr, d, &mut b.out)
-    });
+    crate::testing::shake(9, 2000, &init, |d| b.engine.handle_datagram(now, a.addr, d, &mut b.out));
     assert!(b.out.tun.is_empty());
     // The real session still works afterwards.
     exchange(&mut a, &mut b, now);
@@ -246,8 +209,7 @@ fn garbage_datagrams_and_packets_are_counted_not_fatal() {
 fn netmap_update_keeps_unchanged_sessions() {
     let now = Instant::now();
     let (mut a, mut b) = pair(now);
-    a.engine
-        .handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
     exchange(&mut a, &mut b, now);
     let before = a
         .engine
@@ -268,8 +230,7 @@ fn netmap_update_keeps_unchanged_sessions() {
     map.peers.sort_by_key(|p| p.public_key);
     let change = a.engine.apply_netmap(map.clone(), now);
     assert_eq!((change.added, change.removed), (1, 0));
-    a.engine
-        .handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 2), &mut a.out);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 2), &mut a.out);
     assert_eq!(a.out.udp.len(), 1);
     assert_eq!(a.out.udp[0].1[0], 4, "a data message, not a new handshake");
     let after = a.engine.status(now, std::time::SystemTime::now(), true);
@@ -280,8 +241,7 @@ fn netmap_update_keeps_unchanged_sessions() {
     let change = a.engine.apply_netmap(map, now);
     assert_eq!(change.removed, 1);
     a.out.udp.clear();
-    a.engine
-        .handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 3), &mut a.out);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 3), &mut a.out);
     assert!(a.out.udp.is_empty());
     assert_eq!(a.engine.drops().no_route, 1);
 }

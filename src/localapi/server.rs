@@ -165,12 +165,8 @@ impl Server {
     /// Drops connections past their deadline; returns their tokens so pending work is
     /// forgotten too.
     pub fn expire(&mut self, now: Instant, registry: &Registry) -> Vec<Token> {
-        let late: Vec<Token> = self
-            .connections
-            .iter()
-            .filter(|(_, c)| c.deadline <= now)
-            .map(|(t, _)| *t)
-            .collect();
+        let late: Vec<Token> =
+            self.connections.iter().filter(|(_, c)| c.deadline <= now).map(|(t, _)| *t).collect();
         for token in &late {
             self.close(*token, registry);
         }
@@ -199,10 +195,7 @@ impl Drop for Server {
 
 /// The JSON body of an error answer.
 pub fn error_body(message: &str) -> Vec<u8> {
-    serde_json::to_vec(&super::ErrorBody {
-        error: message.to_string(),
-    })
-    .unwrap_or_default()
+    serde_json::to_vec(&super::ErrorBody { error: message.to_string() }).unwrap_or_default()
 }
 
 /// Reads until the socket would block; true when the client is gone (hung up before its answer

@@ -25,11 +25,7 @@ pub struct Echo {
 /// Returns `None` when the two addresses are of different families.
 pub fn echo_request(echo: &Echo, payload: &[u8]) -> Option<Vec<u8>> {
     let mut icmp = Vec::with_capacity(8 + payload.len());
-    let kind = if echo.dst.is_ipv4() {
-        ECHO_REQUEST_V4
-    } else {
-        ECHO_REQUEST_V6
-    };
+    let kind = if echo.dst.is_ipv4() { ECHO_REQUEST_V4 } else { ECHO_REQUEST_V6 };
     icmp.extend_from_slice(&[kind, 0, 0, 0]);
     icmp.extend_from_slice(&echo.identifier.to_be_bytes());
     icmp.extend_from_slice(&echo.sequence.to_be_bytes());
@@ -112,11 +108,7 @@ mod tests {
             ]),
         };
         let mut reply = echo_request(&echo, &request[h.payload_offset + 8..]).unwrap();
-        reply[h.payload_offset] = if h.src.is_ipv4() {
-            ECHO_REPLY_V4
-        } else {
-            ECHO_REPLY_V6
-        };
+        reply[h.payload_offset] = if h.src.is_ipv4() { ECHO_REPLY_V4 } else { ECHO_REPLY_V6 };
         reply
     }
 
@@ -129,16 +121,8 @@ mod tests {
             sequence: 3,
         };
         let p = echo_request(&echo, b"weft").unwrap();
-        assert_eq!(
-            checksum_finish(checksum_add(0, &p[..20])),
-            0,
-            "IPv4 header checksum"
-        );
-        assert_eq!(
-            checksum_finish(checksum_add(0, &p[20..])),
-            0,
-            "ICMP checksum"
-        );
+        assert_eq!(checksum_finish(checksum_add(0, &p[..20])), 0, "IPv4 header checksum");
+        assert_eq!(checksum_finish(checksum_add(0, &p[20..])), 0, "ICMP checksum");
         assert_eq!(parse_echo_reply(&p), None, "a request is not a reply");
         let got = parse_echo_reply(&reply_to(&p)).unwrap();
         assert_eq!(

@@ -78,13 +78,7 @@ impl IpHeader {
             let bytes: [u8; 16] = p[at..at + 16].try_into().expect("16-byte slice");
             IpAddr::V6(Ipv6Addr::from(bytes))
         };
-        Ok(IpHeader {
-            src: addr(8),
-            dst: addr(24),
-            protocol: p[6],
-            payload_offset: 40,
-            total_len,
-        })
+        Ok(IpHeader { src: addr(8), dst: addr(24), protocol: p[6], payload_offset: 40, total_len })
     }
 }
 
@@ -145,10 +139,7 @@ mod tests {
     #[test]
     fn rejects_truncated_and_odd_versions() {
         assert_eq!(IpHeader::parse(&[]), Err(PacketError::Empty));
-        assert_eq!(
-            IpHeader::parse(&[0x55; 40]),
-            Err(PacketError::UnknownVersion(5))
-        );
+        assert_eq!(IpHeader::parse(&[0x55; 40]), Err(PacketError::UnknownVersion(5)));
         let p = v4_packet();
         assert_eq!(IpHeader::parse(&p[..27]), Err(PacketError::Truncated));
         assert_eq!(IpHeader::parse(&[0x60; 39]), Err(PacketError::Truncated));

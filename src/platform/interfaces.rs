@@ -5,10 +5,8 @@ use std::net::IpAddr;
 /// Unicast addresses on up interfaces, without loopback, link-local and the tailnet's own
 /// ranges (the tunnel's addresses are no way to reach the tunnel).
 pub fn endpoint_candidates() -> Vec<IpAddr> {
-    let mut addresses: Vec<IpAddr> = all_addresses()
-        .into_iter()
-        .filter(|ip| usable_endpoint(*ip))
-        .collect();
+    let mut addresses: Vec<IpAddr> =
+        all_addresses().into_iter().filter(|ip| usable_endpoint(*ip)).collect();
     addresses.sort();
     addresses.dedup();
     addresses
@@ -65,9 +63,7 @@ unsafe fn ip_of(addr: *const libc::sockaddr) -> Option<IpAddr> {
     match i32::from((*addr).sa_family) {
         libc::AF_INET => {
             let sin = &*(addr as *const libc::sockaddr_in);
-            Some(IpAddr::from(
-                u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
-            ))
+            Some(IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()))
         }
         libc::AF_INET6 => {
             let sin6 = &*(addr as *const libc::sockaddr_in6);

@@ -64,9 +64,7 @@ impl Router {
     pub fn new() -> Result<Router, RouterError> {
         let mut tool = SystemIpTool;
         tool.run(&["-V"], "").map_err(|err| {
-            RouterError(format!(
-                "cannot run `ip` (iproute2 is needed for routing): {err}"
-            ))
+            RouterError(format!("cannot run `ip` (iproute2 is needed for routing): {err}"))
         })?;
         let ipv6 = ipv6::detect(&mut tool);
         if !ipv6 {
@@ -83,11 +81,7 @@ impl Router {
     /// A router driving `tool` instead of the system's `ip`: for tests, and for callers that
     /// know better whether IPv6 works.
     pub fn with_tool(tool: Box<dyn IpTool>, ipv6: bool) -> Router {
-        Router {
-            tool,
-            ipv6,
-            applied: None,
-        }
+        Router { tool, ipv6, applied: None }
     }
 
     /// Brings the kernel from the last applied state to `desired`. On failure the remembered
@@ -134,10 +128,7 @@ impl Router {
 
 #[cfg(not(target_os = "linux"))]
 fn not_implemented() -> RouterError {
-    RouterError(format!(
-        "routing is not implemented on {} yet",
-        std::env::consts::OS
-    ))
+    RouterError(format!("routing is not implemented on {} yet", std::env::consts::OS))
 }
 
 /// Refuses configurations that could only fail, before any command runs.
@@ -181,18 +172,10 @@ mod tests {
 
     impl IpTool for RecordingIp {
         fn run(&mut self, args: &[&str], stdin: &str) -> io::Result<ToolOutput> {
-            self.runs
-                .borrow_mut()
-                .push(format!("ip {}\n{stdin}", args.join(" ")));
+            self.runs.borrow_mut().push(format!("ip {}\n{stdin}", args.join(" ")));
             Ok(match self.fail_with.borrow().clone() {
-                Some(stderr) => ToolOutput {
-                    success: false,
-                    stderr,
-                },
-                None => ToolOutput {
-                    success: true,
-                    stderr: String::new(),
-                },
+                Some(stderr) => ToolOutput { success: false, stderr },
+                None => ToolOutput { success: true, stderr: String::new() },
             })
         }
     }
@@ -200,10 +183,7 @@ mod tests {
     fn router(ipv6: bool) -> (Router, Runs, Rc<RefCell<Option<String>>>) {
         let runs = Runs::default();
         let fail_with = Rc::new(RefCell::new(None));
-        let tool = RecordingIp {
-            runs: runs.clone(),
-            fail_with: fail_with.clone(),
-        };
+        let tool = RecordingIp { runs: runs.clone(), fail_with: fail_with.clone() };
         (Router::with_tool(Box::new(tool), ipv6), runs, fail_with)
     }
 
@@ -241,11 +221,7 @@ mod tests {
         let first = runs.borrow().len();
         assert_eq!(first, 2, "IPv4 and IPv6 rules");
         router.apply(&config(&["100.64.0.2/32"])).unwrap();
-        assert_eq!(
-            runs.borrow().len(),
-            first,
-            "an unchanged state runs nothing"
-        );
+        assert_eq!(runs.borrow().len(), first, "an unchanged state runs nothing");
         router.apply(&config(&["fd7a:115c:a1e0::/48"])).unwrap();
         assert_eq!(
             runs.borrow()[first..],
@@ -280,10 +256,7 @@ mod tests {
         router.shutdown().unwrap();
         let undo = runs.borrow()[1].clone();
         assert!(undo.contains("rule del pref 5270 table 52\n"), "{undo}");
-        assert!(
-            undo.contains("route del 10.0.0.0/8 dev weft0 table 52\n"),
-            "{undo}"
-        );
+        assert!(undo.contains("route del 10.0.0.0/8 dev weft0 table 52\n"), "{undo}");
         router.shutdown().unwrap();
         assert_eq!(runs.borrow().len(), 2);
     }
@@ -292,27 +265,9 @@ mod tests {
     fn refuses_configurations_that_could_only_fail() {
         let (mut router, runs, _) = router(true);
         let cases = [
-            (
-                RouterConfig {
-                    tun: String::new(),
-                    ..config(&[])
-                },
-                "empty",
-            ),
-            (
-                RouterConfig {
-                    tun: "wg#0".into(),
-                    ..config(&[])
-                },
-                "'#'",
-            ),
-            (
-                RouterConfig {
-                    mtu: 0,
-                    ..config(&[])
-                },
-                "below the minimum",
-            ),
+            (RouterConfig { tun: String::new(), ..config(&[]) }, "empty"),
+            (RouterConfig { tun: "wg#0".into(), ..config(&[]) }, "'#'"),
+            (RouterConfig { mtu: 0, ..config(&[]) }, "below the minimum"),
         ];
         for (bad, why) in cases {
             let err = router.apply(&bad).unwrap_err().to_string();
@@ -336,15 +291,7 @@ mod tests {
         router.remove_stale_with_own_tool("weft0").unwrap();
         let runs = runs.borrow();
         assert_eq!(runs.len(), 2);
-        assert!(
-            runs[1].starts_with("ip -6 -force -batch -\nrule del pref 5210"),
-            "{}",
-            runs[1]
-        );
-        assert!(
-            runs[1].ends_with("route flush table 52 dev weft0\n"),
-            "{}",
-            runs[1]
-        );
+        assert!(runs[1].starts_with("ip -6 -force -batch -\nrule del pref 5210"), "{}", runs[1]);
+        assert!(runs[1].ends_with("route flush table 52 dev weft0\n"), "{}", runs[1]);
     }
 }

@@ -75,9 +75,8 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     if name == "." || name == ".." {
         return Err(format!("{name:?} is not a valid interface name"));
     }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| *c == '/' || *c == ':' || *c == '\0' || c.is_whitespace())
+    if let Some(bad) =
+        name.chars().find(|c| *c == '/' || *c == ':' || *c == '\0' || c.is_whitespace())
     {
         return Err(format!(
             "the TUN interface name {name:?} contains the forbidden character {bad:?}"
@@ -96,10 +95,7 @@ fn open_device(name: &str) -> io::Result<Tun> {
 fn open_device(_name: &str) -> io::Result<Tun> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
-        format!(
-            "TUN devices are not implemented on {} yet",
-            std::env::consts::OS
-        ),
+        format!("TUN devices are not implemented on {} yet", std::env::consts::OS),
     ))
 }
 
@@ -116,17 +112,7 @@ mod tests {
 
     #[test]
     fn rejects_names_the_kernel_would_refuse() {
-        for bad in [
-            "",
-            ".",
-            "..",
-            "abcdefghijklmnop",
-            "a/b",
-            "a:b",
-            "a b",
-            "a\0",
-            "tab\t",
-        ] {
+        for bad in ["", ".", "..", "abcdefghijklmnop", "a/b", "a:b", "a b", "a\0", "tab\t"] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -23,9 +23,7 @@ struct LengthMaps<K, V> {
 
 impl<K, V> Default for LengthMaps<K, V> {
     fn default() -> Self {
-        LengthMaps {
-            by_length: Vec::new(),
-        }
+        LengthMaps { by_length: Vec::new() }
     }
 }
 
@@ -46,18 +44,13 @@ impl<K: std::hash::Hash + Eq + Copy, V: Copy> LengthMaps<K, V> {
     }
 
     fn lookup(&self, mask: impl Fn(u8) -> K) -> Option<V> {
-        self.by_length
-            .iter()
-            .find_map(|(len, map)| map.get(&mask(*len)).copied())
+        self.by_length.iter().find_map(|(len, map)| map.get(&mask(*len)).copied())
     }
 }
 
 impl<V: Copy> AllowedIps<V> {
     pub fn new() -> AllowedIps<V> {
-        AllowedIps {
-            v4: LengthMaps::default(),
-            v6: LengthMaps::default(),
-        }
+        AllowedIps { v4: LengthMaps::default(), v6: LengthMaps::default() }
     }
 
     /// Adds a prefix. A prefix given twice keeps the last value, as `wg` does.
@@ -113,11 +106,7 @@ mod tests {
         let at = |s: &str| t.lookup(s.parse().unwrap());
         assert_eq!(at("100.64.0.7"), Some(2));
         assert_eq!(at("100.64.0.8"), Some(1));
-        assert_eq!(
-            at("10.1.200.1"),
-            Some(3),
-            "host bits of 10.1.2.3/16 are masked"
-        );
+        assert_eq!(at("10.1.200.1"), Some(3), "host bits of 10.1.2.3/16 are masked");
         assert_eq!(at("192.0.2.1"), Some(0));
         assert_eq!(at("fd7a:115c:a1e0::9"), Some(5));
         assert_eq!(at("fd7a:115c:a1e0::a"), Some(4));

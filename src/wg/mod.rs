@@ -61,8 +61,5 @@ impl Session {
 /// The rate limiter every session shares, so a flood is judged across all peers at once.
 pub fn new_rate_limiter(own_key: &PrivateKey) -> Arc<RateLimiter> {
     let public = x25519_dalek::PublicKey::from(own_key.public_key().0);
-    Arc::new(RateLimiter::new(
-        &public,
-        HANDSHAKES_PER_SECOND_BEFORE_COOKIES,
-    ))
+    Arc::new(RateLimiter::new(&public, HANDSHAKES_PER_SECOND_BEFORE_COOKIES))
 }

@@ -30,12 +30,7 @@ pub struct Clock {
 
 impl Clock {
     pub fn new(now: Instant, keepalive: bool) -> Clock {
-        Clock {
-            last_activity: now,
-            hot: false,
-            cold_at: None,
-            keepalive,
-        }
+        Clock { last_activity: now, hot: false, cold_at: None, keepalive }
     }
 }
 
@@ -148,11 +143,7 @@ mod tests {
         let mut clock = Clock::new(t0, false);
         s.activity(7, &mut clock, t0);
         let runs = run(&mut s, &mut clock, t0, t0 + Duration::from_secs(3600));
-        assert_eq!(
-            runs,
-            HOT_WINDOW.as_secs() as usize + 1,
-            "30 hot ticks and one expiry check"
-        );
+        assert_eq!(runs, HOT_WINDOW.as_secs() as usize + 1, "30 hot ticks and one expiry check");
         assert_eq!(s.poll_timeout(), None, "asleep for good");
     }
 

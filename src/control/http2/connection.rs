@@ -23,11 +23,7 @@ const LAST_STREAM_ID: u32 = (1 << 31) - 1;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event {
     /// The final response headers; `headers` holds the regular fields, without `:status`.
-    Response {
-        stream: StreamId,
-        status: u16,
-        headers: Vec<HeaderField>,
-    },
+    Response { stream: StreamId, status: u16, headers: Vec<HeaderField> },
     /// Response body bytes. Hand them back with `consume` once processed to keep them coming.
     Data { stream: StreamId, bytes: Vec<u8> },
     /// The response is complete.
@@ -37,11 +33,7 @@ pub enum Event {
     StreamReset { stream: StreamId, code: ErrorCode },
     /// The peer is shutting down: streams up to `last_stream` may still complete, new
     /// requests must go to a new connection.
-    GoAway {
-        last_stream: StreamId,
-        code: ErrorCode,
-        debug: Vec<u8>,
-    },
+    GoAway { last_stream: StreamId, code: ErrorCode, debug: Vec<u8> },
 }
 
 /// A header block split over HEADERS and CONTINUATION frames, being reassembled.
@@ -97,10 +89,7 @@ impl Connection {
             going_away: false,
             failed: false,
         };
-        connection.queue(Frame::Settings {
-            ack: false,
-            values: settings::local(),
-        });
+        connection.queue(Frame::Settings { ack: false, values: settings::local() });
         connection.queue(Frame::WindowUpdate {
             stream: StreamId::CONNECTION,
             increment: settings::LOCAL_CONNECTION_WINDOW - settings::DEFAULT_WINDOW,
@@ -136,11 +125,7 @@ impl Connection {
         self.next_stream += 2;
         let body = body.unwrap_or_default();
         self.queue_header_block(stream, block, body.is_empty());
-        let entry = Stream::new(
-            self.peer.initial_window_size,
-            settings::LOCAL_STREAM_WINDOW,
-            body,
-        );
+        let entry = Stream::new(self.peer.initial_window_size, settings::LOCAL_STREAM_WINDOW, body);
         self.streams.insert(stream, entry);
         Ok(stream)
     }
@@ -190,10 +175,7 @@ impl Connection {
     /// the peer, in chunks of half a window.
     pub fn consume(&mut self, stream: StreamId, bytes: usize) {
         if let Some(increment) = self.receive_window.consume(bytes) {
-            self.queue(Frame::WindowUpdate {
-                stream: StreamId::CONNECTION,
-                increment,
-            });
+            self.queue(Frame::WindowUpdate { stream: StreamId::CONNECTION, increment });
         }
         let Some(entry) = self.streams.get_mut(&stream) else {
             return;
@@ -219,10 +201,7 @@ impl Connection {
     /// Writes a header block as HEADERS plus as many CONTINUATIONs as the peer's frame size
     /// requires, back to back as RFC 9113 §6.10 demands.
     fn queue_header_block(&mut self, stream: StreamId, block: Vec<u8>, end_stream: bool) {
-        let mut chunks = block
-            .chunks(self.peer.max_frame_size)
-            .map(<[u8]>::to_vec)
-            .peekable();
+        let mut chunks = block.chunks(self.peer.max_frame_size).map(<[u8]>::to_vec).peekable();
         let first = chunks.next().unwrap_or_default();
         let end_headers = chunks.peek().is_none();
         self.queue(Frame::Headers {
@@ -235,41 +214,25 @@ impl Connection {
         });
         while let Some(fragment) = chunks.next() {
             let end_headers = chunks.peek().is_none();
-            self.queue(Frame::Continuation {
-                stream,
-                end_headers,
-                fragment,
-            });
+            self.queue(Frame::Continuation { stream, end_headers, fragment });
         }
     }
 
     /// Sends as much pending request body as the stream and connection windows allow.
     fn send_bodies(&mut self) {
         let max_frame_size = self.peer.max_frame_size;
-        for (&stream, entry) in self
-            .streams
-            .iter_mut()
-            .filter(|(_, entry)| !entry.sent_end_stream)
+        for (&stream, entry) in self.streams.iter_mut().filter(|(_, entry)| !entry.sent_end_stream)
         {
             loop {
                 let unsent = entry.unsent_body();
-                let window = entry
-                    .send_window
-                    .available()
-                    .min(self.send_window.available());
+                let window = entry.send_window.available().min(self.send_window.available());
                 let length = unsent.len().min(window).min(max_frame_size);
                 if length == 0 {
                     break;
                 }
                 let end_stream = length == unsent.len();
                 let data = unsent[..length].to_vec();
-                Frame::Data {
-                    stream,
-                    end_stream,
-                    padding: None,
-                    data,
-                }
-                .write(&mut self.output);
+                Frame::Data { stream, end_stream, padding: None, data }.write(&mut self.output);
                 entry.send_window.spend(length);
                 self.send_window.spend(length);
                 entry.body_sent(length);
@@ -285,11 +248,7 @@ impl Connection {
         if let H2Error::Protocol { code, reason } = error {
             // We accept no streams from the server, so the last one we processed is 0.
             let debug = reason.as_bytes().to_vec();
-            self.queue(Frame::GoAway {
-                last_stream: StreamId::CONNECTION,
-                code: *code,
-                debug,
-            });
+            self.queue(Frame::GoAway { last_stream: StreamId::CONNECTION, code: *code, debug });
         }
     }
 
@@ -302,48 +261,27 @@ impl Connection {
         }
         let flow_controlled = frame.flow_controlled_len();
         match frame {
-            Frame::Data {
-                stream,
-                end_stream,
-                data,
-                ..
-            } => self.on_data(stream, end_stream, data, flow_controlled),
-            Frame::Headers {
-                stream,
-                end_stream,
-                end_headers,
-                fragment,
-                ..
-            } => {
-                self.partial_headers = Some(PartialHeaders {
-                    stream,
-                    end_stream,
-                    block: Vec::new(),
-                });
+            Frame::Data { stream, end_stream, data, .. } => {
+                self.on_data(stream, end_stream, data, flow_controlled)
+            }
+            Frame::Headers { stream, end_stream, end_headers, fragment, .. } => {
+                self.partial_headers =
+                    Some(PartialHeaders { stream, end_stream, block: Vec::new() });
                 self.on_header_fragment(stream, end_headers, &fragment)
             }
-            Frame::Continuation {
-                stream,
-                end_headers,
-                fragment,
-            } => self.on_header_fragment(stream, end_headers, &fragment),
+            Frame::Continuation { stream, end_headers, fragment } => {
+                self.on_header_fragment(stream, end_headers, &fragment)
+            }
             Frame::RstStream { stream, code } => self.on_reset(stream, code),
             Frame::Settings { ack: false, values } => self.on_settings(&values),
             Frame::PushPromise { .. } => {
                 Err(protocol_error("PUSH_PROMISE although we disabled push"))
             }
-            Frame::Ping {
-                ack: false,
-                payload,
-            } => {
+            Frame::Ping { ack: false, payload } => {
                 self.queue(Frame::Ping { ack: true, payload });
                 Ok(())
             }
-            Frame::GoAway {
-                last_stream,
-                code,
-                debug,
-            } => {
+            Frame::GoAway { last_stream, code, debug } => {
                 self.on_go_away(last_stream, code, debug);
                 Ok(())
             }
@@ -379,10 +317,7 @@ impl Connection {
             return Ok(());
         };
         if entry.received_end_stream {
-            return Err(H2Error::protocol(
-                ErrorCode::STREAM_CLOSED,
-                "DATA after END_STREAM",
-            ));
+            return Err(H2Error::protocol(ErrorCode::STREAM_CLOSED, "DATA after END_STREAM"));
         }
         if !entry.has_response {
             return Err(protocol_error("DATA before response headers"));
@@ -390,10 +325,7 @@ impl Connection {
         entry.receive_window.receive(flow_controlled)?;
         self.consume_unseen(stream, padding);
         if !data.is_empty() {
-            self.events.push_back(Event::Data {
-                stream,
-                bytes: data,
-            });
+            self.events.push_back(Event::Data { stream, bytes: data });
         }
         if end_stream {
             self.end_remote(stream);
@@ -422,10 +354,7 @@ impl Connection {
             return Err(protocol_error("CONTINUATION on another stream"));
         }
         if partial.block.len() + fragment.len() > settings::LOCAL_MAX_HEADER_LIST_SIZE {
-            return Err(H2Error::protocol(
-                ErrorCode::COMPRESSION_ERROR,
-                "header block too large",
-            ));
+            return Err(H2Error::protocol(ErrorCode::COMPRESSION_ERROR, "header block too large"));
         }
         partial.block.extend_from_slice(fragment);
         if !end_headers {
@@ -449,10 +378,7 @@ impl Connection {
             return Ok(());
         };
         if entry.received_end_stream {
-            return Err(H2Error::protocol(
-                ErrorCode::STREAM_CLOSED,
-                "HEADERS after END_STREAM",
-            ));
+            return Err(H2Error::protocol(ErrorCode::STREAM_CLOSED, "HEADERS after END_STREAM"));
         }
         if entry.has_response {
             // Trailers: nothing in the control protocol uses them, so only the end matters.
@@ -469,11 +395,7 @@ impl Connection {
                 };
             }
             entry.has_response = true;
-            self.events.push_back(Event::Response {
-                stream,
-                status,
-                headers,
-            });
+            self.events.push_back(Event::Response { stream, status, headers });
         }
         if end_stream {
             self.end_remote(stream);
@@ -516,26 +438,16 @@ impl Connection {
             }
         }
         self.peer_settings_seen = true;
-        self.queue(Frame::Settings {
-            ack: true,
-            values: Vec::new(),
-        });
+        self.queue(Frame::Settings { ack: true, values: Vec::new() });
         Ok(())
     }
 
     fn on_go_away(&mut self, last_stream: StreamId, code: ErrorCode, debug: Vec<u8>) {
         self.going_away = true;
-        self.events.push_back(Event::GoAway {
-            last_stream,
-            code,
-            debug,
-        });
+        self.events.push_back(Event::GoAway { last_stream, code, debug });
         let unprocessed = self.streams.split_off(&StreamId(last_stream.0 + 1));
         for stream in unprocessed.into_keys() {
-            self.events.push_back(Event::StreamReset {
-                stream,
-                code: ErrorCode::REFUSED_STREAM,
-            });
+            self.events.push_back(Event::StreamReset { stream, code: ErrorCode::REFUSED_STREAM });
         }
     }
 

@@ -53,10 +53,7 @@ impl fmt::Debug for ErrorCode {
 pub enum H2Error {
     /// The peer broke the protocol or our limits. The connection is finished: a GOAWAY with
     /// `code` is queued for the peer.
-    Protocol {
-        code: ErrorCode,
-        reason: &'static str,
-    },
+    Protocol { code: ErrorCode, reason: &'static str },
     /// The connection takes no new work: it failed, the peer sent GOAWAY, or stream ids ran out.
     Closed,
     /// The peer's MAX_CONCURRENT_STREAMS is reached; retry once a stream has ended.

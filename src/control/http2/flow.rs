@@ -50,21 +50,13 @@ pub struct ReceiveWindow {
 
 impl ReceiveWindow {
     pub fn new(size: u32) -> ReceiveWindow {
-        ReceiveWindow {
-            size: size as usize,
-            available: size as usize,
-            buffered: 0,
-            unannounced: 0,
-        }
+        ReceiveWindow { size: size as usize, available: size as usize, buffered: 0, unannounced: 0 }
     }
 
     /// Accounts received bytes; more than the window we advertised is the peer's violation.
     pub fn receive(&mut self, bytes: usize) -> Result<(), H2Error> {
         self.available = self.available.checked_sub(bytes).ok_or_else(|| {
-            H2Error::protocol(
-                ErrorCode::FLOW_CONTROL_ERROR,
-                "peer sent more than our window",
-            )
+            H2Error::protocol(ErrorCode::FLOW_CONTROL_ERROR, "peer sent more than our window")
         })?;
         self.buffered += bytes;
         Ok(())
@@ -97,11 +89,7 @@ mod tests {
         assert_eq!(window.consume(49), None);
         assert_eq!(window.consume(1), Some(50));
         window.receive(50).unwrap();
-        assert_eq!(
-            window.consume(1000),
-            Some(100),
-            "capped at the 100 received and unconsumed"
-        );
+        assert_eq!(window.consume(1000), Some(100), "capped at the 100 received and unconsumed");
     }
 
     #[test]

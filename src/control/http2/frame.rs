@@ -141,10 +141,8 @@ pub fn parse(bytes: &[u8], max_frame_size: usize) -> Result<Option<(Frame, usize
 
 fn decode(kind: u8, flags: u8, stream: StreamId, payload: &[u8]) -> Result<Frame, H2Error> {
     let has = |flag: u8| flags & flag != 0;
-    let on_stream = matches!(
-        kind,
-        DATA | HEADERS | PRIORITY | RST_STREAM | PUSH_PROMISE | CONTINUATION
-    );
+    let on_stream =
+        matches!(kind, DATA | HEADERS | PRIORITY | RST_STREAM | PUSH_PROMISE | CONTINUATION);
     let on_connection = matches!(kind, SETTINGS | PING | GOAWAY);
     if on_stream && stream == StreamId::CONNECTION {
         return Err(protocol_error("stream frame on stream 0"));
@@ -155,12 +153,7 @@ fn decode(kind: u8, flags: u8, stream: StreamId, payload: &[u8]) -> Result<Frame
     Ok(match kind {
         DATA => {
             let (padding, data) = strip_padding(has(FLAG_PADDED), payload)?;
-            Frame::Data {
-                stream,
-                end_stream: has(FLAG_END_STREAM),
-                padding,
-                data: data.to_vec(),
-            }
+            Frame::Data { stream, end_stream: has(FLAG_END_STREAM), padding, data: data.to_vec() }
         }
         HEADERS => {
             let (padding, rest) = strip_padding(has(FLAG_PADDED), payload)?;
@@ -184,24 +177,17 @@ fn decode(kind: u8, flags: u8, stream: StreamId, payload: &[u8]) -> Result<Frame
         }
         PRIORITY => {
             let fields = exact::<5>(payload, "PRIORITY must be 5 bytes")?;
-            Frame::Priority {
-                stream,
-                priority: parse_priority(&fields),
-            }
+            Frame::Priority { stream, priority: parse_priority(&fields) }
         }
         RST_STREAM => {
             let code = exact::<4>(payload, "RST_STREAM must be 4 bytes")?;
-            Frame::RstStream {
-                stream,
-                code: ErrorCode(u32::from_be_bytes(code)),
-            }
+            Frame::RstStream { stream, code: ErrorCode(u32::from_be_bytes(code)) }
         }
         SETTINGS => parse_settings(has(FLAG_ACK), payload)?,
         PUSH_PROMISE => {
             let (_, rest) = strip_padding(has(FLAG_PADDED), payload)?;
-            let promised = rest
-                .get(..4)
-                .ok_or_else(|| frame_size_error("PUSH_PROMISE too short"))?;
+            let promised =
+                rest.get(..4).ok_or_else(|| frame_size_error("PUSH_PROMISE too short"))?;
             Frame::PushPromise {
                 stream,
                 promised: StreamId(read_u32(promised) & STREAM_ID_MASK),
@@ -248,9 +234,8 @@ fn strip_padding(padded: bool, payload: &[u8]) -> Result<(Option<u8>, &[u8]), H2
     if !padded {
         return Ok((None, payload));
     }
-    let (&pad_length, rest) = payload
-        .split_first()
-        .ok_or_else(|| frame_size_error("no pad length"))?;
+    let (&pad_length, rest) =
+        payload.split_first().ok_or_else(|| frame_size_error("no pad length"))?;
     let content_length = rest
         .len()
         .checked_sub(usize::from(pad_length))
@@ -276,12 +261,7 @@ fn parse_settings(ack: bool, payload: &[u8]) -> Result<Frame, H2Error> {
     }
     let values = payload
         .chunks_exact(6)
-        .map(|entry| {
-            (
-                u16::from_be_bytes([entry[0], entry[1]]),
-                read_u32(&entry[2..]),
-            )
-        })
+        .map(|entry| (u16::from_be_bytes([entry[0], entry[1]]), read_u32(&entry[2..])))
         .collect();
     Ok(Frame::Settings { ack, values })
 }
@@ -314,12 +294,7 @@ impl Frame {
     fn write_payload(&self, out: &mut Vec<u8>) -> (u8, u8, StreamId) {
         let flag = |set: bool, flag: u8| if set { flag } else { 0 };
         match self {
-            Frame::Data {
-                stream,
-                end_stream,
-                padding,
-                data,
-            } => {
+            Frame::Data { stream, end_stream, padding, data } => {
                 write_padded(out, *padding, |out| out.extend_from_slice(data));
                 (
                     DATA,
@@ -327,14 +302,7 @@ impl Frame {
                     *stream,
                 )
             }
-            Frame::Headers {
-                stream,
-                end_stream,
-                end_headers,
-                padding,
-                priority,
-                fragment,
-            } => {
+            Frame::Headers { stream, end_stream, end_headers, padding, priority, fragment } => {
                 write_padded(out, *padding, |out| {
                     if let Some(priority) = priority {
                         write_priority(out, priority);
@@ -362,12 +330,7 @@ impl Frame {
                 }
                 (SETTINGS, flag(*ack, FLAG_ACK), StreamId::CONNECTION)
             }
-            Frame::PushPromise {
-                stream,
-                promised,
-                end_headers,
-                fragment,
-            } => {
+            Frame::PushPromise { stream, promised, end_headers, fragment } => {
                 out.extend_from_slice(&promised.0.to_be_bytes());
                 out.extend_from_slice(fragment);
                 (PUSH_PROMISE, flag(*end_headers, FLAG_END_HEADERS), *stream)
@@ -376,11 +339,7 @@ impl Frame {
                 out.extend_from_slice(payload);
                 (PING, flag(*ack, FLAG_ACK), StreamId::CONNECTION)
             }
-            Frame::GoAway {
-                last_stream,
-                code,
-                debug,
-            } => {
+            Frame::GoAway { last_stream, code, debug } => {
                 out.extend_from_slice(&last_stream.0.to_be_bytes());
                 out.extend_from_slice(&code.0.to_be_bytes());
                 out.extend_from_slice(debug);
@@ -390,11 +349,7 @@ impl Frame {
                 out.extend_from_slice(&increment.to_be_bytes());
                 (WINDOW_UPDATE, 0, *stream)
             }
-            Frame::Continuation {
-                stream,
-                end_headers,
-                fragment,
-            } => {
+            Frame::Continuation { stream, end_headers, fragment } => {
                 out.extend_from_slice(fragment);
                 (CONTINUATION, flag(*end_headers, FLAG_END_HEADERS), *stream)
             }
@@ -412,11 +367,7 @@ fn write_padded(out: &mut Vec<u8>, padding: Option<u8>, content: impl FnOnce(&mu
 }
 
 fn write_priority(out: &mut Vec<u8>, priority: &Priority) {
-    let exclusive = if priority.exclusive {
-        !STREAM_ID_MASK
-    } else {
-        0
-    };
+    let exclusive = if priority.exclusive { !STREAM_ID_MASK } else { 0 };
     out.extend_from_slice(&(priority.dependency.0 | exclusive).to_be_bytes());
     out.push(priority.weight);
 }
@@ -428,24 +379,10 @@ mod tests {
 
     fn every_kind() -> Vec<Frame> {
         let stream = StreamId(3);
-        let priority = Priority {
-            exclusive: true,
-            dependency: StreamId(1),
-            weight: 200,
-        };
+        let priority = Priority { exclusive: true, dependency: StreamId(1), weight: 200 };
         vec![
-            Frame::Data {
-                stream,
-                end_stream: true,
-                padding: Some(4),
-                data: b"body".to_vec(),
-            },
-            Frame::Data {
-                stream,
-                end_stream: false,
-                padding: None,
-                data: vec![],
-            },
+            Frame::Data { stream, end_stream: true, padding: Some(4), data: b"body".to_vec() },
+            Frame::Data { stream, end_stream: false, padding: None, data: vec![] },
             Frame::Headers {
                 stream,
                 end_stream: false,
@@ -455,42 +392,23 @@ mod tests {
                 fragment: vec![0x88],
             },
             Frame::Priority { stream, priority },
-            Frame::RstStream {
-                stream,
-                code: ErrorCode::CANCEL,
-            },
-            Frame::Settings {
-                ack: false,
-                values: vec![(4, 1 << 22), (2, 0)],
-            },
-            Frame::Settings {
-                ack: true,
-                values: vec![],
-            },
+            Frame::RstStream { stream, code: ErrorCode::CANCEL },
+            Frame::Settings { ack: false, values: vec![(4, 1 << 22), (2, 0)] },
+            Frame::Settings { ack: true, values: vec![] },
             Frame::PushPromise {
                 stream,
                 promised: StreamId(2),
                 end_headers: true,
                 fragment: vec![0x82],
             },
-            Frame::Ping {
-                ack: true,
-                payload: *b"12345678",
-            },
+            Frame::Ping { ack: true, payload: *b"12345678" },
             Frame::GoAway {
                 last_stream: stream,
                 code: ErrorCode::NO_ERROR,
                 debug: b"bye".to_vec(),
             },
-            Frame::WindowUpdate {
-                stream: StreamId::CONNECTION,
-                increment: 1 << 30,
-            },
-            Frame::Continuation {
-                stream,
-                end_headers: true,
-                fragment: vec![0x40, 0x00],
-            },
+            Frame::WindowUpdate { stream: StreamId::CONNECTION, increment: 1 << 30 },
+            Frame::Continuation { stream, end_headers: true, fragment: vec![0x40, 0x00] },
             Frame::Unknown { kind: 0xfa, stream },
         ]
     }
@@ -505,10 +423,7 @@ mod tests {
     fn every_kind_round_trips() {
         for frame in every_kind() {
             let bytes = serialised(std::slice::from_ref(&frame));
-            assert_eq!(
-                parse(&bytes, DEFAULT_MAX_FRAME_SIZE),
-                Ok(Some((frame, bytes.len())))
-            );
+            assert_eq!(parse(&bytes, DEFAULT_MAX_FRAME_SIZE), Ok(Some((frame, bytes.len()))));
         }
     }
 
@@ -524,36 +439,18 @@ mod tests {
     fn oversized_length_fails_before_the_payload_arrives() {
         let header = [0x00, 0x40, 0x01, DATA, 0, 0, 0, 0, 1];
         let error = parse(&header, DEFAULT_MAX_FRAME_SIZE).unwrap_err();
-        assert_eq!(
-            error,
-            frame_size_error("frame larger than our MAX_FRAME_SIZE")
-        );
+        assert_eq!(error, frame_size_error("frame larger than our MAX_FRAME_SIZE"));
     }
 
     #[test]
     fn malformed_frames_are_connection_errors() {
         let cases: [(&[u8], ErrorCode); 6] = [
-            (
-                &[0, 0, 1, DATA, 0, 0, 0, 0, 0, 0],
-                ErrorCode::PROTOCOL_ERROR,
-            ),
-            (
-                &[0, 0, 2, DATA, FLAG_PADDED, 0, 0, 0, 1, 2, 0],
-                ErrorCode::PROTOCOL_ERROR,
-            ),
+            (&[0, 0, 1, DATA, 0, 0, 0, 0, 0, 0], ErrorCode::PROTOCOL_ERROR),
+            (&[0, 0, 2, DATA, FLAG_PADDED, 0, 0, 0, 1, 2, 0], ErrorCode::PROTOCOL_ERROR),
             (&[0, 0, 0, PING, 0, 0, 0, 0, 1], ErrorCode::PROTOCOL_ERROR),
-            (
-                &[0, 0, 1, PING, 0, 0, 0, 0, 0, 0],
-                ErrorCode::FRAME_SIZE_ERROR,
-            ),
-            (
-                &[0, 0, 5, SETTINGS, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0],
-                ErrorCode::FRAME_SIZE_ERROR,
-            ),
-            (
-                &[0, 0, 3, WINDOW_UPDATE, 0, 0, 0, 0, 0, 0, 0, 1],
-                ErrorCode::FRAME_SIZE_ERROR,
-            ),
+            (&[0, 0, 1, PING, 0, 0, 0, 0, 0, 0], ErrorCode::FRAME_SIZE_ERROR),
+            (&[0, 0, 5, SETTINGS, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], ErrorCode::FRAME_SIZE_ERROR),
+            (&[0, 0, 3, WINDOW_UPDATE, 0, 0, 0, 0, 0, 0, 0, 1], ErrorCode::FRAME_SIZE_ERROR),
         ];
         for (bytes, expected) in cases {
             match parse(bytes, DEFAULT_MAX_FRAME_SIZE) {

@@ -6,14 +6,8 @@ use super::hpack::HeaderField;
 
 /// Connection-specific fields HTTP/2 forbids (RFC 9113 §8.2.2); `te` is allowed only as
 /// "trailers", which this client never needs, so it is refused too.
-const CONNECTION_SPECIFIC: [&str; 6] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-    "te",
-];
+const CONNECTION_SPECIFIC: [&str; 6] =
+    ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"];
 
 /// The request's header list, pseudo-headers first as RFC 9113 §8.3 requires. `:scheme` is
 /// "http": the transport is Noise, not TLS, and servers do not check it.
@@ -38,14 +32,10 @@ pub fn request_fields<'a>(
         match name {
             ":authority" => authority = Some(value),
             _ if CONNECTION_SPECIFIC.contains(&name) || name == "host" => {
-                return Err(H2Error::InvalidRequest(
-                    "connection-specific or host header",
-                ))
+                return Err(H2Error::InvalidRequest("connection-specific or host header"))
             }
             _ if !is_token(name) || name.bytes().any(|byte| byte.is_ascii_uppercase()) => {
-                return Err(H2Error::InvalidRequest(
-                    "header name must be a lower-case token",
-                ))
+                return Err(H2Error::InvalidRequest("header name must be a lower-case token"))
             }
             _ => regular.push((name, value)),
         }
@@ -96,11 +86,7 @@ fn parse_status(value: &[u8]) -> Option<u16> {
     if !digits.iter().all(|digit| digit.is_ascii_digit()) || *a == b'0' {
         return None;
     }
-    Some(
-        digits
-            .iter()
-            .fold(0, |status, digit| status * 10 + u16::from(**digit - b'0')),
-    )
+    Some(digits.iter().fold(0, |status, digit| status * 10 + u16::from(**digit - b'0')))
 }
 
 #[cfg(test)]
@@ -135,10 +121,7 @@ mod tests {
             &[("connection", "close")],
             &[(":path", "/")],
         ] {
-            assert!(
-                request_fields("GET", "/", None, headers).is_err(),
-                "{headers:?}"
-            );
+            assert!(request_fields("GET", "/", None, headers).is_err(), "{headers:?}");
         }
         assert!(request_fields("GET", "no-slash", None, &[]).is_err());
         assert!(request_fields("G T", "/", None, &[]).is_err());
@@ -146,14 +129,8 @@ mod tests {
 
     #[test]
     fn status_is_split_from_the_fields() {
-        let fields = vec![
-            HeaderField::new(b":status", b"204"),
-            HeaderField::new(b"server", b"x"),
-        ];
-        assert_eq!(
-            split_status(fields),
-            Ok((204, vec![HeaderField::new(b"server", b"x")]))
-        );
+        let fields = vec![HeaderField::new(b":status", b"204"), HeaderField::new(b"server", b"x")];
+        assert_eq!(split_status(fields), Ok((204, vec![HeaderField::new(b"server", b"x")])));
         for bad in [&b"20"[..], b"2000", b"abc", b"099"] {
             assert!(split_status(vec![HeaderField::new(b":status", bad)]).is_err());
         }

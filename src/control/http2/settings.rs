@@ -56,10 +56,9 @@ impl PeerSettings {
     /// Applies one setting; unknown identifiers are ignored as RFC 9113 §6.5.2 requires.
     pub fn apply(&mut self, id: u16, value: u32) -> Result<(), H2Error> {
         match id {
-            ENABLE_PUSH if value != 0 => Err(H2Error::protocol(
-                ErrorCode::PROTOCOL_ERROR,
-                "server sent ENABLE_PUSH != 0",
-            )),
+            ENABLE_PUSH if value != 0 => {
+                Err(H2Error::protocol(ErrorCode::PROTOCOL_ERROR, "server sent ENABLE_PUSH != 0"))
+            }
             MAX_CONCURRENT_STREAMS => {
                 self.max_concurrent_streams = value;
                 Ok(())
@@ -72,9 +71,9 @@ impl PeerSettings {
                 self.initial_window_size = value;
                 Ok(())
             }
-            MAX_FRAME_SIZE if !(DEFAULT_MAX_FRAME_SIZE as u32..=0xff_ffff).contains(&value) => Err(
-                H2Error::protocol(ErrorCode::PROTOCOL_ERROR, "MAX_FRAME_SIZE out of range"),
-            ),
+            MAX_FRAME_SIZE if !(DEFAULT_MAX_FRAME_SIZE as u32..=0xff_ffff).contains(&value) => {
+                Err(H2Error::protocol(ErrorCode::PROTOCOL_ERROR, "MAX_FRAME_SIZE out of range"))
+            }
             MAX_FRAME_SIZE => {
                 self.max_frame_size = value as usize;
                 Ok(())

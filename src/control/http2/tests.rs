@@ -19,10 +19,7 @@ struct FakeServer {
 impl FakeServer {
     /// A client whose preface was checked and whose SETTINGS were answered with `settings`.
     fn with_settings(settings: Vec<(u16, u32)>) -> FakeServer {
-        let mut server = FakeServer {
-            client: Connection::new(),
-            unread: Vec::new(),
-        };
+        let mut server = FakeServer { client: Connection::new(), unread: Vec::new() };
         server.client.poll_output(&mut server.unread);
         assert!(server.unread.starts_with(PREFACE));
         server.unread.drain(..PREFACE.len());
@@ -33,30 +30,15 @@ impl FakeServer {
         let raise = LOCAL_CONNECTION_WINDOW - 65_535;
         assert_eq!(
             opening[1],
-            Frame::WindowUpdate {
-                stream: StreamId::CONNECTION,
-                increment: raise
-            }
+            Frame::WindowUpdate { stream: StreamId::CONNECTION, increment: raise }
         );
         server
             .send(&[
-                Frame::Settings {
-                    ack: false,
-                    values: settings,
-                },
-                Frame::Settings {
-                    ack: true,
-                    values: vec![],
-                },
+                Frame::Settings { ack: false, values: settings },
+                Frame::Settings { ack: true, values: vec![] },
             ])
             .unwrap();
-        assert_eq!(
-            server.frames_from_client(),
-            [Frame::Settings {
-                ack: true,
-                values: vec![]
-            }]
-        );
+        assert_eq!(server.frames_from_client(), [Frame::Settings { ack: true, values: vec![] }]);
         server
     }
 
@@ -119,35 +101,26 @@ fn headers(stream: StreamId, block: Vec<u8>, end_stream: bool) -> Frame {
 }
 
 fn data(stream: StreamId, bytes: &[u8], end_stream: bool) -> Frame {
-    Frame::Data {
-        stream,
-        end_stream,
-        padding: None,
-        data: bytes.to_vec(),
-    }
+    Frame::Data { stream, end_stream, padding: None, data: bytes.to_vec() }
 }
 
 fn sent_body(frames: &[Frame]) -> Vec<u8> {
     frames
         .iter()
-        .flat_map(|frame| {
-            if let Frame::Data { data, .. } = frame {
-                data.clone()
-            } else {
-                vec![]
-            }
-        })
+        .flat_map(|frame| if let Frame::Data { data, .. } = frame { data.clone() } else { vec![] })
         .collect()
 }
 
 fn goaway_code(frames: &[Frame]) -> Option<ErrorCode> {
-    frames.iter().find_map(|frame| {
-        if let Frame::GoAway { code, .. } = frame {
-            Some(*code)
-        } else {
-            None
-        }
-    })
+    frames.iter().find_map(
+        |frame| {
+            if let Frame::GoAway { code, .. } = frame {
+                Some(*code)
+            } else {
+                None
+            }
+        },
+    )
 }
 
 #[test]
@@ -196,46 +169,20 @@ fn request_and_response_with_continuation_and_padding() {
                 priority: None,
                 fragment: first.to_vec(),
             },
-            Frame::Continuation {
-                stream,
-                end_headers: false,
-                fragment: middle.to_vec(),
-            },
-            Frame::Continuation {
-                stream,
-                end_headers: true,
-                fragment: last.to_vec(),
-            },
-            Frame::Data {
-                stream,
-                end_stream: false,
-                padding: Some(5),
-                data: b"hello ".to_vec(),
-            },
+            Frame::Continuation { stream, end_headers: false, fragment: middle.to_vec() },
+            Frame::Continuation { stream, end_headers: true, fragment: last.to_vec() },
+            Frame::Data { stream, end_stream: false, padding: Some(5), data: b"hello ".to_vec() },
             data(stream, b"world", true),
         ])
         .unwrap();
     let events = server.events();
-    let Event::Response {
-        status: 200,
-        headers,
-        ..
-    } = &events[0]
-    else {
-        panic!("{events:?}")
-    };
+    let Event::Response { status: 200, headers, .. } = &events[0] else { panic!("{events:?}") };
     assert_eq!(headers.len(), 2);
     assert_eq!(
         events[1..],
         [
-            Event::Data {
-                stream,
-                bytes: b"hello ".to_vec()
-            },
-            Event::Data {
-                stream,
-                bytes: b"world".to_vec()
-            },
+            Event::Data { stream, bytes: b"hello ".to_vec() },
+            Event::Data { stream, bytes: b"world".to_vec() },
             Event::StreamEnd { stream },
         ]
     );
@@ -246,23 +193,11 @@ fn ping_is_answered_and_unknown_frames_ignored() {
     let mut server = FakeServer::new();
     server
         .send(&[
-            Frame::Unknown {
-                kind: 0xee,
-                stream: StreamId(7),
-            },
-            Frame::Ping {
-                ack: false,
-                payload: *b"pingpong",
-            },
+            Frame::Unknown { kind: 0xee, stream: StreamId(7) },
+            Frame::Ping { ack: false, payload: *b"pingpong" },
         ])
         .unwrap();
-    assert_eq!(
-        server.frames_from_client(),
-        [Frame::Ping {
-            ack: true,
-            payload: *b"pingpong"
-        }]
-    );
+    assert_eq!(server.frames_from_client(), [Frame::Ping { ack: true, payload: *b"pingpong" }]);
 }
 
 #[test]
@@ -271,26 +206,14 @@ fn large_request_body_waits_for_window() {
     let body: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
     let stream = server.post(&body);
     let mut received = sent_body(&server.frames_from_client());
-    assert_eq!(
-        received.len(),
-        1000,
-        "stream window of 1000 caps the first flight"
-    );
+    assert_eq!(received.len(), 1000, "stream window of 1000 caps the first flight");
     // The connection window (65,535) becomes the limit once the stream's is raised.
-    server
-        .send(&[Frame::WindowUpdate {
-            stream,
-            increment: 1 << 20,
-        }])
-        .unwrap();
+    server.send(&[Frame::WindowUpdate { stream, increment: 1 << 20 }]).unwrap();
     received.extend(sent_body(&server.frames_from_client()));
     assert_eq!(received.len(), 65_535);
     while received.len() < body.len() {
         server
-            .send(&[Frame::WindowUpdate {
-                stream: StreamId::CONNECTION,
-                increment: 30_000,
-            }])
+            .send(&[Frame::WindowUpdate { stream: StreamId::CONNECTION, increment: 30_000 }])
             .unwrap();
         let frames = server.frames_from_client();
         assert!(frames
@@ -306,18 +229,13 @@ fn long_response_keeps_flowing_as_the_app_consumes() {
     let mut server = FakeServer::new();
     let stream = server.post(b"");
     server.frames_from_client();
-    server
-        .send(&[headers(stream, header_block(&[(":status", "200")]), false)])
-        .unwrap();
+    server.send(&[headers(stream, header_block(&[(":status", "200")]), false)]).unwrap();
     let chunk = vec![7u8; 16_384];
     let mut total = 0usize;
     let mut stream_window = LOCAL_STREAM_WINDOW as usize;
     // Three full stream windows: without WINDOW_UPDATEs the server would stall after one.
     while total < 3 * LOCAL_STREAM_WINDOW as usize {
-        assert!(
-            stream_window >= chunk.len(),
-            "client let the window run dry"
-        );
+        assert!(stream_window >= chunk.len(), "client let the window run dry");
         server.send(&[data(stream, &chunk, false)]).unwrap();
         stream_window -= chunk.len();
         total += chunk.len();
@@ -327,11 +245,7 @@ fn long_response_keeps_flowing_as_the_app_consumes() {
             }
         }
         for frame in server.frames_from_client() {
-            if let Frame::WindowUpdate {
-                stream: updated,
-                increment,
-            } = frame
-            {
+            if let Frame::WindowUpdate { stream: updated, increment } = frame {
                 if updated == stream {
                     stream_window += increment as usize;
                 }
@@ -345,26 +259,15 @@ fn long_response_keeps_flowing_as_the_app_consumes() {
 fn exceeding_our_window_is_a_flow_control_error() {
     let mut server = FakeServer::new();
     let stream = server.post(b"");
-    server
-        .send(&[headers(stream, header_block(&[(":status", "200")]), false)])
-        .unwrap();
+    server.send(&[headers(stream, header_block(&[(":status", "200")]), false)]).unwrap();
     let chunk = vec![0u8; 16_384];
     let full_windows = LOCAL_STREAM_WINDOW as usize / chunk.len();
     for _ in 0..full_windows {
         server.send(&[data(stream, &chunk, false)]).unwrap();
     }
     let error = server.send(&[data(stream, b"x", false)]).unwrap_err();
-    assert!(matches!(
-        error,
-        H2Error::Protocol {
-            code: ErrorCode::FLOW_CONTROL_ERROR,
-            ..
-        }
-    ));
-    assert_eq!(
-        goaway_code(&server.frames_from_client()),
-        Some(ErrorCode::FLOW_CONTROL_ERROR)
-    );
+    assert!(matches!(error, H2Error::Protocol { code: ErrorCode::FLOW_CONTROL_ERROR, .. }));
+    assert_eq!(goaway_code(&server.frames_from_client()), Some(ErrorCode::FLOW_CONTROL_ERROR));
     assert!(server.client.is_closed());
     assert_eq!(server.send(&[]), Err(H2Error::Closed));
 }
@@ -372,17 +275,9 @@ fn exceeding_our_window_is_a_flow_control_error() {
 #[test]
 fn window_update_overflow_is_an_error() {
     let mut server = FakeServer::new();
-    let error = server.send(&[Frame::WindowUpdate {
-        stream: StreamId::CONNECTION,
-        increment: (1 << 31) - 1,
-    }]);
-    assert!(matches!(
-        error,
-        Err(H2Error::Protocol {
-            code: ErrorCode::FLOW_CONTROL_ERROR,
-            ..
-        })
-    ));
+    let error = server
+        .send(&[Frame::WindowUpdate { stream: StreamId::CONNECTION, increment: (1 << 31) - 1 }]);
+    assert!(matches!(error, Err(H2Error::Protocol { code: ErrorCode::FLOW_CONTROL_ERROR, .. })));
 }
 
 #[test]
@@ -391,12 +286,7 @@ fn reset_and_goaway_end_streams() {
     let first = server.post(b"");
     let second = server.post(b"");
     let third = server.post(b"");
-    server
-        .send(&[Frame::RstStream {
-            stream: first,
-            code: ErrorCode::CANCEL,
-        }])
-        .unwrap();
+    server.send(&[Frame::RstStream { stream: first, code: ErrorCode::CANCEL }]).unwrap();
     server
         .send(&[Frame::GoAway {
             last_stream: second,
@@ -407,40 +297,22 @@ fn reset_and_goaway_end_streams() {
     assert_eq!(
         server.events(),
         [
-            Event::StreamReset {
-                stream: first,
-                code: ErrorCode::CANCEL
-            },
+            Event::StreamReset { stream: first, code: ErrorCode::CANCEL },
             Event::GoAway {
                 last_stream: second,
                 code: ErrorCode::NO_ERROR,
                 debug: b"drain".to_vec()
             },
-            Event::StreamReset {
-                stream: third,
-                code: ErrorCode::REFUSED_STREAM
-            },
+            Event::StreamReset { stream: third, code: ErrorCode::REFUSED_STREAM },
         ]
     );
-    assert_eq!(
-        server.client.send_request("GET", "/", &[], None),
-        Err(H2Error::Closed)
-    );
-    assert!(
-        !server.client.is_closed(),
-        "the second stream may still complete"
-    );
-    server
-        .send(&[headers(second, header_block(&[(":status", "404")]), true)])
-        .unwrap();
+    assert_eq!(server.client.send_request("GET", "/", &[], None), Err(H2Error::Closed));
+    assert!(!server.client.is_closed(), "the second stream may still complete");
+    server.send(&[headers(second, header_block(&[(":status", "404")]), true)]).unwrap();
     assert_eq!(
         server.events(),
         [
-            Event::Response {
-                stream: second,
-                status: 404,
-                headers: vec![]
-            },
+            Event::Response { stream: second, status: 404, headers: vec![] },
             Event::StreamEnd { stream: second },
         ]
     );
@@ -469,30 +341,15 @@ fn push_promise_and_interrupted_header_blocks_are_refused() {
         priority: None,
         fragment: vec![0x88],
     };
-    assert!(server
-        .send(&[
-            open,
-            Frame::Ping {
-                ack: false,
-                payload: [0; 8]
-            }
-        ])
-        .is_err());
-    assert_eq!(
-        goaway_code(&server.frames_from_client()),
-        Some(ErrorCode::PROTOCOL_ERROR)
-    );
+    assert!(server.send(&[open, Frame::Ping { ack: false, payload: [0; 8] }]).is_err());
+    assert_eq!(goaway_code(&server.frames_from_client()), Some(ErrorCode::PROTOCOL_ERROR));
 }
 
 #[test]
 fn frames_for_streams_never_opened_are_errors() {
     let mut server = FakeServer::new();
     assert!(server
-        .send(&[headers(
-            StreamId(1),
-            header_block(&[(":status", "200")]),
-            true
-        )])
+        .send(&[headers(StreamId(1), header_block(&[(":status", "200")]), true)])
         .is_err());
 }
 
@@ -500,14 +357,8 @@ fn frames_for_streams_never_opened_are_errors() {
 fn scripted_response(stream: StreamId) -> Vec<u8> {
     let block = header_block(&[(":status", "200"), ("server", "fake")]);
     serialise(&[
-        Frame::Settings {
-            ack: false,
-            values: vec![(4, 1 << 16), (5, 1 << 15)],
-        },
-        Frame::Ping {
-            ack: false,
-            payload: *b"12345678",
-        },
+        Frame::Settings { ack: false, values: vec![(4, 1 << 16), (5, 1 << 15)] },
+        Frame::Ping { ack: false, payload: *b"12345678" },
         Frame::Headers {
             stream,
             end_stream: false,
@@ -516,32 +367,11 @@ fn scripted_response(stream: StreamId) -> Vec<u8> {
             priority: None,
             fragment: block[..2].to_vec(),
         },
-        Frame::Continuation {
-            stream,
-            end_headers: true,
-            fragment: block[2..].to_vec(),
-        },
-        Frame::Data {
-            stream,
-            end_stream: false,
-            padding: Some(2),
-            data: b"abc".to_vec(),
-        },
-        Frame::WindowUpdate {
-            stream,
-            increment: 10,
-        },
-        Frame::Data {
-            stream,
-            end_stream: true,
-            padding: None,
-            data: b"def".to_vec(),
-        },
-        Frame::GoAway {
-            last_stream: stream,
-            code: ErrorCode::NO_ERROR,
-            debug: vec![],
-        },
+        Frame::Continuation { stream, end_headers: true, fragment: block[2..].to_vec() },
+        Frame::Data { stream, end_stream: false, padding: Some(2), data: b"abc".to_vec() },
+        Frame::WindowUpdate { stream, increment: 10 },
+        Frame::Data { stream, end_stream: true, padding: None, data: b"def".to_vec() },
+        Frame::GoAway { last_stream: stream, code: ErrorCode::NO_ERROR, debug: vec![] },
     ])
 }
 
@@ -578,9 +408,8 @@ fn shaken_input_never_panics() {
     shake(0xc0ffee, 3000, &script, |bytes| {
         let (mut client, _) = client_with_request();
         let split = bytes.len() / 3;
-        let _ = client
-            .handle_input(&bytes[..split])
-            .and_then(|_| client.handle_input(&bytes[split..]));
+        let _ =
+            client.handle_input(&bytes[..split]).and_then(|_| client.handle_input(&bytes[split..]));
         client.consume(stream, bytes.len());
         while client.poll_event().is_some() {}
         client.poll_output(&mut Vec::new());

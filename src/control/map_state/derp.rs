@@ -8,10 +8,7 @@ use crate::netmap::DerpMap;
 pub(super) fn merge(current: &mut Option<DerpMap>, update: tailcfg::DerpMap) {
     let map = current.get_or_insert_with(DerpMap::default);
     if let Some(regions) = update.regions {
-        map.regions = regions
-            .into_iter()
-            .filter_map(|(id, region)| Some((id, region?)))
-            .collect();
+        map.regions = regions.into_iter().filter_map(|(id, region)| Some((id, region?))).collect();
     }
     if let Some(scores) = update.home_params.and_then(|p| p.region_score) {
         map.region_score = scores;

@@ -148,9 +148,7 @@ impl MapState {
             derp::merge(&mut self.derp_map, update);
             changed.derp_map = true;
         }
-        changed.packet_filter = self
-            .filters
-            .apply(response.packet_filter, response.packet_filters);
+        changed.packet_filter = self.filters.apply(response.packet_filter, response.packet_filters);
         if let Some(dns) = response.dns_config {
             self.dns = Some(dns);
             changed.dns = true;

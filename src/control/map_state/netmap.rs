@@ -101,11 +101,7 @@ fn peer(node: &Node, domain: &str, control_now: Option<SystemTime>) -> Option<Pe
     };
     if !expired {
         // Skip, rather than fail on, a candidate this build cannot parse.
-        peer.endpoints = node
-            .endpoints
-            .iter()
-            .filter_map(|e| e.parse().ok())
-            .collect();
+        peer.endpoints = node.endpoints.iter().filter_map(|e| e.parse().ok()).collect();
         peer.disco_key = node.disco_key.and_then(|k| k.non_zero());
         peer.derp_region = (node.home_derp != 0).then_some(node.home_derp);
         if reachable(&peer, node) {

@@ -14,9 +14,7 @@ pub(super) fn apply(
 ) -> bool {
     if !response.peers.is_empty() {
         // A complete list: everything else about peers in this message is moot.
-        *peers = normalized(mem::take(&mut response.peers))
-            .map(|node| (node.id, node))
-            .collect();
+        *peers = normalized(mem::take(&mut response.peers)).map(|node| (node.id, node)).collect();
         return true;
     }
     let mut touched = false;

@@ -94,16 +94,10 @@ fn full_map_produces_the_netmap() {
     assert_eq!(me.dns_name, "self.tail1234.ts.net.");
     assert_eq!(
         me.addresses,
-        vec![
-            "100.64.0.1/32".parse().unwrap(),
-            "fd7a:115c:a1e0::1/128".parse().unwrap()
-        ]
+        vec!["100.64.0.1/32".parse().unwrap(), "fd7a:115c:a1e0::1/128".parse().unwrap()]
     );
     assert_eq!(me.private_key, own_key());
-    assert_eq!(
-        (me.key_expiry, me.key_expired, me.machine_authorized),
-        (None, false, true)
-    );
+    assert_eq!((me.key_expiry, me.key_expired, me.machine_authorized), (None, false, true));
     assert_eq!(netmap.domain, "tail1234.ts.net");
     assert_eq!(netmap.peers.len(), 2);
     let p2 = peer_by_id(&netmap, 2).unwrap();
@@ -115,18 +109,12 @@ fn full_map_produces_the_netmap() {
     assert_eq!(p2.stable_id, "n2CNTRL");
     assert_eq!(
         p2.allowed_ips,
-        vec![
-            "100.64.0.2/32".parse().unwrap(),
-            "fd7a:115c:a1e0::2/128".parse().unwrap()
-        ]
+        vec!["100.64.0.2/32".parse().unwrap(), "fd7a:115c:a1e0::2/128".parse().unwrap()]
     );
     assert_eq!(p2.allowed_ips, p2.addresses);
     assert_eq!(
         p2.endpoints,
-        vec![
-            "192.0.2.2:41641".parse().unwrap(),
-            "[2001:db8::2]:41641".parse().unwrap()
-        ]
+        vec!["192.0.2.2:41641".parse().unwrap(), "[2001:db8::2]:41641".parse().unwrap()]
     );
     assert_eq!(p2.disco_key, Some(PublicKey([0x82; 32])));
     assert_eq!(p2.derp_region, Some(1), "legacy DERP string folded in");
@@ -142,15 +130,9 @@ fn full_map_produces_the_netmap() {
             "fd7a:115c:a1e0::3".parse().unwrap()
         ]
     );
-    assert!(netmap
-        .peers
-        .windows(2)
-        .all(|w| w[0].public_key < w[1].public_key));
+    assert!(netmap.peers.windows(2).all(|w| w[0].public_key < w[1].public_key));
     let derp = netmap.derp_map.as_ref().unwrap();
-    assert_eq!(
-        derp.regions.keys().copied().collect::<Vec<_>>(),
-        vec![1, 900]
-    );
+    assert_eq!(derp.regions.keys().copied().collect::<Vec<_>>(), vec![1, 900]);
     assert_eq!(derp.regions[&1].nodes[0].host_name, "derp1.example.com");
     assert_eq!(derp.region_score.get(&1), Some(&1.0));
     let filter = netmap.packet_filter.as_ref().unwrap();
@@ -170,10 +152,7 @@ fn no_netmap_before_the_first_full_response() {
     let keep_alive = state.apply_frame(br#"{"KeepAlive":true}"#, now()).unwrap();
     assert!(!keep_alive.any());
     let before = state.clone();
-    assert_eq!(
-        state.apply_frame(br#"{"Domain":"x.ts.net"}"#, now()),
-        Err(MapError::NoSelfNode)
-    );
+    assert_eq!(state.apply_frame(br#"{"Domain":"x.ts.net"}"#, now()), Err(MapError::NoSelfNode));
     assert_eq!(state, before);
 }
 
@@ -182,10 +161,7 @@ fn keep_alive_changes_nothing() {
     let mut state = started();
     let before = state.clone();
     let changed = state
-        .apply_frame(
-            br#"{"KeepAlive":true,"Domain":"other","PeersRemoved":[2]}"#,
-            now(),
-        )
+        .apply_frame(br#"{"KeepAlive":true,"Domain":"other","PeersRemoved":[2]}"#, now())
         .unwrap();
     assert!(!changed.any());
     assert_eq!(state, before);
@@ -203,11 +179,7 @@ fn peers_list_replaces_everything() {
     let netmap = netmap_of(&state);
     assert_eq!(netmap.peers.len(), 1);
     assert_eq!(netmap.peers[0].node_id, 4);
-    assert_eq!(
-        netmap.peers[0].online,
-        Some(true),
-        "delta fields ignored with Peers"
-    );
+    assert_eq!(netmap.peers[0].online, Some(true), "delta fields ignored with Peers");
 }
 
 #[test]
@@ -254,10 +226,7 @@ fn patches_change_only_their_fields() {
     assert_eq!(p2.endpoints, vec!["198.51.100.7:1234".parse().unwrap()]);
     assert_eq!(p2.disco_key, Some(PublicKey([0xd2; 32])));
     assert_eq!(p2.online, Some(false));
-    assert_eq!(
-        p2.last_seen,
-        Some(UNIX_EPOCH + Duration::from_secs(1_785_456_000))
-    );
+    assert_eq!(p2.last_seen, Some(UNIX_EPOCH + Duration::from_secs(1_785_456_000)));
     assert_eq!(p2.key_expiry, None, "zero KeyExpiry patch = never expires");
     assert_eq!(p2.host_name, "host2", "untouched fields stay");
     let p3 = peer_by_id(&netmap, 3).unwrap();
@@ -287,35 +256,18 @@ fn named_packet_filters() {
     let mut state = started();
     let rule = |ip: &str| format!(r#"[{{"SrcIPs":["{ip}"],"DstPorts":[],"IPProto":[6]}}]"#);
     let filter_srcs = |state: &MapState| -> Vec<String> {
-        netmap_of(state)
-            .packet_filter
-            .unwrap()
-            .iter()
-            .flat_map(|r| r.src_ips.clone())
-            .collect()
+        netmap_of(state).packet_filter.unwrap().iter().flat_map(|r| r.src_ips.clone()).collect()
     };
     // Named lists join "base" in name order.
-    let body = format!(
-        r#"{{"PacketFilters":{{"zz":{},"aa":{}}}}}"#,
-        rule("10.0.0.2"),
-        rule("10.0.0.1")
-    );
-    assert!(
-        state
-            .apply_frame(body.as_bytes(), now())
-            .unwrap()
-            .packet_filter
-    );
+    let body =
+        format!(r#"{{"PacketFilters":{{"zz":{},"aa":{}}}}}"#, rule("10.0.0.2"), rule("10.0.0.1"));
+    assert!(state.apply_frame(body.as_bytes(), now()).unwrap().packet_filter);
     assert_eq!(filter_srcs(&state), vec!["10.0.0.1", "*", "10.0.0.2"]);
     // null deletes one name.
-    state
-        .apply_frame(br#"{"PacketFilters":{"zz":null}}"#, now())
-        .unwrap();
+    state.apply_frame(br#"{"PacketFilters":{"zz":null}}"#, now()).unwrap();
     assert_eq!(filter_srcs(&state), vec!["10.0.0.1", "*"]);
     // null PacketFilter = unchanged.
-    let changed = state
-        .apply_frame(br#"{"PacketFilter":null,"Domain":"d"}"#, now())
-        .unwrap();
+    let changed = state.apply_frame(br#"{"PacketFilter":null,"Domain":"d"}"#, now()).unwrap();
     assert!(!changed.packet_filter);
     assert_eq!(filter_srcs(&state), vec!["10.0.0.1", "*"]);
     // "*": null clears all, including the base set in the same message, before others apply.
@@ -329,9 +281,7 @@ fn named_packet_filters() {
     // An empty PacketFilter is deny-all for "base" only.
     state.apply_frame(br#"{"PacketFilter":[]}"#, now()).unwrap();
     assert_eq!(filter_srcs(&state), vec!["10.9.9.9"]);
-    state
-        .apply_frame(br#"{"PacketFilters":{"*":null}}"#, now())
-        .unwrap();
+    state.apply_frame(br#"{"PacketFilters":{"*":null}}"#, now()).unwrap();
     assert_eq!(netmap_of(&state).packet_filter, Some(vec![]));
 }
 
@@ -339,12 +289,7 @@ fn named_packet_filters() {
 fn derp_map_updates_are_incremental() {
     let mut state = started();
     // Null Regions and HomeParams keep the old ones; omitDefaultRegions is taken.
-    state
-        .apply_frame(
-            br#"{"DERPMap":{"Regions":null,"omitDefaultRegions":true}}"#,
-            now(),
-        )
-        .unwrap();
+    state.apply_frame(br#"{"DERPMap":{"Regions":null,"omitDefaultRegions":true}}"#, now()).unwrap();
     let derp = netmap_of(&state).derp_map.unwrap();
     assert_eq!(derp.regions.len(), 2);
     assert_eq!(derp.region_score.len(), 1);
@@ -360,10 +305,7 @@ fn derp_map_updates_are_incremental() {
     assert_eq!(derp.regions.keys().copied().collect::<Vec<_>>(), vec![2]);
     assert_eq!(derp.region_score.get(&1), Some(&1.0));
     state
-        .apply_frame(
-            br#"{"DERPMap":{"HomeParams":{"RegionScore":{}},"Regions":{}}}"#,
-            now(),
-        )
+        .apply_frame(br#"{"DERPMap":{"HomeParams":{"RegionScore":{}},"Regions":{}}}"#, now())
         .unwrap();
     let derp = netmap_of(&state).derp_map.unwrap();
     assert!(derp.regions.is_empty() && derp.region_score.is_empty());
@@ -394,10 +336,7 @@ fn dns_domain_profiles_and_self() {
     assert!(changed.domain && changed.dns && changed.self_node);
     let netmap = netmap_of(&state);
     assert_eq!(netmap.self_node.name, "me");
-    assert_eq!(
-        netmap.self_node.addresses,
-        vec!["100.64.9.9/32".parse().unwrap()]
-    );
+    assert_eq!(netmap.self_node.addresses, vec!["100.64.9.9/32".parse().unwrap()]);
     assert!(!netmap.self_node.machine_authorized);
     assert!(netmap.self_node.key_expiry.is_some());
     assert!(!netmap.dns.unwrap().proxied);
@@ -409,10 +348,8 @@ fn key_expiry_uses_control_time() {
     // Peer 2's key expires 2027-01-01. The local clock says 2026-08-01, but control's says
     // 2027-02-01: trust control.
     let control = UNIX_EPOCH + Duration::from_secs(1_801_440_000 + 31 * 86_400);
-    let body = format!(
-        r#"{{"ControlTime":"{}"}}"#,
-        crate::control::tailcfg::go_time::format(control)
-    );
+    let body =
+        format!(r#"{{"ControlTime":"{}"}}"#, crate::control::tailcfg::go_time::format(control));
     let changed = state.apply_frame(body.as_bytes(), now()).unwrap();
     assert!(changed.clock_skew);
     let netmap = netmap_of(&state);
@@ -426,12 +363,7 @@ fn key_expiry_uses_control_time() {
         r#"{{"KeepAlive":true,"ControlTime":"{}"}}"#,
         crate::control::tailcfg::go_time::format(now() + Duration::from_secs(30))
     );
-    assert!(
-        state
-            .apply_frame(body.as_bytes(), now())
-            .unwrap()
-            .clock_skew
-    );
+    assert!(state.apply_frame(body.as_bytes(), now()).unwrap().clock_skew);
     assert!(!peer_by_id(&netmap_of(&state), 2).unwrap().key_expired);
     let expiry = crate::control::tailcfg::go_time::parse("2027-01-01T00:00:00Z").unwrap();
     assert_eq!(state.next_key_expiry(now()), Some(expiry));
@@ -447,10 +379,7 @@ fn server_expired_and_unreachable_peers_get_no_routes() {
         peer_json(5, r#"{"Expired":true}"#),
         peer_json(
             6,
-            &format!(
-                r#"{{"DiscoKey":"{}","DERP":"","HomeDERP":0}}"#,
-                key(0, "discokey:")
-            )
+            &format!(r#"{{"DiscoKey":"{}","DERP":"","HomeDERP":0}}"#, key(0, "discokey:"))
         ),
     );
     state.apply_frame(body.as_bytes(), now()).unwrap();
@@ -470,19 +399,8 @@ fn peers_without_keys_or_with_duplicate_keys_are_dropped() {
     );
     state.apply_frame(body.as_bytes(), now()).unwrap();
     let netmap = netmap_of(&state);
-    assert_eq!(
-        netmap
-            .peers
-            .iter()
-            .map(|p| p.node_id)
-            .collect::<Vec<_>>()
-            .len(),
-        2
-    );
-    assert_eq!(
-        peer_by_id(&netmap, 2).unwrap().public_key,
-        PublicKey([2; 32])
-    );
+    assert_eq!(netmap.peers.iter().map(|p| p.node_id).collect::<Vec<_>>().len(), 2);
+    assert_eq!(peer_by_id(&netmap, 2).unwrap().public_key, PublicKey([2; 32]));
     assert!(peer_by_id(&netmap, 7).is_none() && peer_by_id(&netmap, 8).is_none());
 }
 

@@ -17,10 +17,7 @@ pub(super) struct CipherState {
 
 impl CipherState {
     pub fn new(key: &[u8; 32]) -> CipherState {
-        CipherState {
-            aead: ChaCha20Poly1305::new(key.into()),
-            next_nonce: 0,
-        }
+        CipherState { aead: ChaCha20Poly1305::new(key.into()), next_nonce: 0 }
     }
 
     /// Encrypts `buffer` in place (no associated data) and returns the tag to append.
@@ -92,10 +89,7 @@ mod tests {
         let mut cipher = CipherState::new(&[5u8; 32]);
         cipher.skip_to_nonce(u64::MAX - 1);
         assert!(cipher.seal_in_place(&mut [1, 2, 3]).is_ok());
-        assert_eq!(
-            cipher.seal_in_place(&mut [1, 2, 3]),
-            Err(NoiseError::NonceExhausted)
-        );
+        assert_eq!(cipher.seal_in_place(&mut [1, 2, 3]), Err(NoiseError::NonceExhausted));
         assert_eq!(
             cipher.open_in_place(&mut [1, 2, 3], &[0; TAG_LEN]),
             Err(NoiseError::NonceExhausted)

@@ -47,10 +47,7 @@ fn start_go_server(test: &str) -> Result<GoServer, String> {
         .output()
         .map_err(|e| format!("`go` is not available ({e})"))?;
     if !build.status.success() {
-        return Err(format!(
-            "go build failed:\n{}",
-            String::from_utf8_lossy(&build.stderr)
-        ));
+        return Err(format!("go build failed:\n{}", String::from_utf8_lossy(&build.stderr)));
     }
     let mut child = Command::new(&binary)
         .stdin(Stdio::piped())
@@ -60,9 +57,7 @@ fn start_go_server(test: &str) -> Result<GoServer, String> {
     let _ = std::fs::remove_file(&binary);
     let mut ready = String::new();
     let stdout = child.stdout.take().ok_or("no stdout")?;
-    BufReader::new(stdout)
-        .read_line(&mut ready)
-        .map_err(|e| e.to_string())?;
+    BufReader::new(stdout).read_line(&mut ready).map_err(|e| e.to_string())?;
     let ready: serde_json::Value =
         serde_json::from_str(&ready).map_err(|e| format!("{e}: {ready:?}"))?;
     Ok(GoServer {
@@ -112,9 +107,7 @@ fn start_handshake(server_key: &PublicKey) -> (ClientHandshake, Vec<u8>) {
 /// Sends the upgrade request; returns the stream and the bytes that followed the 101 head.
 fn upgrade(addr: &str, initiation: &[u8]) -> (TcpStream, Vec<u8>) {
     let mut stream = connect(addr);
-    stream
-        .write_all(&upgrade_request(addr, initiation).unwrap())
-        .unwrap();
+    stream.write_all(&upgrade_request(addr, initiation).unwrap()).unwrap();
     let mut upgrade = UpgradeResponseReader::new();
     let after_head = read_until(&mut stream, |bytes| upgrade.feed(bytes).unwrap());
     (stream, after_head)

@@ -49,16 +49,9 @@ impl ClientHandshake {
         state.encrypt_and_hash(es, &machine_public, &mut initiation);
         let ss = state.mix_dh(&machine_key, &control_public.0)?;
         state.encrypt_and_hash(ss, &[], &mut initiation);
-        debug_assert_eq!(
-            initiation.len(),
-            INITIATION_HEADER_LEN + INITIATION_PAYLOAD_LEN
-        );
+        debug_assert_eq!(initiation.len(), INITIATION_HEADER_LEN + INITIATION_PAYLOAD_LEN);
 
-        let handshake = ClientHandshake {
-            state,
-            machine_key,
-            ephemeral,
-        };
+        let handshake = ClientHandshake { state, machine_key, ephemeral };
         Ok((handshake, initiation))
     }
 
@@ -161,10 +154,7 @@ mod tests {
             accepted.response[index] ^= 0x40;
             let result = client.handle_response(&accepted.response);
             assert!(
-                matches!(
-                    result,
-                    Err(NoiseError::HandshakeAuthFailed | NoiseError::WeakPublicKey)
-                ),
+                matches!(result, Err(NoiseError::HandshakeAuthFailed | NoiseError::WeakPublicKey)),
                 "byte {index}"
             );
         }
@@ -180,31 +170,13 @@ mod tests {
             edit(&mut reply);
             client.handle_response(&reply).err()
         };
-        assert_eq!(
-            reply_with(&|r| r[0] = 4),
-            Some(NoiseError::UnexpectedMessageType(4))
-        );
-        assert_eq!(
-            reply_with(&|r| r[2] = 47),
-            Some(NoiseError::WrongResponseLength(47))
-        );
-        assert_eq!(
-            reply_with(&|r| r.truncate(50)),
-            Some(NoiseError::ResponseSizeMismatch(50))
-        );
-        assert_eq!(
-            reply_with(&|r| r.push(0)),
-            Some(NoiseError::ResponseSizeMismatch(52))
-        );
-        assert_eq!(
-            reply_with(&|r| r.clear()),
-            Some(NoiseError::ResponseSizeMismatch(0))
-        );
+        assert_eq!(reply_with(&|r| r[0] = 4), Some(NoiseError::UnexpectedMessageType(4)));
+        assert_eq!(reply_with(&|r| r[2] = 47), Some(NoiseError::WrongResponseLength(47)));
+        assert_eq!(reply_with(&|r| r.truncate(50)), Some(NoiseError::ResponseSizeMismatch(50)));
+        assert_eq!(reply_with(&|r| r.push(0)), Some(NoiseError::ResponseSizeMismatch(52)));
+        assert_eq!(reply_with(&|r| r.clear()), Some(NoiseError::ResponseSizeMismatch(0)));
         let refusal = |r: &mut Vec<u8>| *r = [&[3, 0, 4][..], b"nope"].concat();
-        assert_eq!(
-            reply_with(&refusal),
-            Some(NoiseError::ServerRefused("nope".into()))
-        );
+        assert_eq!(reply_with(&refusal), Some(NoiseError::ServerRefused("nope".into())));
     }
 
     #[test]

@@ -88,9 +88,9 @@ pub(super) fn parse_reply(bytes: &[u8]) -> Result<ReplyProgress<'_>, NoiseError>
             None => Ok(ReplyProgress::Incomplete),
         },
         MSG_TYPE_ERROR => match bytes.get(HEADER_LEN..header.total_len()) {
-            Some(text) => Err(NoiseError::ServerRefused(
-                String::from_utf8_lossy(text).into_owned(),
-            )),
+            Some(text) => {
+                Err(NoiseError::ServerRefused(String::from_utf8_lossy(text).into_owned()))
+            }
             None => Ok(ReplyProgress::Incomplete),
         },
         other => Err(NoiseError::UnexpectedMessageType(other)),

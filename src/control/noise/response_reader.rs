@@ -49,10 +49,7 @@ mod tests {
     fn server_stream() -> (super::super::ClientHandshake, Vec<u8>) {
         let (client, mut accepted) = handshake_and_reply();
         let mut stream = accepted.response.clone();
-        accepted
-            .transport
-            .seal(b"early payload", &mut stream)
-            .unwrap();
+        accepted.transport.seal(b"early payload", &mut stream).unwrap();
         (client, stream)
     }
 
@@ -63,10 +60,7 @@ mod tests {
         for byte in &stream[..RESPONSE_LEN - 1] {
             assert_eq!(reader.feed(std::slice::from_ref(byte)), Ok(None));
         }
-        let complete = reader
-            .feed(&stream[RESPONSE_LEN - 1..RESPONSE_LEN])
-            .unwrap()
-            .unwrap();
+        let complete = reader.feed(&stream[RESPONSE_LEN - 1..RESPONSE_LEN]).unwrap().unwrap();
         assert!(complete.trailing.is_empty());
         assert!(client.handle_response(&complete.message).is_ok());
     }
@@ -88,18 +82,13 @@ mod tests {
         assert_eq!(reader.feed(b"wrong handshake"), Ok(None));
         assert_eq!(
             reader.feed(b" initiation size"),
-            Err(NoiseError::ServerRefused(
-                "wrong handshake initiation size".into()
-            ))
+            Err(NoiseError::ServerRefused("wrong handshake initiation size".into()))
         );
     }
 
     #[test]
     fn wrong_type_and_length_are_refused_from_the_header() {
-        assert_eq!(
-            ResponseReader::new().feed(&[4]),
-            Err(NoiseError::UnexpectedMessageType(4))
-        );
+        assert_eq!(ResponseReader::new().feed(&[4]), Err(NoiseError::UnexpectedMessageType(4)));
         assert_eq!(
             ResponseReader::new().feed(&[2, 0, 49]),
             Err(NoiseError::WrongResponseLength(49))

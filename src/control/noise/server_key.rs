@@ -72,9 +72,7 @@ fn is_bare_hex_key(body: &[u8]) -> bool {
 /// `mkey:` followed by 64 hex digits of either case.
 fn parse_machine_key(text: &str) -> Result<PublicKey, ServerKeyError> {
     let malformed = || ServerKeyError::Malformed(format!("not an mkey: {text:?}"));
-    let hex = text
-        .strip_prefix(MACHINE_KEY_PREFIX)
-        .ok_or_else(malformed)?;
+    let hex = text.strip_prefix(MACHINE_KEY_PREFIX).ok_or_else(malformed)?;
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(malformed());
     }
@@ -115,18 +113,9 @@ mod tests {
     #[test]
     fn servers_without_a_noise_key_are_too_old() {
         let too_old = Err(ServerKeyError::ServerTooOld);
-        assert_eq!(
-            parse_server_key_response(body(&format!("mkey:{ZERO}")).as_bytes()),
-            too_old
-        );
-        assert_eq!(
-            parse_server_key_response(br#"{"legacyPublicKey":"mkey:00"}"#),
-            too_old
-        );
-        assert_eq!(
-            parse_server_key_response(format!("{HEX}\n").as_bytes()),
-            too_old
-        );
+        assert_eq!(parse_server_key_response(body(&format!("mkey:{ZERO}")).as_bytes()), too_old);
+        assert_eq!(parse_server_key_response(br#"{"legacyPublicKey":"mkey:00"}"#), too_old);
+        assert_eq!(parse_server_key_response(format!("{HEX}\n").as_bytes()), too_old);
     }
 
     #[test]
@@ -145,10 +134,7 @@ mod tests {
                 "{bad}"
             );
         }
-        assert!(matches!(
-            parse_server_key_response(b"<html>"),
-            Err(ServerKeyError::Malformed(_))
-        ));
+        assert!(matches!(parse_server_key_response(b"<html>"), Err(ServerKeyError::Malformed(_))));
         assert!(matches!(
             parse_server_key_response(br#"{"publicKey":7}"#),
             Err(ServerKeyError::Malformed(_))

@@ -40,10 +40,7 @@ impl SymmetricState {
     /// The state after `Initialize` and the prologue.
     pub fn new(protocol_version: u16) -> SymmetricState {
         let name_hash: [u8; 32] = Blake2s256::digest(PROTOCOL_NAME).into();
-        let mut state = SymmetricState {
-            hash: name_hash,
-            chaining_key: name_hash,
-        };
+        let mut state = SymmetricState { hash: name_hash, chaining_key: name_hash };
         state.mix_hash(&prologue(protocol_version));
         state
     }
@@ -90,9 +87,8 @@ impl SymmetricState {
         key: HandshakeKey,
         ciphertext: &[u8],
     ) -> Result<Vec<u8>, NoiseError> {
-        let (body, tag) = ciphertext
-            .split_last_chunk::<TAG_LEN>()
-            .ok_or(NoiseError::HandshakeAuthFailed)?;
+        let (body, tag) =
+            ciphertext.split_last_chunk::<TAG_LEN>().ok_or(NoiseError::HandshakeAuthFailed)?;
         let mut plaintext = body.to_vec();
         key.aead()
             .decrypt_in_place_detached(
@@ -109,9 +105,6 @@ impl SymmetricState {
     /// Split: the initiator's sending cipher first, the responder's sending cipher second.
     pub fn split(self) -> (CipherState, CipherState) {
         let (initiator_to_responder, responder_to_initiator) = hkdf2(&self.chaining_key, &[]);
-        (
-            CipherState::new(&initiator_to_responder),
-            CipherState::new(&responder_to_initiator),
-        )
+        (CipherState::new(&initiator_to_responder), CipherState::new(&responder_to_initiator))
     }
 }

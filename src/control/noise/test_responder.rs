@@ -76,13 +76,9 @@ pub(super) fn server_key() -> PrivateKey {
 
 /// A client handshake in flight and the server's reply to it.
 pub(super) fn handshake_and_reply() -> (ClientHandshake, Accepted) {
-    let (client, initiation) = ClientHandshake::new(
-        &machine_key(),
-        &server_key().public_key(),
-        PROTOCOL_VERSION,
-        [1; 32],
-    )
-    .unwrap();
+    let (client, initiation) =
+        ClientHandshake::new(&machine_key(), &server_key().public_key(), PROTOCOL_VERSION, [1; 32])
+            .unwrap();
     let accepted = accept(&server_key(), &initiation, [2; 32]).unwrap();
     (client, accepted)
 }

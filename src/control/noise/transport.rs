@@ -23,11 +23,7 @@ pub struct Transport {
 
 impl Transport {
     pub(super) fn new(sending: CipherState, receiving: CipherState) -> Transport {
-        Transport {
-            sending: Some(sending),
-            receiving: Some(receiving),
-            partial_record: Vec::new(),
-        }
+        Transport { sending: Some(sending), receiving: Some(receiving), partial_record: Vec::new() }
     }
 
     /// Appends `plaintext` to `out` as records of at most [`MAX_PLAINTEXT_LEN`] bytes each.
@@ -178,16 +174,10 @@ mod tests {
     fn round_trip_after_a_real_handshake_both_ways() {
         let (mut client, mut server) = connected_pair();
         let request = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-        assert_eq!(
-            opened(&mut server, &sealed(&mut client, request)).unwrap(),
-            request
-        );
+        assert_eq!(opened(&mut server, &sealed(&mut client, request)).unwrap(), request);
         for round in 0..3u8 {
             let answer = vec![round; 100];
-            assert_eq!(
-                opened(&mut client, &sealed(&mut server, &answer)).unwrap(),
-                answer
-            );
+            assert_eq!(opened(&mut client, &sealed(&mut server, &answer)).unwrap(), answer);
         }
     }
 
@@ -196,10 +186,7 @@ mod tests {
         let (mut client, mut server) = keyed_pair();
         let plaintext: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
         let wire = sealed(&mut client, &plaintext);
-        assert_eq!(
-            record_lengths(&wire),
-            [4096, 4096, 10_000 - 2 * MAX_PLAINTEXT_LEN + 19]
-        );
+        assert_eq!(record_lengths(&wire), [4096, 4096, 10_000 - 2 * MAX_PLAINTEXT_LEN + 19]);
         assert_eq!(opened(&mut server, &wire).unwrap(), plaintext);
     }
 
@@ -222,9 +209,7 @@ mod tests {
         wire.extend(sealed(&mut client, b"tail"));
         let mut received = Vec::new();
         for byte in &wire {
-            server
-                .open(std::slice::from_ref(byte), &mut received)
-                .unwrap();
+            server.open(std::slice::from_ref(byte), &mut received).unwrap();
         }
         assert_eq!(received, [&plaintext[..], b"tail"].concat());
         assert!(server.partial_record.is_empty());
@@ -235,10 +220,7 @@ mod tests {
         let (mut client, mut server) = keyed_pair();
         let wire = sealed(&mut client, b"hello");
         assert_eq!(opened(&mut server, &wire[..wire.len() - 1]).unwrap(), b"");
-        assert_eq!(
-            opened(&mut server, &wire[wire.len() - 1..]).unwrap(),
-            b"hello"
-        );
+        assert_eq!(opened(&mut server, &wire[wire.len() - 1..]).unwrap(), b"hello");
     }
 
     #[test]
@@ -248,10 +230,7 @@ mod tests {
         assert_eq!(opened(&mut server, &largest).unwrap(), b"");
         let (_, mut server) = keyed_pair();
         let too_large = FrameHeader::encode(MSG_TYPE_RECORD, MAX_CIPHERTEXT_LEN + 1);
-        assert_eq!(
-            opened(&mut server, &too_large),
-            Err(NoiseError::RecordTooLarge(4097))
-        );
+        assert_eq!(opened(&mut server, &too_large), Err(NoiseError::RecordTooLarge(4097)));
         assert_eq!(opened(&mut server, b""), Err(NoiseError::Closed));
     }
 
@@ -259,10 +238,7 @@ mod tests {
     fn record_shorter_than_a_tag_is_refused() {
         let (_, mut server) = keyed_pair();
         let header = FrameHeader::encode(MSG_TYPE_RECORD, TAG_LEN - 1);
-        assert_eq!(
-            opened(&mut server, &header),
-            Err(NoiseError::RecordTooShort(15))
-        );
+        assert_eq!(opened(&mut server, &header), Err(NoiseError::RecordTooShort(15)));
     }
 
     #[test]
@@ -270,14 +246,8 @@ mod tests {
         let (mut client, mut server) = keyed_pair();
         let mut wire = sealed(&mut client, b"hello");
         wire[0] = 2;
-        assert_eq!(
-            opened(&mut server, &wire),
-            Err(NoiseError::UnexpectedMessageType(2))
-        );
-        assert_eq!(
-            opened(&mut server, &sealed(&mut client, b"x")),
-            Err(NoiseError::Closed)
-        );
+        assert_eq!(opened(&mut server, &wire), Err(NoiseError::UnexpectedMessageType(2)));
+        assert_eq!(opened(&mut server, &sealed(&mut client, b"x")), Err(NoiseError::Closed));
     }
 
     #[test]
@@ -286,15 +256,9 @@ mod tests {
         let mut wire = sealed(&mut client, b"hello");
         wire[5] ^= 1;
         let mut plaintext = b"kept".to_vec();
-        assert_eq!(
-            server.open(&wire, &mut plaintext),
-            Err(NoiseError::RecordAuthFailed)
-        );
+        assert_eq!(server.open(&wire, &mut plaintext), Err(NoiseError::RecordAuthFailed));
         assert_eq!(plaintext, b"kept");
-        assert_eq!(
-            opened(&mut server, &sealed(&mut client, b"x")),
-            Err(NoiseError::Closed)
-        );
+        assert_eq!(opened(&mut server, &sealed(&mut client, b"x")), Err(NoiseError::Closed));
     }
 
     #[test]
@@ -302,10 +266,7 @@ mod tests {
         let (mut client, mut server) = keyed_pair();
         let _undelivered_first = sealed(&mut client, b"first");
         let second = sealed(&mut client, b"second");
-        assert_eq!(
-            opened(&mut server, &second),
-            Err(NoiseError::RecordAuthFailed)
-        );
+        assert_eq!(opened(&mut server, &second), Err(NoiseError::RecordAuthFailed));
     }
 
     #[test]
@@ -316,10 +277,7 @@ mod tests {
         let last = sealed(&mut client, b"last");
         assert_eq!(opened(&mut server, &last).unwrap(), b"last");
         let mut wire = b"untouched".to_vec();
-        assert_eq!(
-            client.seal(b"one more", &mut wire),
-            Err(NoiseError::NonceExhausted)
-        );
+        assert_eq!(client.seal(b"one more", &mut wire), Err(NoiseError::NonceExhausted));
         assert_eq!(wire, b"untouched");
         assert_eq!(client.seal(b"again", &mut wire), Err(NoiseError::Closed));
         assert_eq!(opened(&mut server, &last), Err(NoiseError::NonceExhausted));

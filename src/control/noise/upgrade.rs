@@ -31,10 +31,9 @@ impl fmt::Display for UpgradeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             UpgradeError::InvalidHost => f.write_str("control host is not a valid HTTP Host value"),
-            UpgradeError::HeadTooLarge => write!(
-                f,
-                "upgrade response head exceeds {MAX_RESPONSE_HEAD_LEN} bytes"
-            ),
+            UpgradeError::HeadTooLarge => {
+                write!(f, "upgrade response head exceeds {MAX_RESPONSE_HEAD_LEN} bytes")
+            }
             UpgradeError::MalformedStatusLine => {
                 f.write_str("upgrade response has no HTTP/1.x status line")
             }
@@ -133,19 +132,13 @@ fn check_head(head: &[u8]) -> Result<(), UpgradeError> {
 
 /// `HTTP/1.1 101 Switching Protocols` → (101, "Switching Protocols").
 fn parse_status_line(line: &str) -> Result<(u16, &str), UpgradeError> {
-    let rest = line
-        .strip_prefix("HTTP/1.")
-        .ok_or(UpgradeError::MalformedStatusLine)?;
-    let (_minor, rest) = rest
-        .split_once(' ')
-        .ok_or(UpgradeError::MalformedStatusLine)?;
+    let rest = line.strip_prefix("HTTP/1.").ok_or(UpgradeError::MalformedStatusLine)?;
+    let (_minor, rest) = rest.split_once(' ').ok_or(UpgradeError::MalformedStatusLine)?;
     let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
     if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(UpgradeError::MalformedStatusLine);
     }
-    let code = code
-        .parse()
-        .map_err(|_| UpgradeError::MalformedStatusLine)?;
+    let code = code.parse().map_err(|_| UpgradeError::MalformedStatusLine)?;
     Ok((code, reason.trim()))
 }
 
@@ -177,21 +170,14 @@ mod tests {
     #[test]
     fn hosts_that_would_inject_headers_are_refused() {
         for host in ["", "a b", "evil\r\nX-Injected: 1", "tab\there"] {
-            assert_eq!(
-                upgrade_request(host, &[]),
-                Err(UpgradeError::InvalidHost),
-                "{host:?}"
-            );
+            assert_eq!(upgrade_request(host, &[]), Err(UpgradeError::InvalidHost), "{host:?}");
         }
     }
 
     #[test]
     fn switched_response_returns_the_bytes_after_the_head() {
         let stream = [SWITCHED, &[2, 0, 48, 9, 9]].concat();
-        assert_eq!(
-            UpgradeResponseReader::new().feed(&stream),
-            Ok(Some(vec![2, 0, 48, 9, 9]))
-        );
+        assert_eq!(UpgradeResponseReader::new().feed(&stream), Ok(Some(vec![2, 0, 48, 9, 9])));
     }
 
     #[test]
@@ -201,20 +187,14 @@ mod tests {
         for byte in &stream[..SWITCHED.len() - 1] {
             assert_eq!(reader.feed(std::slice::from_ref(byte)), Ok(None));
         }
-        assert_eq!(
-            reader.feed(&stream[SWITCHED.len() - 1..]),
-            Ok(Some(b"noise".to_vec()))
-        );
+        assert_eq!(reader.feed(&stream[SWITCHED.len() - 1..]), Ok(Some(b"noise".to_vec())));
     }
 
     #[test]
     fn header_names_are_case_insensitive_and_bare_newlines_accepted() {
         let head =
             b"HTTP/1.1 101 Switching Protocols\nupgrade:   tailscale-control-protocol  \n\nX";
-        assert_eq!(
-            UpgradeResponseReader::new().feed(head),
-            Ok(Some(b"X".to_vec()))
-        );
+        assert_eq!(UpgradeResponseReader::new().feed(head), Ok(Some(b"X".to_vec())));
     }
 
     #[test]
@@ -232,14 +212,8 @@ mod tests {
             feed(b"HTTP/1.1 101 Switching Protocols\r\n\r\n"),
             Err(UpgradeError::WrongProtocol(String::new()))
         );
-        assert_eq!(
-            feed(b"SSH-2.0-OpenSSH\r\n\r\n"),
-            Err(UpgradeError::MalformedStatusLine)
-        );
-        assert_eq!(
-            feed(b"HTTP/1.1 1O1 Nope\r\n\r\n"),
-            Err(UpgradeError::MalformedStatusLine)
-        );
+        assert_eq!(feed(b"SSH-2.0-OpenSSH\r\n\r\n"), Err(UpgradeError::MalformedStatusLine));
+        assert_eq!(feed(b"HTTP/1.1 1O1 Nope\r\n\r\n"), Err(UpgradeError::MalformedStatusLine));
     }
 
     #[test]

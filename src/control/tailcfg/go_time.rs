@@ -86,9 +86,7 @@ pub fn format(time: SystemTime) -> String {
 }
 
 fn digits(b: &[u8]) -> Option<u32> {
-    b.iter().try_fold(0u32, |acc, &c| {
-        c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-    })
+    b.iter().try_fold(0u32, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
 }
 
 /// Splits `.123456789Z` into nanoseconds and the zone part; the fraction is optional.
@@ -155,11 +153,8 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_from_march = (5 * day_of_year + 2) / 153;
     let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    } as u32;
+    let month =
+        if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 } as u32;
     (year_of_era + era * 400 + i64::from(month <= 2), month, day)
 }
 
@@ -172,9 +167,7 @@ fn from_unix(seconds: i64, nanos: u32) -> SystemTime {
     };
     // Years 0000–9999 always fit a Unix SystemTime; fall back to the epoch rather than panic.
     let whole = whole.unwrap_or(UNIX_EPOCH);
-    whole
-        .checked_add(Duration::from_nanos(u64::from(nanos)))
-        .unwrap_or(whole)
+    whole.checked_add(Duration::from_nanos(u64::from(nanos))).unwrap_or(whole)
 }
 
 /// Whole seconds (floored) and nanoseconds since the Unix epoch.
@@ -202,10 +195,7 @@ mod tests {
         assert_eq!(parse("1970-01-01T00:00:00Z"), Ok(UNIX_EPOCH));
         assert_eq!(parse("0001-01-01T00:00:00Z"), Ok(go_zero_time()));
         let t = parse("2026-08-01T10:00:00.123Z").unwrap();
-        assert_eq!(
-            t.duration_since(UNIX_EPOCH).unwrap(),
-            Duration::from_millis(1_785_578_400_123)
-        );
+        assert_eq!(t.duration_since(UNIX_EPOCH).unwrap(), Duration::from_millis(1_785_578_400_123));
         assert_eq!(parse("2026-08-01T12:00:00.123+02:00"), Ok(t));
         assert_eq!(parse("2026-08-01T09:30:00.123-00:30"), Ok(t));
         let leap = parse("2000-02-29T00:00:00Z").unwrap();
@@ -215,10 +205,7 @@ mod tests {
     #[test]
     fn formats_like_rfc3339nano() {
         assert_eq!(format(go_zero_time()), "0001-01-01T00:00:00Z");
-        assert_eq!(
-            format(UNIX_EPOCH + Duration::from_secs(123)),
-            "1970-01-01T00:02:03Z"
-        );
+        assert_eq!(format(UNIX_EPOCH + Duration::from_secs(123)), "1970-01-01T00:02:03Z");
         let t = UNIX_EPOCH + Duration::from_nanos(1_785_578_400_120_000_000);
         assert_eq!(format(t), "2026-08-01T10:00:00.12Z");
         let before = UNIX_EPOCH - Duration::from_millis(1500);

@@ -146,10 +146,7 @@ pub struct Service {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NetInfo {
-    #[serde(
-        rename = "MappingVariesByDestIP",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "MappingVariesByDestIP", skip_serializing_if = "Option::is_none")]
     pub mapping_varies_by_dest_ip: Option<bool>,
     #[serde(rename = "WorkingIPv6", skip_serializing_if = "Option::is_none")]
     pub working_ipv6: Option<bool>,

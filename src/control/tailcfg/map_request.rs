@@ -77,20 +77,15 @@ mod tests {
     use crate::keys::PublicKey;
 
     fn keys() -> (NodeKey, DiscoKey) {
-        (
-            NodeKey::new(PublicKey([1; 32])),
-            DiscoKey::new(PublicKey([2; 32])),
-        )
+        (NodeKey::new(PublicKey([1; 32])), DiscoKey::new(PublicKey([2; 32])))
     }
 
     #[test]
     fn long_poll_streams_with_keep_alives() {
         let (node, disco) = keys();
         let mut request = MapRequest::long_poll(node, disco, Hostinfo::for_this_host("h"));
-        request.endpoints = vec![
-            "192.0.2.1:41641".parse().unwrap(),
-            "[2001:db8::1]:41641".parse().unwrap(),
-        ];
+        request.endpoints =
+            vec!["192.0.2.1:41641".parse().unwrap(), "[2001:db8::1]:41641".parse().unwrap()];
         request.endpoint_types = vec![1, 2];
         let json: serde_json::Value = serde_json::from_slice(&request.to_json()).unwrap();
         assert_eq!(json["Stream"], true);

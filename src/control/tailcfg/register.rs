@@ -20,11 +20,7 @@ pub struct RegisterRequest {
     #[serde(rename = "Auth", skip_serializing_if = "Option::is_none")]
     pub auth: Option<RegisterAuth>,
     /// Requested key expiry; a past time on the current key logs out. `None`: no request.
-    #[serde(
-        rename = "Expiry",
-        with = "go_time",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "Expiry", with = "go_time", skip_serializing_if = "Option::is_none")]
     pub expiry: Option<SystemTime>,
     /// The AuthURL of an interactive login in progress; the server holds the request until
     /// the user finishes.
@@ -134,9 +130,7 @@ mod tests {
             NodeKey::new(PublicKey([0xab; 32])),
             Hostinfo::for_this_host("box1"),
         );
-        request.auth = Some(RegisterAuth {
-            auth_key: "tskey-auth-k1".into(),
-        });
+        request.auth = Some(RegisterAuth { auth_key: "tskey-auth-k1".into() });
         let json: serde_json::Value = serde_json::from_slice(&request.to_json()).unwrap();
         assert_eq!(json["Version"], 138);
         assert_eq!(json["NodeKey"], format!("nodekey:{}", "ab".repeat(32)));

@@ -52,10 +52,7 @@ pub type NlKey = WireKey<NlKind>;
 
 impl<K> WireKey<K> {
     pub fn new(key: PublicKey) -> WireKey<K> {
-        WireKey {
-            key,
-            kind: PhantomData,
-        }
+        WireKey { key, kind: PhantomData }
     }
 
     /// The key, or `None` for the all-zero key Tailscale sends to mean "none".

@@ -11,10 +11,8 @@ use super::RouterError;
 pub fn run(tool: &mut dyn IpTool, ops: &[IpOp]) -> Result<(), RouterError> {
     let mut failures = Vec::new();
     for family in [Family::V4, Family::V6] {
-        let batch: Vec<&IpOp> = ops
-            .iter()
-            .filter(|op| op.family().unwrap_or(Family::V4) == family)
-            .collect();
+        let batch: Vec<&IpOp> =
+            ops.iter().filter(|op| op.family().unwrap_or(Family::V4) == family).collect();
         if let Err(failure) = run_family(tool, family, &batch) {
             failures.push(failure);
         }
@@ -33,9 +31,8 @@ fn run_family(tool: &mut dyn IpTool, family: Family, batch: &[&IpOp]) -> Result<
     let args = [family.flag(), "-force", "-batch", "-"];
     let invocation = format!("ip {}", args.join(" "));
     let script: String = batch.iter().map(|op| op.command_line() + "\n").collect();
-    let output = tool
-        .run(&args, &script)
-        .map_err(|err| format!("cannot run `{invocation}`: {err}"))?;
+    let output =
+        tool.run(&args, &script).map_err(|err| format!("cannot run `{invocation}`: {err}"))?;
     if output.success {
         return Ok(());
     }
@@ -99,20 +96,14 @@ mod tests {
         fn run(&mut self, args: &[&str], stdin: &str) -> io::Result<ToolOutput> {
             self.runs.push((args.join(" "), stdin.to_string()));
             if self.answers.is_empty() {
-                return Ok(ToolOutput {
-                    success: true,
-                    stderr: String::new(),
-                });
+                return Ok(ToolOutput { success: true, stderr: String::new() });
             }
             self.answers.remove(0)
         }
     }
 
     fn failed(stderr: &str) -> io::Result<ToolOutput> {
-        Ok(ToolOutput {
-            success: false,
-            stderr: stderr.into(),
-        })
+        Ok(ToolOutput { success: false, stderr: stderr.into() })
     }
 
     fn route(op: &str, prefix: &str) -> IpOp {
@@ -127,10 +118,7 @@ mod tests {
     fn sends_one_batch_per_family_with_link_settings_in_the_ipv4_one() {
         let ops = [
             route("add", "fd7a:115c:a1e0::/48"),
-            IpOp::SetMtu {
-                tun: "t0".into(),
-                mtu: 1280,
-            },
+            IpOp::SetMtu { tun: "t0".into(), mtu: 1280 },
             route("del", "10.0.0.0/8"),
         ];
         let mut ip = FakeIp::default();
@@ -162,10 +150,7 @@ mod tests {
         let ops = [route("add", "10.0.0.0/8"), route("del", "10.2.0.0/16")];
         let stderr = "RTNETLINK answers: File exists\nCommand failed -:1\n\
                       RTNETLINK answers: No such process\nCommand failed -:2\n";
-        let mut ip = FakeIp {
-            answers: vec![failed(stderr)],
-            ..FakeIp::default()
-        };
+        let mut ip = FakeIp { answers: vec![failed(stderr)], ..FakeIp::default() };
         assert!(run(&mut ip, &ops).is_ok());
     }
 
@@ -183,10 +168,7 @@ mod tests {
         };
         let message = run(&mut ip, &ops).unwrap_err().to_string();
         assert_eq!(ip.runs.len(), 2);
-        assert!(
-            message.contains("`ip -4 -force -batch -` failed"),
-            "{message}"
-        );
+        assert!(message.contains("`ip -4 -force -batch -` failed"), "{message}");
         assert!(
             message.contains(
                 "`route add 10.1.0.0/16 dev t0 table 52`: Error: Nexthop device is not up."
@@ -202,13 +184,9 @@ mod tests {
 
     #[test]
     fn reports_a_failure_it_cannot_attribute() {
-        let mut ip = FakeIp {
-            answers: vec![failed("ip: invalid option -- 'b'\n")],
-            ..FakeIp::default()
-        };
-        let message = run(&mut ip, &[route("add", "10.0.0.0/8")])
-            .unwrap_err()
-            .to_string();
+        let mut ip =
+            FakeIp { answers: vec![failed("ip: invalid option -- 'b'\n")], ..FakeIp::default() };
+        let message = run(&mut ip, &[route("add", "10.0.0.0/8")]).unwrap_err().to_string();
         assert!(message.contains("invalid option"), "{message}");
     }
 
@@ -218,28 +196,17 @@ mod tests {
             answers: vec![Err(io::Error::new(io::ErrorKind::NotFound, "No such file"))],
             ..FakeIp::default()
         };
-        let message = run(&mut ip, &[route("add", "10.0.0.0/8")])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            message.contains("cannot run `ip -4 -force -batch -`"),
-            "{message}"
-        );
+        let message = run(&mut ip, &[route("add", "10.0.0.0/8")]).unwrap_err().to_string();
+        assert!(message.contains("cannot run `ip -4 -force -batch -`"), "{message}");
     }
 
     #[test]
     fn survives_garbage_on_stderr() {
         let ops = [route("add", "10.0.0.0/8")];
-        for stderr in [
-            "Command failed -:99\n",
-            "Command failed -:x\n",
-            "Command failed -:0\n",
-            "\n\n",
-        ] {
-            let mut ip = FakeIp {
-                answers: vec![failed(stderr)],
-                ..FakeIp::default()
-            };
+        for stderr in
+            ["Command failed -:99\n", "Command failed -:x\n", "Command failed -:0\n", "\n\n"]
+        {
+            let mut ip = FakeIp { answers: vec![failed(stderr)], ..FakeIp::default() };
             assert!(run(&mut ip, &ops).is_err(), "{stderr:?}");
         }
     }

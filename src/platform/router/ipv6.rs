@@ -13,9 +13,7 @@ pub fn enabled_in_proc(disable_ipv6: Option<&str>) -> bool {
 pub fn detect(tool: &mut dyn super::IpTool) -> bool {
     let proc = std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6").ok();
     enabled_in_proc(proc.as_deref())
-        && tool
-            .run(&["-6", "rule", "show"], "")
-            .is_ok_and(|out| out.success)
+        && tool.run(&["-6", "rule", "show"], "").is_ok_and(|out| out.success)
 }
 
 #[cfg(test)]

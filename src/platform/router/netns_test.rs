@@ -38,14 +38,8 @@ fn router_works_in_a_fresh_network_namespace() {
         .expect("run the inner test");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "inner test failed:\n{stdout}\n{stderr}"
-    );
-    assert!(
-        stdout.contains("1 passed"),
-        "inner test did not run:\n{stdout}\n{stderr}"
-    );
+    assert!(output.status.success(), "inner test failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("1 passed"), "inner test did not run:\n{stdout}\n{stderr}");
 }
 
 fn reason_to_skip() -> Option<String> {
@@ -75,10 +69,7 @@ impl Namespace {
             .output()
             .map_err(|err| err.to_string())?;
         if !out.status.success() {
-            return Err(format!(
-                "ip netns add: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
+            return Err(format!("ip netns add: {}", String::from_utf8_lossy(&out.stderr)));
         }
         Ok(Namespace { name })
     }
@@ -86,9 +77,7 @@ impl Namespace {
 
 impl Drop for Namespace {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
     }
 }
 
@@ -115,18 +104,12 @@ fn inner_router_session() {
     }
     let table = ip(&["-4", "route", "show", "table", "52"]);
     assert!(table.contains(&format!("100.64.0.2 dev {name}")), "{table}");
-    assert!(
-        table.contains(&format!("10.1.0.0/16 dev {name}")),
-        "{table}"
-    );
+    assert!(table.contains(&format!("10.1.0.0/16 dev {name}")), "{table}");
     assert_eq!(count_our_rules("-4"), 4, "{}", ip(&["-4", "rule", "show"]));
     if ipv6 {
         assert!(link.contains("inet6 fd7a:115c:a1e0::1/128"), "{link}");
         let table6 = ip(&["-6", "route", "show", "table", "52"]);
-        assert!(
-            table6.contains(&format!("fd7a:115c:a1e0::/48 dev {name}")),
-            "{table6}"
-        );
+        assert!(table6.contains(&format!("fd7a:115c:a1e0::/48 dev {name}")), "{table6}");
         assert_eq!(count_our_rules("-6"), 4, "{}", ip(&["-6", "rule", "show"]));
     }
     packets_follow_the_rules(&tun);
@@ -134,10 +117,7 @@ fn inner_router_session() {
     config.routes = prefixes(&["100.64.0.2/32", "10.2.0.0/16", "fd7a:115c:a1e0::/48"]);
     router.apply(&config).expect("second apply");
     let table = ip(&["-4", "route", "show", "table", "52"]);
-    assert!(
-        !table.contains("10.1.0.0/16") && table.contains("10.2.0.0/16"),
-        "{table}"
-    );
+    assert!(!table.contains("10.1.0.0/16") && table.contains("10.2.0.0/16"), "{table}");
 
     router.shutdown().expect("shutdown");
     assert_nothing_of_ours_left(ipv6);
@@ -146,9 +126,7 @@ fn inner_router_session() {
     crashed.apply(&config).expect("apply of the crashed run");
     drop(crashed);
     let mut restarted = Router::new().expect("router after the crash");
-    restarted
-        .apply(&config)
-        .expect("apply over leftovers accepts what exists");
+    restarted.apply(&config).expect("apply over leftovers accepts what exists");
     drop(restarted);
     Router::remove_stale(&name).expect("remove leftovers");
     assert_nothing_of_ours_left(ipv6);
@@ -160,19 +138,11 @@ fn inner_router_session() {
 /// must not, and here (no other routes) finds no way out at all.
 fn packets_follow_the_rules(tun: &Tun) {
     let socket = UdpSocket::bind("0.0.0.0:0").expect("udp socket");
-    socket
-        .send_to(b"hello", "100.64.0.2:9")
-        .expect("send to a peer");
-    assert!(
-        wait_for_packet_to(tun, [100, 64, 0, 2]),
-        "no packet arrived on the TUN"
-    );
+    socket.send_to(b"hello", "100.64.0.2:9").expect("send to a peer");
+    assert!(wait_for_packet_to(tun, [100, 64, 0, 2]), "no packet arrived on the TUN");
 
     mark_bypass(socket.as_raw_fd()).expect("SO_MARK");
-    assert!(
-        socket.send_to(b"hello", "100.64.0.2:9").is_err(),
-        "marked packet was routed"
-    );
+    assert!(socket.send_to(b"hello", "100.64.0.2:9").is_err(), "marked packet was routed");
 }
 
 fn wait_for_packet_to(tun: &Tun, destination: [u8; 4]) -> bool {
@@ -194,12 +164,7 @@ fn wait_for_packet_to(tun: &Tun, destination: [u8; 4]) -> bool {
 fn assert_nothing_of_ours_left(ipv6: bool) {
     let families: &[&str] = if ipv6 { &["-4", "-6"] } else { &["-4"] };
     for &family in families {
-        assert_eq!(
-            count_our_rules(family),
-            0,
-            "{}",
-            ip(&[family, "rule", "show"])
-        );
+        assert_eq!(count_our_rules(family), 0, "{}", ip(&[family, "rule", "show"]));
         let table = ip(&[family, "route", "show", "table", "52"]);
         assert!(table.trim().is_empty(), "table 52 still holds:\n{table}");
     }
@@ -214,11 +179,7 @@ fn count_our_rules(family: &str) -> usize {
 
 fn ip(args: &[&str]) -> String {
     let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

@@ -55,26 +55,10 @@ pub enum RuleAction {
 /// The four rules, installed identically for IPv4 and IPv6. The gaps between priorities
 /// leave room for administrators' own rules.
 pub const POLICY_RULES: [PolicyRule; 4] = [
-    PolicyRule {
-        pref: 5210,
-        bypass_only: true,
-        action: RuleAction::Lookup("main"),
-    },
-    PolicyRule {
-        pref: 5230,
-        bypass_only: true,
-        action: RuleAction::Lookup("default"),
-    },
-    PolicyRule {
-        pref: 5250,
-        bypass_only: true,
-        action: RuleAction::Unreachable,
-    },
-    PolicyRule {
-        pref: 5270,
-        bypass_only: false,
-        action: RuleAction::Lookup("52"),
-    },
+    PolicyRule { pref: 5210, bypass_only: true, action: RuleAction::Lookup("main") },
+    PolicyRule { pref: 5230, bypass_only: true, action: RuleAction::Lookup("default") },
+    PolicyRule { pref: 5250, bypass_only: true, action: RuleAction::Unreachable },
+    PolicyRule { pref: 5270, bypass_only: false, action: RuleAction::Lookup("52") },
 ];
 
 impl PolicyRule {
@@ -206,13 +190,7 @@ mod tests {
     fn renders_the_rules_of_the_scheme() {
         let lines: Vec<String> = POLICY_RULES
             .iter()
-            .map(|rule| {
-                IpOp::AddRule {
-                    family: Family::V6,
-                    rule: *rule,
-                }
-                .command_line()
-            })
+            .map(|rule| IpOp::AddRule { family: Family::V6, rule: *rule }.command_line())
             .collect();
         assert_eq!(
             lines,
@@ -223,10 +201,7 @@ mod tests {
                 "rule add pref 5270 table 52",
             ]
         );
-        let delete = IpOp::DeleteRule {
-            family: Family::V4,
-            rule: POLICY_RULES[3],
-        };
+        let delete = IpOp::DeleteRule { family: Family::V4, rule: POLICY_RULES[3] };
         assert_eq!(delete.command_line(), "rule del pref 5270 table 52");
     }
 
@@ -235,46 +210,25 @@ mod tests {
         let tun = "weft0".to_string();
         let cases = [
             (
-                IpOp::AddAddress {
-                    tun: tun.clone(),
-                    address: prefix("100.64.0.1/32"),
-                },
+                IpOp::AddAddress { tun: tun.clone(), address: prefix("100.64.0.1/32") },
                 "address add 100.64.0.1/32 dev weft0",
             ),
             (
-                IpOp::DeleteAddress {
-                    tun: tun.clone(),
-                    address: prefix("fd7a:115c:a1e0::1/128"),
-                },
+                IpOp::DeleteAddress { tun: tun.clone(), address: prefix("fd7a:115c:a1e0::1/128") },
                 "address del fd7a:115c:a1e0::1/128 dev weft0",
             ),
-            (
-                IpOp::SetMtu {
-                    tun: tun.clone(),
-                    mtu: 1280,
-                },
-                "link set dev weft0 mtu 1280",
-            ),
+            (IpOp::SetMtu { tun: tun.clone(), mtu: 1280 }, "link set dev weft0 mtu 1280"),
             (IpOp::SetUp { tun: tun.clone() }, "link set dev weft0 up"),
             (
-                IpOp::AddRoute {
-                    tun: tun.clone(),
-                    route: prefix("0.0.0.0/0"),
-                },
+                IpOp::AddRoute { tun: tun.clone(), route: prefix("0.0.0.0/0") },
                 "route add 0.0.0.0/0 dev weft0 table 52",
             ),
             (
-                IpOp::DeleteRoute {
-                    tun: tun.clone(),
-                    route: prefix("fd7a:115c:a1e0::/48"),
-                },
+                IpOp::DeleteRoute { tun: tun.clone(), route: prefix("fd7a:115c:a1e0::/48") },
                 "route del fd7a:115c:a1e0::/48 dev weft0 table 52",
             ),
             (
-                IpOp::FlushRoutes {
-                    family: Family::V6,
-                    tun: tun.clone(),
-                },
+                IpOp::FlushRoutes { family: Family::V6, tun: tun.clone() },
                 "route flush table 52 dev weft0",
             ),
         ];
@@ -286,15 +240,9 @@ mod tests {
     #[test]
     fn knows_each_commands_family() {
         let tun = "t".to_string();
-        let v6_route = IpOp::AddRoute {
-            tun: tun.clone(),
-            route: prefix("::/0"),
-        };
+        let v6_route = IpOp::AddRoute { tun: tun.clone(), route: prefix("::/0") };
         assert_eq!(v6_route.family(), Some(Family::V6));
-        let v4_address = IpOp::DeleteAddress {
-            tun: tun.clone(),
-            address: prefix("100.64.0.1"),
-        };
+        let v4_address = IpOp::DeleteAddress { tun: tun.clone(), address: prefix("100.64.0.1") };
         assert_eq!(v4_address.family(), Some(Family::V4));
         assert_eq!(IpOp::SetUp { tun }.family(), None);
     }
@@ -302,23 +250,11 @@ mod tests {
     #[test]
     fn accepts_only_complaints_that_mean_done_already() {
         let tun = "t".to_string();
-        let add = IpOp::AddRoute {
-            tun: tun.clone(),
-            route: prefix("10.0.0.0/8"),
-        };
-        let del = IpOp::DeleteRoute {
-            tun: tun.clone(),
-            route: prefix("10.0.0.0/8"),
-        };
-        let mtu = IpOp::SetMtu {
-            tun: tun.clone(),
-            mtu: 1280,
-        };
+        let add = IpOp::AddRoute { tun: tun.clone(), route: prefix("10.0.0.0/8") };
+        let del = IpOp::DeleteRoute { tun: tun.clone(), route: prefix("10.0.0.0/8") };
+        let mtu = IpOp::SetMtu { tun: tun.clone(), mtu: 1280 };
         assert!(add.failure_is_benign("RTNETLINK answers: File exists"));
-        let address = IpOp::AddAddress {
-            tun: tun.clone(),
-            address: prefix("100.64.0.1/32"),
-        };
+        let address = IpOp::AddAddress { tun: tun.clone(), address: prefix("100.64.0.1/32") };
         assert!(address.failure_is_benign("Error: ipv4: Address already assigned."));
         assert!(!add.failure_is_benign("Error: Invalid prefix for given prefix length."));
         assert!(!add.failure_is_benign("Cannot find device \"t\""));

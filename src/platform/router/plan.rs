@@ -50,55 +50,33 @@ pub fn apply_ops(applied: Option<&RouterConfig>, desired: &RouterConfig, ipv6: b
     let before = applied.unwrap_or(&nothing);
     let new_device = before.tun != desired.tun;
     let gone = |old: &[Prefix], new: &[Prefix]| -> Vec<Prefix> {
-        old.iter()
-            .filter(|p| new_device || !new.contains(p))
-            .copied()
-            .collect()
+        old.iter().filter(|p| new_device || !new.contains(p)).copied().collect()
     };
     let (old_tun, tun) = (&before.tun, &desired.tun);
 
     let mut ops = Vec::new();
     for route in gone(&before.routes, &desired.routes) {
-        ops.push(IpOp::DeleteRoute {
-            tun: old_tun.clone(),
-            route,
-        });
+        ops.push(IpOp::DeleteRoute { tun: old_tun.clone(), route });
     }
     for address in gone(&before.addresses, &desired.addresses) {
-        ops.push(IpOp::DeleteAddress {
-            tun: old_tun.clone(),
-            address,
-        });
+        ops.push(IpOp::DeleteAddress { tun: old_tun.clone(), address });
     }
     for address in gone(&desired.addresses, &before.addresses) {
-        ops.push(IpOp::AddAddress {
-            tun: tun.clone(),
-            address,
-        });
+        ops.push(IpOp::AddAddress { tun: tun.clone(), address });
     }
     if new_device || before.mtu != desired.mtu {
-        ops.push(IpOp::SetMtu {
-            tun: tun.clone(),
-            mtu: desired.mtu,
-        });
+        ops.push(IpOp::SetMtu { tun: tun.clone(), mtu: desired.mtu });
     }
     if new_device {
         ops.push(IpOp::SetUp { tun: tun.clone() });
     }
     if applied.is_none() {
         for &family in rule_families(ipv6) {
-            ops.extend(
-                POLICY_RULES
-                    .iter()
-                    .map(|&rule| IpOp::AddRule { family, rule }),
-            );
+            ops.extend(POLICY_RULES.iter().map(|&rule| IpOp::AddRule { family, rule }));
         }
     }
     for route in gone(&desired.routes, &before.routes) {
-        ops.push(IpOp::AddRoute {
-            tun: tun.clone(),
-            route,
-        });
+        ops.push(IpOp::AddRoute { tun: tun.clone(), route });
     }
     ops
 }
@@ -108,10 +86,7 @@ pub fn apply_ops(applied: Option<&RouterConfig>, desired: &RouterConfig, ipv6: b
 pub fn shutdown_ops(applied: &RouterConfig, ipv6: bool) -> Vec<IpOp> {
     let mut ops = delete_rules(ipv6);
     for &route in &applied.routes {
-        ops.push(IpOp::DeleteRoute {
-            tun: applied.tun.clone(),
-            route,
-        });
+        ops.push(IpOp::DeleteRoute { tun: applied.tun.clone(), route });
     }
     ops
 }
@@ -121,10 +96,7 @@ pub fn shutdown_ops(applied: &RouterConfig, ipv6: bool) -> Vec<IpOp> {
 pub fn stale_ops(tun: &str, ipv6: bool) -> Vec<IpOp> {
     let mut ops = delete_rules(ipv6);
     for &family in rule_families(ipv6) {
-        ops.push(IpOp::FlushRoutes {
-            family,
-            tun: tun.to_string(),
-        });
+        ops.push(IpOp::FlushRoutes { family, tun: tun.to_string() });
     }
     ops
 }
@@ -132,11 +104,7 @@ pub fn stale_ops(tun: &str, ipv6: bool) -> Vec<IpOp> {
 fn delete_rules(ipv6: bool) -> Vec<IpOp> {
     rule_families(ipv6)
         .iter()
-        .flat_map(|&family| {
-            POLICY_RULES
-                .iter()
-                .map(move |&rule| IpOp::DeleteRule { family, rule })
-        })
+        .flat_map(|&family| POLICY_RULES.iter().map(move |&rule| IpOp::DeleteRule { family, rule }))
         .collect()
 }
 
@@ -159,13 +127,7 @@ mod tests {
 
     fn lines(ops: &[IpOp]) -> Vec<String> {
         ops.iter()
-            .map(|op| {
-                format!(
-                    "{} {}",
-                    op.family().map_or("--", |f| f.flag()),
-                    op.command_line()
-                )
-            })
+            .map(|op| format!("{} {}", op.family().map_or("--", |f| f.flag()), op.command_line()))
             .collect()
     }
 
@@ -201,10 +163,7 @@ mod tests {
         let desired = config("weft0", &["100.64.0.1/32"], &[]);
         let ops = lines(&apply_ops(None, &desired, false));
         assert!(ops.iter().all(|line| !line.starts_with("-6")), "{ops:?}");
-        assert_eq!(
-            ops.iter().filter(|line| line.contains("rule add")).count(),
-            4
-        );
+        assert_eq!(ops.iter().filter(|line| line.contains("rule add")).count(), 4);
     }
 
     #[test]
@@ -216,11 +175,7 @@ mod tests {
     #[test]
     fn adds_only_the_new_route() {
         let before = config("weft0", &["100.64.0.1/32"], &["100.64.0.2/32"]);
-        let after = config(
-            "weft0",
-            &["100.64.0.1/32"],
-            &["100.64.0.2/32", "10.1.0.0/16"],
-        );
+        let after = config("weft0", &["100.64.0.1/32"], &["100.64.0.2/32", "10.1.0.0/16"]);
         assert_eq!(
             lines(&apply_ops(Some(&before), &after, true)),
             ["-4 route add 10.1.0.0/16 dev weft0 table 52"]
@@ -229,11 +184,7 @@ mod tests {
 
     #[test]
     fn deletes_only_the_removed_route() {
-        let before = config(
-            "weft0",
-            &[],
-            &["100.64.0.2/32", "fd7a:115c:a1e0::/48", "::/0"],
-        );
+        let before = config("weft0", &[], &["100.64.0.2/32", "fd7a:115c:a1e0::/48", "::/0"]);
         let after = config("weft0", &[], &["100.64.0.2/32", "fd7a:115c:a1e0::/48"]);
         assert_eq!(
             lines(&apply_ops(Some(&before), &after, true)),
@@ -247,20 +198,14 @@ mod tests {
         let after = config("weft0", &["100.64.0.9/32", "fd7a:115c:a1e0::1/128"], &[]);
         assert_eq!(
             lines(&apply_ops(Some(&before), &after, true)),
-            [
-                "-4 address del 100.64.0.1/32 dev weft0",
-                "-4 address add 100.64.0.9/32 dev weft0",
-            ]
+            ["-4 address del 100.64.0.1/32 dev weft0", "-4 address add 100.64.0.9/32 dev weft0",]
         );
     }
 
     #[test]
     fn changes_the_mtu_alone() {
         let before = config("weft0", &["100.64.0.1/32"], &[]);
-        let after = RouterConfig {
-            mtu: 1400,
-            ..before.clone()
-        };
+        let after = RouterConfig { mtu: 1400, ..before.clone() };
         assert_eq!(
             lines(&apply_ops(Some(&before), &after, true)),
             ["-- link set dev weft0 mtu 1400"]
@@ -293,31 +238,18 @@ mod tests {
         );
         let normal = normalize(&desired, true);
         assert_eq!(normal.addresses, prefixes(&["100.64.0.1/32"]));
-        assert_eq!(
-            normal.routes,
-            prefixes(&["10.1.0.0/16", "fd7a:115c:a1e0::/48"])
-        );
+        assert_eq!(normal.routes, prefixes(&["10.1.0.0/16", "fd7a:115c:a1e0::/48"]));
     }
 
     #[test]
     fn normalizing_drops_ipv6_when_the_kernel_or_the_mtu_cannot_carry_it() {
-        let desired = config(
-            "weft0",
-            &["100.64.0.1/32", "fd7a::1/128"],
-            &["::/0", "0.0.0.0/0"],
-        );
+        let desired = config("weft0", &["100.64.0.1/32", "fd7a::1/128"], &["::/0", "0.0.0.0/0"]);
         let expect_v4_only = |normal: RouterConfig| {
             assert_eq!(normal.addresses, prefixes(&["100.64.0.1/32"]));
             assert_eq!(normal.routes, prefixes(&["0.0.0.0/0"]));
         };
         expect_v4_only(normalize(&desired, false));
-        expect_v4_only(normalize(
-            &RouterConfig {
-                mtu: 1279,
-                ..desired.clone()
-            },
-            true,
-        ));
+        expect_v4_only(normalize(&RouterConfig { mtu: 1279, ..desired.clone() }, true));
         assert_eq!(normalize(&desired, true).routes.len(), 2);
     }
 
@@ -325,10 +257,8 @@ mod tests {
     fn shutdown_removes_rules_and_routes_but_not_addresses() {
         let applied = config("weft0", &["100.64.0.1/32"], &["100.64.0.2/32"]);
         let ops = lines(&shutdown_ops(&applied, false));
-        let mut expected: Vec<String> = RULES_V4
-            .iter()
-            .map(|s| s.replace(" add ", " del "))
-            .collect();
+        let mut expected: Vec<String> =
+            RULES_V4.iter().map(|s| s.replace(" add ", " del ")).collect();
         expected.push("-4 route del 100.64.0.2/32 dev weft0 table 52".into());
         assert_eq!(ops, expected);
     }
@@ -336,14 +266,8 @@ mod tests {
     #[test]
     fn stale_cleanup_covers_both_families() {
         let ops = lines(&stale_ops("weft0", true));
-        assert_eq!(
-            ops.iter().filter(|l| l.starts_with("-4 rule del")).count(),
-            4
-        );
-        assert_eq!(
-            ops.iter().filter(|l| l.starts_with("-6 rule del")).count(),
-            4
-        );
+        assert_eq!(ops.iter().filter(|l| l.starts_with("-4 rule del")).count(), 4);
+        assert_eq!(ops.iter().filter(|l| l.starts_with("-6 rule del")).count(), 4);
         assert!(ops.contains(&"-4 route flush table 52 dev weft0".to_string()));
         assert!(ops.contains(&"-6 route flush table 52 dev weft0".to_string()));
         assert_eq!(ops.len(), 10);

@@ -8,18 +8,11 @@ use std::os::fd::{FromRawFd, OwnedFd};
 pub(super) fn open(name: &str) -> io::Result<(OwnedFd, String)> {
     let path = c"/dev/net/tun";
     // SAFETY: `path` is NUL-terminated; the flags are plain integers.
-    let raw = unsafe {
-        libc::open(
-            path.as_ptr(),
-            libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
-        )
-    };
+    let raw =
+        unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC) };
     if raw < 0 {
         let err = io::Error::last_os_error();
-        return Err(io::Error::new(
-            err.kind(),
-            format!("cannot open /dev/net/tun: {err}"),
-        ));
+        return Err(io::Error::new(err.kind(), format!("cannot open /dev/net/tun: {err}")));
     }
     // SAFETY: `raw` is a descriptor we just opened and nobody else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };

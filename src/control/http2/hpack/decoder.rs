@@ -92,10 +92,7 @@ impl Decoder {
             0 => reader.string()?,
             index => self.lookup(index)?.name,
         };
-        let field = HeaderField {
-            name,
-            value: reader.string()?,
-        };
+        let field = HeaderField { name, value: reader.string()? };
         if indexing == Indexing::Incremental {
             self.table.insert(field.clone());
         }
@@ -107,13 +104,8 @@ impl Decoder {
         if let Some((name, value)) = static_table::get(index) {
             return Ok(HeaderField::new(name.as_bytes(), value.as_bytes()));
         }
-        let position = index
-            .checked_sub(static_table::LEN + 1)
-            .ok_or(HpackError::InvalidIndex)?;
-        self.table
-            .get(position)
-            .cloned()
-            .ok_or(HpackError::InvalidIndex)
+        let position = index.checked_sub(static_table::LEN + 1).ok_or(HpackError::InvalidIndex)?;
+        self.table.get(position).cloned().ok_or(HpackError::InvalidIndex)
     }
 
     #[cfg(test)]
@@ -156,28 +148,16 @@ mod tests {
 
     #[test]
     fn index_zero_and_beyond_tables_are_invalid() {
-        assert_eq!(
-            Decoder::new(4096, 1024).decode(&[0x80]),
-            Err(HpackError::InvalidIndex)
-        );
-        assert_eq!(
-            Decoder::new(4096, 1024).decode(&[0xbe]),
-            Err(HpackError::InvalidIndex)
-        );
+        assert_eq!(Decoder::new(4096, 1024).decode(&[0x80]), Err(HpackError::InvalidIndex));
+        assert_eq!(Decoder::new(4096, 1024).decode(&[0xbe]), Err(HpackError::InvalidIndex));
     }
 
     #[test]
     fn header_list_size_is_bounded() {
         // :method GET is 7 + 3 + 32 = 42 per field.
         let mut decoder = Decoder::new(4096, 100);
-        assert_eq!(
-            decoder.decode(&[0x82, 0x82]).map(|fields| fields.len()),
-            Ok(2)
-        );
-        assert_eq!(
-            decoder.decode(&[0x82, 0x82, 0x82]),
-            Err(HpackError::HeaderListTooLarge)
-        );
+        assert_eq!(decoder.decode(&[0x82, 0x82]).map(|fields| fields.len()), Ok(2));
+        assert_eq!(decoder.decode(&[0x82, 0x82, 0x82]), Err(HpackError::HeaderListTooLarge));
     }
 
     /// A block using every representation, Huffman and a size update, to mutate.
@@ -190,12 +170,7 @@ mod tests {
 
     #[test]
     fn seed_block_decodes() {
-        assert_eq!(
-            Decoder::new(4096, 65_536)
-                .decode(SEED_BLOCK)
-                .map(|fields| fields.len()),
-            Ok(8)
-        );
+        assert_eq!(Decoder::new(4096, 65_536).decode(SEED_BLOCK).map(|fields| fields.len()), Ok(8));
     }
 
     #[test]

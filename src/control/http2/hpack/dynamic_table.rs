@@ -19,11 +19,7 @@ fn entry_size(field: &HeaderField) -> usize {
 
 impl DynamicTable {
     pub fn new(max_size: usize) -> DynamicTable {
-        DynamicTable {
-            entries: VecDeque::new(),
-            size: 0,
-            max_size,
-        }
+        DynamicTable { entries: VecDeque::new(), size: 0, max_size }
     }
 
     /// The entry at a 0-based position counted from the newest.

@@ -31,10 +31,7 @@ mod tests {
     #[test]
     fn uses_static_entries_where_they_match() {
         let mut out = Vec::new();
-        encode(
-            &mut out,
-            &[(":method", "POST"), (":scheme", "http"), (":path", "/")],
-        );
+        encode(&mut out, &[(":method", "POST"), (":scheme", "http"), (":path", "/")]);
         assert_eq!(out, [0x83, 0x86, 0x84]);
     }
 

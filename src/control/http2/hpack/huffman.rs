@@ -173,10 +173,8 @@ mod tests {
     /// `decode` relies on to never look past `MAX_CODE_LENGTH`.
     #[test]
     fn code_is_complete() {
-        let kraft: u64 = CODE_LENGTHS
-            .iter()
-            .map(|&length| 1u64 << (MAX_CODE_LENGTH - length as usize))
-            .sum();
+        let kraft: u64 =
+            CODE_LENGTHS.iter().map(|&length| 1u64 << (MAX_CODE_LENGTH - length as usize)).sum();
         assert_eq!(kraft, 1 << MAX_CODE_LENGTH);
     }
 

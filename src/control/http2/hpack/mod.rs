@@ -23,10 +23,7 @@ pub struct HeaderField {
 
 impl HeaderField {
     pub fn new(name: &[u8], value: &[u8]) -> HeaderField {
-        HeaderField {
-            name: name.to_vec(),
-            value: value.to_vec(),
-        }
+        HeaderField { name: name.to_vec(), value: value.to_vec() }
     }
 
     /// The value as text, if it is UTF-8.

@@ -55,14 +55,8 @@ impl<'a> Reader<'a> {
     pub fn string(&mut self) -> Result<Vec<u8>, HpackError> {
         let is_huffman = self.peek().ok_or(HpackError::Truncated)? & 0x80 != 0;
         let length = self.integer(7)?;
-        let end = self
-            .position
-            .checked_add(length)
-            .ok_or(HpackError::Truncated)?;
-        let raw = self
-            .bytes
-            .get(self.position..end)
-            .ok_or(HpackError::Truncated)?;
+        let end = self.position.checked_add(length).ok_or(HpackError::Truncated)?;
+        let raw = self.bytes.get(self.position..end).ok_or(HpackError::Truncated)?;
         self.position = end;
         if !is_huffman {
             return Ok(raw.to_vec());
@@ -120,21 +114,9 @@ mod tests {
     #[test]
     fn integer_round_trips_at_boundaries() {
         for prefix_bits in 1..=8 {
-            for value in [
-                0,
-                1,
-                30,
-                31,
-                126,
-                127,
-                128,
-                254,
-                255,
-                256,
-                16_383,
-                1 << 20,
-                u32::MAX as usize,
-            ] {
+            for value in
+                [0, 1, 30, 31, 126, 127, 128, 254, 255, 256, 16_383, 1 << 20, u32::MAX as usize]
+            {
                 let bytes = encoded(0, prefix_bits, value);
                 assert_eq!(Reader::new(&bytes).integer(prefix_bits), Ok(value));
             }
@@ -151,18 +133,12 @@ mod tests {
             Reader::new(&[0x1f, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]).integer(5),
             Err(HpackError::IntegerOverflow)
         );
-        assert_eq!(
-            Reader::new(&[0x1f, 0x9a]).integer(5),
-            Err(HpackError::Truncated)
-        );
+        assert_eq!(Reader::new(&[0x1f, 0x9a]).integer(5), Err(HpackError::Truncated));
     }
 
     #[test]
     fn string_longer_than_input_is_truncated() {
-        assert_eq!(
-            Reader::new(&[0x05, b'a']).string(),
-            Err(HpackError::Truncated)
-        );
+        assert_eq!(Reader::new(&[0x05, b'a']).string(), Err(HpackError::Truncated));
         assert_eq!(
             Reader::new(&[0x7f, 0xff, 0xff, 0xff, 0x0f]).string(),
             Err(HpackError::Truncated)

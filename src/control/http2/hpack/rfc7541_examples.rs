@@ -13,10 +13,7 @@ struct Step {
 }
 
 fn hex_bytes(hex: &str) -> Vec<u8> {
-    let digits: Vec<u8> = hex
-        .bytes()
-        .filter(|byte| !byte.is_ascii_whitespace())
-        .collect();
+    let digits: Vec<u8> = hex.bytes().filter(|byte| !byte.is_ascii_whitespace()).collect();
     digits
         .chunks(2)
         .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
@@ -24,10 +21,7 @@ fn hex_bytes(hex: &str) -> Vec<u8> {
 }
 
 fn owned(fields: &[(&str, &str)]) -> Vec<HeaderField> {
-    fields
-        .iter()
-        .map(|(name, value)| HeaderField::new(name.as_bytes(), value.as_bytes()))
-        .collect()
+    fields.iter().map(|(name, value)| HeaderField::new(name.as_bytes(), value.as_bytes())).collect()
 }
 
 /// Decodes the steps in order on one decoder, as consecutive blocks of one connection.
@@ -35,12 +29,7 @@ fn run(table_size_limit: usize, steps: &[Step]) {
     let mut decoder = Decoder::new(table_size_limit, 65_536);
     for (number, step) in steps.iter().enumerate() {
         let decoded = decoder.decode(&hex_bytes(step.hex)).unwrap();
-        assert_eq!(
-            decoded,
-            owned(step.fields),
-            "fields after block {}",
-            number + 1
-        );
+        assert_eq!(decoded, owned(step.fields), "fields after block {}", number + 1);
         let table: Vec<HeaderField> = decoder.table().entries().cloned().collect();
         assert_eq!(table, owned(step.table), "table after block {}", number + 1);
         assert_eq!(
@@ -93,23 +82,11 @@ fn c2_3_literal_never_indexed() {
 
 #[test]
 fn c2_4_indexed() {
-    run(
-        4096,
-        &[Step {
-            hex: "82",
-            fields: &[(":method", "GET")],
-            table: &[],
-            table_size: 0,
-        }],
-    );
+    run(4096, &[Step { hex: "82", fields: &[(":method", "GET")], table: &[], table_size: 0 }]);
 }
 
-const REQUEST_1: &[(&str, &str)] = &[
-    (":method", "GET"),
-    (":scheme", "http"),
-    (":path", "/"),
-    (":authority", "www.example.com"),
-];
+const REQUEST_1: &[(&str, &str)] =
+    &[(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "www.example.com")];
 const REQUEST_2: &[(&str, &str)] = &[
     (":method", "GET"),
     (":scheme", "http"),
@@ -125,10 +102,8 @@ const REQUEST_3: &[(&str, &str)] = &[
     ("custom-key", "custom-value"),
 ];
 const REQUEST_TABLE_1: &[(&str, &str)] = &[(":authority", "www.example.com")];
-const REQUEST_TABLE_2: &[(&str, &str)] = &[
-    ("cache-control", "no-cache"),
-    (":authority", "www.example.com"),
-];
+const REQUEST_TABLE_2: &[(&str, &str)] =
+    &[("cache-control", "no-cache"), (":authority", "www.example.com")];
 const REQUEST_TABLE_3: &[(&str, &str)] = &[
     ("custom-key", "custom-value"),
     ("cache-control", "no-cache"),
@@ -193,18 +168,10 @@ const DATE_1: &str = "Mon, 21 Oct 2013 20:13:21 GMT";
 const DATE_2: &str = "Mon, 21 Oct 2013 20:13:22 GMT";
 const LOCATION: &str = "https://www.example.com";
 const COOKIE: &str = "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1";
-const RESPONSE_1: &[(&str, &str)] = &[
-    (":status", "302"),
-    ("cache-control", "private"),
-    ("date", DATE_1),
-    ("location", LOCATION),
-];
-const RESPONSE_2: &[(&str, &str)] = &[
-    (":status", "307"),
-    ("cache-control", "private"),
-    ("date", DATE_1),
-    ("location", LOCATION),
-];
+const RESPONSE_1: &[(&str, &str)] =
+    &[(":status", "302"), ("cache-control", "private"), ("date", DATE_1), ("location", LOCATION)];
+const RESPONSE_2: &[(&str, &str)] =
+    &[(":status", "307"), ("cache-control", "private"), ("date", DATE_1), ("location", LOCATION)];
 const RESPONSE_3: &[(&str, &str)] = &[
     (":status", "200"),
     ("cache-control", "private"),
@@ -213,23 +180,12 @@ const RESPONSE_3: &[(&str, &str)] = &[
     ("content-encoding", "gzip"),
     ("set-cookie", COOKIE),
 ];
-const RESPONSE_TABLE_1: &[(&str, &str)] = &[
-    ("location", LOCATION),
-    ("date", DATE_1),
-    ("cache-control", "private"),
-    (":status", "302"),
-];
-const RESPONSE_TABLE_2: &[(&str, &str)] = &[
-    (":status", "307"),
-    ("location", LOCATION),
-    ("date", DATE_1),
-    ("cache-control", "private"),
-];
-const RESPONSE_TABLE_3: &[(&str, &str)] = &[
-    ("set-cookie", COOKIE),
-    ("content-encoding", "gzip"),
-    ("date", DATE_2),
-];
+const RESPONSE_TABLE_1: &[(&str, &str)] =
+    &[("location", LOCATION), ("date", DATE_1), ("cache-control", "private"), (":status", "302")];
+const RESPONSE_TABLE_2: &[(&str, &str)] =
+    &[(":status", "307"), ("location", LOCATION), ("date", DATE_1), ("cache-control", "private")];
+const RESPONSE_TABLE_3: &[(&str, &str)] =
+    &[("set-cookie", COOKIE), ("content-encoding", "gzip"), ("date", DATE_2)];
 
 /// The response examples run with HEADER_TABLE_SIZE 256, so they exercise eviction.
 #[test]
