@@ -37,11 +37,11 @@ pub fn render(status: &Status) -> String {
     out
 }
 
-fn row(peer: &PeerStatus, is_self: bool) -> Vec<String> {
+fn row(status: &Status, peer: &PeerStatus, is_self: bool) -> Vec<String> {
     vec![
         peer.tailscale_ips.first().cloned().unwrap_or_else(|| "-".into()),
         if peer.host_name.is_empty() { "-".into() } else { peer.host_name.clone() },
-        "-".into(),
+        owner(status, peer.user_id),
         if peer.os.is_empty() { "-".into() } else { peer.os.clone() },
         if is_self { "-".into() } else { activity(peer) },
     ]
@@ -139,8 +139,8 @@ mod tests {
         let text = render(&status);
         assert_eq!(
             text,
-            "100.64.0.1   box1    -  linux  -\n\
-             100.64.0.22  laptop  -  -      active; direct 192.0.2.4:41641, tx 1234 rx 5678\n\
+            "100.64.0.1   box1    -       linux  -\n\
+             100.64.0.22  laptop  -       -      active; direct 192.0.2.4:41641, tx 1234 rx 5678\n\
              100.64.0.3   nas     alice@  -      offline\n\
              \n# Health check:\n#     - routing: ip failed\n"
         );
