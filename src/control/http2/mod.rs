@@ -6,7 +6,7 @@
 mod connection;
 mod error;
 mod flow;
-mod frame;
+pub(crate) mod frame;
 pub mod hpack;
 mod message;
 mod settings;

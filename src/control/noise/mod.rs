@@ -21,7 +21,7 @@ mod upgrade;
 #[cfg(test)]
 mod go_interop_tests;
 #[cfg(test)]
-mod test_responder;
+pub(crate) mod test_responder;
 
 pub use error::NoiseError;
 pub use handshake::ClientHandshake;

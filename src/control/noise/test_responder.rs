@@ -12,10 +12,10 @@ use super::{ClientHandshake, NoiseError, Transport};
 use crate::keys::{PrivateKey, PublicKey};
 use x25519_dalek::StaticSecret;
 
-pub(super) const PROTOCOL_VERSION: u16 = 138;
+pub(crate) const PROTOCOL_VERSION: u16 = 138;
 
 /// What the server learns from a valid initiation.
-pub(super) struct Accepted {
+pub(crate) struct Accepted {
     pub response: Vec<u8>,
     pub transport: Transport,
     pub client_machine_key: PublicKey,
@@ -25,7 +25,7 @@ pub(super) struct Accepted {
 /// Processes an initiation as the server holding `server_key` would. The framing is
 /// asserted (tests only hand it initiations from [`ClientHandshake::new`]); cryptographic
 /// failures come back as errors, because tests provoke those.
-pub(super) fn accept(
+pub(crate) fn accept(
     server_key: &PrivateKey,
     initiation: &[u8],
     ephemeral_seed: [u8; 32],
@@ -70,7 +70,7 @@ pub(super) fn machine_key() -> PrivateKey {
     PrivateKey(StaticSecret::from([7u8; 32]).to_bytes())
 }
 
-pub(super) fn server_key() -> PrivateKey {
+pub(crate) fn server_key() -> PrivateKey {
     PrivateKey(StaticSecret::from([9u8; 32]).to_bytes())
 }
 

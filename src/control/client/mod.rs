@@ -620,3 +620,8 @@ impl ControlClient {
         self.last_frame = None;
     }
 }
+
+#[cfg(test)]
+mod fake_server;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,390 @@
+//! The control client against an in-memory server: the happy path, and every malformed
+//! answer ending in a clean reset and a retry with backoff — never a panic, a hang or lost state.
+
+use super::fake_server::FakeServer;
+use super::*;
+use crate::control::http2::frame::Frame;
+use crate::control::mapstream::encode_frame;
+
+const AUTH_KEY: &str = "tskey-auth-test";
+
+struct Harness {
+    client: ControlClient,
+    server: Option<FakeServer>,
+    now: Instant,
+    events: Vec<Event>,
+    connects: usize,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let identity = Identity {
+            machine_key: PrivateKey::generate().unwrap(),
+            node_key: PrivateKey::generate().unwrap(),
+        };
+        let now = Instant::now();
+        let server = ServerUrl::parse("http://control.test").unwrap();
+        let client = ControlClient::new(server, identity, "box".into(), Some(AUTH_KEY.into()), now);
+        let mut h = Harness { client, server: None, now, events: Vec::new(), connects: 0 };
+        h.advance(Duration::ZERO);
+        h
+    }
+
+    /// Moves bytes and actions until nobody has anything more to say.
+    fn run(&mut self) {
+        for _ in 0..1000 {
+            if !self.step() {
+                return;
+            }
+        }
+        panic!("client and server never went quiet");
+    }
+
+    fn step(&mut self) -> bool {
+        if let Some(action) = self.client.poll_action() {
+            match action {
+                Action::Connect { .. } => {
+                    self.connects += 1;
+                    self.server = Some(FakeServer::new());
+                }
+                Action::Disconnect => self.server = None,
+            }
+            return true;
+        }
+        let mut out = Vec::new();
+        self.client.poll_output(self.now, &mut out);
+        if !out.is_empty() {
+            if let Some(server) = &mut self.server {
+                server.receive(&out);
+            }
+            return true;
+        }
+        if let Some(server) = &mut self.server {
+            if !server.to_client.is_empty() {
+                let bytes = std::mem::take(&mut server.to_client);
+                self.client.handle_input(self.now, &bytes);
+                return true;
+            }
+            if server.closed {
+                self.server = None;
+                self.client.handle_closed(self.now, "closed by server");
+                return true;
+            }
+        }
+        match self.client.poll_event() {
+            Some(event) => {
+                self.events.push(event);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.client.handle_timeout(self.now);
+        self.run();
+    }
+
+    fn server(&mut self) -> &mut FakeServer {
+        self.server.as_mut().expect("connected")
+    }
+
+    /// Answers the pending register request with `json`.
+    fn answer_register(&mut self, json: &str) -> fake_server::Request {
+        let request = self.server().take_request("/machine/register").expect("a register request");
+        self.server().respond_head(request.stream, 200, false);
+        self.server().respond_data(request.stream, json.as_bytes(), true);
+        self.run();
+        request
+    }
+
+    /// Registers and opens the map stream; returns the map stream.
+    fn logged_in(&mut self) -> StreamId {
+        self.answer_register(r#"{"MachineAuthorized":true,"User":{"ID":1}}"#);
+        let map = self.server().take_request("/machine/map").expect("a map request");
+        self.server().respond_head(map.stream, 200, false);
+        map.stream
+    }
+
+    fn send_map(&mut self, stream: StreamId, json: &str) {
+        self.server().respond_data(stream, &encode_frame(json.as_bytes()), false);
+        self.run();
+    }
+
+    fn netmaps(&self) -> Vec<&Netmap> {
+        self.events
+            .iter()
+            .filter_map(|e| if let Event::Netmap(n) = e { Some(&**n) } else { None })
+            .collect()
+    }
+
+    /// The client dropped the connection and will come back after a backoff, not at once.
+    fn assert_reset_with_backoff(&mut self) {
+        assert!(self.server.is_none(), "connection closed");
+        let wake = self.client.poll_timeout().expect("a retry is scheduled");
+        assert!(wake > self.now, "backoff, not an instant retry");
+        assert!(self.client.last_error().is_some());
+        let before = self.connects;
+        self.advance(wake - self.now);
+        assert_eq!(self.connects, before + 1, "reconnected after the backoff");
+    }
+}
+
+fn nodekey(byte: u8) -> String {
+    format!("nodekey:{}", format!("{byte:02x}").repeat(32))
+}
+
+fn full_map(self_key: &PublicKey) -> String {
+    format!(
+        r#"{{"Node":{{"ID":1,"Key":"{me}","Name":"box.tail.example.","Addresses":["100.64.0.1/32"],"MachineAuthorized":true,"User":1}},
+            "Peers":[{{"ID":2,"Key":"{peer}","Name":"peer.tail.example.","Addresses":["100.64.0.2/32"],"AllowedIPs":["100.64.0.2/32"],
+                       "DiscoKey":"discokey:{disco}","Endpoints":["192.0.2.2:41641"],"Hostinfo":{{"OS":"linux","Hostname":"peer"}},"Online":true,"SomeFutureField":[1]}}],
+            "Domain":"tail.example","UserProfiles":[{{"ID":1,"LoginName":"alice@example.com","DisplayName":"Alice"}}]}}"#,
+        me = self_key.to_nodekey(),
+        peer = nodekey(0x22),
+        disco = "33".repeat(32)
+    )
+}
+
+#[test]
+fn registers_with_an_auth_key_and_streams_the_netmap() {
+    let mut h = Harness::new();
+    assert_eq!(h.connects, 2, "one connection for /key, one for ts2021");
+    let register = h.answer_register(r#"{"MachineAuthorized":true}"#);
+    let body: serde_json::Value = serde_json::from_slice(&register.body).unwrap();
+    assert_eq!(body["Auth"]["AuthKey"], AUTH_KEY);
+    assert_eq!(body["Version"], 138);
+    assert_eq!(body["NodeKey"], h.client.identity().node_key.public_key().to_nodekey());
+    assert!(matches!(h.events[0], Event::Registered));
+
+    let map = h.server().take_request("/machine/map").unwrap();
+    let request: serde_json::Value = serde_json::from_slice(&map.body).unwrap();
+    assert_eq!(
+        (request["Stream"].as_bool(), request["KeepAlive"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert!(request.get("Compress").is_none(), "no compression requested");
+    h.server().respond_head(map.stream, 200, false);
+    let me = h.client.identity().node_key.public_key();
+    h.send_map(map.stream, &full_map(&me));
+    let netmaps = h.netmaps();
+    assert_eq!(netmaps.len(), 1);
+    let netmap = netmaps[0];
+    assert_eq!(netmap.self_node.addresses, vec!["100.64.0.1/32".parse().unwrap()]);
+    assert_eq!(netmap.peers.len(), 1);
+    assert_eq!(netmap.peers[0].public_key.to_nodekey(), nodekey(0x22));
+    assert_eq!(netmap.peers[0].endpoints, vec!["192.0.2.2:41641".parse().unwrap()]);
+    assert_eq!(h.client.state(), BackendState::Running);
+    assert!(h.client.is_connected());
+
+    // A delta removing the peer.
+    h.send_map(map.stream, r#"{"PeersRemoved":[2]}"#);
+    assert!(h.netmaps().last().unwrap().peers.is_empty());
+    // Keep-alives change nothing but feed the watchdog.
+    let count = h.netmaps().len();
+    h.send_map(map.stream, r#"{"KeepAlive":true}"#);
+    assert_eq!(h.netmaps().len(), count);
+}
+
+#[test]
+fn endpoints_go_out_as_a_lite_update() {
+    let mut h = Harness::new();
+    let _map = h.logged_in();
+    let now = h.now;
+    h.client.set_endpoints(now, vec!["192.0.2.9:41641".parse().unwrap()]);
+    h.run();
+    let lite = h.server().take_request("/machine/map").expect("lite update");
+    let body: serde_json::Value = serde_json::from_slice(&lite.body).unwrap();
+    assert_eq!(body["Stream"], false);
+    assert_eq!(body["OmitPeers"], true);
+    assert_eq!(body["Endpoints"][0], "192.0.2.9:41641");
+}
+
+#[test]
+fn a_refused_auth_key_fails_the_login_without_retrying() {
+    let mut h = Harness::new();
+    h.answer_register(r#"{"Error":"invalid authkey"}"#);
+    assert!(h
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::LoginFailed(m) if m.contains("invalid authkey"))));
+    assert_eq!(h.client.state(), BackendState::NeedsLogin);
+    assert!(h.server.is_none());
+    assert_eq!(h.client.poll_timeout(), None, "no retry until the user acts");
+    assert!(!h.events.iter().any(|e| matches!(e, Event::Registered)), "nothing to persist");
+}
+
+#[test]
+fn an_http_error_on_register_fails_the_login() {
+    let mut h = Harness::new();
+    let request = h.server().take_request("/machine/register").unwrap();
+    h.server().respond_head(request.stream, 401, false);
+    h.server().respond_data(request.stream, b"unauthorized", true);
+    h.run();
+    assert!(h.events.iter().any(|e| matches!(e, Event::LoginFailed(m) if m.contains("401"))));
+}
+
+#[test]
+fn interactive_login_shows_the_url_then_follows_up() {
+    let mut h = Harness::new();
+    h.answer_register(r#"{"AuthURL":"http://control.test/register/abc"}"#);
+    assert_eq!(h.client.state(), BackendState::NeedsLogin);
+    assert_eq!(h.client.auth_url(), "http://control.test/register/abc");
+    let followup = h.server().take_request("/machine/register").expect("follow-up request");
+    let body: serde_json::Value = serde_json::from_slice(&followup.body).unwrap();
+    assert_eq!(body["Followup"], "http://control.test/register/abc");
+    assert_eq!(
+        h.client.poll_timeout(),
+        None,
+        "the follow-up may wait for the user as long as it takes"
+    );
+    h.server().respond_head(followup.stream, 200, false);
+    h.server().respond_data(followup.stream, br#"{"MachineAuthorized":true}"#, true);
+    h.run();
+    assert!(h.events.iter().any(|e| matches!(e, Event::Registered)));
+    assert_eq!(h.client.auth_url(), "");
+}
+
+#[test]
+fn a_bad_handshake_reply_resets_and_retries() {
+    let mut h = Harness::new();
+    // Drop the session; the next one (the server key is cached) gets a corrupted reply.
+    h.server = None;
+    h.client.handle_closed(h.now, "test");
+    h.run();
+    h.now = h.client.poll_timeout().unwrap();
+    h.client.handle_timeout(h.now);
+    // Deliver the upgrade request, then flip a byte of the Noise response.
+    while h.server.as_ref().is_none_or(|s| s.to_client.is_empty()) {
+        assert!(h.step(), "the server should answer the upgrade");
+    }
+    let reply = &mut h.server().to_client;
+    let last = reply.len() - 30;
+    reply[last] ^= 0x55;
+    h.run();
+    h.assert_reset_with_backoff();
+}
+
+#[test]
+fn an_oversized_noise_record_resets() {
+    let mut h = Harness::new();
+    h.server().to_client.extend_from_slice(&[0x04, 0xff, 0xff]);
+    h.server().to_client.extend_from_slice(&[0u8; 64]);
+    h.run();
+    h.assert_reset_with_backoff();
+}
+
+#[test]
+fn hpack_garbage_resets() {
+    let mut h = Harness::new();
+    let request = h.server().take_request("/machine/register").unwrap();
+    let garbage = Frame::Headers {
+        stream: request.stream,
+        end_stream: false,
+        end_headers: true,
+        padding: None,
+        priority: None,
+        fragment: vec![0xff, 0xff, 0xff, 0xff, 0x7f],
+    };
+    h.server().send_frames(&[garbage]);
+    h.run();
+    h.assert_reset_with_backoff();
+}
+
+#[test]
+fn a_flow_control_violation_resets() {
+    let mut h = Harness::new();
+    let map = h.logged_in();
+    // 5 MiB in one burst: more than the 4 MiB stream window we advertised.
+    let flood = vec![b' '; 5 << 20];
+    let frames: Vec<Frame> = flood
+        .chunks(16_384)
+        .map(|c| Frame::Data { stream: map, end_stream: false, padding: None, data: c.to_vec() })
+        .collect();
+    h.server().send_frames(&frames);
+    h.run();
+    h.assert_reset_with_backoff();
+}
+
+#[test]
+fn malformed_map_json_resets_and_the_next_session_resynchronises() {
+    let mut h = Harness::new();
+    let map = h.logged_in();
+    let me = h.client.identity().node_key.public_key();
+    h.send_map(map, &full_map(&me));
+    assert_eq!(h.netmaps().len(), 1);
+    h.send_map(map, r#"{"Peers": [{"ID": "not a number"#);
+    assert_eq!(h.netmaps().len(), 1, "no netmap from a broken frame");
+    h.assert_reset_with_backoff();
+    // The new session registers again (with the saved key, no auth key) and streams afresh.
+    let register = h.answer_register(r#"{"MachineAuthorized":true}"#);
+    let body: serde_json::Value = serde_json::from_slice(&register.body).unwrap();
+    assert!(body.get("Auth").is_none(), "an accepted auth key is not sent again");
+    let map = h.server().take_request("/machine/map").unwrap();
+    h.server().respond_head(map.stream, 200, false);
+    h.send_map(map.stream, &full_map(&me));
+    assert_eq!(h.netmaps().len(), 2);
+    assert_eq!(h.netmaps()[1].peers.len(), 1);
+}
+
+#[test]
+fn a_length_prefix_past_the_end_of_the_stream_resets() {
+    let mut h = Harness::new();
+    let map = h.logged_in();
+    let mut partial = 100u32.to_le_bytes().to_vec();
+    partial.extend_from_slice(b"{\"KeepAlive\"");
+    h.server().respond_data(map, &partial, true);
+    h.run();
+    h.assert_reset_with_backoff();
+}
+
+#[test]
+fn an_absurd_length_prefix_resets() {
+    let mut h = Harness::new();
+    let map = h.logged_in();
+    h.server().respond_data(map, &u32::MAX.to_le_bytes(), false);
+    h.run();
+    h.assert_reset_with_backoff();
+}
+
+#[test]
+fn the_watchdog_reconnects_after_120_seconds_of_silence() {
+    let mut h = Harness::new();
+    let map = h.logged_in();
+    h.send_map(map, r#"{"KeepAlive":true}"#);
+    h.advance(Duration::from_secs(119));
+    assert!(h.server.is_some(), "still within the watchdog");
+    h.advance(Duration::from_secs(2));
+    h.assert_reset_with_backoff();
+}
+
+#[test]
+fn logout_expires_the_key_and_reports_it() {
+    let mut h = Harness::new();
+    let _map = h.logged_in();
+    let now = h.now;
+    h.client.logout(now);
+    h.run();
+    let request = h.answer_register(r#"{}"#);
+    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(body["Expiry"], "1970-01-01T00:02:03Z");
+    assert!(matches!(h.events.last(), Some(Event::LoggedOut)));
+    assert_eq!(h.client.poll_timeout(), None);
+}
+
+#[test]
+fn shaken_server_bytes_never_panic() {
+    // A real transcript of the server's side of a login, then corrupted many ways.
+    let mut h = Harness::new();
+    let me = h.client.identity().node_key.public_key();
+    let map = h.logged_in();
+    h.server().respond_data(map, &encode_frame(full_map(&me).as_bytes()), false);
+    let transcript = h.server().to_client.clone();
+    crate::testing::shake(17, 300, &transcript, |bytes| {
+        let mut fresh = Harness::new();
+        let _ = fresh.logged_in();
+        fresh.client.handle_input(fresh.now, bytes);
+        fresh.run();
+    });
+}
