@@ -4,7 +4,8 @@
 use super::Engine;
 use crate::netmap::Peer;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use crate::control::tailcfg::go_time;
+use std::time::{Duration, Instant, SystemTime};
 
 /// A peer counts as online while its last handshake is younger than WireGuard's
 /// REJECT_AFTER_TIME: the session could still carry data.
@@ -223,34 +224,16 @@ fn magic_dns_suffix(dns_name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Formats a UTC time as RFC 3339 with second precision; `None` gives Go's zero time, which is
-/// what tailscale prints for "never".
+/// A time as tailscale's JSON writes it; `None` gives Go's zero time, which tailscale prints
+/// for "never".
 pub fn rfc3339(time: Option<SystemTime>) -> String {
-    let Some(secs) = time.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs())
-    else {
-        return "0001-01-01T00:00:00Z".to_string();
-    };
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-/// Days since 1970-01-01 to a Gregorian (year, month, day) — Howard Hinnant's algorithm.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    go_time::format(time.unwrap_or_else(go_time::go_zero_time))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn formats_times_like_go() {
