@@ -86,7 +86,7 @@ for b in tailscaled tailscale derper; do link "$b" "tailscale-$TAILSCALE_VERSION
 
 # 2. our testcontrol runner (own module; go.mod pins tailscale.com)
 RUNNER_SRC=$HERE/testcontrol-runner
-if ! grep -q "^require tailscale.com $TAILSCALE_VERSION\$" "$RUNNER_SRC/go.mod"; then
+if ! grep -Eq "^[[:space:]]*(require[[:space:]]+)?tailscale.com $TAILSCALE_VERSION\$" "$RUNNER_SRC/go.mod"; then
     say "testcontrol-runner/go.mod does not pin tailscale.com $TAILSCALE_VERSION; update it (go get tailscale.com@$TAILSCALE_VERSION && go mod tidy)"
     exit 1
 fi
@@ -106,7 +106,7 @@ if [[ ${WEFT_INTEROP_SKIP_HEADSCALE:-0} == 1 ]]; then
     say "headscale: skipped (WEFT_INTEROP_SKIP_HEADSCALE=1)"
 else
     HS_SRC=$HERE/headscale-build
-    if ! grep -q "^require github.com/juanfont/headscale $HEADSCALE_VERSION\$" "$HS_SRC/go.mod"; then
+    if ! grep -Eq "^[[:space:]]*(require[[:space:]]+)?github.com/juanfont/headscale $HEADSCALE_VERSION( // indirect)?\$" "$HS_SRC/go.mod"; then
         say "headscale-build/go.mod does not pin headscale $HEADSCALE_VERSION; edit its require line and run go mod tidy there"
         exit 1
     fi

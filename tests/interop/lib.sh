@@ -154,7 +154,8 @@ start_testcontrol() {
     log "testcontrol up: $TC_URL (admin ${TC_ADMIN}, DERP $(jq -r .derp_url <<<"$TC_READY"), STUN $(jq -r .stun_addr <<<"$TC_READY"))"
 }
 
-# tc_admin NAME METHOD PATH : call the runner's admin API from namespace NAME.
+# tc_admin NAME METHOD PATH : call the runner admin API (PATH relative to
+# TC_ADMIN, e.g. "nodes" or "nodes/remove?name=n2") from namespace NAME.
 tc_admin() { lab_exec "$1" curl -fsS -X "$2" "${TC_ADMIN%/}/${3#/}"; }
 
 # testcontrol_alive : the runner has not crashed.

@@ -56,9 +56,9 @@ one() {
 
     # Reachability over the tunnel.
     local out
-    out=$(ts n1 ping --c 10 --timeout 3s --until-direct=false "$ip2") || die "tailscale ping n1->n2 failed: $out"
+    out=$(ts n1 ping --c 3 --timeout 3s --until-direct=false "$ip2") || die "tailscale ping n1->n2 failed: $out"
     log "n1 -> n2 disco: $(grep -m1 pong <<<"$out")"
-    out=$(ts n2 ping --c 10 --timeout 3s --until-direct=false "$ip1") || die "tailscale ping n2->n1 failed: $out"
+    out=$(ts n2 ping --c 3 --timeout 3s --until-direct=false "$ip1") || die "tailscale ping n2->n1 failed: $out"
     log "n2 -> n1 disco: $(grep -m1 pong <<<"$out")"
     out=$(ts n1 ping --tsmp --c 5 --timeout 3s --until-direct=false "$ip2") || die "tailscale ping --tsmp n1->n2 failed: $out"
     log "n1 -> n2 tsmp:  $(grep -m1 pong <<<"$out")"
@@ -73,7 +73,7 @@ table inet weftlab {
   chain in  { type filter hook input priority 0; ip saddr $LAB_SUBNET.12 udp sport 41641 drop; }
 }
 NFT
-    out=$(ts n1 ping --c 10 --timeout 3s --until-direct=false "$ip2") || die "ping over DERP failed: $out"
+    out=$(ts n1 ping --c 3 --timeout 3s --until-direct=false "$ip2") || die "ping over DERP failed: $out"
     grep -q 'via DERP' <<<"$out" || die "expected a DERP pong once UDP is dropped, got: $out"
     log "n1 -> n2 with UDP dropped: $(grep -m1 pong <<<"$out")"
     lab_exec n1 nft delete table inet weftlab
@@ -82,8 +82,8 @@ NFT
     t0=$SECONDS
     case $server in
     testcontrol)
-        log "testcontrol nodes: $(tc_admin srv GET harness/nodes | jq -c '[.[] | {id, hostname, addresses}]')"
-        tc_admin srv POST "harness/nodes/remove?name=n2" | jq -c .removed >&2 || die "runner removal failed"
+        log "testcontrol nodes: $(tc_admin srv GET nodes | jq -c '[.[] | {id, hostname, addresses}]')"
+        tc_admin srv POST "nodes/remove?name=n2" | jq -c .removed >&2 || die "runner removal failed"
         ;;
     headscale)
         hs srv nodes list -o json | jq -c '[.[] | {id, name, given_name, ip_addresses, online}]' >&2

@@ -45,6 +45,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -54,6 +55,7 @@ import (
 	"tailscale.com/tailcfg"
 	"tailscale.com/tstest/integration/testcontrol"
 	"tailscale.com/types/key"
+	"tailscale.com/util/set"
 )
 
 const childEnv = "WEFT_TESTCONTROL_RUNNER_CHILD"
@@ -107,13 +109,12 @@ func supervise() int {
 		return 1
 	}
 
-	var stopping sync.Once
-	var stopped bool
+	var stopped atomic.Bool
 	sigc := make(chan os.Signal, 2)
 	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
 		for s := range sigc {
-			stopping.Do(func() { stopped = true })
+			stopped.Store(true)
 			cmd.Process.Signal(s)
 		}
 	}()
@@ -143,7 +144,7 @@ func supervise() int {
 			code = 1
 		}
 	}
-	if stopped && len(panicLines) == 0 {
+	if stopped.Load() && len(panicLines) == 0 {
 		return 0
 	}
 	if code != 0 || len(panicLines) > 0 {
@@ -539,30 +540,73 @@ func (h *harness) serveRemove(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusNotImplemented)
 		return
 	}
-	// Any all-nodes update makes every streaming poll recompute a full
-	// netmap from the node table; the removed node's own stream ends because
-	// it is no longer found. SetExpireAllNodes with the unchanged value is
-	// such an update with no other effect.
+	// Tell every remaining node with a streaming poll: a PeersRemoved delta.
+	// A full netmap alone is not enough: when the removed node was the last
+	// peer, testcontrol's full MapResponse has Peers == nil, which clients
+	// read as "peers unchanged". AddRawMapResponse marks the node as
+	// manual-responses-only forever, so lift that mark again afterwards.
+	var told []string
+	for _, p := range h.ctrl.AllNodes() {
+		if h.ctrl.AddRawMapResponse(p.Key, &tailcfg.MapResponse{PeersRemoved: []tailcfg.NodeID{n.ID}}) {
+			told = append(told, p.Key.ShortString())
+		}
+		if err := unsuppressAutoMapResponses(h.ctrl, p.Key); err != nil {
+			log.Printf("admin: remove: %v", err)
+		}
+	}
+	// Then an all-nodes update, which makes every streaming poll recompute a
+	// full netmap from the node table; the removed node's own stream ends
+	// because it is no longer found. SetExpireAllNodes with the unchanged
+	// value is such an update with no other effect.
 	h.mu.Lock()
 	exp := h.allExpired
 	h.mu.Unlock()
 	h.ctrl.SetExpireAllNodes(exp)
+	log.Printf("admin: PeersRemoved [%d] sent to %v", n.ID, told)
 	log.Printf("admin: removed node id=%d %s (%s); full netmaps pushed", n.ID, n.Key.ShortString(), n.Name)
 	writeJSON(w, map[string]any{"removed": summarize(n), "remaining": h.ctrl.NumNodes(),
 		"note": "testcontrol numbers new nodes len(nodes)+1: a node registered after a removal may reuse an existing NodeID"})
 }
 
+// serverMutex returns testcontrol.Server's unexported mutex.
+func serverMutex(s *testcontrol.Server) (*sync.Mutex, error) {
+	muF := reflect.ValueOf(s).Elem().FieldByName("mu")
+	if !muF.IsValid() || muF.Type() != reflect.TypeOf(sync.Mutex{}) {
+		return nil, errors.New("testcontrol.Server has no `mu sync.Mutex` field at this version; node removal unsupported")
+	}
+	return (*sync.Mutex)(unsafe.Pointer(muF.UnsafeAddr())), nil
+}
+
+// unsuppressAutoMapResponses undoes the side effect of AddRawMapResponse
+// that stops all automatic netmaps to k.
+func unsuppressAutoMapResponses(s *testcontrol.Server, k key.NodePublic) error {
+	mu, err := serverMutex(s)
+	if err != nil {
+		return err
+	}
+	f := reflect.ValueOf(s).Elem().FieldByName("suppressAutoMapResponses")
+	if !f.IsValid() || f.Type() != reflect.TypeOf(set.Set[key.NodePublic](nil)) {
+		return errors.New("testcontrol.Server has no `suppressAutoMapResponses set.Set[key.NodePublic]` field at this version")
+	}
+	m := (*set.Set[key.NodePublic])(unsafe.Pointer(f.UnsafeAddr()))
+	mu.Lock()
+	defer mu.Unlock()
+	if *m != nil {
+		m.Delete(k)
+	}
+	return nil
+}
+
 func removeNodeLocked(s *testcontrol.Server, k key.NodePublic) error {
 	v := reflect.ValueOf(s).Elem()
-	muF := v.FieldByName("mu")
-	nodesF := v.FieldByName("nodes")
-	if !muF.IsValid() || muF.Type() != reflect.TypeOf(sync.Mutex{}) {
-		return errors.New("testcontrol.Server has no `mu sync.Mutex` field at this version; node removal unsupported")
+	mu, err := serverMutex(s)
+	if err != nil {
+		return err
 	}
+	nodesF := v.FieldByName("nodes")
 	if !nodesF.IsValid() || nodesF.Type() != reflect.TypeOf(map[key.NodePublic]*tailcfg.Node(nil)) {
 		return errors.New("testcontrol.Server has no `nodes map[key.NodePublic]*tailcfg.Node` field at this version; node removal unsupported")
 	}
-	mu := (*sync.Mutex)(unsafe.Pointer(muF.UnsafeAddr()))
 	nodes := (*map[key.NodePublic]*tailcfg.Node)(unsafe.Pointer(nodesF.UnsafeAddr()))
 	mu.Lock()
 	defer mu.Unlock()
