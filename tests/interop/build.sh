@@ -97,6 +97,9 @@ runner_build() {
 }
 build_step testcontrol-runner "$RDIR" "runner-src-$RHASH tailscale.com@$TAILSCALE_VERSION go$GOV" "$LOGS/testcontrol-runner.log" runner_build
 link testcontrol-runner "testcontrol-runner-$RHASH/testcontrol-runner"
+for old in "$BIN"/testcontrol-runner-*; do # drop builds of older runner sources
+    [[ -d $old && $old != "$RDIR" ]] && rm -rf "$old"
+done
 
 # 3. headscale (heaviest: ~400 MB module incl. test fixtures, modernc sqlite)
 # Built from the wrapper module tests/interop/headscale-build (go.mod with a

@@ -215,7 +215,7 @@ policy:
   path: ""
 dns:
   magic_dns: false
-  base_domain: ""
+  base_domain: ${HS_BASE_DOMAIN:-weft-interop.test}
   override_local_dns: false
   nameservers:
     global: []

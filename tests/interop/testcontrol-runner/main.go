@@ -491,6 +491,13 @@ func (h *harness) register(mux *http.ServeMux) {
 		log.Printf("admin: SetExpireAllNodes(%v)", v)
 		writeJSON(w, map[string]bool{"expired": v})
 	})
+	// Exercises the supervisor: crashes the control server the way
+	// testcontrol does on bad input (a panic in a fresh goroutine).
+	mux.HandleFunc("POST /harness/debug/crash", func(w http.ResponseWriter, r *http.Request) {
+		log.Printf("admin: crashing on request")
+		io.WriteString(w, "crashing\n")
+		go panic("testcontrol-runner: crash requested via /harness/debug/crash")
+	})
 	mux.HandleFunc("POST /harness/fake-node", func(w http.ResponseWriter, r *http.Request) {
 		h.ctrl.AddFakeNode()
 		log.Printf("admin: AddFakeNode")
