@@ -66,7 +66,10 @@ lab_need_bins() {
 
 lab_init() {
     [[ $(id -u) == 0 ]] || skip "interop lab needs root (network namespaces, TUN)"
-    command -v ip >/dev/null || skip "iproute2 'ip' not found"
+    local t
+    for t in ip jq curl timeout; do
+        command -v "$t" >/dev/null || skip "'$t' not found (the lab needs iproute2, jq, curl, coreutils)"
+    done
     [[ -c /dev/net/tun ]] || modprobe tun 2>/dev/null || true
     [[ -c /dev/net/tun ]] || skip "/dev/net/tun missing"
     LAB_ID=wi$$
