@@ -102,7 +102,12 @@ NFT
     log "n2 vanished from n1's status $((SECONDS - t0))s after removal"
 
     case $server in
-    testcontrol) testcontrol_alive || die "testcontrol runner crashed (see $LAB_DIR/testcontrol.log)" ;;
+    testcontrol)
+        testcontrol_alive || die "testcontrol runner crashed (see $LAB_DIR/testcontrol.log)"
+        local stats; stats=$(tc_admin srv GET stats)
+        log "runner stats: $(jq -c . <<<"$stats")"
+        [[ $(jq .rejected <<<"$stats") == 0 ]] || die "runner rejected requests from real tailscaled"
+        ;;
     headscale) headscale_alive || die "headscale died" ;;
     esac
     log "PASS: $server"

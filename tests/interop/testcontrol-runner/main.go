@@ -10,14 +10,16 @@
 //
 // Process model: the runner re-executes itself as a child. testcontrol
 // reports many protocol errors with `go panic(...)` in a fresh goroutine,
-// which no recover() can catch; the parent supervises the child, copies its
-// output, and if the child dies it prints a clear banner naming the panic and
-// exits with status 70. Synchronous handler panics are recovered in-process
-// and logged.
+// which no recover() can catch. The runner therefore (1) refuses, with a
+// logged 404/400, the inputs known to trigger those panics, outside and
+// inside the Noise channel, and (2) supervises the child: if it dies anyway,
+// the parent prints a clear banner naming the panic and exits with status 70.
+// Synchronous handler panics are recovered in-process and logged.
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -36,6 +38,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -270,8 +273,13 @@ func run() error {
 		Verbose:          *flagVerbose,
 		ExplicitBaseURL:  baseURL,
 	}
-	ctrl.SetOnMapRequest(func(k key.NodePublic) { log.Printf("noise: map request from %s", k.ShortString()) })
 	h := &harness{ctrl: ctrl}
+	if err := h.guardInnerMux(); err != nil {
+		// Still usable, just without per-request logs and input checks
+		// inside the Noise channel.
+		log.Printf("WARNING: %v", err)
+		ctrl.SetOnMapRequest(func(k key.NodePublic) { log.Printf("noise: map request from %s", k.ShortString()) })
+	}
 
 	mux := http.NewServeMux()
 	// Only paths testcontrol serves outside Noise. Anything else would hit
@@ -424,6 +432,113 @@ type harness struct {
 
 	mu         sync.Mutex
 	allExpired bool
+
+	innerRequests atomic.Int64 // requests seen inside the Noise channel
+	rejected      atomic.Int64 // requests refused instead of letting testcontrol panic
+}
+
+// guardInnerMux puts a logging and checking handler in front of
+// testcontrol's own ServeMux, which is also the handler of the HTTP/2 server
+// inside each Noise connection. testcontrol offers no hook there, so the
+// unexported `mux` field is swapped by reflection (type-checked), before any
+// listener is started.
+//
+// The guard logs every request, answers 404 to paths testcontrol does not
+// serve and 400 to register/map bodies testcontrol would panic on (bad JSON,
+// zero Version, zero NodeKey). A real control server answers such requests
+// with an error too; /harness/stats counts them as "rejected".
+func (h *harness) guardInnerMux() error {
+	// Make testcontrol build its mux (sync.Once inside ServeHTTP).
+	h.ctrl.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/generate_204", nil))
+	f := reflect.ValueOf(h.ctrl).Elem().FieldByName("mux")
+	if !f.IsValid() || f.Type() != reflect.TypeOf((*http.ServeMux)(nil)) {
+		return errors.New("testcontrol.Server has no `mux *http.ServeMux` field at this version; Noise requests are not logged or checked")
+	}
+	p := (**http.ServeMux)(unsafe.Pointer(f.UnsafeAddr()))
+	if *p == nil {
+		return errors.New("testcontrol.Server mux not initialised")
+	}
+	orig := *p
+	guarded := http.NewServeMux()
+	guarded.Handle("/", h.innerGuard(orig))
+	*p = guarded
+	return nil
+}
+
+var (
+	innerExact    = map[string]bool{"/key": true, "/ts2021": true, "/generate_204": true, "/machine/map": true, "/machine/register": true, "/machine/set-dns": true, "/machine/update-health": true}
+	innerPrefixes = []string{"/c2n/", "/machine/tka/", "/machine/webclient/"}
+)
+
+func (h *harness) innerGuard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		noise := r.ProtoMajor == 2 // the HTTP/2 server inside a Noise connection
+		if !noise {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h.innerRequests.Add(1)
+		reject := func(code int, format string, args ...any) {
+			h.rejected.Add(1)
+			msg := fmt.Sprintf(format, args...)
+			log.Printf("noise: REJECTED %s %s: %s", r.Method, r.URL.Path, msg)
+			http.Error(w, "testcontrol-runner: "+msg, code)
+		}
+		path := r.URL.Path
+		known := innerExact[path]
+		for _, pre := range innerPrefixes {
+			known = known || strings.HasPrefix(path, pre)
+		}
+		if !known {
+			reject(http.StatusNotFound, "path not served by testcontrol")
+			return
+		}
+		desc := ""
+		if r.Method == "POST" && (path == "/machine/register" || path == "/machine/map") {
+			body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+			r.Body.Close()
+			if err != nil {
+				reject(http.StatusBadRequest, "reading body: %v", err)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			if path == "/machine/register" {
+				var req tailcfg.RegisterRequest
+				if err := json.Unmarshal(body, &req); err != nil {
+					reject(http.StatusBadRequest, "RegisterRequest JSON: %v", err)
+					return
+				}
+				if req.Version == 0 || req.NodeKey.IsZero() {
+					reject(http.StatusBadRequest, "RegisterRequest needs Version and NodeKey (got Version=%d NodeKey=%v)", req.Version, req.NodeKey)
+					return
+				}
+				hostname := ""
+				if req.Hostinfo != nil {
+					hostname = req.Hostinfo.Hostname
+				}
+				desc = fmt.Sprintf(" v=%d node=%s old=%v authkey=%v followup=%q hostname=%q",
+					req.Version, req.NodeKey.ShortString(), !req.OldNodeKey.IsZero(),
+					req.Auth != nil && req.Auth.AuthKey != "", req.Followup, hostname)
+			} else {
+				var req tailcfg.MapRequest
+				if err := json.Unmarshal(body, &req); err != nil {
+					reject(http.StatusBadRequest, "MapRequest JSON: %v", err)
+					return
+				}
+				if req.Version == 0 || req.NodeKey.IsZero() {
+					reject(http.StatusBadRequest, "MapRequest needs Version and NodeKey (got Version=%d NodeKey=%v)", req.Version, req.NodeKey)
+					return
+				}
+				desc = fmt.Sprintf(" v=%d node=%s stream=%v omitPeers=%v readOnly=%v compress=%q endpoints=%d",
+					req.Version, req.NodeKey.ShortString(), req.Stream, req.OmitPeers, req.ReadOnly, req.Compress, len(req.Endpoints))
+			}
+		}
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		log.Printf("noise: <- %s %s%s", r.Method, path, desc)
+		next.ServeHTTP(sw, r)
+		log.Printf("noise: -> %s %s %d after %v", r.Method, path, sw.code, time.Since(start).Round(time.Millisecond))
+	})
 }
 
 type nodeSummary struct {
@@ -475,7 +590,12 @@ func (h *harness) register(mux *http.ServeMux) {
 		writeJSON(w, out)
 	})
 	mux.HandleFunc("GET /harness/stats", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, map[string]int{"nodes": h.ctrl.NumNodes(), "in_serve_map": h.ctrl.InServeMap()})
+		writeJSON(w, map[string]int64{
+			"nodes":          int64(h.ctrl.NumNodes()),
+			"in_serve_map":   int64(h.ctrl.InServeMap()),
+			"noise_requests": h.innerRequests.Load(),
+			"rejected":       h.rejected.Load(),
+		})
 	})
 	mux.HandleFunc("POST /harness/nodes/remove", h.serveRemove)
 	mux.HandleFunc("POST /harness/expire-all", func(w http.ResponseWriter, r *http.Request) {
