@@ -44,7 +44,8 @@ mkdir -p "$BIN" "$LOGS"
 export CGO_ENABLED=0 GOFLAGS=-modcacherw
 export GOMODCACHE=${GOMODCACHE:-$CACHE/go/mod}
 export GOCACHE=${GOCACHE:-$CACHE/go/build}
-[[ ${GOTOOLCHAIN:-} ]] || export GOTOOLCHAIN=$(go env GOTOOLCHAIN)
+GOTOOLCHAIN=${GOTOOLCHAIN:-$(go env GOTOOLCHAIN)}
+export GOTOOLCHAIN
 
 # fresh DIR STAMP -> 0 if DIR/.stamp matches
 fresh() { [[ $FORCE == 0 && -f $1/.stamp && "$(cat "$1/.stamp")" == "$2" ]]; }
@@ -124,4 +125,7 @@ else
 fi
 
 say "binaries in $BIN:"
-ls -l "$BIN" | grep -- '->' | awk '{print "  " $(NF-2), $(NF-1), $NF}' >&2
+for l in "$BIN"/*; do
+    [[ -L $l ]] && printf '  %s -> %s\n' "${l##*/}" "$(readlink "$l")" >&2
+done
+true

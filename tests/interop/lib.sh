@@ -152,6 +152,7 @@ start_testcontrol() {
     TC_READY=$(cat "$ready")
     TC_URL=$(jq -r .control_url <<<"$TC_READY")
     TC_ADMIN=$(jq -r .admin_url <<<"$TC_READY")
+    # shellcheck disable=SC2034 # for callers
     TC_AUTHKEY=$(jq -r '.authkey // ""' <<<"$TC_READY")
     wait_for "testcontrol healthz" 10 lab_exec "$name" curl -fsS "${TC_ADMIN}healthz" || die "testcontrol admin not answering"
     log "testcontrol up: $TC_URL (admin ${TC_ADMIN}, DERP $(jq -r .derp_url <<<"$TC_READY"), STUN $(jq -r .stun_addr <<<"$TC_READY"))"
