@@ -302,3 +302,20 @@ ts_not_sees() { ! ts_sees "$@"; }
 
 # ts_peers NAME : "hostname ip online" lines for NAME's peers.
 ts_peers() { ts_status_json "$1" | jq -r '.Peer[]? | "\(.HostName) \(.TailscaleIPs | join(",")) online=\(.Online) cur=\(.CurAddr) relay=\(.Relay)"'; }
+
+# ------------------------------------------------------------------ paths
+
+# lab_block_udp NAME PEER_ADDR : drop all UDP between namespace NAME and the
+# lab address PEER_ADDR (nft, inside NAME only), forcing DERP. Control, DERP
+# (TCP) and STUN (to the server address) are untouched.
+lab_block_udp() {
+    lab_exec "$1" nft -f - <<NFT
+table inet weftlab {
+  chain out { type filter hook output priority 0; ip daddr $2 meta l4proto udp drop; }
+  chain in  { type filter hook input priority 0; ip saddr $2 meta l4proto udp drop; }
+}
+NFT
+}
+
+# lab_unblock_udp NAME : undo lab_block_udp.
+lab_unblock_udp() { lab_exec "$1" nft delete table inet weftlab; }

@@ -72,16 +72,14 @@ one() {
     ts n1 status | sed 's/^/    /' >&2
 
     # DERP path: drop node<->node UDP in n1 (tailscaled runs --netfilter-mode=off).
-    lab_exec n1 nft -f - <<NFT || die "nft failed"
-table inet weftlab {
-  chain out { type filter hook output priority 0; ip daddr $LAB_SUBNET.12 udp dport 41641 drop; }
-  chain in  { type filter hook input priority 0; ip saddr $LAB_SUBNET.12 udp sport 41641 drop; }
-}
-NFT
+    lab_block_udp n1 "$LAB_SUBNET.12" || die "nft failed"
     out=$(ts n1 ping --c 3 --timeout 3s --until-direct=false "$ip2") || die "ping over DERP failed: $out"
     grep -q 'via DERP' <<<"$out" || die "expected a DERP pong once UDP is dropped, got: $out"
     log "n1 -> n2 with UDP dropped: $(grep -m1 pong <<<"$out")"
-    lab_exec n1 nft delete table inet weftlab
+    t0=$SECONDS
+    wait_for "kernel ICMP n1->n2 over DERP" 30 lab_exec n1 ping -c 1 -W 1 "$ip2" || die "no WireGuard traffic over DERP"
+    log "n1 -> n2 icmp over DERP after $((SECONDS - t0))s; n1 status: $(ts n1 status | grep -w n2 | tr -s ' ')"
+    lab_unblock_udp n1
 
     # Removal on the server side.
     t0=$SECONDS
