@@ -169,16 +169,48 @@ testcontrol_alive() {
 
 # ------------------------------------------------------------------ headscale
 
-# start_headscale NAME : headscale in namespace NAME on its eth0 address,
-# plain HTTP on :8080 with the embedded DERP (clients need
-# TS_DEBUG_USE_DERP_HTTP=1) and STUN on :3478; creates user "weft" and a
+# start_headscale NAME [--derp-tls] : headscale in namespace NAME on its eth0
+# address, control over plain HTTP on :8080; creates user "weft" and a
 # reusable pre-auth key. Sets HS_URL, HS_KEY, HS_CFG, HS_USER_ID.
+# DERP, by default: headscale's embedded DERP on :8080 and STUN on :3478,
+#   plain HTTP, so Go clients need TS_DEBUG_USE_DERP_HTTP=1.
+# DERP with --derp-tls: embedded DERP off; a separate `derper` serves TLS
+#   (self-signed IP cert) on :3340 and STUN on :3478, described to headscale
+#   in a derp.paths file with InsecureForTests, like the testcontrol runner.
 start_headscale() {
-    local name=$1
+    local name=$1 derptls=0
+    [[ ${2:-} == --derp-tls ]] && derptls=1
     lab_need_bins headscale
     local ip; ip=$(lab_exec "$name" ip -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1)
     local d=$LAB_DIR/headscale
     mkdir -p "$d"
+    local embedded=true paths="[]"
+    if [[ $derptls == 1 ]]; then
+        lab_need_bins derper
+        mkdir -p "$d/derper"
+        lab_bg "$name" "$d/derper.log" "$INTEROP_BIN/derper" -a "$ip:3340" -http-port -1 \
+            -stun-port 3478 -certmode manual -hostname "$ip" -certdir "$d/derper" -c "$d/derper/derper.json"
+        wait_for "derper TLS on $ip:3340" 20 lab_exec "$name" curl -ksf "https://$ip:3340/derp/probe" \
+            || { tail -20 "$d/derper.log" >&2; die "derper did not start"; }
+        cat >"$d/derpmap.yaml" <<YAML
+regions:
+  900:
+    regionid: 900
+    regioncode: derper
+    regionname: weft interop derper
+    nodes:
+      - name: 900a
+        regionid: 900
+        hostname: "$ip"
+        ipv4: "$ip"
+        ipv6: "none"
+        stunport: 3478
+        derpport: 3340
+        insecurefortests: true
+YAML
+        embedded=false paths="[$d/derpmap.yaml]"
+        log "derper up: https://$ip:3340/derp (self-signed), STUN $ip:3478"
+    fi
     HS_CFG=$d/config.yaml
     HS_URL=http://$ip:8080
     cat >"$HS_CFG" <<YAML
@@ -195,7 +227,7 @@ prefixes:
   allocation: sequential
 derp:
   server:
-    enabled: true
+    enabled: $embedded
     region_id: 999
     region_code: "headscale"
     region_name: "Headscale Embedded DERP"
@@ -206,7 +238,7 @@ derp:
     ipv4: $ip
     ipv6: "none"
   urls: []
-  paths: []
+  paths: $paths
   auto_update_enabled: false
 disable_check_updates: true
 database:

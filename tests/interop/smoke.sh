@@ -9,7 +9,9 @@
 #   5. a node removed on the server disappears from the other's status.
 # Exit 0 only if all of that happened for both servers.
 #
-#   tests/interop/smoke.sh                 # both servers (builds first)
+#   tests/interop/smoke.sh                 # all three setups (builds first):
+#                                          # testcontrol, headscale (embedded plain-HTTP
+#                                          # DERP), headscale-derptls (TLS derper)
 #   tests/interop/smoke.sh testcontrol     # one server
 #   WEFT_INTEROP_NO_BUILD=1 ...            # don't run build.sh
 set -euo pipefail
@@ -22,6 +24,7 @@ one() {
     case $server in
     testcontrol) lab_need_bins testcontrol-runner tailscaled tailscale ;;
     headscale) lab_need_bins headscale tailscaled tailscale ;;
+    headscale-derptls) lab_need_bins headscale derper tailscaled tailscale ;;
     esac
     command -v nft >/dev/null || skip "nft (nftables) not found; needed to force the DERP path"
     lab_init
@@ -39,6 +42,10 @@ one() {
         start_headscale srv
         url=$HS_URL key=$HS_KEY
         envs=(TS_DEBUG_USE_DERP_HTTP=1) # headscale's embedded DERP is plain HTTP here
+        ;;
+    headscale-derptls)
+        start_headscale srv --derp-tls # separate derper over TLS: no client knob needed
+        url=$HS_URL key=$HS_KEY
         ;;
     *) die "unknown server $server" ;;
     esac
@@ -88,7 +95,7 @@ one() {
         log "testcontrol nodes: $(tc_admin srv GET nodes | jq -c '[.[] | {id, hostname, addresses}]')"
         tc_admin srv POST "nodes/remove?name=n2" | jq -c .removed >&2 || die "runner removal failed"
         ;;
-    headscale)
+    headscale*)
         hs srv nodes list -o json | jq -c '[.[] | {id, name, given_name, ip_addresses, online}]' >&2
         local id
         id=$(hs srv nodes list -o json | jq -r '.[] | select(.given_name=="n2" or .name=="n2") | .id')
@@ -106,7 +113,7 @@ one() {
         log "runner stats: $(jq -c . <<<"$stats")"
         [[ $(jq .rejected <<<"$stats") == 0 ]] || die "runner rejected requests from real tailscaled"
         ;;
-    headscale) headscale_alive || die "headscale died" ;;
+    headscale*) headscale_alive || die "headscale died" ;;
     esac
     log "PASS: $server"
 }
@@ -117,7 +124,7 @@ if [[ ${1:-} == --one ]]; then
 fi
 
 servers=("$@")
-[[ ${#servers[@]} -gt 0 ]] || servers=(testcontrol headscale)
+[[ ${#servers[@]} -gt 0 ]] || servers=(testcontrol headscale headscale-derptls)
 if [[ ${WEFT_INTEROP_NO_BUILD:-0} != 1 ]]; then
     out=$("$HERE/build.sh") || { echo "$out"; exit 1; }
     # No Go: carry on with whatever binaries are cached; each server run
