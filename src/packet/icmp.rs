@@ -4,8 +4,8 @@
 use super::{checksum_add, checksum_finish, IpHeader};
 use std::net::IpAddr;
 
-pub(super) const PROTO_ICMP: u8 = 1;
-pub(super) const PROTO_ICMPV6: u8 = 58;
+pub const PROTO_ICMP: u8 = 1;
+pub const PROTO_ICMPV6: u8 = 58;
 const ECHO_REQUEST_V4: u8 = 8;
 pub(super) const ECHO_REPLY_V4: u8 = 0;
 const ECHO_REQUEST_V6: u8 = 128;
