@@ -1,5 +1,6 @@
 //! The inbound packet filter.
 
 mod address_range;
+mod flow_table;
 mod protocol_set;
 mod rule;
