@@ -155,6 +155,7 @@ impl Filter {
                     || icmp.is_error()
                     || self.any_rule_allows(view, Scope::AddressesOnly)
             }
+            // Later fragments were passed before the destination check and never get here.
             Transport::Other | Transport::LaterFragment => {
                 self.any_rule_allows(view, Scope::WholeAddress { protocol })
             }

@@ -86,7 +86,8 @@ impl IcmpHeader {
     }
 
     /// Destination unreachable, time exceeded, parameter problem (and ICMPv6's packet too
-    /// big): the messages that report on some other packet's fate.
+    /// big): the messages that report on some other packet's fate. (tailscaled's table gives
+    /// ICMPv4 parameter problem as 18, which is address mask reply; RFC 792 says 12.)
     pub fn is_error(self) -> bool {
         if self.is_v6 {
             matches!(self.kind, 1..=4)
@@ -108,21 +109,11 @@ pub enum TransportError {
     FragmentedTsmp,
 }
 
-impl std::fmt::Display for TransportError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TransportError::Ip(e) => e.fmt(f),
-            TransportError::Truncated => f.write_str("transport header truncated"),
-            TransportError::OverlappingFragment => f.write_str("fragment overlaps the header"),
-            TransportError::FragmentedTsmp => f.write_str("fragmented TSMP"),
-        }
-    }
-}
-
-/// Where the transport header starts, once fragmentation is accounted for.
+/// Where the transport header starts, once fragmentation is accounted for. Every fragment
+/// names the protocol; only the first holds its header.
 enum Position {
     Header { protocol: u8, offset: usize, fragmented: bool },
-    LaterFragment,
+    LaterFragment { protocol: u8 },
 }
 
 impl TransportView {
@@ -130,9 +121,8 @@ impl TransportView {
         let ip = IpHeader::parse(packet).map_err(TransportError::Ip)?;
         let (protocol, offset, fragmented) = match position(packet, &ip)? {
             Position::Header { protocol, offset, fragmented } => (protocol, offset, fragmented),
-            Position::LaterFragment => {
-                let transport = Transport::LaterFragment;
-                return Ok(TransportView { ip, protocol: ip.protocol, transport });
+            Position::LaterFragment { protocol } => {
+                return Ok(TransportView { ip, protocol, transport: Transport::LaterFragment });
             }
         };
         let bytes = packet.get(offset..ip.total_len).ok_or(TransportError::Truncated)?;
@@ -168,7 +158,7 @@ fn fragment_position(
     match fragment_offset {
         0 => Ok(Position::Header { protocol, offset: header_offset, fragmented: more_fragments }),
         1..MIN_LATER_FRAGMENT_OFFSET => Err(TransportError::OverlappingFragment),
-        _ => Ok(Position::LaterFragment),
+        _ => Ok(Position::LaterFragment { protocol }),
     }
 }
 
@@ -258,9 +248,12 @@ mod tests {
         let cut = fragment_v4(ip("10.0.0.2", "10.0.0.1", PROTO_TCP, &syn[20..28]), 0, true);
         assert_eq!(transport_of(&cut), Err(TransportError::Truncated));
 
-        let v6 = fragment_v6(tcp("[fd7a::2]:1", "[fd7a::1]:22", TcpFlags::SYN), 0, true);
+        let syn_v6 = || tcp("[fd7a::2]:1", "[fd7a::1]:22", TcpFlags::SYN);
+        let v6 = fragment_v6(syn_v6(), 0, true);
         let view = TransportView::parse(&v6).unwrap();
         assert_eq!(view.protocol, PROTO_TCP);
+        let later = TransportView::parse(&fragment_v6(syn_v6(), 20, false)).unwrap();
+        assert_eq!((later.protocol, later.transport), (PROTO_TCP, Transport::LaterFragment));
         assert!(matches!(view.transport, Transport::Tcp { ports: Ports { dst: 22, .. }, .. }));
     }
 
