@@ -7,6 +7,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod engine;
+pub mod filter;
 pub mod http1;
 pub mod keys;
 pub mod localapi;

@@ -2,9 +2,9 @@
 //! `tailscale status --json` for the fields weft has.
 
 use super::Engine;
+use crate::control::tailcfg::go_time;
 use crate::netmap::Peer;
 use std::collections::BTreeMap;
-use crate::control::tailcfg::go_time;
 use std::time::{Duration, Instant, SystemTime};
 
 /// A peer counts as online while its last handshake is younger than WireGuard's

@@ -4,12 +4,12 @@
 use super::{checksum_add, checksum_finish, IpHeader};
 use std::net::IpAddr;
 
-const PROTO_ICMP: u8 = 1;
-const PROTO_ICMPV6: u8 = 58;
+pub const PROTO_ICMP: u8 = 1;
+pub const PROTO_ICMPV6: u8 = 58;
 const ECHO_REQUEST_V4: u8 = 8;
-const ECHO_REPLY_V4: u8 = 0;
+pub(super) const ECHO_REPLY_V4: u8 = 0;
 const ECHO_REQUEST_V6: u8 = 128;
-const ECHO_REPLY_V6: u8 = 129;
+pub(super) const ECHO_REPLY_V6: u8 = 129;
 const TTL: u8 = 64;
 
 /// Identifies one echo: the identifier names this daemon, the sequence number the attempt.

@@ -2,6 +2,9 @@
 //! cryptokey routing and to answer our own pings. Zero-copy: a view borrows the caller's buffer.
 
 pub mod icmp;
+#[cfg(test)]
+pub mod test_packets;
+pub mod transport;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
