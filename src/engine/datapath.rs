@@ -1,6 +1,7 @@
 //! The per-packet path: TUN → encrypt → UDP, and UDP → decrypt → check → TUN. Allocates nothing.
 
 use super::{Engine, PacketSink};
+use crate::filter::Verdict;
 use crate::packet::IpHeader;
 use crate::wg::demux::{route_datagram, Destination};
 use boringtun::noise::TunnResult;
@@ -24,6 +25,8 @@ impl Engine {
             self.drops.no_route += 1;
             return;
         };
+        // Replies to what we send must get through the inbound filter.
+        self.filter.note_outbound(now, packet);
         self.encrypt_to(index, now, packet, sink);
     }
 
@@ -109,6 +112,9 @@ impl Engine {
             // Cryptokey routing on the way in: a peer may only send from its AllowedIPs.
             if self.routes.lookup(src) != Some(index) {
                 self.drops.spoofed_source += 1;
+            } else if let Verdict::Drop(reason) = self.filter.check_inbound(now, packet) {
+                log::trace!("filtered inbound packet from {src}: {reason:?}");
+                self.drops.filtered += 1;
             } else if !self.pings.take_reply(packet, now, from) {
                 sink.write_tun(packet);
             }

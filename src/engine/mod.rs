@@ -9,6 +9,7 @@ mod peers;
 pub mod ping;
 pub mod status;
 
+use crate::filter::Filter;
 use crate::keys::PublicKey;
 use crate::netmap::Netmap;
 use crate::prefix::Prefix;
@@ -46,6 +47,8 @@ pub struct Drops {
     pub spoofed_source: u64,
     /// Peer known but no endpoint to send to yet.
     pub no_endpoint: u64,
+    /// Inbound packet the packet filter refused, by the filter's reason.
+    pub filtered: u64,
 }
 
 /// Largest IP packet we accept from the TUN or produce for it.
@@ -57,6 +60,8 @@ pub struct Engine {
     peers: HashMap<u32, PeerState>,
     by_key: HashMap<PublicKey, u32>,
     routes: AllowedIps<u32>,
+    /// Control's packet filter (ACLs) on packets arriving from peers.
+    filter: Filter,
     schedule: Schedule,
     next_local_index: u32,
     drops: Drops,
@@ -76,6 +81,7 @@ impl Engine {
             peers: HashMap::new(),
             by_key: HashMap::new(),
             routes: AllowedIps::new(),
+            filter: Filter::new(None, &[]),
             schedule: Schedule::default(),
             next_local_index: seed_local_index(),
             drops: Drops::default(),

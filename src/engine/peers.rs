@@ -61,6 +61,8 @@ impl Engine {
         }
         self.netmap = netmap;
         self.rebuild_routes();
+        let own = &self.netmap.self_node.addresses;
+        self.filter.replace_rules(self.netmap.packet_filter.as_deref(), own);
         change
     }
 

@@ -5,7 +5,6 @@ use super::*;
 use crate::keys::PrivateKey;
 use crate::netmap::{Peer, SelfNode};
 use crate::packet::icmp::{echo_request, Echo};
-use crate::packet::IpHeader;
 use std::time::Duration;
 
 #[derive(Default)]
@@ -128,20 +127,9 @@ fn ping_completes_with_latency_and_endpoint() {
         .start_ping(now, "100.64.0.2".parse().unwrap(), Duration::from_secs(5), &mut a.out)
         .unwrap();
     exchange(&mut a, &mut b, now);
-    // B's kernel answers the echo: turn B's TUN output into a reply.
+    // B's kernel answers the echo.
     let request = b.out.tun.pop().expect("echo request delivered to B's kernel");
-    let h = IpHeader::parse(&request).unwrap();
-    let mut reply = request.clone();
-    reply[12..16].copy_from_slice(&request[16..20]);
-    reply[16..20].copy_from_slice(&request[12..16]);
-    reply[h.payload_offset] = 0; // echo reply
-    let icmp_sum = crate::packet::checksum_finish(crate::packet::checksum_add(0, &{
-        let mut icmp = reply[h.payload_offset..].to_vec();
-        icmp[2] = 0;
-        icmp[3] = 0;
-        icmp
-    }));
-    reply[h.payload_offset + 2..h.payload_offset + 4].copy_from_slice(&icmp_sum.to_be_bytes());
+    let reply = crate::packet::icmp::reply_to(&request);
     let later = now + Duration::from_millis(12);
     b.engine.handle_tun_packet(later, &reply, &mut b.out);
     exchange(&mut a, &mut b, later);
@@ -266,4 +254,29 @@ fn handshake_flood_is_answered_with_cookie_replies() {
     let responses = b.out.udp.iter().filter(|(_, d)| d[0] == 2).count();
     assert!(cookies > 0, "under load the responder demands cookies");
     assert!(responses > 0 && responses < 400, "{responses} responses");
+}
+
+#[test]
+fn control_filter_drops_unsolicited_packets_but_passes_replies() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    // Control denies everything inbound on B.
+    let mut map = b.engine.netmap().clone();
+    map.packet_filter = Some(Vec::new());
+    b.engine.apply_netmap(map, now);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    exchange(&mut a, &mut b, now);
+    assert!(b.out.tun.is_empty(), "an unsolicited echo request is filtered");
+    assert_eq!(b.engine.drops().filtered, 1);
+    // B's own ping to A: the echo reply gets in.
+    let id = b
+        .engine
+        .start_ping(now, "100.64.0.1".parse().unwrap(), Duration::from_secs(5), &mut b.out)
+        .unwrap();
+    exchange(&mut a, &mut b, now);
+    let request = a.out.tun.pop().expect("A's kernel got the echo request");
+    let reply = crate::packet::icmp::reply_to(&request);
+    a.engine.handle_tun_packet(now, &reply, &mut a.out);
+    exchange(&mut a, &mut b, now);
+    assert_eq!(b.engine.poll_ping().map(|(done, r)| (done, r.err)), Some((id, String::new())));
 }

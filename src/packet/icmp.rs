@@ -87,30 +87,31 @@ pub fn parse_echo_reply(packet: &[u8]) -> Option<Echo> {
 }
 
 #[cfg(test)]
+/// Turns a request into the reply a host would send: swap addresses, change the type and
+/// fix the checksum the way a kernel does.
+pub(crate) fn reply_to(request: &[u8]) -> Vec<u8> {
+    let h = IpHeader::parse(request).unwrap();
+    let echo = Echo {
+        src: h.dst,
+        dst: h.src,
+        identifier: u16::from_be_bytes([
+            request[h.payload_offset + 4],
+            request[h.payload_offset + 5],
+        ]),
+        sequence: u16::from_be_bytes([
+            request[h.payload_offset + 6],
+            request[h.payload_offset + 7],
+        ]),
+    };
+    let mut reply = echo_request(&echo, &request[h.payload_offset + 8..]).unwrap();
+    reply[h.payload_offset] = if h.src.is_ipv4() { ECHO_REPLY_V4 } else { ECHO_REPLY_V6 };
+    reply
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::shake;
-
-    /// Turns a request into the reply a host would send: swap addresses, change the type and
-    /// fix the checksum the way a kernel does.
-    fn reply_to(request: &[u8]) -> Vec<u8> {
-        let h = IpHeader::parse(request).unwrap();
-        let echo = Echo {
-            src: h.dst,
-            dst: h.src,
-            identifier: u16::from_be_bytes([
-                request[h.payload_offset + 4],
-                request[h.payload_offset + 5],
-            ]),
-            sequence: u16::from_be_bytes([
-                request[h.payload_offset + 6],
-                request[h.payload_offset + 7],
-            ]),
-        };
-        let mut reply = echo_request(&echo, &request[h.payload_offset + 8..]).unwrap();
-        reply[h.payload_offset] = if h.src.is_ipv4() { ECHO_REPLY_V4 } else { ECHO_REPLY_V6 };
-        reply
-    }
 
     #[test]
     fn v4_request_has_valid_checksums_and_reply_parses() {
