@@ -8,7 +8,7 @@ use crate::localapi::{DOWN_PATH, LOGOUT_PATH, PING_PATH, START_PATH, STATUS_PATH
 use mio::Token;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// How long a ping waits for its reply unless the request says otherwise.
 const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(5);
@@ -70,7 +70,7 @@ impl Daemon {
 
     /// The engine's status with what only the daemon knows: login state and its problems.
     fn status(&self) -> crate::engine::status::Status {
-        let mut status = self.engine.status(Instant::now(), SystemTime::now(), true);
+        let mut status = self.engine.status(Instant::now(), true);
         status.backend_state = self.backend_state().to_string();
         if let Some(link) = &self.control {
             status.auth_url = link.client.auth_url().to_string();

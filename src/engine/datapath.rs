@@ -8,7 +8,10 @@ use boringtun::noise::TunnResult;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-/// WireGuard message type of a cookie reply: answering one is not proof the sender is the peer.
+/// WireGuard message types: a cookie reply is no proof the sender is the peer; accepting an
+/// initiation or a response is a handshake.
+const HANDSHAKE_INITIATION: u8 = 1;
+const HANDSHAKE_RESPONSE: u8 = 2;
 const COOKIE_REPLY: u8 = 3;
 
 impl Engine {
@@ -105,6 +108,9 @@ impl Engine {
                 }
             };
         if authenticated {
+            if matches!(datagram.first(), Some(&(HANDSHAKE_INITIATION | HANDSHAKE_RESPONSE))) {
+                state.last_handshake = Some(now);
+            }
             state.endpoint = Some(from);
             self.schedule.activity(index, &mut state.clock, now);
         }

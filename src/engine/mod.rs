@@ -20,7 +20,7 @@ use peers::PeerState;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// Where the engine's output goes: the event loop's sockets and TUN in the daemon, a recorder in
 /// tests.
@@ -69,6 +69,9 @@ pub struct Engine {
     health: Vec<String>,
     /// Output space for boringtun; one packet plus WireGuard's overhead.
     scratch: Vec<u8>,
+    /// One reading of both clocks at start-up, to turn event instants into wall-clock times
+    /// that stay the same from one status request to the next.
+    clock_anchor: (Instant, SystemTime),
 }
 
 impl Engine {
@@ -88,6 +91,7 @@ impl Engine {
             pings: ping::Pings::new(std::process::id() as u16),
             health: Vec::new(),
             scratch: vec![0; MAX_PACKET + crate::wg::OVERHEAD + crate::wg::MIN_BUFFER],
+            clock_anchor: (now, SystemTime::now()),
         };
         engine.apply_netmap(netmap, now);
         engine
@@ -117,6 +121,15 @@ impl Engine {
 
     pub fn drops(&self) -> &Drops {
         &self.drops
+    }
+
+    /// The wall-clock time of `instant`, by the start-up anchor.
+    fn wall_time(&self, instant: Instant) -> SystemTime {
+        let (anchor, wall) = self.clock_anchor;
+        match instant.checked_duration_since(anchor) {
+            Some(after) => wall + after,
+            None => wall - anchor.duration_since(instant),
+        }
     }
 
     /// The earliest time [`Engine::handle_timeout`] must run; `None` when nothing is pending.

@@ -18,6 +18,8 @@ pub struct PeerState {
     /// Where we send: the configured endpoint, then wherever authenticated packets came from
     /// (WireGuard roaming).
     pub endpoint: Option<SocketAddr>,
+    /// When the last handshake message of this peer's was accepted.
+    pub last_handshake: Option<Instant>,
 }
 
 /// What a netmap change did, for logs.
@@ -81,6 +83,7 @@ impl Engine {
             session,
             clock: Clock::new(now, peer.persistent_keepalive.is_some()),
             endpoint: peer.endpoints.first().copied(),
+            last_handshake: None,
         };
         if state.clock.keepalive {
             self.schedule.activity(index, &mut state.clock, now);

@@ -105,7 +105,7 @@ pub struct PeerStatus {
 }
 
 impl Engine {
-    pub fn status(&self, now: Instant, wall: SystemTime, tun: bool) -> Status {
+    pub fn status(&self, now: Instant, tun: bool) -> Status {
         let self_node = &self.netmap.self_node;
         let ips: Vec<String> = self_node.addresses.iter().map(|p| p.addr().to_string()).collect();
         let me = PeerStatus {
@@ -128,8 +128,9 @@ impl Engine {
             .peers
             .values()
             .map(|state| {
-                let (since, tx, rx) = state.session.stats();
-                let handshake = since.and_then(|d| wall.checked_sub(d));
+                let (tx, rx) = state.session.traffic();
+                let since = state.last_handshake.map(|at| now.saturating_duration_since(at));
+                let handshake = state.last_handshake.map(|at| self.wall_time(at));
                 let status = PeerStatus {
                     cur_addr: state.endpoint.map(|e| e.to_string()).unwrap_or_default(),
                     rx_bytes: rx,

@@ -112,10 +112,13 @@ fn first_packet_triggers_handshake_and_arrives_intact() {
     b.engine.handle_tun_packet(now, &reply, &mut b.out);
     exchange(&mut a, &mut b, now);
     assert_eq!(a.out.tun, vec![reply]);
-    let status = b.engine.status(now, std::time::SystemTime::now(), true);
+    let status = b.engine.status(now, true);
     let peer = status.peer.values().next().unwrap();
     assert_eq!(peer.cur_addr, a.addr.to_string());
     assert!(peer.online && peer.rx_bytes > 0 && peer.tx_bytes > 0);
+    assert!(!peer.last_handshake.starts_with("0001-"), "a handshake happened");
+    let again = b.engine.status(now + Duration::from_secs(3), true);
+    assert_eq!(again.peer.values().next().unwrap().last_handshake, peer.last_handshake, "stable between requests");
 }
 
 #[test]
@@ -199,14 +202,7 @@ fn netmap_update_keeps_unchanged_sessions() {
     let (mut a, mut b) = pair(now);
     a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
     exchange(&mut a, &mut b, now);
-    let before = a
-        .engine
-        .status(now, std::time::SystemTime::now(), true)
-        .peer
-        .values()
-        .next()
-        .unwrap()
-        .tx_bytes;
+    let before = a.engine.status(now, true).peer.values().next().unwrap().tx_bytes;
     // Add a third peer: B's session on A must survive (no new handshake needed).
     let mut map = a.engine.netmap().clone();
     let other = PrivateKey::generate().unwrap();
@@ -221,7 +217,7 @@ fn netmap_update_keeps_unchanged_sessions() {
     a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 2), &mut a.out);
     assert_eq!(a.out.udp.len(), 1);
     assert_eq!(a.out.udp[0].1[0], 4, "a data message, not a new handshake");
-    let after = a.engine.status(now, std::time::SystemTime::now(), true);
+    let after = a.engine.status(now, true);
     assert!(after.peer.values().any(|p| p.tx_bytes > before));
     assert_eq!(a.engine.routes().len(), 2);
     // Remove B: its route and session go.
