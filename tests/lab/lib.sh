@@ -72,7 +72,9 @@ lab_init() {
 lab_track() { LAB_PIDS+=("$@"); }
 
 # lab_kill PID [SIGNAL] [WAIT_SECONDS]: signal one tracked PID and wait for it
-# to exit (KILL after WAIT_SECONDS). Prints its exit status on stdout.
+# to exit (KILL after WAIT_SECONDS). Sets LAB_RC to its exit status (128+N
+# if killed by signal N). Don't call it in $(...): a subshell can't reap
+# the script's children.
 lab_kill() {
     local pid=$1 sig=${2:-TERM} t=${3:-5} i rc=0
     kill -"$sig" "$pid" 2>/dev/null || true
@@ -85,7 +87,7 @@ lab_kill() {
         kill -KILL "$pid" 2>/dev/null || true
     fi
     wait "$pid" 2>/dev/null || rc=$?
-    echo "$rc"
+    LAB_RC=$rc
 }
 
 lab_cleanup() {
@@ -193,7 +195,8 @@ lab_wait_for() {
     shift
     end=$(( $(date +%s%N) + t * 1000000000 ))
     while :; do
-        if "$@" >/dev/null 2>&1; then return 0; fi
+        # A subshell, so a check that calls lab_fail only fails this poll.
+        if ("$@") >/dev/null 2>&1; then return 0; fi
         [ "$(date +%s%N)" -lt "$end" ] || return 1
         sleep 0.1
     done
