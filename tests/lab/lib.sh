@@ -397,11 +397,18 @@ lab_weft_keys() {
     (umask 077; "$WEFT" genkey >"$LAB_TMP/$1.key") || lab_fail "weft genkey failed"
     "$WEFT" pubkey <"$LAB_TMP/$1.key" >"$LAB_TMP/$1.pub" || lab_fail "weft pubkey failed"
     chmod 600 "$LAB_TMP/$1.key"
+    lab_is_key "$(cat "$LAB_TMP/$1.key")" || lab_fail "weft genkey printed no valid key: '$(head -c 100 "$LAB_TMP/$1.key")'"
+    lab_is_key "$(cat "$LAB_TMP/$1.pub")" || lab_fail "weft pubkey printed no valid key: '$(head -c 100 "$LAB_TMP/$1.pub")'"
     # Cross-check against wg when present.
     if command -v wg >/dev/null 2>&1; then
         [ "$(wg pubkey <"$LAB_TMP/$1.key")" = "$(cat "$LAB_TMP/$1.pub")" ] ||
             lab_fail "weft pubkey disagrees with wg pubkey"
     fi
+}
+
+# lab_is_key STRING: true if STRING is a base64 32-byte key (wg's format).
+lab_is_key() {
+    [[ "$1" =~ ^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$ ]]
 }
 
 # lab_weft_conf NAME KEYNAME ADDRS PORT > file ; then lab_weft_conf_peer
@@ -442,13 +449,19 @@ lab_weftd_up() {
     lab_track "$LAB_LAST_PID"
     printf -v "WEFTD_PID_$node" '%s' "$LAB_LAST_PID"
     local pid=$LAB_LAST_PID
-    lab_wait_for 15 lab_weft_status_ok "$node" || {
+    lab_wait_for 15 lab_weft_alive_and_ok "$pid" "$node" || true
+    kill -0 "$pid" 2>/dev/null || lab_fail "weftd $node exited early"
+    lab_weft_status_ok "$node" || {
         kill -0 "$pid" 2>/dev/null || lab_fail "weftd $node exited early"
         lab_fail "weftd $node: control socket $LAB_TMP/$node.sock did not answer status --json in 15s"
     }
     lab_wait_for 10 lab_link_up "$ns" "$tun" || lab_fail "weftd $node: TUN $tun not up in $ns"
     lab_log "weftd $node up in $ns (pid $pid, tun $tun, port $port)"
 }
+
+# Poll helper: succeed when the status answers, or when the daemon died
+# (so lab_wait_for stops waiting for a dead process).
+lab_weft_alive_and_ok() { ! kill -0 "$1" 2>/dev/null || lab_weft_status_ok "$2"; }
 
 lab_link_up() { lab_x "$1" ip link show dev "$2" 2>/dev/null | grep -q 'UP'; }
 
