@@ -1,0 +1,306 @@
+#!/usr/bin/env bash
+# bench/run.sh — weft's benchmark: one run, in network namespaces, side by
+# side: raw veth, weftd<->weftd, wireguard-go<->wireguard-go,
+# boringtun-cli<->boringtun-cli. Prints a Markdown table and writes it to
+# docs/benchmarks.md (with date, kernel, CPU and the method).
+#
+#   BENCH_SECONDS      seconds per iperf3 test (default 10)
+#   BENCH_UDP_RATES    UDP offered rates (default "200M 800M")
+#   BENCH_UDP_LEN      UDP payload bytes (default 1200, fits every tunnel)
+#   BENCH_UDP_BUF      iperf3 -w socket buffer for UDP (default 4M)
+#   BENCH_IDLE_SECONDS idle window for wake-up counting (default 5)
+#   BENCH_IMPLS        rows to run (default "veth weft wireguard-go boringtun")
+#   BENCH_OUT          Markdown file to write (default docs/benchmarks.md; "-" = don't)
+#   WEFT_BIN           weft binary (default target/release/weft)
+#   BORINGTUN_BIN      boringtun-cli (default .cache/boringtun/bin/boringtun-cli, then PATH)
+#
+# Each row runs in its own child process (`bench/run.sh --row IMPL JSON`)
+# with its own namespaces and cleanup, so one failing row doesn't stop the
+# others; it is marked in the table with the reason.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+BENCH_SECONDS=${BENCH_SECONDS:-10}
+BENCH_UDP_RATES=${BENCH_UDP_RATES:-"200M 800M"}
+BENCH_UDP_LEN=${BENCH_UDP_LEN:-1200}
+BENCH_UDP_BUF=${BENCH_UDP_BUF:-4M}
+BENCH_IDLE_SECONDS=${BENCH_IDLE_SECONDS:-5}
+BENCH_IMPLS=${BENCH_IMPLS:-"veth weft wireguard-go boringtun"}
+BENCH_OUT=${BENCH_OUT:-$repo/docs/benchmarks.md}
+export WEFT_BIN=${WEFT_BIN:-$repo/target/release/weft}
+case "$WEFT_BIN" in /*) ;; *) WEFT_BIN="$(pwd)/$WEFT_BIN" ;; esac
+export BENCH_SECONDS BENCH_UDP_RATES BENCH_UDP_LEN BENCH_UDP_BUF BENCH_IDLE_SECONDS
+
+# ------------------------------------------------------------ one row
+# Sum of voluntary+nonvoluntary context switches over all threads of PIDs.
+ctxt_sum() {
+    local pid t s=0 v
+    for pid in "$@"; do
+        for t in /proc/"$pid"/task/*/status; do
+            v=$(awk '/^(voluntary|nonvoluntary)_ctxt_switches:/ { n += $2 } END { print n + 0 }' "$t" 2>/dev/null || echo 0)
+            s=$((s + v))
+        done
+    done
+    echo "$s"
+}
+# CPU clock ticks (utime+stime, all threads) summed over PIDs.
+cpu_ticks() {
+    local pid s=0
+    for pid in "$@"; do
+        s=$((s + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat")))
+    done
+    echo "$s"
+}
+# status_kb FIELD PID...: max of a /proc/PID/status kB field over PIDs.
+status_kb() {
+    local f=$1 pid m=0 v
+    shift
+    for pid in "$@"; do
+        v=$(awk -v f="$f:" '$1 == f { print $2 }' "/proc/$pid/status")
+        [ "${v:-0}" -gt "$m" ] && m=$v
+    done
+    echo "$m"
+}
+
+row() {
+    local impl=$1 out=$2
+    # shellcheck source=../tests/lab/lib.sh
+    . "$repo/tests/lab/lib.sh"
+    local per_test=$((BENCH_SECONDS + 20)) ntests
+    ntests=$((2 + $(wc -w <<<"$BENCH_UDP_RATES")))
+    lab_init $((ntests * per_test + BENCH_IDLE_SECONDS + 90))
+    lab_need iperf3 ping python3 ss
+    lab_ns_pair a b
+    local dst pids=() note=""
+    case "$impl" in
+    veth)
+        dst=$LAB_IP_b
+        note="no tunnel: the ceiling"
+        ;;
+    wireguard-go)
+        lab_need wireguard-go wg
+        lab_wg_keys a
+        lab_wg_keys b
+        local ifa ifb
+        ifa=$(lab_ifname a) ifb=$(lab_ifname b)
+        lab_wg_go_up a "$ifa" 10.210.0.1/24 51820 a
+        pids+=("$LAB_LAST_PID")
+        lab_wg_go_up b "$ifb" 10.210.0.2/24 51820 b
+        pids+=("$LAB_LAST_PID")
+        lab_wg_peer a "$ifa" "$(lab_pub b)" 10.210.0.2/32 "$LAB_IP_b:51820"
+        lab_wg_peer b "$ifb" "$(lab_pub a)" 10.210.0.1/32 "$LAB_IP_a:51820"
+        dst=10.210.0.2
+        note="wireguard-go $(wireguard-go --version 2>/dev/null | awk 'NR==1 {print $2}')"
+        ;;
+    boringtun)
+        lab_need wg
+        local bt=${BORINGTUN_BIN:-}
+        [ -n "$bt" ] || { [ -x "$repo/.cache/boringtun/bin/boringtun-cli" ] && bt=$repo/.cache/boringtun/bin/boringtun-cli; } || true
+        [ -n "$bt" ] || bt=$(command -v boringtun-cli || true)
+        [ -n "$bt" ] && [ -x "$bt" ] || lab_skip "boringtun-cli not built (run scripts/install-bench-deps.sh)"
+        lab_wg_keys a
+        lab_wg_keys b
+        local n ifn
+        for n in a b; do
+            ifn=$(lab_ifname "$n")
+            lab_spawn "$n" "boringtun-$n" "$bt" --foreground --disable-drop-privileges "$ifn"
+            pids+=("$LAB_LAST_PID")
+            lab_wg_finish_up "$n" "$ifn" "10.210.0.$([ $n = a ] && echo 1 || echo 2)/24" 51820 "$n" 1420 "$LAB_LAST_PID"
+        done
+        lab_wg_peer a "$(lab_ifname a)" "$(lab_pub b)" 10.210.0.2/32 "$LAB_IP_b:51820"
+        lab_wg_peer b "$(lab_ifname b)" "$(lab_pub a)" 10.210.0.1/32 "$LAB_IP_a:51820"
+        dst=10.210.0.2
+        note="boringtun-cli $("$bt" --version 2>/dev/null | awk '{print $2}'), 4 threads (default)"
+        ;;
+    weft)
+        lab_weft_setup
+        lab_wg_keys a
+        lab_wg_keys b
+        {
+            lab_weft_conf node-a a 10.210.0.1/32 41641
+            lab_weft_conf_peer node-b "$(lab_pub b)" 10.210.0.2/32 "$LAB_IP_b:41641"
+        } >"$LAB_TMP/a.conf"
+        {
+            lab_weft_conf node-b b 10.210.0.2/32 41641
+            lab_weft_conf_peer node-a "$(lab_pub a)" 10.210.0.1/32 "$LAB_IP_a:41641"
+        } >"$LAB_TMP/b.conf"
+        WEFT_VERBOSE=${WEFT_VERBOSE:-0}
+        lab_weftd_up a a weft0 41641
+        pids+=("$LAB_LAST_PID")
+        lab_weftd_up b b weft0 41641
+        pids+=("$LAB_LAST_PID")
+        dst=10.210.0.2
+        note="weft $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
+        ;;
+    *) lab_fail "unknown implementation $impl" ;;
+    esac
+
+    lab_ping_first a "$dst" 10
+    lab_ping a "$dst" 3
+
+    # Idle: no keepalives are configured, so a quiet daemon should sleep.
+    local idle_rss=0 wake=""
+    if [ "${#pids[@]}" -gt 0 ]; then
+        sleep 1
+        local c0 c1
+        c0=$(ctxt_sum "${pids[@]}")
+        sleep "$BENCH_IDLE_SECONDS"
+        c1=$(ctxt_sum "${pids[@]}")
+        wake=$(python3 -c "print(round(($c1 - $c0) / $BENCH_IDLE_SECONDS / ${#pids[@]}, 1))")
+        idle_rss=$(status_kb VmRSS "${pids[@]}")
+    fi
+
+    lab_spawn b iperf3 iperf3 -s -p 5201
+    lab_wait_for 10 lab_listening b 5201 || lab_fail "iperf3 server did not start"
+    local t0=0
+    [ "${#pids[@]}" -gt 0 ] && t0=$(cpu_ticks "${pids[@]}")
+    local ip3=(timeout $((BENCH_SECONDS + 20)) iperf3 -c "$dst" -p 5201 -t "$BENCH_SECONDS" -J)
+    lab_log "$impl: TCP 1 stream, ${BENCH_SECONDS}s"
+    lab_x a "${ip3[@]}" >"$LAB_TMP/tcp1.json" || lab_fail "iperf3 TCP failed: $(tail -c 300 "$LAB_TMP/tcp1.json")"
+    lab_log "$impl: TCP 4 streams"
+    lab_x a "${ip3[@]}" -P 4 >"$LAB_TMP/tcp4.json" || lab_fail "iperf3 TCP -P 4 failed: $(tail -c 300 "$LAB_TMP/tcp4.json")"
+    local r udp=()
+    for r in $BENCH_UDP_RATES; do
+        lab_log "$impl: UDP $r"
+        lab_x a "${ip3[@]}" -u -b "$r" -l "$BENCH_UDP_LEN" -w "$BENCH_UDP_BUF" >"$LAB_TMP/udp-$r.json" ||
+            lab_fail "iperf3 UDP $r failed: $(tail -c 300 "$LAB_TMP/udp-$r.json")"
+        udp+=("$r=$LAB_TMP/udp-$r.json")
+    done
+    local t1=0 peak=0
+    if [ "${#pids[@]}" -gt 0 ]; then
+        t1=$(cpu_ticks "${pids[@]}")
+        peak=$(status_kb VmHWM "${pids[@]}")
+        local p
+        for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || lab_fail "daemon $p died during the run"; done
+    fi
+    python3 - "$out" "$impl" "$note" "${#pids[@]}" "$((t1 - t0))" "$(getconf CLK_TCK)" \
+        "$idle_rss" "$peak" "$wake" "$LAB_TMP/tcp1.json" "$LAB_TMP/tcp4.json" "${udp[@]}" <<'EOF'
+import json, sys
+out, impl, note, ndaemons, ticks, hz, idle_rss, peak, wake, tcp1, tcp4 = sys.argv[1:12]
+res = {"impl": impl, "note": note, "status": "ok"}
+moved = 0
+def tcp(path):
+    global moved
+    e = json.load(open(path))["end"]
+    moved += e["sum_received"]["bytes"]
+    return e["sum_received"]["bits_per_second"] / 1e6
+res["tcp1"] = tcp(tcp1)
+res["tcp4"] = tcp(tcp4)
+res["udp"] = {}
+for arg in sys.argv[12:]:
+    rate, path = arg.split("=", 1)
+    e = json.load(open(path))["end"]
+    s = e.get("sum_received") or e["sum"]
+    moved += s["bytes"]
+    res["udp"][rate] = {"mbps": s["bits_per_second"] / 1e6, "loss": e["sum"]["lost_percent"]}
+res["gb"] = moved / 1e9
+if int(ndaemons) > 0:
+    res["cpu_s_per_gb"] = int(ticks) / int(hz) / (moved / 1e9) if moved else None
+    res["idle_rss_mib"] = int(idle_rss) / 1024
+    res["peak_rss_mib"] = int(peak) / 1024
+    res["wakeups"] = float(wake)
+json.dump(res, open(out, "w"))
+EOF
+}
+
+if [ "${1:-}" = "--row" ]; then
+    row "$2" "$3"
+    exit 0
+fi
+
+# ------------------------------------------------------------ all rows
+[ "$(id -u)" -eq 0 ] || { echo "bench: must run as root (network namespaces)" >&2; exit 1; }
+work=$(mktemp -d /tmp/weftbench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+echo "bench: ${BENCH_SECONDS}s per test, UDP at $BENCH_UDP_RATES, rows: $BENCH_IMPLS" >&2
+for impl in $BENCH_IMPLS; do
+    echo "bench: --- $impl ---" >&2
+    rc=0
+    LAB_QUIET=${LAB_QUIET:-0} "$0" --row "$impl" "$work/$impl.json" 2>"$work/$impl.log" || rc=$?
+    if [ "$rc" -eq 0 ] && [ -s "$work/$impl.json" ]; then
+        echo "bench: $impl ok" >&2
+    else
+        if [ "$rc" -eq 77 ]; then
+            why=$(sed -n 's/^\[lab\] SKIP: //p' "$work/$impl.log" | tail -1)
+            status="unavailable: ${why:-skipped}"
+        else
+            why=$(sed -n 's/^\[lab [0-9:]*\] FAIL: //p' "$work/$impl.log" | tail -1)
+            status="FAILED (exit $rc): ${why:-see log}"
+            tail -n 30 "$work/$impl.log" | sed 's/^/    /' >&2
+        fi
+        echo "bench: $impl $status" >&2
+        python3 -c 'import json,sys; json.dump({"impl": sys.argv[1], "status": sys.argv[2]}, open(sys.argv[3], "w"))' \
+            "$impl" "$status" "$work/$impl.json"
+    fi
+done
+
+table=$(python3 - "$BENCH_UDP_RATES" $(for i in $BENCH_IMPLS; do echo "$work/$i.json"; done) <<'EOF'
+import json, sys
+rates = sys.argv[1].split()
+rows = [json.load(open(p)) for p in sys.argv[2:]]
+def f(v, nd=0):
+    return "–" if v is None else f"{v:.{nd}f}"
+hdr = ["", "TCP 1 stream Mbit/s", "TCP 4 streams Mbit/s"]
+for r in rates:
+    hdr += [f"UDP {r} rx Mbit/s (loss %)"]
+hdr += ["daemon CPU s/GB", "idle RSS MiB", "peak RSS MiB", "idle wake-ups/s", "notes"]
+print("| " + " | ".join(hdr) + " |")
+print("|" + "|".join(["---"] + ["---:"] * (len(hdr) - 2) + ["---"]) + "|")
+for r in rows:
+    name = {"veth": "raw veth", "weft": "weftd", "wireguard-go": "wireguard-go", "boringtun": "boringtun-cli"}.get(r["impl"], r["impl"])
+    if r.get("status") != "ok":
+        print("| " + " | ".join([name] + ["–"] * (len(hdr) - 2) + [r["status"].replace("|", "/")]) + " |")
+        continue
+    cells = [name, f(r["tcp1"]), f(r["tcp4"])]
+    for rate in rates:
+        u = r["udp"].get(rate)
+        cells.append(f"{u['mbps']:.0f} ({u['loss']:.2f})" if u else "–")
+    cells += [f(r.get("cpu_s_per_gb"), 2), f(r.get("idle_rss_mib"), 1), f(r.get("peak_rss_mib"), 1),
+              f(r.get("wakeups"), 1), r.get("note", "")]
+    print("| " + " | ".join(cells) + " |")
+EOF
+)
+echo
+echo "$table"
+
+if [ "$BENCH_OUT" != "-" ]; then
+    mkdir -p "$(dirname "$BENCH_OUT")"
+    cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+    {
+        echo "# Benchmarks"
+        echo
+        echo "Generated by \`make bench\` (bench/run.sh) on $(date -u '+%Y-%m-%d %H:%M UTC')."
+        echo
+        echo "- kernel: $(uname -r) ($(uname -m))"
+        echo "- CPU: ${cpu:-unknown}, $(nproc) cores available"
+        echo "- weft: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+        echo
+        echo "$table"
+        echo
+        echo "## Method"
+        echo
+        echo "Each row runs in two fresh network namespaces joined by a veth pair;"
+        echo "the tunnel daemons run one per namespace and the traffic goes through"
+        echo "their TUN devices (MTU 1420), \"raw veth\" is the same path with no tunnel."
+        echo "iperf3 runs ${BENCH_SECONDS}s per test: TCP with 1 stream and with \`-P 4\`,"
+        echo "then UDP at fixed offered rates ($BENCH_UDP_RATES, ${BENCH_UDP_LEN}-byte payloads,"
+        echo "\`-w $BENCH_UDP_BUF\` so the iperf3 receiver is not the bottleneck),"
+        echo "reporting the receiver's rate and loss. Throughput is the receiver's."
+        echo
+        echo "- **daemon CPU s/GB**: utime+stime (from /proc/PID/stat, all threads) of"
+        echo "  both daemons over all the iperf3 tests, divided by the GB (10^9 bytes)"
+        echo "  received in them. Kernel work done outside the daemon's context"
+        echo "  (softirq, the veth) is not counted."
+        echo "- **idle RSS**: VmRSS after the handshake and ${BENCH_IDLE_SECONDS}s idle; **peak RSS**: VmHWM"
+        echo "  after the tests; both the larger of the two daemons."
+        echo "- **idle wake-ups/s**: voluntary + nonvoluntary context switches, summed"
+        echo "  over all threads, during ${BENCH_IDLE_SECONDS}s of idle after a handshake with no"
+        echo "  keepalives configured; mean per daemon."
+        echo
+        echo "One run on a shared 2-core machine: expect noise of ±10% or more;"
+        echo "compare rows from the same run, not across runs."
+    } >"$BENCH_OUT"
+    echo >&2
+    echo "bench: wrote $BENCH_OUT" >&2
+fi
