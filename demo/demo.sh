@@ -45,6 +45,7 @@ say "weft ping (ICMP through the tunnel, answered to weftd itself)"
 
 say "A 20 MB TCP stream from alpha to beta, checked byte for byte"
 lab_tcp_check a b 100.64.0.2 20 5201
+echo "20 MB arrived intact: the sha256 of what beta received matches what alpha sent"
 
 say "weft status on alpha"
 "$WEFT" --socket "$LAB_TMP/a.sock" status
