@@ -27,6 +27,11 @@ weft_init() {
     log "weft: $WEFT_BIN ($("$WEFT_BIN" version 2>/dev/null))"
 }
 
+# WF_NETNS[NAME]=NODE runs daemon NAME in lab node NODE's namespace (default:
+# its own name), e.g. two weftd one after the other next to one server.
+declare -gA WF_NETNS=()
+wf_netns() { echo "${WF_NETNS[$1]:-$1}"; }
+
 wf_dir() { echo "$LAB_DIR/$1"; }
 wf_sock() { echo "$LAB_DIR/$1/weftd.sock"; }
 wf_statefile() { echo "$LAB_DIR/$1/state/weftd.state"; }
@@ -43,13 +48,13 @@ start_weftd() {
         mv "$d/weftd.log" "$d/weftd.log.$n"
     fi
     rm -f "$d/weftd.sock"
-    lab_bg "$name" "$d/weftd.log" env WEFT_LOG_STYLE=never "$WEFTD_BIN" \
+    lab_bg "$(wf_netns "$name")" "$d/weftd.log" env WEFT_LOG_STYLE=never "$WEFTD_BIN" \
         --statedir "$d/state" --socket "$d/weftd.sock" --tun weft0 --port 41641 \
         --verbose "${WEFT_VERBOSE:-1}" "$@"
     echo "$LAST_PID" >"$d/weftd.pid"
     wait_for "weftd socket in $name" 15 test -S "$d/weftd.sock" \
         || { tail -30 "$d/weftd.log" >&2; die "weftd in $name did not start"; }
-    log "weftd up in $(lab_ns "$name") (socket $d/weftd.sock)"
+    log "weftd $name up in $(lab_ns "$(wf_netns "$name")") (socket $d/weftd.sock)"
 }
 
 # stop_weftd NAME : SIGTERM weftd and wait for it to exit.
@@ -61,7 +66,7 @@ stop_weftd() {
 weftd_alive() { ! lab_pid_gone "$(cat "$(wf_dir "$1")/weftd.pid")"; }
 
 # wf NAME ARGS... : the weft CLI against NAME's daemon (bounded by 90 s).
-wf() { local name=$1; shift; lab_exec "$name" timeout 90 "$WEFT_BIN" --socket "$(wf_sock "$name")" "$@"; }
+wf() { local name=$1; shift; lab_exec "$(wf_netns "$name")" timeout 90 "$WEFT_BIN" --socket "$(wf_sock "$name")" "$@"; }
 
 # wf_up NAME URL [KEY] [TIMEOUT] : weft up, hostname NAME.
 wf_up() {
