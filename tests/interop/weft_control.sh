@@ -87,10 +87,13 @@ test_register() {
     ts_up t1 "$URL" "$KEY"
     if ! wait_within "views of w1, w2 (weft) and t1 (tailscaled) agree" 15 views_agree; then
         show_views
+        log "w1 Self: $(wf_status w1 | jq -c '.Self | {HostName, DNSName}'), t1 Self: $(ts_status_json t1 | jq -c '.Self | {HostName, DNSName}')"
         keys_agree && die "peer lists differ in host names only (node keys and Tailscale IPs agree)"
         die "weft's and tailscaled's peer lists differ"
     fi
     show_views
+    wf_status w1 >"$LAB_DIR/status-w1.json"
+    ts_status_json t1 >"$LAB_DIR/status-t1.json"
     # The state file: mode 0600, the keys behind Self.PublicKey.
     local sf; sf=$(wf_statefile w1)
     [[ $(stat -c %a "$sf") == 600 ]] || die "$sf has mode $(stat -c %a "$sf"), want 600"
@@ -317,7 +320,7 @@ test_down_up_logout() {
     fi
     [[ $rc == 0 ]] || die "weft logout failed: $out"
     wait_within "w2 NeedsLogin after logout" 5 wf_state_is w2 NeedsLogin || die "after logout: $(wf_state w2)"
-    [[ ! -e $(wf_statefile w2) ]] || die "state file still there after logout: $(wf_statefile w2)"
+    [[ ! -e $(wf_statefile w2) ]] || die "weft logout exited 0 but the state file is still there ($(wf_statefile w2)); status $(wf_status w2 | jq -c '{BackendState, LoginError}')"
     case $SERVER in
     headscale)
         hs_gone_or_expired() { ts_status_json t1 | jq -e --arg k "$key" '[.Peer[]? | select(.PublicKey == $k and (.Expired | not))] | length == 0' >/dev/null; }

@@ -20,6 +20,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/lib.sh"
 # shellcheck source=weft_lib.sh
 source "$HERE/weft_lib.sh"
+# shellcheck disable=SC2034 # read by skip() in lib.sh
 LAB_SKIP_RC=77
 weft_need_bin
 for t in python3 openssl; do
@@ -132,6 +133,7 @@ before=$(key_requests)
 ) && record 9a-ca-file-tls-ok-upgrade-fails PASS || record 9a-ca-file-tls-ok-upgrade-fails FAIL
 
 # b) without the CA: a certificate error, no /key answered.
+# shellcheck disable=SC2034,SC2154 # associative, declared in weft_lib.sh
 WF_NETNS[w1b]=w1
 before=$(key_requests)
 (
