@@ -57,6 +57,22 @@ lab_bg() {
     echo "$LAST_PID $name $1" >>"$LAB_DIR/pids"
 }
 
+# lab_stop_pid PID DESC : SIGTERM a process started by lab_bg (`timeout`
+# forwards it to the child) and wait up to 10 s for it to exit.
+lab_stop_pid() {
+    local pid=$1 desc=${2:-process}
+    kill -TERM "$pid" 2>/dev/null || return 0
+    wait_for "$desc (pid $pid) to exit" 10 lab_pid_gone "$pid" || return 1
+}
+
+# lab_pid_gone PID : PID has exited (absent, or a zombie nobody reaped yet:
+# the lab may run steps in subshells, which cannot `wait` for each other's children).
+lab_pid_gone() {
+    local st
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+    [[ -z $st || $st == Z ]]
+}
+
 lab_need_bins() {
     local b
     for b in "$@"; do
@@ -162,9 +178,24 @@ start_testcontrol() {
 # TC_ADMIN, e.g. "nodes" or "nodes/remove?name=n2") from namespace NAME.
 tc_admin() { lab_exec "$1" curl -fsS -X "$2" "${TC_ADMIN%/}/${3#/}"; }
 
+# stop_testcontrol : SIGTERM the runner and wait (10 s) until it is gone.
+stop_testcontrol() { lab_stop_pid "$TC_PID" testcontrol; }
+
+# restart_testcontrol NAME [runner flags...] : stop the runner and start a new
+# one with the given flags (testcontrol keeps no state: the new one has a new
+# Noise key and no nodes). The old log is kept as testcontrol.log.N.
+restart_testcontrol() {
+    stop_testcontrol
+    local n=1
+    while [[ -e $LAB_DIR/testcontrol.log.$n ]]; do n=$((n + 1)); done
+    mv "$LAB_DIR/testcontrol.log" "$LAB_DIR/testcontrol.log.$n"
+    rm -f "$LAB_DIR/testcontrol.ready"
+    start_testcontrol "$@"
+}
+
 # testcontrol_alive : the runner has not crashed.
 testcontrol_alive() {
-    kill -0 "$TC_PID" 2>/dev/null && ! grep -q 'CONTROL SERVER CRASHED' "$LAB_DIR/testcontrol.log"
+    ! lab_pid_gone "$TC_PID" && ! grep -q 'CONTROL SERVER CRASHED' "$LAB_DIR/testcontrol.log"
 }
 
 # ------------------------------------------------------------------ headscale
@@ -279,7 +310,25 @@ YAML
 # hs NAME ARGS... : headscale CLI (talks to the unix socket).
 hs() { local name=$1; shift; lab_exec "$name" timeout 30 "$INTEROP_BIN/headscale" -c "$HS_CFG" "$@"; }
 
-headscale_alive() { kill -0 "$HS_PID" 2>/dev/null; }
+headscale_alive() { ! lab_pid_gone "$HS_PID"; }
+
+# stop_headscale : SIGTERM headscale and wait (10 s) until it is gone.
+stop_headscale() { lab_stop_pid "$HS_PID" headscale; }
+
+# restart_headscale NAME : start headscale again with the same config, i.e. the
+# same sqlite DB and Noise key, after stop_headscale (or stops it first).
+# Sets HS_PID; HS_URL, HS_KEY, HS_USER_ID stay valid.
+restart_headscale() {
+    local name=$1 d=$LAB_DIR/headscale n=1
+    headscale_alive && stop_headscale
+    while [[ -e $d/headscale.log.$n ]]; do n=$((n + 1)); done
+    mv "$d/headscale.log" "$d/headscale.log.$n"
+    lab_bg "$name" "$d/headscale.log" "$INTEROP_BIN/headscale" -c "$HS_CFG" serve
+    HS_PID=$LAST_PID
+    wait_for "headscale /health" 60 lab_exec "$name" curl -fsS "$HS_URL/health" \
+        || { tail -30 "$d/headscale.log" >&2; die "headscale did not restart"; }
+    log "headscale restarted (same config and DB): $HS_URL"
+}
 
 # ------------------------------------------------------------------ tailscaled
 

@@ -1,0 +1,121 @@
+//! weft against real Tailscale components: runs the shell labs in `tests/interop/`
+//! (network namespaces with the testcontrol runner, headscale and real tailscaled, built
+//! by `tests/interop/build.sh` into `.cache/interop/bin`) with this build's `weft` binary.
+//!
+//! The labs need root (namespaces, TUN). Without root, or without the cached binaries,
+//! every test here passes after printing why it skipped (`cargo test -- --nocapture`
+//! shows it). `WEFT_INTEROP=0` skips them on purpose. They run one at a time; a failing
+//! lab prints its whole output (the per-test `RESULT` lines come last) and keeps its
+//! logs in `/tmp/weft-interop.*`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// The labs share the machine's two cores and `timeout`-bounded daemons: one at a time.
+static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Exit status of a lab that skipped itself (missing tools or binaries).
+const SKIPPED: i32 = 77;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn interop_bin() -> PathBuf {
+    std::env::var_os("WEFT_INTEROP_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".cache/interop/bin"))
+}
+
+/// Why the lab cannot run here, if it cannot.
+fn skip_reason(needs: &[&str]) -> Option<String> {
+    if std::env::var("WEFT_INTEROP").as_deref() == Ok("0") {
+        return Some("WEFT_INTEROP=0".into());
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root (the labs need network namespaces and TUN devices)".into());
+    }
+    let dir = interop_bin();
+    let missing: Vec<&str> =
+        needs.iter().copied().filter(|b| !is_executable(&dir.join(b))).collect();
+    if !missing.is_empty() {
+        return Some(format!(
+            "{} not built in {} (run tests/interop/build.sh, or set WEFT_INTEROP_BIN)",
+            missing.join(", "),
+            dir.display()
+        ));
+    }
+    None
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Runs `tests/interop/SCRIPT ARGS…` with this build's weft; fails the test with the lab's
+/// output unless it passed or skipped itself.
+fn run_lab(script: &str, args: &[&str], needs: &[&str], limit_secs: u32) {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let what = format!("{script} {}", args.join(" "));
+    if let Some(why) = skip_reason(needs) {
+        println!("SKIP interop lab {what}: {why}");
+        return;
+    }
+    let start = Instant::now();
+    let output = Command::new("timeout")
+        .args(["--kill-after=10", &limit_secs.to_string(), "bash"])
+        .arg(repo().join("tests/interop").join(script))
+        .args(args)
+        .env("WEFT_BIN", env!("CARGO_BIN_EXE_weft"))
+        .env("WEFT_INTEROP_BIN", interop_bin())
+        .current_dir(repo())
+        .output()
+        .expect("running bash");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let secs = start.elapsed().as_secs();
+    let results: Vec<&str> = stdout.lines().filter(|l| l.starts_with("RESULT ")).collect();
+    match output.status.code() {
+        Some(0) => println!("interop lab {what}: passed in {secs}s\n{}", results.join("\n")),
+        Some(SKIPPED) => {
+            let why =
+                stdout.lines().find(|l| l.starts_with("SKIP")).unwrap_or("SKIP (no reason given)");
+            println!("SKIP interop lab {what}: {why}");
+        }
+        code => panic!(
+            "interop lab {what} failed (exit {code:?}, {secs}s)\n\
+             ---- stderr (lab log) ----\n{stderr}\n---- stdout (results) ----\n{stdout}"
+        ),
+    }
+}
+
+const TAILSCALE: [&str; 2] = ["tailscaled", "tailscale"];
+
+/// Issue 3, tests 1-7 against the testcontrol runner (with `--authkey`).
+#[test]
+fn weft_with_testcontrol() {
+    run_lab(
+        "weft_control.sh",
+        &["testcontrol"],
+        &[&TAILSCALE[..], &["testcontrol-runner"]].concat(),
+        330,
+    );
+}
+
+/// Issue 3, tests 1-8 against headscale (v0.29.2, sqlite, plain HTTP).
+#[test]
+fn weft_with_headscale() {
+    run_lab("weft_control.sh", &["headscale"], &[&TAILSCALE[..], &["headscale"]].concat(), 330);
+}
+
+/// Issue 3, test 9: TLS to the login server with `weftd --ca-file`, and without.
+#[test]
+fn weft_login_server_tls_with_custom_ca() {
+    run_lab("weft_tls.sh", &[], &[], 150);
+}
