@@ -157,7 +157,7 @@ pub fn response(status: u16, body: &[u8]) -> Vec<u8> {
 
 /// Splits a complete response (read until the server closed) into status and body.
 pub fn parse_response(input: &[u8]) -> Result<(u16, &[u8]), String> {
-    let head_end = find(input, b"\r\n\r\n").ok_or("truncated response from weftd")?;
+    let head_end = find(input, b"\r\n\r\n").ok_or("truncated HTTP response")?;
     let head = std::str::from_utf8(&input[..head_end]).map_err(|_| "response head is not UTF-8")?;
     let status = head
         .split(' ')

@@ -32,10 +32,9 @@ fn skip_reason() -> Option<String> {
     }
     match Command::new("ip").args(["netns", "list"]).output() {
         Ok(o) if o.status.success() => None,
-        Ok(o) => Some(format!(
-            "`ip netns` unavailable: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
+        Ok(o) => {
+            Some(format!("`ip netns` unavailable: {}", String::from_utf8_lossy(&o.stderr).trim()))
+        }
         Err(e) => Some(format!("`ip` not runnable: {e}")),
     }
 }
@@ -98,7 +97,7 @@ fn run_script(name: &str) {
             let why = out
                 .lines()
                 .filter_map(|l| l.strip_prefix("[lab] SKIP: "))
-                .last()
+                .next_back()
                 .unwrap_or("a dependency is missing");
             println!("SKIPPED lab test {name}: {why}\n{out}");
         }

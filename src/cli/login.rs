@@ -3,7 +3,7 @@
 use super::{fetch_status, parse_flags, REQUEST_TIMEOUT};
 use crate::localapi::client::request_with_body;
 use crate::localapi::{DOWN_PATH, LOGOUT_PATH, START_PATH};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How often `weft up` looks at the daemon's progress.
@@ -71,19 +71,42 @@ fn wait_until_running(socket: &Path, timeout: Option<Duration>) -> Result<i32, S
 }
 
 pub fn down(args: &[String], socket: &Path) -> Result<i32, String> {
-    simple(args, socket, "down", DOWN_PATH)
+    post_command(args, socket, "down", DOWN_PATH).map(|_| 0)
 }
 
+/// How long `weft logout` waits for the server to confirm.
+const LOGOUT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Returns once the server has expired the key (the daemon is logged out), or with the
+/// server's refusal.
 pub fn logout(args: &[String], socket: &Path) -> Result<i32, String> {
-    simple(args, socket, "logout", LOGOUT_PATH)
+    let socket = post_command(args, socket, "logout", LOGOUT_PATH)?;
+    let started = Instant::now();
+    loop {
+        let status = fetch_status(&socket)?;
+        if status.backend_state == "NeedsLogin" {
+            return match status.login_error.is_empty() {
+                true => Ok(0),
+                false => Err(format!("logout failed, the keys are kept: {}", status.login_error)),
+            };
+        }
+        if started.elapsed() > LOGOUT_TIMEOUT {
+            return Err(format!(
+                "timed out waiting for the logout (state {})",
+                status.backend_state
+            ));
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
 }
 
-fn simple(args: &[String], socket: &Path, name: &str, path: &str) -> Result<i32, String> {
+/// Posts a command without arguments; returns the socket it went to.
+fn post_command(args: &[String], socket: &Path, name: &str, path: &str) -> Result<PathBuf, String> {
     let mut spec = getopts::Options::new();
     let (m, socket) = parse_flags(&mut spec, args, socket)?;
     if let Some(extra) = m.free.first() {
         return Err(format!("{name}: unexpected argument {extra:?}"));
     }
     request_with_body(&socket, "POST", path, b"", REQUEST_TIMEOUT).map_err(|e| e.to_string())?;
-    Ok(0)
+    Ok(socket)
 }

@@ -85,6 +85,11 @@ impl Session {
         }
     }
 
+    /// Noise is up: the server proved it holds the key we dialed.
+    pub fn is_open(&self) -> bool {
+        matches!(self.stage, Stage::Open(_))
+    }
+
     /// Feeds bytes read from the socket.
     pub fn handle_input(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
         let result = self.advance(bytes);

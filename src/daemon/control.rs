@@ -114,6 +114,7 @@ impl Daemon {
         if self.options.config.is_some() {
             return Err("weftd runs a static config (--config); there is no login".into());
         }
+        self.login_error = None;
         match &mut self.control {
             Some(link) => {
                 link.client.logout(now);

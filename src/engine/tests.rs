@@ -118,7 +118,11 @@ fn first_packet_triggers_handshake_and_arrives_intact() {
     assert!(peer.online && peer.rx_bytes > 0 && peer.tx_bytes > 0);
     assert!(!peer.last_handshake.starts_with("0001-"), "a handshake happened");
     let again = b.engine.status(now + Duration::from_secs(3), true);
-    assert_eq!(again.peer.values().next().unwrap().last_handshake, peer.last_handshake, "stable between requests");
+    assert_eq!(
+        again.peer.values().next().unwrap().last_handshake,
+        peer.last_handshake,
+        "stable between requests"
+    );
 }
 
 #[test]

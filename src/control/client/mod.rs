@@ -205,6 +205,9 @@ impl ControlClient {
         match &self.link {
             Link::Waiting(at) => Some(*at),
             Link::FetchingKey { since, .. } => Some(*since + CONNECT_TIMEOUT),
+            Link::Session { since, session, .. } if !session.is_open() => {
+                Some(*since + CONNECT_TIMEOUT)
+            }
             Link::Session { since, streams, .. } => Some(match (streams.map, self.last_frame) {
                 (Some(_), Some(last)) => last + MAP_WATCHDOG,
                 (Some(_), None) => *since + MAP_WATCHDOG,
@@ -317,7 +320,7 @@ impl ControlClient {
             }
             Link::Session { session, .. } => {
                 if let Err(e) = session.handle_input(bytes) {
-                    return self.retry(now, &format!("control session: {e}"));
+                    return self.fail_session(now, &format!("control session: {e}"));
                 }
                 self.drive_session(now);
             }
@@ -326,17 +329,34 @@ impl ControlClient {
     }
 
     /// The connection closed (or failed to open).
+    /// A close after we already gave up on the connection (a retry or a parked login) changes
+    /// nothing: the reason that made us give up stays the one reported.
     pub fn handle_closed(&mut self, now: Instant, reason: &str) {
-        if let Link::FetchingKey { response, .. } = &self.link {
-            let response = response.clone();
-            return self.finish_key_fetch(now, &response);
-        }
-        if !matches!(self.link, Link::Parked) {
-            self.retry(now, &format!("control connection closed: {reason}"));
+        match &self.link {
+            Link::FetchingKey { response, .. } => {
+                let response = response.clone();
+                self.finish_key_fetch(now, &response, reason)
+            }
+            Link::Session { .. } => {
+                self.fail_session(now, &format!("control connection closed: {reason}"))
+            }
+            Link::Waiting(_) | Link::Parked => {}
         }
     }
 
-    fn finish_key_fetch(&mut self, now: Instant, response: &[u8]) {
+    /// The session failed. If Noise never came up, the server's key may have changed (a
+    /// restarted or reinstalled server): fetch it again next time.
+    fn fail_session(&mut self, now: Instant, why: &str) {
+        if matches!(&self.link, Link::Session { session, .. } if !session.is_open()) {
+            self.control_key = None;
+        }
+        self.retry(now, why);
+    }
+
+    fn finish_key_fetch(&mut self, now: Instant, response: &[u8], close_reason: &str) {
+        if response.is_empty() {
+            return self.retry(now, &format!("fetching the control server's key: {close_reason}"));
+        }
         let key = crate::http1::parse_response(response).and_then(|(status, body)| {
             if status != 200 {
                 return Err(format!("/key answered HTTP {status}"));

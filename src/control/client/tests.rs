@@ -127,7 +127,7 @@ impl Harness {
         assert!(self.client.last_error().is_some());
         let before = self.connects;
         self.advance(wake - self.now);
-        assert_eq!(self.connects, before + 1, "reconnected after the backoff");
+        assert!(self.connects > before, "reconnected after the backoff");
     }
 }
 
@@ -263,7 +263,37 @@ fn a_bad_handshake_reply_resets_and_retries() {
     let last = reply.len() - 30;
     reply[last] ^= 0x55;
     h.run();
+    let before = h.connects;
     h.assert_reset_with_backoff();
+    assert_eq!(h.connects, before + 2, "the server's key is fetched again before the next session");
+}
+
+#[test]
+fn a_close_after_giving_up_keeps_the_real_reason() {
+    let mut h = Harness::new();
+    h.server().to_client.extend_from_slice(&[0x04, 0xff, 0xff]);
+    h.server().to_client.extend_from_slice(&[0u8; 64]);
+    h.run();
+    let why = h.client.last_error().unwrap().to_string();
+    let wake = h.client.poll_timeout();
+    h.client.handle_closed(h.now, "closed by server");
+    assert_eq!(h.client.last_error(), Some(why.as_str()));
+    assert_eq!(h.client.poll_timeout(), wake, "no second step of backoff");
+}
+
+#[test]
+fn a_failed_key_fetch_reports_why_the_connection_closed() {
+    let identity = Identity {
+        machine_key: PrivateKey::generate().unwrap(),
+        node_key: PrivateKey::generate().unwrap(),
+    };
+    let now = Instant::now();
+    let url = ServerUrl::parse("https://control.test").unwrap();
+    let mut client = ControlClient::new(url, identity, "box".into(), None, now);
+    client.handle_timeout(now);
+    assert!(matches!(client.poll_action(), Some(Action::Connect { tls: true, .. })));
+    client.handle_closed(now, "invalid peer certificate: UnknownIssuer");
+    assert!(client.last_error().unwrap().contains("certificate"), "{:?}", client.last_error());
 }
 
 #[test]

@@ -23,7 +23,7 @@ impl MapState {
             derp_map: self.derp_map.clone(),
             packet_filter: Some(self.filters.effective()),
             dns: self.dns.clone(),
-            ..Netmap::new(self_node(me, private_key, &self.domain, control_now))
+            ..Netmap::new(self_node(me, private_key, control_now))
         })
     }
 
@@ -49,7 +49,7 @@ impl MapState {
         let mut peers: Vec<Peer> = self
             .peers
             .values()
-            .filter_map(|node| peer(node, &self.domain, control_now))
+            .filter_map(|node| peer(node, control_now))
             .filter(|peer| seen.insert(peer.public_key))
             .collect();
         peers.sort_by_key(|peer| peer.public_key);
@@ -57,16 +57,11 @@ impl MapState {
     }
 }
 
-fn self_node(
-    node: &Node,
-    private_key: PrivateKey,
-    domain: &str,
-    control_now: Option<SystemTime>,
-) -> SelfNode {
+fn self_node(node: &Node, private_key: PrivateKey, control_now: Option<SystemTime>) -> SelfNode {
     let mut addresses = node.addresses.clone();
     addresses.sort_by_key(|prefix| !prefix.is_ipv4());
     SelfNode {
-        name: display_name(node, domain),
+        name: display_name(node),
         addresses,
         node_id: node.id,
         dns_name: node.name.clone(),
@@ -79,11 +74,11 @@ fn self_node(
 }
 
 /// `None` for a node without a usable key.
-fn peer(node: &Node, domain: &str, control_now: Option<SystemTime>) -> Option<Peer> {
+fn peer(node: &Node, control_now: Option<SystemTime>) -> Option<Peer> {
     let key = node.key?.non_zero()?;
     let expired = is_expired(node, control_now);
     let mut peer = Peer {
-        name: display_name(node, domain),
+        name: display_name(node),
         node_id: node.id,
         stable_id: node.stable_id.clone(),
         dns_name: node.name.clone(),
@@ -127,15 +122,11 @@ fn reachable(peer: &Peer, node: &Node) -> bool {
     node.is_wireguard_only || peer.disco_key.is_some() || peer.derp_region.is_some()
 }
 
-/// The name `weft status` shows: the MagicDNS name without the tailnet suffix, else the
-/// host's own name, else the key.
-fn display_name(node: &Node, domain: &str) -> String {
-    let fqdn = node.name.trim_end_matches('.');
-    let short = fqdn
-        .strip_suffix(domain)
-        .and_then(|rest| rest.strip_suffix('.'))
-        .filter(|_| !domain.is_empty())
-        .unwrap_or(fqdn);
+/// The name `weft status` shows: the first label of the MagicDNS name (what is left once the
+/// MagicDNS suffix, which every node of the tailnet shares, is cut off), else the host's own
+/// name, else the key. `Domain` is no guide: headscale sends its server address there.
+fn display_name(node: &Node) -> String {
+    let short = node.name.trim_end_matches('.').split('.').next().unwrap_or_default();
     if !short.is_empty() {
         return short.to_string();
     }
