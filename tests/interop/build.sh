@@ -9,8 +9,9 @@
 # for our runner, a hash of its sources); it is rebuilt only when that changes.
 # Exits 0 and prints "SKIP: ..." when no usable Go toolchain is present, so
 # callers can treat the harness as unavailable rather than broken.
-# The Go module and build caches live under .cache/interop/go/ unless
-# GOMODCACHE / GOCACHE are already exported.
+# The Go module and build caches are Go's own per-user ones (GOMODCACHE /
+# GOCACHE), so a fresh checkout on a machine that built them before reuses
+# them; only the binaries live under .cache/interop/.
 set -euo pipefail
 
 # ---- pins (see shared/interop/README.md; re-check with `go list -m -versions`)
@@ -42,8 +43,8 @@ fi
 
 mkdir -p "$BIN" "$LOGS"
 export CGO_ENABLED=0 GOFLAGS=-modcacherw
-export GOMODCACHE=${GOMODCACHE:-$CACHE/go/mod}
-export GOCACHE=${GOCACHE:-$CACHE/go/build}
+export GOMODCACHE=${GOMODCACHE:-$(go env GOMODCACHE)}
+export GOCACHE=${GOCACHE:-$(go env GOCACHE)}
 GOTOOLCHAIN=${GOTOOLCHAIN:-$(go env GOTOOLCHAIN)}
 export GOTOOLCHAIN
 
