@@ -64,8 +64,7 @@ fn run_lab(script: &str, args: &[&str], needs: &[&str], limit_secs: u32) {
     let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let what = format!("{script} {}", args.join(" "));
     if let Some(why) = skip_reason(needs) {
-        println!("SKIP interop lab {what}: {why}");
-        return;
+        return skip(&what, &why);
     }
     let start = Instant::now();
     let output = Command::new("timeout")
@@ -84,15 +83,23 @@ fn run_lab(script: &str, args: &[&str], needs: &[&str], limit_secs: u32) {
     match output.status.code() {
         Some(0) => println!("interop lab {what}: passed in {secs}s\n{}", results.join("\n")),
         Some(SKIPPED) => {
-            let why =
-                stdout.lines().find(|l| l.starts_with("SKIP")).unwrap_or("SKIP (no reason given)");
-            println!("SKIP interop lab {what}: {why}");
+            let why = stdout.lines().find(|l| l.starts_with("SKIP")).unwrap_or("no reason given");
+            skip(&what, why);
         }
         code => panic!(
             "interop lab {what} failed (exit {code:?}, {secs}s)\n\
              ---- stderr (lab log) ----\n{stderr}\n---- stdout (results) ----\n{stdout}"
         ),
     }
+}
+
+/// Prints why a lab cannot run; under `WEFT_LAB_REQUIRE=1` (as `make test` sets, where
+/// everything is installed) a skip is a failure.
+fn skip(what: &str, why: &str) {
+    if std::env::var("WEFT_LAB_REQUIRE").as_deref() == Ok("1") {
+        panic!("interop lab {what} could not run: {why}");
+    }
+    println!("SKIP interop lab {what}: {why}");
 }
 
 const TAILSCALE: [&str; 2] = ["tailscaled", "tailscale"];
