@@ -14,6 +14,7 @@ use base64::Engine as _;
 #[derive(Clone, Debug)]
 pub struct Request {
     pub stream: StreamId,
+    pub method: String,
     pub path: String,
     pub body: Vec<u8>,
 }
@@ -124,13 +125,16 @@ impl FakeServer {
             }
             Frame::Headers { stream, fragment, end_stream, .. } => {
                 let fields = self.decoder.decode(&fragment).unwrap();
-                let path = fields
-                    .iter()
-                    .find(|f| f.name == b":path")
-                    .and_then(|f| f.value_str())
-                    .unwrap()
-                    .to_string();
-                self.in_progress.push(Request { stream, path, body: Vec::new() });
+                let field = |name: &[u8]| {
+                    fields
+                        .iter()
+                        .find(|f| f.name == name)
+                        .and_then(|f| f.value_str())
+                        .unwrap()
+                        .to_string()
+                };
+                let (method, path) = (field(b":method"), field(b":path"));
+                self.in_progress.push(Request { stream, method, path, body: Vec::new() });
                 if end_stream {
                     self.finish(stream);
                 }
@@ -161,8 +165,21 @@ impl FakeServer {
 
     /// Response headers with `status`, optionally ending the stream.
     pub fn respond_head(&mut self, stream: StreamId, status: u16, end_stream: bool) {
+        self.respond_head_with(stream, status, &[], end_stream);
+    }
+
+    pub fn respond_head_with(
+        &mut self,
+        stream: StreamId,
+        status: u16,
+        extra: &[(&str, &str)],
+        end_stream: bool,
+    ) {
         let mut block = Vec::new();
-        hpack::encode(&mut block, &[(":status", &status.to_string())]);
+        let status = status.to_string();
+        let fields: Vec<(&str, &str)> =
+            [(":status", status.as_str())].into_iter().chain(extra.iter().copied()).collect();
+        hpack::encode(&mut block, &fields);
         self.send_frames(&[Frame::Headers {
             stream,
             end_stream,

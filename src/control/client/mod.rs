@@ -7,6 +7,7 @@
 //! and consumes [`Event`]s (a new netmap, "persist the keys", a failed login).
 
 use super::backoff::{random_jitter, Backoff};
+use super::http2::hpack::HeaderField;
 use super::http2::{Event as H2Event, StreamId};
 use super::map_state::MapState;
 use super::mapstream::FrameReader;
@@ -14,8 +15,8 @@ use super::noise::{key_request_path, parse_server_key_response};
 use super::server_url::ServerUrl;
 use super::session::Session;
 use super::tailcfg::{
-    Hostinfo, MapRequest, RegisterAuth, RegisterRequest, RegisterResponse, WireKey,
-    CAPABILITY_VERSION,
+    Hostinfo, MapRequest, MapResponse, PingRequest, RegisterAuth, RegisterRequest,
+    RegisterResponse, WireKey, CAPABILITY_VERSION,
 };
 use crate::keys::{PrivateKey, PublicKey};
 use crate::netmap::Netmap;
@@ -401,7 +402,9 @@ impl ControlClient {
 
     fn handle_h2_event(&mut self, now: Instant, event: H2Event) {
         match event {
-            H2Event::Response { stream, status, .. } => self.on_response_head(now, stream, status),
+            H2Event::Response { stream, status, headers } => {
+                self.on_response_head(now, stream, status, &headers)
+            }
             H2Event::Data { stream, bytes } => self.on_data(now, stream, &bytes),
             H2Event::StreamEnd { stream } => self.on_stream_end(now, stream),
             H2Event::StreamReset { .. } => self.retry(now, "control server reset a request"),
@@ -409,20 +412,39 @@ impl ControlClient {
         }
     }
 
-    fn on_response_head(&mut self, now: Instant, stream: StreamId, status: u16) {
+    fn on_response_head(
+        &mut self,
+        now: Instant,
+        stream: StreamId,
+        status: u16,
+        headers: &[HeaderField],
+    ) {
         if status == 200 {
             return;
         }
-        let what = if self.is_stream(stream, |s| s.register.as_ref().map(|r| r.0)) {
-            "register"
-        } else {
-            "map"
+        let register = self.is_stream(stream, |s| s.register.as_ref().map(|r| r.0));
+        let map = self.is_stream(stream, |s| s.map) || self.is_stream(stream, |s| s.lite);
+        let what = match (register, map) {
+            (true, _) => "register",
+            (_, true) => "map",
+            // Answers to our answers (ping HEADs) don't matter.
+            _ => return,
         };
         let message = format!("control server answered {what} with HTTP {status}");
-        if what == "register" && (400..500).contains(&status) && status != 429 {
+        if register && status == 429 {
+            return self.retry_after(now, &message, retry_after(headers));
+        }
+        if register && (400..500).contains(&status) {
             return self.fail_login(&message);
         }
         self.retry(now, &message);
+    }
+
+    /// HTTP 429 on register: wait as the server asks (capability version 137), within reason.
+    fn retry_after(&mut self, now: Instant, why: &str, wait: Option<Duration>) {
+        self.retry(now, why);
+        let wait = wait.unwrap_or_else(|| Duration::from_secs(5).mul_f64(1.0 + random_jitter()));
+        self.link = Link::Waiting(now + wait);
     }
 
     fn is_stream(&self, stream: StreamId, pick: impl Fn(&Streams) -> Option<StreamId>) -> bool {
@@ -484,7 +506,7 @@ impl ControlClient {
         } else if let Some(key) = &self.auth_key {
             request.auth = Some(RegisterAuth { auth_key: key.clone() });
         }
-        self.send_request(now, "/machine/register", &request.to_json(), |streams, id| {
+        self.send_request(now, "POST", "/machine/register", &request.to_json(), |streams, id| {
             streams.register = Some((id, Vec::new()))
         });
     }
@@ -492,6 +514,7 @@ impl ControlClient {
     fn send_request(
         &mut self,
         now: Instant,
+        method: &str,
         path: &str,
         body: &[u8],
         remember: impl FnOnce(&mut Streams, StreamId),
@@ -503,7 +526,8 @@ impl ControlClient {
             return;
         };
         let length = body.len().to_string();
-        match h2.send_request("POST", path, &[("content-length", &length)], Some(body)) {
+        let body = Some(body).filter(|b| !b.is_empty());
+        match h2.send_request(method, path, &[("content-length", &length)], body) {
             Ok(id) => remember(streams, id),
             Err(e) => self.retry(now, &format!("sending {path}: {e}")),
         }
@@ -557,7 +581,7 @@ impl ControlClient {
             Hostinfo::for_this_host(&self.hostname),
         );
         request.endpoints = self.endpoints.clone();
-        self.send_request(now, "/machine/map", &request.to_json(), |streams, id| {
+        self.send_request(now, "POST", "/machine/map", &request.to_json(), |streams, id| {
             streams.map = Some(id)
         });
         // The streaming request may be read-only for the server: push endpoints separately.
@@ -578,7 +602,7 @@ impl ControlClient {
         );
         request.endpoints = self.endpoints.clone();
         request.endpoint_types = vec![1; self.endpoints.len()];
-        self.send_request(now, "/machine/map", &request.to_json(), |streams, id| {
+        self.send_request(now, "POST", "/machine/map", &request.to_json(), |streams, id| {
             streams.lite = Some(id)
         });
     }
@@ -592,12 +616,32 @@ impl ControlClient {
             };
             self.last_frame = Some(now);
             let wall = SystemTime::now();
-            match self.map.apply_frame(&frame, wall) {
+            let response = match MapResponse::from_json(&frame) {
+                Ok(response) => response,
+                Err(e) => return self.retry(now, &format!("map response: {e}")),
+            };
+            let ping = response.ping_request.clone();
+            match self.map.apply(response, wall) {
                 Ok(changed) if changed.any() => self.publish_netmap(wall),
                 Ok(_) => {}
                 Err(e) => return self.retry(now, &format!("map response: {e}")),
             }
+            if let Some(ping) = ping {
+                self.answer_ping_request(now, &ping);
+            }
         }
+    }
+
+    /// Control's proof-of-life check (capability versions 12 and 31): a HEAD to the URL it
+    /// names. Only the Noise-carried form is answered; peer pings (`Types`) and plain-HTTPS
+    /// URLs need disco and a second connection, which weft does not have yet.
+    fn answer_ping_request(&mut self, now: Instant, ping: &PingRequest) {
+        if !ping.types.is_empty() || !ping.url_is_noise {
+            log::debug!("control: ping request of type {:?} not answered", ping.types);
+            return;
+        }
+        let path = url_path(&ping.url);
+        self.send_request(now, "HEAD", &path, &[], |_, _| {});
     }
 
     fn publish_netmap(&mut self, wall: SystemTime) {
@@ -639,6 +683,23 @@ impl ControlClient {
         self.link = Link::Parked;
         self.last_frame = None;
     }
+}
+
+/// The path and query of a URL (`https://host/p?q` → `/p?q`).
+fn url_path(url: &str) -> String {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    match after_scheme.find('/') {
+        Some(at) => after_scheme[at..].to_string(),
+        None => "/".to_string(),
+    }
+}
+
+/// A `Retry-After` given in seconds, capped at an hour (longer or unreadable: ignored).
+fn retry_after(headers: &[HeaderField]) -> Option<Duration> {
+    let value =
+        headers.iter().find(|h| h.name.eq_ignore_ascii_case(b"retry-after"))?.value_str()?;
+    let seconds: u64 = value.trim().parse().ok()?;
+    (seconds <= 3600).then(|| Duration::from_secs(seconds))
 }
 
 #[cfg(test)]

@@ -418,3 +418,27 @@ fn shaken_server_bytes_never_panic() {
         fresh.run();
     });
 }
+
+#[test]
+fn rate_limited_register_waits_as_the_server_asks() {
+    let mut h = Harness::new();
+    let request = h.server().take_request("/machine/register").unwrap();
+    h.server().respond_head_with(request.stream, 429, &[("retry-after", "7")], true);
+    h.run();
+    assert!(h.server.is_none());
+    assert_eq!(h.client.poll_timeout(), Some(h.now + Duration::from_secs(7)));
+    assert!(!h.events.iter().any(|e| matches!(e, Event::LoginFailed(_))), "429 is not a refusal");
+}
+
+#[test]
+fn a_ping_request_over_noise_is_answered_with_a_head() {
+    let mut h = Harness::new();
+    let map = h.logged_in();
+    h.send_map(map, r#"{"KeepAlive":true,"PingRequest":{"URL":"https://control.test/machine/ping/42?x=1","URLIsNoise":true}}"#);
+    let head = h.server().take_request("/machine/ping/42?x=1").expect("HEAD sent");
+    assert_eq!(head.method, "HEAD");
+    // Its answer, whatever it is, doesn't disturb the session.
+    h.server().respond_head(head.stream, 404, true);
+    h.run();
+    assert!(h.server.is_some() && h.client.is_connected());
+}
