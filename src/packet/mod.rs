@@ -1,6 +1,8 @@
 //! Views of IP packets as they cross the tunnel: just enough parsing to route, to enforce
 //! cryptokey routing and to answer our own pings. Zero-copy: a view borrows the caller's buffer.
 
+pub mod checksum;
+pub mod gso;
 pub mod icmp;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
