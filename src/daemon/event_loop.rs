@@ -1,11 +1,11 @@
 //! The single `mio` poll loop: TUN, UDP, local API, signals and one deadline, all on one thread.
 
 use super::api::PendingPings;
-use super::datapath::Io;
+use super::datapath::{Buffers, Io};
 use super::signals::{Signal, SignalPipe};
 use super::udp::UdpSockets;
 use super::Options;
-use crate::engine::{Engine, MAX_PACKET};
+use crate::engine::Engine;
 use crate::localapi::server::Server;
 use crate::netmap::Netmap;
 use crate::platform::router::{Router, RouterConfig};
@@ -36,7 +36,8 @@ pub(super) struct Daemon {
     /// Problems with the host (routes, config reloads) shown in `weft status`.
     router_problem: Option<String>,
     reload_problem: Option<String>,
-    pub buf: Vec<u8>,
+    /// The data path's reusable buffers and outgoing batch.
+    pub dp: Buffers,
 }
 
 pub(super) fn run(options: &Options) -> Result<(), String> {
@@ -104,6 +105,7 @@ impl Daemon {
         let signals =
             SignalPipe::install().map_err(|e| format!("installing signal handlers: {e}"))?;
         let poll = Poll::new().map_err(|e| format!("creating poll: {e}"))?;
+        let dp = Buffers::new(&udp);
         let mut daemon = Daemon {
             engine: Engine::new(netmap, Instant::now()),
             options,
@@ -116,7 +118,7 @@ impl Daemon {
             signals,
             router_problem: None,
             reload_problem: None,
-            buf: vec![0; MAX_PACKET],
+            dp,
         };
         daemon
             .register()
@@ -203,11 +205,9 @@ impl Daemon {
     fn run_timers(&mut self) {
         let now = Instant::now();
         if self.next_deadline().is_some_and(|d| d <= now) {
-            let mut io = Io {
-                tun: &self.tun,
-                udp: &self.udp,
-            };
-            self.engine.handle_timeout(now, &mut io);
+            let (engine, mut io) = self.io_parts();
+            engine.handle_timeout(now, &mut io);
+            drop(io);
             for token in self.api.expire(now, self.poll.registry()) {
                 self.pings.forget(token);
             }
@@ -293,6 +293,7 @@ impl Daemon {
             Io {
                 tun: &self.tun,
                 udp: &self.udp,
+                batch: &mut self.dp.batch,
             },
         )
     }

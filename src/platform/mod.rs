@@ -7,3 +7,4 @@
 pub mod router;
 pub mod socket;
 pub mod tun;
+pub mod udp_gso;
