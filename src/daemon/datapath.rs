@@ -9,6 +9,7 @@
 use super::event_loop::Daemon;
 use super::udp::{SendBatch, UdpSockets};
 use crate::engine::{PacketSink, MAX_PACKET};
+use crate::packet::gro::Coalescer;
 use crate::packet::gso::{self, VirtioHdr, VIRTIO_NET_HDR_LEN};
 use crate::platform::tun::Tun;
 use crate::platform::udp_gso;
@@ -24,7 +25,9 @@ pub(super) struct Buffers {
     segment: Box<[u8]>,
     /// One UDP read: up to 64 KiB of GRO-coalesced datagrams.
     udp_in: Box<[u8]>,
-    pub batch: SendBatch,
+    batch: SendBatch,
+    /// Decrypted TCP segments glued before they enter an offloading TUN.
+    gro: Coalescer,
 }
 
 impl Buffers {
@@ -34,16 +37,35 @@ impl Buffers {
             segment: vec![0; MAX_PACKET].into_boxed_slice(),
             udp_in: vec![0; MAX_PACKET + 1].into_boxed_slice(),
             batch: SendBatch::new(udp),
+            gro: Coalescer::new(),
+        }
+    }
+
+    /// The sink over these buffers.
+    pub fn io<'a>(&'a mut self, tun: &'a Tun, udp: &'a UdpSockets) -> Io<'a> {
+        Io {
+            tun,
+            udp,
+            batch: &mut self.batch,
+            gro: &mut self.gro,
         }
     }
 }
 
-/// Where the engine's packets go: the kernel. Datagrams wait in the batch until the `Io` is
-/// dropped, so every place that makes one sends what the engine produced before it returns.
+/// Where the engine's packets go: the kernel. Datagrams wait in the batch and TCP segments in
+/// the coalescer until the `Io` is dropped, so every place that makes one sends what the engine
+/// produced before it returns.
 pub(super) struct Io<'a> {
-    pub tun: &'a Tun,
-    pub udp: &'a UdpSockets,
-    pub batch: &'a mut SendBatch,
+    tun: &'a Tun,
+    udp: &'a UdpSockets,
+    batch: &'a mut SendBatch,
+    gro: &'a mut Coalescer,
+}
+
+fn write_tun_with(tun: &Tun, hdr: &[u8; VIRTIO_NET_HDR_LEN], packet: &[u8]) {
+    if let Err(e) = tun.write_with_hdr(hdr, packet) {
+        log::trace!("TUN write failed: {e}");
+    }
 }
 
 impl PacketSink for Io<'_> {
@@ -52,7 +74,10 @@ impl PacketSink for Io<'_> {
     }
 
     fn write_tun(&mut self, packet: &[u8]) {
-        if let Err(e) = self.tun.write(packet) {
+        if self.tun.has_vnet_hdr() {
+            let tun = self.tun;
+            self.gro.push(packet, |hdr, p| write_tun_with(tun, hdr, p));
+        } else if let Err(e) = self.tun.write(packet) {
             log::trace!("TUN write failed: {e}");
         }
     }
@@ -61,6 +86,8 @@ impl PacketSink for Io<'_> {
 impl Drop for Io<'_> {
     fn drop(&mut self) {
         self.batch.flush(self.udp);
+        let tun = self.tun;
+        self.gro.flush(|hdr, p| write_tun_with(tun, hdr, p));
     }
 }
 
@@ -78,9 +105,15 @@ impl Daemon {
             tun_in,
             segment,
             batch,
+            gro,
             ..
         } = dp;
-        let mut io = Io { tun, udp, batch };
+        let mut io = Io {
+            tun,
+            udp,
+            batch,
+            gro,
+        };
         let vnet = tun.has_vnet_hdr();
         loop {
             match tun.read(tun_in) {
@@ -119,8 +152,15 @@ impl Daemon {
         let socket = if v6 { udp.v6.as_ref() } else { Some(&udp.v4) };
         let Some(socket) = socket else { return };
         let fd = socket.as_raw_fd();
-        let Buffers { udp_in, batch, .. } = dp;
-        let mut io = Io { tun, udp, batch };
+        let Buffers {
+            udp_in, batch, gro, ..
+        } = dp;
+        let mut io = Io {
+            tun,
+            udp,
+            batch,
+            gro,
+        };
         loop {
             match udp_gso::recv(fd, udp_in) {
                 Ok(r) => {

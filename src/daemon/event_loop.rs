@@ -288,13 +288,6 @@ impl Daemon {
     }
 
     pub(super) fn io_parts(&mut self) -> (&mut Engine, Io<'_>) {
-        (
-            &mut self.engine,
-            Io {
-                tun: &self.tun,
-                udp: &self.udp,
-                batch: &mut self.dp.batch,
-            },
-        )
+        (&mut self.engine, self.dp.io(&self.tun, &self.udp))
     }
 }

@@ -2,6 +2,7 @@
 //! cryptokey routing and to answer our own pings. Zero-copy: a view borrows the caller's buffer.
 
 pub mod checksum;
+pub mod gro;
 pub mod gso;
 pub mod icmp;
 
