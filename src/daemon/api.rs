@@ -108,7 +108,9 @@ impl Daemon {
         };
         let now = Instant::now();
         let (engine, mut io) = self.io_parts();
-        match engine.start_ping(now, target, timeout, &mut io) {
+        let started = engine.start_ping(now, target, timeout, &mut io);
+        drop(io); // sends the echo request
+        match started {
             Ok(id) => {
                 self.pings.waiting.insert(id, token);
                 self.api.extend_deadline(token, timeout);

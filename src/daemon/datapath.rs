@@ -1,42 +1,113 @@
 //! The daemon's side of the data path: draining the TUN device and the UDP sockets into the
 //! engine, and the sink through which the engine's output reaches the kernel.
+//!
+//! Batching lives here, out of the engine's sight: a TUN read may be a TCP super-segment that
+//! `packet::gso` cuts into packets, a UDP read may be many datagrams glued by GRO, and outgoing
+//! datagrams gather in a [`SendBatch`] that leaves with one `sendmsg` when [`Io`] is dropped
+//! (the end of each readiness burst) or fills up.
 
 use super::event_loop::Daemon;
-use super::udp::UdpSockets;
-use crate::engine::PacketSink;
+use super::udp::{SendBatch, UdpSockets};
+use crate::engine::{PacketSink, MAX_PACKET};
+use crate::packet::gro::Coalescer;
+use crate::packet::gso::{self, VirtioHdr, VIRTIO_NET_HDR_LEN};
 use crate::platform::tun::Tun;
+use crate::platform::udp_gso;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 
-/// Where the engine's packets go: straight to the kernel.
+/// Buffers the data path reuses for every packet: about 200 KiB, allocated once.
+pub(super) struct Buffers {
+    /// One TUN read: a virtio header and up to 64 KiB of packet.
+    tun_in: Box<[u8]>,
+    /// One segment cut from a super-segment.
+    segment: Box<[u8]>,
+    /// One UDP read: up to 64 KiB of GRO-coalesced datagrams.
+    udp_in: Box<[u8]>,
+    batch: SendBatch,
+    /// Decrypted TCP segments glued before they enter an offloading TUN.
+    gro: Coalescer,
+}
+
+impl Buffers {
+    pub fn new(udp: &UdpSockets) -> Buffers {
+        Buffers {
+            tun_in: vec![0; VIRTIO_NET_HDR_LEN + MAX_PACKET].into_boxed_slice(),
+            segment: vec![0; MAX_PACKET].into_boxed_slice(),
+            udp_in: vec![0; MAX_PACKET + 1].into_boxed_slice(),
+            batch: SendBatch::new(udp),
+            gro: Coalescer::new(),
+        }
+    }
+
+    /// The sink over these buffers.
+    pub fn io<'a>(&'a mut self, tun: &'a Tun, udp: &'a UdpSockets) -> Io<'a> {
+        Io { tun, udp, batch: &mut self.batch, gro: &mut self.gro }
+    }
+}
+
+/// Where the engine's packets go: the kernel. Datagrams wait in the batch and TCP segments in
+/// the coalescer until the `Io` is dropped, so every place that makes one sends what the engine
+/// produced before it returns.
 pub(super) struct Io<'a> {
-    pub tun: &'a Tun,
-    pub udp: &'a UdpSockets,
+    tun: &'a Tun,
+    udp: &'a UdpSockets,
+    batch: &'a mut SendBatch,
+    gro: &'a mut Coalescer,
+}
+
+fn write_tun_with(tun: &Tun, hdr: &[u8; VIRTIO_NET_HDR_LEN], packet: &[u8]) {
+    if let Err(e) = tun.write_with_hdr(hdr, packet) {
+        log::trace!("TUN write failed: {e}");
+    }
 }
 
 impl PacketSink for Io<'_> {
     fn send_udp(&mut self, to: std::net::SocketAddr, datagram: &[u8]) {
-        if let Some(socket) = self.udp.for_destination(&to) {
-            if let Err(e) = socket.send_to(datagram, to) {
-                log::trace!("send to {to} failed: {e}");
-            }
-        }
+        self.batch.push(self.udp, to, datagram);
     }
 
     fn write_tun(&mut self, packet: &[u8]) {
-        if let Err(e) = self.tun.write(packet) {
+        if self.tun.has_vnet_hdr() {
+            let tun = self.tun;
+            self.gro.push(packet, |hdr, p| write_tun_with(tun, hdr, p));
+        } else if let Err(e) = self.tun.write(packet) {
             log::trace!("TUN write failed: {e}");
         }
+    }
+}
+
+impl Drop for Io<'_> {
+    fn drop(&mut self) {
+        self.batch.flush(self.udp);
+        let tun = self.tun;
+        self.gro.flush(|hdr, p| write_tun_with(tun, hdr, p));
     }
 }
 
 impl Daemon {
     pub(super) fn read_tun(&mut self) {
         let now = Instant::now();
-        let mut io = Io { tun: &self.tun, udp: &self.udp };
+        let Daemon { tun, udp, engine, dp, .. } = self;
+        let Buffers { tun_in, segment, batch, gro, .. } = dp;
+        let mut io = Io { tun, udp, batch, gro };
+        let vnet = tun.has_vnet_hdr();
         loop {
-            match self.tun.read(&mut self.buf) {
-                Ok(n) => self.engine.handle_tun_packet(now, &self.buf[..n], &mut io),
+            match tun.read(tun_in) {
+                Ok(n) if vnet => {
+                    let (hdr, packet) = tun_in[..n].split_at_mut(VIRTIO_NET_HDR_LEN.min(n));
+                    let Some(hdr) = VirtioHdr::parse(hdr) else {
+                        continue;
+                    };
+                    let result = gso::split(&hdr, packet, segment, |p| {
+                        engine.handle_tun_packet(now, p, &mut io)
+                    });
+                    if let Err(e) = result {
+                        log::debug!("dropped a TUN packet ({hdr:?}, {} bytes): {e:?}", n);
+                    }
+                }
+                Ok(n) => engine.handle_tun_packet(now, &tun_in[..n], &mut io),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -49,19 +120,49 @@ impl Daemon {
 
     pub(super) fn read_udp(&mut self, v6: bool) {
         let now = Instant::now();
-        let socket = if v6 { self.udp.v6.as_ref() } else { Some(&self.udp.v4) };
+        let Daemon { tun, udp, engine, dp, .. } = self;
+        let socket = if v6 { udp.v6.as_ref() } else { Some(&udp.v4) };
         let Some(socket) = socket else { return };
-        let mut io = Io { tun: &self.tun, udp: &self.udp };
+        let fd = socket.as_raw_fd();
+        let Buffers { udp_in, batch, gro, .. } = dp;
+        let mut io = Io { tun, udp, batch, gro };
         loop {
-            match socket.recv_from(&mut self.buf) {
-                Ok((n, from)) => self.engine.handle_datagram(now, from, &self.buf[..n], &mut io),
+            match udp_gso::recv(fd, udp_in) {
+                Ok(r) => {
+                    let data = &udp_in[..r.len];
+                    let step = if r.segment == 0 { r.len.max(1) } else { r.segment };
+                    for datagram in data.chunks(step) {
+                        engine.handle_datagram(now, r.from, datagram, &mut io);
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                    return read_udp_plain(socket, udp_in, now, engine, &mut io)
+                }
                 Err(e) => {
                     // ICMP errors surface as ECONNREFUSED and the like; the socket stays usable.
                     log::trace!("UDP receive error: {e}");
                 }
             }
+        }
+    }
+}
+
+/// One datagram per call, where the OS has no `recvmsg` with GRO.
+fn read_udp_plain(
+    socket: &mio::net::UdpSocket,
+    buf: &mut [u8],
+    now: Instant,
+    engine: &mut crate::engine::Engine,
+    io: &mut Io<'_>,
+) {
+    loop {
+        match socket.recv_from(buf) {
+            Ok((n, from)) => engine.handle_datagram(now, from, &buf[..n], io),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => log::trace!("UDP receive error: {e}"),
         }
     }
 }

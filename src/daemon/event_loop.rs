@@ -2,11 +2,11 @@
 
 use super::api::PendingPings;
 use super::control::ControlLink;
-use super::datapath::Io;
+use super::datapath::{Buffers, Io};
 use super::signals::{Signal, SignalPipe};
 use super::udp::UdpSockets;
 use super::Options;
-use crate::engine::{Engine, MAX_PACKET};
+use crate::engine::Engine;
 use crate::keys::PrivateKey;
 use crate::localapi::server::Server;
 use crate::netmap::{Netmap, SelfNode};
@@ -48,7 +48,8 @@ pub(super) struct Daemon {
     /// Problems with the host (routes, config reloads) shown in `weft status`.
     router_problem: Option<String>,
     reload_problem: Option<String>,
-    pub buf: Vec<u8>,
+    /// The data path's reusable buffers and outgoing batch.
+    pub dp: Buffers,
 }
 
 pub(super) fn run(options: &Options) -> Result<(), String> {
@@ -120,6 +121,7 @@ impl Daemon {
         let signals =
             SignalPipe::install().map_err(|e| format!("installing signal handlers: {e}"))?;
         let poll = Poll::new().map_err(|e| format!("creating poll: {e}"))?;
+        let dp = Buffers::new(&udp);
         let mut daemon = Daemon {
             engine: Engine::new(netmap, Instant::now()),
             options,
@@ -136,7 +138,7 @@ impl Daemon {
             signals,
             router_problem: None,
             reload_problem: None,
-            buf: vec![0; MAX_PACKET],
+            dp,
         };
         daemon.register().map_err(|e| format!("registering with poll: {e}"))?;
         daemon.router = match Router::new() {
@@ -212,8 +214,10 @@ impl Daemon {
     fn run_timers(&mut self) {
         let now = Instant::now();
         if self.next_deadline().is_some_and(|d| d <= now) {
-            let mut io = Io { tun: &self.tun, udp: &self.udp };
-            self.engine.handle_timeout(now, &mut io);
+            let (engine, mut io) = self.io_parts();
+            engine.handle_timeout(now, &mut io);
+            // Dropping the sink sends what the timers queued.
+            drop(io);
             for token in self.api.expire(now, self.poll.registry()) {
                 self.pings.forget(token);
             }
@@ -292,6 +296,6 @@ impl Daemon {
     }
 
     pub(super) fn io_parts(&mut self) -> (&mut Engine, Io<'_>) {
-        (&mut self.engine, Io { tun: &self.tun, udp: &self.udp })
+        (&mut self.engine, self.dp.io(&self.tun, &self.udp))
     }
 }

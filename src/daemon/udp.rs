@@ -2,6 +2,7 @@
 //! marked so its traffic bypasses the tunnel's routes.
 
 use crate::platform::socket::mark_bypass;
+use crate::platform::udp_gso::{self, MAX_GSO_BYTES, MAX_SEGMENTS};
 use mio::net::UdpSocket;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -11,6 +12,121 @@ pub struct UdpSockets {
     pub v4: UdpSocket,
     /// Absent when the host has no IPv6.
     pub v6: Option<UdpSocket>,
+}
+
+/// Datagrams on their way out, gathered so that a run of them to one destination leaves in a
+/// single `sendmsg` with `UDP_SEGMENT`: all of one size, only the last may be shorter. The
+/// engine's sink pushes; the daemon flushes at the end of each burst of readiness.
+pub struct SendBatch {
+    buf: Box<[u8]>,
+    len: usize,
+    count: usize,
+    segment: usize,
+    to: Option<SocketAddr>,
+    /// A datagram shorter than `segment` was added: nothing may follow it.
+    closed: bool,
+    /// The kernel does UDP GSO; cleared for good when it refuses.
+    gso: bool,
+}
+
+impl SendBatch {
+    pub fn new(sockets: &UdpSockets) -> SendBatch {
+        // WEFT_UDP_GSO=0 turns batching off, for comparisons and as an escape hatch.
+        let wanted = std::env::var_os("WEFT_UDP_GSO").is_none_or(|v| v != "0");
+        let gso = wanted && udp_gso::probe_gso(sockets.v4.as_raw_fd());
+        if !gso {
+            log::info!("no UDP GSO on this kernel: one datagram per send");
+        }
+        SendBatch {
+            buf: vec![0; if gso { MAX_GSO_BYTES } else { 0 }].into_boxed_slice(),
+            len: 0,
+            count: 0,
+            segment: 0,
+            to: None,
+            closed: false,
+            gso,
+        }
+    }
+
+    /// Queues `datagram` for `to`, sending what was queued first if it can't join it.
+    pub fn push(&mut self, sockets: &UdpSockets, to: SocketAddr, datagram: &[u8]) {
+        if !self.gso || datagram.len() > self.buf.len() {
+            self.flush(sockets);
+            send_plain(sockets, to, datagram);
+            return;
+        }
+        if self.count > 0
+            && (self.to != Some(to)
+                || self.closed
+                || datagram.len() > self.segment
+                || self.len + datagram.len() > self.buf.len()
+                || self.count == MAX_SEGMENTS)
+        {
+            self.flush(sockets);
+        }
+        if self.count == 0 {
+            self.to = Some(to);
+            self.segment = datagram.len();
+        }
+        self.buf[self.len..self.len + datagram.len()].copy_from_slice(datagram);
+        self.len += datagram.len();
+        self.count += 1;
+        self.closed = datagram.len() < self.segment;
+    }
+
+    /// Sends whatever is queued.
+    pub fn flush(&mut self, sockets: &UdpSockets) {
+        let (Some(to), count) = (self.to.take(), std::mem::take(&mut self.count)) else {
+            return;
+        };
+        let len = std::mem::take(&mut self.len);
+        self.closed = false;
+        if count == 0 {
+            return;
+        }
+        let data = &self.buf[..len];
+        if count == 1 {
+            send_plain(sockets, to, data);
+            return;
+        }
+        let Some(socket) = sockets.for_destination(&to) else {
+            return;
+        };
+        match udp_gso::send_segments(socket.as_raw_fd(), to, data, self.segment as u16) {
+            Ok(_) => {}
+            // The socket buffer is full: the datagrams are lost, as a plain send's would be.
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.raw_os_error() == Some(libc::ENOBUFS) => {}
+            Err(e) => {
+                if refuses_gso(&e) {
+                    log::info!(
+                        "the kernel refused UDP GSO ({e}): one datagram per send from now on"
+                    );
+                    self.gso = false;
+                } else {
+                    log::trace!("GSO send to {to} failed ({e}); resending one by one");
+                }
+                for datagram in data.chunks(self.segment) {
+                    send_plain(sockets, to, datagram);
+                }
+            }
+        }
+    }
+}
+
+/// Errors that mean "this kernel or device can't segment UDP", not "this batch was bad".
+fn refuses_gso(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Unsupported
+        || matches!(e.raw_os_error(), Some(libc::EIO | libc::EOPNOTSUPP | libc::ENOPROTOOPT))
+}
+
+fn send_plain(sockets: &UdpSockets, to: SocketAddr, datagram: &[u8]) {
+    if let Some(socket) = sockets.for_destination(&to) {
+        if let Err(e) = socket.send_to(datagram, to) {
+            log::trace!("send to {to} failed: {e}");
+        }
+    }
 }
 
 impl UdpSockets {
@@ -54,6 +170,9 @@ fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
         set_v6_only(fd)?;
     }
     grow_buffers(fd);
+    if let Err(e) = udp_gso::enable_gro(fd) {
+        log::debug!("no UDP GRO on {addr}: {e}");
+    }
     if let Err(e) = mark_bypass(fd) {
         log::warn!("could not mark UDP socket to bypass the tunnel: {e}");
     }
@@ -106,7 +225,7 @@ fn set_v6_only(fd: i32) -> io::Result<()> {
 }
 
 fn bind_raw(socket: &std::net::UdpSocket, addr: SocketAddr) -> io::Result<()> {
-    let (storage, len) = sockaddr(addr);
+    let (storage, len) = crate::platform::sockaddr::to_sockaddr(addr);
     // SAFETY: storage holds a valid sockaddr of `len` bytes for the socket's family.
     let rc = unsafe {
         libc::bind(socket.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len)
@@ -115,31 +234,4 @@ fn bind_raw(socket: &std::net::UdpSocket, addr: SocketAddr) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: an all-zero sockaddr_storage is valid; the family-specific view is written below.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    match addr {
-        SocketAddr::V4(a) => {
-            // SAFETY: sockaddr_storage is large enough and suitably aligned for sockaddr_in.
-            let sin = unsafe {
-                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
-            };
-            sin.sin_family = libc::AF_INET as libc::sa_family_t;
-            sin.sin_port = a.port().to_be();
-            sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
-            (storage, std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t)
-        }
-        SocketAddr::V6(a) => {
-            // SAFETY: sockaddr_storage is large enough and suitably aligned for sockaddr_in6.
-            let sin6 = unsafe {
-                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-            };
-            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sin6.sin6_port = a.port().to_be();
-            sin6.sin6_addr.s6_addr = a.ip().octets();
-            (storage, std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t)
-        }
-    }
 }

@@ -1,6 +1,9 @@
 //! Views of IP packets as they cross the tunnel: just enough parsing to route, to enforce
 //! cryptokey routing and to answer our own pings. Zero-copy: a view borrows the caller's buffer.
 
+pub mod checksum;
+pub mod gro;
+pub mod gso;
 pub mod icmp;
 #[cfg(test)]
 pub mod test_packets;

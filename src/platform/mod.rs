@@ -9,3 +9,4 @@ pub mod router;
 pub mod sockaddr;
 pub mod socket;
 pub mod tun;
+pub mod udp_gso;

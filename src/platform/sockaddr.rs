@@ -1,7 +1,8 @@
-//! `SocketAddr` to the C `sockaddr` the socket calls take, for sockets we create ourselves
-//! (they must be marked before `bind`/`connect`, which std's constructors don't allow).
+//! `SocketAddr` to and from the C `sockaddr` the socket calls take, for sockets we create
+//! ourselves (they must be marked before `bind`/`connect`, which std's constructors don't
+//! allow) and for the batched `sendmsg`/`recvmsg` calls.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// The C form of `addr` and its length.
 pub fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
@@ -26,9 +27,36 @@ pub fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t
             sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
             sin6.sin6_port = a.port().to_be();
             sin6.sin6_addr.s6_addr = a.ip().octets();
+            sin6.sin6_flowinfo = a.flowinfo();
             sin6.sin6_scope_id = a.scope_id();
             (storage, std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t)
         }
+    }
+}
+
+/// The address the kernel filled in, if it is IPv4 or IPv6.
+pub fn from_sockaddr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match i32::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let sin =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let sin6 = unsafe {
+                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
     }
 }
 
@@ -44,5 +72,14 @@ mod tests {
         let (s, len) = to_sockaddr("[::1]:443".parse().unwrap());
         assert_eq!(i32::from(s.ss_family), libc::AF_INET6);
         assert_eq!(len as usize, std::mem::size_of::<libc::sockaddr_in6>());
+    }
+
+    #[test]
+    fn socket_addresses_round_trip() {
+        for a in ["100.64.0.1:41641", "[fd7a:115c:a1e0::1]:41641", "[fe80::1%3]:1"] {
+            let addr: SocketAddr = a.parse().unwrap();
+            let (storage, _) = to_sockaddr(addr);
+            assert_eq!(from_sockaddr(&storage), Some(addr));
+        }
     }
 }

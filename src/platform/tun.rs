@@ -1,9 +1,13 @@
 //! The TUN device: the daemon's end of the virtual interface that carries raw IP packets.
 //!
 //! One `read` yields exactly one IPv4 or IPv6 packet and one `write` injects one; there is no
-//! per-packet header on Linux (`IFF_NO_PI`). The descriptor is non-blocking so the event loop
-//! can register it and drain it until `WouldBlock`.
+//! packet-info header on Linux (`IFF_NO_PI`). With offloads on ([`Tun::has_vnet_hdr`]) every
+//! read starts with a `virtio_net_hdr` and may hold a TCP super-segment (see `packet::gso`),
+//! and every write carries such a header too ([`Tun::write`] adds an empty one). The
+//! descriptor is non-blocking so the event loop can register it and drain it until
+//! `WouldBlock`.
 
+use crate::packet::gso::VIRTIO_NET_HDR_LEN;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
@@ -19,6 +23,7 @@ pub const MAX_NAME_LEN: usize = 15;
 pub struct Tun {
     fd: OwnedFd,
     name: String,
+    vnet_hdr: bool,
 }
 
 impl Tun {
@@ -34,17 +39,42 @@ impl Tun {
         &self.name
     }
 
-    /// Reads one packet; `WouldBlock` when none is queued.
+    /// Whether reads start with, and writes need, a `virtio_net_hdr` (offloads are on).
+    pub fn has_vnet_hdr(&self) -> bool {
+        self.vnet_hdr
+    }
+
+    /// Reads one packet, preceded by its `virtio_net_hdr` when [`Tun::has_vnet_hdr`];
+    /// `WouldBlock` when none is queued.
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         // SAFETY: the pointer and length describe `buf`, which outlives the call.
         let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         byte_count(n)
     }
 
-    /// Writes one packet into the kernel's stack as if it had arrived on the interface.
+    /// Writes one plain packet into the kernel's stack as if it had arrived on the interface.
     pub fn write(&self, packet: &[u8]) -> io::Result<usize> {
+        if self.vnet_hdr {
+            return self.write_with_hdr(&[0; VIRTIO_NET_HDR_LEN], packet);
+        }
         // SAFETY: the pointer and length describe `packet`, which outlives the call.
         let n = unsafe { libc::write(self.fd.as_raw_fd(), packet.as_ptr().cast(), packet.len()) };
+        byte_count(n)
+    }
+
+    /// Writes `packet` behind the `virtio_net_hdr` `hdr` (only when [`Tun::has_vnet_hdr`]):
+    /// a TCP super-segment the kernel will take as many segments.
+    pub fn write_with_hdr(
+        &self,
+        hdr: &[u8; VIRTIO_NET_HDR_LEN],
+        packet: &[u8],
+    ) -> io::Result<usize> {
+        let iov = [
+            libc::iovec { iov_base: hdr.as_ptr() as *mut libc::c_void, iov_len: hdr.len() },
+            libc::iovec { iov_base: packet.as_ptr() as *mut libc::c_void, iov_len: packet.len() },
+        ];
+        // SAFETY: both iovecs describe live buffers that outlive the call; writev only reads.
+        let n = unsafe { libc::writev(self.fd.as_raw_fd(), iov.as_ptr(), 2) };
         byte_count(n)
     }
 }
@@ -87,8 +117,8 @@ pub fn validate_name(name: &str) -> Result<(), String> {
 
 #[cfg(target_os = "linux")]
 fn open_device(name: &str) -> io::Result<Tun> {
-    let (fd, name) = linux::open(name)?;
-    Ok(Tun { fd, name })
+    let (fd, name, vnet_hdr) = linux::open(name)?;
+    Ok(Tun { fd, name, vnet_hdr })
 }
 
 #[cfg(not(target_os = "linux"))]

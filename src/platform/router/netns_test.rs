@@ -147,10 +147,18 @@ fn packets_follow_the_rules(tun: &Tun) {
 
 fn wait_for_packet_to(tun: &Tun, destination: [u8; 4]) -> bool {
     let deadline = Instant::now() + Duration::from_secs(2);
-    let mut buf = [0u8; 2048];
+    let mut raw = [0u8; 2048];
+    // With offloads on, every read starts with a virtio_net_hdr.
+    let skip = if tun.has_vnet_hdr() { crate::packet::gso::VIRTIO_NET_HDR_LEN } else { 0 };
     while Instant::now() < deadline {
-        match tun.read(&mut buf) {
-            Ok(n) if n >= 20 && buf[0] >> 4 == 4 && buf[16..20] == destination => return true,
+        match tun.read(&mut raw) {
+            Ok(n)
+                if n >= skip + 20
+                    && raw[skip] >> 4 == 4
+                    && raw[skip + 16..skip + 20] == destination =>
+            {
+                return true
+            }
             Ok(_) => {}
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
                 std::thread::sleep(Duration::from_millis(10))
