@@ -58,12 +58,12 @@ lab_init() {
     LAB_TMP=$(mktemp -d "/tmp/weftlab.${LAB_ID}.XXXXXX")
     trap lab_cleanup EXIT
     trap 'lab_log "interrupted"; exit 130' INT
-    trap "lab_log 'terminated'; exit 124" TERM
+    trap "lab_log 'terminated (time limit ${limit}s?)'; exit 124" TERM
     # The watchdog TERMs the script, then its direct children (bash only
     # runs the trap once the foreground command returns); the EXIT trap
-    # then cleans up.
-    ( sleep "$limit"; echo "[lab] time limit ${limit}s reached" >&2
-      kill -TERM $$; sleep 0.2; pkill -TERM -P $$ ) 2>/dev/null &
+    # then cleans up (the TERM trap says so). Its output goes nowhere, so its
+    # sleep never keeps a caller's pipe open after the lab has finished.
+    ( sleep "$limit"; kill -TERM $$; sleep 0.2; pkill -TERM -P $$ ) >/dev/null 2>&1 &
     LAB_WATCHDOG=$!
     lab_log "lab $LAB_ID: tmp $LAB_TMP, limit ${limit}s"
 }
