@@ -124,6 +124,11 @@ pub struct ControlClient {
     map: MapState,
     frames: FrameReader,
     last_frame: Option<Instant>,
+    /// When the next node key in the netmap expires (judged on control's clock).
+    next_key_expiry: Option<Instant>,
+    /// One reading of both clocks, so wall-clock times (key expiry, control's clock) follow
+    /// the `now` the driver passes in.
+    clock_anchor: (Instant, SystemTime),
     backoff: Backoff,
     state: BackendState,
     /// Why the last attempt failed, for status output.
@@ -156,6 +161,8 @@ impl ControlClient {
             map: MapState::new(),
             frames: FrameReader::new(MAX_MAP_FRAME),
             last_frame: None,
+            next_key_expiry: None,
+            clock_anchor: (now, SystemTime::now()),
             backoff: Backoff::default(),
             state: BackendState::Starting,
             last_error: None,
@@ -165,6 +172,11 @@ impl ControlClient {
             actions: VecDeque::new(),
             events: VecDeque::new(),
         }
+    }
+
+    fn wall_at(&self, now: Instant) -> SystemTime {
+        let (anchor, wall) = self.clock_anchor;
+        wall + now.saturating_duration_since(anchor)
     }
 
     pub fn identity(&self) -> &Identity {
@@ -203,6 +215,11 @@ impl ControlClient {
 
     /// The next moment [`ControlClient::handle_timeout`] must run.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.link_timeout(), self.next_key_expiry].into_iter().flatten().min()
+    }
+
+    /// When the connection's current step has waited too long.
+    fn link_timeout(&self) -> Option<Instant> {
         match &self.link {
             Link::Waiting(at) => Some(*at),
             Link::FetchingKey { since, .. } => Some(*since + CONNECT_TIMEOUT),
@@ -221,13 +238,17 @@ impl ControlClient {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.next_key_expiry.is_some_and(|at| at <= now) {
+            // A key (ours or a peer's) expires now: the netmap changes without a message.
+            self.publish_netmap(now, self.wall_at(now));
+        }
         match &self.link {
             Link::Waiting(at) if *at <= now => self.connect(now),
             Link::FetchingKey { since, .. } if *since + CONNECT_TIMEOUT <= now => {
                 self.retry(now, "timed out fetching the control server's key")
             }
-            Link::Session { .. } if self.poll_timeout().is_some_and(|t| t <= now) => {
-                self.retry(now, "no word from the control server in 120 s")
+            Link::Session { .. } if self.link_timeout().is_some_and(|t| t <= now) => {
+                self.retry(now, "the control server did not answer in time")
             }
             _ => {}
         }
@@ -615,14 +636,14 @@ impl ControlClient {
                 Err(e) => return self.retry(now, &format!("map stream: {e}")),
             };
             self.last_frame = Some(now);
-            let wall = SystemTime::now();
+            let wall = self.wall_at(now);
             let response = match MapResponse::from_json(&frame) {
                 Ok(response) => response,
                 Err(e) => return self.retry(now, &format!("map response: {e}")),
             };
             let ping = response.ping_request.clone();
             match self.map.apply(response, wall) {
-                Ok(changed) if changed.any() => self.publish_netmap(wall),
+                Ok(changed) if changed.any() => self.publish_netmap(now, wall),
                 Ok(_) => {}
                 Err(e) => return self.retry(now, &format!("map response: {e}")),
             }
@@ -644,10 +665,14 @@ impl ControlClient {
         self.send_request(now, "HEAD", &path, &[], |_, _| {});
     }
 
-    fn publish_netmap(&mut self, wall: SystemTime) {
+    fn publish_netmap(&mut self, now: Instant, wall: SystemTime) {
         let Some(netmap) = self.map.netmap(self.identity.node_key.clone(), wall) else {
             return;
         };
+        self.next_key_expiry = self
+            .map
+            .next_key_expiry(wall)
+            .map(|at| now + at.duration_since(wall).unwrap_or_default());
         self.backoff.reset();
         self.state = if !netmap.self_node.machine_authorized {
             BackendState::NeedsMachineAuth

@@ -442,3 +442,22 @@ fn a_ping_request_over_noise_is_answered_with_a_head() {
     h.run();
     assert!(h.server.is_some() && h.client.is_connected());
 }
+
+#[test]
+fn a_peer_key_expiring_between_messages_takes_the_peer_off_the_netmap() {
+    let mut h = Harness::new();
+    let map = h.logged_in();
+    let me = h.client.identity().node_key.public_key();
+    let expiry =
+        crate::control::tailcfg::go_time::format(SystemTime::now() + Duration::from_secs(60));
+    let json = full_map(&me)
+        .replace(r#""Online":true"#, &format!(r#""Online":true,"KeyExpiry":"{expiry}""#));
+    h.send_map(map, &json);
+    assert!(!h.netmaps().last().unwrap().peers[0].allowed_ips.is_empty());
+    let count = h.netmaps().len();
+    assert!(h.client.poll_timeout().unwrap() <= h.now + Duration::from_secs(61));
+    h.advance(Duration::from_secs(61));
+    assert_eq!(h.netmaps().len(), count + 1, "a new netmap at the expiry, with no message");
+    let peer = &h.netmaps().last().unwrap().peers[0];
+    assert!(peer.key_expired && peer.allowed_ips.is_empty());
+}
