@@ -9,6 +9,7 @@
 #   BENCH_UDP_LEN      UDP payload bytes (default 1200, fits every tunnel)
 #   BENCH_UDP_BUF      iperf3 -w socket buffer for UDP (default 4M)
 #   BENCH_IDLE_SECONDS idle window for wake-up counting (default 5)
+#   BENCH_SETTLE_SECONDS quiet time after the handshake before that window (default 35)
 #   BENCH_IMPLS        rows to run (default "veth weft wireguard-go boringtun")
 #   BENCH_OUT          Markdown file to write (default docs/benchmarks.md; "-" = don't)
 #   WEFT_BIN           weft binary (default target/release/weft)
@@ -26,6 +27,7 @@ BENCH_UDP_RATES=${BENCH_UDP_RATES:-"200M 800M"}
 BENCH_UDP_LEN=${BENCH_UDP_LEN:-1200}
 BENCH_UDP_BUF=${BENCH_UDP_BUF:-4M}
 BENCH_IDLE_SECONDS=${BENCH_IDLE_SECONDS:-5}
+BENCH_SETTLE_SECONDS=${BENCH_SETTLE_SECONDS:-35}
 BENCH_IMPLS=${BENCH_IMPLS:-"veth weft wireguard-go boringtun"}
 BENCH_OUT=${BENCH_OUT:-$repo/docs/benchmarks.md}
 export WEFT_BIN=${WEFT_BIN:-$repo/target/release/weft}
@@ -139,10 +141,12 @@ row() {
     lab_ping_first a "$dst" 10
     lab_ping a "$dst" 3
 
-    # Idle: no keepalives are configured, so a quiet daemon should sleep.
+    # Idle: no keepalives are configured, so a quiet daemon should sleep. WireGuard's own
+    # timers may still run for a while after the handshake (weftd ticks for 30 s after the
+    # last packet, for retries and passive keepalives); count once they had time to settle.
     local idle_rss=0 wake=""
     if [ "${#pids[@]}" -gt 0 ]; then
-        sleep 1
+        sleep "$BENCH_SETTLE_SECONDS"
         local c0 c1
         c0=$(ctxt_sum "${pids[@]}")
         sleep "$BENCH_IDLE_SECONDS"
@@ -292,11 +296,11 @@ if [ "$BENCH_OUT" != "-" ]; then
         echo "  both daemons over all the iperf3 tests, divided by the GB (10^9 bytes)"
         echo "  received in them. Kernel work done outside the daemon's context"
         echo "  (softirq, the veth) is not counted."
-        echo "- **idle RSS**: VmRSS after the handshake and ${BENCH_IDLE_SECONDS}s idle; **peak RSS**: VmHWM"
+        echo "- **idle RSS**: VmRSS at the end of that idle window; **peak RSS**: VmHWM"
         echo "  after the tests; both the larger of the two daemons."
         echo "- **idle wake-ups/s**: voluntary + nonvoluntary context switches, summed"
-        echo "  over all threads, during ${BENCH_IDLE_SECONDS}s of idle after a handshake with no"
-        echo "  keepalives configured; mean per daemon."
+        echo "  over all threads, during ${BENCH_IDLE_SECONDS}s of idle, ${BENCH_SETTLE_SECONDS}s after a handshake with"
+        echo "  no keepalives configured; mean per daemon."
         echo
         echo "One run on a shared 2-core machine: expect noise of ±10% or more;"
         echo "compare rows from the same run, not across runs."
