@@ -3,7 +3,9 @@
 //! bytes and a [`lookup::Lookup`] state machine fed datagrams and the time; the daemon owns the
 //! files, the sockets and the clock.
 
+pub mod hosts;
 pub mod message;
 pub mod name;
+pub mod resolv_conf;
 #[cfg(test)]
 pub mod test_responses;
