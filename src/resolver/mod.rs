@@ -4,6 +4,7 @@
 //! files, the sockets and the clock.
 
 pub mod hosts;
+pub mod lookup;
 pub mod message;
 pub mod name;
 pub mod resolv_conf;
