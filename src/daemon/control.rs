@@ -3,14 +3,15 @@
 //! the local API accepts (`up`, `down`, `logout`).
 
 use super::control_socket::{tls_config, ControlSocket, Progress};
-use super::event_loop::{Daemon, CONTROL};
+use super::event_loop::{Daemon, CONTROL, RESOLVER};
+use super::resolving::{Resolution, Resolving};
 use crate::control::client::{Action, BackendState, ControlClient, Event, Identity};
 use crate::control::server_url::ServerUrl;
 use crate::keys::PrivateKey;
 use crate::netmap::{Netmap, SelfNode};
 use crate::state::NodeState;
-use mio::Interest;
-use std::net::{SocketAddr, ToSocketAddrs};
+use mio::{Interest, Registry};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 /// A control server connection in the making or running.
@@ -19,6 +20,28 @@ pub(super) struct ControlLink {
     /// What to persist once the server accepts the node key.
     pub state: NodeState,
     socket: Option<ControlSocket>,
+    /// The server's name being looked up, before there can be a socket.
+    dialing: Option<Dialing>,
+}
+
+/// An `Action::Connect` waiting for its host's address.
+struct Dialing {
+    resolving: Box<Resolving>,
+    host: String,
+    port: u16,
+    tls: bool,
+}
+
+impl ControlLink {
+    /// Drops the connection or the lookup that precedes it.
+    fn close(&mut self, registry: &Registry) {
+        if let Some(mut socket) = self.socket.take() {
+            let _ = registry.deregister(socket.source());
+        }
+        if let Some(dialing) = self.dialing.take() {
+            dialing.resolving.stop(registry);
+        }
+    }
 }
 
 /// What `weft up` asks for.
@@ -92,7 +115,7 @@ impl Daemon {
             ControlClient::new(server, identity, state.hostname.clone(), auth_key, now);
         client.set_endpoints(now, self.local_endpoints());
         self.login_error = None;
-        self.control = Some(ControlLink { client, state, socket: None });
+        self.control = Some(ControlLink { client, state, socket: None, dialing: None });
         self.pump_control(now);
     }
 
@@ -133,9 +156,7 @@ impl Daemon {
     /// Drops the connection and empties the engine: no peers, no routes, no addresses.
     fn stop_control(&mut self) {
         if let Some(mut link) = self.control.take() {
-            if let Some(mut socket) = link.socket.take() {
-                let _ = self.poll.registry().deregister(socket.source());
-            }
+            link.close(self.poll.registry());
         }
         let key = self.engine.netmap().self_node.private_key.clone();
         self.engine.apply_netmap(Netmap::new(SelfNode::new(key)), Instant::now());
@@ -187,15 +208,16 @@ impl Daemon {
                 self.perform(action, now);
                 continue;
             }
-            let mut out = Vec::new();
-            link.client.poll_output(now, &mut out);
-            if !out.is_empty() {
-                if let Some(socket) = &mut link.socket {
+            // Without a socket (still resolving) output would be lost: leave it in the client.
+            if let Some(socket) = &mut link.socket {
+                let mut out = Vec::new();
+                link.client.poll_output(now, &mut out);
+                if !out.is_empty() {
                     if let Err(e) = socket.send(&out) {
                         link.client.handle_closed(now, &e.to_string());
                     }
+                    continue;
                 }
-                continue;
             }
             match link.client.poll_event() {
                 Some(event) => self.on_control_event(event, now),
@@ -208,17 +230,38 @@ impl Daemon {
         let Some(link) = &mut self.control else {
             return;
         };
-        if let Some(mut old) = link.socket.take() {
-            let _ = self.poll.registry().deregister(old.source());
-        }
+        link.close(self.poll.registry());
         let Action::Connect { host, port, tls } = action else {
             return;
         };
-        let opened = resolve(&host, port).and_then(|addr| {
+        match Resolving::begin(&host, self.poll.registry(), RESOLVER, now) {
+            Resolution::Finished(resolved) => self.dial(now, &host, port, tls, resolved),
+            Resolution::Running(resolving) => {
+                link.dialing = Some(Dialing { resolving, host, port, tls });
+            }
+        }
+    }
+
+    /// Connects to the first address `host` resolved to, or tells the client why not, so its
+    /// backoff applies to DNS failures as to refused connections.
+    fn dial(
+        &mut self,
+        now: Instant,
+        host: &str,
+        port: u16,
+        tls: bool,
+        resolved: Result<Vec<IpAddr>, String>,
+    ) {
+        let Some(link) = &mut self.control else {
+            return;
+        };
+        let first = resolved.and_then(|ips| ips.first().copied().ok_or("no address".into()));
+        let opened = first.map_err(|why| format!("resolving {host}: {why}")).and_then(|ip| {
+            let addr = SocketAddr::new(ip, port);
             let tls = if tls {
                 let config =
                     self.tls.get_or_insert_with(|| tls_config(self.options.ca_file.as_deref()));
-                Some((config.clone()?, host.clone()))
+                Some((config.clone()?, host.to_string()))
             } else {
                 None
             };
@@ -237,6 +280,41 @@ impl Daemon {
             }
             Err(e) => link.client.handle_closed(now, &e),
         }
+    }
+
+    /// A DNS socket is readable.
+    pub(super) fn handle_resolver_socket(&mut self, now: Instant) {
+        if let Some(dialing) = self.control.as_mut().and_then(|l| l.dialing.as_mut()) {
+            dialing.resolving.on_readable(now);
+        }
+        self.finish_dialing(now);
+    }
+
+    pub(super) fn resolver_timeout(&self) -> Option<Instant> {
+        self.control.as_ref()?.dialing.as_ref()?.resolving.deadline()
+    }
+
+    pub(super) fn handle_resolver_timeout(&mut self, now: Instant) {
+        if let Some(dialing) = self.control.as_mut().and_then(|l| l.dialing.as_mut()) {
+            dialing.resolving.on_timeout(now);
+        }
+        self.finish_dialing(now);
+    }
+
+    /// Dials once the lookup has an answer.
+    fn finish_dialing(&mut self, now: Instant) {
+        let Some(link) = &mut self.control else {
+            return;
+        };
+        let Some(resolved) = link.dialing.as_ref().and_then(|d| d.resolving.result()) else {
+            return;
+        };
+        let Some(dialing) = link.dialing.take() else {
+            return;
+        };
+        dialing.resolving.stop(self.poll.registry());
+        self.dial(now, &dialing.host, dialing.port, dialing.tls, resolved);
+        self.pump_control(now);
     }
 
     fn on_control_event(&mut self, event: Event, now: Instant) {
@@ -287,14 +365,4 @@ impl Daemon {
             .map(|ip| SocketAddr::new(ip, port))
             .collect()
     }
-}
-
-/// The first address of `host`. Blocks on DNS when `host` is a name: the login server is
-/// resolved once per connection attempt, not on the data path.
-fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
-    (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("resolving {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host} has no address"))
 }

@@ -24,8 +24,10 @@ const UDP4: Token = Token(1);
 const UDP6: Token = Token(2);
 const SIGNALS: Token = Token(3);
 pub(super) const CONTROL: Token = Token(4);
+/// The DNS sockets of the control server's name lookup.
+pub(super) const RESOLVER: Token = Token(5);
 /// The local API listener; its connections take the tokens after it.
-const API: Token = Token(5);
+const API: Token = Token(6);
 
 /// Everything the loop owns.
 pub(super) struct Daemon {
@@ -196,6 +198,7 @@ impl Daemon {
                         }
                     }
                     CONTROL => self.handle_control_socket(Instant::now()),
+                    RESOLVER => self.handle_resolver_socket(Instant::now()),
                     API => self.api.accept(self.poll.registry(), Instant::now()),
                     token => self.handle_api_event(token),
                 }
@@ -205,10 +208,15 @@ impl Daemon {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        [self.engine.poll_timeout(), self.api.poll_timeout(), self.control_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.engine.poll_timeout(),
+            self.api.poll_timeout(),
+            self.control_timeout(),
+            self.resolver_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn run_timers(&mut self) {
@@ -222,6 +230,7 @@ impl Daemon {
                 self.pings.forget(token);
             }
             self.handle_control_timeout(now);
+            self.handle_resolver_timeout(now);
         }
         self.answer_finished_pings();
     }

@@ -5,6 +5,7 @@ mod control;
 mod control_socket;
 mod datapath;
 mod event_loop;
+mod resolving;
 mod signals;
 mod udp;
 

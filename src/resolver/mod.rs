@@ -1,0 +1,12 @@
+//! Host name resolution that never blocks the poll loop: `/etc/hosts` first, then DNS over UDP
+//! to the nameservers of `/etc/resolv.conf`. Everything here is sans-IO — parsers over text and
+//! bytes and a [`lookup::Lookup`] state machine fed datagrams and the time; the daemon owns the
+//! files, the sockets and the clock.
+
+pub mod hosts;
+pub mod lookup;
+pub mod message;
+pub mod name;
+pub mod resolv_conf;
+#[cfg(test)]
+pub mod test_responses;
