@@ -131,22 +131,7 @@ if [[ ${WEFT_INTEROP_NO_BUILD:-0} != 1 ]]; then
     # skips (exit 77) if its binaries are missing.
     if grep -q '^SKIP' <<<"$out"; then echo "$out"; fi
 fi
-pass=0 fail=0 skipped=0
-for s in "${servers[@]}"; do
-    echo "=== interop smoke: $s"
-    rc=0
-    # In the background so that INT/TERM reach the child's teardown at once.
-    timeout --kill-after=10 600 "$0" --one "$s" &
-    child=$!
-    trap 'kill -TERM $child 2>/dev/null; wait $child; exit 143' TERM
-    trap 'kill -TERM $child 2>/dev/null; wait $child; exit 130' INT
-    wait $child || rc=$?
-    trap - TERM INT
-    case $rc in
-    0) pass=$((pass + 1)); echo "=== $s: ok" ;;
-    77) skipped=$((skipped + 1)); echo "=== $s: skipped" ;;
-    *) fail=$((fail + 1)); echo "=== $s: FAILED (exit $rc)" ;;
-    esac
-done
-echo "interop: $pass passed, $fail failed, $skipped skipped"
-[[ $fail == 0 ]]
+# shellcheck source=per_server.sh
+source "$HERE/per_server.sh"
+run_each_server interop 600 "$0" "${servers[@]}"
+[[ $RUN_FAIL == 0 ]]

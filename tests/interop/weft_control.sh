@@ -474,23 +474,9 @@ fi
 
 servers=("$@")
 [[ ${#servers[@]} -gt 0 ]] || servers=(testcontrol headscale)
-pass=0 fail=0 skipped=0
-for s in "${servers[@]}"; do
-    echo "=== weft interop (control): $s"
-    rc=0
-    timeout --kill-after=10 "${WEFT_INTEROP_LAB_TIMEOUT:-300}" "$0" --one "$s" &
-    child=$!
-    trap 'kill -TERM $child 2>/dev/null; wait $child; exit 143' TERM
-    trap 'kill -TERM $child 2>/dev/null; wait $child; exit 130' INT
-    wait $child || rc=$?
-    trap - TERM INT
-    case $rc in
-    0) pass=$((pass + 1)); echo "=== $s: ok" ;;
-    77) skipped=$((skipped + 1)); echo "=== $s: skipped" ;;
-    *) fail=$((fail + 1)); echo "=== $s: FAILED (exit $rc)" ;;
-    esac
-done
-echo "weft interop: $pass passed, $fail failed, $skipped skipped"
-((fail == 0)) || exit 1
-((pass > 0 || skipped == 0)) || exit 77
+# shellcheck source=per_server.sh
+source "$HERE/per_server.sh"
+run_each_server "weft interop (control)" "${WEFT_INTEROP_LAB_TIMEOUT:-300}" "$0" "${servers[@]}"
+((RUN_FAIL == 0)) || exit 1
+((RUN_PASS > 0 || RUN_SKIPPED == 0)) || exit 77
 exit 0
