@@ -31,7 +31,12 @@ pub struct Options {
 
 fn option_spec() -> getopts::Options {
     let mut o = getopts::Options::new();
-    o.optopt("", "config", "static tailnet config (WireGuard-style INI)", "FILE");
+    o.optopt(
+        "",
+        "config",
+        "static tailnet config (WireGuard-style INI); without it, weftd waits for `weft up`",
+        "FILE",
+    );
     o.optopt("", "statedir", &format!("state directory (default {DEFAULT_STATEDIR})"), "DIR");
     o.optopt("", "socket", &format!("local API socket (default {DEFAULT_SOCKET})"), "PATH");
     o.optopt("", "tun", &format!("TUN interface name (default {DEFAULT_TUN})"), "NAME");
