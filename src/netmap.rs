@@ -140,6 +140,10 @@ pub struct Peer {
     pub disco_key: Option<PublicKey>,
     /// The peer's home DERP region.
     pub derp_region: Option<RegionId>,
+    /// The addresses this peer knows *us* by, where control says they differ from ours
+    /// (shared nodes, 4via6): our source is rewritten to them on the way out, and back on the
+    /// way in.
+    pub masquerade_as: Vec<IpAddr>,
 }
 
 impl Peer {
@@ -167,6 +171,7 @@ impl Peer {
             key_expired: false,
             disco_key: None,
             derp_region: None,
+            masquerade_as: Vec::new(),
         }
     }
 

@@ -2,6 +2,7 @@
 
 use super::{Engine, PacketSink};
 use crate::filter::Verdict;
+use crate::packet::masquerade::{self, Side};
 use crate::packet::IpHeader;
 use crate::wg::demux::{route_datagram, Destination};
 use boringtun::noise::TunnResult;
@@ -17,20 +18,38 @@ const COOKIE_REPLY: u8 = 3;
 impl Engine {
     /// A packet the kernel routed into the tunnel: pick the peer by destination, encrypt, send.
     pub fn handle_tun_packet(&mut self, now: Instant, packet: &[u8], sink: &mut dyn PacketSink) {
-        let dst = match IpHeader::parse(packet) {
-            Ok(header) => header.dst,
+        let header = match IpHeader::parse(packet) {
+            Ok(header) => header,
             Err(_) => {
                 self.drops.malformed_outbound += 1;
                 return;
             }
         };
-        let Some(index) = self.routes.lookup(dst) else {
+        let Some(index) = self.routes.lookup(header.dst) else {
             self.drops.no_route += 1;
             return;
         };
         // Replies to what we send must get through the inbound filter.
         self.filter.note_outbound(now, packet);
-        self.encrypt_to(index, now, packet, sink);
+        match self.masquerade_for(index, header.src) {
+            None => self.encrypt_to(index, now, packet, sink),
+            Some(alias) => {
+                let mut rewritten = std::mem::take(&mut self.rewrite_buffer);
+                rewritten.clear();
+                rewritten.extend_from_slice(packet);
+                masquerade::rewrite(&mut rewritten, Side::Source, header.src, alias);
+                self.encrypt_to(index, now, &rewritten, sink);
+                self.rewrite_buffer = rewritten;
+            }
+        }
+    }
+
+    /// The address peer `index` knows us by instead of our own `src`, if control gave one.
+    fn masquerade_for(&self, index: u32, src: IpAddr) -> Option<IpAddr> {
+        let peer = &self.peers.get(&index)?.config;
+        let alias = peer.masquerade_as.iter().find(|a| a.is_ipv4() == src.is_ipv4())?;
+        let ours = self.netmap.self_node.addresses.iter().any(|a| a.addr() == src);
+        ours.then_some(*alias)
     }
 
     pub(super) fn encrypt_to(
@@ -115,6 +134,13 @@ impl Engine {
             self.schedule.activity(index, &mut state.clock, now);
         }
         if let Some((src, packet)) = inbound {
+            // A peer that knows us by another address sends to it: back to our own.
+            for alias in &state.config.masquerade_as {
+                let mut own = self.netmap.self_node.addresses.iter().map(|a| a.addr());
+                if let Some(ours) = own.find(|a| a.is_ipv4() == alias.is_ipv4()) {
+                    masquerade::rewrite(packet, Side::Destination, *alias, ours);
+                }
+            }
             // Cryptokey routing on the way in: a peer may only send from its AllowedIPs.
             if self.routes.lookup(src) != Some(index) {
                 self.drops.spoofed_source += 1;

@@ -69,6 +69,9 @@ pub struct Engine {
     health: Vec<String>,
     /// Output space for boringtun; one packet plus WireGuard's overhead.
     scratch: Vec<u8>,
+    /// A copy of an outbound packet whose source is rewritten for a masquerading peer; it only
+    /// grows when such a peer exists.
+    rewrite_buffer: Vec<u8>,
     /// One reading of both clocks at start-up, to turn event instants into wall-clock times
     /// that stay the same from one status request to the next.
     clock_anchor: (Instant, SystemTime),
@@ -91,6 +94,7 @@ impl Engine {
             pings: ping::Pings::new(std::process::id() as u16),
             health: Vec::new(),
             scratch: vec![0; MAX_PACKET + crate::wg::OVERHEAD + crate::wg::MIN_BUFFER],
+            rewrite_buffer: Vec::new(),
             clock_anchor: (now, SystemTime::now()),
         };
         engine.apply_netmap(netmap, now);

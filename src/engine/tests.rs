@@ -5,6 +5,7 @@ use super::*;
 use crate::keys::PrivateKey;
 use crate::netmap::{Peer, SelfNode};
 use crate::packet::icmp::{echo_request, Echo};
+use crate::packet::IpHeader;
 use std::time::Duration;
 
 #[derive(Default)]
@@ -279,4 +280,26 @@ fn control_filter_drops_unsolicited_packets_but_passes_replies() {
     a.engine.handle_tun_packet(now, &reply, &mut a.out);
     exchange(&mut a, &mut b, now);
     assert_eq!(b.engine.poll_ping().map(|(done, r)| (done, r.err)), Some((id, String::new())));
+}
+
+#[test]
+fn a_peer_that_knows_us_by_another_address_sees_only_that_one() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    // Control tells A that B knows it as 100.99.0.1, and B routes that address to A.
+    let mut map = a.engine.netmap().clone();
+    map.peers[0].masquerade_as = vec!["100.99.0.1".parse().unwrap()];
+    a.engine.apply_netmap(map, now);
+    let mut map = b.engine.netmap().clone();
+    map.peers[0].allowed_ips = vec!["100.99.0.1/32".parse().unwrap()];
+    b.engine.apply_netmap(map, now);
+
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    exchange(&mut a, &mut b, now);
+    let request = b.out.tun.pop().expect("delivered despite B not knowing 100.64.0.1");
+    assert_eq!(IpHeader::parse(&request).unwrap().src.to_string(), "100.99.0.1");
+    b.engine.handle_tun_packet(now, &crate::packet::icmp::reply_to(&request), &mut b.out);
+    exchange(&mut a, &mut b, now);
+    let reply = a.out.tun.pop().expect("the reply reached A");
+    assert_eq!(IpHeader::parse(&reply).unwrap().dst.to_string(), "100.64.0.1");
 }

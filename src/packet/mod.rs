@@ -5,6 +5,7 @@ pub mod checksum;
 pub mod gro;
 pub mod gso;
 pub mod icmp;
+pub mod masquerade;
 #[cfg(test)]
 pub mod test_packets;
 pub mod transport;

@@ -92,6 +92,13 @@ fn peer(node: &Node, control_now: Option<SystemTime>) -> Option<Peer> {
         last_seen: meaningful(node.last_seen),
         key_expiry: meaningful(node.key_expiry),
         key_expired: expired,
+        masquerade_as: [
+            node.self_node_v4_masq_addr_for_this_peer,
+            node.self_node_v6_masq_addr_for_this_peer,
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
         ..Peer::new(key)
     };
     if !expired {
