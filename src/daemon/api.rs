@@ -74,6 +74,7 @@ impl Daemon {
         status.backend_state = self.backend_state().to_string();
         if let Some(link) = &self.control {
             status.auth_url = link.client.auth_url().to_string();
+            status.health.extend(link.client.control_health());
             if let Some(problem) = link.client.last_error().filter(|_| !link.client.is_connected())
             {
                 status.health.push(problem.to_string());

@@ -195,6 +195,11 @@ impl ControlClient {
         &self.auth_url
     }
 
+    /// What control itself says is wrong (Health, DisplayMessages).
+    pub fn control_health(&self) -> Vec<String> {
+        self.map.health()
+    }
+
     pub fn last_error(&self) -> Option<&str> {
         self.last_error.as_deref()
     }

@@ -11,7 +11,7 @@ mod peers;
 mod tests;
 
 use crate::control::tailcfg::{
-    DnsConfig, JsonError, MapResponse, Node, NodeId, UserId, UserProfile,
+    DisplayMessage, DnsConfig, JsonError, MapResponse, Node, NodeId, UserId, UserProfile,
 };
 use crate::netmap::DerpMap;
 use clock::ClockSkew;
@@ -34,6 +34,8 @@ pub struct MapState {
     collect_services: Option<bool>,
     /// Control's health warnings; empty = healthy.
     health: Vec<String>,
+    /// Control's display messages by ID, as "title: text".
+    display_messages: BTreeMap<String, String>,
     skew: ClockSkew,
 }
 
@@ -121,9 +123,9 @@ impl MapState {
         self.peers.get(&id)
     }
 
-    /// Control's health warnings (empty when healthy).
-    pub fn health(&self) -> &[String] {
-        &self.health
+    /// Control's health warnings and display messages (empty when healthy).
+    pub fn health(&self) -> Vec<String> {
+        self.health.iter().chain(self.display_messages.values()).cloned().collect()
     }
 
     /// Whether control wants the node's service list (Hostinfo.Services) reported.
@@ -163,6 +165,23 @@ impl MapState {
         if let Some(health) = response.health {
             self.health = health;
             changed.health = true;
+        }
+        if let Some(patches) = response.display_messages {
+            self.patch_display_messages(patches);
+            changed.health = true;
+        }
+    }
+
+    fn patch_display_messages(&mut self, patches: BTreeMap<String, Option<DisplayMessage>>) {
+        if patches.get("*").is_some_and(Option::is_none) {
+            self.display_messages.clear();
+        }
+        for (id, message) in patches {
+            match message {
+                Some(m) if m.text.is_empty() => self.display_messages.insert(id, m.title),
+                Some(m) => self.display_messages.insert(id, format!("{}: {}", m.title, m.text)),
+                None => self.display_messages.remove(&id),
+            };
         }
     }
 }

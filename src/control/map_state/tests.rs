@@ -475,3 +475,21 @@ fn shaken_responses_never_panic() {
         });
     }
 }
+
+#[test]
+fn display_messages_patch_the_health_list() {
+    let mut state = started();
+    let patch =
+        |state: &mut MapState, json: &str| state.apply_frame(json.as_bytes(), now()).unwrap();
+    patch(&mut state, r#"{"Health":["old warning"]}"#);
+    let changed = patch(
+        &mut state,
+        r#"{"DisplayMessages":{"a":{"Title":"Key expiring","Text":"in 3 days"},"b":{"Title":"Update available"}}}"#,
+    );
+    assert!(changed.health);
+    assert_eq!(state.health(), ["old warning", "Key expiring: in 3 days", "Update available"]);
+    patch(&mut state, r#"{"DisplayMessages":{"a":null}}"#);
+    assert_eq!(state.health(), ["old warning", "Update available"]);
+    patch(&mut state, r#"{"DisplayMessages":{"*":null,"c":{"Title":"New"}}}"#);
+    assert_eq!(state.health(), ["old warning", "New"]);
+}

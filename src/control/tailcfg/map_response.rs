@@ -71,6 +71,10 @@ pub struct MapResponse {
     /// `None` = unchanged; `[]` = healthy.
     #[serde(rename = "Health")]
     pub health: Option<Vec<String>>,
+    /// Health messages as patches by ID (capability version 117, instead of `Health`): a
+    /// null value removes one, `"*": null` removes all.
+    #[serde(rename = "DisplayMessages")]
+    pub display_messages: Option<BTreeMap<String, Option<DisplayMessage>>>,
     /// The server's clock, for correcting key-expiry checks on a skewed local clock.
     #[serde(rename = "ControlTime", with = "go_time")]
     pub control_time: Option<SystemTime>,
@@ -121,6 +125,16 @@ pub struct PeerChange {
     /// Go's zero time here sets "never expires".
     #[serde(rename = "KeyExpiry", with = "go_time")]
     pub key_expiry: Option<SystemTime>,
+}
+
+/// One of control's messages for the user.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DisplayMessage {
+    #[serde(rename = "Title")]
+    pub title: String,
+    #[serde(rename = "Text")]
+    pub text: String,
 }
 
 /// Control asking for proof of life (`types` empty: HEAD the URL) or a ping of a peer.

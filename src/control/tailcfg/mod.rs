@@ -22,7 +22,7 @@ pub use filter::{FilterRule, NetPortRange, PortRange};
 pub use hostinfo::{Hostinfo, NetInfo, Service};
 pub use json::JsonError;
 pub use map_request::MapRequest;
-pub use map_response::{DebugRequest, MapResponse, PeerChange, PingRequest};
+pub use map_response::{DebugRequest, DisplayMessage, MapResponse, PeerChange, PingRequest};
 pub use node::{CapMap, Node};
 pub use register::{Login, RegisterAuth, RegisterRequest, RegisterResponse, User};
 pub use user::UserProfile;
