@@ -4,12 +4,10 @@
 //! cost does not depend on the packet's size.
 
 use super::checksum::{add, fold};
+use super::icmp::PROTO_ICMPV6;
+use super::transport::{PROTO_TCP, PROTO_UDP};
 use super::IpHeader;
 use std::net::IpAddr;
-
-const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
-const PROTO_ICMPV6: u8 = 58;
 
 /// Which address of the packet to rewrite.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
