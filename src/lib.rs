@@ -19,7 +19,9 @@ pub mod resolver;
 pub mod state;
 #[cfg(test)]
 pub mod testing;
+pub mod wall_clock;
 pub mod wg;
+pub mod xorshift;
 
 /// The version every binary reports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -2,32 +2,7 @@
 //! a mutator that turns a valid input into many broken ones. Deterministic, so a failure
 //! reproduces from the printed seed.
 
-/// xorshift64*: small, seedable, good enough to shake parsers.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A value in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next_u64() as u8).collect()
-    }
-}
+pub use crate::xorshift::Rng;
 
 /// One random corruption of `input`: flipped bytes, truncation, insertion, duplication or
 /// pure noise.

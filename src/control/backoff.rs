@@ -1,6 +1,7 @@
 //! Retry timing for control connections: n² × 10 ms, capped at 30 s, randomised by ×[0.5, 1.5)
 //! so a fleet that lost its server doesn't come back in lockstep.
 
+use crate::xorshift::Rng;
 use std::time::Duration;
 
 const STEP: Duration = Duration::from_millis(10);
@@ -26,11 +27,18 @@ impl Backoff {
     }
 }
 
-/// A jitter value in [0, 1) from the OS's random source.
-pub fn random_jitter() -> f64 {
-    let mut bytes = [0u8; 4];
-    let _ = getrandom::getrandom(&mut bytes);
-    f64::from(u32::from_le_bytes(bytes)) / (f64::from(u32::MAX) + 1.0)
+/// Jitter values in [0, 1) from a seed the driver read from the OS once: different on every
+/// node, yet the same schedule again for the same seed (tests, replays).
+pub struct Jitter(Rng);
+
+impl Jitter {
+    pub fn new(seed: u64) -> Jitter {
+        Jitter(Rng::new(seed))
+    }
+
+    pub fn draw(&mut self) -> f64 {
+        self.0.unit()
+    }
 }
 
 #[cfg(test)]
@@ -48,5 +56,19 @@ mod tests {
         b.reset();
         assert_eq!(b.next_delay(0.0), Duration::from_millis(5));
         assert!(b.next_delay(0.9999) < Duration::from_millis(60));
+    }
+
+    #[test]
+    fn jitter_is_spread_over_the_unit_interval_and_follows_its_seed() {
+        let draws: Vec<f64> = {
+            let mut jitter = Jitter::new(7);
+            (0..1000).map(|_| jitter.draw()).collect()
+        };
+        assert!(draws.iter().all(|j| (0.0..1.0).contains(j)));
+        let low = draws.iter().filter(|j| **j < 0.5).count();
+        assert!((400..600).contains(&low), "{low} of 1000 below 0.5");
+        let mut again = Jitter::new(7);
+        assert!(draws.iter().all(|j| *j == again.draw()));
+        assert_ne!(Jitter::new(8).draw(), draws[0]);
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod backoff;
 pub mod client;
+pub mod error;
 pub mod http2;
 pub mod map_state;
 pub mod mapstream;

@@ -5,9 +5,10 @@
 //! of [`Session::poll_output`]. Once [`Session::h2`] returns a connection, requests and
 //! responses flow through it.
 
-use super::http2::Connection;
+use super::http2::{Connection, H2Error};
 use super::noise::{
-    upgrade_request, ClientHandshake, ResponseReader, Transport, UpgradeResponseReader,
+    upgrade_request, ClientHandshake, NoiseError, ResponseReader, Transport, UpgradeError,
+    UpgradeResponseReader,
 };
 use crate::keys::{PrivateKey, PublicKey};
 use std::fmt;
@@ -19,18 +20,33 @@ const EARLY_PAYLOAD_HEADER_LEN: usize = 9;
 /// The official client refuses early payloads larger than this.
 const MAX_EARLY_PAYLOAD: usize = 10 << 20;
 
+/// What ended a session, by layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionError(pub String);
+pub enum SessionError {
+    Upgrade(UpgradeError),
+    Noise(NoiseError),
+    Http2(H2Error),
+    /// The early payload announced more than the official client accepts.
+    EarlyPayloadTooLarge(usize),
+    /// Input after an earlier failure.
+    AlreadyFailed,
+}
 
 impl fmt::Display for SessionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            SessionError::Upgrade(e) => write!(f, "upgrade: {e}"),
+            SessionError::Noise(e) => write!(f, "noise: {e}"),
+            SessionError::Http2(e) => write!(f, "http2: {e}"),
+            SessionError::EarlyPayloadTooLarge(len) => {
+                write!(f, "early payload of {len} bytes is too large")
+            }
+            SessionError::AlreadyFailed => f.write_str("connection already failed"),
+        }
     }
 }
 
-fn fail(context: &str, e: impl fmt::Display) -> SessionError {
-    SessionError(format!("{context}: {e}"))
-}
+impl std::error::Error for SessionError {}
 
 enum Stage {
     /// Waiting for the `101 Switching Protocols` head.
@@ -68,8 +84,8 @@ impl Session {
     ) -> Result<Session, SessionError> {
         let (handshake, initiation) =
             ClientHandshake::new(machine_key, control_key, capability_version, ephemeral_seed)
-                .map_err(|e| fail("noise", e))?;
-        let output = upgrade_request(host, &initiation).map_err(|e| fail("upgrade", e))?;
+                .map_err(SessionError::Noise)?;
+        let output = upgrade_request(host, &initiation).map_err(SessionError::Upgrade)?;
         Ok(Session {
             stage: Stage::Upgrading(UpgradeResponseReader::new(), handshake),
             host: host.to_string(),
@@ -103,7 +119,7 @@ impl Session {
         let stage = std::mem::replace(&mut self.stage, Stage::Failed);
         self.stage = match stage {
             Stage::Upgrading(mut reader, handshake) => {
-                match reader.feed(bytes).map_err(|e| fail("upgrade", e))? {
+                match reader.feed(bytes).map_err(SessionError::Upgrade)? {
                     None => Stage::Upgrading(reader, handshake),
                     Some(rest) => {
                         self.stage = Stage::Handshaking(ResponseReader::new(), handshake);
@@ -112,12 +128,12 @@ impl Session {
                 }
             }
             Stage::Handshaking(mut reader, handshake) => {
-                match reader.feed(bytes).map_err(|e| fail("noise", e))? {
+                match reader.feed(bytes).map_err(SessionError::Noise)? {
                     None => Stage::Handshaking(reader, handshake),
                     Some(done) => {
                         let transport = handshake
                             .handle_response(&done.message)
-                            .map_err(|e| fail("noise", e))?;
+                            .map_err(SessionError::Noise)?;
                         let mut h2 = Connection::new();
                         h2.set_authority(&self.host);
                         self.stage = Stage::Open(Box::new(Open {
@@ -133,7 +149,7 @@ impl Session {
                 open.receive(bytes)?;
                 Stage::Open(open)
             }
-            Stage::Failed => return Err(SessionError("connection already failed".into())),
+            Stage::Failed => return Err(SessionError::AlreadyFailed),
         };
         Ok(())
     }
@@ -145,7 +161,7 @@ impl Session {
             let mut plaintext = Vec::new();
             open.h2.poll_output(&mut plaintext);
             if !plaintext.is_empty() {
-                open.transport.seal(&plaintext, out).map_err(|e| fail("noise", e))?;
+                open.transport.seal(&plaintext, out).map_err(SessionError::Noise)?;
             }
         }
         Ok(())
@@ -155,9 +171,9 @@ impl Session {
 impl Open {
     fn receive(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
         let mut plaintext = Vec::new();
-        self.transport.open(bytes, &mut plaintext).map_err(|e| fail("noise", e))?;
+        self.transport.open(bytes, &mut plaintext).map_err(SessionError::Noise)?;
         let Some(mut pending) = self.sniffing.take() else {
-            return self.h2.handle_input(&plaintext).map_err(|e| fail("http2", e));
+            return self.h2.handle_input(&plaintext).map_err(SessionError::Http2);
         };
         pending.extend_from_slice(&plaintext);
         match skip_early_payload(&pending)? {
@@ -166,7 +182,7 @@ impl Open {
                 Ok(())
             }
             Sniff::Http2From(start) => {
-                self.h2.handle_input(&pending[start..]).map_err(|e| fail("http2", e))
+                self.h2.handle_input(&pending[start..]).map_err(SessionError::Http2)
             }
         }
     }
@@ -190,7 +206,7 @@ fn skip_early_payload(stream: &[u8]) -> Result<Sniff, SessionError> {
     }
     let len = u32::from_be_bytes(stream[5..9].try_into().expect("4 bytes")) as usize;
     if len > MAX_EARLY_PAYLOAD {
-        return Err(SessionError(format!("early payload of {len} bytes is too large")));
+        return Err(SessionError::EarlyPayloadTooLarge(len));
     }
     if stream.len() < EARLY_PAYLOAD_HEADER_LEN + len {
         return Ok(Sniff::NeedMore);

@@ -5,11 +5,14 @@
 use super::control_socket::{tls_config, ControlSocket, Progress};
 use super::event_loop::{Daemon, CONTROL, RESOLVER};
 use super::resolving::{Resolution, Resolving};
-use crate::control::client::{Action, BackendState, ControlClient, Event, Identity};
+use crate::control::client::{
+    Action, BackendState, ControlClient, Environment, Event, Identity, LinkFailure,
+};
 use crate::control::server_url::ServerUrl;
 use crate::keys::PrivateKey;
 use crate::netmap::{Netmap, SelfNode};
 use crate::state::NodeState;
+use crate::wall_clock::WallClock;
 use mio::{Interest, Registry};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -111,8 +114,15 @@ impl Daemon {
         };
         let identity =
             Identity { machine_key: state.machine_key.clone(), node_key: state.node_key.clone() };
-        let mut client =
-            ControlClient::new(server, identity, state.hostname.clone(), auth_key, now);
+        let environment = os_environment(now);
+        let mut client = ControlClient::new(
+            server,
+            identity,
+            state.hostname.clone(),
+            auth_key,
+            environment,
+            now,
+        );
         client.set_endpoints(now, self.local_endpoints());
         self.login_error = None;
         self.control = Some(ControlLink { client, state, socket: None, dialing: None });
@@ -180,7 +190,7 @@ impl Daemon {
             if let Some(mut socket) = link.socket.take() {
                 let _ = self.poll.registry().deregister(socket.source());
             }
-            link.client.handle_closed(now, &reason);
+            link.client.handle_closed(now, LinkFailure::Network(reason));
         }
         self.pump_control(now);
     }
@@ -214,7 +224,7 @@ impl Daemon {
                 link.client.poll_output(now, &mut out);
                 if !out.is_empty() {
                     if let Err(e) = socket.send(&out) {
-                        link.client.handle_closed(now, &e.to_string());
+                        link.client.handle_closed(now, LinkFailure::Network(e.to_string()));
                     }
                     continue;
                 }
@@ -256,16 +266,19 @@ impl Daemon {
             return;
         };
         let first = resolved.and_then(|ips| ips.first().copied().ok_or("no address".into()));
-        let opened = first.map_err(|why| format!("resolving {host}: {why}")).and_then(|ip| {
+        let resolved =
+            first.map_err(|why| LinkFailure::Network(format!("resolving {host}: {why}")));
+        let opened = resolved.and_then(|ip| {
             let addr = SocketAddr::new(ip, port);
             let tls = if tls {
                 let config =
                     self.tls.get_or_insert_with(|| tls_config(self.options.ca_file.as_deref()));
-                Some((config.clone()?, host.to_string()))
+                Some((config.clone().map_err(LinkFailure::Local)?, host.to_string()))
             } else {
                 None
             };
-            ControlSocket::connect(addr, tls).map_err(|e| format!("connecting to {addr}: {e}"))
+            ControlSocket::connect(addr, tls)
+                .map_err(|e| LinkFailure::Network(format!("connecting to {addr}: {e}")))
         });
         match opened {
             Ok(mut socket) => {
@@ -275,10 +288,10 @@ impl Daemon {
                     Interest::READABLE | Interest::WRITABLE,
                 ) {
                     Ok(()) => link.socket = Some(socket),
-                    Err(e) => link.client.handle_closed(now, &e.to_string()),
+                    Err(e) => link.client.handle_closed(now, LinkFailure::Local(e.to_string())),
                 }
             }
-            Err(e) => link.client.handle_closed(now, &e),
+            Err(failure) => link.client.handle_closed(now, failure),
         }
     }
 
@@ -336,7 +349,7 @@ impl Daemon {
                 );
                 self.apply_routes();
             }
-            Event::LoginFailed(why) => self.login_error = Some(why),
+            Event::LoginFailed(why) => self.login_error = Some(why.to_string()),
             Event::LoggedOut => {
                 if let Err(e) = self.forget_login() {
                     log::error!("{e}");
@@ -364,5 +377,22 @@ impl Daemon {
             .into_iter()
             .map(|ip| SocketAddr::new(ip, port))
             .collect()
+    }
+}
+
+/// The control client's view of the OS, read here once: it never reads the random source or
+/// the wall clock itself.
+fn os_environment(now: Instant) -> Environment {
+    let mut seed = [0u8; 8];
+    if let Err(e) = getrandom::getrandom(&mut seed) {
+        // Only the retry jitter depends on it: nodes would retry in step, nothing worse.
+        log::warn!("control: no randomness for the retry jitter: {e}");
+    }
+    Environment {
+        jitter_seed: u64::from_le_bytes(seed),
+        clock: WallClock::read_os(now),
+        key_entropy: Box::new(|bytes| {
+            getrandom::getrandom(bytes).map_err(|e| std::io::Error::other(e.to_string()))
+        }),
     }
 }

@@ -13,6 +13,7 @@ use crate::filter::Filter;
 use crate::keys::PublicKey;
 use crate::netmap::Netmap;
 use crate::prefix::Prefix;
+use crate::wall_clock::WallClock;
 use crate::wg::allowed_ips::AllowedIps;
 use crate::wg::timers::Schedule;
 use boringtun::noise::rate_limiter::RateLimiter;
@@ -74,7 +75,7 @@ pub struct Engine {
     rewrite_buffer: Vec<u8>,
     /// One reading of both clocks at start-up, to turn event instants into wall-clock times
     /// that stay the same from one status request to the next.
-    clock_anchor: (Instant, SystemTime),
+    clock_anchor: WallClock,
 }
 
 impl Engine {
@@ -95,7 +96,7 @@ impl Engine {
             health: Vec::new(),
             scratch: vec![0; MAX_PACKET + crate::wg::OVERHEAD + crate::wg::MIN_BUFFER],
             rewrite_buffer: Vec::new(),
-            clock_anchor: (now, SystemTime::now()),
+            clock_anchor: WallClock::read_os(now),
         };
         engine.apply_netmap(netmap, now);
         engine
@@ -129,11 +130,7 @@ impl Engine {
 
     /// The wall-clock time of `instant`, by the start-up anchor.
     fn wall_time(&self, instant: Instant) -> SystemTime {
-        let (anchor, wall) = self.clock_anchor;
-        match instant.checked_duration_since(anchor) {
-            Some(after) => wall + after,
-            None => wall - anchor.duration_since(instant),
-        }
+        self.clock_anchor.wall_at(instant)
     }
 
     /// The earliest time [`Engine::handle_timeout`] must run; `None` when nothing is pending.

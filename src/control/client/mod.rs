@@ -6,10 +6,13 @@
 //! reports closes, calls [`ControlClient::handle_timeout`] at [`ControlClient::poll_timeout`],
 //! and consumes [`Event`]s (a new netmap, "persist the keys", a failed login).
 
-use super::backoff::{random_jitter, Backoff};
+use super::backoff::{Backoff, Jitter};
+use super::error::{
+    server_text, ControlError, LoginError, NetworkError, Refusal, Remedy, Request, Step, Violation,
+};
 use super::http2::hpack::HeaderField;
-use super::http2::{Event as H2Event, StreamId};
-use super::map_state::MapState;
+use super::http2::{Event as H2Event, H2Error, StreamId};
+use super::map_state::{MapError, MapState};
 use super::mapstream::FrameReader;
 use super::noise::{key_request_path, parse_server_key_response};
 use super::server_url::ServerUrl;
@@ -20,6 +23,7 @@ use super::tailcfg::{
 };
 use crate::keys::{PrivateKey, PublicKey};
 use crate::netmap::Netmap;
+use crate::wall_clock::WallClock;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -34,6 +38,33 @@ const MAX_REGISTER_RESPONSE: usize = 1 << 20;
 const MAX_KEY_RESPONSE: usize = 64 << 10;
 /// Giving up on a connection that never answers.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The pause after a 429 that names no Retry-After, before jitter.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// Most of a refused register's body read for its text.
+const MAX_REFUSAL_TEXT: usize = 4 << 10;
+
+/// Secret randomness for Noise ephemeral keys (and the run's disco key): the driver hands in
+/// the OS's random source. Key material never comes from the jitter generator.
+pub type KeyEntropy = Box<dyn FnMut(&mut [u8; 32]) -> std::io::Result<()>>;
+
+/// What the client needs from the OS, read by the driver. The client never reads the random
+/// source or the wall clock itself, so the same environment and inputs replay the same run.
+pub struct Environment {
+    /// Seeds the retry jitter, which needs no secrecy.
+    pub jitter_seed: u64,
+    /// The wall clock, read together with the `now` given to [`ControlClient::new`].
+    pub clock: WallClock,
+    pub key_entropy: KeyEntropy,
+}
+
+/// Why the driver's connection ended or never opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkFailure {
+    /// DNS, TCP or TLS failed, or the peer closed.
+    Network(String),
+    /// Our side: a bad TLS configuration, the poll registry refusing the socket.
+    Local(String),
+}
 
 /// The node's long-lived keys.
 #[derive(Clone, Debug, PartialEq)]
@@ -64,7 +95,7 @@ pub enum Event {
     /// A new netmap to run.
     Netmap(Box<Netmap>),
     /// The login cannot succeed without the user (bad or expired auth key, server refusal).
-    LoginFailed(String),
+    LoginFailed(ControlError),
     /// The server confirmed the logout; forget the keys.
     LoggedOut,
 }
@@ -104,11 +135,19 @@ enum Link {
 /// The HTTP/2 requests in flight on the session.
 #[derive(Default)]
 struct Streams {
-    register: Option<(StreamId, Vec<u8>)>,
+    register: Option<RegisterStream>,
     map: Option<StreamId>,
     lite: Option<StreamId>,
     /// Requests sent on this session (register first, then the map poll).
     registered: bool,
+}
+
+/// The register request's answer, collected until its stream ends.
+struct RegisterStream {
+    id: StreamId,
+    /// An error status and its Retry-After: the body is the server's reason.
+    refused: Option<(u16, Option<Duration>)>,
+    body: Vec<u8>,
 }
 
 pub struct ControlClient {
@@ -126,13 +165,14 @@ pub struct ControlClient {
     last_frame: Option<Instant>,
     /// When the next node key in the netmap expires (judged on control's clock).
     next_key_expiry: Option<Instant>,
-    /// One reading of both clocks, so wall-clock times (key expiry, control's clock) follow
-    /// the `now` the driver passes in.
-    clock_anchor: (Instant, SystemTime),
+    /// Wall-clock times (key expiry, control's clock) follow the `now` the driver passes in.
+    clock: WallClock,
     backoff: Backoff,
+    jitter: Jitter,
+    key_entropy: KeyEntropy,
     state: BackendState,
     /// Why the last attempt failed, for status output.
-    last_error: Option<String>,
+    last_error: Option<ControlError>,
     endpoints: Vec<SocketAddr>,
     endpoints_unsent: bool,
     logging_out: bool,
@@ -147,12 +187,20 @@ impl ControlClient {
         identity: Identity,
         hostname: String,
         auth_key: Option<String>,
+        environment: Environment,
         now: Instant,
     ) -> ControlClient {
+        let Environment { jitter_seed, clock, mut key_entropy } = environment;
+        // Nothing uses disco yet; a key that could not be made stays all-zero.
+        let mut disco = [0u8; 32];
+        let disco_key = match key_entropy(&mut disco) {
+            Ok(()) => PrivateKey(disco).public_key(),
+            Err(_) => PublicKey([0; 32]),
+        };
         ControlClient {
             server,
             identity,
-            disco_key: PrivateKey::generate().map(|k| k.public_key()).unwrap_or(PublicKey([0; 32])),
+            disco_key,
             hostname,
             auth_key,
             auth_url: String::new(),
@@ -162,8 +210,10 @@ impl ControlClient {
             frames: FrameReader::new(MAX_MAP_FRAME),
             last_frame: None,
             next_key_expiry: None,
-            clock_anchor: (now, SystemTime::now()),
+            clock,
             backoff: Backoff::default(),
+            jitter: Jitter::new(jitter_seed),
+            key_entropy,
             state: BackendState::Starting,
             last_error: None,
             endpoints: Vec::new(),
@@ -172,11 +222,6 @@ impl ControlClient {
             actions: VecDeque::new(),
             events: VecDeque::new(),
         }
-    }
-
-    fn wall_at(&self, now: Instant) -> SystemTime {
-        let (anchor, wall) = self.clock_anchor;
-        wall + now.saturating_duration_since(anchor)
     }
 
     pub fn identity(&self) -> &Identity {
@@ -200,8 +245,8 @@ impl ControlClient {
         self.map.health()
     }
 
-    pub fn last_error(&self) -> Option<&str> {
-        self.last_error.as_deref()
+    pub fn last_error(&self) -> Option<&ControlError> {
+        self.last_error.as_ref()
     }
 
     /// True while the map stream is delivering.
@@ -245,15 +290,15 @@ impl ControlClient {
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.next_key_expiry.is_some_and(|at| at <= now) {
             // A key (ours or a peer's) expires now: the netmap changes without a message.
-            self.publish_netmap(now, self.wall_at(now));
+            self.publish_netmap(now, self.clock.wall_at(now));
         }
         match &self.link {
             Link::Waiting(at) if *at <= now => self.connect(now),
             Link::FetchingKey { since, .. } if *since + CONNECT_TIMEOUT <= now => {
-                self.retry(now, "timed out fetching the control server's key")
+                self.fail(now, NetworkError::TimedOut(Step::FetchingKey).into())
             }
             Link::Session { .. } if self.link_timeout().is_some_and(|t| t <= now) => {
-                self.retry(now, "the control server did not answer in time")
+                self.fail(now, NetworkError::TimedOut(Step::Session).into())
             }
             _ => {}
         }
@@ -295,23 +340,24 @@ impl ControlClient {
                     since: now,
                     streams: Streams::default(),
                 },
-                Err(e) => return self.retry(now, &e),
+                Err(e) => return self.fail(now, e),
             },
         };
     }
 
-    fn start_session(&self, control_key: PublicKey) -> Result<Session, String> {
+    fn start_session(&mut self, control_key: PublicKey) -> Result<Session, ControlError> {
         let mut seed = [0u8; 32];
-        getrandom::getrandom(&mut seed).map_err(|e| e.to_string())?;
+        (self.key_entropy)(&mut seed)
+            .map_err(|e| ControlError::Local(format!("no randomness available: {e}")))?;
         let authority = self.server.authority();
-        Session::start(
+        let session = Session::start(
             &self.identity.machine_key,
             &control_key,
             &authority,
             CAPABILITY_VERSION as u16,
             seed,
-        )
-        .map_err(|e| e.to_string())
+        )?;
+        Ok(session)
     }
 
     /// Bytes for the socket: the `/key` request right after connecting, or session output.
@@ -329,7 +375,7 @@ impl ControlClient {
             }
             Link::Session { session, .. } => {
                 if let Err(e) = session.poll_output(out) {
-                    self.retry(now, &e.to_string());
+                    self.fail(now, e.into());
                 }
             }
             _ => {}
@@ -342,12 +388,12 @@ impl ControlClient {
             Link::FetchingKey { response, .. } => {
                 response.extend_from_slice(bytes);
                 if response.len() > MAX_KEY_RESPONSE {
-                    self.retry(now, "control server's /key response is too large");
+                    self.fail(now, Violation::KeyResponseTooLarge.into());
                 }
             }
             Link::Session { session, .. } => {
                 if let Err(e) = session.handle_input(bytes) {
-                    return self.fail_session(now, &format!("control session: {e}"));
+                    return self.fail_session(now, e.into());
                 }
                 self.drive_session(now);
             }
@@ -358,45 +404,65 @@ impl ControlClient {
     /// The connection closed (or failed to open).
     /// A close after we already gave up on the connection (a retry or a parked login) changes
     /// nothing: the reason that made us give up stays the one reported.
-    pub fn handle_closed(&mut self, now: Instant, reason: &str) {
+    pub fn handle_closed(&mut self, now: Instant, failure: LinkFailure) {
+        let during = match &self.link {
+            Link::FetchingKey { .. } => Step::FetchingKey,
+            Link::Session { .. } => Step::Session,
+            Link::Waiting(_) | Link::Parked => return,
+        };
+        let error = match failure {
+            LinkFailure::Network(reason) => NetworkError::Closed { during, reason }.into(),
+            LinkFailure::Local(reason) => ControlError::Local(reason),
+        };
         match &self.link {
-            Link::FetchingKey { response, .. } => {
+            Link::FetchingKey { response, .. } if !response.is_empty() => {
                 let response = response.clone();
-                self.finish_key_fetch(now, &response, reason)
+                self.finish_key_fetch(now, &response)
             }
-            Link::Session { .. } => {
-                self.fail_session(now, &format!("control connection closed: {reason}"))
-            }
-            Link::Waiting(_) | Link::Parked => {}
+            Link::Session { .. } => self.fail_session(now, error),
+            _ => self.fail(now, error),
         }
     }
 
-    /// The session failed. If Noise never came up, the server's key may have changed (a
-    /// restarted or reinstalled server): fetch it again next time.
-    fn fail_session(&mut self, now: Instant, why: &str) {
-        if matches!(&self.link, Link::Session { session, .. } if !session.is_open()) {
-            self.control_key = None;
+    /// The session failed. If Noise never came up, the server never proved it holds the key
+    /// we dialed — it may have changed (a restarted or reinstalled server).
+    fn fail_session(&mut self, now: Instant, error: ControlError) {
+        let noise_open = matches!(&self.link, Link::Session { session, .. } if session.is_open());
+        match noise_open {
+            true => self.fail(now, error),
+            false => self.fail(now, ControlError::ServerKey(Box::new(error))),
         }
-        self.retry(now, why);
     }
 
-    fn finish_key_fetch(&mut self, now: Instant, response: &[u8], close_reason: &str) {
-        if response.is_empty() {
-            return self.retry(now, &format!("fetching the control server's key: {close_reason}"));
-        }
-        let key = crate::http1::parse_response(response).and_then(|(status, body)| {
-            if status != 200 {
-                return Err(format!("/key answered HTTP {status}"));
-            }
-            parse_server_key_response(body).map_err(|e| e.to_string())
-        });
-        match key {
+    fn finish_key_fetch(&mut self, now: Instant, response: &[u8]) {
+        match self.parse_key_response(response) {
             Ok(key) => {
                 self.control_key = Some(key);
                 self.connect(now);
             }
-            Err(e) => self.retry(now, &format!("fetching the control server's key: {e}")),
+            Err(e) => self.fail(now, e),
         }
+    }
+
+    fn parse_key_response(&self, response: &[u8]) -> Result<PublicKey, ControlError> {
+        let (status, body) =
+            crate::http1::parse_response(response).map_err(Violation::KeyResponseHttp)?;
+        if status != 200 {
+            return Err(self.refusal(Request::Key, status, body, None));
+        }
+        Ok(parse_server_key_response(body).map_err(Violation::KeyResponse)?)
+    }
+
+    /// A refusal keeping the server's text, without our auth key should it be echoed.
+    fn refusal(
+        &self,
+        request: Request,
+        status: u16,
+        body: &[u8],
+        retry_after: Option<Duration>,
+    ) -> ControlError {
+        let text = server_text(&String::from_utf8_lossy(body), self.auth_key.as_deref());
+        ControlError::Refused(Refusal { request, status, text, retry_after })
     }
 
     /// Sends what the session state calls for and handles HTTP/2 events.
@@ -433,8 +499,8 @@ impl ControlClient {
             }
             H2Event::Data { stream, bytes } => self.on_data(now, stream, &bytes),
             H2Event::StreamEnd { stream } => self.on_stream_end(now, stream),
-            H2Event::StreamReset { .. } => self.retry(now, "control server reset a request"),
-            H2Event::GoAway { .. } => self.retry(now, "control server is going away"),
+            H2Event::StreamReset { .. } => self.fail(now, NetworkError::RequestReset.into()),
+            H2Event::GoAway { .. } => self.fail(now, NetworkError::GoingAway.into()),
         }
     }
 
@@ -448,29 +514,17 @@ impl ControlClient {
         if status == 200 {
             return;
         }
-        let register = self.is_stream(stream, |s| s.register.as_ref().map(|r| r.0));
-        let map = self.is_stream(stream, |s| s.map) || self.is_stream(stream, |s| s.lite);
-        let what = match (register, map) {
-            (true, _) => "register",
-            (_, true) => "map",
-            // Answers to our answers (ping HEADs) don't matter.
-            _ => return,
-        };
-        let message = format!("control server answered {what} with HTTP {status}");
-        if register && status == 429 {
-            return self.retry_after(now, &message, retry_after(headers));
+        if let Link::Session { streams, .. } = &mut self.link {
+            if let Some(register) = streams.register.as_mut().filter(|r| r.id == stream) {
+                // Decided once the body (the server's reason) is in.
+                register.refused = Some((status, retry_after(headers)));
+                return;
+            }
         }
-        if register && (400..500).contains(&status) {
-            return self.fail_login(&message);
+        if self.is_stream(stream, |s| s.map) || self.is_stream(stream, |s| s.lite) {
+            self.fail(now, self.refusal(Request::Map, status, &[], None));
         }
-        self.retry(now, &message);
-    }
-
-    /// HTTP 429 on register: wait as the server asks (capability version 137), within reason.
-    fn retry_after(&mut self, now: Instant, why: &str, wait: Option<Duration>) {
-        self.retry(now, why);
-        let wait = wait.unwrap_or_else(|| Duration::from_secs(5).mul_f64(1.0 + random_jitter()));
-        self.link = Link::Waiting(now + wait);
+        // Answers to our answers (ping HEADs) don't matter.
     }
 
     fn is_stream(&self, stream: StreamId, pick: impl Fn(&Streams) -> Option<StreamId>) -> bool {
@@ -484,14 +538,17 @@ impl ControlClient {
         if let Some(h2) = session.h2() {
             h2.consume(stream, bytes.len());
         }
-        if let Some((id, body)) = &mut streams.register {
-            if *id == stream {
-                body.extend_from_slice(bytes);
-                if body.len() > MAX_REGISTER_RESPONSE {
-                    self.retry(now, "register response too large");
-                }
-                return;
+        if let Some(register) = streams.register.as_mut().filter(|r| r.id == stream) {
+            let limit = match register.refused {
+                Some(_) => MAX_REFUSAL_TEXT,
+                None => MAX_REGISTER_RESPONSE,
+            };
+            let room = (limit + 1).saturating_sub(register.body.len());
+            register.body.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            if register.refused.is_none() && register.body.len() > MAX_REGISTER_RESPONSE {
+                self.fail(now, Violation::RegisterResponseTooLarge.into());
             }
+            return;
         }
         if streams.map == Some(stream) {
             self.frames.push(bytes);
@@ -503,18 +560,24 @@ impl ControlClient {
         let Link::Session { streams, .. } = &mut self.link else {
             return;
         };
-        if let Some((id, body)) = streams.register.take() {
-            if id == stream {
-                return self.on_register_response(now, &body);
+        if let Some(register) = streams.register.take() {
+            if register.id == stream {
+                return match register.refused {
+                    Some((status, wait)) => {
+                        let body = &register.body[..register.body.len().min(MAX_REFUSAL_TEXT)];
+                        self.fail(now, self.refusal(Request::Register, status, body, wait))
+                    }
+                    None => self.on_register_response(now, &register.body),
+                };
             }
-            streams.register = Some((id, body));
+            streams.register = Some(register);
         }
         if streams.lite == Some(stream) {
             streams.lite = None;
             return self.send_lite_update_if_due(now);
         }
         if streams.map == Some(stream) {
-            self.retry(now, "control server ended the map stream");
+            self.fail(now, NetworkError::MapStreamEnded.into());
         }
     }
 
@@ -533,7 +596,7 @@ impl ControlClient {
             request.auth = Some(RegisterAuth { auth_key: key.clone() });
         }
         self.send_request(now, "POST", "/machine/register", &request.to_json(), |streams, id| {
-            streams.register = Some((id, Vec::new()))
+            streams.register = Some(RegisterStream { id, refused: None, body: Vec::new() })
         });
     }
 
@@ -555,17 +618,18 @@ impl ControlClient {
         let body = Some(body).filter(|b| !b.is_empty());
         match h2.send_request(method, path, &[("content-length", &length)], body) {
             Ok(id) => remember(streams, id),
-            Err(e) => self.retry(now, &format!("sending {path}: {e}")),
+            Err(error) => self.fail(now, send_error(path, error)),
         }
     }
 
     fn on_register_response(&mut self, now: Instant, body: &[u8]) {
         let response = match RegisterResponse::from_json(body) {
             Ok(r) => r,
-            Err(e) => return self.retry(now, &format!("register response: {e}")),
+            Err(e) => return self.fail(now, Violation::RegisterResponse(e).into()),
         };
         if !response.error.is_empty() {
-            return self.fail_login(&format!("login failed: {}", response.error));
+            let text = server_text(&response.error, self.auth_key.as_deref());
+            return self.fail(now, LoginError::Refused(text).into());
         }
         if self.logging_out {
             self.park();
@@ -573,7 +637,7 @@ impl ControlClient {
             return;
         }
         if response.node_key_expired {
-            return self.fail_login("this node's key has expired; log in again");
+            return self.fail(now, LoginError::NodeKeyExpired.into());
         }
         if !response.auth_url.is_empty() {
             let fresh = response.auth_url != self.auth_url;
@@ -583,7 +647,7 @@ impl ControlClient {
                 // Ask again with Followup: the server answers once the user has logged in.
                 return self.send_register(now);
             }
-            return self.retry(now, "login not finished yet");
+            return self.fail(now, LoginError::NotFinished.into());
         }
         self.auth_url.clear();
         self.auth_key = None;
@@ -638,19 +702,19 @@ impl ControlClient {
             let frame = match self.frames.next_frame() {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return,
-                Err(e) => return self.retry(now, &format!("map stream: {e}")),
+                Err(e) => return self.fail(now, Violation::MapFrame(e).into()),
             };
             self.last_frame = Some(now);
-            let wall = self.wall_at(now);
+            let wall = self.clock.wall_at(now);
             let response = match MapResponse::from_json(&frame) {
                 Ok(response) => response,
-                Err(e) => return self.retry(now, &format!("map response: {e}")),
+                Err(e) => return self.fail(now, Violation::MapResponse(MapError::Json(e)).into()),
             };
             let ping = response.ping_request.clone();
             match self.map.apply(response, wall) {
                 Ok(changed) if changed.any() => self.publish_netmap(now, wall),
                 Ok(_) => {}
-                Err(e) => return self.retry(now, &format!("map response: {e}")),
+                Err(e) => return self.fail(now, Violation::MapResponse(e).into()),
             }
             if let Some(ping) = ping {
                 self.answer_ping_request(now, &ping);
@@ -689,23 +753,42 @@ impl ControlClient {
         self.events.push_back(Event::Netmap(Box::new(netmap)));
     }
 
+    /// Something failed: what happens next is decided by the kind of error alone.
+    fn fail(&mut self, now: Instant, error: ControlError) {
+        match error.remedy() {
+            Remedy::Retry => self.retry(now, error),
+            Remedy::RefetchKeyAndRetry => {
+                self.control_key = None;
+                self.retry(now, error);
+            }
+            Remedy::RetryAfter(wait) => {
+                self.retry(now, error);
+                // HTTP 429 (capability version 137): wait as the server asks, within reason.
+                let wait =
+                    wait.unwrap_or_else(|| DEFAULT_RETRY_AFTER.mul_f64(1.0 + self.jitter.draw()));
+                self.link = Link::Waiting(now + wait);
+            }
+            Remedy::GiveUp => self.fail_login(error),
+        }
+    }
+
     /// The connection failed: close it and try again after a backoff.
-    fn retry(&mut self, now: Instant, why: &str) {
-        log::warn!("control: {why}");
-        self.last_error = Some(why.to_string());
+    fn retry(&mut self, now: Instant, error: ControlError) {
+        log::warn!("control: {error}");
+        self.last_error = Some(error);
         self.actions.push_back(Action::Disconnect);
-        let delay = self.backoff.next_delay(random_jitter());
+        let delay = self.backoff.next_delay(self.jitter.draw());
         self.link = Link::Waiting(now + delay);
         self.last_frame = None;
     }
 
     /// The login cannot work as asked: stop and tell the user.
-    fn fail_login(&mut self, why: &str) {
-        log::error!("control: {why}");
-        self.last_error = Some(why.to_string());
+    fn fail_login(&mut self, error: ControlError) {
+        log::error!("control: {error}");
+        self.last_error = Some(error.clone());
         self.state = BackendState::NeedsLogin;
         self.park();
-        self.events.push_back(Event::LoginFailed(why.to_string()));
+        self.events.push_back(Event::LoginFailed(error));
     }
 
     fn park(&mut self) {
@@ -721,6 +804,15 @@ fn url_path(url: &str) -> String {
     match after_scheme.find('/') {
         Some(at) => after_scheme[at..].to_string(),
         None => "/".to_string(),
+    }
+}
+
+/// A request that could not go out: our own malformed request, or a connection that takes no
+/// more work.
+fn send_error(path: &str, error: H2Error) -> ControlError {
+    match error {
+        H2Error::InvalidRequest(_) => ControlError::Local(format!("sending {path}: {error}")),
+        error => NetworkError::Send { path: path.to_string(), error }.into(),
     }
 }
 

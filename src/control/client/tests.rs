@@ -5,6 +5,7 @@ use super::fake_server::FakeServer;
 use super::*;
 use crate::control::http2::frame::Frame;
 use crate::control::mapstream::encode_frame;
+use crate::xorshift::Rng;
 
 const AUTH_KEY: &str = "tskey-auth-test";
 
@@ -14,18 +15,51 @@ struct Harness {
     now: Instant,
     events: Vec<Event>,
     connects: usize,
+    /// Every byte the client sent, and every wake-up it asked for, in order.
+    sent: Vec<u8>,
+    wakes: Vec<Option<Instant>>,
+}
+
+fn new_identity() -> Identity {
+    Identity {
+        machine_key: PrivateKey::generate().unwrap(),
+        node_key: PrivateKey::generate().unwrap(),
+    }
+}
+
+/// What a driver would read from the OS, made from `seed` instead; the wall clock reads the
+/// real time at `now` so expiry times written with `SystemTime::now()` mean what they say.
+fn environment(seed: u64, now: Instant, wall: SystemTime) -> Environment {
+    let mut entropy = Rng::new(seed ^ 0x6b65_7973);
+    Environment {
+        jitter_seed: seed,
+        clock: WallClock::new(now, wall),
+        key_entropy: Box::new(move |bytes| {
+            bytes.copy_from_slice(&entropy.bytes(32));
+            Ok(())
+        }),
+    }
 }
 
 impl Harness {
     fn new() -> Harness {
-        let identity = Identity {
-            machine_key: PrivateKey::generate().unwrap(),
-            node_key: PrivateKey::generate().unwrap(),
-        };
         let now = Instant::now();
+        Harness::with(new_identity(), environment(1, now, SystemTime::now()), now)
+    }
+
+    fn with(identity: Identity, environment: Environment, now: Instant) -> Harness {
         let server = ServerUrl::parse("http://control.test").unwrap();
-        let client = ControlClient::new(server, identity, "box".into(), Some(AUTH_KEY.into()), now);
-        let mut h = Harness { client, server: None, now, events: Vec::new(), connects: 0 };
+        let auth_key = Some(AUTH_KEY.into());
+        let client = ControlClient::new(server, identity, "box".into(), auth_key, environment, now);
+        let mut h = Harness {
+            client,
+            server: None,
+            now,
+            events: Vec::new(),
+            connects: 0,
+            sent: Vec::new(),
+            wakes: Vec::new(),
+        };
         h.advance(Duration::ZERO);
         h
     }
@@ -54,6 +88,7 @@ impl Harness {
         let mut out = Vec::new();
         self.client.poll_output(self.now, &mut out);
         if !out.is_empty() {
+            self.sent.extend_from_slice(&out);
             if let Some(server) = &mut self.server {
                 server.receive(&out);
             }
@@ -67,7 +102,7 @@ impl Harness {
             }
             if server.closed {
                 self.server = None;
-                self.client.handle_closed(self.now, "closed by server");
+                self.client.handle_closed(self.now, closed_by_server());
                 return true;
             }
         }
@@ -84,6 +119,15 @@ impl Harness {
         self.now += by;
         self.client.handle_timeout(self.now);
         self.run();
+        self.wakes.push(self.client.poll_timeout());
+    }
+
+    /// The connection drops; the client's next wake-up is returned.
+    fn lose_connection(&mut self) -> Instant {
+        self.server = None;
+        self.client.handle_closed(self.now, LinkFailure::Network("reset by peer".into()));
+        self.run();
+        self.client.poll_timeout().expect("a retry is scheduled")
     }
 
     fn server(&mut self) -> &mut FakeServer {
@@ -129,6 +173,14 @@ impl Harness {
         self.advance(wake - self.now);
         assert!(self.connects > before, "reconnected after the backoff");
     }
+}
+
+fn closed_by_server() -> LinkFailure {
+    LinkFailure::Network("closed by server".into())
+}
+
+fn login_failure(events: &[Event]) -> Option<&ControlError> {
+    events.iter().find_map(|e| if let Event::LoginFailed(why) = e { Some(why) } else { None })
 }
 
 fn nodekey(byte: u8) -> String {
@@ -205,10 +257,9 @@ fn endpoints_go_out_as_a_lite_update() {
 fn a_refused_auth_key_fails_the_login_without_retrying() {
     let mut h = Harness::new();
     h.answer_register(r#"{"Error":"invalid authkey"}"#);
-    assert!(h
-        .events
-        .iter()
-        .any(|e| matches!(e, Event::LoginFailed(m) if m.contains("invalid authkey"))));
+    let why = login_failure(&h.events).expect("the login failed");
+    assert_eq!(why, &ControlError::Login(LoginError::Refused("invalid authkey".into())));
+    assert_eq!(why.to_string(), "login failed: invalid authkey");
     assert_eq!(h.client.state(), BackendState::NeedsLogin);
     assert!(h.server.is_none());
     assert_eq!(h.client.poll_timeout(), None, "no retry until the user acts");
@@ -220,9 +271,49 @@ fn an_http_error_on_register_fails_the_login() {
     let mut h = Harness::new();
     let request = h.server().take_request("/machine/register").unwrap();
     h.server().respond_head(request.stream, 401, false);
-    h.server().respond_data(request.stream, b"unauthorized", true);
+    h.server().respond_data(request.stream, b"unauthorized\n", true);
     h.run();
-    assert!(h.events.iter().any(|e| matches!(e, Event::LoginFailed(m) if m.contains("401"))));
+    let why = login_failure(&h.events).expect("the login failed");
+    assert!(
+        matches!(why, ControlError::Refused(r) if r.status == 401 && r.text == "unauthorized"),
+        "{why:?}"
+    );
+    assert_eq!(why.to_string(), "control server answered register with HTTP 401: unauthorized");
+    assert_eq!(h.client.last_error(), Some(why));
+    assert_eq!(h.client.poll_timeout(), None, "no retry until the user acts");
+    assert!(h.server.is_none());
+    let connects = h.connects;
+    h.advance(Duration::from_secs(3600));
+    assert_eq!(h.connects, connects, "gave up: no reconnect, however long we wait");
+}
+
+#[test]
+fn the_auth_key_never_shows_in_an_error() {
+    let mut h = Harness::new();
+    h.answer_register(&format!(r#"{{"Error":"invalid authkey {AUTH_KEY}"}}"#));
+    let why = login_failure(&h.events).expect("the login failed").to_string();
+    assert!(!why.contains(AUTH_KEY), "{why}");
+    assert!(why.contains("invalid authkey"), "{why}");
+
+    let mut h = Harness::new();
+    let request = h.server().take_request("/machine/register").unwrap();
+    h.server().respond_head(request.stream, 403, false);
+    h.server().respond_data(request.stream, format!("bad key {AUTH_KEY}").as_bytes(), true);
+    h.run();
+    let why = h.client.last_error().expect("refused").to_string();
+    assert!(!why.contains(AUTH_KEY) && why.contains("403"), "{why}");
+}
+
+#[test]
+fn a_server_error_on_register_retries_instead_of_giving_up() {
+    let mut h = Harness::new();
+    let request = h.server().take_request("/machine/register").unwrap();
+    h.server().respond_head(request.stream, 502, false);
+    h.server().respond_data(request.stream, b"bad gateway", true);
+    h.run();
+    assert!(login_failure(&h.events).is_none());
+    assert!(matches!(h.client.last_error(), Some(ControlError::Refused(r)) if r.status == 502));
+    h.assert_reset_with_backoff();
 }
 
 #[test]
@@ -250,10 +341,7 @@ fn interactive_login_shows_the_url_then_follows_up() {
 fn a_bad_handshake_reply_resets_and_retries() {
     let mut h = Harness::new();
     // Drop the session; the next one (the server key is cached) gets a corrupted reply.
-    h.server = None;
-    h.client.handle_closed(h.now, "test");
-    h.run();
-    h.now = h.client.poll_timeout().unwrap();
+    h.now = h.lose_connection();
     h.client.handle_timeout(h.now);
     // Deliver the upgrade request, then flip a byte of the Noise response.
     while h.server.as_ref().is_none_or(|s| s.to_client.is_empty()) {
@@ -263,9 +351,29 @@ fn a_bad_handshake_reply_resets_and_retries() {
     let last = reply.len() - 30;
     reply[last] ^= 0x55;
     h.run();
+    assert!(
+        matches!(h.client.last_error(), Some(ControlError::ServerKey(_))),
+        "{:?}",
+        h.client.last_error()
+    );
     let before = h.connects;
     h.assert_reset_with_backoff();
     assert_eq!(h.connects, before + 2, "the server's key is fetched again before the next session");
+}
+
+#[test]
+fn a_connection_lost_after_noise_opened_keeps_the_server_key() {
+    let mut h = Harness::new();
+    let _map = h.logged_in();
+    h.now = h.lose_connection();
+    assert!(matches!(
+        h.client.last_error(),
+        Some(ControlError::Network(NetworkError::Closed { during: Step::Session, .. }))
+    ));
+    let before = h.connects;
+    h.advance(Duration::ZERO);
+    assert_eq!(h.connects, before + 1, "straight to the session: the key is still good");
+    assert!(h.server().take_request("/machine/register").is_some());
 }
 
 #[test]
@@ -274,26 +382,26 @@ fn a_close_after_giving_up_keeps_the_real_reason() {
     h.server().to_client.extend_from_slice(&[0x04, 0xff, 0xff]);
     h.server().to_client.extend_from_slice(&[0u8; 64]);
     h.run();
-    let why = h.client.last_error().unwrap().to_string();
+    let why = h.client.last_error().unwrap().clone();
     let wake = h.client.poll_timeout();
-    h.client.handle_closed(h.now, "closed by server");
-    assert_eq!(h.client.last_error(), Some(why.as_str()));
+    h.client.handle_closed(h.now, closed_by_server());
+    assert_eq!(h.client.last_error(), Some(&why));
     assert_eq!(h.client.poll_timeout(), wake, "no second step of backoff");
 }
 
 #[test]
 fn a_failed_key_fetch_reports_why_the_connection_closed() {
-    let identity = Identity {
-        machine_key: PrivateKey::generate().unwrap(),
-        node_key: PrivateKey::generate().unwrap(),
-    };
     let now = Instant::now();
     let url = ServerUrl::parse("https://control.test").unwrap();
-    let mut client = ControlClient::new(url, identity, "box".into(), None, now);
+    let environment = environment(1, now, SystemTime::now());
+    let mut client = ControlClient::new(url, new_identity(), "box".into(), None, environment, now);
     client.handle_timeout(now);
     assert!(matches!(client.poll_action(), Some(Action::Connect { tls: true, .. })));
-    client.handle_closed(now, "invalid peer certificate: UnknownIssuer");
-    assert!(client.last_error().unwrap().contains("certificate"), "{:?}", client.last_error());
+    let reason = "invalid peer certificate: UnknownIssuer";
+    client.handle_closed(now, LinkFailure::Network(reason.into()));
+    let why = client.last_error().unwrap();
+    assert_eq!(why.to_string(), format!("fetching the control server's key: {reason}"));
+    assert_eq!(why.remedy(), Remedy::Retry);
 }
 
 #[test]
@@ -428,6 +536,47 @@ fn rate_limited_register_waits_as_the_server_asks() {
     assert!(h.server.is_none());
     assert_eq!(h.client.poll_timeout(), Some(h.now + Duration::from_secs(7)));
     assert!(!h.events.iter().any(|e| matches!(e, Event::LoginFailed(_))), "429 is not a refusal");
+    assert!(matches!(
+        h.client.last_error(),
+        Some(ControlError::Refused(r)) if r.retry_after == Some(Duration::from_secs(7))
+    ));
+}
+
+#[test]
+fn rate_limited_register_without_retry_after_pauses_five_to_ten_seconds() {
+    let mut h = Harness::new();
+    let request = h.server().take_request("/machine/register").unwrap();
+    h.server().respond_head(request.stream, 429, true);
+    h.run();
+    let wait = h.client.poll_timeout().unwrap() - h.now;
+    assert!((Duration::from_secs(5)..Duration::from_secs(10)).contains(&wait), "{wait:?}");
+    assert!(login_failure(&h.events).is_none());
+}
+
+/// Drives a client through a login and a run of lost connections, recording everything it
+/// sent and every wake-up it asked for.
+fn scripted_run(seed: u64, identity: Identity, t0: Instant) -> (Vec<u8>, Vec<Option<Instant>>) {
+    let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let mut h = Harness::with(identity, environment(seed, t0, wall), t0);
+    let _map = h.logged_in();
+    h.run();
+    for _ in 0..6 {
+        let wake = h.lose_connection();
+        h.wakes.push(Some(wake));
+        h.advance(wake - h.now);
+    }
+    (h.sent, h.wakes)
+}
+
+#[test]
+fn the_same_seed_and_clock_replay_the_same_requests_and_backoff() {
+    let identity = new_identity();
+    let t0 = Instant::now();
+    let (sent, wakes) = scripted_run(42, identity.clone(), t0);
+    assert_eq!(scripted_run(42, identity.clone(), t0), (sent.clone(), wakes.clone()));
+    let (other_sent, other_wakes) = scripted_run(43, identity, t0);
+    assert_ne!(other_wakes, wakes, "another seed, another backoff schedule");
+    assert_ne!(other_sent, sent, "another seed, other Noise ephemeral keys");
 }
 
 #[test]

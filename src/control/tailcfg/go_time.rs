@@ -38,9 +38,21 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>
     }
 }
 
+/// A time text Go would not accept; it holds the text for the message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotRfc3339(String);
+
+impl std::fmt::Display for NotRfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} is not an RFC 3339 time", self.0)
+    }
+}
+
+impl std::error::Error for NotRfc3339 {}
+
 /// Parses RFC 3339 as Go's `time.Time.UnmarshalJSON` accepts it.
-pub fn parse(text: &str) -> Result<SystemTime, String> {
-    let bad = || format!("{text:?} is not an RFC 3339 time");
+pub fn parse(text: &str) -> Result<SystemTime, NotRfc3339> {
+    let bad = || NotRfc3339(text.to_string());
     let b = text.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
         return Err(bad());
