@@ -84,7 +84,8 @@ impl Engine {
         sink: &mut dyn PacketSink,
     ) {
         let own_key = &self.netmap.self_node.private_key;
-        let index = match route_datagram(own_key, &self.rate_limiter, from.ip(), datagram) {
+        let gate = &mut self.handshake_gate;
+        let index = match route_datagram(own_key, gate, now, from.ip(), datagram) {
             Destination::LocalIndex(index) => index,
             Destination::Initiator(key) => match self.by_key.get(&key) {
                 Some(index) => *index,
@@ -95,6 +96,10 @@ impl Engine {
             },
             Destination::CookieReply(reply) => {
                 sink.send_udp(from, &reply);
+                return;
+            }
+            Destination::RateLimited => {
+                self.drops.handshake_rate_limited += 1;
                 return;
             }
             Destination::Invalid => {
