@@ -327,6 +327,77 @@ fn force_initiation(node: &mut Node) -> Vec<u8> {
     }
 }
 
+fn current_endpoint(node: &Node, now: Instant) -> String {
+    node.engine.status(now, true).peer.values().next().unwrap().cur_addr.clone()
+}
+
+/// A cookie reply anyone can build from an observed initiation and the responder's public key:
+/// boringtun's own limiter, given only that public key and set to be always under load.
+fn forged_cookie_reply(init: &[u8], responder: &x25519_dalek::PublicKey) -> Vec<u8> {
+    let forger = boringtun::noise::rate_limiter::RateLimiter::new(responder, 0);
+    let mut buf = [0u8; 64];
+    match forger.verify_packet(Some(attacker().ip()), init, &mut buf) {
+        Err(boringtun::noise::TunnResult::WriteToNetwork(reply)) => reply.to_vec(),
+        _ => panic!("the forger made no cookie reply"),
+    }
+}
+
+#[test]
+fn forged_cookie_reply_does_not_move_the_endpoint() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    let observed = a.out.udp[0].1.clone();
+    let forged = forged_cookie_reply(&observed, &public_of(&b));
+    assert_eq!((forged.len(), forged[0]), (64, 3));
+    // During the handshake…
+    a.engine.handle_datagram(now, attacker(), &forged, &mut a.out);
+    assert_eq!(current_endpoint(&a, now), b.addr.to_string());
+    exchange(&mut a, &mut b, now);
+    assert_eq!(b.out.tun.len(), 1);
+    // …and on the established session, with a replayed data message too.
+    let data = {
+        a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 2), &mut a.out);
+        a.out.udp.last().unwrap().1.clone()
+    };
+    exchange(&mut a, &mut b, now);
+    for _ in 0..2 {
+        a.engine.handle_datagram(now, attacker(), &forged, &mut a.out);
+        b.engine.handle_datagram(now, attacker(), &data, &mut b.out);
+    }
+    assert_eq!(current_endpoint(&a, now), b.addr.to_string());
+    assert_eq!(current_endpoint(&b, now), a.addr.to_string());
+    // Traffic still flows both ways, to the real addresses (exchange checks every destination).
+    b.out.tun.clear();
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 3), &mut a.out);
+    b.engine.handle_tun_packet(now, &echo("100.64.0.2", "100.64.0.1", 4), &mut b.out);
+    exchange(&mut a, &mut b, now);
+    assert_eq!((a.out.tun.len(), b.out.tun.len()), (1, 1));
+}
+
+#[test]
+fn authenticated_traffic_from_a_new_address_moves_the_endpoint() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    exchange(&mut a, &mut b, now);
+    // B roams: its data, then a bare keepalive, arrive from new addresses.
+    let mut buf = vec![0u8; 256];
+    let roamed: [SocketAddr; 2] =
+        ["203.0.113.5:3000".parse().unwrap(), "[2001:db8::5]:3000".parse().unwrap()];
+    b.engine.handle_tun_packet(now, &echo("100.64.0.2", "100.64.0.1", 2), &mut b.out);
+    let (_, data) = b.out.udp.pop().unwrap();
+    a.engine.handle_datagram(now, roamed[0], &data, &mut a.out);
+    assert_eq!(current_endpoint(&a, now), roamed[0].to_string());
+    let keepalive = match session_of(&mut b).encapsulate(&[], &mut buf) {
+        boringtun::noise::TunnResult::WriteToNetwork(d) => d.to_vec(),
+        _ => panic!("no keepalive"),
+    };
+    a.engine.handle_datagram(now, roamed[1], &keepalive, &mut a.out);
+    assert_eq!(current_endpoint(&a, now), roamed[1].to_string());
+    assert_eq!(a.out.tun.len(), 1);
+}
+
 #[test]
 fn handshakes_over_months_never_need_a_cookie_round() {
     let mut now = Instant::now();
