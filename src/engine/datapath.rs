@@ -9,11 +9,30 @@ use boringtun::noise::TunnResult;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-/// WireGuard message types: a cookie reply is no proof the sender is the peer; accepting an
-/// initiation or a response is a handshake.
+/// WireGuard message types, by the first byte (boringtun has already checked the rest).
 const HANDSHAKE_INITIATION: u8 = 1;
 const HANDSHAKE_RESPONSE: u8 = 2;
-const COOKIE_REPLY: u8 = 3;
+const DATA: u8 = 4;
+
+/// Whether boringtun's answer to a message of `message_type` proves that its sender holds the
+/// peer's keys — the only thing that may move the peer's endpoint, as in wireguard-go and the
+/// kernel: an initiation it answered with a response (signed with the peer's static key; a
+/// replay fails boringtun's timestamp check), a response it confirmed with a keepalive, or data
+/// (keepalives included) that decrypted under a session key. A cookie reply proves nothing:
+/// anyone can make one from an observed initiation and the peer's public key.
+fn proves_peer_keys(message_type: Option<u8>, answer: &TunnResult) -> bool {
+    match (message_type, answer) {
+        (Some(HANDSHAKE_INITIATION), TunnResult::WriteToNetwork(reply)) => {
+            reply.first() == Some(&HANDSHAKE_RESPONSE)
+        }
+        (Some(HANDSHAKE_RESPONSE), TunnResult::WriteToNetwork(reply)) => {
+            reply.first() == Some(&DATA)
+        }
+        (Some(DATA), TunnResult::Done) => true,
+        (Some(DATA), TunnResult::WriteToTunnelV4(..) | TunnResult::WriteToTunnelV6(..)) => true,
+        _ => false,
+    }
+}
 
 impl Engine {
     /// A packet the kernel routed into the tunnel: pick the peer by destination, encrypt, send.
@@ -84,7 +103,8 @@ impl Engine {
         sink: &mut dyn PacketSink,
     ) {
         let own_key = &self.netmap.self_node.private_key;
-        let index = match route_datagram(own_key, &self.rate_limiter, from.ip(), datagram) {
+        let gate = &mut self.handshake_gate;
+        let index = match route_datagram(own_key, gate, now, from.ip(), datagram) {
             Destination::LocalIndex(index) => index,
             Destination::Initiator(key) => match self.by_key.get(&key) {
                 Some(index) => *index,
@@ -97,6 +117,10 @@ impl Engine {
                 sink.send_udp(from, &reply);
                 return;
             }
+            Destination::RateLimited => {
+                self.drops.handshake_rate_limited += 1;
+                return;
+            }
             Destination::Invalid => {
                 self.drops.invalid_datagram += 1;
                 return;
@@ -106,28 +130,25 @@ impl Engine {
             self.drops.invalid_datagram += 1;
             return;
         };
-        let (authenticated, flush, inbound) =
-            match state.session.tunn.decapsulate(Some(from.ip()), datagram, &mut self.scratch) {
-                TunnResult::WriteToNetwork(reply) => {
-                    let is_cookie = reply.first() == Some(&COOKIE_REPLY);
-                    sink.send_udp(from, reply);
-                    (!is_cookie, !is_cookie, None)
-                }
-                TunnResult::WriteToTunnelV4(packet, src) => {
-                    (true, false, Some((IpAddr::V4(src), packet)))
-                }
-                TunnResult::WriteToTunnelV6(packet, src) => {
-                    (true, false, Some((IpAddr::V6(src), packet)))
-                }
-                // A keepalive or a completed handshake: the sender holds the key.
-                TunnResult::Done => (true, false, None),
-                TunnResult::Err(_) => {
-                    self.drops.session_error += 1;
-                    (false, false, None)
-                }
-            };
-        if authenticated {
-            if matches!(datagram.first(), Some(&(HANDSHAKE_INITIATION | HANDSHAKE_RESPONSE))) {
+        let message_type = datagram.first().copied();
+        let is_handshake = matches!(message_type, Some(HANDSHAKE_INITIATION | HANDSHAKE_RESPONSE));
+        let answer = state.session.tunn.decapsulate(Some(from.ip()), datagram, &mut self.scratch);
+        let proven = proves_peer_keys(message_type, &answer);
+        let inbound = match answer {
+            TunnResult::WriteToNetwork(reply) => {
+                sink.send_udp(from, reply);
+                None
+            }
+            TunnResult::WriteToTunnelV4(packet, src) => Some((IpAddr::V4(src), packet)),
+            TunnResult::WriteToTunnelV6(packet, src) => Some((IpAddr::V6(src), packet)),
+            TunnResult::Done => None,
+            TunnResult::Err(_) => {
+                self.drops.session_error += 1;
+                None
+            }
+        };
+        if proven {
+            if is_handshake {
                 state.last_handshake = Some(now);
             }
             state.endpoint = Some(from);
@@ -151,7 +172,7 @@ impl Engine {
                 sink.write_tun(packet);
             }
         }
-        if flush {
+        if proven && is_handshake {
             // boringtun queued packets while the handshake was under way: send them now.
             while let TunnResult::WriteToNetwork(queued) =
                 state.session.tunn.decapsulate(None, &[], &mut self.scratch)

@@ -15,12 +15,11 @@ use crate::netmap::Netmap;
 use crate::prefix::Prefix;
 use crate::wall_clock::WallClock;
 use crate::wg::allowed_ips::AllowedIps;
+use crate::wg::gate::HandshakeGate;
 use crate::wg::timers::Schedule;
-use boringtun::noise::rate_limiter::RateLimiter;
 use peers::PeerState;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 /// Where the engine's output goes: the event loop's sockets and TUN in the daemon, a recorder in
@@ -42,6 +41,8 @@ pub struct Drops {
     pub invalid_datagram: u64,
     /// Initiation from a static key that is not a peer.
     pub unknown_initiator: u64,
+    /// Handshake message, under load and with a valid cookie, from a source over its rate.
+    pub handshake_rate_limited: u64,
     /// Decryption or replay failure inside a session.
     pub session_error: u64,
     /// Decrypted packet whose source address the sending peer may not use.
@@ -57,7 +58,8 @@ pub const MAX_PACKET: usize = 65535;
 
 pub struct Engine {
     netmap: Netmap,
-    rate_limiter: Arc<RateLimiter>,
+    /// Handshake messages pass here before any Diffie-Hellman.
+    handshake_gate: HandshakeGate,
     peers: HashMap<u32, PeerState>,
     by_key: HashMap<PublicKey, u32>,
     routes: AllowedIps<u32>,
@@ -80,11 +82,11 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(netmap: Netmap, now: Instant) -> Engine {
-        let rate_limiter = crate::wg::new_rate_limiter(&netmap.self_node.private_key);
+        let handshake_gate = HandshakeGate::new(&netmap.self_node.private_key);
         let empty = Netmap { peers: Vec::new(), ..netmap.clone() };
         let mut engine = Engine {
             netmap: empty,
-            rate_limiter,
+            handshake_gate,
             peers: HashMap::new(),
             by_key: HashMap::new(),
             routes: AllowedIps::new(),

@@ -4,6 +4,7 @@
 use super::{Engine, PacketSink};
 use crate::netmap::{Netmap, Peer};
 use crate::wg::allowed_ips::AllowedIps;
+use crate::wg::gate::HandshakeGate;
 use crate::wg::timers::{Clock, Due};
 use crate::wg::Session;
 use boringtun::noise::TunnResult;
@@ -39,7 +40,7 @@ impl Engine {
             change.removed += self.peers.len();
             self.peers.clear();
             self.by_key.clear();
-            self.rate_limiter = crate::wg::new_rate_limiter(&netmap.self_node.private_key);
+            self.handshake_gate = HandshakeGate::new(&netmap.self_node.private_key);
         }
         // Sessions created below use the new identity.
         self.netmap.self_node = netmap.self_node.clone();
@@ -76,7 +77,7 @@ impl Engine {
             peer.preshared_key,
             peer.persistent_keepalive,
             index,
-            self.rate_limiter.clone(),
+            self.handshake_gate.session_limiter(),
         );
         let mut state = PeerState {
             config: peer.clone(),

@@ -303,3 +303,170 @@ fn a_peer_that_knows_us_by_another_address_sees_only_that_one() {
     let reply = a.out.tun.pop().expect("the reply reached A");
     assert_eq!(IpHeader::parse(&reply).unwrap().dst.to_string(), "100.64.0.1");
 }
+
+/// An address on the path that is not the peer's.
+fn attacker() -> SocketAddr {
+    "198.51.100.7:4444".parse().unwrap()
+}
+
+fn public_of(node: &Node) -> x25519_dalek::PublicKey {
+    x25519_dalek::PublicKey::from(node.engine.netmap().self_node.private_key.public_key().0)
+}
+
+/// The only peer's session on `node`.
+fn session_of(node: &mut Node) -> &mut boringtun::noise::Tunn {
+    &mut node.engine.peers.values_mut().next().unwrap().session.tunn
+}
+
+/// A new initiation from `node`'s session, as its retransmit or rekey timer would send.
+fn force_initiation(node: &mut Node) -> Vec<u8> {
+    let mut buf = vec![0u8; 256];
+    match session_of(node).format_handshake_initiation(&mut buf, true) {
+        boringtun::noise::TunnResult::WriteToNetwork(init) => init.to_vec(),
+        _ => panic!("no initiation"),
+    }
+}
+
+fn current_endpoint(node: &Node, now: Instant) -> String {
+    node.engine.status(now, true).peer.values().next().unwrap().cur_addr.clone()
+}
+
+/// A cookie reply anyone can build from an observed initiation and the responder's public key:
+/// boringtun's own limiter, given only that public key and set to be always under load.
+fn forged_cookie_reply(init: &[u8], responder: &x25519_dalek::PublicKey) -> Vec<u8> {
+    let forger = boringtun::noise::rate_limiter::RateLimiter::new(responder, 0);
+    let mut buf = [0u8; 64];
+    match forger.verify_packet(Some(attacker().ip()), init, &mut buf) {
+        Err(boringtun::noise::TunnResult::WriteToNetwork(reply)) => reply.to_vec(),
+        _ => panic!("the forger made no cookie reply"),
+    }
+}
+
+#[test]
+fn forged_cookie_reply_does_not_move_the_endpoint() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    let observed = a.out.udp[0].1.clone();
+    let forged = forged_cookie_reply(&observed, &public_of(&b));
+    assert_eq!((forged.len(), forged[0]), (64, 3));
+    // During the handshake…
+    a.engine.handle_datagram(now, attacker(), &forged, &mut a.out);
+    assert_eq!(current_endpoint(&a, now), b.addr.to_string());
+    exchange(&mut a, &mut b, now);
+    assert_eq!(b.out.tun.len(), 1);
+    // …and on the established session, with a replayed data message too.
+    let data = {
+        a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 2), &mut a.out);
+        a.out.udp.last().unwrap().1.clone()
+    };
+    exchange(&mut a, &mut b, now);
+    for _ in 0..2 {
+        a.engine.handle_datagram(now, attacker(), &forged, &mut a.out);
+        b.engine.handle_datagram(now, attacker(), &data, &mut b.out);
+    }
+    assert_eq!(current_endpoint(&a, now), b.addr.to_string());
+    assert_eq!(current_endpoint(&b, now), a.addr.to_string());
+    // Traffic still flows both ways, to the real addresses (exchange checks every destination).
+    b.out.tun.clear();
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 3), &mut a.out);
+    b.engine.handle_tun_packet(now, &echo("100.64.0.2", "100.64.0.1", 4), &mut b.out);
+    exchange(&mut a, &mut b, now);
+    assert_eq!((a.out.tun.len(), b.out.tun.len()), (1, 1));
+}
+
+#[test]
+fn authenticated_traffic_from_a_new_address_moves_the_endpoint() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    exchange(&mut a, &mut b, now);
+    // B roams: its data, then a bare keepalive, arrive from new addresses.
+    let mut buf = vec![0u8; 256];
+    let roamed: [SocketAddr; 2] =
+        ["203.0.113.5:3000".parse().unwrap(), "[2001:db8::5]:3000".parse().unwrap()];
+    b.engine.handle_tun_packet(now, &echo("100.64.0.2", "100.64.0.1", 2), &mut b.out);
+    let (_, data) = b.out.udp.pop().unwrap();
+    a.engine.handle_datagram(now, roamed[0], &data, &mut a.out);
+    assert_eq!(current_endpoint(&a, now), roamed[0].to_string());
+    let keepalive = match session_of(&mut b).encapsulate(&[], &mut buf) {
+        boringtun::noise::TunnResult::WriteToNetwork(d) => d.to_vec(),
+        _ => panic!("no keepalive"),
+    };
+    a.engine.handle_datagram(now, roamed[1], &keepalive, &mut a.out);
+    assert_eq!(current_endpoint(&a, now), roamed[1].to_string());
+    assert_eq!(a.out.tun.len(), 1);
+}
+
+#[test]
+fn handshakes_over_months_never_need_a_cookie_round() {
+    let mut now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    exchange(&mut a, &mut b, now);
+    // Rekeys and reconnections, three a day for two months.
+    for round in 0..200 {
+        now += Duration::from_secs(8 * 3600);
+        let init = force_initiation(&mut a);
+        b.engine.handle_datagram(now, a.addr, &init, &mut b.out);
+        let replies: Vec<u8> = b.out.udp.iter().map(|(_, d)| d[0]).collect();
+        assert_eq!(replies, vec![2], "round {round}: a response, no cookie reply first");
+        exchange(&mut a, &mut b, now);
+    }
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 2), &mut a.out);
+    exchange(&mut a, &mut b, now);
+    assert_eq!(b.out.tun.len(), 2);
+}
+
+#[test]
+fn one_source_solving_cookies_cannot_flood_the_diffie_hellman() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    // The attacker holds a key of its own; B is no peer of its.
+    let stranger = PrivateKey::generate().unwrap();
+    let mut tunn =
+        boringtun::noise::Tunn::new(stranger.secret(), public_of(&b), None, None, 1, None);
+    let mut buf = vec![0u8; 256];
+    let mut initiation = |tunn: &mut boringtun::noise::Tunn| match tunn
+        .format_handshake_initiation(&mut buf, true)
+    {
+        boringtun::noise::TunnResult::WriteToNetwork(init) => init.to_vec(),
+        _ => panic!("no initiation"),
+    };
+    // Enough initiations to put B under load, then one answered with a cookie, which the
+    // attacker solves.
+    let mut cookie = None;
+    for _ in 0..200 {
+        b.out.udp.clear();
+        b.engine.handle_datagram(now, attacker(), &initiation(&mut tunn), &mut b.out);
+        cookie = b.out.udp.iter().find(|(_, d)| d[0] == 3).map(|(_, d)| d.clone());
+        if cookie.is_some() {
+            break;
+        }
+    }
+    let cookie = cookie.expect("B demands cookies under load");
+    let mut out = vec![0u8; 256];
+    tunn.decapsulate(None, &cookie, &mut out);
+    let with_mac2 = initiation(&mut tunn);
+    let before = b.engine.drops().clone();
+    b.out.udp.clear();
+    for _ in 0..1000 {
+        b.engine.handle_datagram(now, attacker(), &with_mac2, &mut b.out);
+    }
+    assert!(b.out.udp.is_empty(), "mac2 is valid: no cookie replies, and nothing else");
+    let diffie_hellmans = b.engine.drops().unknown_initiator - before.unknown_initiator;
+    let limited = b.engine.drops().handshake_rate_limited - before.handshake_rate_limited;
+    assert!((1..=10).contains(&diffie_hellmans), "{diffie_hellmans} of 1000 reached the DH");
+    assert_eq!(diffie_hellmans + limited, 1000);
+    // The real peer, from another address, still gets through: a cookie round, then its
+    // retransmission carries mac2 and is answered.
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    let (_, first) = a.out.udp.remove(0);
+    b.engine.handle_datagram(now, a.addr, &first, &mut b.out);
+    assert_eq!(b.out.udp[0].1[0], 3, "B is still under load: a cookie reply first");
+    exchange(&mut a, &mut b, now);
+    let retry = force_initiation(&mut a);
+    b.engine.handle_datagram(now, a.addr, &retry, &mut b.out);
+    exchange(&mut a, &mut b, now);
+    assert_eq!(b.out.tun.len(), 1, "the peer's packet crossed after its handshake");
+}

@@ -6,16 +6,14 @@
 
 pub mod allowed_ips;
 pub mod demux;
+pub mod gate;
+pub mod handshake_limiter;
 pub mod timers;
 
 use crate::keys::{PrivateKey, PublicKey};
 use boringtun::noise::rate_limiter::RateLimiter;
 use boringtun::noise::Tunn;
 use std::sync::Arc;
-
-/// Handshake initiations per second accepted before the rate limiter demands cookies.
-/// wireguard-go and boringtun's device use limits of the same order.
-pub const HANDSHAKES_PER_SECOND_BEFORE_COOKIES: u64 = 100;
 
 /// Room a buffer needs beyond the plaintext for WireGuard's header and tag; also the minimum
 /// size boringtun needs to write a handshake message.
@@ -37,7 +35,7 @@ impl Session {
         preshared_key: Option<[u8; 32]>,
         persistent_keepalive: Option<u16>,
         local_index: u32,
-        rate_limiter: Arc<RateLimiter>,
+        mac1_checker: Arc<RateLimiter>,
     ) -> Session {
         let tunn = Tunn::new(
             own_key.secret(),
@@ -45,7 +43,7 @@ impl Session {
             preshared_key,
             persistent_keepalive,
             local_index,
-            Some(rate_limiter),
+            Some(mac1_checker),
         );
         Session { tunn, local_index }
     }
@@ -55,10 +53,4 @@ impl Session {
         let (_, tx, rx, _, _) = self.tunn.stats();
         (tx as u64, rx as u64)
     }
-}
-
-/// The rate limiter every session shares, so a flood is judged across all peers at once.
-pub fn new_rate_limiter(own_key: &PrivateKey) -> Arc<RateLimiter> {
-    let public = x25519_dalek::PublicKey::from(own_key.public_key().0);
-    Arc::new(RateLimiter::new(&public, HANDSHAKES_PER_SECOND_BEFORE_COOKIES))
 }
