@@ -16,13 +16,15 @@ use std::time::Duration;
 const USAGE: &str = "Usage: weft [--socket PATH] <command> [flags]
 
 Commands:
-  status [--json]              show this node and its peers
+  status [--json]              show this node and its peers (exit 1 when it is not up)
   ping [-c N] [--timeout S] <ip|name>
                                ICMP echo through the tunnel; prints latency and endpoint
   ip [-4|-6] [peer]            show this node's (or a peer's) Tailscale IPs
   up [--login-server URL] [--auth-key KEY] [--hostname NAME] [--timeout S]
                                join a tailnet through a control server (prints the
-                               login URL when no auth key is given); returns once running
+                               login URL when no auth key is given, and why it waits);
+                               returns once running, or exits 1 after --timeout seconds
+                               (default 300; 0 waits forever)
   down                         disconnect from the tailnet, keeping the keys
   logout                       disconnect and forget this node's keys
   version                      print the version
