@@ -47,6 +47,9 @@ pub fn render(status: &Status) -> (Vec<String>, bool) {
 /// words the same way).
 fn not_running(status: &Status) -> Option<Vec<String>> {
     let lines = match status.backend_state.as_str() {
+        "Starting" if status.self_node.tailscale_ips.is_empty() => {
+            vec!["Starting; not connected to the control server yet.".into()]
+        }
         "Running" | "Starting" => return None,
         "NeedsLogin" if status.auth_url.is_empty() => {
             vec!["Logged out.".into(), "Log in with `weft up --login-server URL`.".into()]
@@ -202,6 +205,11 @@ mod tests {
         );
         status.backend_state = "NeedsMachineAuth".into();
         assert_eq!(said(&status)[0], "Machine is not yet approved by the tailnet admin.");
+        status.backend_state = "Starting".into();
+        status.self_node.tailscale_ips.clear();
+        assert_eq!(said(&status)[0], "Starting; not connected to the control server yet.");
+        status.self_node.tailscale_ips.push("100.64.0.1".into());
+        assert!(render(&status).1, "a node with addresses shows its table while starting");
     }
 
     #[test]
