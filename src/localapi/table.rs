@@ -20,8 +20,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// For the client to take its answer.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-/// After a refusal, how long the rest of an unwanted request is read and thrown away, so the
-/// client reads the refusal instead of a reset.
+/// After a refusal (a few hundred bytes, written at once), how long the rest of the unwanted
+/// request is read and thrown away, so the client reads the refusal instead of a reset.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +43,7 @@ impl Stage {
             Stage::Reading => REQUEST_TIMEOUT,
             Stage::Answering => ANSWER_TIMEOUT,
             Stage::Writing => WRITE_TIMEOUT,
-            Stage::Refusing => WRITE_TIMEOUT + DRAIN_TIMEOUT,
+            Stage::Refusing => DRAIN_TIMEOUT,
         }
     }
 }
@@ -190,6 +190,8 @@ mod tests {
         table.advance(token, Stage::Writing, t1);
         assert_eq!(table.next_deadline(), Some(t1 + WRITE_TIMEOUT));
         assert_eq!(table.get_mut(token).map(|(c, s)| (*c, s)), Some((1, Stage::Writing)));
+        table.advance(token, Stage::Refusing, t1);
+        assert_eq!(table.next_deadline(), Some(t1 + DRAIN_TIMEOUT));
     }
 
     #[test]
