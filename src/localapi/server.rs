@@ -100,11 +100,12 @@ impl Server {
     ) -> Option<Request> {
         let (conn, stage) = self.connections.get_mut(token)?;
         let mut input = read_available(conn, stage);
-        let gone = input == Input::Broken || (input == Input::Ended && stage == Stage::Reading);
         let mut request = None;
         let mut next_stage = stage;
-        if stage == Stage::Reading && !gone {
+        if stage == Stage::Reading && input != Input::Broken {
             match parse_request(&conn.received) {
+                // Hung up before sending a whole request: nobody to answer.
+                Parse::Incomplete if input == Input::Ended => input = Input::Broken,
                 Parse::Incomplete => {}
                 Parse::Complete(r) => {
                     next_stage = Stage::Answering;
@@ -120,9 +121,9 @@ impl Server {
                 }
             }
         }
-        let done = gone || input == Input::Broken || finished(conn, next_stage, input);
-        if done {
+        if input == Input::Broken || finished(conn, next_stage, input) {
             self.close(token, registry);
+            return None;
         } else if next_stage != stage {
             self.connections.advance(token, next_stage, now);
         }
@@ -324,6 +325,20 @@ mod tests {
         let big_head = format!("GET /x HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(4 * MAX_HEAD));
         let answer = harness.serve(move |path| raw_exchange(&path, big_head.as_bytes()));
         assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+    }
+
+    #[test]
+    fn a_client_that_half_closes_after_its_request_is_answered() {
+        let mut harness = Harness::new("halfclose");
+        let answer = harness.serve(|path| {
+            let mut stream = StdStream::connect(path).unwrap();
+            stream.write_all(b"GET /x HTTP/1.1\r\n\r\n").unwrap();
+            stream.shutdown(Shutdown::Write).unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            answer
+        });
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.ends_with("{}"), "{answer}");
     }
 
     #[test]
