@@ -29,24 +29,56 @@ pub enum Parse {
     /// Need more bytes.
     Incomplete,
     Complete(Request),
-    /// The client sent something we won't serve; the string says why (sent back as a 400).
-    Invalid(String),
+    /// The client sent something we won't serve; answered with this status and reason.
+    Invalid(Refusal),
 }
+
+/// Why a request is refused, as the HTTP status the client gets back before the connection
+/// closes: a client that overran a limit learns which one instead of seeing a reset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub reason: String,
+}
+
+impl Refusal {
+    fn malformed(reason: String) -> Parse {
+        Parse::Invalid(Refusal { status: 400, reason })
+    }
+
+    fn head_too_large() -> Parse {
+        Parse::Invalid(Refusal {
+            status: 431,
+            reason: format!("request head larger than {MAX_HEAD} bytes"),
+        })
+    }
+
+    fn body_too_large() -> Parse {
+        Parse::Invalid(Refusal {
+            status: 413,
+            reason: format!("request body larger than {MAX_BODY} bytes"),
+        })
+    }
+}
+
+/// The most a complete, acceptable request can take; a reader may stop buffering here, since
+/// `parse_request` has decided by then.
+pub const MAX_REQUEST: usize = MAX_HEAD + 4 + MAX_BODY;
 
 /// Parses a request from the start of `input`.
 pub fn parse_request(input: &[u8]) -> Parse {
     let Some(head_end) = find(input, b"\r\n\r\n") else {
-        return if input.len() > MAX_HEAD {
-            Parse::Invalid("request head too large".into())
+        return if input.len() > MAX_HEAD + 3 {
+            Refusal::head_too_large()
         } else {
             Parse::Incomplete
         };
     };
     if head_end > MAX_HEAD {
-        return Parse::Invalid("request head too large".into());
+        return Refusal::head_too_large();
     }
     let Ok(head) = std::str::from_utf8(&input[..head_end]) else {
-        return Parse::Invalid("request head is not UTF-8".into());
+        return Refusal::malformed("request head is not UTF-8".into());
     };
     let mut lines = head.split("\r\n");
     let request_line = lines.next().unwrap_or_default();
@@ -54,20 +86,24 @@ pub fn parse_request(input: &[u8]) -> Parse {
     let (Some(method), Some(target), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Parse::Invalid(format!("malformed request line {request_line:?}"));
+        return Refusal::malformed(format!("malformed request line {request_line:?}"));
     };
     if !version.starts_with("HTTP/1.") || method.is_empty() || !target.starts_with('/') {
-        return Parse::Invalid(format!("malformed request line {request_line:?}"));
+        return Refusal::malformed(format!("malformed request line {request_line:?}"));
     }
     let mut content_length = 0usize;
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
-            return Parse::Invalid(format!("malformed header line {line:?}"));
+            return Refusal::malformed(format!("malformed header line {line:?}"));
         };
         if name.trim().eq_ignore_ascii_case("content-length") {
-            match value.trim().parse::<usize>() {
+            let value = value.trim();
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Refusal::malformed(format!("bad Content-Length {value:?}"));
+            }
+            match value.parse::<usize>() {
                 Ok(n) if n <= MAX_BODY => content_length = n,
-                _ => return Parse::Invalid("bad or too large Content-Length".into()),
+                _ => return Refusal::body_too_large(),
             }
         }
     }
@@ -142,6 +178,8 @@ pub fn response(status: u16, body: &[u8]) -> Vec<u8> {
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        413 => "Content Too Large",
+        431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "Error",
@@ -205,6 +243,31 @@ mod tests {
         }
         let huge = vec![b'a'; MAX_HEAD + 10];
         assert!(matches!(parse_request(&huge), Parse::Invalid(_)));
+        assert_eq!(status_of(b"GET / HTTP/1.1\r\nContent-Length: +2\r\n\r\n{}"), 400);
+    }
+
+    fn status_of(input: &[u8]) -> u16 {
+        match parse_request(input) {
+            Parse::Invalid(refusal) => refusal.status,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn oversized_requests_are_answered_413_or_431() {
+        let long_header = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(MAX_HEAD));
+        assert_eq!(status_of(long_header.as_bytes()), 431);
+        // Still without its end, the head is refused as soon as it outgrows the limit.
+        assert_eq!(status_of(&long_header.as_bytes()[..MAX_HEAD + 4]), 431);
+        let at_limit = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(MAX_HEAD - 21));
+        assert_eq!(at_limit.len(), MAX_HEAD);
+        assert_eq!(parse_request(at_limit.as_bytes()), Parse::Incomplete);
+        let big_body = format!("POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n", MAX_BODY + 1);
+        assert_eq!(status_of(big_body.as_bytes()), 413);
+        assert!(response(413, b"{}").starts_with(b"HTTP/1.1 413 Content Too Large\r\n"));
+        assert!(
+            response(431, b"{}").starts_with(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+        );
     }
 
     #[test]

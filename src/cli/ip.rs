@@ -1,6 +1,6 @@
 //! `weft ip`: this node's Tailscale IPs, or a peer's.
 
-use super::{fetch_status, parse_flags};
+use super::{fetch_status, parse_flags, say};
 use crate::engine::status::Status;
 use std::path::Path;
 
@@ -22,7 +22,7 @@ pub fn run(args: &[String], socket: &Path) -> Result<i32, String> {
         (!m.opt_present("4") || v4) && (!m.opt_present("6") || !v4)
     });
     for ip in wanted {
-        println!("{ip}");
+        say(ip);
     }
     Ok(0)
 }

@@ -2,36 +2,29 @@
 
 use crate::keys::PrivateKey;
 use std::io::Read;
+use std::path::Path;
 
 pub fn genkey(args: &[String]) -> Result<i32, String> {
-    no_arguments("genkey", args)?;
-    println!("{}", PrivateKey::generate()?.to_base64());
+    // Key commands need no daemon but accept `--socket` like every command.
+    super::no_arguments("genkey", args, Path::new(""))?;
+    super::say(&PrivateKey::generate()?.to_base64());
     Ok(0)
 }
 
 pub fn pubkey(args: &[String]) -> Result<i32, String> {
-    no_arguments("pubkey", args)?;
+    super::no_arguments("pubkey", args, Path::new(""))?;
     let mut input = String::new();
     std::io::stdin()
         .take(1024)
         .read_to_string(&mut input)
         .map_err(|e| format!("reading the private key from stdin: {e}"))?;
-    println!("{}", public_of(&input)?);
+    super::say(&public_of(&input)?);
     Ok(0)
 }
 
 fn public_of(private_base64: &str) -> Result<String, String> {
     let key = PrivateKey::from_base64(private_base64).map_err(|e| format!("pubkey: {e}"))?;
     Ok(key.public_key().to_base64())
-}
-
-/// Key commands need no daemon but accept `--socket` like every command.
-fn no_arguments(command: &str, args: &[String]) -> Result<(), String> {
-    let (m, _) = super::parse_flags(&mut getopts::Options::new(), args, std::path::Path::new(""))?;
-    match m.free.first() {
-        Some(a) => Err(format!("{command} takes no arguments (got {a:?})")),
-        None => Ok(()),
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `weft up`, `weft down` and `weft logout`: joining a tailnet through a control server.
 
-use super::{fetch_status, parse_flags, REQUEST_TIMEOUT};
+use super::{expect_no_arguments, fetch_status, parse_flags, say, warn, REQUEST_TIMEOUT};
+use crate::engine::status::Status;
 use crate::localapi::client::request_with_body;
 use crate::localapi::{DOWN_PATH, LOGOUT_PATH, START_PATH};
 use std::path::{Path, PathBuf};
@@ -8,6 +9,9 @@ use std::time::{Duration, Instant};
 
 /// How often `weft up` looks at the daemon's progress.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// How long `weft up` waits for the node to run unless told otherwise: long enough to finish
+/// a login in the browser, short enough that a script facing a dead server ends.
+const DEFAULT_UP_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub fn up(args: &[String], socket: &Path) -> Result<i32, String> {
     let mut spec = getopts::Options::new();
@@ -15,20 +19,10 @@ pub fn up(args: &[String], socket: &Path) -> Result<i32, String> {
     spec.optopt("", "auth-key", "pre-authorised key: register without a browser", "KEY");
     spec.optopt("", "authkey", "same as --auth-key", "KEY");
     spec.optopt("", "hostname", "name to register this node under", "NAME");
-    spec.optopt("", "timeout", "give up after this many seconds (default: wait forever)", "S");
+    spec.optopt("", "timeout", "give up after this many seconds (default 300; 0 = never)", "S");
     let (m, socket) = parse_flags(&mut spec, args, socket)?;
-    if let Some(extra) = m.free.first() {
-        return Err(format!("up: unexpected argument {extra:?}"));
-    }
-    let timeout = match m.opt_str("timeout") {
-        None => None,
-        Some(s) => Some(Duration::from_secs_f64(
-            s.parse::<f64>()
-                .ok()
-                .filter(|t| *t > 0.0 && *t < 1e6)
-                .ok_or_else(|| format!("up: --timeout {s:?} is not seconds"))?,
-        )),
-    };
+    expect_no_arguments("up", &m)?;
+    let timeout = parse_timeout(m.opt_str("timeout").as_deref())?;
     let body = serde_json::json!({
         "LoginServer": m.opt_str("login-server").unwrap_or_default(),
         "AuthKey": m.opt_str("auth-key").or_else(|| m.opt_str("authkey")).unwrap_or_default(),
@@ -39,34 +33,112 @@ pub fn up(args: &[String], socket: &Path) -> Result<i32, String> {
     wait_until_running(&socket, timeout)
 }
 
-/// Follows the login: prints the login URL if one is needed, returns once the node runs.
+/// `--timeout`: seconds (a trailing `s` is allowed), `0` for no limit, the default without.
+fn parse_timeout(text: Option<&str>) -> Result<Option<Duration>, String> {
+    let Some(text) = text else {
+        return Ok(Some(DEFAULT_UP_TIMEOUT));
+    };
+    let seconds = text
+        .strip_suffix('s')
+        .unwrap_or(text)
+        .parse::<f64>()
+        .ok()
+        .filter(|t| (0.0..1e6).contains(t))
+        .ok_or_else(|| format!("up: --timeout {text:?} is not a number of seconds"))?;
+    Ok((seconds > 0.0).then(|| Duration::from_secs_f64(seconds)))
+}
+
+/// Follows the login until the node runs: prints the login URL if one is needed, and why it
+/// is still waiting whenever that changes.
 fn wait_until_running(socket: &Path, timeout: Option<Duration>) -> Result<i32, String> {
     let started = Instant::now();
-    let mut shown_url = String::new();
+    let mut watch = Watch::new(timeout);
     loop {
         let status = fetch_status(socket)?;
-        if !status.login_error.is_empty() {
-            return Err(status.login_error);
-        }
-        match status.backend_state.as_str() {
-            "Running" => return Ok(0),
-            "NeedsMachineAuth" if shown_url.is_empty() => {
-                eprintln!("Machine is not yet approved by the tailnet admin; waiting.");
-                shown_url = "-".into();
+        let (verdict, lines) = watch.look(&status, started.elapsed());
+        for line in lines {
+            match line {
+                Line::Out(text) => say(&text),
+                Line::Err(text) => warn(&text),
             }
-            _ => {}
         }
-        if !status.auth_url.is_empty() && status.auth_url != shown_url {
-            println!("\nTo authenticate, visit:\n\n\t{}\n", status.auth_url);
-            shown_url = status.auth_url.clone();
+        match verdict {
+            Some(Ok(())) => return Ok(0),
+            Some(Err(e)) => return Err(e),
+            None => std::thread::sleep(POLL_INTERVAL),
         }
-        if timeout.is_some_and(|t| started.elapsed() > t) {
-            return Err(format!(
-                "timed out waiting for the node to run (state {})",
-                status.backend_state
+    }
+}
+
+/// A line for the user, on stdout or stderr.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    Out(String),
+    Err(String),
+}
+
+/// What `weft up` has told the user so far, so that each change is told once. Sans-IO: it
+/// gets each status and the time since the start.
+struct Watch {
+    timeout: Option<Duration>,
+    shown_url: String,
+    approval_noted: bool,
+    /// The problems (the daemon's health list) last shown.
+    reasons: Vec<String>,
+}
+
+impl Watch {
+    fn new(timeout: Option<Duration>) -> Watch {
+        Watch { timeout, shown_url: String::new(), approval_noted: false, reasons: Vec::new() }
+    }
+
+    /// Looks at one status: `Some(Ok)` once running, `Some(Err)` when the login failed or
+    /// time is up, `None` to keep waiting; and the lines to print.
+    fn look(
+        &mut self,
+        status: &Status,
+        elapsed: Duration,
+    ) -> (Option<Result<(), String>>, Vec<Line>) {
+        if !status.login_error.is_empty() {
+            return (Some(Err(status.login_error.clone())), Vec::new());
+        }
+        if status.backend_state == "Running" {
+            return (Some(Ok(())), Vec::new());
+        }
+        let mut lines = Vec::new();
+        if status.backend_state == "NeedsMachineAuth" && !self.approval_noted {
+            lines.push(Line::Err(
+                "machine is not yet approved by the tailnet admin; waiting".into(),
             ));
+            self.approval_noted = true;
         }
-        std::thread::sleep(POLL_INTERVAL);
+        if !status.auth_url.is_empty() && status.auth_url != self.shown_url {
+            lines.extend(["", "To authenticate, visit:", ""].map(|l| Line::Out(l.into())));
+            lines.push(Line::Out(format!("    {}", status.auth_url)));
+            lines.push(Line::Out(String::new()));
+            self.shown_url = status.auth_url.clone();
+        }
+        if status.health != self.reasons {
+            let new = status.health.iter().filter(|r| !self.reasons.contains(r));
+            lines.extend(new.map(|reason| Line::Err(format!("waiting: {reason}"))));
+            self.reasons = status.health.clone();
+        }
+        if self.timeout.is_some_and(|limit| elapsed >= limit) {
+            return (Some(Err(self.timed_out(status, elapsed))), lines);
+        }
+        (None, lines)
+    }
+
+    fn timed_out(&self, status: &Status, elapsed: Duration) -> String {
+        let mut message = format!(
+            "timed out after {}s waiting for the node to run (state {})",
+            elapsed.as_secs(),
+            status.backend_state
+        );
+        if !self.reasons.is_empty() {
+            message.push_str(&format!(": {}", self.reasons.join("; ")));
+        }
+        message
     }
 }
 
@@ -104,9 +176,72 @@ pub fn logout(args: &[String], socket: &Path) -> Result<i32, String> {
 fn post_command(args: &[String], socket: &Path, name: &str, path: &str) -> Result<PathBuf, String> {
     let mut spec = getopts::Options::new();
     let (m, socket) = parse_flags(&mut spec, args, socket)?;
-    if let Some(extra) = m.free.first() {
-        return Err(format!("{name}: unexpected argument {extra:?}"));
-    }
+    expect_no_arguments(name, &m)?;
     request_with_body(&socket, "POST", path, b"", REQUEST_TIMEOUT).map_err(|e| e.to_string())?;
     Ok(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(state: &str, health: &[&str]) -> Status {
+        Status {
+            backend_state: state.into(),
+            health: health.iter().map(|h| h.to_string()).collect(),
+            ..Status::default()
+        }
+    }
+
+    #[test]
+    fn timeout_flag() {
+        assert_eq!(parse_timeout(None), Ok(Some(DEFAULT_UP_TIMEOUT)));
+        assert_eq!(parse_timeout(Some("0")), Ok(None));
+        assert_eq!(parse_timeout(Some("2.5")), Ok(Some(Duration::from_millis(2500))));
+        assert_eq!(parse_timeout(Some("30s")), Ok(Some(Duration::from_secs(30))));
+        for bad in ["-1", "soon", "", "NaN", "1e9"] {
+            assert!(parse_timeout(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_unreachable_server_is_reported_as_it_changes_then_given_up_on() {
+        let mut watch = Watch::new(Some(Duration::from_secs(60)));
+        let refused = status("Starting", &["connecting to hs: Connection refused"]);
+        let (verdict, lines) = watch.look(&refused, Duration::ZERO);
+        assert_eq!(verdict, None);
+        assert_eq!(lines, [Line::Err("waiting: connecting to hs: Connection refused".into())]);
+        assert_eq!(watch.look(&refused, Duration::from_secs(1)), (None, vec![]));
+        let timed_out = status("Starting", &["connecting to hs: timed out"]);
+        let (_, lines) = watch.look(&timed_out, Duration::from_secs(2));
+        assert_eq!(lines, [Line::Err("waiting: connecting to hs: timed out".into())]);
+        let (verdict, _) = watch.look(&refused, Duration::from_secs(60));
+        assert_eq!(
+            verdict,
+            Some(Err("timed out after 60s waiting for the node to run (state Starting): \
+                      connecting to hs: Connection refused"
+                .into()))
+        );
+    }
+
+    #[test]
+    fn no_timeout_waits_and_running_or_a_login_error_ends_the_wait() {
+        let mut watch = Watch::new(None);
+        let (verdict, _) = watch.look(&status("Starting", &[]), Duration::from_secs(86400));
+        assert_eq!(verdict, None);
+        assert_eq!(watch.look(&status("Running", &[]), Duration::ZERO).0, Some(Ok(())));
+        let mut refused = status("NeedsLogin", &[]);
+        refused.login_error = "invalid authkey".into();
+        assert_eq!(watch.look(&refused, Duration::ZERO).0, Some(Err("invalid authkey".into())));
+    }
+
+    #[test]
+    fn the_login_url_is_shown_once() {
+        let mut watch = Watch::new(None);
+        let mut pending = status("NeedsLogin", &[]);
+        pending.auth_url = "https://hs.example/register/abc".into();
+        let (_, lines) = watch.look(&pending, Duration::ZERO);
+        assert!(lines.contains(&Line::Out("    https://hs.example/register/abc".into())));
+        assert_eq!(watch.look(&pending, Duration::ZERO), (None, vec![]));
+    }
 }

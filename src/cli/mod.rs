@@ -5,6 +5,7 @@ mod keys;
 mod login;
 mod ping;
 mod status;
+mod terminal;
 
 use crate::engine::status::Status;
 use crate::localapi::client::{request, ClientError};
@@ -15,13 +16,15 @@ use std::time::Duration;
 const USAGE: &str = "Usage: weft [--socket PATH] <command> [flags]
 
 Commands:
-  status [--json]              show this node and its peers
+  status [--json]              show this node and its peers (exit 1 when it is not up)
   ping [-c N] [--timeout S] <ip|name>
                                ICMP echo through the tunnel; prints latency and endpoint
   ip [-4|-6] [peer]            show this node's (or a peer's) Tailscale IPs
   up [--login-server URL] [--auth-key KEY] [--hostname NAME] [--timeout S]
                                join a tailnet through a control server (prints the
-                               login URL when no auth key is given); returns once running
+                               login URL when no auth key is given, and why it waits);
+                               returns once running, or exits 1 after --timeout seconds
+                               (default 300; 0 waits forever)
   down                         disconnect from the tailnet, keeping the keys
   logout                       disconnect and forget this node's keys
   version                      print the version
@@ -50,23 +53,34 @@ pub fn main(args: &[String]) -> i32 {
         "up" => login::up(args, &socket),
         "down" => login::down(args, &socket),
         "logout" => login::logout(args, &socket),
-        "version" | "--version" => {
-            println!("{}", crate::VERSION);
-            Ok(0)
-        }
+        "version" | "--version" => no_arguments("version", args, &socket).map(|_| {
+            say(crate::VERSION);
+            0
+        }),
         "genkey" => keys::genkey(args),
         "pubkey" => keys::pubkey(args),
-        "help" | "--help" | "-h" => {
+        "help" | "--help" | "-h" => no_arguments("help", args, &socket).map(|_| {
             println!("{USAGE}");
-            Ok(0)
-        }
+            0
+        }),
         other => Err(format!("unknown command {other:?}; run `weft help`")),
     };
     result.unwrap_or_else(|e| fail(&e))
 }
 
+/// Prints one line on stdout. Everything the CLI shows goes through here or `warn`, so text
+/// from the control server never reaches the terminal raw.
+fn say(line: &str) {
+    println!("{}", terminal::escape_controls(line));
+}
+
+/// Prints one line on stderr, prefixed `weft: `.
+fn warn(line: &str) {
+    eprintln!("weft: {}", terminal::escape_controls(line));
+}
+
 fn fail(message: &str) -> i32 {
-    eprintln!("weft: {message}");
+    warn(message);
     1
 }
 
@@ -93,6 +107,22 @@ fn parse_flags(
     let m = spec.parse(args).map_err(|e| e.to_string())?;
     let socket = m.opt_str("socket").map(PathBuf::from).unwrap_or_else(|| socket.to_path_buf());
     Ok((m, socket))
+}
+
+/// Parses the flags of a command that takes no arguments besides them; returns the socket.
+fn no_arguments(command: &str, args: &[String], socket: &Path) -> Result<PathBuf, String> {
+    let (m, socket) = parse_flags(&mut getopts::Options::new(), args, socket)?;
+    expect_no_arguments(command, &m)?;
+    Ok(socket)
+}
+
+/// Refuses leftover arguments: a command that ignored them would do something other than
+/// what was asked.
+fn expect_no_arguments(command: &str, m: &getopts::Matches) -> Result<(), String> {
+    match m.free.first() {
+        Some(extra) => Err(format!("{command}: unexpected argument {extra:?}")),
+        None => Ok(()),
+    }
 }
 
 /// Fetches the daemon's status.
@@ -138,5 +168,22 @@ mod tests {
         assert_eq!(main(&args("ping")), 1);
         assert_eq!(main(&args("ping -c x 1.2.3.4")), 1);
         assert_eq!(main(&[]), 2);
+    }
+
+    #[test]
+    fn commands_without_arguments_refuse_extra_ones() {
+        // All of these fail before talking to a daemon: there is none at this path.
+        let socket = "--socket /nonexistent/weftd.sock";
+        for command in ["version", "--version", "help", "genkey", "status", "down", "logout", "up"]
+        {
+            let line = format!("{socket} {command} extra");
+            assert_eq!(main(&args(&line)), 1, "{line}");
+            let m = getopts::Options::new().parse(args("extra")).unwrap();
+            assert_eq!(
+                expect_no_arguments(command, &m).unwrap_err(),
+                format!("{command}: unexpected argument \"extra\"")
+            );
+        }
+        assert_eq!(main(&args("version")), 0);
     }
 }

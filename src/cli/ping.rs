@@ -1,6 +1,6 @@
 //! `weft ping`: ICMP echo through the tunnel, one line per reply with latency and endpoint.
 
-use super::{fetch_status, parse_flags};
+use super::{fetch_status, parse_flags, say};
 use crate::engine::ping::PingResult;
 use crate::http1::percent_encode;
 use crate::localapi::client::request;
@@ -35,7 +35,7 @@ pub fn run(args: &[String], socket: &Path) -> Result<i32, String> {
     };
     let (ip, is_self) = resolve(target, &socket)?;
     if is_self {
-        println!("{ip} is local Tailscale IP");
+        say(&format!("{ip} is local Tailscale IP"));
         return Ok(0);
     }
     let mut answered = 0;
@@ -48,9 +48,9 @@ pub fn run(args: &[String], socket: &Path) -> Result<i32, String> {
         let result = ping_once(&socket, ip, timeout)?;
         if result.err.is_empty() {
             answered += 1;
-            println!("{}", pong_line(&result));
+            say(&pong_line(&result));
         } else {
-            println!("{}", result.err);
+            say(&result.err);
         }
     }
     if answered == 0 {

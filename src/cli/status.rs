@@ -1,6 +1,7 @@
 //! `weft status`: a table like `tailscale status`, or the JSON the daemon sent.
 
-use super::{fetch_status, parse_flags};
+use super::terminal::escape_controls;
+use super::{fetch_status, parse_flags, say};
 use crate::engine::status::{PeerStatus, Status};
 use std::path::Path;
 
@@ -8,43 +9,72 @@ pub fn run(args: &[String], socket: &Path) -> Result<i32, String> {
     let mut spec = getopts::Options::new();
     spec.optflag("", "json", "print the status as JSON");
     let (m, socket) = parse_flags(&mut spec, args, socket)?;
-    if let Some(extra) = m.free.first() {
-        return Err(format!("status: unexpected argument {extra:?}"));
-    }
+    super::expect_no_arguments("status", &m)?;
     let status = fetch_status(&socket)?;
     if m.opt_present("json") {
         let text = serde_json::to_string_pretty(&status).map_err(|e| e.to_string())?;
-        println!("{text}");
-    } else {
-        print!("{}", render(&status));
+        text.lines().for_each(say);
+        return Ok(0);
     }
-    Ok(0)
+    let (lines, running) = render(&status);
+    lines.iter().for_each(|line| say(line));
+    // Like tailscale: scripts can tell a node that is not up from the exit code.
+    Ok(if running { 0 } else { 1 })
 }
 
-/// The plain-text status: self first, then peers by name, then any health problems.
-pub fn render(status: &Status) -> String {
-    let mut peers: Vec<&PeerStatus> = status.peer.values().collect();
-    peers.sort_by(|a, b| (&a.host_name, &a.public_key).cmp(&(&b.host_name, &b.public_key)));
-    let mut rows = vec![row(status, &status.self_node, true)];
-    rows.extend(peers.into_iter().map(|p| row(status, p, false)));
-    let mut out = table(&rows);
-    if !status.health.is_empty() {
-        out.push_str("\n# Health check:\n");
-        for problem in &status.health {
-            out.push_str(&format!("#     - {problem}\n"));
+/// The plain-text status: self first, then peers by name, then any health problems; or, when
+/// the node is not up, a sentence saying so. The flag says the node is up.
+pub fn render(status: &Status) -> (Vec<String>, bool) {
+    let (mut lines, running) = match not_running(status) {
+        Some(sentences) => (sentences, false),
+        None => {
+            let mut peers: Vec<&PeerStatus> = status.peer.values().collect();
+            peers.sort_by(|a, b| (&a.host_name, &a.public_key).cmp(&(&b.host_name, &b.public_key)));
+            let mut rows = vec![row(status, &status.self_node, true)];
+            rows.extend(peers.into_iter().map(|p| row(status, p, false)));
+            (table(&rows), true)
         }
+    };
+    if !status.health.is_empty() {
+        lines.push(String::new());
+        lines.push("# Health check:".into());
+        lines.extend(status.health.iter().map(|problem| format!("#     - {problem}")));
     }
-    out
+    (lines, running)
 }
 
+/// What to say instead of the table when the node is not up (the states tailscale's status
+/// words the same way).
+fn not_running(status: &Status) -> Option<Vec<String>> {
+    let lines = match status.backend_state.as_str() {
+        "Starting" if status.self_node.tailscale_ips.is_empty() => {
+            vec!["Starting; not connected to the control server yet.".into()]
+        }
+        "Running" | "Starting" => return None,
+        "NeedsLogin" if status.auth_url.is_empty() => {
+            vec!["Logged out.".into(), "Log in with `weft up --login-server URL`.".into()]
+        }
+        "NeedsLogin" => vec!["Logged out.".into(), format!("Log in at: {}", status.auth_url)],
+        "NeedsMachineAuth" => vec!["Machine is not yet approved by the tailnet admin.".into()],
+        "Stopped" => vec!["Stopped; run `weft up` to connect.".into()],
+        other => vec![format!("Unexpected state: {other}")],
+    };
+    Some(lines)
+}
+
+/// One table row; every cell is escaped already, so the columns line up as printed.
 fn row(status: &Status, peer: &PeerStatus, is_self: bool) -> Vec<String> {
-    vec![
-        peer.tailscale_ips.first().cloned().unwrap_or_else(|| "-".into()),
-        if peer.host_name.is_empty() { "-".into() } else { peer.host_name.clone() },
+    let or_dash = |s: &str| if s.is_empty() { "-".to_string() } else { s.to_string() };
+    [
+        or_dash(peer.tailscale_ips.first().map_or("", String::as_str)),
+        or_dash(&peer.host_name),
         owner(status, peer.user_id),
-        if peer.os.is_empty() { "-".into() } else { peer.os.clone() },
+        or_dash(&peer.os),
         if is_self { "-".into() } else { activity(peer) },
     ]
+    .into_iter()
+    .map(|cell| escape_controls(&cell).into_owned())
+    .collect()
 }
 
 /// The owner column: the login name up to and including its `@`, as tailscale shortens it.
@@ -85,19 +115,18 @@ fn activity(peer: &PeerStatus) -> String {
 }
 
 /// Left-aligned columns separated by two spaces.
-fn table(rows: &[Vec<String>]) -> String {
+fn table(rows: &[Vec<String>]) -> Vec<String> {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| rows.iter().map(|r| r.get(c).map_or(0, |s| s.chars().count())).max().unwrap_or(0))
         .collect();
-    let mut out = String::new();
-    for r in rows {
-        let line: Vec<String> =
-            r.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    rows.iter()
+        .map(|r| {
+            let cells: Vec<String> =
+                r.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+            cells.join("  ").trim_end().to_string()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -114,9 +143,13 @@ mod tests {
         }
     }
 
+    fn running(self_node: PeerStatus) -> Status {
+        Status { backend_state: "Running".into(), self_node, ..Status::default() }
+    }
+
     #[test]
     fn renders_like_tailscale() {
-        let mut status = Status { self_node: peer("box1", "100.64.0.1"), ..Status::default() };
+        let mut status = running(peer("box1", "100.64.0.1"));
         status.self_node.os = "linux".into();
         let mut laptop = peer("laptop", "100.64.0.22");
         laptop.active = true;
@@ -136,13 +169,56 @@ mod tests {
             ..Default::default()
         };
         status.user.insert("7".into(), alice);
-        let text = render(&status);
+        let (lines, up) = render(&status);
+        assert!(up);
         assert_eq!(
-            text,
+            lines.join("\n") + "\n",
             "100.64.0.1   box1    -       linux  -\n\
              100.64.0.22  laptop  -       -      active; direct 192.0.2.4:41641, tx 1234 rx 5678\n\
              100.64.0.3   nas     alice@  -      offline\n\
              \n# Health check:\n#     - routing: ip failed\n"
         );
+    }
+
+    #[test]
+    fn a_node_that_is_not_up_gets_a_sentence_not_an_empty_row() {
+        let mut status = Status { self_node: peer("box1", "100.64.0.1"), ..Status::default() };
+        let said = |status: &Status| {
+            let (lines, up) = render(status);
+            assert!(!up, "{lines:?}");
+            lines
+        };
+        status.backend_state = "NeedsLogin".into();
+        assert_eq!(said(&status), ["Logged out.", "Log in with `weft up --login-server URL`."]);
+        status.auth_url = "https://hs.example/register/x".into();
+        assert_eq!(said(&status), ["Logged out.", "Log in at: https://hs.example/register/x"]);
+        status.backend_state = "Stopped".into();
+        status.health = vec!["dial tcp: Connection refused".into()];
+        assert_eq!(
+            said(&status),
+            [
+                "Stopped; run `weft up` to connect.",
+                "",
+                "# Health check:",
+                "#     - dial tcp: Connection refused"
+            ]
+        );
+        status.backend_state = "NeedsMachineAuth".into();
+        assert_eq!(said(&status)[0], "Machine is not yet approved by the tailnet admin.");
+        status.backend_state = "Starting".into();
+        status.self_node.tailscale_ips.clear();
+        assert_eq!(said(&status)[0], "Starting; not connected to the control server yet.");
+        status.self_node.tailscale_ips.push("100.64.0.1".into());
+        assert!(render(&status).1, "a node with addresses shows its table while starting");
+    }
+
+    #[test]
+    fn names_from_the_server_cannot_drive_the_terminal_or_break_rows() {
+        let mut status = running(peer("box1", "100.64.0.1"));
+        status.peer.insert("x".into(), peer("evil\x1b[2J\nfake-row\u{9b}", "100.64.0.9"));
+        let (lines, _) = render(&status);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[1].contains("evil\\u001b[2J\\u000afake-row\\u009b"), "{lines:?}");
+        assert!(lines.iter().all(|l| !l.chars().any(char::is_control)));
     }
 }

@@ -2,6 +2,7 @@
 //! default), `https://host[:port]` is TLS (443).
 
 use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerUrl {
@@ -19,6 +20,11 @@ impl ServerUrl {
         } else {
             return Err(format!("login server {url:?} must start with http:// or https://"));
         };
+        if rest.contains(['?', '#']) {
+            return Err(format!(
+                "login server {url:?} has a query or fragment; give the server's base URL"
+            ));
+        }
         let authority = rest.split('/').next().unwrap_or_default();
         if authority.is_empty() || authority.contains('@') {
             return Err(format!("login server {url:?} has no usable host"));
@@ -26,9 +32,6 @@ impl ServerUrl {
         let default_port = if tls { 443 } else { 80 };
         let (host, port) = split_host_port(authority, default_port)
             .ok_or_else(|| format!("login server {url:?}: bad host or port"))?;
-        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("login server {url:?} has no usable host"));
-        }
         Ok(ServerUrl { host, port, tls })
     }
 
@@ -45,20 +48,51 @@ impl ServerUrl {
     }
 }
 
-/// `host`, `host:port`, `[v6]` or `[v6]:port`.
+/// `host`, `host:port`, `[v6]` or `[v6]:port`; the host a DNS name or an IP address, the port
+/// 1 to 65535 in plain digits.
 fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> {
-    if let Some(rest) = authority.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        let port = match after {
-            "" => default_port,
-            p => p.strip_prefix(':')?.parse().ok()?,
-        };
-        return Some((host.to_string(), port));
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) => Some((host.to_string(), port.parse().ok().filter(|p| *p != 0)?)),
-        None => Some((authority.to_string(), default_port)),
-    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let (host, after) = rest.split_once(']')?;
+            host.parse::<Ipv6Addr>().ok()?;
+            match after {
+                "" => (host, None),
+                p => (host, Some(p.strip_prefix(':')?)),
+            }
+        }
+        None => {
+            let (host, port) = match authority.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            };
+            if host.parse::<Ipv4Addr>().is_err() && !is_dns_name(host) {
+                return None;
+            }
+            (host, port)
+        }
+    };
+    let port = match port {
+        None => default_port,
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+            p.parse().ok().filter(|p| *p != 0)?
+        }
+        Some(_) => return None,
+    };
+    Some((host.to_string(), port))
+}
+
+/// Dot-separated labels of letters, digits, `-` (not at either end) and `_`, with an optional
+/// final dot; all-numeric names are refused, since they can only be a mistyped IPv4 address.
+fn is_dns_name(host: &str) -> bool {
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    let all_numeric = name.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    name.len() <= 253 && !all_numeric && name.split('.').all(label_ok)
 }
 
 impl fmt::Display for ServerUrl {
@@ -95,8 +129,38 @@ mod tests {
             "http://h:99999",
             "http://u@h",
             "https://[::1",
+            "http://[::1]:0",
+            "http://[::1]:",
+            "http://h:+80",
+            "http://h:80:90",
+            "http://::1",
+            "http://[not-an-ip]",
+            "http://[1.2.3.4]",
+            "http://h?x=1",
+            "http://h#frag",
+            "http://h\\evil.example",
+            "http://h%2fx",
+            "http://a..b",
+            "http://.",
+            "http://-h",
+            "http://999.1.1.1",
+            "http://1.2.3",
         ] {
             assert!(ServerUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn accepts_names_addresses_and_a_trailing_dot() {
+        for (url, host, port) in [
+            ("http://[::1]:8080", "::1", 8080),
+            ("https://hs-1.example.com.", "hs-1.example.com.", 443),
+            ("http://192.0.2.1/", "192.0.2.1", 80),
+            ("http://my_host:1", "my_host", 1),
+            ("https://HS.Example.COM/path", "HS.Example.COM", 443),
+        ] {
+            let u = ServerUrl::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!((u.host.as_str(), u.port), (host, port), "{url}");
         }
     }
 }

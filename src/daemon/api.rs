@@ -3,6 +3,7 @@
 use super::event_loop::Daemon;
 use crate::engine::ping::PingId;
 use crate::http1::Request;
+use crate::localapi::json_object;
 use crate::localapi::server::error_body;
 use crate::localapi::{DOWN_PATH, LOGOUT_PATH, PING_PATH, START_PATH, STATUS_PATH};
 use mio::Token;
@@ -37,12 +38,13 @@ impl Daemon {
         if !self.api.owns(token) {
             return;
         }
-        let Some(request) = self.api.handle_event(token, self.poll.registry()) else {
+        let Some(request) = self.api.handle_event(token, self.poll.registry(), Instant::now())
+        else {
             return;
         };
         match self.answer(token, &request) {
             Answer::Now(status, body) => {
-                self.api.respond(token, status, &body, self.poll.registry())
+                self.api.respond(token, status, &body, self.poll.registry(), Instant::now())
             }
             Answer::Later => {}
         }
@@ -55,7 +57,7 @@ impl Daemon {
                 Err(e) => error(500, &format!("encoding status: {e}")),
             },
             ("POST", PING_PATH) => self.start_ping(token, request),
-            ("POST", START_PATH) => match serde_json::from_slice(&request.body) {
+            ("POST", START_PATH) => match json_object(&request.body) {
                 Ok(up) => done(self.control_up(up, Instant::now())),
                 Err(e) => error(400, &format!("bad start request: {e}")),
             },
@@ -128,7 +130,7 @@ impl Daemon {
                 continue;
             };
             let body = serde_json::to_vec(&result).unwrap_or_default();
-            self.api.respond(token, 200, &body, self.poll.registry());
+            self.api.respond(token, 200, &body, self.poll.registry(), Instant::now());
         }
     }
 }

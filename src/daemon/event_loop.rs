@@ -118,8 +118,8 @@ impl Daemon {
         let tun =
             Tun::open(&options.tun).map_err(|e| format!("opening TUN {}: {e}", options.tun))?;
         let udp = UdpSockets::bind(port).map_err(|e| format!("binding UDP port {port}: {e}"))?;
-        let api = Server::bind(&options.socket, API.0)
-            .map_err(|e| format!("local API socket {}: {e}", options.socket.display()))?;
+        let api =
+            Server::bind(&options.socket, API.0).map_err(|e| format!("local API socket: {e}"))?;
         let signals =
             SignalPipe::install().map_err(|e| format!("installing signal handlers: {e}"))?;
         let poll = Poll::new().map_err(|e| format!("creating poll: {e}"))?;

@@ -3,6 +3,8 @@
 
 pub mod client;
 pub mod server;
+pub mod socket_path;
+mod table;
 
 pub const STATUS_PATH: &str = "/localapi/v0/status";
 pub const PING_PATH: &str = "/localapi/v0/ping";
@@ -17,4 +19,37 @@ pub const DEFAULT_SOCKET: &str = "/var/run/weft/weftd.sock";
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct ErrorBody {
     pub error: String,
+}
+
+/// Decodes a request body that must be a JSON object. serde's derived structs also take an
+/// array of their fields in order, which no client means to send.
+pub fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    if !value.is_object() {
+        return Err("the body must be a JSON object".into());
+    }
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Up {
+        #[serde(rename = "LoginServer", default)]
+        login_server: String,
+        #[serde(rename = "Hostname", default)]
+        hostname: String,
+    }
+
+    #[test]
+    fn only_objects_are_request_bodies() {
+        let up: Up = json_object(br#"{"LoginServer": "http://h", "Hostname": "n"}"#).unwrap();
+        assert_eq!((up.login_server.as_str(), up.hostname.as_str()), ("http://h", "n"));
+        for bad in [&br#"["http://h", "n"]"#[..], b"\"x\"", b"null", b"7", b"", b"{"] {
+            assert!(json_object::<Up>(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+        assert!(json_object::<Up>(br#"["http://h", "n"]"#).unwrap_err().contains("JSON object"));
+    }
 }
