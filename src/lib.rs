@@ -15,6 +15,7 @@ pub mod netmap;
 pub mod packet;
 pub mod platform;
 pub mod prefix;
+pub mod redact;
 pub mod resolver;
 pub mod state;
 #[cfg(test)]

@@ -485,3 +485,27 @@ fn refuses_files_that_are_not_configs() {
         "{error}"
     );
 }
+
+/// Lines holding a secret in a shape the parser refuses must not come back in the message
+/// (which ends up in the log and in `weft status`): not the key, not a piece of it.
+#[test]
+fn refused_lines_holding_keys_are_not_echoed() {
+    let truncated = &OWN_PRIVATE[..20];
+    for (body, line) in [
+        ("[Interface]\nPrivateKey: {own}\n", 2),
+        ("[Interface]\nprivatekey {own}\n", 2),
+        ("[Interface]\nPrivateKey: TRUNCATED\n", 2),
+        ("[Interface]\nPrivateKey = {own}\n[Peer]\nPublicKey = {k1}\nPresharedKey: {own}\n", 5),
+        ("[Interface]\n{own}\n", 2),
+        ("[Interface]\nPrivateKey = {own}\n[Peer {own}]\n", 3),
+        ("[Interface]\nPrivateKey = {own}\n[Peer]\nPublicKey = {k1}\nEndpoint = {own}\n", 5),
+        ("[Interface]\nPrivateKey = {own}\n[Peer]\nPublicKey = {k1}\nAllowedIPs = {own}\n", 5),
+    ] {
+        let text = fill(body).replace("TRUNCATED", truncated);
+        let error = parse(&text, "wg0.conf").unwrap_err();
+        assert_eq!(error.line, Some(line), "{error}");
+        let shown = format!("{error} {error:?}");
+        assert!(!shown.contains(&OWN_PRIVATE[..4]), "{shown}");
+        assert!(!shown.contains(&OWN_PRIVATE[20..24]), "{shown}");
+    }
+}

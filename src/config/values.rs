@@ -5,6 +5,7 @@ use super::error::quote;
 use crate::keys::{PrivateKey, PublicKey};
 use crate::netmap::DEFAULT_MTU;
 use crate::prefix::Prefix;
+use crate::redact::holds_secret;
 use std::net::SocketAddr;
 
 pub(super) fn private_key(value: &str) -> Result<PrivateKey, String> {
@@ -33,7 +34,11 @@ pub(super) fn prefixes(value: &str) -> Result<Vec<Prefix>, String> {
             if entry.len() > MAX_PREFIX_CHARS {
                 return Err(format!("{} — too long to be an IP address or prefix", quote(entry)));
             }
-            entry.parse::<Prefix>().map_err(|reason| format!("{} — {reason}", quote(entry)))
+            entry.parse::<Prefix>().map_err(|reason| match holds_secret(entry) {
+                // The parser's reason repeats the entry, which here may be a pasted key.
+                true => format!("{} — not an IP address or prefix", quote(entry)),
+                false => format!("{} — {reason}", quote(entry)),
+            })
         })
         .collect()
 }

@@ -18,8 +18,9 @@ use super::tailcfg::{
     Hostinfo, MapRequest, MapResponse, PingRequest, RegisterAuth, RegisterRequest,
     RegisterResponse, WireKey, CAPABILITY_VERSION,
 };
-use crate::keys::{PrivateKey, PublicKey};
+use crate::keys::{AuthKey, PrivateKey, PublicKey};
 use crate::netmap::Netmap;
+use crate::redact::redact;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -116,7 +117,7 @@ pub struct ControlClient {
     identity: Identity,
     disco_key: PublicKey,
     hostname: String,
-    auth_key: Option<String>,
+    auth_key: Option<AuthKey>,
     /// The pending interactive login URL, if any.
     auth_url: String,
     control_key: Option<PublicKey>,
@@ -146,7 +147,7 @@ impl ControlClient {
         server: ServerUrl,
         identity: Identity,
         hostname: String,
-        auth_key: Option<String>,
+        auth_key: Option<AuthKey>,
         now: Instant,
     ) -> ControlClient {
         ControlClient {
@@ -565,7 +566,8 @@ impl ControlClient {
             Err(e) => return self.retry(now, &format!("register response: {e}")),
         };
         if !response.error.is_empty() {
-            return self.fail_login(&format!("login failed: {}", response.error));
+            // Servers may quote the auth key they refused.
+            return self.fail_login(&format!("login failed: {}", redact(&response.error)));
         }
         if self.logging_out {
             self.park();
