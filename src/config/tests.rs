@@ -486,6 +486,26 @@ fn refuses_files_that_are_not_configs() {
     );
 }
 
+#[test]
+fn special_files_are_refused_without_blocking() {
+    let dir = crate::testing::fresh_dir("config-special");
+    let fifo = dir.join("wg0.conf");
+    crate::testing::mkfifo(&fifo);
+    let error = crate::testing::within(5, move || load(&fifo)).unwrap_err();
+    assert!(error.message.contains("not a regular file"), "{error}");
+
+    let error = crate::testing::within(5, || load(std::path::Path::new("/dev/zero"))).unwrap_err();
+    assert!(error.message.contains("not a regular file"), "{error}");
+
+    // A symlink is fine as long as it ends at a regular file.
+    let real = dir.join("real.conf");
+    std::fs::write(&real, fill(FULL)).unwrap();
+    let link = dir.join("link.conf");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    assert_eq!(load(&link).unwrap(), parses(FULL));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Lines holding a secret in a shape the parser refuses must not come back in the message
 /// (which ends up in the log and in `weft status`): not the key, not a piece of it.
 #[test]
