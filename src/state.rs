@@ -100,12 +100,6 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("weft-state-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        dir
-    }
-
     fn sample() -> NodeState {
         NodeState {
             login_server: "http://10.0.0.1:8080".into(),
@@ -118,7 +112,7 @@ mod tests {
 
     #[test]
     fn saves_atomically_with_private_permissions_and_loads_back() {
-        let dir = temp_dir("roundtrip");
+        let dir = crate::testing::fresh_dir("state-roundtrip");
         let store = StateStore::new(&dir);
         assert_eq!(store.load().unwrap(), None);
         let state = sample();
@@ -267,10 +261,9 @@ mod tests {
 
     #[test]
     fn corrupt_files_are_reported_not_trusted() {
-        let dir = temp_dir("corrupt");
+        let dir = crate::testing::fresh_dir("state-corrupt");
         let store = StateStore::new(&dir);
         let good = serde_json::to_vec(&sample()).unwrap();
-        fs::create_dir_all(&dir).unwrap();
         crate::testing::shake(21, 2000, &good, |bytes| {
             fs::write(dir.join(FILE_NAME), bytes).unwrap();
             if let Err(e) = store.load() {

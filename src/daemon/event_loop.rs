@@ -262,6 +262,8 @@ impl Daemon {
             log::info!("SIGHUP ignored: there is no config file to re-read in control mode");
             return;
         };
+        // The operator may have just fixed the file's mode.
+        self.exposed_key_files = exposed_key_files(&self.options, &self.store);
         let result = load_netmap(&path);
         match result {
             Ok(netmap) => {
