@@ -156,6 +156,17 @@ fn hex_value(digit: u8) -> Option<u8> {
     }
 }
 
+/// A WireGuard preshared key: 32 secret bytes mixed into the handshake. Debug output never
+/// shows the key material.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PresharedKey(pub [u8; 32]);
+
+impl fmt::Debug for PresharedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PresharedKey(…)")
+    }
+}
+
 /// A Tailscale pre-authorised key (`tskey-auth-…`). It is a password: Debug shows only that
 /// there is one, so no struct holding it can print it by accident.
 #[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -2,7 +2,7 @@
 //! fault, wg-quick files, file loading, and a randomized shake of a valid config.
 
 use super::{load, parse, ConfigError, StaticConfig};
-use crate::keys::PublicKey;
+use crate::keys::{PresharedKey, PublicKey};
 use crate::netmap::{Peer, DEFAULT_MTU};
 use crate::prefix::Prefix;
 use crate::testing::shake;
@@ -100,7 +100,7 @@ fn reads_a_full_config() {
         allowed_ips: prefixes(&["100.64.0.2/32", "fd7a:115c:a1e0::2/128"]),
         endpoints: vec!["192.0.2.2:51820".parse().unwrap()],
         persistent_keepalive: None,
-        preshared_key: Some([2; 32]),
+        preshared_key: Some(PresharedKey([2; 32])),
         ..Peer::new(peer_key(1))
     };
     let gamma = Peer {
@@ -528,4 +528,17 @@ fn refused_lines_holding_keys_are_not_echoed() {
         assert!(!shown.contains(&OWN_PRIVATE[..4]), "{shown}");
         assert!(!shown.contains(&OWN_PRIVATE[20..24]), "{shown}");
     }
+}
+
+/// A parsed config is printed with `{:?}` in test failures and debug logs; its keys must not be.
+#[test]
+fn debug_output_of_a_config_shows_no_secret_key() {
+    let config = parses(FULL);
+    assert!(config.netmap.peers.iter().any(|peer| peer.preshared_key.is_some()));
+    let shown = format!("{config:?}");
+    assert!(!shown.contains(&format!("{:?}", [2u8; 32])[..20]), "{shown}");
+    assert!(
+        !shown.contains(&format!("{:?}", config.netmap.self_node.private_key.0)[..20]),
+        "{shown}"
+    );
 }
