@@ -15,6 +15,9 @@ pub mod netmap;
 pub mod packet;
 pub mod platform;
 pub mod prefix;
+pub mod private_fs;
+pub mod redact;
+pub mod regular_file;
 pub mod resolver;
 pub mod state;
 #[cfg(test)]

@@ -12,6 +12,7 @@ use crate::localapi::server::Server;
 use crate::netmap::{Netmap, SelfNode};
 use crate::platform::router::{Router, RouterConfig};
 use crate::platform::tun::Tun;
+use crate::private_fs::{create_private_dir, exposure_warning};
 use crate::state::StateStore;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -50,6 +51,8 @@ pub(super) struct Daemon {
     /// Problems with the host (routes, config reloads) shown in `weft status`.
     router_problem: Option<String>,
     reload_problem: Option<String>,
+    /// Files holding private keys that other users can read, found at start.
+    exposed_key_files: Vec<String>,
     /// The data path's reusable buffers and outgoing batch.
     pub dp: Buffers,
 }
@@ -73,6 +76,22 @@ pub(super) fn run(options: &Options) -> Result<(), String> {
     let result = daemon.serve();
     daemon.shutdown();
     result
+}
+
+/// Warnings about the config and state files, which hold private keys, when other users can
+/// read them; logged now and kept for `weft status`.
+fn exposed_key_files(options: &Options, store: &StateStore) -> Vec<String> {
+    let warnings: Vec<String> = options
+        .config
+        .iter()
+        .cloned()
+        .chain([store.path()])
+        .filter_map(|path| exposure_warning(&path))
+        .collect();
+    for warning in &warnings {
+        log::warn!("{warning}");
+    }
+    warnings
 }
 
 fn load_netmap(path: &std::path::Path) -> Result<Netmap, String> {
@@ -109,8 +128,9 @@ pub(super) fn hostname() -> String {
 
 impl Daemon {
     fn start(options: Options, netmap: Netmap, store: StateStore) -> Result<Daemon, String> {
-        std::fs::create_dir_all(&options.statedir)
-            .map_err(|e| format!("creating state directory {}: {e}", options.statedir.display()))?;
+        create_private_dir(&options.statedir)
+            .map_err(|e| format!("state directory {}: {e}", options.statedir.display()))?;
+        let exposed_key_files = exposed_key_files(&options, &store);
         let port = netmap.self_node.listen_port.unwrap_or(options.port);
         if let Err(e) = Router::remove_stale(&options.tun) {
             log::warn!("removing leftovers of an earlier run: {e}");
@@ -140,6 +160,7 @@ impl Daemon {
             signals,
             router_problem: None,
             reload_problem: None,
+            exposed_key_files,
             dp,
         };
         daemon.register().map_err(|e| format!("registering with poll: {e}"))?;
@@ -241,6 +262,8 @@ impl Daemon {
             log::info!("SIGHUP ignored: there is no config file to re-read in control mode");
             return;
         };
+        // The operator may have just fixed the file's mode.
+        self.exposed_key_files = exposed_key_files(&self.options, &self.store);
         let result = load_netmap(&path);
         match result {
             Ok(netmap) => {
@@ -290,8 +313,12 @@ impl Daemon {
     }
 
     fn publish_health(&mut self) {
-        let problems =
-            [&self.router_problem, &self.reload_problem].into_iter().flatten().cloned().collect();
+        let problems = [&self.router_problem, &self.reload_problem]
+            .into_iter()
+            .flatten()
+            .chain(&self.exposed_key_files)
+            .cloned()
+            .collect();
         self.engine.set_health(problems);
     }
 
