@@ -19,6 +19,7 @@ pub mod platform;
 pub mod prefix;
 pub mod resolver;
 pub mod state;
+pub mod stun;
 #[cfg(test)]
 pub mod testing;
 pub mod wg;
