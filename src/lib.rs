@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod derp;
 pub mod disco;
 pub mod engine;
 pub mod filter;

@@ -211,7 +211,7 @@ fn decode_pong(body: &[u8]) -> Option<Pong> {
 }
 
 fn decode_call_me_maybe(body: &[u8]) -> Result<CallMeMaybe, MessageError> {
-    if body.len() % ENDPOINT_LEN != 0 {
+    if !body.len().is_multiple_of(ENDPOINT_LEN) {
         return Err(MessageError::RaggedEndpointList { len: body.len() });
     }
     Ok(CallMeMaybe { endpoints: body.chunks_exact(ENDPOINT_LEN).map(get_endpoint).collect() })
