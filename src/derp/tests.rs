@@ -84,6 +84,48 @@ fn events(client: &mut DerpClient) -> Vec<Event> {
     std::iter::from_fn(|| client.poll_event()).collect()
 }
 
+/// Everything tailscale's own DERP server (tailscale.com v1.102.3 `derpserver.Handler`, key
+/// 42 42 … 42, plain HTTP on loopback) wrote to this client (key 17 17 … 17) while it logged
+/// in, sent "hello derp" to itself and pinged with "weftping": the 101 head, ServerKey,
+/// ServerInfo, the RecvPacket echo and the Pong. The live run passed; this replays it.
+const GO_DERPER_TRANSCRIPT: &str = "\
+    485454502f312e312031303120537769746368696e672050726f746f636f6c730d0a557067726164653a2044\
+    4552500d0a436f6e6e656374696f6e3a20557067726164650d0a446572702d56657273696f6e3a20320d0a44\
+    6572702d5075626c69632d4b65793a2031333263343432626530313066626435376537323630333332386161\
+    3736653731666363633135303361616532313933323764313464396339393933663437320d0a0d0a01000000\
+    2844455250f09f9491132c442be010fbd57e72603328aa76e71fccc1503aae219327d14d9c9993f472030000\
+    00357fa4f6ce391896207766d17bd9452e650d4c46a5a4507ac88c929e17818305a2e3ef4f48ba7716cef109\
+    d22aeabf23f4d3017bc082050000002af13fef3efa9598a2a23fc756bf688fe8bbd7f6cf9528bbaef3b44426\
+    88f0ab3168656c6c6f206465727013000000087765667470696e67";
+
+#[test]
+fn replays_a_session_with_tailscales_derp_server() {
+    let server = Server::new();
+    let transcript: Vec<u8> = (0..GO_DERPER_TRANSCRIPT.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&GO_DERPER_TRANSCRIPT[i..i + 2], 16).unwrap())
+        .collect();
+    let echo_and_pong_len = (HEADER_LEN + KEY_LEN + 10) + (HEADER_LEN + 8);
+    let (login, replies) = transcript.split_at(transcript.len() - echo_and_pong_len);
+    let now = Instant::now();
+    let mut client = server.client(now);
+    client.handle_input(now, login).unwrap();
+    let server_key = server.key.public_key();
+    assert_eq!(events(&mut client), [Event::Connected { server_key }]);
+    let me = server.client_key.public_key();
+    client.send_packet(now, me, b"hello derp").unwrap();
+    client.send_ping(now, *b"weftping").unwrap();
+    let later = now + Duration::from_millis(2);
+    client.handle_input(later, replies).unwrap();
+    assert_eq!(
+        events(&mut client),
+        [
+            Event::Packet { src: me, packet: b"hello derp".to_vec() },
+            Event::PingAnswered { rtt: Duration::from_millis(2) },
+        ]
+    );
+}
+
 #[test]
 fn sends_the_upgrade_request_first() {
     let mut client = Server::new().client(Instant::now());
