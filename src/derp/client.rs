@@ -237,7 +237,7 @@ impl DerpClient {
             self.frames.push(bytes);
         }
         while let Some(frame) = self.frames.next_frame().map_err(DerpError::Oversized)? {
-            self.handle_frame(now, &frame)?;
+            self.handle_frame(now, frame)?;
         }
         Ok(())
     }
@@ -323,9 +323,12 @@ impl DerpClient {
         }
     }
 
-    fn handle_frame(&mut self, now: Instant, frame: &Frame) -> Result<(), DerpError> {
+    fn handle_frame(&mut self, now: Instant, frame: Frame) -> Result<(), DerpError> {
         if let State::AwaitServerKey = self.state {
-            return self.log_in(frame);
+            return self.log_in(&frame);
+        }
+        if frame.frame_type() == Some(FrameType::RecvPacket) {
+            return self.receive_packet(frame.into_payload());
         }
         let Some(frame_type) = frame.frame_type() else {
             return Ok(()); // A newer server's frame: skip it.
@@ -334,11 +337,6 @@ impl DerpClient {
         let malformed = DerpError::Malformed(frame_type);
         match frame_type {
             FrameType::ServerInfo => self.finish_login(payload)?,
-            FrameType::RecvPacket => {
-                let (src, packet) = payload.split_first_chunk::<KEY_LEN>().ok_or(malformed)?;
-                self.events
-                    .push_back(Event::Packet { src: PublicKey(*src), packet: packet.to_vec() });
-            }
             FrameType::PeerGone => {
                 let (peer, reason) = payload.split_first_chunk::<KEY_LEN>().ok_or(malformed)?;
                 let reason = PeerGoneReason::from_byte(reason.first().copied());
@@ -373,6 +371,16 @@ impl DerpClient {
             // from fast-start servers; the rest are frames a server never sends a client.
             _ => {}
         }
+        Ok(())
+    }
+
+    /// The packet is handed on in the frame's own buffer: relayed WireGuard traffic is the
+    /// bulk of what a DERP connection carries.
+    fn receive_packet(&mut self, mut payload: Vec<u8>) -> Result<(), DerpError> {
+        let src =
+            *payload.first_chunk::<KEY_LEN>().ok_or(DerpError::Malformed(FrameType::RecvPacket))?;
+        payload.drain(..KEY_LEN);
+        self.events.push_back(Event::Packet { src: PublicKey(src), packet: payload });
         Ok(())
     }
 

@@ -84,6 +84,10 @@ impl Frame {
     pub fn payload(&self) -> &[u8] {
         &self.payload
     }
+
+    pub fn into_payload(self) -> Vec<u8> {
+        self.payload
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
