@@ -161,6 +161,7 @@ impl FrameReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::Rng;
 
     #[test]
     fn type_bytes_round_trip_and_match_the_protocol() {
@@ -209,5 +210,38 @@ mod tests {
         let mut at_limit = FrameReader::new();
         at_limit.push(&[0x05, 0x00, 0x10, 0x00, 0x00]);
         assert_eq!(at_limit.next_frame(), Ok(None));
+    }
+
+    #[test]
+    fn random_streams_reassemble_the_same_in_random_pieces() {
+        let mut rng = Rng::new(31);
+        for _ in 0..300 {
+            let mut stream = Vec::new();
+            let mut sent = Vec::new();
+            for _ in 0..rng.below(6) {
+                let type_byte = rng.next_u64() as u8;
+                let payload_len = rng.below(100);
+                let payload = rng.bytes(payload_len);
+                stream.push(type_byte);
+                stream.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+                stream.extend_from_slice(&payload);
+                sent.push(Frame { type_byte, payload });
+            }
+            // Noise after the frames: never a panic, at most an oversized-header error.
+            let noise_len = rng.below(12);
+            stream.extend_from_slice(&rng.bytes(noise_len));
+            let mut reader = FrameReader::new();
+            let mut received = Vec::new();
+            let mut rest = &stream[..];
+            while !rest.is_empty() {
+                let (piece, after) = rest.split_at(1 + rng.below(rest.len()));
+                rest = after;
+                reader.push(piece);
+                while let Ok(Some(frame)) = reader.next_frame() {
+                    received.push(frame);
+                }
+            }
+            assert_eq!(received[..sent.len()], sent[..]);
+        }
     }
 }
