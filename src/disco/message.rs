@@ -137,6 +137,7 @@ impl CallMeMaybe {
 }
 
 impl Message {
+    /// The plaintext to seal (always version 0).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match self {
@@ -163,6 +164,10 @@ impl Message {
         out
     }
 
+    /// Parses an opened plaintext. Stricter than tailscale's parser in two places, both
+    /// harmless today: a version other than 0 is refused (Go ignores it for Ping and Pong;
+    /// every sender writes 0), and a ragged CallMeMaybe is an error where Go reads an empty
+    /// list (either way no endpoint is acted on).
     pub fn decode(plaintext: &[u8]) -> Result<Message, MessageError> {
         let len = plaintext.len();
         if len > MAX_PLAINTEXT_LEN {
