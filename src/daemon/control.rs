@@ -168,7 +168,7 @@ impl Daemon {
         if let Some(mut link) = self.control.take() {
             link.close(self.poll.registry());
         }
-        let key = self.engine.netmap().self_node.private_key.clone();
+        let key = self.engine.self_node().private_key.clone();
         self.engine.apply_netmap(Netmap::new(SelfNode::new(key)), Instant::now());
         self.apply_routes();
     }

@@ -175,10 +175,10 @@ impl Daemon {
         log::info!(
             "weftd {} running: {} on {}, UDP port {}, {} peers",
             crate::VERSION,
-            daemon.engine.netmap().self_node.private_key.public_key(),
+            daemon.engine.self_node().private_key.public_key(),
             daemon.tun.name(),
             daemon.udp.port(),
-            daemon.engine.netmap().peers.len()
+            daemon.engine.peer_count()
         );
         Ok(daemon)
     }
@@ -289,11 +289,11 @@ impl Daemon {
     }
 
     fn router_config(&self) -> RouterConfig {
-        let netmap = self.engine.netmap();
+        let self_node = self.engine.self_node();
         RouterConfig {
             tun: self.tun.name().to_string(),
-            mtu: netmap.self_node.mtu,
-            addresses: netmap.self_node.addresses.clone(),
+            mtu: self_node.mtu,
+            addresses: self_node.addresses.clone(),
             routes: self.engine.routes(),
         }
     }
