@@ -347,7 +347,7 @@ impl Daemon {
                     change.removed,
                     change.updated
                 );
-                self.apply_routes();
+                self.follow_netmap_change(&change);
             }
             Event::LoginFailed(why) => self.login_error = Some(why.to_string()),
             Event::LoggedOut => {

@@ -6,7 +6,7 @@ use super::datapath::{Buffers, Io};
 use super::signals::{Signal, SignalPipe};
 use super::udp::UdpSockets;
 use super::Options;
-use crate::engine::Engine;
+use crate::engine::{Engine, NetmapChange};
 use crate::keys::PrivateKey;
 use crate::localapi::server::Server;
 use crate::netmap::{Netmap, SelfNode};
@@ -278,7 +278,7 @@ impl Daemon {
                     change.updated
                 );
                 self.reload_problem = None;
-                self.apply_routes();
+                self.follow_netmap_change(&change);
             }
             Err(e) => {
                 log::error!("config reload failed, keeping the running config: {e}");
@@ -295,6 +295,17 @@ impl Daemon {
             mtu: self_node.mtu,
             addresses: self_node.addresses.clone(),
             routes: self.engine.routes(),
+        }
+    }
+
+    /// After a netmap change: the OS's routes and addresses are applied again when they may
+    /// differ or when the last attempt failed. A change of endpoints alone, as most control
+    /// deltas are, leaves the kernel and its 10,000 routes alone.
+    pub(super) fn follow_netmap_change(&mut self, change: &NetmapChange) {
+        if change.routes_changed || self.router_problem.is_some() {
+            self.apply_routes();
+        } else {
+            self.publish_health();
         }
     }
 
