@@ -10,7 +10,7 @@
 #   BENCH_UDP_BUF      iperf3 -w socket buffer for UDP (default 4M)
 #   BENCH_IDLE_SECONDS idle window for wake-up counting (default 5)
 #   BENCH_SETTLE_SECONDS quiet time after the handshake before that window (default 35)
-#   BENCH_IMPLS        rows to run (default "veth weft wireguard-go boringtun")
+#   BENCH_IMPLS        rows to run (default "veth weft wireguard-go boringtun"; "" = none)
 #   BENCH_SCALE_PEERS  peer counts of the scale rows (default "1000 10000"; "" = none)
 #   BENCH_OUT          Markdown file to write (default docs/benchmarks.md; "-" = don't)
 #   WEFT_BIN           weft binary (default target/release/weft)
@@ -34,7 +34,7 @@ BENCH_UDP_LEN=${BENCH_UDP_LEN:-1200}
 BENCH_UDP_BUF=${BENCH_UDP_BUF:-4M}
 BENCH_IDLE_SECONDS=${BENCH_IDLE_SECONDS:-5}
 BENCH_SETTLE_SECONDS=${BENCH_SETTLE_SECONDS:-35}
-BENCH_IMPLS=${BENCH_IMPLS:-"veth weft wireguard-go boringtun"}
+BENCH_IMPLS=${BENCH_IMPLS-"veth weft wireguard-go boringtun"}
 BENCH_SCALE_PEERS=${BENCH_SCALE_PEERS-"1000 10000"}
 BENCH_OUT=${BENCH_OUT:-$repo/docs/benchmarks.md}
 export WEFT_BIN=${WEFT_BIN:-$repo/target/release/weft}
@@ -355,6 +355,7 @@ for r in rows:
     print("| " + " | ".join(cells) + " |")
 EOF
 )
+[ -n "$BENCH_IMPLS" ] || table="(no throughput rows: BENCH_IMPLS was empty)"
 echo
 echo "$table"
 
@@ -366,7 +367,7 @@ def f(r, key, nd=1):
     return "–" if v is None else f"{v:.{nd}f}"
 hdr = ["peers", "weftd RSS KiB/peer", "engine RSS KiB/peer", "first load ms",
        "full reconfiguration ms", "same netmap again ms", "one-peer delta µs (add / remove / routes)",
-       "control patch → netmap ms", "status build ms", "`weft status --json` ms (MB)", "weftd start s"]
+       "control one-peer patch, end to end ms", "status build ms", "`weft status --json` ms (MB)", "weftd start s"]
 print("| " + " | ".join(hdr) + " |")
 print("|" + "|".join(["---:"] * len(hdr)) + "|")
 for r in rows:
@@ -437,10 +438,11 @@ if [ "$BENCH_OUT" != "-" ]; then
             echo "  apply_netmap with every peer's endpoint moved (median of 5). *Same netmap"
             echo "  again*: apply_netmap of the running netmap. *One-peer delta*:"
             echo "  apply_peer_delta adding a peer, removing one, changing one's routes"
-            echo "  (medians of 201). *Control patch → netmap*: a one-peer PeersChangedPatch"
-            echo "  applied to the control client's state and the netmap built from it, as"
-            echo "  the daemon does for each control delta. *Status build*: the status of N"
-            echo "  peers built and serialized in memory."
+            echo "  (medians of 201). *Control one-peer patch*: a PeersChangedPatch moving one"
+            echo "  peer's endpoint, taken as the daemon takes every control delta today:"
+            echo "  applied to the control client's state, the whole netmap built again and"
+            echo "  handed to apply_netmap. *Status build*: the status of N peers built and"
+            echo "  serialized in memory."
             echo "- **\`weft status --json\`**: the CLI against that weftd, median of 5 runs;"
             echo "  **weftd start**: spawn until the control socket answers."
         fi

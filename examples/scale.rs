@@ -84,18 +84,22 @@ fn measure(n: u32) -> serde_json::Value {
     })
 }
 
-/// The control client's side: a full MapResponse of `n` peers decoded and turned into a
-/// netmap, then one peer's endpoint patched and the netmap built again, as the daemon does for
-/// each delta today.
+/// The control path: a full MapResponse of `n` peers decoded, turned into a netmap and
+/// loaded; then, per round, one peer's endpoint patched and everything the daemon does today
+/// for such a delta — the control state updated, the netmap built again with its next key
+/// expiry, and the engine given the whole netmap.
 fn control_path(n: u32) -> (Duration, Duration) {
     let wall = UNIX_EPOCH + Duration::from_secs(1_785_578_400);
+    let now = Instant::now();
     let own = PrivateKey([9; 32]);
     let full = full_map_response(n, &own);
     let mut map = MapState::new();
+    let mut netmap = None;
     let full_time = timed(|| {
         map.apply_frame(full.as_bytes(), wall).expect("a full map of our own making");
-        black_box(map.netmap(own.clone(), wall));
+        netmap = map.netmap(own.clone(), wall);
     });
+    let mut engine = Engine::new(netmap.expect("a netmap after a full map"), now);
     let delta_time = median(FULL_ROUNDS, |round| {
         let patch = format!(
             r#"{{"PeersChangedPatch":[{{"NodeID":{},"Endpoints":["192.0.2.1:{}"]}}]}}"#,
@@ -104,7 +108,9 @@ fn control_path(n: u32) -> (Duration, Duration) {
         );
         timed(|| {
             map.apply_frame(patch.as_bytes(), wall).expect("a patch of our own making");
-            black_box(map.netmap(own.clone(), wall));
+            let netmap = map.netmap(own.clone(), wall).expect("a netmap after a full map");
+            black_box(map.next_key_expiry(wall));
+            engine.apply_netmap(netmap, now)
         })
     });
     (full_time, delta_time)
