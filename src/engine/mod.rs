@@ -65,7 +65,9 @@ pub struct Engine {
     netmap: Netmap,
     /// Handshake messages pass here before any Diffie-Hellman.
     handshake_gate: HandshakeGate,
-    peers: HashMap<u32, PeerState>,
+    /// Boxed: a peer's state is some 12 KB (mostly boringtun's `Tunn`), and inline entries
+    /// would make every growth of the map copy all of them and leave its spare slots as large.
+    peers: HashMap<u32, Box<PeerState>>,
     by_key: HashMap<PublicKey, u32>,
     routes: AllowedIps<u32>,
     /// Control's packet filter (ACLs) on packets arriving from peers.

@@ -127,13 +127,13 @@ impl Engine {
             self.routes.insert(*prefix, index);
         }
         change.routes_changed |= !peer.allowed_ips.is_empty();
-        let mut state = PeerState {
+        let mut state = Box::new(PeerState {
             clock: Clock::new(now, peer.persistent_keepalive.is_some()),
             endpoint: peer.endpoints.first().copied(),
             last_handshake: None,
             session,
             config: peer,
-        };
+        });
         if state.clock.keepalive {
             self.schedule.activity(index, &mut state.clock, now);
         }
