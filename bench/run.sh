@@ -380,6 +380,11 @@ for r in rows:
              f(r, "control_delta_ms"), f(r, "status_ms"),
              f"{r['weft_status_ms']:.0f} ({r['status_bytes'] / 1e6:.1f})", f"{r['weftd_start_ms'] / 1000:.1f}"]
     print("| " + " | ".join(cells) + " |")
+tunn = next((r["tunn_bytes"] for r in rows if r.get("status") == "ok"), None)
+if tunn:
+    print()
+    print(f"Every peer holds a boringtun `Tunn` of {tunn} bytes, made for every peer at load")
+    print("(with an x25519 computation each): most of the memory per peer and of the first load.")
 EOF
 )
 [ -z "$BENCH_SCALE_PEERS" ] || { echo; echo "$scale_table"; }
@@ -433,7 +438,8 @@ if [ "$BENCH_OUT" != "-" ]; then
             echo "  static config (two addresses, an endpoint and a random key per peer; no"
             echo "  traffic), minus that of one started with no peers, over N."
             echo "- **engine RSS KiB/peer** and the times: examples/scale.rs, one process"
-            echo "  building N-peer netmaps in memory. *First load*: Engine::new, one"
+            echo "  building N-peer netmaps in memory; times are the CPU time of its thread,"
+            echo "  so the machine's other load does not count. *First load*: Engine::new, one"
             echo "  WireGuard session (a boringtun Tunn) per peer. *Full reconfiguration*:"
             echo "  apply_netmap with every peer's endpoint moved (median of 5). *Same netmap"
             echo "  again*: apply_netmap of the running netmap. *One-peer delta*:"
