@@ -367,7 +367,7 @@ def f(r, key, nd=1):
     return "–" if v is None else f"{v:.{nd}f}"
 hdr = ["peers", "weftd RSS KiB/peer", "engine RSS KiB/peer", "first load ms",
        "full reconfiguration ms", "same netmap again ms", "one-peer delta µs (add / remove / routes)",
-       "control one-peer patch, end to end ms", "status build ms", "`weft status --json` ms (MB)", "weftd start s"]
+       "control one-peer patch, end to end ms", "status build ms", "`weft status --json` ms (MB)", "config parse ms (MB)", "weftd start s"]
 print("| " + " | ".join(hdr) + " |")
 print("|" + "|".join(["---:"] * len(hdr)) + "|")
 for r in rows:
@@ -378,7 +378,8 @@ for r in rows:
              f(r, "load_ms", 0), f(r, "reconfigure_ms"), f(r, "reapply_unchanged_ms"),
              f"{r['delta_add_us']:.0f} / {r['delta_remove_us']:.0f} / {r['delta_routes_us']:.0f}",
              f(r, "control_delta_ms"), f(r, "status_ms"),
-             f"{r['weft_status_ms']:.0f} ({r['status_bytes'] / 1e6:.1f})", f"{r['weftd_start_ms'] / 1000:.1f}"]
+             f"{r['weft_status_ms']:.0f} ({r['status_bytes'] / 1e6:.1f})",
+             f"{r['config_parse_ms']:.1f} ({r['config_bytes'] / 1e6:.1f})", f"{r['weftd_start_ms'] / 1000:.1f}"]
     print("| " + " | ".join(cells) + " |")
 tunn = next((r["tunn_bytes"] for r in rows if r.get("status") == "ok"), None)
 if tunn:
@@ -448,7 +449,8 @@ if [ "$BENCH_OUT" != "-" ]; then
             echo "  peer's endpoint, taken as the daemon takes every control delta today:"
             echo "  applied to the control client's state, the whole netmap built again and"
             echo "  handed to apply_netmap. *Status build*: the status of N peers built and"
-            echo "  serialized in memory."
+            echo "  serialized in memory. *Config parse*: a static config of N peers parsed"
+            echo "  from text (median of 5)."
             echo "- **\`weft status --json\`**: the CLI against that weftd, median of 5 runs;"
             echo "  **weftd start**: spawn until the control socket answers."
         fi

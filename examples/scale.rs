@@ -67,6 +67,10 @@ fn measure(n: u32) -> serde_json::Value {
     });
     let routes = median(FULL_ROUNDS, |_| timed(|| black_box(engine.routes())));
     let (control_full, control_delta) = control_path(n);
+    let config = config_text(n);
+    let config_parse = median(FULL_ROUNDS, |_| {
+        timed(|| weft::config::parse(&config, "scale.conf").expect("a config of our own making"))
+    });
     serde_json::json!({
         "peers": n,
         "load_ms": ms(load),
@@ -80,6 +84,8 @@ fn measure(n: u32) -> serde_json::Value {
         "routes_ms": ms(routes),
         "control_full_ms": ms(control_full),
         "control_delta_ms": ms(control_delta),
+        "config_bytes": config.len(),
+        "config_parse_ms": ms(config_parse),
         "engine_rss_kib_per_peer": rss_kib_per_peer,
         "tunn_bytes": std::mem::size_of::<boringtun::noise::Tunn>(),
     })
@@ -115,6 +121,25 @@ fn control_path(n: u32) -> (Duration, Duration) {
         })
     });
     (full_time, delta_time)
+}
+
+/// A static config of `n` peers, shaped like the one `make bench` gives weftd.
+fn config_text(n: u32) -> String {
+    let mut text = format!(
+        "[Interface]\nName = scale\nPrivateKey = {}\nAddress = 100.64.0.1/32\n",
+        PublicKey([9; 32]).to_base64()
+    );
+    for i in 0..n {
+        text += &format!(
+            "\n[Peer]\nName = peer{i}\nPublicKey = {}\nAllowedIPs = {}/32, {}/128\n\
+             Endpoint = 192.0.2.{}:41641\n",
+            key(i).to_base64(),
+            v4(i),
+            v6(i),
+            i % 250 + 1
+        );
+    }
+    text
 }
 
 fn full_map_response(n: u32, own: &PrivateKey) -> String {
