@@ -183,3 +183,23 @@ fn a_shared_subnet_stays_routed_while_any_claimant_remains() {
     assert_eq!(owner(&engine, "10.20.1.1".parse().unwrap()), None);
     assert!(engine.routes().is_empty());
 }
+
+/// The daemon re-applies the OS's routes only when this says they may have changed.
+#[test]
+fn only_changes_of_routes_or_own_addresses_call_for_new_os_routes() {
+    let now = Instant::now();
+    let mut engine = engine_of(100);
+    let moved = Peer { endpoints: vec!["192.0.2.9:9".parse().unwrap()], ..peer(7) };
+    let change = engine.apply_peer_delta(PeerDelta { upsert: vec![moved], remove: vec![] }, now);
+    assert_eq!((change.updated, change.routes_changed), (1, false), "an endpoint moved");
+    let routeless = Peer { allowed_ips: Vec::new(), ..peer(500) };
+    let delta = PeerDelta { upsert: vec![routeless], remove: vec![] };
+    assert!(!engine.apply_peer_delta(delta, now).routes_changed, "a peer without routes");
+    let delta = PeerDelta { upsert: vec![], remove: vec![key(500)] };
+    assert!(!engine.apply_peer_delta(delta, now).routes_changed);
+    let mut netmap = engine.netmap();
+    netmap.self_node.addresses.push("fd7a:115c:a1e0::1/128".parse().unwrap());
+    assert!(engine.apply_netmap(netmap.clone(), now).routes_changed, "our own address");
+    netmap.self_node.mtu += 1;
+    assert!(engine.apply_netmap(netmap, now).routes_changed, "our MTU");
+}
