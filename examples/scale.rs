@@ -11,9 +11,9 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 use weft::control::map_state::MapState;
-use weft::engine::{Engine, PeerDelta};
+use weft::engine::Engine;
 use weft::keys::{PrivateKey, PublicKey};
-use weft::netmap::{Netmap, Peer, SelfNode};
+use weft::netmap::{Netmap, Peer, PeerDelta, SelfNode};
 use weft::prefix::Prefix;
 
 /// Repetitions of each one-peer delta; the median is reported.

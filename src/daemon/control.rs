@@ -349,6 +349,16 @@ impl Daemon {
                 );
                 self.follow_netmap_change(&change);
             }
+            Event::PeerDelta(delta) => {
+                let change = self.engine.apply_peer_delta(delta, now);
+                log::debug!(
+                    "peer delta: {} peers added, {} removed, {} updated",
+                    change.added,
+                    change.removed,
+                    change.updated
+                );
+                self.follow_netmap_change(&change);
+            }
             Event::LoginFailed(why) => self.login_error = Some(why.to_string()),
             Event::LoggedOut => {
                 if let Err(e) = self.forget_login() {

@@ -7,7 +7,7 @@
 
 use super::{Engine, PacketSink};
 use crate::keys::PublicKey;
-use crate::netmap::{Netmap, Peer};
+use crate::netmap::{Netmap, Peer, PeerDelta};
 use crate::wg::allowed_ips::AllowedIps;
 use crate::wg::gate::HandshakeGate;
 use crate::wg::timers::{Clock, Due};
@@ -27,16 +27,6 @@ pub struct PeerState {
     pub endpoint: Option<SocketAddr>,
     /// When the last handshake message of this peer's was accepted.
     pub last_handshake: Option<Instant>,
-}
-
-/// A change to some peers only, as a control server's delta or an edit of one peer gives it.
-/// Applying it costs time in proportion to the peers it names, not to the size of the netmap.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct PeerDelta {
-    /// Peers to add, or to replace the peer of the same public key.
-    pub upsert: Vec<Peer>,
-    /// Public keys of peers to drop; unknown keys are ignored.
-    pub remove: Vec<PublicKey>,
 }
 
 /// What a netmap change did, for logs and for deciding whether the OS routes need touching.

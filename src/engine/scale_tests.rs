@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::keys::{PresharedKey, PrivateKey, PublicKey};
-use crate::netmap::{Peer, SelfNode};
+use crate::netmap::{Peer, PeerDelta, SelfNode};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Peer `i`'s key: distinct bytes are all a session needs, and far cheaper than real keys.
