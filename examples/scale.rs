@@ -10,7 +10,7 @@
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant, UNIX_EPOCH};
-use weft::control::map_state::MapState;
+use weft::control::map_state::{MapState, Update};
 use weft::engine::Engine;
 use weft::keys::{PrivateKey, PublicKey};
 use weft::netmap::{Netmap, Peer, PeerDelta, SelfNode};
@@ -92,21 +92,24 @@ fn measure(n: u32) -> serde_json::Value {
 }
 
 /// The control path: a full MapResponse of `n` peers decoded, turned into a netmap and
-/// loaded; then, per round, one peer's endpoint patched and everything the daemon does today
-/// for such a delta — the control state updated, the netmap built again with its next key
-/// expiry, and the engine given the whole netmap.
+/// loaded; then, per round, one peer's endpoint patched and everything the control client and
+/// the daemon do with it — the control state updated, the update taken from it (a one-peer
+/// delta) with the next key expiry, and the engine given that update.
 fn control_path(n: u32) -> (Duration, Duration) {
     let wall = UNIX_EPOCH + Duration::from_secs(1_785_578_400);
     let now = Instant::now();
     let own = PrivateKey([9; 32]);
     let full = full_map_response(n, &own);
     let mut map = MapState::new();
-    let mut netmap = None;
+    let mut update = None;
     let full_time = timed(|| {
-        map.apply_frame(full.as_bytes(), wall).expect("a full map of our own making");
-        netmap = map.netmap(own.clone(), wall);
+        let changed = map.apply_frame(full.as_bytes(), wall).expect("a full map of our own making");
+        update = map.take_update(own.clone(), wall, changed);
     });
-    let mut engine = Engine::new(netmap.expect("a netmap after a full map"), now);
+    let Some(Update::Full(netmap)) = update else {
+        panic!("a full map gives a full netmap");
+    };
+    let mut engine = Engine::new(*netmap, now);
     let delta_time = median(FULL_ROUNDS, |round| {
         let patch = format!(
             r#"{{"PeersChangedPatch":[{{"NodeID":{},"Endpoints":["192.0.2.1:{}"]}}]}}"#,
@@ -114,10 +117,13 @@ fn control_path(n: u32) -> (Duration, Duration) {
             1000 + round
         );
         timed(|| {
-            map.apply_frame(patch.as_bytes(), wall).expect("a patch of our own making");
-            let netmap = map.netmap(own.clone(), wall).expect("a netmap after a full map");
+            let changed = map.apply_frame(patch.as_bytes(), wall).expect("a patch of our own");
+            let update = map.take_update(own.clone(), wall, changed);
             black_box(map.next_key_expiry(wall));
-            engine.apply_netmap(netmap, now)
+            match update.expect("a netmap after a full map") {
+                Update::Peers(delta) => engine.apply_peer_delta(delta, now),
+                Update::Full(netmap) => engine.apply_netmap(*netmap, now),
+            }
         })
     });
     (full_time, delta_time)
