@@ -377,7 +377,7 @@ for r in rows:
     cells = [str(r["peers"]), f(r, "weftd_rss_per_peer_kib"), f(r, "engine_rss_kib_per_peer"),
              f(r, "load_ms", 0), f(r, "reconfigure_ms"), f(r, "reapply_unchanged_ms"),
              f"{r['delta_add_us']:.0f} / {r['delta_remove_us']:.0f} / {r['delta_routes_us']:.0f}",
-             f(r, "control_delta_ms"), f(r, "status_ms"),
+             f(r, "control_delta_ms", 2), f(r, "status_ms"),
              f"{r['weft_status_ms']:.0f} ({r['status_bytes'] / 1e6:.1f})",
              f"{r['config_parse_ms']:.1f} ({r['config_bytes'] / 1e6:.1f})", f"{r['weftd_start_ms'] / 1000:.1f}"]
     print("| " + " | ".join(cells) + " |")
