@@ -112,7 +112,7 @@ fn ipv6_accessors_and_setters() {
     assert_eq!(p.dst(), "fd7a:115c:a1e0::2".parse::<Ipv6Addr>().unwrap());
     assert_eq!(p.payload(), &[9, 8, 7, 6, 5, 4, 3, 2]);
 
-    let mut out = vec![0xffu8; 44];
+    let mut out = [0xffu8; 44];
     let mut p = Ipv6Packet::new_unchecked(&mut out[..]);
     p.set_version();
     p.set_payload_len(4);
