@@ -123,9 +123,9 @@ impl Coalescer {
                 && same(FLAGS_FRAGMENT.start..PROTOCOL + 1)
                 && same(SRC.start..DST.end)
         };
+        use tcp::field::{ACK as ACK_NUMBER, DATA_OFFSET, DST_PORT, SRC_PORT, URGENT, WINDOW};
         let t = first.ip_len;
         let same_tcp = |at: Range<usize>| same(t + at.start..t + at.end);
-        use tcp::field::{ACK as ACK_NUMBER, DATA_OFFSET, DST_PORT, SRC_PORT, URGENT, WINDOW};
         // Ports; ACK number; data offset; window; urgent pointer and options (all but the
         // sequence number, the flags' PSH bit and the checksum).
         ip_same

@@ -5,7 +5,8 @@ use super::checksum::pseudo_header;
 use super::ip_view;
 use super::wire::icmp::{ECHO_REPLY_V4, ECHO_REPLY_V6, ECHO_REQUEST_V4, ECHO_REQUEST_V6};
 use super::wire::{icmp as icmp_wire, ipv4, ipv6, IcmpPacket, IpPacket, Ipv4Packet, Ipv6Packet};
-use super::wire::{PROTO_ICMP, PROTO_ICMPV6};
+/// The two protocols, under the names callers of this module know.
+pub use super::wire::{PROTO_ICMP, PROTO_ICMPV6};
 use std::net::IpAddr;
 
 const TTL: u8 = 64;
