@@ -5,6 +5,7 @@
 //! compiles and is tested on every OS; only thin `#[cfg(target_os)]` shims make syscalls.
 
 pub mod interfaces;
+pub mod os_kind;
 pub mod router;
 pub mod sockaddr;
 pub mod socket;
