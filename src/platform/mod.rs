@@ -6,6 +6,7 @@
 
 pub mod interfaces;
 pub mod os_kind;
+pub mod route_socket;
 pub mod router;
 pub mod sockaddr;
 pub mod socket;
