@@ -83,7 +83,7 @@ impl Router {
     }
 
     /// A router driving `route`/`ifconfig` in the grammar `router` was made for.
-    pub fn bsd(router: bsd::BsdRouter) -> Router {
+    pub(crate) fn bsd(router: bsd::BsdRouter) -> Router {
         Router(Backend::Bsd(router))
     }
 
@@ -170,9 +170,13 @@ impl Router {
 
 /// The OS named by `WEFT_ROUTER`, else the one we were built for.
 fn router_os() -> Result<OsKind, RouterError> {
-    match std::env::var(ROUTER_OS_VARIABLE) {
-        Ok(name) => name.parse().map_err(|e| RouterError(format!("{ROUTER_OS_VARIABLE}: {e}"))),
-        Err(_) => OsKind::current().ok_or_else(not_implemented),
+    router_os_named(std::env::var(ROUTER_OS_VARIABLE).ok())
+}
+
+fn router_os_named(name: Option<String>) -> Result<OsKind, RouterError> {
+    match name {
+        Some(name) => name.parse().map_err(|e| RouterError(format!("{ROUTER_OS_VARIABLE}: {e}"))),
+        None => OsKind::current().ok_or_else(not_implemented),
     }
 }
 
@@ -324,6 +328,14 @@ mod tests {
         }
         assert!(router.remove_stale_with_own_tool("a b").is_err());
         assert!(runs.borrow().is_empty());
+    }
+
+    #[test]
+    fn weft_router_names_the_os_whose_router_to_drive() {
+        assert_eq!(router_os_named(Some("netbsd".into())), Ok(OsKind::NetBsd));
+        assert_eq!(router_os_named(None).ok(), OsKind::current());
+        let err = router_os_named(Some("haiku".into())).unwrap_err().to_string();
+        assert!(err.starts_with("WEFT_ROUTER: unknown OS \"haiku\""), "{err}");
     }
 
     #[test]

@@ -340,3 +340,18 @@ fn the_fakes_refuse_what_the_real_tools_refuse() {
         lab.assert_clean();
     }
 }
+
+#[test]
+fn the_daemons_router_front_drives_the_bsd_backend() {
+    let lab = Lab::new(OsKind::OpenBsd, "front");
+    let mut router = crate::platform::router::Router::bsd(lab.router());
+    router.apply(&START.router_config()).unwrap();
+    lab.assert_holds(&START);
+    drop(router);
+    let mut next = crate::platform::router::Router::bsd(lab.router());
+    next.remove_stale_with_own_tool("tun0").unwrap();
+    lab.assert_clean();
+    next.apply(&CHANGED.router_config()).unwrap();
+    next.shutdown().unwrap();
+    lab.assert_clean();
+}
