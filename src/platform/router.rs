@@ -1,6 +1,6 @@
 //! Addresses, MTU and routes of the TUN interface, the Tailscale way: every tunnel route in
 //! table 52, and policy rules that send everyone's traffic through table 52 first except the
-//! daemon's own (marked) packets.
+//! daemon's own (marked) packets. The BSD family, macOS and illumos use [`bsd`] instead.
 //!
 //! The router remembers what it last applied and changes only the difference, so a netmap
 //! update that adds one peer costs one `route add` rather than a rebuild.
