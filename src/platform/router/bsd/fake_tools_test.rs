@@ -273,7 +273,7 @@ impl Lab {
 }
 
 #[test]
-fn only_freebsd_ever_sees_del_and_no_router_sends_it() {
+fn no_router_ever_sends_del_netbsd_and_illumos_included() {
     for os in OsKind::BSD_FAMILY {
         let lab = Lab::new(os, "verbs");
         let mut router = lab.router();

@@ -3,7 +3,7 @@
 //! complaints), driving each OS's `route`/`ifconfig` (`ipadm` on illumos) one command at a
 //! time in that OS's grammar.
 //!
-//! What is applied is also recorded in a file (see [`state_file`]), so that routes and
+//! What is applied is also recorded in a file (see `state_file`), so that routes and
 //! addresses left by a crash are removed at the next start, and the first apply of a run
 //! removes recorded entries it no longer wants.
 
