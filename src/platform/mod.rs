@@ -5,6 +5,8 @@
 //! compiles and is tested on every OS; only thin `#[cfg(target_os)]` shims make syscalls.
 
 pub mod interfaces;
+pub mod os_kind;
+pub mod route_socket;
 pub mod router;
 pub mod sockaddr;
 pub mod socket;

@@ -89,7 +89,7 @@ fn inner_router_session() {
     let tun = Tun::open("wefttest0").expect("open TUN");
     let name = tun.name().to_string();
     let mut router = Router::new().expect("router");
-    let ipv6 = router.ipv6;
+    let ipv6 = router.has_ipv6();
     let mut config = RouterConfig {
         tun: name.clone(),
         mtu: 1280,
