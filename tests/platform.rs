@@ -305,3 +305,42 @@ fn platform_check_catches_each_kind_of_breakage() {
         assert!(text.contains(&format!("FAILED: {failure}")), "{name}: {text}");
     }
 }
+
+/// The `--flags` weftd's own `--help` lists.
+fn weftd_flags() -> BTreeSet<String> {
+    use std::os::unix::process::CommandExt;
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_weft")).arg0("weftd").arg("--help").output().unwrap();
+    assert!(out.status.success());
+    long_flags(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn long_flags(text: &str) -> BTreeSet<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|word| word.starts_with("--") && word.len() > 2)
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn service_files_pass_weftd_only_flags_it_has() {
+    let known = weftd_flags();
+    assert!(known.contains("--config") && known.contains("--statedir"), "{known:?}");
+    for file in [
+        "platform/linux/weftd.service",
+        "platform/freebsd/rc.d/weftd",
+        "platform/netbsd/rc.d/weftd",
+        "platform/openbsd/rc.d/weftd",
+        "platform/macos/com.weft.weftd.plist",
+        "platform/illumos/weftd.xml",
+    ] {
+        let text = fs::read_to_string(repo().join(file)).unwrap();
+        // Lines that run the service manager itself (`systemctl enable --now`) are not
+        // about weftd's options.
+        let managers = ["systemctl", "launchctl", "svcadm", "svccfg", "rcctl", "sysrc"];
+        for line in text.lines().filter(|l| !managers.iter().any(|m| l.contains(m))) {
+            let unknown: Vec<_> = long_flags(line).difference(&known).cloned().collect();
+            assert!(unknown.is_empty(), "{file}: weftd has no {unknown:?}: {line}");
+        }
+    }
+}
