@@ -19,7 +19,7 @@ download cache (~/.cargo/registry/cache); each file is first checked against
 the sha256 Cargo.lock records for it, and `cargo fetch --locked` is run if any
 is missing.  Only crates.io dependencies are supported: a git or path
 dependency is refused, because none of the three frameworks vendors it the
-same way.
+same way.  Needs Python 3.11 or later (tomllib).
 """
 
 import hashlib
