@@ -4,26 +4,31 @@ DESTDIR ?=
 CARGO   ?= cargo
 BIN      = target/release/weft
 
-.PHONY: all build install uninstall test unit-test lab-test bench demo clean lint
+.PHONY: all build install install-files uninstall test unit-test lab-test bench demo clean lint
 
 all: build
 
 build:
 	$(CARGO) build --release --locked
 
+# install: build, then install sbin/weftd, bin/weft (a link to it), the man pages and the
+# service file of this OS (`uname -s`; see platform/install.sh for where each goes), with
+# PREFIX filled in. install-files does the same without building, from an existing BIN
+# (packaging, tests). SERVICE_OS=none skips the service file; SERVICE_OS=FreeBSD etc. picks
+# another OS's. DESTDIR is honoured throughout; uninstall removes exactly those files.
+SERVICE_OS     ?=
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+INSTALL_ENV     = DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" BIN="$(BIN)" \
+                  SERVICE_OS="$(SERVICE_OS)" SYSTEMDUNITDIR="$(SYSTEMDUNITDIR)"
+
 install: build
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8 \
-	           $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/weftd
-	ln -sf ../sbin/weftd $(DESTDIR)$(PREFIX)/bin/weft
-	install -m 0644 man/weftd.8 $(DESTDIR)$(PREFIX)/share/man/man8/weftd.8
-	install -m 0644 man/weft.1 $(DESTDIR)$(PREFIX)/share/man/man1/weft.1
-	install -m 0644 man/weft.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/weft.conf.5
+	$(INSTALL_ENV) sh platform/install.sh install
+
+install-files:
+	$(INSTALL_ENV) sh platform/install.sh install
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/sbin/weftd $(DESTDIR)$(PREFIX)/bin/weft \
-	      $(DESTDIR)$(PREFIX)/share/man/man8/weftd.8 $(DESTDIR)$(PREFIX)/share/man/man1/weft.1 \
-	      $(DESTDIR)$(PREFIX)/share/man/man5/weft.conf.5
+	$(INSTALL_ENV) sh platform/install.sh uninstall
 
 # Everything: installs what the tests need (apt packages, Go-built Tailscale and Headscale),
 # then unit tests and the namespace labs. A lab that cannot run here fails instead of skipping.
