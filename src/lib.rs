@@ -8,6 +8,8 @@ pub mod control;
 pub mod daemon;
 pub mod engine;
 pub mod filter;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod http1;
 pub mod keys;
 pub mod localapi;
