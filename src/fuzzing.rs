@@ -105,15 +105,18 @@ pub fn gso_split(data: &[u8]) {
     }
     // Every segment repeats the same headers; the original carries them once.
     let total: usize = segments.iter().map(Vec::len).sum();
+    let repeats = segments.len() - 1;
+    if repeats == 0 {
+        assert_eq!(total, original.len());
+        return;
+    }
     let extra_headers = total - original.len();
-    let headers = if segments.len() > 1 { extra_headers / (segments.len() - 1) } else { 0 };
-    if segments.len() > 1 {
-        assert_eq!(extra_headers % (segments.len() - 1), 0);
-        let payload: Vec<u8> = segments.iter().flat_map(|s| s[headers..].to_vec()).collect();
-        assert_eq!(payload, original[headers..]);
-        for segment in &segments {
-            assert!(segment.len() - headers <= usize::from(hdr.gso_size));
-        }
+    assert_eq!(extra_headers % repeats, 0);
+    let headers = extra_headers / repeats;
+    let payload: Vec<u8> = segments.iter().flat_map(|s| s[headers..].to_vec()).collect();
+    assert_eq!(payload, original[headers..]);
+    for segment in &segments {
+        assert!(segment.len() - headers <= usize::from(hdr.gso_size));
     }
 }
 
@@ -122,7 +125,9 @@ fn assert_ip_length_matches(segment: &[u8]) {
         assert_eq!(usize::from(u16::from_be_bytes([segment[4], segment[5]])) + 40, segment.len());
     } else {
         assert_eq!(usize::from(u16::from_be_bytes([segment[2], segment[3]])), segment.len());
-        assert_eq!(checksum::finish(checksum::add(0, &segment[..20])), 0, "IPv4 header sum");
+        let header_len = usize::from(segment[0] & 0x0f) * 4;
+        let header = &segment[..header_len];
+        assert_eq!(checksum::finish(checksum::add(0, header)), 0, "IPv4 header checksum");
     }
 }
 
