@@ -277,16 +277,16 @@ pub fn noise_records(data: &[u8]) {
 }
 
 /// The HTTP/1.1 `101 Switching Protocols` head that starts a control connection, fed in two
-/// pieces: whatever follows the head comes back untouched.
+/// pieces: whatever followed the head in the bytes fed so far comes back untouched.
 pub fn noise_upgrade(data: &[u8]) {
     let (first, second) = data.split_at(data.len() / 2);
     let mut reader = UpgradeResponseReader::new();
-    let rest = match reader.feed(first) {
-        Ok(None) => reader.feed(second),
-        other => other,
+    let (fed, outcome) = match reader.feed(first) {
+        Ok(None) => (data, reader.feed(second)),
+        other => (first, other),
     };
-    if let Ok(Some(rest)) = rest {
-        assert!(data.ends_with(&rest));
+    if let Ok(Some(rest)) = outcome {
+        assert!(fed.ends_with(&rest));
     }
 }
 
