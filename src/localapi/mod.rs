@@ -15,6 +15,18 @@ pub const DOWN_PATH: &str = "/localapi/v0/down";
 pub const LOGOUT_PATH: &str = "/localapi/v0/logout";
 pub const DEFAULT_SOCKET: &str = "/var/run/weft/weftd.sock";
 
+/// The body of a [`START_PATH`] request: what `weft up` asks for; an empty field means "as
+/// before" (the saved login server, the saved or the host's name) or "none" (the auth key).
+#[derive(Debug, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct UpRequest {
+    #[serde(rename = "LoginServer", default)]
+    pub login_server: String,
+    #[serde(rename = "AuthKey", default)]
+    pub auth_key: String,
+    #[serde(rename = "Hostname", default)]
+    pub hostname: String,
+}
+
 /// The body of every non-200 answer.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct ErrorBody {
