@@ -448,3 +448,118 @@ impl Control {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::client::Environment;
+    use crate::control::error::ControlError;
+    use crate::netmap::SelfNode;
+    use crate::wall_clock::WallClock;
+    use mio::Poll;
+    use std::time::SystemTime;
+
+    fn state(want_running: bool) -> NodeState {
+        NodeState {
+            login_server: "http://127.0.0.1:9".into(),
+            hostname: "box".into(),
+            machine_key: PrivateKey([1; 32]),
+            node_key: PrivateKey([2; 32]),
+            want_running,
+        }
+    }
+
+    /// A driver over a fresh state directory, logged in with `state` but not connected: the
+    /// client's events are fed by hand.
+    fn logged_in(name: &str, state: NodeState, now: Instant) -> (Control, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("weft-control-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut control = Control::new(StateStore::new(&dir), None, 41641, false);
+        let environment = Environment {
+            jitter_seed: 7,
+            clock: WallClock::new(now, SystemTime::UNIX_EPOCH),
+            key_entropy: Box::new(|bytes| {
+                bytes.fill(3);
+                Ok(())
+            }),
+        };
+        let identity =
+            Identity { machine_key: state.machine_key.clone(), node_key: state.node_key.clone() };
+        let server = ServerUrl::parse(&state.login_server).unwrap();
+        let client =
+            ControlClient::new(server, identity, state.hostname.clone(), None, environment, now);
+        control.link = Some(ControlLink { client, state, socket: None, dialing: None });
+        (control, dir)
+    }
+
+    fn events(control: &mut Control) -> Vec<ControlEvent> {
+        std::iter::from_fn(|| control.poll_event()).collect()
+    }
+
+    #[test]
+    fn netmaps_pass_to_the_loop_and_keys_are_saved_on_registration() {
+        let poll = Poll::new().unwrap();
+        let (mut control, dir) = logged_in("netmap", state(true), Instant::now());
+        control.on_client_event(Event::Registered, poll.registry());
+        assert_eq!(control.store.load().unwrap(), Some(state(true)), "saved once accepted");
+        let netmap = Box::new(Netmap::new(SelfNode::new(PrivateKey([2; 32]))));
+        control.on_client_event(Event::Netmap(netmap.clone()), poll.registry());
+        assert_eq!(events(&mut control), [ControlEvent::Netmap(netmap)]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_confirmed_logout_forgets_the_keys_and_stops_the_node() {
+        let poll = Poll::new().unwrap();
+        let (mut control, dir) = logged_in("logout", state(true), Instant::now());
+        control.store.save(&state(true)).unwrap();
+        control.on_client_event(Event::LoggedOut, poll.registry());
+        assert_eq!(events(&mut control), [ControlEvent::Stopped]);
+        assert_eq!(control.store.load().unwrap(), None);
+        assert_eq!(control.backend_state(), BackendState::NeedsLogin);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn down_stops_the_node_but_keeps_the_keys() {
+        let poll = Poll::new().unwrap();
+        let (mut control, dir) = logged_in("down", state(true), Instant::now());
+        control.store.save(&state(true)).unwrap();
+        control.down(poll.registry()).unwrap();
+        assert_eq!(events(&mut control), [ControlEvent::Stopped]);
+        assert_eq!(control.store.load().unwrap(), Some(state(false)));
+        assert_eq!(control.backend_state(), BackendState::Stopped);
+        let mut status = Status::default();
+        control.add_to_status(&mut status);
+        assert_eq!(status.backend_state, "Stopped");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_refused_login_shows_in_status_until_the_next_attempt() {
+        let poll = Poll::new().unwrap();
+        let (mut control, dir) = logged_in("refused", state(true), Instant::now());
+        let why = ControlError::Local("the server said no".into());
+        control.on_client_event(Event::LoginFailed(why.clone()), poll.registry());
+        assert!(events(&mut control).is_empty(), "nothing for the engine");
+        let mut status = Status::default();
+        control.add_to_status(&mut status);
+        assert_eq!(status.login_error, why.to_string());
+        assert!(status.health.contains(&why.to_string()), "{:?}", status.health);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_static_config_has_no_login_to_manage() {
+        let poll = Poll::new().unwrap();
+        let dir = std::env::temp_dir().join("weft-control-static-never-created");
+        let mut control = Control::new(StateStore::new(&dir), None, 41641, true);
+        assert!(control.up(UpRequest::default(), poll.registry(), Instant::now()).is_err());
+        assert!(control.down(poll.registry()).is_err());
+        assert!(control.logout(poll.registry(), Instant::now()).is_err());
+        assert!(events(&mut control).is_empty());
+        assert_eq!(control.backend_state(), BackendState::Running);
+        assert!(!dir.exists());
+    }
+}
