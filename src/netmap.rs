@@ -2,7 +2,7 @@
 //! engine consumes. Nothing here knows where the data came from.
 
 use crate::control::tailcfg::{DerpRegion, DnsConfig, FilterRule, RegionId, UserProfile};
-use crate::keys::{PrivateKey, PublicKey};
+use crate::keys::{PresharedKey, PrivateKey, PublicKey};
 use crate::prefix::Prefix;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -109,7 +109,7 @@ pub struct Peer {
     pub endpoints: Vec<SocketAddr>,
     /// Seconds between keepalives, `None` when off.
     pub persistent_keepalive: Option<u16>,
-    pub preshared_key: Option<[u8; 32]>,
+    pub preshared_key: Option<PresharedKey>,
     // What a control server says about the peer besides WireGuard; all empty for a static
     // config.
     /// Control's node ID; 0 for a static config.

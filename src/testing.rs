@@ -48,3 +48,32 @@ pub fn shake(seed: u64, rounds: usize, input: &[u8], mut check: impl FnMut(&[u8]
         check(&broken);
     }
 }
+
+/// A fresh, empty directory for one test, named after it and this process so parallel tests
+/// and concurrent runs never share one.
+pub fn fresh_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("weft-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Makes a FIFO at `path`: a file whose open or read blocks until a writer comes.
+pub fn mkfifo(path: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: c_path is a valid NUL-terminated string for the duration of the call.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
+}
+
+/// Runs `work` on its own thread and returns its result, failing the test if it takes longer
+/// than `seconds`: a test of "does not block" must fail, not hang, when it does block.
+pub fn within<T: Send + 'static>(seconds: u64, work: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(work());
+    });
+    result
+        .recv_timeout(std::time::Duration::from_secs(seconds))
+        .unwrap_or_else(|_| panic!("still blocked after {seconds} s"))
+}

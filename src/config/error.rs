@@ -1,5 +1,6 @@
 //! What a config error says and where: the operator fixes the file from this alone.
 
+use crate::redact::redact;
 use std::fmt;
 
 /// A config file that cannot become a netmap. Displays as `file:line: message`, or
@@ -37,9 +38,11 @@ impl std::error::Error for ConfigError {}
 /// Longest piece of the operator's text echoed back in a message.
 const MAX_QUOTED_CHARS: usize = 64;
 
-/// The operator's text, quoted and escaped so control characters stay visible, and cut short so
-/// a pathological line does not flood the terminal.
+/// The operator's text, quoted and escaped so control characters stay visible, cut short so
+/// a pathological line does not flood the terminal, and with any key in it hidden: messages
+/// reach the log and `weft status`.
 pub(super) fn quote(text: &str) -> String {
+    let text = redact(text);
     match text.char_indices().nth(MAX_QUOTED_CHARS) {
         Some((cut, _)) => format!("{:?}", format!("{}…", &text[..cut])),
         None => format!("{text:?}"),

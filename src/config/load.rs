@@ -2,7 +2,7 @@
 
 use super::error::ConfigError;
 use super::{parse, StaticConfig};
-use std::io::Read;
+use crate::regular_file::{self, ReadError};
 use std::path::Path;
 
 /// A config is a few kilobytes; anything this big is the wrong file (or a device).
@@ -19,15 +19,11 @@ pub fn load(path: &Path) -> Result<StaticConfig, ConfigError> {
     parse(text, &origin)
 }
 
-/// The whole file, refusing one over the limit without reading more than the limit allows.
+/// The whole file, which must be a regular file (a symlink to one is fine) no larger than the
+/// limit: a FIFO or a device would stall or swamp the daemon's one thread on SIGHUP.
 fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
-    let file = std::fs::File::open(path).map_err(|error| format!("cannot open: {error}"))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_CONFIG_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|error| format!("cannot read: {error}"))?;
-    if bytes.len() as u64 > MAX_CONFIG_BYTES {
-        return Err("larger than 1 MiB, too big to be a config file".into());
-    }
-    Ok(bytes)
+    regular_file::read(path, MAX_CONFIG_BYTES).map_err(|error| match error {
+        ReadError::TooLarge(_) => "larger than 1 MiB, too big to be a config file".into(),
+        error => error.to_string(),
+    })
 }

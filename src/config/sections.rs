@@ -3,7 +3,7 @@
 
 use super::fields::{InterfaceField, PeerField};
 use super::values;
-use crate::keys::{PrivateKey, PublicKey};
+use crate::keys::{PresharedKey, PrivateKey, PublicKey};
 use crate::netmap::{Peer, SelfNode, DEFAULT_MTU};
 use crate::prefix::Prefix;
 use std::collections::HashSet;
@@ -75,7 +75,7 @@ pub(super) struct PeerSection {
     allowed_ips: Vec<Prefix>,
     endpoint: Option<SocketAddr>,
     persistent_keepalive: Option<u16>,
-    preshared_key: Option<[u8; 32]>,
+    preshared_key: Option<PresharedKey>,
     name: Option<String>,
 }
 

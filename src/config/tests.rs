@@ -2,7 +2,7 @@
 //! fault, wg-quick files, file loading, and a randomized shake of a valid config.
 
 use super::{load, parse, ConfigError, StaticConfig};
-use crate::keys::PublicKey;
+use crate::keys::{PresharedKey, PublicKey};
 use crate::netmap::{Peer, DEFAULT_MTU};
 use crate::prefix::Prefix;
 use crate::testing::shake;
@@ -100,7 +100,7 @@ fn reads_a_full_config() {
         allowed_ips: prefixes(&["100.64.0.2/32", "fd7a:115c:a1e0::2/128"]),
         endpoints: vec!["192.0.2.2:51820".parse().unwrap()],
         persistent_keepalive: None,
-        preshared_key: Some([2; 32]),
+        preshared_key: Some(PresharedKey([2; 32])),
         ..Peer::new(peer_key(1))
     };
     let gamma = Peer {
@@ -483,5 +483,62 @@ fn refuses_files_that_are_not_configs() {
     assert!(
         error.to_string().starts_with(&format!("{}: cannot open", missing.display())),
         "{error}"
+    );
+}
+
+#[test]
+fn special_files_are_refused_without_blocking() {
+    let dir = crate::testing::fresh_dir("config-special");
+    let fifo = dir.join("wg0.conf");
+    crate::testing::mkfifo(&fifo);
+    let error = crate::testing::within(5, move || load(&fifo)).unwrap_err();
+    assert!(error.message.contains("not a regular file"), "{error}");
+
+    let error = crate::testing::within(5, || load(std::path::Path::new("/dev/zero"))).unwrap_err();
+    assert!(error.message.contains("not a regular file"), "{error}");
+
+    // A symlink is fine as long as it ends at a regular file.
+    let real = dir.join("real.conf");
+    std::fs::write(&real, fill(FULL)).unwrap();
+    let link = dir.join("link.conf");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    assert_eq!(load(&link).unwrap(), parses(FULL));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Lines holding a secret in a shape the parser refuses must not come back in the message
+/// (which ends up in the log and in `weft status`): not the key, not a piece of it.
+#[test]
+fn refused_lines_holding_keys_are_not_echoed() {
+    let truncated = &OWN_PRIVATE[..20];
+    for (body, line) in [
+        ("[Interface]\nPrivateKey: {own}\n", 2),
+        ("[Interface]\nprivatekey {own}\n", 2),
+        ("[Interface]\nPrivateKey: TRUNCATED\n", 2),
+        ("[Interface]\nPrivateKey = {own}\n[Peer]\nPublicKey = {k1}\nPresharedKey: {own}\n", 5),
+        ("[Interface]\n{own}\n", 2),
+        ("[Interface]\nPrivateKey = {own}\n[Peer {own}]\n", 3),
+        ("[Interface]\nPrivateKey = {own}\n[Peer]\nPublicKey = {k1}\nEndpoint = {own}\n", 5),
+        ("[Interface]\nPrivateKey = {own}\n[Peer]\nPublicKey = {k1}\nAllowedIPs = {own}\n", 5),
+    ] {
+        let text = fill(body).replace("TRUNCATED", truncated);
+        let error = parse(&text, "wg0.conf").unwrap_err();
+        assert_eq!(error.line, Some(line), "{error}");
+        let shown = format!("{error} {error:?}");
+        assert!(!shown.contains(&OWN_PRIVATE[..4]), "{shown}");
+        assert!(!shown.contains(&OWN_PRIVATE[20..24]), "{shown}");
+    }
+}
+
+/// A parsed config is printed with `{:?}` in test failures and debug logs; its keys must not be.
+#[test]
+fn debug_output_of_a_config_shows_no_secret_key() {
+    let config = parses(FULL);
+    assert!(config.netmap.peers.iter().any(|peer| peer.preshared_key.is_some()));
+    let shown = format!("{config:?}");
+    assert!(!shown.contains(&format!("{:?}", [2u8; 32])[..20]), "{shown}");
+    assert!(
+        !shown.contains(&format!("{:?}", config.netmap.self_node.private_key.0)[..20]),
+        "{shown}"
     );
 }

@@ -2,9 +2,10 @@
 //! key's name or the line, which the caller adds. Secret values are never echoed back.
 
 use super::error::quote;
-use crate::keys::{PrivateKey, PublicKey};
+use crate::keys::{PresharedKey, PrivateKey, PublicKey};
 use crate::netmap::DEFAULT_MTU;
 use crate::prefix::Prefix;
+use crate::redact::holds_secret;
 use std::net::SocketAddr;
 
 pub(super) fn private_key(value: &str) -> Result<PrivateKey, String> {
@@ -17,8 +18,8 @@ pub(super) fn public_key(value: &str) -> Result<PublicKey, String> {
 
 /// A preshared key is 32 secret bytes in the same base64 form as a private key, so it is read
 /// (and kept out of messages) the same way.
-pub(super) fn preshared_key(value: &str) -> Result<[u8; 32], String> {
-    PrivateKey::from_base64(value).map(|key| key.0)
+pub(super) fn preshared_key(value: &str) -> Result<PresharedKey, String> {
+    PrivateKey::from_base64(value).map(|key| PresharedKey(key.0))
 }
 
 /// A comma-separated list of prefixes; a bare address is a host prefix.
@@ -33,7 +34,11 @@ pub(super) fn prefixes(value: &str) -> Result<Vec<Prefix>, String> {
             if entry.len() > MAX_PREFIX_CHARS {
                 return Err(format!("{} — too long to be an IP address or prefix", quote(entry)));
             }
-            entry.parse::<Prefix>().map_err(|reason| format!("{} — {reason}", quote(entry)))
+            entry.parse::<Prefix>().map_err(|reason| match holds_secret(entry) {
+                // The parser's reason repeats the entry, which here may be a pasted key.
+                true => format!("{} — not an IP address or prefix", quote(entry)),
+                false => format!("{} — {reason}", quote(entry)),
+            })
         })
         .collect()
 }

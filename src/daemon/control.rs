@@ -14,7 +14,7 @@ use super::{environment, tokens};
 use crate::control::client::{Action, BackendState, ControlClient, Event, Identity, LinkFailure};
 use crate::control::server_url::ServerUrl;
 use crate::engine::status::Status;
-use crate::keys::PrivateKey;
+use crate::keys::{AuthKey, PrivateKey};
 use crate::localapi::UpRequest;
 use crate::netmap::Netmap;
 use crate::state::{NodeState, StateStore};
@@ -256,7 +256,7 @@ impl Control {
     fn start(
         &mut self,
         state: NodeState,
-        auth_key: Option<String>,
+        auth_key: Option<AuthKey>,
         registry: &Registry,
         now: Instant,
     ) {

@@ -13,10 +13,12 @@ use crate::engine::Engine;
 use crate::keys::PrivateKey;
 use crate::netmap::{Netmap, SelfNode};
 use crate::platform::router::{Router, RouterConfig};
+use crate::private_fs::{create_private_dir, exposure_warning};
 use crate::state::StateStore;
 use mio::{Events, Poll};
 use std::io;
 use std::ops::ControlFlow;
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// The loop's state: the drivers, and the engine and router their events feed.
@@ -32,6 +34,10 @@ struct Daemon {
     /// Problems with the host (routes, config reloads) shown in `weft status`.
     router_problem: Option<String>,
     reload_problem: Option<String>,
+    /// The files holding private keys: the config, or the login state.
+    key_files: Vec<PathBuf>,
+    /// Warnings about those of them other users can read, found at start and on SIGHUP.
+    exposed_key_files: Vec<String>,
 }
 
 pub(super) fn run(options: &Options) -> Result<(), String> {
@@ -55,6 +61,16 @@ pub(super) fn run(options: &Options) -> Result<(), String> {
     let result = daemon.serve();
     daemon.shutdown();
     result
+}
+
+/// Warnings about the key files other users can read; logged now and kept for `weft status`.
+fn exposed_key_files(key_files: &[PathBuf]) -> Vec<String> {
+    let warnings: Vec<String> =
+        key_files.iter().filter_map(|path| exposure_warning(path)).collect();
+    for warning in &warnings {
+        log::warn!("{warning}");
+    }
+    warnings
 }
 
 fn load_netmap(path: &std::path::Path) -> Result<Netmap, String> {
@@ -81,8 +97,11 @@ fn with_default_names(mut netmap: Netmap) -> Netmap {
 
 impl Daemon {
     fn start(options: Options, netmap: Netmap, store: StateStore) -> Result<Daemon, String> {
-        std::fs::create_dir_all(&options.statedir)
-            .map_err(|e| format!("creating state directory {}: {e}", options.statedir.display()))?;
+        create_private_dir(&options.statedir)
+            .map_err(|e| format!("state directory {}: {e}", options.statedir.display()))?;
+        let key_files: Vec<PathBuf> =
+            options.config.iter().cloned().chain([store.path()]).collect();
+        let exposed_key_files = exposed_key_files(&key_files);
         let port = netmap.self_node.listen_port.unwrap_or(options.port);
         if let Err(e) = Router::remove_stale(&options.tun) {
             log::warn!("removing leftovers of an earlier run: {e}");
@@ -105,6 +124,8 @@ impl Daemon {
             signals,
             router_problem: None,
             reload_problem: None,
+            key_files,
+            exposed_key_files,
         };
         daemon.register().map_err(|e| format!("registering with poll: {e}"))?;
         daemon.router = match Router::new() {
@@ -268,6 +289,8 @@ impl Daemon {
             log::info!("SIGHUP ignored: there is no config file to re-read in control mode");
             return;
         };
+        // The operator may have just fixed the file's mode.
+        self.exposed_key_files = exposed_key_files(&self.key_files);
         let result = load_netmap(&path);
         match result {
             Ok(netmap) => {
@@ -317,8 +340,12 @@ impl Daemon {
     }
 
     fn publish_health(&mut self) {
-        let problems =
-            [&self.router_problem, &self.reload_problem].into_iter().flatten().cloned().collect();
+        let problems = [&self.router_problem, &self.reload_problem]
+            .into_iter()
+            .flatten()
+            .chain(&self.exposed_key_files)
+            .cloned()
+            .collect();
         self.engine.set_health(problems);
     }
 

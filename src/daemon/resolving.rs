@@ -2,6 +2,7 @@
 //! UDP sockets a [`Lookup`]'s queries leave from, and carries datagrams and deadlines between
 //! them and the poll loop, so a slow nameserver never stalls the data path.
 
+use crate::regular_file;
 use crate::resolver::hosts;
 use crate::resolver::lookup::Lookup;
 use crate::resolver::resolv_conf::{self, ResolvConf};
@@ -159,9 +160,22 @@ fn open_socket(bind: SocketAddr, registry: &Registry, token: Token) -> io::Resul
     Ok(socket)
 }
 
-/// A missing file reads as empty: no hosts entries, resolv.conf's defaults.
+/// Generous for hosts files that carry block lists; still bounded, as all of it is read on the
+/// daemon's one thread.
+const MAX_HOST_FILE_BYTES: u64 = 16 << 20;
+
+/// A missing file reads as empty: no hosts entries, resolv.conf's defaults. So does one that
+/// cannot be used (a FIFO, a device, a huge file), with a warning, rather than stalling the
+/// daemon's one thread.
 fn read_or_empty(path: &str) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
+    match regular_file::read(std::path::Path::new(path), MAX_HOST_FILE_BYTES) {
+        Ok(bytes) => String::from_utf8(bytes).unwrap_or_default(),
+        Err(error) if error.is_not_found() => String::new(),
+        Err(error) => {
+            log::warn!("{path}: {error}; reading it as empty");
+            String::new()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -171,6 +185,17 @@ mod tests {
     use crate::resolver::test_responses::{asks_for_aaaa, respond, Data};
     use mio::{Events, Poll};
     use std::time::Duration;
+
+    #[test]
+    fn a_fifo_or_device_as_host_file_reads_as_empty_without_blocking() {
+        let dir = crate::testing::fresh_dir("resolv-fifo");
+        let fifo = dir.join("resolv.conf");
+        crate::testing::mkfifo(&fifo);
+        let fifo = fifo.to_str().unwrap().to_string();
+        assert_eq!(crate::testing::within(5, move || read_or_empty(&fifo)), "");
+        assert_eq!(crate::testing::within(5, || read_or_empty("/dev/zero")), "");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     /// A nameserver on loopback that answers two queries: A with 192.0.2.44, AAAA with
     /// nothing, each preceded by a forgery with the wrong ID that the lookup must ignore.

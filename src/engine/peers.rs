@@ -74,7 +74,7 @@ impl Engine {
         let session = Session::new(
             &self.netmap.self_node.private_key,
             &peer.public_key,
-            peer.preshared_key,
+            peer.preshared_key.map(|key| key.0),
             peer.persistent_keepalive,
             index,
             self.handshake_gate.session_limiter(),

@@ -21,7 +21,7 @@ use super::tailcfg::{
     Hostinfo, MapRequest, MapResponse, PingRequest, RegisterAuth, RegisterRequest,
     RegisterResponse, WireKey, CAPABILITY_VERSION,
 };
-use crate::keys::{PrivateKey, PublicKey};
+use crate::keys::{AuthKey, PrivateKey, PublicKey};
 use crate::netmap::Netmap;
 use crate::wall_clock::WallClock;
 use std::collections::VecDeque;
@@ -159,7 +159,7 @@ pub struct ControlClient {
     identity: Identity,
     disco_key: PublicKey,
     hostname: String,
-    auth_key: Option<String>,
+    auth_key: Option<AuthKey>,
     /// The pending interactive login URL, if any.
     auth_url: String,
     control_key: Option<PublicKey>,
@@ -190,7 +190,7 @@ impl ControlClient {
         server: ServerUrl,
         identity: Identity,
         hostname: String,
-        auth_key: Option<String>,
+        auth_key: Option<AuthKey>,
         environment: Environment,
         now: Instant,
     ) -> ControlClient {
@@ -465,7 +465,7 @@ impl ControlClient {
         body: &[u8],
         retry_after: Option<Duration>,
     ) -> ControlError {
-        let text = server_text(&String::from_utf8_lossy(body), self.auth_key.as_deref());
+        let text = server_text(&String::from_utf8_lossy(body), self.auth_key.as_ref());
         ControlError::Refused(Refusal { request, status, text, retry_after })
     }
 
@@ -632,7 +632,7 @@ impl ControlClient {
             Err(e) => return self.fail(now, Violation::RegisterResponse(e).into()),
         };
         if !response.error.is_empty() {
-            let text = server_text(&response.error, self.auth_key.as_deref());
+            let text = server_text(&response.error, self.auth_key.as_ref());
             return self.fail(now, LoginError::Refused(text).into());
         }
         if self.logging_out {

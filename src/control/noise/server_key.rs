@@ -71,17 +71,8 @@ fn is_bare_hex_key(body: &[u8]) -> bool {
 
 /// `mkey:` followed by 64 hex digits of either case.
 fn parse_machine_key(text: &str) -> Result<PublicKey, ServerKeyError> {
-    let malformed = || ServerKeyError::Malformed(format!("not an mkey: {text:?}"));
-    let hex = text.strip_prefix(MACHINE_KEY_PREFIX).ok_or_else(malformed)?;
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(malformed());
-    }
-    let mut key = [0u8; 32];
-    for (byte, pair) in key.iter_mut().zip(hex.as_bytes().chunks(2)) {
-        let pair = std::str::from_utf8(pair).map_err(|_| malformed())?;
-        *byte = u8::from_str_radix(pair, 16).map_err(|_| malformed())?;
-    }
-    Ok(PublicKey(key))
+    PublicKey::from_prefixed_hex(MACHINE_KEY_PREFIX, text)
+        .map_err(|_| ServerKeyError::Malformed(format!("not an mkey: {text:?}")))
 }
 
 #[cfg(test)]

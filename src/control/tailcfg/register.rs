@@ -2,6 +2,7 @@
 
 use super::json::{decode, nullable, JsonError};
 use super::{go_time, Hostinfo, NlKey, NodeKey, UserId};
+use crate::keys::AuthKey;
 use serde::{Deserialize, Serialize};
 use std::time::SystemTime;
 
@@ -62,7 +63,7 @@ impl RegisterRequest {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct RegisterAuth {
     #[serde(rename = "AuthKey")]
-    pub auth_key: String,
+    pub auth_key: AuthKey,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -135,6 +136,7 @@ mod tests {
         assert_eq!(json["Version"], 138);
         assert_eq!(json["NodeKey"], format!("nodekey:{}", "ab".repeat(32)));
         assert_eq!(json["Auth"]["AuthKey"], "tskey-auth-k1");
+        assert!(!format!("{request:?}").contains("auth-k1"), "Debug shows the auth key");
         assert_eq!(json["Hostinfo"]["Hostname"], "box1");
         assert_eq!(json["Hostinfo"]["IPNVersion"], crate::VERSION);
         assert!(json["Hostinfo"]["OS"].is_string());
