@@ -45,22 +45,24 @@ pub fn mark_bypass(_fd: RawFd) -> io::Result<()> {
 /// A fresh non-blocking, close-on-exec socket of `addr`'s family.
 fn open(addr: &SocketAddr, kind: libc::c_int) -> io::Result<OwnedFd> {
     let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
-    #[cfg(not(any(target_os = "macos", target_os = "ios")))]
-    let flags = libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
-    #[cfg(any(target_os = "macos", target_os = "ios"))]
-    let flags = 0;
     // SAFETY: plain socket(2); ownership passes to the OwnedFd right after.
-    let fd = unsafe { libc::socket(domain, kind | flags, 0) };
+    let fd = unsafe { libc::socket(domain, kind | CREATE_FLAGS, 0) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: fd is a fresh socket owned by nobody else.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    if flags == 0 {
-        super::fd::set_nonblocking_cloexec(fd)?;
-    }
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    super::fd::set_nonblocking_cloexec(fd)?;
     Ok(owned)
 }
+
+/// Makes a socket non-blocking and close-on-exec as it is created, where the OS can.
+#[cfg(not(any(target_os = "macos", target_os = "ios")))]
+const CREATE_FLAGS: libc::c_int = libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+/// Apple's `socket(2)` takes no such flags: [`open`] sets them afterwards.
+#[cfg(any(target_os = "macos", target_os = "ios"))]
+const CREATE_FLAGS: libc::c_int = 0;
 
 /// A non-blocking UDP socket bound to `addr`, marked to bypass the tunnel before it can send;
 /// an IPv6 one is v6-only, so an IPv4 socket can hold the same port. A failed mark (no
@@ -115,7 +117,7 @@ const BULK_BUFFER_BYTES: libc::c_int = 4 << 20;
 /// Raises both socket buffers of `fd` for bulk traffic; on Linux past the sysctl maximum when
 /// we are root (the FORCE variants). Failure leaves the defaults, which work, only slower.
 pub fn grow_buffers(fd: RawFd) {
-    for (force, plain) in buffer_options() {
+    for (force, plain) in BUFFER_OPTIONS {
         let forced = force.is_some_and(|force| {
             set_int_option(fd, libc::SOL_SOCKET, force, BULK_BUFFER_BYTES).is_ok()
         });
@@ -126,15 +128,12 @@ pub fn grow_buffers(fd: RawFd) {
 }
 
 /// The receive and send buffer options, each with its privileged variant where there is one.
-fn buffer_options() -> [(Option<libc::c_int>, libc::c_int); 2] {
-    #[cfg(target_os = "linux")]
-    return [
-        (Some(libc::SO_RCVBUFFORCE), libc::SO_RCVBUF),
-        (Some(libc::SO_SNDBUFFORCE), libc::SO_SNDBUF),
-    ];
-    #[cfg(not(target_os = "linux"))]
-    return [(None, libc::SO_RCVBUF), (None, libc::SO_SNDBUF)];
-}
+#[cfg(target_os = "linux")]
+const BUFFER_OPTIONS: [(Option<libc::c_int>, libc::c_int); 2] =
+    [(Some(libc::SO_RCVBUFFORCE), libc::SO_RCVBUF), (Some(libc::SO_SNDBUFFORCE), libc::SO_SNDBUF)];
+#[cfg(not(target_os = "linux"))]
+const BUFFER_OPTIONS: [(Option<libc::c_int>, libc::c_int); 2] =
+    [(None, libc::SO_RCVBUF), (None, libc::SO_SNDBUF)];
 
 fn set_int_option(
     fd: RawFd,
