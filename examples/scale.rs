@@ -11,10 +11,11 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 use weft::control::map_state::{MapState, Update};
-use weft::engine::Engine;
+use weft::engine::{Engine, Environment};
 use weft::keys::{PrivateKey, PublicKey};
 use weft::netmap::{Netmap, Peer, PeerDelta, SelfNode};
 use weft::prefix::Prefix;
+use weft::wall_clock::WallClock;
 
 /// Repetitions of each one-peer delta; the median is reported.
 const DELTA_ROUNDS: u32 = 201;
@@ -34,7 +35,7 @@ fn measure(n: u32) -> serde_json::Value {
     let rss_before = rss_kib();
     let netmap = netmap_of(n, 41641);
     let mut engine = None;
-    let load = timed(|| engine = Some(Engine::new(netmap, now)));
+    let load = timed(|| engine = Some(Engine::new(netmap, now, environment(now))));
     let mut engine = engine.expect("just built");
     let rss_kib_per_peer = (rss_kib() - rss_before) as f64 / f64::from(n);
 
@@ -109,7 +110,7 @@ fn control_path(n: u32) -> (Duration, Duration) {
     let Some(Update::Full(netmap)) = update else {
         panic!("a full map gives a full netmap");
     };
-    let mut engine = Engine::new(*netmap, now);
+    let mut engine = Engine::new(*netmap, now, environment(now));
     let delta_time = median(FULL_ROUNDS, |round| {
         let patch = format!(
             r#"{{"PeersChangedPatch":[{{"NodeID":{},"Endpoints":["192.0.2.1:{}"]}}]}}"#,
@@ -169,6 +170,10 @@ fn node_json(id: u32) -> String {
         key(id).to_prefixed_hex("nodekey:"),
         key(id ^ 0x8000_0000).to_prefixed_hex("discokey:"),
     )
+}
+
+fn environment(now: Instant) -> Environment {
+    Environment { index_seed: 1, ping_id: 1, clock: WallClock::read_os(now) }
 }
 
 /// Peer `i`'s key: distinct bytes are all a session needs.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install what weft's lab tests (tests/lab/*.sh, tests/lab.rs) and the
-# benchmark harness need on Debian 12.  Idempotent: only packages that are
+# Install what weft's lab tests (tests/lab/*.sh, tests/lab.rs), the platform
+# checks (platform/check.sh, tests/platform.rs) and the benchmark harness
+# need on Debian 12.  Idempotent: only packages that are
 # missing are installed, and apt-get update runs only if something is missing.
 set -euo pipefail
 
@@ -21,6 +22,12 @@ need=(
     "python3:python3"
     "sha256sum:coreutils"
     "timeout:coreutils"
+    # platform/check.sh (tests/platform.rs): the service files and crate lists
+    "make:make"
+    "shellcheck:shellcheck"
+    "mksh:mksh"
+    "xmllint:libxml2-utils"
+    "systemd-analyze:systemd"
 )
 
 missing=()

@@ -93,8 +93,9 @@ impl Engine {
         self.schedule.activity(index, &mut state.clock, now);
     }
 
-    /// A UDP datagram from the network: find its peer, decrypt, enforce cryptokey routing and
-    /// hand the packet to the kernel (or to a waiting ping).
+    /// A UDP datagram from the network: demultiplex it to its peer, decrypt it in that peer's
+    /// session, undo the peer's masquerade of our address and admit the packet to the kernel
+    /// (or to a waiting ping). Each step ends the datagram's journey by returning early.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
@@ -102,51 +103,68 @@ impl Engine {
         datagram: &[u8],
         sink: &mut dyn PacketSink,
     ) {
+        let Some(index) = self.demux(now, from, datagram, sink) else {
+            return;
+        };
+        // Lent to the steps, so the decrypted packet can borrow it while they use the engine;
+        // taking a `Vec` leaves an empty one behind and allocates nothing.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        match self.decrypt(index, now, from, datagram, &mut scratch, sink) {
+            Decrypted::Packet { src, packet, masqueraded } => {
+                if masqueraded {
+                    self.unmasquerade(index, packet);
+                }
+                self.admit(index, now, from, src, packet, sink);
+            }
+            Decrypted::HandshakeProven => self.send_queued(index, from, &mut scratch, sink),
+            Decrypted::Done => {}
+        }
+        self.scratch = scratch;
+    }
+
+    /// The local index of the peer `datagram` is for; `None` when the demultiplexer answered
+    /// it (a cookie reply under load) or dropped it (counted).
+    fn demux(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+        sink: &mut dyn PacketSink,
+    ) -> Option<u32> {
         let own_key = &self.netmap.self_node.private_key;
         let gate = &mut self.handshake_gate;
-        let index = match route_datagram(own_key, gate, now, from.ip(), datagram) {
-            Destination::LocalIndex(index) => index,
+        match route_datagram(own_key, gate, now, from.ip(), datagram) {
+            Destination::LocalIndex(index) => return Some(index),
             Destination::Initiator(key) => match self.by_key.get(&key) {
-                Some(index) => *index,
-                None => {
-                    self.drops.unknown_initiator += 1;
-                    return;
-                }
+                Some(index) => return Some(*index),
+                None => self.drops.unknown_initiator += 1,
             },
-            Destination::CookieReply(reply) => {
-                sink.send_udp(from, &reply);
-                return;
-            }
-            Destination::RateLimited => {
-                self.drops.handshake_rate_limited += 1;
-                return;
-            }
-            Destination::Invalid => {
-                self.drops.invalid_datagram += 1;
-                return;
-            }
-        };
+            Destination::CookieReply(reply) => sink.send_udp(from, &reply),
+            Destination::RateLimited => self.drops.handshake_rate_limited += 1,
+            Destination::Invalid => self.drops.invalid_datagram += 1,
+        }
+        None
+    }
+
+    /// Runs `datagram` through peer `index`'s session: sends boringtun's answer, and moves the
+    /// peer's endpoint only when the answer proves the sender holds the peer's keys.
+    fn decrypt<'s>(
+        &mut self,
+        index: u32,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+        scratch: &'s mut [u8],
+        sink: &mut dyn PacketSink,
+    ) -> Decrypted<'s> {
         let Some(state) = self.peers.get_mut(&index) else {
             self.drops.invalid_datagram += 1;
-            return;
+            return Decrypted::Done;
         };
         let message_type = datagram.first().copied();
         let is_handshake = matches!(message_type, Some(HANDSHAKE_INITIATION | HANDSHAKE_RESPONSE));
-        let answer = state.session.tunn.decapsulate(Some(from.ip()), datagram, &mut self.scratch);
+        let answer = state.session.tunn.decapsulate(Some(from.ip()), datagram, scratch);
         let proven = proves_peer_keys(message_type, &answer);
-        let inbound = match answer {
-            TunnResult::WriteToNetwork(reply) => {
-                sink.send_udp(from, reply);
-                None
-            }
-            TunnResult::WriteToTunnelV4(packet, src) => Some((IpAddr::V4(src), packet)),
-            TunnResult::WriteToTunnelV6(packet, src) => Some((IpAddr::V6(src), packet)),
-            TunnResult::Done => None,
-            TunnResult::Err(_) => {
-                self.drops.session_error += 1;
-                None
-            }
-        };
         if proven {
             if is_handshake {
                 state.last_handshake = Some(now);
@@ -154,31 +172,91 @@ impl Engine {
             state.endpoint = Some(from);
             self.schedule.activity(index, &mut state.clock, now);
         }
-        if let Some((src, packet)) = inbound {
-            // A peer that knows us by another address sends to it: back to our own.
-            for alias in &state.config.masquerade_as {
-                let mut own = self.netmap.self_node.addresses.iter().map(|a| a.addr());
-                if let Some(ours) = own.find(|a| a.is_ipv4() == alias.is_ipv4()) {
-                    masquerade::rewrite(packet, Side::Destination, *alias, ours);
+        let masqueraded = !state.config.masquerade_as.is_empty();
+        match answer {
+            TunnResult::WriteToNetwork(reply) => {
+                sink.send_udp(from, reply);
+                if proven && is_handshake {
+                    return Decrypted::HandshakeProven;
                 }
             }
-            // Cryptokey routing on the way in: a peer may only send from its AllowedIPs.
-            if self.routes.lookup(src) != Some(index) {
-                self.drops.spoofed_source += 1;
-            } else if let Verdict::Drop(reason) = self.filter.check_inbound(now, packet) {
-                log::trace!("filtered inbound packet from {src}: {reason:?}");
-                self.drops.filtered += 1;
-            } else if !self.pings.take_reply(packet, now, from) {
-                sink.write_tun(packet);
+            TunnResult::WriteToTunnelV4(packet, src) => {
+                return Decrypted::Packet { src: IpAddr::V4(src), packet, masqueraded };
             }
+            TunnResult::WriteToTunnelV6(packet, src) => {
+                return Decrypted::Packet { src: IpAddr::V6(src), packet, masqueraded };
+            }
+            TunnResult::Done => {}
+            TunnResult::Err(_) => self.drops.session_error += 1,
         }
-        if proven && is_handshake {
-            // boringtun queued packets while the handshake was under way: send them now.
-            while let TunnResult::WriteToNetwork(queued) =
-                state.session.tunn.decapsulate(None, &[], &mut self.scratch)
-            {
-                sink.send_udp(from, queued);
+        Decrypted::Done
+    }
+
+    /// A peer that knows us by another address sends to it: back to our own, in place.
+    fn unmasquerade(&self, index: u32, packet: &mut [u8]) {
+        let Some(state) = self.peers.get(&index) else {
+            return;
+        };
+        for alias in &state.config.masquerade_as {
+            let mut own = self.netmap.self_node.addresses.iter().map(|a| a.addr());
+            if let Some(ours) = own.find(|a| a.is_ipv4() == alias.is_ipv4()) {
+                masquerade::rewrite(packet, Side::Destination, *alias, ours);
             }
         }
     }
+
+    /// Hands a decrypted packet to the kernel if peer `index` may send from `src` (cryptokey
+    /// routing on the way in) and the filter lets it through; a reply to one of our own pings
+    /// ends here instead.
+    fn admit(
+        &mut self,
+        index: u32,
+        now: Instant,
+        from: SocketAddr,
+        src: IpAddr,
+        packet: &[u8],
+        sink: &mut dyn PacketSink,
+    ) {
+        if self.routes.lookup(src) != Some(index) {
+            self.drops.spoofed_source += 1;
+        } else if let Verdict::Drop(reason) = self.filter.check_inbound(now, packet) {
+            log::trace!("filtered inbound packet from {src}: {reason:?}");
+            self.drops.filtered += 1;
+        } else if !self.pings.take_reply(packet, now, from) {
+            sink.write_tun(packet);
+        }
+    }
+
+    /// boringtun queued packets while the handshake was under way: send them now.
+    fn send_queued(
+        &mut self,
+        index: u32,
+        to: SocketAddr,
+        scratch: &mut [u8],
+        sink: &mut dyn PacketSink,
+    ) {
+        let Some(state) = self.peers.get_mut(&index) else {
+            return;
+        };
+        while let TunnResult::WriteToNetwork(queued) =
+            state.session.tunn.decapsulate(None, &[], scratch)
+        {
+            sink.send_udp(to, queued);
+        }
+    }
+}
+
+/// What decrypting a datagram left for the next steps.
+enum Decrypted<'a> {
+    /// A packet for the tunnel, from `src` by its IP header.
+    Packet {
+        src: IpAddr,
+        packet: &'a mut [u8],
+        /// The peer knows us by another address, so the packet may need un-masquerading.
+        masqueraded: bool,
+    },
+    /// A handshake message proved the peer's keys: packets boringtun held back can go.
+    HandshakeProven,
+    /// Nothing more to do: a message answered, a keepalive, or a failure already counted.
+    Done,
 }

@@ -2,6 +2,7 @@
 //! and deltas change exactly the peers they name. Correctness only; how fast is for
 //! `examples/scale.rs` (run by `make bench`).
 
+use super::tests::environment;
 use super::*;
 use crate::keys::{PresharedKey, PrivateKey, PublicKey};
 use crate::netmap::{Peer, PeerDelta, SelfNode};
@@ -56,7 +57,8 @@ fn assert_routed(engine: &Engine, range: std::ops::Range<u32>) {
 }
 
 fn engine_of(n: u32) -> Engine {
-    Engine::new(netmap_of((0..n).map(peer)), Instant::now())
+    let now = Instant::now();
+    Engine::new(netmap_of((0..n).map(peer)), now, environment(now, 1))
 }
 
 #[test]
@@ -173,7 +175,8 @@ fn a_shared_subnet_stays_routed_while_any_claimant_remains() {
     let now = Instant::now();
     let subnet: Prefix = "10.20.0.0/16".parse().unwrap();
     let with_subnet = |i| Peer { allowed_ips: vec![subnet], ..peer(i) };
-    let mut engine = Engine::new(netmap_of([with_subnet(1), with_subnet(2)]), now);
+    let mut engine =
+        Engine::new(netmap_of([with_subnet(1), with_subnet(2)]), now, environment(now, 1));
     let first = owner(&engine, "10.20.1.1".parse().unwrap()).unwrap();
     let second = if first == key(1) { key(2) } else { key(1) };
     engine.apply_peer_delta(PeerDelta { upsert: vec![], remove: vec![first] }, now);

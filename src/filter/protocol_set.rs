@@ -1,7 +1,6 @@
 //! The IP protocols a filter rule applies to, as a 256-bit set so a lookup is one bit test.
 
-use crate::packet::icmp::{PROTO_ICMP, PROTO_ICMPV6};
-use crate::packet::transport::{PROTO_TCP, PROTO_UDP};
+use crate::packet::wire::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProtocolSet([u64; 4]);

@@ -132,8 +132,7 @@ mod tests {
     use super::*;
     use crate::control::tailcfg::PortRange;
 
-    const TCP: u8 = 6;
-    const UDP: u8 = 17;
+    use crate::packet::wire::{PROTO_TCP as TCP, PROTO_UDP as UDP};
     const GRE: u8 = 47;
 
     fn rule(src: &[&str], dst: &[(&str, u16, u16)], protocols: &[i64]) -> FilterRule {

@@ -43,6 +43,17 @@ pub fn finish(sum: u64) -> u16 {
     !fold(sum)
 }
 
+/// RFC 1624 incremental update: the checksum `checksum` once the 16-bit-aligned bytes `old`
+/// it covered are replaced by `new` (of the same length). HC' = ~(~HC + ~m + m'), so a
+/// rewritten address costs the same whatever the size of the packet.
+pub fn update(checksum: u16, old: &[u8], new: &[u8]) -> u16 {
+    let mut sum = u64::from(!checksum);
+    for word in old.chunks_exact(2) {
+        sum += u64::from(!u16::from_be_bytes([word[0], word[1]]));
+    }
+    !fold(add(sum, new))
+}
+
 /// The TCP/UDP pseudo-header of RFC 793 / RFC 8200 §8.1 for `src`→`dst`, `protocol` and the
 /// transport length `len`. Mixed families give 0 (the caller has already checked them).
 pub fn pseudo_header(src: IpAddr, dst: IpAddr, protocol: u8, len: u32) -> u64 {

@@ -10,11 +10,10 @@
 
 use super::checksum;
 use super::gso::{VirtioHdr, F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, VIRTIO_NET_HDR_LEN};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-const TCP: u8 = 6;
-const ACK: u8 = 0x10;
-const PSH: u8 = 0x08;
+use super::wire::tcp::flags::{ACK, PSH};
+use super::wire::{ipv4, ipv6, tcp, IpPacket, Ipv4Packet, Ipv6Packet, TcpSegment, PROTO_TCP};
+use std::net::IpAddr;
+use std::ops::Range;
 /// Largest super-segment: an IPv4 total length (and IPv6 payload length) is 16 bits.
 const MAX_SUPER: usize = 65535;
 
@@ -78,7 +77,8 @@ impl Coalescer {
             if seg.payload < first.payload || seg.flags & PSH != 0 {
                 self.closed = true;
                 if seg.flags & PSH != 0 {
-                    self.buf[first.ip_len + 13] |= PSH;
+                    let mut tcp = TcpSegment::new_unchecked(&mut self.buf[first.ip_len..]);
+                    tcp.set_flags(tcp.flags() | PSH);
                 }
             }
             return;
@@ -107,27 +107,32 @@ impl Coalescer {
             return false;
         }
         let pending = &self.buf[..first.headers];
+        let same = |at: Range<usize>| pending[at.clone()] == packet[at];
         let ip_same = if seg.v6 {
-            // Version, class, flow label; next header and hop limit; addresses.
-            pending[..4] == packet[..4] && pending[6..40] == packet[6..40]
+            use ipv6::field::{DST, NEXT_HEADER, VERSION_CLASS_FLOW};
+            // Everything but the payload length.
+            same(VERSION_CLASS_FLOW) && same(NEXT_HEADER..DST.end)
         } else {
+            use ipv4::field::{DSCP_ECN, DST, FLAGS_FRAGMENT, PROTOCOL, SRC};
             // The IP ID goes up by one per segment, as segmenting again will make it; TOS;
             // flags and fragment offset; TTL and protocol; addresses.
-            let first_id = u16::from_be_bytes([pending[4], pending[5]]);
-            let id = u16::from_be_bytes([packet[4], packet[5]]);
+            let first_id = Ipv4Packet::new_unchecked(pending).ident();
+            let id = Ipv4Packet::new_unchecked(packet).ident();
             id == first_id.wrapping_add(self.count as u16)
-                && pending[1] == packet[1]
-                && pending[6..10] == packet[6..10]
-                && pending[12..20] == packet[12..20]
+                && same(DSCP_ECN..DSCP_ECN + 1)
+                && same(FLAGS_FRAGMENT.start..PROTOCOL + 1)
+                && same(SRC.start..DST.end)
         };
+        use tcp::field::{ACK as ACK_NUMBER, DATA_OFFSET, DST_PORT, SRC_PORT, URGENT, WINDOW};
         let t = first.ip_len;
+        let same_tcp = |at: Range<usize>| same(t + at.start..t + at.end);
         // Ports; ACK number; data offset; window; urgent pointer and options (all but the
         // sequence number, the flags' PSH bit and the checksum).
         ip_same
-            && pending[t..t + 4] == packet[t..t + 4]
-            && pending[t + 8..t + 13] == packet[t + 8..t + 13]
-            && pending[t + 14..t + 16] == packet[t + 14..t + 16]
-            && pending[t + 18..first.headers] == packet[t + 18..seg.headers]
+            && same_tcp(SRC_PORT.start..DST_PORT.end)
+            && same_tcp(ACK_NUMBER.start..DATA_OFFSET + 1)
+            && same_tcp(WINDOW)
+            && same_tcp(URGENT.start..first.headers - t)
     }
 
     /// Writes the pending super-segment (a plain packet if it holds only one).
@@ -144,39 +149,27 @@ impl Coalescer {
             return;
         }
         let t = first.ip_len;
-        let (src, dst) = if first.v6 {
-            packet[4..6].copy_from_slice(&((len - 40) as u16).to_be_bytes());
-            let a = |at: usize| {
-                let b: [u8; 16] = packet[at..at + 16].try_into().expect("16 bytes");
-                IpAddr::V6(Ipv6Addr::from(b))
-            };
-            (a(8), a(24))
+        let (src, dst): (IpAddr, IpAddr) = if first.v6 {
+            let mut ip = Ipv6Packet::new_unchecked(&mut *packet);
+            ip.set_payload_len((len - ipv6::HEADER_LEN) as u16);
+            (ip.src().into(), ip.dst().into())
         } else {
-            packet[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-            packet[10..12].copy_from_slice(&[0, 0]);
-            let sum = checksum::finish(checksum::add(0, &packet[..t]));
-            packet[10..12].copy_from_slice(&sum.to_be_bytes());
-            let a = |at: usize| {
-                IpAddr::V4(Ipv4Addr::new(
-                    packet[at],
-                    packet[at + 1],
-                    packet[at + 2],
-                    packet[at + 3],
-                ))
-            };
-            (a(12), a(16))
+            let mut ip = Ipv4Packet::new_unchecked(&mut *packet);
+            ip.set_total_len(len as u16);
+            ip.fill_checksum();
+            (ip.src().into(), ip.dst().into())
         };
         // CHECKSUM_PARTIAL: the field holds the pseudo-header sum, the kernel (or whoever
         // segments the packet again) finishes it.
-        let partial = checksum::fold(checksum::pseudo_header(src, dst, TCP, (len - t) as u32));
-        packet[t + 16..t + 18].copy_from_slice(&partial.to_be_bytes());
+        let partial = checksum::pseudo_header(src, dst, PROTO_TCP, (len - t) as u32);
+        TcpSegment::new_unchecked(&mut packet[t..]).set_checksum(checksum::fold(partial));
         let hdr = VirtioHdr {
             flags: F_NEEDS_CSUM,
             gso_type: if first.v6 { GSO_TCPV6 } else { GSO_TCPV4 },
             hdr_len: first.headers as u16,
             gso_size: first.payload as u16,
             csum_start: t as u16,
-            csum_offset: 16,
+            csum_offset: tcp::field::CHECKSUM.start as u16,
         };
         write(&hdr.encode(), packet);
     }
@@ -185,61 +178,42 @@ impl Coalescer {
 /// A TCP data segment that may be coalesced: plain IPv4 (no options, not a fragment) or IPv6
 /// without extension headers, only ACK or ACK+PSH set, some payload, a valid checksum.
 fn parse(p: &[u8]) -> Option<Segment> {
-    let version = p.first()? >> 4;
-    let (v6, ip_len, total) = match version {
-        4 => {
-            if p.len() < 20 || p[0] & 0x0f != 5 || p[9] != TCP {
+    let ip = IpPacket::new_checked(p).ok()?;
+    let v6 = match &ip {
+        IpPacket::V4(v4) => {
+            let plain = v4.header_len() == ipv4::HEADER_LEN && !v4.is_fragment();
+            if !plain || v4.protocol() != PROTO_TCP || !v4.verify_checksum() {
                 return None;
             }
-            // More-fragments or an offset: not for us.
-            if u16::from_be_bytes([p[6], p[7]]) & 0x3fff != 0 {
-                return None;
-            }
-            if checksum::finish(checksum::add(0, &p[..20])) != 0 {
-                return None;
-            }
-            (false, 20, usize::from(u16::from_be_bytes([p[2], p[3]])))
+            false
         }
-        6 => {
-            if p.len() < 40 || p[6] != TCP {
+        IpPacket::V6(v6) => {
+            if v6.next_header() != PROTO_TCP {
                 return None;
             }
-            (true, 40, 40 + usize::from(u16::from_be_bytes([p[4], p[5]])))
+            true
         }
-        _ => return None,
     };
-    if total != p.len() || p.len() < ip_len + 20 || p.len() > MAX_SUPER {
+    if ip.total_len() != p.len() || p.len() > MAX_SUPER {
         return None;
     }
-    let tcp_len = usize::from(p[ip_len + 12] >> 4) * 4;
-    let headers = ip_len + tcp_len;
-    if tcp_len < 20 || headers >= p.len() {
+    let ip_len = ip.header_len();
+    let segment = ip.payload();
+    let tcp = TcpSegment::new_checked(segment).ok()?;
+    let headers = ip_len + tcp.checked_header_len().ok()?;
+    if headers >= p.len() || tcp.flags() & !PSH != ACK {
         return None;
     }
-    let flags = p[ip_len + 13];
-    if flags & !PSH != ACK {
-        return None;
-    }
-    let (src, dst): (IpAddr, IpAddr) = if v6 {
-        let a = |at: usize| {
-            let b: [u8; 16] = p[at..at + 16].try_into().expect("16 bytes");
-            IpAddr::V6(Ipv6Addr::from(b))
-        };
-        (a(8), a(24))
-    } else {
-        let a = |at: usize| IpAddr::V4(Ipv4Addr::new(p[at], p[at + 1], p[at + 2], p[at + 3]));
-        (a(12), a(16))
-    };
-    let sum = checksum::pseudo_header(src, dst, TCP, (p.len() - ip_len) as u32);
-    if checksum::finish(checksum::add(sum, &p[ip_len..])) != 0 {
+    let sum = checksum::pseudo_header(ip.src(), ip.dst(), PROTO_TCP, segment.len() as u32);
+    if checksum::finish(checksum::add(sum, segment)) != 0 {
         return None;
     }
     Some(Segment {
         v6,
         ip_len,
         headers,
-        seq: u32::from_be_bytes(p[ip_len + 4..ip_len + 8].try_into().expect("4 bytes")),
-        flags,
+        seq: tcp.seq(),
+        flags: tcp.flags(),
         payload: p.len() - headers,
     })
 }
@@ -249,6 +223,7 @@ mod tests {
     use super::*;
     use crate::packet::gso::tests::{ipv4_checksum_ok, tcp_checksum_ok, tcp_packet};
     use crate::packet::gso::{complete_checksum, split};
+    use crate::packet::wire::PROTO_TCP as TCP;
     use crate::testing::{shake, Rng};
 
     /// A TCP packet with a complete, valid checksum (as it leaves the tunnel).

@@ -5,7 +5,9 @@
 //! Portable pure code: the Linux shim only moves the bytes.
 
 use super::checksum;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use super::wire::tcp::flags::{CWR, FIN, PSH};
+use super::wire::{ipv6, Ipv4Packet, Ipv6Packet, TcpSegment, WireError, PROTO_TCP};
+use std::net::IpAddr;
 
 /// `struct virtio_net_hdr` (the 10-byte legacy layout that `TUNSETVNETHDRSZ` defaults to).
 /// Fields are in the host's byte order, as the kernel keeps them for a legacy TUN.
@@ -29,11 +31,6 @@ pub const GSO_NONE: u8 = 0;
 pub const GSO_TCPV4: u8 = 1;
 pub const GSO_TCPV6: u8 = 4;
 pub const GSO_ECN: u8 = 0x80;
-
-const TCP: u8 = 6;
-const TCP_FIN: u8 = 0x01;
-const TCP_PSH: u8 = 0x08;
-const TCP_CWR: u8 = 0x80;
 
 impl VirtioHdr {
     pub fn parse(bytes: &[u8]) -> Option<VirtioHdr> {
@@ -123,39 +120,32 @@ struct TcpLayout {
 }
 
 fn tcp_layout(packet: &[u8], csum_start: usize, v6: bool) -> Result<TcpLayout, GsoError> {
+    // Only the headers are checked: the segmenter writes every length field itself.
     let (src, dst, tcp_at) = if v6 {
-        if packet.len() < 40 || packet[0] >> 4 != 6 {
-            return Err(GsoError::Malformed);
-        }
+        let ip = Ipv6Packet::new_unchecked(packet);
+        ip.check_header_len().map_err(malformed)?;
         // The kernel points csum_start past any extension headers; a bare header must say TCP.
-        if csum_start < 40 || (csum_start == 40 && packet[6] != TCP) {
+        let bare = csum_start == ipv6::HEADER_LEN;
+        if csum_start < ipv6::HEADER_LEN || (bare && ip.next_header() != PROTO_TCP) {
             return Err(GsoError::Malformed);
         }
-        let addr = |at: usize| {
-            let b: [u8; 16] = packet[at..at + 16].try_into().expect("16 bytes");
-            IpAddr::V6(Ipv6Addr::from(b))
-        };
-        (addr(8), addr(24), csum_start)
+        (ip.src().into(), ip.dst().into(), csum_start)
     } else {
-        if packet.len() < 20 || packet[0] >> 4 != 4 || packet[9] != TCP {
+        let ip = Ipv4Packet::new_unchecked(packet);
+        ip.check_header_len().map_err(malformed)?;
+        if ip.protocol() != PROTO_TCP || ip.header_len() != csum_start {
             return Err(GsoError::Malformed);
         }
-        let ihl = usize::from(packet[0] & 0x0f) * 4;
-        if ihl < 20 || ihl != csum_start {
-            return Err(GsoError::Malformed);
-        }
-        let src = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
-        let dst = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
-        (IpAddr::V4(src), IpAddr::V4(dst), ihl)
+        (ip.src().into(), ip.dst().into(), ip.header_len())
     };
-    if packet.len() < tcp_at + 20 {
-        return Err(GsoError::Malformed);
-    }
-    let tcp_len = usize::from(packet[tcp_at + 12] >> 4) * 4;
-    if tcp_len < 20 || packet.len() < tcp_at + tcp_len {
-        return Err(GsoError::Malformed);
-    }
+    let tcp = TcpSegment::new_checked(packet.get(tcp_at..).unwrap_or_default());
+    let tcp_len = tcp.and_then(|tcp| tcp.checked_header_len()).map_err(malformed)?;
     Ok(TcpLayout { tcp_at, headers: tcp_at + tcp_len, src, dst })
+}
+
+/// Headers that contradict themselves or the buffer, whatever the view's reason.
+fn malformed(_: WireError) -> GsoError {
+    GsoError::Malformed
 }
 
 fn segment_tcp(
@@ -179,11 +169,9 @@ fn segment_tcp(
     if max_segment > usize::from(u16::MAX) {
         return Err(GsoError::Malformed);
     }
-    let seq = u32::from_be_bytes(
-        packet[layout.tcp_at + 4..layout.tcp_at + 8].try_into().expect("4 bytes"),
-    );
-    let ip_id = u16::from_be_bytes([packet[4], packet[5]]);
-    let flags = packet[layout.tcp_at + 13];
+    let tcp = TcpSegment::new_unchecked(&packet[layout.tcp_at..]);
+    let (seq, flags) = (tcp.seq(), tcp.flags());
+    let ip_id = if v6 { 0 } else { Ipv4Packet::new_unchecked(packet).ident() };
     let count = payload.len().div_ceil(mss).max(1);
     for i in 0..count {
         let chunk = &payload[(i * mss).min(payload.len())..((i + 1) * mss).min(payload.len())];
@@ -192,31 +180,25 @@ fn segment_tcp(
         seg[..layout.headers].copy_from_slice(headers);
         seg[layout.headers..].copy_from_slice(chunk);
         if v6 {
-            let payload_len = (len - 40) as u16;
-            seg[4..6].copy_from_slice(&payload_len.to_be_bytes());
+            Ipv6Packet::new_unchecked(&mut *seg).set_payload_len((len - ipv6::HEADER_LEN) as u16);
         } else {
-            seg[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-            seg[4..6].copy_from_slice(&ip_id.wrapping_add(i as u16).to_be_bytes());
-            seg[10..12].copy_from_slice(&[0, 0]);
-            let ip_sum = checksum::finish(checksum::add(0, &seg[..layout.tcp_at]));
-            seg[10..12].copy_from_slice(&ip_sum.to_be_bytes());
+            let mut ip = Ipv4Packet::new_unchecked(&mut *seg);
+            ip.set_total_len(len as u16);
+            ip.set_ident(ip_id.wrapping_add(i as u16));
+            ip.fill_checksum();
         }
-        let tcp = layout.tcp_at;
-        let seg_seq = seq.wrapping_add((i * mss) as u32);
-        seg[tcp + 4..tcp + 8].copy_from_slice(&seg_seq.to_be_bytes());
         let mut seg_flags = flags;
         if i + 1 < count {
-            seg_flags &= !(TCP_FIN | TCP_PSH);
+            seg_flags &= !(FIN | PSH);
         }
         if i > 0 {
-            seg_flags &= !TCP_CWR;
+            seg_flags &= !CWR;
         }
-        seg[tcp + 13] = seg_flags;
-        seg[tcp + 16..tcp + 18].copy_from_slice(&[0, 0]);
-        let tcp_len = (len - tcp) as u32;
-        let sum = checksum::pseudo_header(layout.src, layout.dst, TCP, tcp_len);
-        let sum = checksum::finish(checksum::add(sum, &seg[tcp..]));
-        seg[tcp + 16..tcp + 18].copy_from_slice(&sum.to_be_bytes());
+        let mut tcp = TcpSegment::new_unchecked(&mut seg[layout.tcp_at..]);
+        tcp.set_seq(seq.wrapping_add((i * mss) as u32));
+        tcp.set_flags(seg_flags);
+        let tcp_len = (len - layout.tcp_at) as u32;
+        tcp.fill_checksum(checksum::pseudo_header(layout.src, layout.dst, PROTO_TCP, tcp_len));
         emit(seg);
     }
     Ok(())
@@ -225,8 +207,11 @@ fn segment_tcp(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::packet::wire::tcp::flags::{CWR as TCP_CWR, FIN as TCP_FIN, PSH as TCP_PSH};
+    use crate::packet::wire::PROTO_TCP as TCP;
     use crate::packet::{checksum_add, checksum_finish};
     use crate::testing::{shake, Rng};
+    use std::net::Ipv6Addr;
 
     /// A TCP packet (v4 or v6) with `payload`, checksums as the kernel leaves them for TSO
     /// (IPv4 header checksum valid, TCP checksum = partial pseudo-header sum).

@@ -1,16 +1,14 @@
 //! ICMP and ICMPv6 echo, for `weft ping`: the daemon writes its own echo requests into the
 //! tunnel and recognises the replies addressed to it, so a ping proves the whole encrypted path.
 
-use super::checksum::{add, finish, pseudo_header};
-use super::IpHeader;
+use super::checksum::pseudo_header;
+use super::ip_view;
+use super::wire::icmp::{ECHO_REPLY_V4, ECHO_REPLY_V6, ECHO_REQUEST_V4, ECHO_REQUEST_V6};
+use super::wire::{icmp as icmp_wire, ipv4, ipv6, IcmpPacket, IpPacket, Ipv4Packet, Ipv6Packet};
+/// The two protocols, under the names callers of this module know.
+pub use super::wire::{PROTO_ICMP, PROTO_ICMPV6};
 use std::net::IpAddr;
 
-pub const PROTO_ICMP: u8 = 1;
-pub const PROTO_ICMPV6: u8 = 58;
-const ECHO_REQUEST_V4: u8 = 8;
-pub(super) const ECHO_REPLY_V4: u8 = 0;
-const ECHO_REQUEST_V6: u8 = 128;
-pub(super) const ECHO_REPLY_V6: u8 = 129;
 const TTL: u8 = 64;
 
 /// Identifies one echo: the identifier names this daemon, the sequence number the attempt.
@@ -25,58 +23,67 @@ pub struct Echo {
 /// Builds an echo request packet from `echo.src` to `echo.dst` carrying `payload`.
 /// Returns `None` when the two addresses are of different families.
 pub fn echo_request(echo: &Echo, payload: &[u8]) -> Option<Vec<u8>> {
-    let mut icmp = Vec::with_capacity(8 + payload.len());
-    let kind = if echo.dst.is_ipv4() { ECHO_REQUEST_V4 } else { ECHO_REQUEST_V6 };
-    icmp.extend_from_slice(&[kind, 0, 0, 0]);
-    icmp.extend_from_slice(&echo.identifier.to_be_bytes());
-    icmp.extend_from_slice(&echo.sequence.to_be_bytes());
-    icmp.extend_from_slice(payload);
+    let icmp_len = icmp_wire::HEADER_LEN + payload.len();
     match (echo.src, echo.dst) {
         (IpAddr::V4(src), IpAddr::V4(dst)) => {
-            let sum = finish(add(0, &icmp));
-            icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-            let mut p = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, TTL, PROTO_ICMP, 0, 0];
-            p[2..4].copy_from_slice(&((20 + icmp.len()) as u16).to_be_bytes());
-            p.extend_from_slice(&src.octets());
-            p.extend_from_slice(&dst.octets());
-            let header_sum = finish(add(0, &p));
-            p[10..12].copy_from_slice(&header_sum.to_be_bytes());
-            p.extend_from_slice(&icmp);
-            Some(p)
+            let mut packet = vec![0; ipv4::HEADER_LEN + icmp_len];
+            let mut ip = Ipv4Packet::new_unchecked(&mut packet[..]);
+            ip.set_version_and_header_len(ipv4::HEADER_LEN);
+            ip.set_total_len((ipv4::HEADER_LEN + icmp_len) as u16);
+            ip.set_dont_fragment(true);
+            ip.set_ttl(TTL);
+            ip.set_protocol(PROTO_ICMP);
+            ip.set_src(src);
+            ip.set_dst(dst);
+            ip.fill_checksum();
+            write_echo(ip.payload_mut(), ECHO_REQUEST_V4, echo, payload, 0);
+            Some(packet)
         }
         (IpAddr::V6(src), IpAddr::V6(dst)) => {
-            let pseudo = pseudo_header(src.into(), dst.into(), PROTO_ICMPV6, icmp.len() as u32);
-            let sum = finish(add(pseudo, &icmp));
-            icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-            let mut p = vec![0x60, 0, 0, 0];
-            p.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
-            p.extend_from_slice(&[PROTO_ICMPV6, TTL]);
-            p.extend_from_slice(&src.octets());
-            p.extend_from_slice(&dst.octets());
-            p.extend_from_slice(&icmp);
-            Some(p)
+            let mut packet = vec![0; ipv6::HEADER_LEN + icmp_len];
+            let mut ip = Ipv6Packet::new_unchecked(&mut packet[..]);
+            ip.set_version();
+            ip.set_payload_len(icmp_len as u16);
+            ip.set_next_header(PROTO_ICMPV6);
+            ip.set_hop_limit(TTL);
+            ip.set_src(src);
+            ip.set_dst(dst);
+            let pseudo = pseudo_header(src.into(), dst.into(), PROTO_ICMPV6, icmp_len as u32);
+            write_echo(ip.payload_mut(), ECHO_REQUEST_V6, echo, payload, pseudo);
+            Some(packet)
         }
         _ => None,
     }
 }
 
+/// Fills `buffer` (header and data exactly) with an echo message and its checksum, which
+/// starts from `pseudo` (ICMPv6 covers a pseudo-header, ICMP does not).
+fn write_echo(buffer: &mut [u8], msg_type: u8, echo: &Echo, payload: &[u8], pseudo: u64) {
+    let mut icmp = IcmpPacket::new_unchecked(buffer);
+    icmp.set_msg_type(msg_type);
+    icmp.set_echo_ident(echo.identifier);
+    icmp.set_echo_seq(echo.sequence);
+    icmp.echo_data_mut().copy_from_slice(payload);
+    icmp.fill_checksum(pseudo);
+}
+
 /// Reads an echo reply out of a decrypted packet; `None` for anything else.
 pub fn parse_echo_reply(packet: &[u8]) -> Option<Echo> {
-    let header = IpHeader::parse(packet).ok()?;
-    let icmp = packet.get(header.payload_offset..header.total_len)?;
-    let expected = match header.src {
-        IpAddr::V4(_) if header.protocol == PROTO_ICMP => ECHO_REPLY_V4,
-        IpAddr::V6(_) if header.protocol == PROTO_ICMPV6 => ECHO_REPLY_V6,
+    let ip = ip_view(packet).ok()?;
+    let expected = match &ip {
+        IpPacket::V4(v4) if v4.protocol() == PROTO_ICMP => ECHO_REPLY_V4,
+        IpPacket::V6(v6) if v6.next_header() == PROTO_ICMPV6 => ECHO_REPLY_V6,
         _ => return None,
     };
-    if icmp.len() < 8 || icmp[0] != expected || icmp[1] != 0 {
+    let icmp = IcmpPacket::new_checked(ip.payload()).ok()?;
+    if icmp.msg_type() != expected || icmp.code() != 0 {
         return None;
     }
     Some(Echo {
-        src: header.src,
-        dst: header.dst,
-        identifier: u16::from_be_bytes([icmp[4], icmp[5]]),
-        sequence: u16::from_be_bytes([icmp[6], icmp[7]]),
+        src: ip.src(),
+        dst: ip.dst(),
+        identifier: icmp.echo_ident(),
+        sequence: icmp.echo_seq(),
     })
 }
 
@@ -84,21 +91,17 @@ pub fn parse_echo_reply(packet: &[u8]) -> Option<Echo> {
 /// Turns a request into the reply a host would send: swap addresses, change the type and
 /// fix the checksum the way a kernel does.
 pub(crate) fn reply_to(request: &[u8]) -> Vec<u8> {
-    let h = IpHeader::parse(request).unwrap();
+    let ip = ip_view(request).unwrap();
+    let icmp = IcmpPacket::new_checked(ip.payload()).unwrap();
     let echo = Echo {
-        src: h.dst,
-        dst: h.src,
-        identifier: u16::from_be_bytes([
-            request[h.payload_offset + 4],
-            request[h.payload_offset + 5],
-        ]),
-        sequence: u16::from_be_bytes([
-            request[h.payload_offset + 6],
-            request[h.payload_offset + 7],
-        ]),
+        src: ip.dst(),
+        dst: ip.src(),
+        identifier: icmp.echo_ident(),
+        sequence: icmp.echo_seq(),
     };
-    let mut reply = echo_request(&echo, &request[h.payload_offset + 8..]).unwrap();
-    reply[h.payload_offset] = if h.src.is_ipv4() { ECHO_REPLY_V4 } else { ECHO_REPLY_V6 };
+    let mut reply = echo_request(&echo, icmp.echo_data()).unwrap();
+    let at = ip.header_len() + icmp_wire::field::TYPE;
+    reply[at] = if ip.src().is_ipv4() { ECHO_REPLY_V4 } else { ECHO_REPLY_V6 };
     reply
 }
 

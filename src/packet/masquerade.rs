@@ -3,10 +3,9 @@
 //! shared nodes and 4via6 subnets). Checksums are adjusted incrementally (RFC 1624), so the
 //! cost does not depend on the packet's size.
 
-use super::checksum::{add, fold};
-use super::icmp::PROTO_ICMPV6;
-use super::transport::{PROTO_TCP, PROTO_UDP};
-use super::IpHeader;
+use super::checksum;
+use super::wire::{IcmpPacket, IpPacket, TcpSegment, UdpDatagram};
+use super::wire::{PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 use std::net::IpAddr;
 
 /// Which address of the packet to rewrite.
@@ -17,79 +16,88 @@ pub enum Side {
 }
 
 /// Replaces the `side` address of `packet` with `to` if it is `from`; returns whether it did.
-/// Packets of another family, or too short to be what they claim, are left alone.
+/// Packets of another family, or too short to be what they claim, are left alone. Works in
+/// place on the caller's buffer: the per-packet path allocates nothing.
 pub fn rewrite(packet: &mut [u8], side: Side, from: IpAddr, to: IpAddr) -> bool {
-    let Ok(header) = IpHeader::parse(packet) else { return false };
+    let Ok(ip) = IpPacket::new_checked(packet) else { return false };
     let current = match side {
-        Side::Source => header.src,
-        Side::Destination => header.dst,
+        Side::Source => ip.src(),
+        Side::Destination => ip.dst(),
     };
-    if current != from || from.is_ipv4() != to.is_ipv4() {
+    if current != from {
         return false;
     }
-    let (old, new) = (octets(from), octets(to));
-    let at = match (side, from.is_ipv4()) {
-        (Side::Source, true) => 12,
-        (Side::Destination, true) => 16,
-        (Side::Source, false) => 8,
-        (Side::Destination, false) => 24,
-    };
-    packet[at..at + old.len()].copy_from_slice(&new);
-    if from.is_ipv4() {
-        adjust_at(packet, 10, &old, &new);
-    }
-    if let Some(offset) = transport_checksum_offset(packet, &header) {
-        adjust_at(packet, header.payload_offset + offset, &old, &new);
+    match (ip, from, to) {
+        (IpPacket::V4(mut v4), IpAddr::V4(from), IpAddr::V4(to)) => {
+            match side {
+                Side::Source => v4.set_src(to),
+                Side::Destination => v4.set_dst(to),
+            }
+            let (old, new) = (from.octets(), to.octets());
+            v4.set_checksum(checksum::update(v4.checksum(), &old, &new));
+            // A later fragment carries no transport header.
+            if v4.fragment_offset() == 0 {
+                let protocol = v4.protocol();
+                update_transport_checksum(v4.payload_mut(), protocol, false, &old, &new);
+            }
+        }
+        (IpPacket::V6(mut v6), IpAddr::V6(from), IpAddr::V6(to)) => {
+            match side {
+                Side::Source => v6.set_src(to),
+                Side::Destination => v6.set_dst(to),
+            }
+            let protocol = v6.next_header();
+            update_transport_checksum(
+                v6.payload_mut(),
+                protocol,
+                true,
+                &from.octets(),
+                &to.octets(),
+            );
+        }
+        _ => return false,
     }
     true
 }
 
-/// Where the transport checksum covering the addresses sits, if the packet has one: TCP and
-/// UDP (a UDP checksum of 0 means "none" over IPv4), ICMPv6. Later IPv4 fragments carry no
-/// transport header.
-fn transport_checksum_offset(packet: &[u8], header: &IpHeader) -> Option<usize> {
-    if header.src.is_ipv4() && u16::from_be_bytes([packet[6], packet[7]]) & 0x1fff != 0 {
-        return None;
-    }
-    let offset = match header.protocol {
-        PROTO_TCP => 16,
-        PROTO_UDP => 6,
-        PROTO_ICMPV6 if header.src.is_ipv6() => 2,
-        _ => return None,
-    };
-    let at = header.payload_offset + offset;
-    if at + 2 > header.total_len {
-        return None;
-    }
-    if header.protocol == PROTO_UDP && header.src.is_ipv4() && packet[at..at + 2] == [0, 0] {
-        return None;
-    }
-    Some(offset)
-}
-
-/// RFC 1624: HC' = ~(~HC + ~m + m') over the changed 16-bit words.
-fn adjust_at(packet: &mut [u8], at: usize, old: &[u8], new: &[u8]) {
-    let checksum = u16::from_be_bytes([packet[at], packet[at + 1]]);
-    let mut sum = u64::from(!checksum);
-    for word in old.chunks_exact(2) {
-        sum += u64::from(!u16::from_be_bytes([word[0], word[1]]));
-    }
-    sum = add(sum, new);
-    packet[at..at + 2].copy_from_slice(&(!fold(sum)).to_be_bytes());
-}
-
-fn octets(ip: IpAddr) -> Vec<u8> {
-    match ip {
-        IpAddr::V4(a) => a.octets().to_vec(),
-        IpAddr::V6(a) => a.octets().to_vec(),
+/// Updates the transport checksum that covers the addresses through the pseudo-header, if the
+/// packet has one: TCP, UDP (whose checksum 0 means "none" over IPv4), ICMPv6. A header cut
+/// short is left alone.
+fn update_transport_checksum(
+    payload: &mut [u8],
+    protocol: u8,
+    is_v6: bool,
+    old: &[u8],
+    new: &[u8],
+) {
+    match protocol {
+        PROTO_TCP => {
+            if let Ok(mut tcp) = TcpSegment::new_checked(payload) {
+                tcp.set_checksum(checksum::update(tcp.checksum(), old, new));
+            }
+        }
+        PROTO_UDP => {
+            if let Ok(mut udp) = UdpDatagram::new_checked(payload) {
+                if is_v6 || udp.checksum() != 0 {
+                    udp.set_checksum(checksum::update(udp.checksum(), old, new));
+                }
+            }
+        }
+        PROTO_ICMPV6 if is_v6 => {
+            if let Ok(mut icmp) = IcmpPacket::new_checked(payload) {
+                icmp.set_checksum(checksum::update(icmp.checksum(), old, new));
+            }
+        }
+        _ => {}
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::checksum::{finish, pseudo_header};
+    use crate::packet::checksum::{add, finish, fold, pseudo_header};
     use crate::packet::icmp::{echo_request, Echo};
+    use crate::packet::IpHeader;
     use crate::testing::shake;
 
     fn udp4(src: [u8; 4], dst: [u8; 4], payload: &[u8]) -> Vec<u8> {

@@ -1,5 +1,7 @@
-//! Views of IP packets as they cross the tunnel: just enough parsing to route, to enforce
-//! cryptokey routing and to answer our own pings. Zero-copy: a view borrows the caller's buffer.
+//! IP packets as they cross the tunnel: just enough parsing to route, to enforce cryptokey
+//! routing, to filter and to answer our own pings. Every header is read and written through the
+//! typed views of [`wire`]; the modules here are what the engine does with them. Zero-copy: a
+//! view borrows the caller's buffer.
 
 pub mod checksum;
 pub mod gro;
@@ -9,8 +11,10 @@ pub mod masquerade;
 #[cfg(test)]
 pub mod test_packets;
 pub mod transport;
+pub mod wire;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
+use wire::{IpPacket, WireError};
 
 /// The addressing facts of an IP packet, read from its header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,45 +51,38 @@ impl std::fmt::Display for PacketError {
 impl IpHeader {
     /// Parses the IPv4 or IPv6 header at the start of `packet`.
     pub fn parse(packet: &[u8]) -> Result<IpHeader, PacketError> {
-        match packet.first().map(|b| b >> 4) {
-            None => Err(PacketError::Empty),
-            Some(4) => Self::parse_v4(packet),
-            Some(6) => Self::parse_v6(packet),
-            Some(v) => Err(PacketError::UnknownVersion(v)),
-        }
+        ip_view(packet).map(|ip| IpHeader::of(&ip))
     }
 
-    fn parse_v4(p: &[u8]) -> Result<IpHeader, PacketError> {
-        if p.len() < 20 {
-            return Err(PacketError::Truncated);
+    /// The addressing facts of a checked view.
+    pub fn of<T: AsRef<[u8]>>(ip: &IpPacket<T>) -> IpHeader {
+        IpHeader {
+            src: ip.src(),
+            dst: ip.dst(),
+            protocol: ip.protocol(),
+            payload_offset: ip.header_len(),
+            total_len: ip.total_len(),
         }
-        let header_len = usize::from(p[0] & 0x0f) * 4;
-        let total_len = usize::from(u16::from_be_bytes([p[2], p[3]]));
-        if header_len < 20 || total_len < header_len || total_len > p.len() {
-            return Err(PacketError::Truncated);
-        }
-        Ok(IpHeader {
-            src: IpAddr::V4(Ipv4Addr::new(p[12], p[13], p[14], p[15])),
-            dst: IpAddr::V4(Ipv4Addr::new(p[16], p[17], p[18], p[19])),
-            protocol: p[9],
-            payload_offset: header_len,
-            total_len,
-        })
     }
+}
 
-    fn parse_v6(p: &[u8]) -> Result<IpHeader, PacketError> {
-        if p.len() < 40 {
-            return Err(PacketError::Truncated);
+/// A checked view of the IPv4 or IPv6 packet at the start of `packet`, failing with the
+/// reasons the data path counts.
+pub fn ip_view<T: AsRef<[u8]>>(packet: T) -> Result<IpPacket<T>, PacketError> {
+    if packet.as_ref().is_empty() {
+        return Err(PacketError::Empty);
+    }
+    Ok(IpPacket::new_checked(packet)?)
+}
+
+impl From<WireError> for PacketError {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::Version(v) => PacketError::UnknownVersion(v),
+            WireError::Truncated | WireError::BadHeaderLength | WireError::BadLength => {
+                PacketError::Truncated
+            }
         }
-        let total_len = 40 + usize::from(u16::from_be_bytes([p[4], p[5]]));
-        if total_len > p.len() {
-            return Err(PacketError::Truncated);
-        }
-        let addr = |at: usize| {
-            let bytes: [u8; 16] = p[at..at + 16].try_into().expect("16-byte slice");
-            IpAddr::V6(Ipv6Addr::from(bytes))
-        };
-        Ok(IpHeader { src: addr(8), dst: addr(24), protocol: p[6], payload_offset: 40, total_len })
     }
 }
 

@@ -1,8 +1,7 @@
 //! Hand-built packets for tests of code that reads transport headers. Checksums are left zero:
 //! nothing under test verifies them.
 
-use super::icmp::{PROTO_ICMP, PROTO_ICMPV6};
-use super::transport::{PROTO_TCP, PROTO_UDP};
+use super::wire::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 use std::net::IpAddr;
 
 /// An IPv4 or IPv6 packet (by the addresses' family) from `src` to `dst` carrying `payload`.

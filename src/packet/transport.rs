@@ -6,23 +6,19 @@
 //! where it could rewrite a header the filter already judged (RFC 1858). IPv6 extension headers
 //! are not walked, except one Fragment header right after the base header.
 
-use super::icmp::{ECHO_REPLY_V4, ECHO_REPLY_V6, PROTO_ICMP, PROTO_ICMPV6};
-use super::{IpHeader, PacketError};
+use super::wire::icmp::{ECHO_REPLY_V4, ECHO_REPLY_V6};
+use super::wire::tcp::flags;
+use super::wire::{
+    ipv6_fragment, IcmpPacket, IpPacket, Ipv6FragmentHeader, SctpPacket, TcpSegment, UdpDatagram,
+    WireError, PROTO_ICMP, PROTO_ICMPV6, PROTO_IPV6_FRAGMENT,
+};
+use super::{ip_view, IpHeader, PacketError};
 
-pub const PROTO_TCP: u8 = 6;
-pub const PROTO_UDP: u8 = 17;
-/// Tailscale Message Protocol: node-to-node notices such as "connection rejected".
-pub const PROTO_TSMP: u8 = 99;
-pub const PROTO_SCTP: u8 = 132;
-const PROTO_IPV6_FRAGMENT: u8 = 44;
+/// The protocols the filter tells apart, under the names its callers know.
+pub use super::wire::{PROTO_SCTP, PROTO_TCP, PROTO_TSMP, PROTO_UDP};
 
-const IPV6_FRAGMENT_HEADER_LEN: usize = 8;
 /// The largest IPv4 header plus a basic TCP header, in the 8-byte units of fragment offsets.
 const MIN_LATER_FRAGMENT_OFFSET: u16 = (60 + 20) / 8;
-const TCP_HEADER_LEN: usize = 20;
-const UDP_HEADER_LEN: usize = 8;
-const SCTP_HEADER_LEN: usize = 12;
-const ICMP_HEADER_LEN: usize = 8;
 /// The smallest TSMP message (a reject notice).
 const TSMP_MIN_LEN: usize = 7;
 
@@ -62,8 +58,8 @@ pub struct Ports {
 pub struct TcpFlags(pub u8);
 
 impl TcpFlags {
-    pub const SYN: u8 = 0x02;
-    pub const ACK: u8 = 0x10;
+    pub const SYN: u8 = flags::SYN;
+    pub const ACK: u8 = flags::ACK;
 
     /// SYN without ACK: the only segment that can open a connection. Everything else belongs
     /// to a connection some SYN already opened.
@@ -109,8 +105,8 @@ pub enum TransportError {
     FragmentedTsmp,
 }
 
-/// Where the transport header starts, once fragmentation is accounted for. Every fragment
-/// names the protocol; only the first holds its header.
+/// Where the transport header starts within the IP payload, once fragmentation is accounted
+/// for. Every fragment names the protocol; only the first holds its header.
 enum Position {
     Header { protocol: u8, offset: usize, fragmented: bool },
     LaterFragment { protocol: u8 },
@@ -118,34 +114,34 @@ enum Position {
 
 impl TransportView {
     pub fn parse(packet: &[u8]) -> Result<TransportView, TransportError> {
-        let ip = IpHeader::parse(packet).map_err(TransportError::Ip)?;
-        let (protocol, offset, fragmented) = match position(packet, &ip)? {
+        let ip_packet = ip_view(packet).map_err(TransportError::Ip)?;
+        let ip = IpHeader::of(&ip_packet);
+        let (protocol, offset, fragmented) = match position(&ip_packet)? {
             Position::Header { protocol, offset, fragmented } => (protocol, offset, fragmented),
             Position::LaterFragment { protocol } => {
                 return Ok(TransportView { ip, protocol, transport: Transport::LaterFragment });
             }
         };
-        let bytes = packet.get(offset..ip.total_len).ok_or(TransportError::Truncated)?;
-        let transport = read_transport(protocol, ip.dst.is_ipv6(), fragmented, bytes)?;
+        let bytes = ip_packet.payload().get(offset..).ok_or(TransportError::Truncated)?;
+        let is_v6 = matches!(ip_packet, IpPacket::V6(_));
+        let transport = read_transport(protocol, is_v6, fragmented, bytes)?;
         Ok(TransportView { ip, protocol, transport })
     }
 }
 
-fn position(packet: &[u8], ip: &IpHeader) -> Result<Position, TransportError> {
-    if ip.dst.is_ipv4() {
-        // IpHeader::parse guarantees the 20-byte IPv4 header.
-        let flags_and_offset = u16::from_be_bytes([packet[6], packet[7]]);
-        let more_fragments = flags_and_offset & 0x2000 != 0;
-        fragment_position(flags_and_offset & 0x1fff, ip.protocol, ip.payload_offset, more_fragments)
-    } else if ip.protocol == PROTO_IPV6_FRAGMENT {
-        let header: &[u8; IPV6_FRAGMENT_HEADER_LEN] =
-            fixed(packet.get(ip.payload_offset..ip.total_len).unwrap_or_default())?;
-        let offset_and_flags = u16::from_be_bytes([header[2], header[3]]);
-        let more_fragments = offset_and_flags & 1 != 0;
-        let after = ip.payload_offset + IPV6_FRAGMENT_HEADER_LEN;
-        fragment_position(offset_and_flags >> 3, header[0], after, more_fragments)
-    } else {
-        Ok(Position::Header { protocol: ip.protocol, offset: ip.payload_offset, fragmented: false })
+fn position(ip: &IpPacket<&[u8]>) -> Result<Position, TransportError> {
+    match ip {
+        IpPacket::V4(v4) => {
+            fragment_position(v4.fragment_offset(), v4.protocol(), 0, v4.more_fragments())
+        }
+        IpPacket::V6(v6) if v6.next_header() == PROTO_IPV6_FRAGMENT => {
+            let header = Ipv6FragmentHeader::new_checked(v6.payload()).map_err(truncated)?;
+            let (offset, protocol) = (header.fragment_offset(), header.next_header());
+            fragment_position(offset, protocol, ipv6_fragment::HEADER_LEN, header.more_fragments())
+        }
+        IpPacket::V6(v6) => {
+            Ok(Position::Header { protocol: v6.next_header(), offset: 0, fragmented: false })
+        }
     }
 }
 
@@ -170,13 +166,20 @@ fn read_transport(
 ) -> Result<Transport, TransportError> {
     Ok(match protocol {
         PROTO_TCP => {
-            let header: &[u8; TCP_HEADER_LEN] = fixed(bytes)?;
-            Transport::Tcp { ports: ports(header)?, flags: TcpFlags(header[13]) }
+            let tcp = TcpSegment::new_checked(bytes).map_err(truncated)?;
+            let ports = Ports { src: tcp.src_port(), dst: tcp.dst_port() };
+            Transport::Tcp { ports, flags: TcpFlags(tcp.flags()) }
         }
-        PROTO_UDP => Transport::Udp(ports(fixed::<UDP_HEADER_LEN>(bytes)?)?),
-        PROTO_SCTP => Transport::Sctp(ports(fixed::<SCTP_HEADER_LEN>(bytes)?)?),
-        PROTO_ICMP if !is_v6 => Transport::Icmp(icmp(fixed(bytes)?, is_v6)),
-        PROTO_ICMPV6 if is_v6 => Transport::Icmp(icmp(fixed(bytes)?, is_v6)),
+        PROTO_UDP => {
+            let udp = UdpDatagram::new_checked(bytes).map_err(truncated)?;
+            Transport::Udp(Ports { src: udp.src_port(), dst: udp.dst_port() })
+        }
+        PROTO_SCTP => {
+            let sctp = SctpPacket::new_checked(bytes).map_err(truncated)?;
+            Transport::Sctp(Ports { src: sctp.src_port(), dst: sctp.dst_port() })
+        }
+        PROTO_ICMP if !is_v6 => Transport::Icmp(icmp(bytes, is_v6)?),
+        PROTO_ICMPV6 if is_v6 => Transport::Icmp(icmp(bytes, is_v6)?),
         PROTO_TSMP if fragmented => return Err(TransportError::FragmentedTsmp),
         PROTO_TSMP if bytes.len() < TSMP_MIN_LEN => return Err(TransportError::Truncated),
         PROTO_TSMP => Transport::Tsmp,
@@ -184,19 +187,14 @@ fn read_transport(
     })
 }
 
-/// The first `N` bytes as an array, so the fields can be read without bounds surprises.
-fn fixed<const N: usize>(bytes: &[u8]) -> Result<&[u8; N], TransportError> {
-    bytes.get(..N).and_then(|b| b.try_into().ok()).ok_or(TransportError::Truncated)
+fn icmp(bytes: &[u8], is_v6: bool) -> Result<IcmpHeader, TransportError> {
+    let icmp = IcmpPacket::new_checked(bytes).map_err(truncated)?;
+    Ok(IcmpHeader { kind: icmp.msg_type(), code: icmp.code(), is_v6 })
 }
 
-/// TCP, UDP and SCTP headers all begin with the source and destination ports.
-fn ports(header: &[u8]) -> Result<Ports, TransportError> {
-    let [s0, s1, d0, d1] = *fixed::<4>(header)?;
-    Ok(Ports { src: u16::from_be_bytes([s0, s1]), dst: u16::from_be_bytes([d0, d1]) })
-}
-
-fn icmp(header: &[u8; ICMP_HEADER_LEN], is_v6: bool) -> IcmpHeader {
-    IcmpHeader { kind: header[0], code: header[1], is_v6 }
+/// A transport header that does not fit is cut short, whatever the view's reason.
+fn truncated(_: WireError) -> TransportError {
+    TransportError::Truncated
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
 //! Addresses, MTU and routes of the TUN interface, the Tailscale way: every tunnel route in
 //! table 52, and policy rules that send everyone's traffic through table 52 first except the
-//! daemon's own (marked) packets.
+//! daemon's own (marked) packets. The BSD family, macOS and illumos use [`bsd`] instead.
 //!
 //! The router remembers what it last applied and changes only the difference, so a netmap
 //! update that adds one peer costs one `route add` rather than a rebuild.
 
 mod batch;
+pub mod bsd;
 mod ip_tool;
 #[cfg(any(target_os = "linux", test))]
 mod ipv6;
@@ -17,6 +18,7 @@ mod netns_test;
 
 pub use ip_tool::{IpTool, SystemIpTool, ToolOutput};
 
+use crate::platform::os_kind::OsKind;
 use crate::platform::tun;
 use crate::prefix::Prefix;
 use std::fmt;
@@ -50,18 +52,44 @@ impl fmt::Display for RouterError {
 
 impl std::error::Error for RouterError {}
 
-pub struct Router {
-    tool: Box<dyn IpTool>,
-    ipv6: bool,
-    /// What the kernel was last brought to (normalized); `None` before the first apply and
-    /// after shutdown.
-    applied: Option<RouterConfig>,
+pub struct Router(Backend);
+
+enum Backend {
+    Ip {
+        tool: Box<dyn IpTool>,
+        ipv6: bool,
+        /// What the kernel was last brought to (normalized); `None` before the first apply
+        /// and after shutdown.
+        applied: Option<RouterConfig>,
+    },
+    Bsd(bsd::BsdRouter),
 }
 
+/// Names the OS whose router to drive instead of the one we were built for, with its tools
+/// taken from `PATH`: how the BSD-family routers are exercised on Linux against fakes.
+pub const ROUTER_OS_VARIABLE: &str = "WEFT_ROUTER";
+
 impl Router {
+    /// The router of this OS, or of the OS named by `WEFT_ROUTER`.
+    pub fn new() -> Result<Router, RouterError> {
+        match router_os()? {
+            OsKind::Linux => Router::new_ip(),
+            os => Ok(Router::bsd(bsd::BsdRouter::new(
+                os,
+                Box::<bsd::PathRunner>::default(),
+                bsd::DEFAULT_DIR.into(),
+            ))),
+        }
+    }
+
+    /// A router driving `route`/`ifconfig` in the grammar `router` was made for.
+    pub(crate) fn bsd(router: bsd::BsdRouter) -> Router {
+        Router(Backend::Bsd(router))
+    }
+
     /// A router driving the system's `ip`, with IPv6 included when the kernel supports it.
     #[cfg(target_os = "linux")]
-    pub fn new() -> Result<Router, RouterError> {
+    fn new_ip() -> Result<Router, RouterError> {
         let mut tool = SystemIpTool;
         tool.run(&["-V"], "").map_err(|err| {
             RouterError(format!("cannot run `ip` (iproute2 is needed for routing): {err}"))
@@ -74,14 +102,14 @@ impl Router {
     }
 
     #[cfg(not(target_os = "linux"))]
-    pub fn new() -> Result<Router, RouterError> {
+    fn new_ip() -> Result<Router, RouterError> {
         Err(not_implemented())
     }
 
     /// A router driving `tool` instead of the system's `ip`: for tests, and for callers that
     /// know better whether IPv6 works.
     pub fn with_tool(tool: Box<dyn IpTool>, ipv6: bool) -> Router {
-        Router { tool, ipv6, applied: None }
+        Router(Backend::Ip { tool, ipv6, applied: None })
     }
 
     /// Brings the kernel from the last applied state to `desired`. On failure the remembered
@@ -89,44 +117,69 @@ impl Router {
     /// already took effect are then accepted as done).
     pub fn apply(&mut self, desired: &RouterConfig) -> Result<(), RouterError> {
         check(desired)?;
-        let desired = plan::normalize(desired, self.ipv6);
-        let ops = plan::apply_ops(self.applied.as_ref(), &desired, self.ipv6);
-        batch::run(self.tool.as_mut(), &ops)?;
-        self.applied = Some(desired);
+        let (tool, ipv6, applied) = match &mut self.0 {
+            Backend::Ip { tool, ipv6, applied } => (tool, *ipv6, applied),
+            Backend::Bsd(router) => return router.apply(desired),
+        };
+        let desired = plan::normalize(desired, ipv6);
+        let ops = plan::apply_ops(applied.as_ref(), &desired, ipv6);
+        batch::run(tool.as_mut(), &ops)?;
+        *applied = Some(desired);
         Ok(())
     }
 
-    /// Removes our rules and routes. The addresses go when the TUN descriptor is closed.
+    /// Removes our rules and routes. On Linux the addresses go when the TUN descriptor is
+    /// closed; elsewhere they are removed too, as the interface may outlive us.
     pub fn shutdown(&mut self) -> Result<(), RouterError> {
-        match self.applied.take() {
-            Some(applied) => {
-                batch::run(self.tool.as_mut(), &plan::shutdown_ops(&applied, self.ipv6))
-            }
-            None => Ok(()),
+        match &mut self.0 {
+            Backend::Ip { tool, ipv6, applied } => match applied.take() {
+                Some(applied) => batch::run(tool.as_mut(), &plan::shutdown_ops(&applied, *ipv6)),
+                None => Ok(()),
+            },
+            Backend::Bsd(router) => router.shutdown(),
         }
     }
 
     /// Removes what a crashed run may have left behind: our rules in both families and any
     /// table-52 route through `tun`. Call it at start-up, before the first apply.
-    #[cfg(target_os = "linux")]
     pub fn remove_stale(tun: &str) -> Result<(), RouterError> {
         let mut router = Router::new()?;
         router.remove_stale_with_own_tool(tun)
     }
 
-    #[cfg(not(target_os = "linux"))]
-    pub fn remove_stale(_tun: &str) -> Result<(), RouterError> {
-        Err(not_implemented())
-    }
-
-    /// [`Router::remove_stale`] through this router's tool.
+    /// [`Router::remove_stale`] through this router's tool. The BSD-family routers remove
+    /// what their record names, whatever the interface was called.
     pub fn remove_stale_with_own_tool(&mut self, tun: &str) -> Result<(), RouterError> {
         check_interface_name(tun)?;
-        batch::run(self.tool.as_mut(), &plan::stale_ops(tun, self.ipv6))
+        match &mut self.0 {
+            Backend::Ip { tool, ipv6, .. } => {
+                batch::run(tool.as_mut(), &plan::stale_ops(tun, *ipv6))
+            }
+            Backend::Bsd(router) => router.remove_stale(),
+        }
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(all(test, target_os = "linux"))]
+impl Router {
+    /// Whether this is the `ip` router with IPv6 on.
+    fn has_ipv6(&self) -> bool {
+        matches!(self.0, Backend::Ip { ipv6: true, .. })
+    }
+}
+
+/// The OS named by `WEFT_ROUTER`, else the one we were built for.
+fn router_os() -> Result<OsKind, RouterError> {
+    router_os_named(std::env::var(ROUTER_OS_VARIABLE).ok())
+}
+
+fn router_os_named(name: Option<String>) -> Result<OsKind, RouterError> {
+    match name {
+        Some(name) => name.parse().map_err(|e| RouterError(format!("{ROUTER_OS_VARIABLE}: {e}"))),
+        None => OsKind::current().ok_or_else(not_implemented),
+    }
+}
+
 fn not_implemented() -> RouterError {
     RouterError(format!("routing is not implemented on {} yet", std::env::consts::OS))
 }
@@ -277,12 +330,12 @@ mod tests {
         assert!(runs.borrow().is_empty());
     }
 
-    #[cfg(not(target_os = "linux"))]
     #[test]
-    fn says_routing_is_not_implemented_elsewhere() {
-        let err = Router::new().err().expect("no router yet").to_string();
-        assert!(err.starts_with("routing is not implemented on "), "{err}");
-        assert!(Router::remove_stale("weft0").is_err());
+    fn weft_router_names_the_os_whose_router_to_drive() {
+        assert_eq!(router_os_named(Some("netbsd".into())), Ok(OsKind::NetBsd));
+        assert_eq!(router_os_named(None).ok(), OsKind::current());
+        let err = router_os_named(Some("haiku".into())).unwrap_err().to_string();
+        assert!(err.starts_with("WEFT_ROUTER: unknown OS \"haiku\""), "{err}");
     }
 
     #[test]

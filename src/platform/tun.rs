@@ -11,6 +11,7 @@ use crate::packet::gso::VIRTIO_NET_HDR_LEN;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
+pub mod framing;
 #[cfg(target_os = "linux")]
 mod linux;
 

@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""Fakes of route(8), ifconfig(8) and illumos ipadm(8) for weft's router tests.
+
+Each OS's directory holds `route` and `ifconfig` (and `ipadm` on illumos) that run this file
+with the OS and tool name. It implements that OS's grammar for the subset weft uses and,
+like the real tool, rejects what the real one rejects (`route del` on NetBSD/illumos/macOS/
+OpenBSD, an interface name as gateway where an address is needed, a missing illumos
+gateway, a second default route, ...), printing to stderr and exiting 1.
+
+The kernel's state is a JSON file named by $FAKE_OS_TABLE:
+  {"interfaces": {"tun0": {"addresses": [{"address": "100.64.0.1/32", "label": null}],
+                           "mtu": 1500, "up": false}},
+   "routes": [{"dest": "0.0.0.0/0", "gateway": "192.168.1.1", "iface": "em0", "priority": 8}]}
+"""
+import ipaddress
+import json
+import os
+import sys
+
+VERBS = {
+    "freebsd": {"add", "delete", "del", "change", "get", "show", "flush", "monitor"},
+    "netbsd": {"add", "change", "delete", "flush", "flushall", "get", "monitor", "show"},
+    "openbsd": {"add", "change", "delete", "flush", "get", "monitor", "show", "exec", "nameserver"},
+    "darwin": {"add", "change", "delete", "flush", "get", "monitor"},
+    "illumos": {"add", "change", "delete", "get", "flush", "monitor", "show"},
+}
+STATIC_PRIORITY = 8
+
+
+class Refused(Exception):
+    pass
+
+
+def load():
+    with open(os.environ["FAKE_OS_TABLE"]) as f:
+        return json.load(f)
+
+
+def save(table):
+    path = os.environ["FAKE_OS_TABLE"]
+    with open(path + ".tmp", "w") as f:
+        json.dump(table, f, indent=1, sort_keys=True)
+    os.replace(path + ".tmp", path)
+
+
+def network(text, family):
+    try:
+        net = ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        raise Refused(f"route: bad address: {text}")
+    if net.version != family:
+        raise Refused(f"route: bad address: {text}")
+    return net
+
+
+def owner_of(table, address):
+    for name, iface in table["interfaces"].items():
+        for entry in iface["addresses"]:
+            if ipaddress.ip_interface(entry["address"]).ip == address:
+                return name
+    return None
+
+
+def route(osname, table, args):
+    while args and args[0] in ("-q", "-n"):
+        args = args[1:]
+    if not args:
+        raise Refused("usage: route [-nqv] command [[modifiers] args]")
+    verb, args = args[0], args[1:]
+    if verb not in VERBS[osname]:
+        raise Refused(f"route: botched keyword: {verb}\nusage: route [-nqv] command [[modifiers] args]")
+    if verb not in ("add", "delete", "del"):
+        raise Refused(f"fake route: {verb} is not implemented")
+    family, positional, iface_word, ifp, priority = 4, [], None, None, None
+    i = 0
+    while i < len(args):
+        word = args[i]
+        if word in ("-inet", "-4"):
+            family = 4
+        elif word in ("-inet6", "-6"):
+            family = 6
+        elif word in ("-iface", "-interface"):
+            iface_word = True
+        elif word == "-ifp" and osname in ("illumos", "netbsd", "freebsd", "darwin", "openbsd"):
+            i += 1
+            ifp = args[i] if i < len(args) else None
+        elif word == "-priority" and osname == "openbsd":
+            i += 1
+            try:
+                priority = int(args[i])
+            except (IndexError, ValueError):
+                raise Refused("route: priority: bad value")
+            if not 1 <= priority <= 63:
+                raise Refused(f"route: priority {priority}: out of range")
+        elif word.startswith("-"):
+            raise Refused(f"route: bad keyword: {word}")
+        else:
+            positional.append(word)
+        i += 1
+    if not positional:
+        raise Refused("route: missing destination")
+    dest = network(positional[0], family)
+    gateway_word = positional[1] if len(positional) > 1 else None
+    if len(positional) > 2:
+        raise Refused(f"route: bad keyword: {positional[2]}")
+    # FreeBSD and macOS: `-iface NAME`; the others' -iface takes no argument and the
+    # gateway must be an address (NetBSD resolves a name as a host and fails).
+    iface = None
+    if osname in ("freebsd", "darwin") and iface_word and gateway_word in table["interfaces"]:
+        iface = gateway_word
+    elif gateway_word is not None:
+        try:
+            gateway = ipaddress.ip_address(gateway_word)
+        except ValueError:
+            raise Refused(f"route: {gateway_word}: bad value")
+        if gateway.version != family:
+            raise Refused(f"route: {gateway_word}: bad value")
+        if not iface_word:
+            raise Refused("fake route: only interface routes are implemented")
+        iface = owner_of(table, gateway)
+        if iface is None:
+            raise Refused(f"{verb} net {dest}: gateway {gateway_word}: Network is unreachable")
+    if osname == "illumos":
+        if gateway_word is None:
+            raise Refused("route: gateway required for add or delete command")
+        if ifp is None or ifp not in table["interfaces"]:
+            raise Refused(f"route: no such interface: {ifp}")
+        iface = ifp
+    if verb == "add":
+        if gateway_word is None:
+            raise Refused("route: missing gateway specification")
+        add_route(osname, table, dest, gateway_word, iface, priority)
+    else:
+        delete_route(osname, table, dest, priority)
+
+
+def same_slot(osname, entry, dest, priority):
+    if entry["dest"] != str(dest):
+        return False
+    if osname == "openbsd":
+        return entry["priority"] == (priority or STATIC_PRIORITY)
+    return True
+
+
+def add_route(osname, table, dest, gateway, iface, priority):
+    if osname != "openbsd" and priority is not None:
+        raise Refused("route: bad keyword: -priority")
+    if any(same_slot(osname, e, dest, priority) for e in table["routes"]):
+        raise Refused(f"route: writing to routing socket: File exists\n"
+                      f"add net {dest}: gateway {gateway}: File exists")
+    table["routes"].append({"dest": str(dest), "gateway": gateway, "iface": iface,
+                            "priority": priority or STATIC_PRIORITY})
+
+
+def delete_route(osname, table, dest, priority):
+    # Like the real kernels, a delete matches by destination (macOS even takes the first
+    # route to it, whoever owns it); OpenBSD also by priority.
+    for entry in table["routes"]:
+        if same_slot(osname, entry, dest, priority):
+            table["routes"].remove(entry)
+            return
+    raise Refused(f"route: writing to routing socket: No such process\ndelete net {dest}: not in table")
+
+
+def ifconfig(osname, table, args):
+    if not args:
+        raise Refused("usage: ifconfig interface address_family [address [dest_address]] [parameters]")
+    name, args = args[0], args[1:]
+    iface = table["interfaces"].get(name)
+    if iface is None:
+        raise Refused(f"ifconfig: interface {name} does not exist")
+    if args == ["up"]:
+        iface["up"] = True
+    elif len(args) == 2 and args[0] == "mtu":
+        mtu = int(args[1]) if args[1].isdigit() else -1
+        low, high = (576, 1500) if osname == "netbsd" else (68, 65535)
+        if not low <= mtu <= high:
+            raise Refused("ifconfig: SIOCSIFMTU: Invalid argument")
+        iface["mtu"] = mtu
+    elif args and args[0] in ("inet", "inet6") and osname != "illumos":
+        set_address(osname, table, iface, args[0] == "inet6", args[1:])
+    else:
+        raise Refused(f"ifconfig: {' '.join(args)}: bad value")
+
+
+def set_address(osname, table, iface, v6, args):
+    if not args:
+        raise Refused("ifconfig: missing address")
+    try:
+        address = ipaddress.ip_interface(args[0])
+    except ValueError:
+        raise Refused(f"ifconfig: {args[0]}: bad value")
+    if (address.version == 6) != v6:
+        raise Refused(f"ifconfig: {args[0]}: bad value")
+    rest = args[1:]
+    if rest in (["-alias"], ["delete"]):
+        return remove_address(table, iface, address.ip)
+    if osname in ("freebsd", "darwin") and not v6 or osname == "darwin":
+        # A point-to-point address: the far end follows the address.
+        if len(rest) != 1 or rest[0] in ("alias", "-alias", "delete"):
+            raise Refused(f"ifconfig: {osname} tunnel address needs a destination")
+        ipaddress.ip_address(rest[0])
+    elif osname in ("netbsd", "openbsd") and not v6:
+        if rest != ["alias"]:
+            raise Refused("fake ifconfig: expected `alias`")
+    elif rest:
+        # FreeBSD refuses `X/128 dest X` on a tunnel (bug 218508); no dest is taken here.
+        raise Refused("ifconfig: ioctl (SIOCAIFADDR): Invalid argument")
+    if any(ipaddress.ip_interface(e["address"]).ip == address.ip for e in iface["addresses"]):
+        raise Refused("ifconfig: ioctl (SIOCAIFADDR): File exists")
+    iface["addresses"].append({"address": str(address), "label": None})
+
+
+def remove_address(table, iface, ip):
+    for entry in iface["addresses"]:
+        if ipaddress.ip_interface(entry["address"]).ip == ip:
+            iface["addresses"].remove(entry)
+            # Routes whose gateway was this address go with it.
+            table["routes"] = [r for r in table["routes"] if r["gateway"] != str(ip)]
+            return
+    raise Refused("ifconfig: ioctl (SIOCDIFADDR): Can't assign requested address")
+
+
+def ipadm(osname, table, args):
+    if osname != "illumos":
+        raise Refused("ipadm: not found")
+    if len(args) == 7 and args[:5] == ["create-addr", "-t", "-T", "static", "-a"]:
+        fields = dict(part.split("=", 1) for part in args[5].split(",") if "=" in part)
+        name, _, label = args[6].partition("/")
+        if name not in table["interfaces"] or not label:
+            raise Refused("ipadm: cannot create address: Interface does not exist")
+        if "local" not in fields or "remote" not in fields:
+            raise Refused("ipadm: cannot create address: Invalid argument")
+        address = ipaddress.ip_interface(fields["local"])
+        ipaddress.ip_address(fields["remote"])
+        for iface in table["interfaces"].values():
+            if any(e["label"] == args[6] for e in iface["addresses"]):
+                raise Refused("ipadm: cannot create address: Address object already exists")
+        table["interfaces"][name]["addresses"].append({"address": str(address), "label": args[6]})
+    elif len(args) == 2 and args[0] == "delete-addr":
+        for iface in table["interfaces"].values():
+            for entry in iface["addresses"]:
+                if entry["label"] == args[1]:
+                    iface["addresses"].remove(entry)
+                    ip = str(ipaddress.ip_interface(entry["address"]).ip)
+                    table["routes"] = [r for r in table["routes"] if r["gateway"] != ip]
+                    return
+        raise Refused("ipadm: cannot delete address: Object not found")
+    else:
+        raise Refused(f"ipadm: unknown or unsupported command: {' '.join(args)}")
+
+
+def main():
+    osname, tool, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+    table = load()
+    log = os.environ.get("FAKE_OS_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write(" ".join([tool] + args) + "\n")
+    try:
+        {"route": route, "ifconfig": ifconfig, "ipadm": ipadm}[tool](osname, table, args)
+    except Refused as refusal:
+        print(refusal, file=sys.stderr)
+        sys.exit(1)
+    save(table)
+
+
+if __name__ == "__main__":
+    main()
