@@ -28,6 +28,9 @@ pub struct NodeState {
     /// False after `weft down`: keep the keys, stay disconnected.
     #[serde(rename = "WantRunning")]
     pub want_running: bool,
+    /// `weft up --shields-up`: refuse new inbound connections, also after a restart.
+    #[serde(rename = "ShieldsUp", default)]
+    pub shields_up: bool,
 }
 
 pub struct StateStore {
@@ -107,6 +110,7 @@ mod tests {
             machine_key: PrivateKey::generate().unwrap(),
             node_key: PrivateKey::generate().unwrap(),
             want_running: true,
+            shields_up: true,
         }
     }
 

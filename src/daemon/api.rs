@@ -1,7 +1,7 @@
 //! Answers local API requests from the engine's state: status now, pings when they finish.
 
 use super::event_loop::Daemon;
-use crate::engine::ping::PingId;
+use crate::engine::ping::{PingId, PingKind};
 use crate::http1::Request;
 use crate::localapi::json_object;
 use crate::localapi::server::error_body;
@@ -96,14 +96,13 @@ impl Daemon {
         let Ok(target) = ip.parse::<IpAddr>() else {
             return error(400, &format!("{ip:?} is not an IP address"));
         };
-        if let Some(kind) = request.query_value("type") {
-            if !kind.eq_ignore_ascii_case("icmp") {
-                return error(
-                    400,
-                    &format!("ping type {kind:?} is not supported yet; weft pings with ICMP"),
-                );
+        let kind = match request.query_value("type").map(PingKind::from_api_name) {
+            None => PingKind::Icmp,
+            Some(Some(kind)) => kind,
+            Some(None) => {
+                return error(400, "ping type is not supported yet; weft pings with ICMP or TSMP")
             }
-        }
+        };
         let timeout = match request.query_value("timeout_ms").map(str::parse::<u64>) {
             None => DEFAULT_PING_TIMEOUT,
             Some(Ok(ms)) => Duration::from_millis(ms).min(MAX_PING_TIMEOUT),
@@ -111,7 +110,7 @@ impl Daemon {
         };
         let now = Instant::now();
         let (engine, mut io) = self.io_parts();
-        let started = engine.start_ping(now, target, timeout, &mut io);
+        let started = engine.start_ping_of(now, kind, target, timeout, &mut io);
         drop(io); // sends the echo request
         match started {
             Ok(id) => {

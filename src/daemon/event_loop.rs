@@ -63,13 +63,14 @@ pub(super) fn run(options: &Options) -> Result<(), String> {
         Some(_) => None,
         None => store.load()?,
     };
-    let netmap = match (&options.config, &saved) {
+    let (netmap, shields_up) = match (&options.config, &saved) {
         (Some(path), _) => load_netmap(path)?,
-        (None, Some(state)) => Netmap::new(SelfNode::new(state.node_key.clone())),
+        (None, Some(state)) => (Netmap::new(SelfNode::new(state.node_key.clone())), false),
         // Not logged in: the engine idles with a throwaway key until `weft up`.
-        (None, None) => Netmap::new(SelfNode::new(PrivateKey::generate()?)),
+        (None, None) => (Netmap::new(SelfNode::new(PrivateKey::generate()?)), false),
     };
     let mut daemon = Daemon::start(options.clone(), netmap, store)?;
+    daemon.engine.set_shields_up(shields_up);
     if let Some(state) = saved.filter(|s| s.want_running) {
         daemon.start_control(state, None, Instant::now());
     }
@@ -94,12 +95,13 @@ fn exposed_key_files(options: &Options, store: &StateStore) -> Vec<String> {
     warnings
 }
 
-fn load_netmap(path: &std::path::Path) -> Result<Netmap, String> {
+/// The config's netmap and whether it raises the shields.
+fn load_netmap(path: &std::path::Path) -> Result<(Netmap, bool), String> {
     let config = crate::config::load(path).map_err(|e| e.to_string())?;
     for warning in &config.warnings {
         log::warn!("{warning}");
     }
-    Ok(with_default_names(config.netmap))
+    Ok((with_default_names(config.netmap), config.shields_up))
 }
 
 /// Static configs may leave names out: the node takes the host's name, a peer the start of
@@ -266,7 +268,8 @@ impl Daemon {
         self.exposed_key_files = exposed_key_files(&self.options, &self.store);
         let result = load_netmap(&path);
         match result {
-            Ok(netmap) => {
+            Ok((netmap, shields_up)) => {
+                self.engine.set_shields_up(shields_up);
                 if netmap.self_node.listen_port.is_some_and(|p| p != self.udp.port()) {
                     log::warn!("ListenPort changed: the new port takes effect at the next restart");
                 }
