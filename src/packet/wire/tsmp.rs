@@ -80,17 +80,13 @@ impl<T: AsRef<[u8]>> TsmpBody<T> {
         self.buffer.as_ref()[field::TYPE]
     }
 
-    pub fn len(&self) -> usize {
-        self.buffer.as_ref().len()
-    }
-
     pub fn echo_data(&self) -> [u8; 8] {
         super::read_array(self.buffer.as_ref(), field::ECHO_DATA)
     }
 
     /// The pong's PeerAPI port; 0 when the pong is too short to carry one.
     pub fn pong_peerapi_port(&self) -> u16 {
-        match self.len() >= PONG_LEN {
+        match self.buffer.as_ref().len() >= PONG_LEN {
             true => read_u16(self.buffer.as_ref(), field::PONG_PEERAPI_PORT),
             false => 0,
         }
