@@ -625,3 +625,38 @@ fn shields_up_drops_new_inbound_flows_but_passes_replies_to_our_own() {
     let status = b.engine.status(now, true);
     assert_eq!(status.drops.get("ShieldsUp"), Some(&3));
 }
+
+#[test]
+fn refusals_name_the_reason_and_answer_only_syns() {
+    use crate::filter::DropReason;
+    use crate::packet::tsmp::{RejectReason, TsmpMessage, TsmpPacket};
+    let now = Instant::now();
+    let (_a, mut b) = pair(now);
+    let index = *b.engine.by_key.values().next().unwrap();
+    let reason_of = |packet: &[u8]| match TsmpPacket::parse(packet).unwrap().message {
+        TsmpMessage::Rejected(r) => (r.reason, r.protocol, r.src_port, r.dst_port),
+        other => panic!("{other:?}"),
+    };
+    let syn = tcp_segment("100.64.0.1:40000", "100.64.0.2:22", SYN, 1);
+    b.engine.refuse(index, &syn, DropReason::NoRule);
+    b.engine.set_shields_up(true);
+    b.engine.refuse(index, &syn, DropReason::ShieldsUp);
+    // Not-local is a filter drop too, but with shields up tailscaled says "shields".
+    b.engine.refuse(index, &syn, DropReason::NotLocal);
+    let ack = tcp_segment("100.64.0.1:40000", "100.64.0.2:22", ACK, 1);
+    b.engine.refuse(index, &ack, DropReason::ShieldsUp);
+    let datagram = crate::packet::test_packets::udp("100.64.0.1:5000", "100.64.0.2:53");
+    b.engine.refuse(index, &datagram, DropReason::ShieldsUp);
+    let reasons: Vec<_> = b.engine.answers.iter().map(|(_, _, p)| reason_of(p)).collect();
+    assert_eq!(
+        reasons,
+        [
+            (RejectReason::ACL, 6, 40000, 22),
+            (RejectReason::SHIELDS_UP, 6, 40000, 22),
+            (RejectReason::SHIELDS_UP, 6, 40000, 22)
+        ]
+    );
+    let (_, source, notice) = &b.engine.answers[0];
+    assert_eq!(source.to_string(), "100.64.0.2", "from the refused destination");
+    assert_eq!(IpHeader::parse(notice).unwrap().dst.to_string(), "100.64.0.1");
+}
