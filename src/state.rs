@@ -134,6 +134,15 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    #[test]
+    fn a_state_file_from_before_shields_up_loads_with_shields_down() {
+        let mut json = serde_json::to_value(sample()).unwrap();
+        assert_eq!(json["ShieldsUp"], true, "saved");
+        json.as_object_mut().unwrap().remove("ShieldsUp");
+        let old: NodeState = serde_json::from_value(json).unwrap();
+        assert!(!old.shields_up);
+    }
+
     fn mode(path: &Path) -> u32 {
         fs::metadata(path).unwrap().permissions().mode() & 0o7777
     }
