@@ -4,10 +4,13 @@
 //! lines, the diff between two routing states, tool-output parsing) is plain code that
 //! compiles and is tested on every OS; only thin `#[cfg(target_os)]` shims make syscalls.
 
+pub mod fd;
+pub mod hostname;
 pub mod interfaces;
 pub mod os_kind;
 pub mod route_socket;
 pub mod router;
+pub mod signal_pipe;
 pub mod sockaddr;
 pub mod socket;
 pub mod tun;
