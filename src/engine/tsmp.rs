@@ -129,9 +129,11 @@ impl Engine {
         }
     }
 
-    /// The filter dropped `packet` from peer `index`: a TCP SYN gets a rejection notice back
-    /// (queued for [`Engine::send_answers`]), as tailscaled sends one, naming shields-up or the
-    /// ACLs as the reason.
+    /// The filter dropped `packet` from peer `index`: a TCP segment with SYN set gets a
+    /// rejection notice back (queued for [`Engine::send_answers`]), as tailscaled sends one,
+    /// naming shields-up or the ACLs as the reason. tailscaled sends them over IPv4 only; weft
+    /// over IPv6 too, so IPv6 connects fail fast as well: the notice's layout does not depend
+    /// on the family, and tailscaled reads both.
     pub(super) fn refuse(&mut self, index: u32, packet: &[u8], reason: DropReason) {
         let Ok(view) = TransportView::parse(packet) else {
             return;
