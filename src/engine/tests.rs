@@ -692,3 +692,25 @@ fn refusals_name_the_reason_and_answer_only_syns() {
     assert_eq!(source.to_string(), "100.64.0.2", "from the refused destination");
     assert_eq!(IpHeader::parse(notice).unwrap().dst.to_string(), "100.64.0.1");
 }
+
+#[test]
+fn an_ipv6_syn_is_refused_and_reset_too() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    for (node, own, peer) in [(&mut a, "fd7a::1", "fd7a::2"), (&mut b, "fd7a::2", "fd7a::1")] {
+        let mut map = node.engine.netmap().clone();
+        map.self_node.addresses.push(own.parse().unwrap());
+        map.peers[0].allowed_ips.push(peer.parse().unwrap());
+        node.engine.apply_netmap(map, now);
+    }
+    deny_all_inbound(&mut b, now);
+    let syn = tcp_segment("[fd7a::1]:40000", "[fd7a::2]:443", SYN, 10);
+    a.engine.handle_tun_packet(now, &syn, &mut a.out);
+    exchange(&mut a, &mut b, now);
+    assert!(b.out.tun.is_empty());
+    let [reset] = a.out.tun.as_slice() else { panic!("{:?}", a.out.tun) };
+    assert_eq!(IpHeader::parse(reset).unwrap().src.to_string(), "fd7a::2");
+    let tcp = crate::packet::wire::TcpSegment::new_checked(&reset[40..]).unwrap();
+    assert_eq!((tcp.src_port(), tcp.dst_port(), tcp.flags()), (443, 40000, RST | ACK));
+    assert_eq!(tcp.ack_number(), 11);
+}
