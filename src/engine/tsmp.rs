@@ -34,13 +34,13 @@ impl OpeningConnections {
 
     /// Remembers an outbound TCP SYN (without ACK).
     fn note(&mut self, now: Instant, packet: &[u8]) {
-        let Ok(ip) = ip_view(packet) else {
+        let Some(ip) = ip_view(packet).ok().filter(|ip| ip.protocol() == PROTO_TCP) else {
             return;
         };
         let Ok(tcp) = TcpSegment::new_checked(ip.payload()) else {
             return;
         };
-        if ip.protocol() == PROTO_TCP && TcpFlags(tcp.flags()).opens_connection() {
+        if TcpFlags(tcp.flags()).opens_connection() {
             let client = SocketAddr::new(ip.src(), tcp.src_port());
             let server = SocketAddr::new(ip.dst(), tcp.dst_port());
             self.syns.record(now, FlowKey::new(PROTO_TCP, client, server), tcp.seq());
@@ -57,7 +57,8 @@ impl Engine {
         }
     }
 
-    /// An outbound TCP packet from the TUN: a SYN is remembered until answered or refused.
+    /// An outbound TCP packet from the TUN: a SYN is remembered until refused, forgotten after
+    /// the timeout or when newer connects need its slot.
     pub(super) fn note_outbound_tcp(&mut self, now: Instant, protocol: u8, packet: &[u8]) {
         if protocol == PROTO_TCP {
             self.opening.note(now, packet);
