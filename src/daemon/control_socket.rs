@@ -2,13 +2,13 @@
 //! loop. Plaintext in, plaintext out; the control client above never sees sockets or TLS.
 
 use crate::platform::sockaddr::to_sockaddr;
-use crate::platform::socket::mark_bypass;
+use crate::platform::socket::{self, mark_bypass};
 use mio::net::TcpStream;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 pub struct ControlSocket {
@@ -134,15 +134,7 @@ fn would_block(e: &io::Error) -> bool {
 /// the control server is never the tunnel's.
 fn connect_marked(addr: SocketAddr) -> io::Result<TcpStream> {
     let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
-    // SAFETY: plain socket(2); ownership passes to the std stream right after.
-    let fd = unsafe {
-        libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0)
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh socket owned by nobody else.
-    let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    let stream = std::net::TcpStream::from(socket::open(domain, libc::SOCK_STREAM)?);
     if !addr.ip().is_loopback() {
         if let Err(e) = mark_bypass(stream.as_raw_fd()) {
             log::debug!("control socket not marked: {e}");

@@ -1,12 +1,12 @@
 //! The daemon's UDP sockets: one IPv4 and one IPv6 (v6-only) socket on the same port, each
 //! marked so its traffic bypasses the tunnel's routes.
 
-use crate::platform::socket::mark_bypass;
+use crate::platform::socket::{self, mark_bypass};
 use crate::platform::udp_gso::{self, MAX_GSO_BYTES, MAX_SEGMENTS};
 use mio::net::UdpSocket;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 
 pub struct UdpSockets {
     pub v4: UdpSocket,
@@ -159,13 +159,8 @@ impl UdpSockets {
 
 fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
-    // SAFETY: plain socket(2); the descriptor is owned by the UdpSocket built below.
-    let fd = unsafe { libc::socket(domain, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh socket nobody else owns.
-    let socket = unsafe { std::net::UdpSocket::from_raw_fd(fd) };
+    let socket = std::net::UdpSocket::from(socket::open(domain, libc::SOCK_DGRAM)?);
+    let fd = socket.as_raw_fd();
     if addr.is_ipv6() {
         set_v6_only(fd)?;
     }
@@ -177,7 +172,6 @@ fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
         log::warn!("could not mark UDP socket to bypass the tunnel: {e}");
     }
     bind_raw(&socket, addr)?;
-    socket.set_nonblocking(true)?;
     Ok(UdpSocket::from_std(socket))
 }
 
@@ -185,15 +179,13 @@ fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
 /// default (~200 KiB) and every overflow is a lost packet TCP must retransmit.
 const SOCKET_BUFFER_BYTES: libc::c_int = 4 << 20;
 
-/// Raises both socket buffers, past the sysctl maximum when we are root (the FORCE variants);
+/// Raises both socket buffers, on Linux past the sysctl maximum when we are root;
 /// failure leaves the defaults, which work, only slower.
 fn grow_buffers(fd: i32) {
-    for (force, plain) in
-        [(libc::SO_RCVBUFFORCE, libc::SO_RCVBUF), (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF)]
-    {
-        if set_int_option(fd, libc::SOL_SOCKET, force, SOCKET_BUFFER_BYTES).is_err() {
-            let _ = set_int_option(fd, libc::SOL_SOCKET, plain, SOCKET_BUFFER_BYTES);
-        }
+    for options in socket::BUFFER_OPTIONS {
+        options.iter().any(|&option| {
+            set_int_option(fd, libc::SOL_SOCKET, option, SOCKET_BUFFER_BYTES).is_ok()
+        });
     }
 }
 
