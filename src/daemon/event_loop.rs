@@ -109,6 +109,7 @@ pub(super) fn hostname() -> String {
 
 impl Daemon {
     fn start(options: Options, netmap: Netmap, store: StateStore) -> Result<Daemon, String> {
+        crate::platform::check_supported()?;
         std::fs::create_dir_all(&options.statedir)
             .map_err(|e| format!("creating state directory {}: {e}", options.statedir.display()))?;
         let port = netmap.self_node.listen_port.unwrap_or(options.port);
