@@ -99,6 +99,7 @@ fn with_default_names(mut netmap: Netmap) -> Netmap {
 
 impl Daemon {
     fn start(options: Options, netmap: Netmap, store: StateStore) -> Result<Daemon, String> {
+        crate::platform::check_supported()?;
         create_private_dir(&options.statedir)
             .map_err(|e| format!("state directory {}: {e}", options.statedir.display()))?;
         let key_files: Vec<PathBuf> =
