@@ -181,6 +181,8 @@ pub struct ControlClient {
     last_error: Option<ControlError>,
     endpoints: Vec<SocketAddr>,
     endpoints_unsent: bool,
+    /// Told to control in Hostinfo: the node refuses inbound connections.
+    shields_up: bool,
     logging_out: bool,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
@@ -224,6 +226,7 @@ impl ControlClient {
             last_error: None,
             endpoints: Vec::new(),
             endpoints_unsent: false,
+            shields_up: false,
             logging_out: false,
             actions: VecDeque::new(),
             events: VecDeque::new(),
@@ -318,6 +321,16 @@ impl ControlClient {
             self.endpoints_unsent = true;
             self.send_lite_update_if_due(now);
         }
+    }
+
+    /// Whether the node has shields up, for the Hostinfo of the next requests.
+    pub fn set_shields_up(&mut self, on: bool) {
+        self.shields_up = on;
+    }
+
+    /// What the node says about itself in each request.
+    fn hostinfo(&self) -> Hostinfo {
+        Hostinfo { shields_up: self.shields_up, ..Hostinfo::for_this_host(&self.hostname) }
     }
 
     /// Asks the server to expire our node key; [`Event::LoggedOut`] follows (or, with no
@@ -590,7 +603,7 @@ impl ControlClient {
     fn send_register(&mut self, now: Instant) {
         let mut request = RegisterRequest::new(
             WireKey::new(self.identity.node_key.public_key()),
-            Hostinfo::for_this_host(&self.hostname),
+            self.hostinfo(),
         );
         if self.logging_out {
             // Any time in the past on the current key means "log out"; the official client
@@ -674,7 +687,7 @@ impl ControlClient {
         let mut request = MapRequest::long_poll(
             WireKey::new(self.identity.node_key.public_key()),
             WireKey::new(self.disco_key),
-            Hostinfo::for_this_host(&self.hostname),
+            self.hostinfo(),
         );
         request.endpoints = self.endpoints.clone();
         self.send_request(now, "POST", "/machine/map", &request.to_json(), |streams, id| {
@@ -694,7 +707,7 @@ impl ControlClient {
         let mut request = MapRequest::lite_update(
             WireKey::new(self.identity.node_key.public_key()),
             WireKey::new(self.disco_key),
-            Hostinfo::for_this_host(&self.hostname),
+            self.hostinfo(),
         );
         request.endpoints = self.endpoints.clone();
         request.endpoint_types = vec![1; self.endpoints.len()];
