@@ -16,7 +16,7 @@ use crate::control::server_url::ServerUrl;
 use crate::engine::status::Status;
 use crate::keys::{AuthKey, PrivateKey};
 use crate::localapi::UpRequest;
-use crate::netmap::Netmap;
+use crate::netmap::{Netmap, PeerDelta};
 use crate::state::{NodeState, StateStore};
 use mio::{Interest, Registry, Token};
 use rustls::ClientConfig;
@@ -31,6 +31,8 @@ use std::time::Instant;
 pub(super) enum ControlEvent {
     /// A netmap from the server, to run.
     Netmap(Box<Netmap>),
+    /// A change to a few peers of the running netmap, and to nothing else.
+    PeerDelta(PeerDelta),
     /// The connection is gone by the user's wish (`weft down`, `weft logout`, a new
     /// `weft up`): the node leaves the tailnet — no peers, routes or addresses — but keeps
     /// its key.
@@ -438,6 +440,7 @@ impl Control {
                 }
             }
             Event::Netmap(netmap) => self.events.push_back(ControlEvent::Netmap(netmap)),
+            Event::PeerDelta(delta) => self.events.push_back(ControlEvent::PeerDelta(delta)),
             Event::LoginFailed(why) => self.login_error = Some(why.to_string()),
             Event::LoggedOut => {
                 if let Err(e) = self.forget_login(registry) {
@@ -514,6 +517,10 @@ mod tests {
         let netmap = Box::new(Netmap::new(SelfNode::new(PrivateKey([2; 32]))));
         control.on_client_event(Event::Netmap(netmap.clone()), poll.registry());
         assert_eq!(events(&mut control), [ControlEvent::Netmap(netmap)]);
+        let delta =
+            PeerDelta { upsert: Vec::new(), remove: vec![PrivateKey([3; 32]).public_key()] };
+        control.on_client_event(Event::PeerDelta(delta.clone()), poll.registry());
+        assert_eq!(events(&mut control), [ControlEvent::PeerDelta(delta)]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

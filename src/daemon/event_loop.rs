@@ -9,7 +9,7 @@ use super::datapath::DataPath;
 use super::signals::{Signal, Signals};
 use super::tokens::{self, Driver};
 use super::{environment, Options};
-use crate::engine::Engine;
+use crate::engine::{Engine, NetmapChange};
 use crate::keys::PrivateKey;
 use crate::netmap::{Netmap, SelfNode};
 use crate::platform::router::{Router, RouterConfig};
@@ -142,10 +142,10 @@ impl Daemon {
         log::info!(
             "weftd {} running: {} on {}, UDP port {}, {} peers",
             crate::VERSION,
-            daemon.engine.netmap().self_node.private_key.public_key(),
+            daemon.engine.self_node().private_key.public_key(),
             daemon.datapath.tun_name(),
             daemon.datapath.port(),
-            daemon.engine.netmap().peers.len()
+            daemon.engine.peer_count()
         );
         Ok(daemon)
     }
@@ -228,7 +228,7 @@ impl Daemon {
     /// Applies what the control driver reported.
     fn route_control_events(&mut self, now: Instant) {
         while let Some(event) = self.control.poll_event() {
-            match event {
+            let change = match event {
                 ControlEvent::Netmap(netmap) => {
                     let change = self.engine.apply_netmap(*netmap, now);
                     log::info!(
@@ -237,14 +237,28 @@ impl Daemon {
                         change.removed,
                         change.updated
                     );
+                    change
                 }
-                ControlEvent::ShieldsUp(on) => self.engine.set_shields_up(on),
+                ControlEvent::PeerDelta(delta) => {
+                    let change = self.engine.apply_peer_delta(delta, now);
+                    log::debug!(
+                        "peer delta: {} peers added, {} removed, {} updated",
+                        change.added,
+                        change.removed,
+                        change.updated
+                    );
+                    change
+                }
+                ControlEvent::ShieldsUp(on) => {
+                    self.engine.set_shields_up(on);
+                    NetmapChange::default()
+                }
                 ControlEvent::Stopped => {
-                    let key = self.engine.netmap().self_node.private_key.clone();
-                    self.engine.apply_netmap(Netmap::new(SelfNode::new(key)), now);
+                    let key = self.engine.self_node().private_key.clone();
+                    self.engine.apply_netmap(Netmap::new(SelfNode::new(key)), now)
                 }
-            }
-            self.apply_routes();
+            };
+            self.follow_netmap_change(&change);
         }
     }
 
@@ -310,7 +324,7 @@ impl Daemon {
                     change.updated
                 );
                 self.reload_problem = None;
-                self.apply_routes();
+                self.follow_netmap_change(&change);
             }
             Err(e) => {
                 log::error!("config reload failed, keeping the running config: {e}");
@@ -321,12 +335,23 @@ impl Daemon {
     }
 
     fn router_config(&self) -> RouterConfig {
-        let netmap = self.engine.netmap();
+        let self_node = self.engine.self_node();
         RouterConfig {
             tun: self.datapath.tun_name().to_string(),
-            mtu: netmap.self_node.mtu,
-            addresses: netmap.self_node.addresses.clone(),
+            mtu: self_node.mtu,
+            addresses: self_node.addresses.clone(),
             routes: self.engine.routes(),
+        }
+    }
+
+    /// After a netmap change: the OS's routes and addresses are applied again when they may
+    /// differ or when the last attempt failed. A change of endpoints alone, as most control
+    /// deltas are, leaves the kernel and its 10,000 routes alone.
+    fn follow_netmap_change(&mut self, change: &NetmapChange) {
+        if change.routes_changed || self.router_problem.is_some() {
+            self.apply_routes();
+        } else {
+            self.publish_health();
         }
     }
 

@@ -52,7 +52,7 @@ fn netmap(
 }
 
 /// A fixed environment: the engine's indexes, ping ids and wall times follow from it alone.
-fn environment(now: Instant, index_seed: u32) -> Environment {
+pub(super) fn environment(now: Instant, index_seed: u32) -> Environment {
     let wall = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     Environment { index_seed, ping_id: 0x7e57, clock: WallClock::new(now, wall) }
 }
@@ -241,7 +241,7 @@ fn netmap_update_keeps_unchanged_sessions() {
     exchange(&mut a, &mut b, now);
     let before = a.engine.status(now, true).peer.values().next().unwrap().tx_bytes;
     // Add a third peer: B's session on A must survive (no new handshake needed).
-    let mut map = a.engine.netmap().clone();
+    let mut map = a.engine.netmap();
     let other = PrivateKey::generate().unwrap();
     map.peers.push(Peer {
         name: "c".into(),
@@ -271,9 +271,8 @@ fn netmap_update_keeps_unchanged_sessions() {
 fn handshake_flood_is_answered_with_cookie_replies() {
     let now = Instant::now();
     let (a, mut b) = pair(now);
-    let a_key = a.engine.netmap().self_node.private_key.clone();
-    let b_public =
-        x25519_dalek::PublicKey::from(b.engine.netmap().self_node.private_key.public_key().0);
+    let a_key = a.engine.self_node().private_key.clone();
+    let b_public = x25519_dalek::PublicKey::from(b.engine.self_node().private_key.public_key().0);
     let mut buf = vec![0u8; 256];
     for i in 0..400 {
         let mut tunn = boringtun::noise::Tunn::new(a_key.secret(), b_public, None, None, i, None);
@@ -294,7 +293,7 @@ fn control_filter_drops_unsolicited_packets_but_passes_replies() {
     let now = Instant::now();
     let (mut a, mut b) = pair(now);
     // Control denies everything inbound on B.
-    let mut map = b.engine.netmap().clone();
+    let mut map = b.engine.netmap();
     map.packet_filter = Some(Vec::new());
     b.engine.apply_netmap(map, now);
     a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
@@ -319,10 +318,10 @@ fn a_peer_that_knows_us_by_another_address_sees_only_that_one() {
     let now = Instant::now();
     let (mut a, mut b) = pair(now);
     // Control tells A that B knows it as 100.99.0.1, and B routes that address to A.
-    let mut map = a.engine.netmap().clone();
+    let mut map = a.engine.netmap();
     map.peers[0].masquerade_as = vec!["100.99.0.1".parse().unwrap()];
     a.engine.apply_netmap(map, now);
-    let mut map = b.engine.netmap().clone();
+    let mut map = b.engine.netmap();
     map.peers[0].allowed_ips = vec!["100.99.0.1/32".parse().unwrap()];
     b.engine.apply_netmap(map, now);
 
@@ -342,7 +341,7 @@ fn attacker() -> SocketAddr {
 }
 
 fn public_of(node: &Node) -> x25519_dalek::PublicKey {
-    x25519_dalek::PublicKey::from(node.engine.netmap().self_node.private_key.public_key().0)
+    x25519_dalek::PublicKey::from(node.engine.self_node().private_key.public_key().0)
 }
 
 /// The only peer's session on `node`.

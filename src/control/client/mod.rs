@@ -12,7 +12,7 @@ use super::error::{
 };
 use super::http2::hpack::HeaderField;
 use super::http2::{Event as H2Event, H2Error, StreamId};
-use super::map_state::{MapError, MapState};
+use super::map_state::{Changed, MapError, MapState, Update};
 use super::mapstream::FrameReader;
 use super::noise::{key_request_path, parse_server_key_response};
 use super::server_url::ServerUrl;
@@ -22,7 +22,7 @@ use super::tailcfg::{
     RegisterResponse, WireKey, CAPABILITY_VERSION,
 };
 use crate::keys::{AuthKey, PrivateKey, PublicKey};
-use crate::netmap::Netmap;
+use crate::netmap::{Netmap, PeerDelta};
 use crate::wall_clock::WallClock;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -94,6 +94,8 @@ pub enum Event {
     Registered,
     /// A new netmap to run.
     Netmap(Box<Netmap>),
+    /// A change to a few peers of the running netmap, and to nothing else.
+    PeerDelta(PeerDelta),
     /// The login cannot succeed without the user (bad or expired auth key, server refusal).
     LoginFailed(ControlError),
     /// The server confirmed the logout; forget the keys.
@@ -729,7 +731,7 @@ impl ControlClient {
             };
             let ping = response.ping_request.clone();
             match self.map.apply(response, wall) {
-                Ok(changed) if changed.any() => self.publish_netmap(now, wall),
+                Ok(changed) if changed.any() => self.publish(now, wall, changed),
                 Ok(_) => {}
                 Err(e) => return self.fail(now, Violation::MapResponse(e).into()),
             }
@@ -751,8 +753,17 @@ impl ControlClient {
         self.send_request(now, "HEAD", &path, &[], |_, _| {});
     }
 
+    /// Hands on the whole netmap, as when a key expires with no message.
     fn publish_netmap(&mut self, now: Instant, wall: SystemTime) {
-        let Some(netmap) = self.map.netmap(self.identity.node_key.clone(), wall) else {
+        let everything = Changed { self_node: true, peers: true, ..Changed::default() };
+        self.publish(now, wall, everything);
+    }
+
+    /// Hands on what a MapResponse `changed`: a delta when only some peers changed, else the
+    /// whole netmap.
+    fn publish(&mut self, now: Instant, wall: SystemTime, changed: Changed) {
+        let Some(update) = self.map.take_update(self.identity.node_key.clone(), wall, changed)
+        else {
             return;
         };
         self.next_key_expiry = self
@@ -760,6 +771,10 @@ impl ControlClient {
             .next_key_expiry(wall)
             .map(|at| now + at.duration_since(wall).unwrap_or_default());
         self.backoff.reset();
+        let netmap = match update {
+            Update::Peers(delta) => return self.events.push_back(Event::PeerDelta(delta)),
+            Update::Full(netmap) => netmap,
+        };
         self.state = if !netmap.self_node.machine_authorized {
             BackendState::NeedsMachineAuth
         } else if netmap.self_node.key_expired {
@@ -767,7 +782,7 @@ impl ControlClient {
         } else {
             BackendState::Running
         };
-        self.events.push_back(Event::Netmap(Box::new(netmap)));
+        self.events.push_back(Event::Netmap(netmap));
     }
 
     /// Something failed: what happens next is decided by the kind of error alone.
