@@ -5,10 +5,12 @@
 //! and it writes its output through a [`PacketSink`].
 
 mod datapath;
+mod path;
 mod peers;
 pub mod ping;
 pub mod status;
 
+use crate::control::tailcfg::RegionId;
 use crate::filter::Filter;
 use crate::keys::PublicKey;
 use crate::netmap::Netmap;
@@ -22,12 +24,16 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
-/// Where the engine's output goes: the event loop's sockets and TUN in the daemon, a recorder in
-/// tests.
+/// Where the engine's output goes: the event loop's sockets, DERP connections and TUN in the
+/// daemon, a recorder in tests.
 pub trait PacketSink {
     fn send_udp(&mut self, to: SocketAddr, datagram: &[u8]);
+    /// Relays `datagram` to the node `to` through the DERP server of `region`.
+    fn send_derp(&mut self, region: RegionId, to: PublicKey, datagram: &[u8]);
     fn write_tun(&mut self, packet: &[u8]);
 }
+
+pub use path::Path;
 
 /// Datagrams and packets dropped, by reason: silent on the wire, visible in `weft status --json`.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -47,7 +53,7 @@ pub struct Drops {
     pub session_error: u64,
     /// Decrypted packet whose source address the sending peer may not use.
     pub spoofed_source: u64,
-    /// Peer known but no endpoint to send to yet.
+    /// Peer known but neither an endpoint nor a home relay to send to yet.
     pub no_endpoint: u64,
     /// Inbound packet the packet filter refused, by the filter's reason.
     pub filtered: u64,

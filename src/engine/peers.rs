@@ -19,6 +19,9 @@ pub struct PeerState {
     /// Where we send: the configured endpoint, then wherever authenticated packets came from
     /// (WireGuard roaming).
     pub endpoint: Option<SocketAddr>,
+    /// `endpoint` is configured (a peer without a relay: plain WireGuard) or was proven by an
+    /// authenticated packet from it; a control server's candidate for a relayed peer is not.
+    pub endpoint_trusted: bool,
     /// When the last handshake message of this peer's was accepted.
     pub last_handshake: Option<Instant>,
 }
@@ -84,6 +87,7 @@ impl Engine {
             session,
             clock: Clock::new(now, peer.persistent_keepalive.is_some()),
             endpoint: peer.endpoints.first().copied(),
+            endpoint_trusted: peer.derp_region.is_none(),
             last_handshake: None,
         };
         if state.clock.keepalive {
@@ -108,7 +112,10 @@ impl Engine {
             return true;
         }
         if state.config.endpoints != peer.endpoints {
-            state.endpoint = peer.endpoints.first().copied().or(state.endpoint);
+            if let Some(configured) = peer.endpoints.first() {
+                state.endpoint = Some(*configured);
+                state.endpoint_trusted = peer.derp_region.is_none();
+            }
         }
         state.config = peer.clone();
         true
@@ -149,12 +156,10 @@ impl Engine {
             if let TunnResult::WriteToNetwork(datagram) =
                 state.session.tunn.update_timers(&mut self.scratch)
             {
-                match state.endpoint {
-                    Some(to) => {
-                        sink.send_udp(to, datagram);
-                        state.clock.last_activity = now;
-                    }
-                    None => self.drops.no_endpoint += 1,
+                if state.send(now, sink, datagram) {
+                    state.clock.last_activity = now;
+                } else {
+                    self.drops.no_endpoint += 1;
                 }
             }
             self.schedule.settle(index, &mut state.clock, now);

@@ -142,6 +142,7 @@ impl Engine {
                         < ACTIVE_WINDOW
                         && (tx > 0 || rx > 0),
                     in_engine: true,
+                    relay: self.region_code(state.config.derp_region),
                     ..describe(&state.config)
                 };
                 (state.config.public_key.to_nodekey(), status)
@@ -185,6 +186,14 @@ impl Engine {
             drops,
             ..Status::default()
         }
+    }
+}
+
+impl Engine {
+    /// The short code of DERP region `region` (tailscale's `Relay`), empty when unknown.
+    fn region_code(&self, region: Option<crate::control::tailcfg::RegionId>) -> String {
+        let regions = self.netmap.derp_map.as_ref().map(|m| &m.regions);
+        region.and_then(|r| regions?.get(&r)).map(|r| r.region_code.clone()).unwrap_or_default()
     }
 }
 

@@ -18,8 +18,8 @@ use super::noise::{key_request_path, parse_server_key_response};
 use super::server_url::ServerUrl;
 use super::session::Session;
 use super::tailcfg::{
-    Hostinfo, MapRequest, MapResponse, PingRequest, RegisterAuth, RegisterRequest,
-    RegisterResponse, WireKey, CAPABILITY_VERSION,
+    Hostinfo, MapRequest, MapResponse, NetInfo, PingRequest, RegionId, RegisterAuth,
+    RegisterRequest, RegisterResponse, WireKey, CAPABILITY_VERSION,
 };
 use crate::keys::{AuthKey, PrivateKey, PublicKey};
 use crate::netmap::Netmap;
@@ -178,6 +178,9 @@ pub struct ControlClient {
     /// Why the last attempt failed, for status output.
     last_error: Option<ControlError>,
     endpoints: Vec<SocketAddr>,
+    /// Our home DERP region, told to control in Hostinfo.NetInfo.PreferredDERP: how peers
+    /// learn where to relay to us.
+    home_derp: Option<RegionId>,
     endpoints_unsent: bool,
     logging_out: bool,
     actions: VecDeque<Action>,
@@ -221,6 +224,7 @@ impl ControlClient {
             state: BackendState::Starting,
             last_error: None,
             endpoints: Vec::new(),
+            home_derp: None,
             endpoints_unsent: false,
             logging_out: false,
             actions: VecDeque::new(),
@@ -316,6 +320,25 @@ impl ControlClient {
             self.endpoints_unsent = true;
             self.send_lite_update_if_due(now);
         }
+    }
+
+    /// Our home DERP region; sent like the endpoints (with the next map request, or as a
+    /// lite update while the stream runs).
+    pub fn set_home_derp(&mut self, now: Instant, region: Option<RegionId>) {
+        if region != self.home_derp {
+            self.home_derp = region;
+            self.endpoints_unsent = true;
+            self.send_lite_update_if_due(now);
+        }
+    }
+
+    /// What we tell control about this host, with our home region.
+    fn hostinfo(&self) -> Hostinfo {
+        let mut hostinfo = Hostinfo::for_this_host(&self.hostname);
+        if let Some(region) = self.home_derp {
+            hostinfo.net_info = Some(NetInfo { preferred_derp: region, ..NetInfo::default() });
+        }
+        hostinfo
     }
 
     /// Asks the server to expire our node key; [`Event::LoggedOut`] follows (or, with no
@@ -588,7 +611,7 @@ impl ControlClient {
     fn send_register(&mut self, now: Instant) {
         let mut request = RegisterRequest::new(
             WireKey::new(self.identity.node_key.public_key()),
-            Hostinfo::for_this_host(&self.hostname),
+            self.hostinfo(),
         );
         if self.logging_out {
             // Any time in the past on the current key means "log out"; the official client
@@ -672,14 +695,14 @@ impl ControlClient {
         let mut request = MapRequest::long_poll(
             WireKey::new(self.identity.node_key.public_key()),
             WireKey::new(self.disco_key),
-            Hostinfo::for_this_host(&self.hostname),
+            self.hostinfo(),
         );
         request.endpoints = self.endpoints.clone();
         self.send_request(now, "POST", "/machine/map", &request.to_json(), |streams, id| {
             streams.map = Some(id)
         });
         // The streaming request may be read-only for the server: push endpoints separately.
-        self.endpoints_unsent = !self.endpoints.is_empty();
+        self.endpoints_unsent = !self.endpoints.is_empty() || self.home_derp.is_some();
         self.send_lite_update_if_due(now);
     }
 
@@ -692,7 +715,7 @@ impl ControlClient {
         let mut request = MapRequest::lite_update(
             WireKey::new(self.identity.node_key.public_key()),
             WireKey::new(self.disco_key),
-            Hostinfo::for_this_host(&self.hostname),
+            self.hostinfo(),
         );
         request.endpoints = self.endpoints.clone();
         request.endpoint_types = vec![1; self.endpoints.len()];
