@@ -264,9 +264,14 @@ impl Daemon {
                 DerpEvent::PeerGone { region, peer, reason } => {
                     log::debug!("DERP region {region}: peer {peer} gone ({reason:?})");
                 }
-                DerpEvent::Connected(_) | DerpEvent::Disconnected(..) => {
-                    connectivity_changed = true
+                DerpEvent::Connected(region) => {
+                    connectivity_changed = true;
+                    // Peers are told to relay to us only once we are there to receive.
+                    if self.derp.home_region() == Some(region) {
+                        self.control.set_home_derp(Some(region), self.poll.registry(), now);
+                    }
                 }
+                DerpEvent::Disconnected(..) => connectivity_changed = true,
             }
         }
         if connectivity_changed {
@@ -285,7 +290,10 @@ impl Daemon {
         let netmap = self.engine.netmap();
         self.derp.set_node_key(netmap.self_node.private_key.clone(), registry, now);
         self.derp.set_derp_map(netmap.derp_map.as_ref(), None, registry, now);
-        self.control.set_home_derp(self.derp.home_region(), registry, now);
+        if !self.derp.home_connected() {
+            // A new home is announced when its connection is up (see route_derp_events).
+            self.control.set_home_derp(None, registry, now);
+        }
     }
 
     /// Applies what the control driver reported.
