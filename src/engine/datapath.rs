@@ -191,7 +191,7 @@ impl Engine {
             }
             if let Some(addr) = from.udp() {
                 state.endpoint = Some(addr);
-                state.endpoint_trusted = true;
+                state.endpoint_proven = true;
             }
             self.schedule.activity(index, &mut state.clock, now);
         }

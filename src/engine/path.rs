@@ -58,11 +58,15 @@ impl Source {
 }
 
 impl PeerState {
-    /// The peer's outbound path: a trusted UDP endpoint (configured for a plain WireGuard
-    /// peer, or proven by an authenticated packet from it), else its home DERP region, else
-    /// the first unproven candidate control gave (a peer without a relay has nothing better).
+    /// The peer's outbound path: a trusted UDP endpoint, else its home DERP region, else the
+    /// first unproven candidate control gave (a peer without a relay has nothing better).
+    /// Trusted means proven by an authenticated packet from it, or configured for a plain
+    /// WireGuard peer (no disco, no relay: a static config's or control's WireGuard-only
+    /// peer); a Tailscale node's candidates are not, even before its home region is known.
     pub fn path_for(&self, _now: Instant) -> Path {
-        match (self.endpoint, self.endpoint_trusted, self.config.derp_region) {
+        let plain_wireguard = self.config.disco_key.is_none() && self.config.derp_region.is_none();
+        let trusted = self.endpoint_proven || plain_wireguard;
+        match (self.endpoint, trusted, self.config.derp_region) {
             (Some(addr), true, _) => Path::Udp(addr),
             (_, _, Some(region)) => Path::Derp(region),
             (Some(addr), false, None) => Path::Udp(addr),

@@ -19,9 +19,9 @@ pub struct PeerState {
     /// Where we send: the configured endpoint, then wherever authenticated packets came from
     /// (WireGuard roaming).
     pub endpoint: Option<SocketAddr>,
-    /// `endpoint` is configured (a peer without a relay: plain WireGuard) or was proven by an
-    /// authenticated packet from it; a control server's candidate for a relayed peer is not.
-    pub endpoint_trusted: bool,
+    /// `endpoint` was proven by an authenticated packet from it (see
+    /// [`PeerState::path_for`] for when a configured endpoint is trusted without proof).
+    pub endpoint_proven: bool,
     /// When the last handshake message of this peer's was accepted.
     pub last_handshake: Option<Instant>,
 }
@@ -87,7 +87,7 @@ impl Engine {
             session,
             clock: Clock::new(now, peer.persistent_keepalive.is_some()),
             endpoint: peer.endpoints.first().copied(),
-            endpoint_trusted: peer.derp_region.is_none(),
+            endpoint_proven: false,
             last_handshake: None,
         };
         if state.clock.keepalive {
@@ -114,7 +114,7 @@ impl Engine {
         if state.config.endpoints != peer.endpoints {
             if let Some(configured) = peer.endpoints.first() {
                 state.endpoint = Some(*configured);
-                state.endpoint_trusted = peer.derp_region.is_none();
+                state.endpoint_proven = false;
             }
         }
         state.config = peer.clone();

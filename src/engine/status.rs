@@ -132,7 +132,11 @@ impl Engine {
                 let since = state.last_handshake.map(|at| now.saturating_duration_since(at));
                 let handshake = state.last_handshake.map(|at| self.wall_time(at));
                 let status = PeerStatus {
-                    cur_addr: state.endpoint.map(|e| e.to_string()).unwrap_or_default(),
+                    // The direct address in use, as tailscale shows it: none while relayed.
+                    cur_addr: match state.path_for(now) {
+                        super::Path::Udp(addr) => addr.to_string(),
+                        super::Path::Derp(_) | super::Path::None => String::new(),
+                    },
                     rx_bytes: rx,
                     tx_bytes: tx,
                     last_handshake: rfc3339(handshake),

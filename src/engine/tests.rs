@@ -601,10 +601,11 @@ fn handshake_and_data_cross_a_relay_both_ways_without_moving_endpoints() {
     for node in [&a, &b] {
         let peer = only_peer(node);
         assert_eq!(peer.path_for(now), Path::Derp(HOME), "relayed packets prove no UDP path");
-        assert!(!peer.endpoint_trusted);
+        assert!(!peer.endpoint_proven);
         let status = node.engine.status(now, true);
         let shown = status.peer.values().next().unwrap();
         assert_eq!(shown.relay, "test");
+        assert_eq!(shown.cur_addr, "", "no direct address in use");
         assert!(shown.rx_bytes > 0 && shown.tx_bytes > 0);
     }
 }
@@ -632,4 +633,20 @@ fn garbage_from_a_relay_is_counted_not_trusted() {
     assert_eq!(a.engine.drops().invalid_datagram, 2);
     assert!(a.out.derp.is_empty() && a.out.udp.is_empty() && a.out.tun.is_empty());
     assert_eq!(only_peer(&a).path_for(now), Path::Derp(HOME));
+}
+
+#[test]
+fn a_home_relay_learned_later_beats_the_unproven_candidate() {
+    // Control often lists a Tailscale peer before it has reported its home region.
+    let now = Instant::now();
+    let (ka, kb) = (PrivateKey::generate().unwrap(), PrivateKey::generate().unwrap());
+    let mut netmap = relayed_netmap(&ka, "100.64.0.1", &kb, "100.64.0.2");
+    netmap.peers[0].disco_key = Some(PrivateKey::generate().unwrap().public_key());
+    let homed = netmap.clone();
+    netmap.peers[0].derp_region = None;
+    let mut engine = Engine::new(netmap, now, environment(now, 1));
+    let candidate = engine.peers.values().next().unwrap().endpoint.unwrap();
+    assert_eq!(engine.peers.values().next().unwrap().path_for(now), Path::Udp(candidate));
+    engine.apply_netmap(homed, now);
+    assert_eq!(engine.peers.values().next().unwrap().path_for(now), Path::Derp(HOME));
 }
