@@ -87,7 +87,8 @@ fn derper_binary() -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
-/// A `derper` serving plain HTTP on a loopback port, killed when dropped.
+/// A `derper` on a loopback port, killed when dropped: plain HTTP, or TLS with the
+/// self-signed certificate it makes for an IP host name.
 struct Derper {
     child: Child,
     port: u16,
@@ -95,24 +96,35 @@ struct Derper {
 }
 
 impl Derper {
-    fn start(binary: &std::path::Path) -> Derper {
-        let dir = std::env::temp_dir().join(format!("weft-derper-{}", std::process::id()));
+    fn start(binary: &std::path::Path, tls: bool) -> Derper {
+        let name = format!("weft-derper-{}-{}", std::process::id(), u8::from(tls));
+        let dir = std::env::temp_dir().join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .args(["-a", &format!("127.0.0.1:{port}"), "-http-port", "-1", "-stun=false"])
             .arg("-c")
-            .arg(dir.join("derper.key"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .arg(dir.join("derper.key"));
+        if tls {
+            command.args(["-certmode", "manual", "-hostname", "127.0.0.1", "-certdir"]);
+            command.arg(dir.join("certs"));
+        }
+        let log = std::fs::File::create(dir.join("derper.log")).unwrap();
+        let child = command.stdout(Stdio::null()).stderr(log).spawn().unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "derper did not start listening");
             std::thread::sleep(Duration::from_millis(50));
         }
         Derper { child, port, dir }
+    }
+
+    /// The `CertName` derper prints for its self-signed certificate.
+    fn cert_name(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("derper.log")).unwrap();
+        let start = log.find("sha256-raw:").expect("derper printed its certificate pin");
+        log[start..start + "sha256-raw:".len() + 64].to_string()
     }
 }
 
@@ -126,15 +138,10 @@ impl Drop for Derper {
 
 #[test]
 fn two_drivers_relay_through_a_real_derper() {
-    let Some(binary) = derper_binary() else {
-        assert!(
-            std::env::var_os("WEFT_LAB_REQUIRE").is_none(),
-            "derper not built (tests/interop/build.sh)"
-        );
-        eprintln!("skipped: derper not built (tests/interop/build.sh)");
+    let Some(binary) = derper_or_skip() else {
         return;
     };
-    let derper = Derper::start(&binary);
+    let derper = Derper::start(&binary, false);
     let mut a = Harness::new(derper.port, true);
     let mut b = Harness::new(derper.port, true);
     assert!(a.run_until(Duration::from_secs(10), connected), "a: {:?}", a.events);
@@ -149,6 +156,66 @@ fn two_drivers_relay_through_a_real_derper() {
     let expected = DerpEvent::Received { region: REGION, from: kb, payload: b"to a".to_vec() };
     assert!(a.run_until(Duration::from_secs(5), |e| e.contains(&expected)), "{:?}", a.events);
     assert_eq!(a.derp.dropped(), 0);
+}
+
+/// The derper binary, or `None` after saying why the test is skipped (a failure under
+/// `WEFT_LAB_REQUIRE`).
+fn derper_or_skip() -> Option<PathBuf> {
+    let binary = derper_binary();
+    if binary.is_none() {
+        assert!(
+            std::env::var_os("WEFT_LAB_REQUIRE").is_none(),
+            "derper not built (tests/interop/build.sh)"
+        );
+        eprintln!("skipped: derper not built (tests/interop/build.sh)");
+    }
+    binary
+}
+
+/// A driver for the TLS derper whose node carries `cert_name`.
+fn tls_harness(derper: &Derper, cert_name: &str) -> Harness {
+    let mut harness = Harness::new(derper.port, false);
+    let mut pinned = map(derper.port);
+    pinned.regions.get_mut(&REGION).unwrap().nodes[0].cert_name = cert_name.to_string();
+    harness.derp.set_derp_map(Some(&pinned), None, harness.poll.registry(), Instant::now());
+    harness
+}
+
+#[test]
+fn a_pinned_certificate_is_accepted_and_any_other_refused() {
+    let Some(binary) = derper_or_skip() else {
+        return;
+    };
+    let derper = Derper::start(&binary, true);
+    let mut right = tls_harness(&derper, &derper.cert_name());
+    assert!(right.run_until(Duration::from_secs(10), connected), "{:?}", right.events);
+    let mut wrong = tls_harness(&derper, &format!("sha256-raw:{}", "00".repeat(32)));
+    assert!(!wrong.run_until(Duration::from_secs(2), connected), "a wrong pin must not connect");
+    // Without a pin or InsecureForTests, a self-signed certificate fails the system roots.
+    let mut unpinned = tls_harness(&derper, "");
+    assert!(!unpinned.run_until(Duration::from_secs(2), connected));
+    let mut insecure = tls_harness(&derper, "");
+    let mut map = map(derper.port);
+    map.regions.get_mut(&REGION).unwrap().nodes[0].insecure_for_tests = true;
+    insecure.derp.set_derp_map(Some(&map), None, insecure.poll.registry(), Instant::now());
+    assert!(insecure.run_until(Duration::from_secs(10), connected), "{:?}", insecure.events);
+}
+
+#[test]
+fn a_region_nobody_sends_to_is_closed_after_the_idle_time_but_home_stays() {
+    let mut harness = Harness::new(1, true);
+    let mut two = map(1);
+    let mut other = two.regions[&REGION].clone();
+    other.region_id = 5;
+    two.regions.insert(5, other);
+    let now = Instant::now();
+    harness.derp.set_derp_map(Some(&two), None, harness.poll.registry(), now);
+    harness.derp.send(now, 5, PublicKey([9; 32]), b"x", harness.poll.registry());
+    assert!(harness.derp.regions.contains_key(&5), "a send opens the peer's region");
+    let later = now + IDLE_TIMEOUT + Duration::from_secs(1);
+    harness.derp.on_timeout(harness.poll.registry(), later);
+    assert!(!harness.derp.regions.contains_key(&5), "idle non-home region closed");
+    assert!(harness.derp.regions.contains_key(&REGION), "the home region stays");
 }
 
 /// A server that answers every connection with `reply` and counts the connections.
