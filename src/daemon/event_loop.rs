@@ -264,18 +264,20 @@ impl Daemon {
                 DerpEvent::PeerGone { region, peer, reason } => {
                     log::debug!("DERP region {region}: peer {peer} gone ({reason:?})");
                 }
-                DerpEvent::Connected(region) => {
-                    connectivity_changed = true;
-                    // Peers are told to relay to us only once we are there to receive.
-                    if self.derp.home_region() == Some(region) {
-                        self.control.set_home_derp(Some(region), self.poll.registry(), now);
-                    }
+                DerpEvent::Connected(_) | DerpEvent::Disconnected(..) => {
+                    connectivity_changed = true
                 }
-                DerpEvent::Disconnected(..) => connectivity_changed = true,
             }
         }
         if connectivity_changed {
             self.publish_health();
+        }
+        // Peers are told to relay to us only once we are there to receive. Called after
+        // every change of home (a new map, netcheck's `set_home_region`), since a home that
+        // was already connected as another peer's region brings no new event.
+        if self.derp.home_connected() {
+            let registry = self.poll.registry();
+            self.control.set_home_derp(self.derp.home_region(), registry, now);
         }
         // Answers to relayed datagrams may be relayed themselves.
         let registry = self.poll.registry();
@@ -294,6 +296,7 @@ impl Daemon {
             // A new home is announced when its connection is up (see route_derp_events).
             self.control.set_home_derp(None, registry, now);
         }
+        self.route_derp_events(now);
     }
 
     /// Applies what the control driver reported.
