@@ -13,6 +13,7 @@ use super::resolving::{Resolution, Resolving};
 use super::{environment, tokens};
 use crate::control::client::{Action, BackendState, ControlClient, Event, Identity, LinkFailure};
 use crate::control::server_url::ServerUrl;
+use crate::control::tailcfg::RegionId;
 use crate::engine::status::Status;
 use crate::keys::{AuthKey, PrivateKey};
 use crate::localapi::UpRequest;
@@ -56,6 +57,8 @@ pub(super) struct Control {
     login_error: Option<String>,
     /// TLS settings, built on first use.
     tls: Option<Result<Arc<ClientConfig>, String>>,
+    /// Our home DERP region, for every client this driver starts.
+    home_derp: Option<RegionId>,
     events: VecDeque<ControlEvent>,
 }
 
@@ -105,7 +108,17 @@ impl Control {
             link: None,
             login_error: None,
             tls: None,
+            home_derp: None,
             events: VecDeque::new(),
+        }
+    }
+
+    /// Tells control our home DERP region, so peers relay to us there.
+    pub fn set_home_derp(&mut self, region: Option<RegionId>, registry: &Registry, now: Instant) {
+        self.home_derp = region;
+        if let Some(link) = &mut self.link {
+            link.client.set_home_derp(now, region);
+            self.pump(registry, now);
         }
     }
 
@@ -286,6 +299,7 @@ impl Control {
         client.set_endpoints(now, self.local_endpoints());
         client.set_shields_up(state.shields_up);
         self.events.push_back(ControlEvent::ShieldsUp(state.shields_up));
+        client.set_home_derp(now, self.home_derp);
         self.login_error = None;
         self.link = Some(ControlLink { client, state, socket: None, dialing: None });
         self.pump(registry, now);

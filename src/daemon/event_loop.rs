@@ -6,6 +6,7 @@
 use super::api::{Api, ApiCommand, Caller, Refusal};
 use super::control::{Control, ControlEvent};
 use super::datapath::DataPath;
+use super::derp::{Derp, DerpEvent};
 use super::signals::{Signal, Signals};
 use super::tokens::{self, Driver};
 use super::{environment, Options};
@@ -29,6 +30,7 @@ struct Daemon {
     router: Option<Router>,
     datapath: DataPath,
     control: Control,
+    derp: Derp,
     api: Api,
     signals: Signals,
     /// Problems with the host (routes, config reloads) shown in `weft status`.
@@ -123,6 +125,7 @@ impl Daemon {
             router: None,
             datapath,
             control,
+            derp: Derp::new(environment::for_derp()),
             api,
             signals,
             router_problem: None,
@@ -182,7 +185,10 @@ impl Daemon {
     fn on_ready(&mut self, token: mio::Token) -> ControlFlow<()> {
         let registry = self.poll.registry();
         match tokens::driver_of(token) {
-            Driver::DataPath => self.datapath.on_ready(token, &mut self.engine),
+            Driver::DataPath => {
+                self.datapath.on_ready(token, &mut self.engine);
+                self.relay_outbox(Instant::now());
+            }
             Driver::Signals => {
                 for signal in self.signals.on_ready() {
                     match signal {
@@ -196,6 +202,11 @@ impl Daemon {
                 self.control.on_ready(token, registry, now);
                 self.route_control_events(now);
             }
+            Driver::Derp => {
+                let now = Instant::now();
+                self.derp.on_ready(token, registry, now);
+                self.route_derp_events(now);
+            }
             Driver::Api => {
                 if let Some((caller, command)) = self.api.on_ready(token, registry, Instant::now())
                 {
@@ -207,10 +218,15 @@ impl Daemon {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        [self.engine.poll_timeout(), self.api.poll_timeout(), self.control.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.engine.poll_timeout(),
+            self.api.poll_timeout(),
+            self.control.poll_timeout(),
+            self.derp.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn run_timers(&mut self) {
@@ -221,8 +237,68 @@ impl Daemon {
             self.api.on_timeout(now, self.poll.registry());
             self.control.on_timeout(self.poll.registry(), now);
             self.route_control_events(now);
+            self.derp.on_timeout(self.poll.registry(), now);
+            self.route_derp_events(now);
         }
+        self.relay_outbox(now);
         self.answer_finished_pings();
+    }
+
+    /// Hands the engine's relayed datagrams to the DERP driver.
+    fn relay_outbox(&mut self, now: Instant) {
+        let registry = self.poll.registry();
+        while let Some(packet) = self.datapath.derp_outbox().pop() {
+            self.derp.send(now, packet.region, packet.to, &packet.payload, registry);
+        }
+        self.route_derp_events(now);
+    }
+
+    /// Applies what the DERP driver reported: relayed datagrams to the engine, connection
+    /// changes to health.
+    fn route_derp_events(&mut self, now: Instant) {
+        let mut connectivity_changed = false;
+        while let Some(event) = self.derp.poll_event() {
+            match event {
+                DerpEvent::Received { region, from, payload } => {
+                    // Dropping the sink sends the engine's answers.
+                    let mut sink = self.datapath.sink();
+                    self.engine.handle_derp_datagram(now, region, from, &payload, &mut sink);
+                }
+                DerpEvent::PeerGone { region, peer, reason } => {
+                    log::debug!("DERP region {region}: peer {peer} gone ({reason:?})");
+                }
+                DerpEvent::Connected(_) | DerpEvent::Disconnected(..) => {
+                    connectivity_changed = true
+                }
+            }
+        }
+        if connectivity_changed {
+            self.publish_health();
+        }
+        // Peers are told to relay to us only once we are there to receive. Called after
+        // every change of home (a new map, netcheck's `set_home_region`), since a home that
+        // was already connected as another peer's region brings no new event.
+        if self.derp.home_connected() {
+            let registry = self.poll.registry();
+            self.control.set_home_derp(self.derp.home_region(), registry, now);
+        }
+        // Answers to relayed datagrams may be relayed themselves.
+        let registry = self.poll.registry();
+        while let Some(packet) = self.datapath.derp_outbox().pop() {
+            self.derp.send(now, packet.region, packet.to, &packet.payload, registry);
+        }
+    }
+
+    /// Points the DERP driver at the netmap's relays and tells control our home among them.
+    fn apply_derp_map(&mut self, now: Instant) {
+        let registry = self.poll.registry();
+        self.derp.set_node_key(self.engine.self_node().private_key.clone(), registry, now);
+        self.derp.set_derp_map(self.engine.derp_map(), None, registry, now);
+        if !self.derp.home_connected() {
+            // A new home is announced when its connection is up (see route_derp_events).
+            self.control.set_home_derp(None, registry, now);
+        }
+        self.route_derp_events(now);
     }
 
     /// Applies what the control driver reported.
@@ -259,6 +335,7 @@ impl Daemon {
                 }
             };
             self.follow_netmap_change(&change);
+            self.apply_derp_map(now);
         }
     }
 
@@ -273,6 +350,8 @@ impl Daemon {
             ApiCommand::Status => {
                 let mut status = self.engine.status(now, true);
                 self.control.add_to_status(&mut status);
+                let derp_dropped = self.derp.dropped() + self.datapath.derp_outbox().dropped();
+                status.drops.insert("DerpDropped".to_string(), derp_dropped);
                 serde_json::to_vec_pretty(&status)
                     .map_err(|e| Refusal::internal(format!("encoding status: {e}")))
             }
@@ -370,7 +449,9 @@ impl Daemon {
     }
 
     fn publish_health(&mut self) {
-        let problems = [&self.router_problem, &self.reload_problem]
+        let derp_problem = (self.derp.has_map() && !self.derp.home_connected())
+            .then(|| "not connected to DERP".to_string());
+        let problems = [&self.router_problem, &self.reload_problem, &derp_problem]
             .into_iter()
             .flatten()
             .chain(&self.exposed_key_files)

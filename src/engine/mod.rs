@@ -5,6 +5,7 @@
 //! and it writes its output through a [`PacketSink`].
 
 mod datapath;
+mod path;
 mod peers;
 pub mod ping;
 #[cfg(test)]
@@ -12,9 +13,10 @@ mod scale_tests;
 pub mod status;
 mod tsmp;
 
+use crate::control::tailcfg::RegionId;
 use crate::filter::Filter;
 use crate::keys::PublicKey;
-use crate::netmap::{Netmap, SelfNode};
+use crate::netmap::{DerpMap, Netmap, SelfNode};
 use crate::prefix::Prefix;
 use crate::wall_clock::WallClock;
 use crate::wg::allowed_ips::AllowedIps;
@@ -26,12 +28,16 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime};
 
-/// Where the engine's output goes: the event loop's sockets and TUN in the daemon, a recorder in
-/// tests.
+/// Where the engine's output goes: the event loop's sockets, DERP connections and TUN in the
+/// daemon, a recorder in tests.
 pub trait PacketSink {
     fn send_udp(&mut self, to: SocketAddr, datagram: &[u8]);
+    /// Relays `datagram` to the node `to` through the DERP server of `region`.
+    fn send_derp(&mut self, region: RegionId, to: PublicKey, datagram: &[u8]);
     fn write_tun(&mut self, packet: &[u8]);
 }
+
+pub use path::Path;
 
 /// Datagrams and packets dropped, by reason: silent on the wire, visible in `weft status --json`.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -51,7 +57,7 @@ pub struct Drops {
     pub session_error: u64,
     /// Decrypted packet whose source address the sending peer may not use.
     pub spoofed_source: u64,
-    /// Peer known but no endpoint to send to yet.
+    /// Peer known but neither an endpoint nor a home relay to send to yet.
     pub no_endpoint: u64,
     /// Inbound packet the packet filter refused, by the filter's reason.
     pub filtered: u64,
@@ -143,6 +149,11 @@ impl Engine {
 
     pub fn self_node(&self) -> &SelfNode {
         &self.netmap.self_node
+    }
+
+    /// The DERP regions of the running netmap, if control sent any.
+    pub fn derp_map(&self) -> Option<&DerpMap> {
+        self.netmap.derp_map.as_ref()
     }
 
     pub fn peer_count(&self) -> usize {

@@ -25,6 +25,9 @@ pub struct PeerState {
     /// Where we send: the configured endpoint, then wherever authenticated packets came from
     /// (WireGuard roaming).
     pub endpoint: Option<SocketAddr>,
+    /// `endpoint` was proven by an authenticated packet from it (see
+    /// [`PeerState::path_for`] for when a configured endpoint is trusted without proof).
+    pub endpoint_proven: bool,
     /// When the last handshake message of this peer's was accepted.
     pub last_handshake: Option<Instant>,
 }
@@ -120,6 +123,7 @@ impl Engine {
         let mut state = Box::new(PeerState {
             clock: Clock::new(now, peer.persistent_keepalive.is_some()),
             endpoint: peer.endpoints.first().copied(),
+            endpoint_proven: false,
             last_handshake: None,
             session,
             config: peer,
@@ -161,7 +165,10 @@ impl Engine {
             return;
         }
         if state.config.endpoints != peer.endpoints {
-            state.endpoint = peer.endpoints.first().copied().or(state.endpoint);
+            if let Some(configured) = peer.endpoints.first() {
+                state.endpoint = Some(*configured);
+                state.endpoint_proven = false;
+            }
         }
         if state.config.allowed_ips != peer.allowed_ips {
             change.routes_changed = true;
@@ -201,12 +208,10 @@ impl Engine {
             if let TunnResult::WriteToNetwork(datagram) =
                 state.session.tunn.update_timers(&mut self.scratch)
             {
-                match state.endpoint {
-                    Some(to) => {
-                        sink.send_udp(to, datagram);
-                        state.clock.last_activity = now;
-                    }
-                    None => self.drops.no_endpoint += 1,
+                if state.send(now, sink, datagram) {
+                    state.clock.last_activity = now;
+                } else {
+                    self.drops.no_endpoint += 1;
                 }
             }
             self.schedule.settle(index, &mut state.clock, now);

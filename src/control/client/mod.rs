@@ -18,8 +18,8 @@ use super::noise::{key_request_path, parse_server_key_response};
 use super::server_url::ServerUrl;
 use super::session::Session;
 use super::tailcfg::{
-    Hostinfo, MapRequest, MapResponse, PingRequest, RegisterAuth, RegisterRequest,
-    RegisterResponse, WireKey, CAPABILITY_VERSION,
+    Hostinfo, MapRequest, MapResponse, NetInfo, PingRequest, RegionId, RegisterAuth,
+    RegisterRequest, RegisterResponse, WireKey, CAPABILITY_VERSION,
 };
 use crate::keys::{AuthKey, PrivateKey, PublicKey};
 use crate::netmap::{Netmap, PeerDelta};
@@ -180,6 +180,9 @@ pub struct ControlClient {
     /// Why the last attempt failed, for status output.
     last_error: Option<ControlError>,
     endpoints: Vec<SocketAddr>,
+    /// Our home DERP region, told to control in Hostinfo.NetInfo.PreferredDERP: how peers
+    /// learn where to relay to us.
+    home_derp: Option<RegionId>,
     endpoints_unsent: bool,
     /// Told to control in Hostinfo: the node refuses inbound connections.
     shields_up: bool,
@@ -225,6 +228,7 @@ impl ControlClient {
             state: BackendState::Starting,
             last_error: None,
             endpoints: Vec::new(),
+            home_derp: None,
             endpoints_unsent: false,
             shields_up: false,
             logging_out: false,
@@ -328,9 +332,24 @@ impl ControlClient {
         self.shields_up = on;
     }
 
-    /// What the node says about itself in each request.
+    /// Our home DERP region; sent like the endpoints (with the next map request, or as a
+    /// lite update while the stream runs).
+    pub fn set_home_derp(&mut self, now: Instant, region: Option<RegionId>) {
+        if region != self.home_derp {
+            self.home_derp = region;
+            self.endpoints_unsent = true;
+            self.send_lite_update_if_due(now);
+        }
+    }
+
+    /// What we tell control about this host: shields-up and our home region.
     fn hostinfo(&self) -> Hostinfo {
-        Hostinfo { shields_up: self.shields_up, ..Hostinfo::for_this_host(&self.hostname) }
+        let mut hostinfo =
+            Hostinfo { shields_up: self.shields_up, ..Hostinfo::for_this_host(&self.hostname) };
+        if let Some(region) = self.home_derp {
+            hostinfo.net_info = Some(NetInfo { preferred_derp: region, ..NetInfo::default() });
+        }
+        hostinfo
     }
 
     /// Asks the server to expire our node key; [`Event::LoggedOut`] follows (or, with no
@@ -694,7 +713,7 @@ impl ControlClient {
             streams.map = Some(id)
         });
         // The streaming request may be read-only for the server: push endpoints separately.
-        self.endpoints_unsent = !self.endpoints.is_empty();
+        self.endpoints_unsent = !self.endpoints.is_empty() || self.home_derp.is_some();
         self.send_lite_update_if_due(now);
     }
 
