@@ -13,6 +13,7 @@ use super::resolving::{Resolution, Resolving};
 use super::{environment, tokens};
 use crate::control::client::{Action, BackendState, ControlClient, Event, Identity, LinkFailure};
 use crate::control::server_url::ServerUrl;
+use crate::control::tailcfg::{Endpoint, EndpointType, NetInfo};
 use crate::engine::status::Status;
 use crate::keys::{AuthKey, PrivateKey};
 use crate::localapi::UpRequest;
@@ -49,6 +50,9 @@ pub(super) struct Control {
     link: Option<ControlLink>,
     /// Why the last login failed, for `weft up` and `weft status`.
     login_error: Option<String>,
+    /// What netcheck last found: our STUN-seen endpoints and `Hostinfo.NetInfo`.
+    stun_endpoints: Vec<Endpoint>,
+    net_info: Option<NetInfo>,
     /// TLS settings, built on first use.
     tls: Option<Result<Arc<ClientConfig>, String>>,
     events: VecDeque<ControlEvent>,
@@ -99,8 +103,23 @@ impl Control {
             udp_port,
             link: None,
             login_error: None,
+            stun_endpoints: Vec::new(),
+            net_info: None,
             tls: None,
             events: VecDeque::new(),
+        }
+    }
+
+    /// Netcheck's latest findings; control hears of them (in a lite update) if they changed.
+    pub fn set_netcheck(&mut self, now: Instant, stun_endpoints: Vec<Endpoint>, net_info: NetInfo) {
+        self.stun_endpoints = stun_endpoints;
+        self.net_info = Some(net_info);
+        let endpoints = self.endpoints();
+        if let Some(link) = &mut self.link {
+            link.client.set_endpoints(now, endpoints);
+            if let Some(net_info) = &self.net_info {
+                link.client.set_net_info(now, net_info.clone());
+            }
         }
     }
 
@@ -276,7 +295,10 @@ impl Control {
             environment::for_control(now),
             now,
         );
-        client.set_endpoints(now, self.local_endpoints());
+        client.set_endpoints(now, self.endpoints());
+        if let Some(net_info) = &self.net_info {
+            client.set_net_info(now, net_info.clone());
+        }
         self.login_error = None;
         self.link = Some(ControlLink { client, state, socket: None, dialing: None });
         self.pump(registry, now);
@@ -440,12 +462,19 @@ impl Control {
         }
     }
 
-    /// Our UDP port on every usable local address.
-    fn local_endpoints(&self) -> Vec<SocketAddr> {
-        crate::platform::interfaces::endpoint_candidates()
-            .into_iter()
-            .map(|ip| SocketAddr::new(ip, self.udp_port))
-            .collect()
+    /// Where peers may reach us: what STUN servers saw first, then our UDP port on every
+    /// usable local address.
+    fn endpoints(&self) -> Vec<Endpoint> {
+        let local = crate::platform::interfaces::endpoint_candidates().into_iter().map(|ip| {
+            Endpoint { addr: SocketAddr::new(ip, self.udp_port), kind: EndpointType::Local }
+        });
+        let mut endpoints = self.stun_endpoints.clone();
+        for endpoint in local {
+            if !endpoints.iter().any(|e| e.addr == endpoint.addr) {
+                endpoints.push(endpoint);
+            }
+        }
+        endpoints
     }
 }
 

@@ -18,14 +18,13 @@ use super::noise::{key_request_path, parse_server_key_response};
 use super::server_url::ServerUrl;
 use super::session::Session;
 use super::tailcfg::{
-    Hostinfo, MapRequest, MapResponse, PingRequest, RegisterAuth, RegisterRequest,
-    RegisterResponse, WireKey, CAPABILITY_VERSION,
+    Endpoint, Hostinfo, MapRequest, MapResponse, NetInfo, PingRequest, RegisterAuth,
+    RegisterRequest, RegisterResponse, WireKey, CAPABILITY_VERSION,
 };
 use crate::keys::{AuthKey, PrivateKey, PublicKey};
 use crate::netmap::Netmap;
 use crate::wall_clock::WallClock;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// No frame (not even a keep-alive) for this long: the stream is dead.
@@ -177,8 +176,11 @@ pub struct ControlClient {
     state: BackendState,
     /// Why the last attempt failed, for status output.
     last_error: Option<ControlError>,
-    endpoints: Vec<SocketAddr>,
-    endpoints_unsent: bool,
+    endpoints: Vec<Endpoint>,
+    /// Netcheck's findings, for `Hostinfo.NetInfo` (how peers learn our home region).
+    net_info: Option<NetInfo>,
+    /// Endpoints or NetInfo changed since control last heard them.
+    state_unsent: bool,
     logging_out: bool,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
@@ -221,7 +223,8 @@ impl ControlClient {
             state: BackendState::Starting,
             last_error: None,
             endpoints: Vec::new(),
-            endpoints_unsent: false,
+            net_info: None,
+            state_unsent: false,
             logging_out: false,
             actions: VecDeque::new(),
             events: VecDeque::new(),
@@ -308,14 +311,28 @@ impl ControlClient {
         }
     }
 
-    /// The endpoints peers may reach us at; sent with the next map request, or as a lite
-    /// update while the stream runs.
-    pub fn set_endpoints(&mut self, now: Instant, endpoints: Vec<SocketAddr>) {
+    /// The endpoints peers may reach us at, with their types; sent with the next map request,
+    /// or as a lite update while the stream runs.
+    pub fn set_endpoints(&mut self, now: Instant, endpoints: Vec<Endpoint>) {
         if endpoints != self.endpoints {
             self.endpoints = endpoints;
-            self.endpoints_unsent = true;
+            self.state_unsent = true;
             self.send_lite_update_if_due(now);
         }
+    }
+
+    /// Netcheck's latest findings for `Hostinfo.NetInfo`; sent like the endpoints.
+    pub fn set_net_info(&mut self, now: Instant, net_info: NetInfo) {
+        if self.net_info.as_ref() != Some(&net_info) {
+            self.net_info = Some(net_info);
+            self.state_unsent = true;
+            self.send_lite_update_if_due(now);
+        }
+    }
+
+    /// What we tell control about this host, with the latest NetInfo.
+    fn hostinfo(&self) -> Hostinfo {
+        Hostinfo { net_info: self.net_info.clone(), ..Hostinfo::for_this_host(&self.hostname) }
     }
 
     /// Asks the server to expire our node key; [`Event::LoggedOut`] follows (or, with no
@@ -672,30 +689,29 @@ impl ControlClient {
         let mut request = MapRequest::long_poll(
             WireKey::new(self.identity.node_key.public_key()),
             WireKey::new(self.disco_key),
-            Hostinfo::for_this_host(&self.hostname),
+            self.hostinfo(),
         );
-        request.endpoints = self.endpoints.clone();
+        request.set_endpoints(&self.endpoints);
         self.send_request(now, "POST", "/machine/map", &request.to_json(), |streams, id| {
             streams.map = Some(id)
         });
-        // The streaming request may be read-only for the server: push endpoints separately.
-        self.endpoints_unsent = !self.endpoints.is_empty();
+        // The streaming request may be read-only for the server: push our state separately.
+        self.state_unsent = !self.endpoints.is_empty() || self.net_info.is_some();
         self.send_lite_update_if_due(now);
     }
 
     fn send_lite_update_if_due(&mut self, now: Instant) {
         let ready = matches!(&self.link, Link::Session { streams, .. } if streams.map.is_some() && streams.lite.is_none());
-        if !ready || !self.endpoints_unsent {
+        if !ready || !self.state_unsent {
             return;
         }
-        self.endpoints_unsent = false;
+        self.state_unsent = false;
         let mut request = MapRequest::lite_update(
             WireKey::new(self.identity.node_key.public_key()),
             WireKey::new(self.disco_key),
-            Hostinfo::for_this_host(&self.hostname),
+            self.hostinfo(),
         );
-        request.endpoints = self.endpoints.clone();
-        request.endpoint_types = vec![1; self.endpoints.len()];
+        request.set_endpoints(&self.endpoints);
         self.send_request(now, "POST", "/machine/map", &request.to_json(), |streams, id| {
             streams.lite = Some(id)
         });
