@@ -110,8 +110,15 @@ impl Control {
         }
     }
 
-    /// Netcheck's latest findings; control hears of them (in a lite update) if they changed.
-    pub fn set_netcheck(&mut self, now: Instant, stun_endpoints: Vec<Endpoint>, net_info: NetInfo) {
+    /// Netcheck's latest findings; control hears of them (in a lite update, sent at once) if
+    /// they changed.
+    pub fn set_netcheck(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        stun_endpoints: Vec<Endpoint>,
+        net_info: NetInfo,
+    ) {
         self.stun_endpoints = stun_endpoints;
         self.net_info = Some(net_info);
         let endpoints = self.endpoints();
@@ -121,6 +128,7 @@ impl Control {
                 link.client.set_net_info(now, net_info.clone());
             }
         }
+        self.pump(registry, now);
     }
 
     /// Reconnects with a saved login, at start-up.
