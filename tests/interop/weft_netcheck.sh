@@ -31,7 +31,6 @@ start_weftd w1
 out=$(wf_up w1 "$TC_URL" "$KEY" 30 2>&1) || die "weft up failed: $out"
 
 WANT="$LAB_SUBNET.21:41641"
-report=""
 # The daemon runs netcheck when the DERP map arrives; `weft netcheck` runs
 # another and waits for it.
 report=$(wf w1 netcheck --json 2>&1) || die "weft netcheck --json failed: $report"

@@ -321,10 +321,13 @@ impl ControlClient {
         }
     }
 
-    /// Netcheck's latest findings for `Hostinfo.NetInfo`; sent like the endpoints.
+    /// Netcheck's latest findings for `Hostinfo.NetInfo`; sent like the endpoints when more
+    /// than the latencies changed (they change on every run, and control needs them only
+    /// with something else).
     pub fn set_net_info(&mut self, now: Instant, net_info: NetInfo) {
-        if self.net_info.as_ref() != Some(&net_info) {
-            self.net_info = Some(net_info);
+        let news = !self.net_info.as_ref().is_some_and(|old| old.basically_equal(&net_info));
+        self.net_info = Some(net_info);
+        if news {
             self.state_unsent = true;
             self.send_lite_update_if_due(now);
         }

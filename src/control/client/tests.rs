@@ -284,12 +284,16 @@ fn net_info_goes_out_in_the_hostinfo_of_a_lite_update_when_it_changes() {
     assert_eq!(sent["WorkingUDP"], true);
     assert_eq!(sent["MappingVariesByDestIP"], false);
     assert_eq!(sent["DERPLatency"]["7-v4"], 0.012);
-    // Unchanged: nothing; a new home region: another update.
+    // Unchanged, or only new latencies (as tailscale's NetInfo.BasicallyEqual): nothing; a
+    // new home region: another update.
+    h.client.set_net_info(now, net_info.clone());
+    net_info.derp_latency.insert("7-v4".into(), 0.015);
     h.client.set_net_info(now, net_info.clone());
     h.run();
     assert!(h.server().take_request("/machine/map").is_none());
     h.server().respond_head(lite.stream, 200, true);
     h.run();
+    assert!(h.server().take_request("/machine/map").is_none(), "new latencies alone are no news");
     net_info.preferred_derp = 8;
     h.client.set_net_info(now, net_info);
     h.run();
