@@ -317,11 +317,14 @@ impl Control {
         self.store.remove()
     }
 
-    /// Drops the connection; the node leaves the tailnet.
+    /// Drops the connection; the node leaves the tailnet, and forgets what netcheck found
+    /// (the next login's netcheck measures again before anything is announced).
     fn stop(&mut self, registry: &Registry) {
         if let Some(mut link) = self.link.take() {
             link.close(registry);
         }
+        self.stun_endpoints.clear();
+        self.net_info = None;
         self.events.push_back(ControlEvent::Stopped);
     }
 
@@ -555,6 +558,23 @@ mod tests {
         assert_eq!(events(&mut control), [ControlEvent::Stopped]);
         assert_eq!(control.store.load().unwrap(), None);
         assert_eq!(control.backend_state(), BackendState::NeedsLogin);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn what_netcheck_found_is_forgotten_when_the_node_leaves_the_tailnet() {
+        let poll = Poll::new().unwrap();
+        let now = Instant::now();
+        let (mut control, dir) = logged_in("netcheck", state(true), now);
+        let seen =
+            Endpoint { addr: "203.0.113.5:41641".parse().unwrap(), kind: EndpointType::Stun };
+        let home = NetInfo { preferred_derp: 3, ..NetInfo::default() };
+        control.set_netcheck(poll.registry(), now, vec![seen], home);
+        assert_eq!(control.endpoints().first(), Some(&seen), "STUN endpoints come first");
+        control.down(poll.registry()).unwrap();
+        // The next login's first requests must not announce a mapping from before.
+        assert!(!control.endpoints().contains(&seen));
+        assert_eq!(control.net_info, None);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
