@@ -273,6 +273,9 @@ fn home_moves_only_to_a_clearly_faster_region() {
     assert_eq!(run_with(&mut netcheck, minute(5), &[(1, 60), (2, 70)]).preferred_derp, 2);
     // Nothing answers at all: keep the home peers know.
     assert_eq!(run_with(&mut netcheck, minute(6), &[]).preferred_derp, 2);
+    // Six minutes on, region 2's 45 ms is forgotten: its 70 ms now is what counts, and 35 ms
+    // is a clear gain over that (it would not be over 45 ms).
+    assert_eq!(run_with(&mut netcheck, minute(12), &[(1, 35), (2, 70)]).preferred_derp, 1);
 }
 
 #[test]
