@@ -17,6 +17,7 @@ use crate::http1::{self, Parse, MAX_BODY};
 use crate::keys::PrivateKey;
 use crate::packet::gso::{self, VirtioHdr, GSO_NONE, VIRTIO_NET_HDR_LEN};
 use crate::packet::transport::TransportView;
+use crate::packet::tsmp::{self, TsmpPacket};
 use crate::packet::{checksum, gro::Coalescer, icmp, IpHeader};
 use crate::prefix::Prefix;
 use crate::resolver::message::{self, Question, RecordType, Reply};
@@ -59,6 +60,13 @@ pub fn packet_views(data: &[u8]) {
         assert!(view.ip.total_len <= data.len());
     }
     let _ = icmp::parse_echo_reply(data);
+    if let Ok(message) = TsmpPacket::parse(data) {
+        assert!(tsmp::carries_tsmp(data));
+        // A pong built from whatever was read is itself a readable pong.
+        if let Some(pong) = tsmp::pong_for(&message, 0) {
+            assert!(TsmpPacket::parse(&pong).is_ok());
+        }
+    }
 }
 
 /// Allow-all, and SSH from one peer only: the rule sets control sends most.

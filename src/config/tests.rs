@@ -127,6 +127,21 @@ fn fills_in_defaults() {
 }
 
 #[test]
+fn reads_shields_up() {
+    assert!(!parses("[Interface]\nPrivateKey = {own}\n").shields_up, "down by default");
+    for (value, expected) in [("true", true), ("TRUE", true), ("false", false), ("False", false)] {
+        let config = parses(&format!("[Interface]\nPrivateKey = {{own}}\nShieldsUp = {value}\n"));
+        assert_eq!(config.shields_up, expected, "{value}");
+    }
+    fails("[Interface]\nPrivateKey = {own}\nShieldsUp = yes\n", Some(3), "must be true or false");
+    fails(
+        "[Interface]\nPrivateKey = {own}\n[Peer]\nPublicKey = {k1}\nShieldsUp = true\n",
+        Some(5),
+        "ShieldsUp belongs in [Interface]",
+    );
+}
+
+#[test]
 fn forgives_case_spacing_comments_and_line_endings() {
     let text = "\u{feff}# leading comment\r\n\r\n  [interface]  # trailing\r\n\
                 privatekey={own}\r\n  ADDRESS\t=\t100.64.0.1 # me\r\nmtu = 65535\r\n\

@@ -36,6 +36,9 @@ pub(super) enum ControlEvent {
     /// `weft up`): the node leaves the tailnet — no peers, routes or addresses — but keeps
     /// its key.
     Stopped,
+    /// Whether the node refuses new inbound connections, as the login asks (`weft up
+    /// --shields-up`, kept in the state file).
+    ShieldsUp(bool),
 }
 
 pub(super) struct Control {
@@ -162,9 +165,10 @@ impl Control {
             (true, Some(s)) if !s.hostname.is_empty() => s.hostname.clone(),
             _ => crate::platform::hostname::hostname(),
         };
+        let shields_up = request.shields_up;
         let state = match saved {
             Some(s) if ServerUrl::parse(&s.login_server).ok() == Some(server.clone()) => {
-                let state = NodeState { hostname, want_running: true, ..s };
+                let state = NodeState { hostname, want_running: true, shields_up, ..s };
                 // Already registered with these keys: remember that the user wants them up.
                 self.store.save(&state)?;
                 state
@@ -175,6 +179,7 @@ impl Control {
                 machine_key: PrivateKey::generate()?,
                 node_key: PrivateKey::generate()?,
                 want_running: true,
+                shields_up,
             },
         };
         let auth_key = Some(request.auth_key).filter(|k| !k.is_empty());
@@ -307,6 +312,8 @@ impl Control {
         if let Some(net_info) = &self.net_info {
             client.set_net_info(now, net_info.clone());
         }
+        client.set_shields_up(state.shields_up);
+        self.events.push_back(ControlEvent::ShieldsUp(state.shields_up));
         self.login_error = None;
         self.link = Some(ControlLink { client, state, socket: None, dialing: None });
         self.pump(registry, now);
@@ -506,6 +513,7 @@ mod tests {
             machine_key: PrivateKey([1; 32]),
             node_key: PrivateKey([2; 32]),
             want_running,
+            shields_up: false,
         }
     }
 
@@ -546,6 +554,18 @@ mod tests {
         let netmap = Box::new(Netmap::new(SelfNode::new(PrivateKey([2; 32]))));
         control.on_client_event(Event::Netmap(netmap.clone()), poll.registry());
         assert_eq!(events(&mut control), [ControlEvent::Netmap(netmap)]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_resumed_login_tells_the_loop_its_shields() {
+        let poll = Poll::new().unwrap();
+        let (mut control, dir) = logged_in("shields", state(true), Instant::now());
+        let shielded = NodeState { shields_up: true, ..state(true) };
+        control.resume(shielded, poll.registry(), Instant::now());
+        let events = events(&mut control);
+        assert!(events.contains(&ControlEvent::ShieldsUp(true)), "{events:?}");
+        control.stop(poll.registry());
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -50,13 +50,14 @@ pub(super) fn run(options: &Options) -> Result<(), String> {
         Some(_) => None,
         None => store.load()?,
     };
-    let netmap = match (&options.config, &saved) {
+    let (netmap, shields_up) = match (&options.config, &saved) {
         (Some(path), _) => load_netmap(path)?,
-        (None, Some(state)) => Netmap::new(SelfNode::new(state.node_key.clone())),
+        (None, Some(state)) => (Netmap::new(SelfNode::new(state.node_key.clone())), false),
         // Not logged in: the engine idles with a throwaway key until `weft up`.
-        (None, None) => Netmap::new(SelfNode::new(PrivateKey::generate()?)),
+        (None, None) => (Netmap::new(SelfNode::new(PrivateKey::generate()?)), false),
     };
     let mut daemon = Daemon::start(options.clone(), netmap, store)?;
+    daemon.engine.set_shields_up(shields_up);
     if let Some(state) = saved.filter(|s| s.want_running) {
         let now = Instant::now();
         daemon.control.resume(state, daemon.poll.registry(), now);
@@ -77,12 +78,13 @@ fn exposed_key_files(key_files: &[PathBuf]) -> Vec<String> {
     warnings
 }
 
-fn load_netmap(path: &std::path::Path) -> Result<Netmap, String> {
+/// The config's netmap and whether it raises the shields.
+fn load_netmap(path: &std::path::Path) -> Result<(Netmap, bool), String> {
     let config = crate::config::load(path).map_err(|e| e.to_string())?;
     for warning in &config.warnings {
         log::warn!("{warning}");
     }
-    Ok(with_default_names(config.netmap))
+    Ok((with_default_names(config.netmap), config.shields_up))
 }
 
 /// Static configs may leave names out: the node takes the host's name, a peer the start of
@@ -101,6 +103,7 @@ fn with_default_names(mut netmap: Netmap) -> Netmap {
 
 impl Daemon {
     fn start(options: Options, netmap: Netmap, store: StateStore) -> Result<Daemon, String> {
+        crate::platform::check_supported()?;
         create_private_dir(&options.statedir)
             .map_err(|e| format!("state directory {}: {e}", options.statedir.display()))?;
         let key_files: Vec<PathBuf> =
@@ -252,6 +255,7 @@ impl Daemon {
                         change.updated
                     );
                 }
+                ControlEvent::ShieldsUp(on) => self.engine.set_shields_up(on),
                 ControlEvent::Stopped => {
                     let key = self.engine.netmap().self_node.private_key.clone();
                     self.engine.apply_netmap(Netmap::new(SelfNode::new(key)), now);
@@ -309,10 +313,10 @@ impl Daemon {
                 serde_json::to_vec_pretty(&status)
                     .map_err(|e| Refusal::internal(format!("encoding status: {e}")))
             }
-            ApiCommand::Ping { target, timeout } => {
+            ApiCommand::Ping { kind, target, timeout } => {
                 // Dropping the sink sends the echo request.
-                let started =
-                    self.engine.start_ping(now, target, timeout, &mut self.datapath.sink());
+                let sink = &mut self.datapath.sink();
+                let started = self.engine.start_ping_of(now, kind, target, timeout, sink);
                 match started {
                     Ok(id) => return self.api.ping_started(caller, id, timeout),
                     Err(e) => Err(Refusal::bad_request(e)),
@@ -389,7 +393,8 @@ impl Daemon {
         self.exposed_key_files = exposed_key_files(&self.key_files);
         let result = load_netmap(&path);
         match result {
-            Ok(netmap) => {
+            Ok((netmap, shields_up)) => {
+                self.engine.set_shields_up(shields_up);
                 if netmap.self_node.listen_port.is_some_and(|p| p != self.datapath.port()) {
                     log::warn!("ListenPort changed: the new port takes effect at the next restart");
                 }

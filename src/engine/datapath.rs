@@ -1,8 +1,11 @@
-//! The per-packet path: TUN → encrypt → UDP, and UDP → decrypt → check → TUN. Allocates nothing.
+//! The per-packet path: TUN → encrypt → UDP, and UDP → decrypt → check → TUN. Allocates nothing
+//! (but for the rare TSMP answers and resets the engine writes itself).
 
 use super::{Engine, PacketSink};
-use crate::filter::Verdict;
+use crate::filter::{DropReason, Verdict};
 use crate::packet::masquerade::{self, Side};
+use crate::packet::tsmp::carries_tsmp;
+use crate::packet::wire::{PROTO_IPV6_FRAGMENT, PROTO_TSMP};
 use crate::packet::IpHeader;
 use crate::wg::demux::{route_datagram, Destination};
 use boringtun::noise::TunnResult;
@@ -44,19 +47,39 @@ impl Engine {
                 return;
             }
         };
+        // TSMP is the daemon's own protocol: the OS has no business sending it.
+        if matches!(header.protocol, PROTO_TSMP | PROTO_IPV6_FRAGMENT) && carries_tsmp(packet) {
+            self.drops.outbound_tsmp += 1;
+            return;
+        }
         let Some(index) = self.routes.lookup(header.dst) else {
             self.drops.no_route += 1;
             return;
         };
-        // Replies to what we send must get through the inbound filter.
+        // Replies to what we send must get through the inbound filter, and a peer's refusal
+        // of a connect must find its SYN.
         self.filter.note_outbound(now, packet);
-        match self.masquerade_for(index, header.src) {
+        self.note_outbound_tcp(now, header.protocol, packet);
+        self.send_inside(index, now, header.src, packet, sink);
+    }
+
+    /// Sends `packet` (from our address `src`) to peer `index`, from the address the peer
+    /// knows us by.
+    pub(super) fn send_inside(
+        &mut self,
+        index: u32,
+        now: Instant,
+        src: IpAddr,
+        packet: &[u8],
+        sink: &mut dyn PacketSink,
+    ) {
+        match self.masquerade_for(index, src) {
             None => self.encrypt_to(index, now, packet, sink),
             Some(alias) => {
                 let mut rewritten = std::mem::take(&mut self.rewrite_buffer);
                 rewritten.clear();
                 rewritten.extend_from_slice(packet);
-                masquerade::rewrite(&mut rewritten, Side::Source, header.src, alias);
+                masquerade::rewrite(&mut rewritten, Side::Source, src, alias);
                 self.encrypt_to(index, now, &rewritten, sink);
                 self.rewrite_buffer = rewritten;
             }
@@ -120,6 +143,7 @@ impl Engine {
             Decrypted::Done => {}
         }
         self.scratch = scratch;
+        self.send_answers(now, sink);
     }
 
     /// The local index of the peer `datagram` is for; `None` when the demultiplexer answered
@@ -207,7 +231,8 @@ impl Engine {
 
     /// Hands a decrypted packet to the kernel if peer `index` may send from `src` (cryptokey
     /// routing on the way in) and the filter lets it through; a reply to one of our own pings
-    /// ends here instead.
+    /// ends here instead, and so does TSMP, which the engine handles itself. A SYN the filter
+    /// drops is answered with a TSMP rejection.
     fn admit(
         &mut self,
         index: u32,
@@ -219,9 +244,15 @@ impl Engine {
     ) {
         if self.routes.lookup(src) != Some(index) {
             self.drops.spoofed_source += 1;
+        } else if carries_tsmp(packet) {
+            self.handle_tsmp(index, now, from, packet, sink);
         } else if let Verdict::Drop(reason) = self.filter.check_inbound(now, packet) {
             log::trace!("filtered inbound packet from {src}: {reason:?}");
-            self.drops.filtered += 1;
+            match reason {
+                DropReason::ShieldsUp => self.drops.shields_up += 1,
+                _ => self.drops.filtered += 1,
+            }
+            self.refuse(index, packet, reason);
         } else if !self.pings.take_reply(packet, now, from) {
             sink.write_tun(packet);
         }

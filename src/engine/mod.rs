@@ -8,6 +8,7 @@ mod datapath;
 mod peers;
 pub mod ping;
 pub mod status;
+mod tsmp;
 
 use crate::filter::Filter;
 use crate::keys::PublicKey;
@@ -19,7 +20,7 @@ use crate::wg::gate::HandshakeGate;
 use crate::wg::timers::Schedule;
 use peers::PeerState;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime};
 
 /// Where the engine's output goes: the event loop's sockets and TUN in the daemon, a recorder in
@@ -51,6 +52,14 @@ pub struct Drops {
     pub no_endpoint: u64,
     /// Inbound packet the packet filter refused, by the filter's reason.
     pub filtered: u64,
+    /// Inbound packet opening a new flow while shields are up.
+    pub shields_up: u64,
+    /// TSMP from a peer that is fragmented, cut short or of an unknown type.
+    #[serde(rename = "MalformedTSMP")]
+    pub malformed_tsmp: u64,
+    /// TSMP the OS tried to send: only the daemon speaks it.
+    #[serde(rename = "OutboundTSMP")]
+    pub outbound_tsmp: u64,
 }
 
 /// What the engine would otherwise read from the OS, read once by the daemon and handed to
@@ -84,6 +93,11 @@ pub struct Engine {
     next_local_index: u32,
     drops: Drops,
     pings: ping::Pings,
+    /// TCP connects under way through the tunnel, for turning a peer's refusal into a reset.
+    opening: tsmp::OpeningConnections,
+    /// Packets the engine answers a peer with (TSMP pongs and rejections): peer, our source
+    /// address, packet.
+    answers: Vec<(u32, IpAddr, Vec<u8>)>,
     health: Vec<String>,
     /// Output space for boringtun; one packet plus WireGuard's overhead.
     scratch: Vec<u8>,
@@ -110,6 +124,8 @@ impl Engine {
             next_local_index: environment.index_seed & 0x00ff_ffff,
             drops: Drops::default(),
             pings: ping::Pings::new(environment.ping_id),
+            opening: tsmp::OpeningConnections::new(),
+            answers: Vec::new(),
             health: Vec::new(),
             scratch: vec![0; MAX_PACKET + crate::wg::OVERHEAD + crate::wg::MIN_BUFFER],
             rewrite_buffer: Vec::new(),
@@ -139,6 +155,15 @@ impl Engine {
     /// Replaces the problems reported by the platform layer (routing, TUN, sockets).
     pub fn set_health(&mut self, problems: Vec<String>) {
         self.health = problems;
+    }
+
+    /// Shields up: every new inbound flow is dropped, whatever the packet filter allows.
+    pub fn set_shields_up(&mut self, on: bool) {
+        self.filter.set_shields_up(on);
+    }
+
+    pub fn shields_up(&self) -> bool {
+        self.filter.shields_up()
     }
 
     pub fn drops(&self) -> &Drops {

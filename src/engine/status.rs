@@ -44,6 +44,10 @@ pub struct Status {
     /// weft's own addition: silent drops by reason.
     #[serde(default)]
     pub drops: BTreeMap<String, u64>,
+    /// weft's own addition, under tailscale's name for the preference (and for Hostinfo's
+    /// field): new inbound connections are refused.
+    #[serde(default)]
+    pub shields_up: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -183,6 +187,7 @@ impl Engine {
             peer,
             user,
             drops,
+            shields_up: self.shields_up(),
             ..Status::default()
         }
     }

@@ -502,3 +502,215 @@ fn one_source_solving_cookies_cannot_flood_the_diffie_hellman() {
     exchange(&mut a, &mut b, now);
     assert_eq!(b.out.tun.len(), 1, "the peer's packet crossed after its handshake");
 }
+
+/// A TCP segment from `src` to `dst` with `flags` and sequence number `seq`.
+fn tcp_segment(src: &str, dst: &str, flags: u8, seq: u32) -> Vec<u8> {
+    let mut packet = crate::packet::test_packets::tcp(src, dst, flags);
+    let at = IpHeader::parse(&packet).unwrap().payload_offset;
+    packet[at + 4..at + 8].copy_from_slice(&seq.to_be_bytes());
+    packet
+}
+
+const SYN: u8 = crate::packet::wire::tcp::flags::SYN;
+const ACK: u8 = crate::packet::wire::tcp::flags::ACK;
+const RST: u8 = crate::packet::wire::tcp::flags::RST;
+
+/// B's control denies everything inbound.
+fn deny_all_inbound(node: &mut Node, now: Instant) {
+    let mut map = node.engine.netmap().clone();
+    map.packet_filter = Some(Vec::new());
+    node.engine.apply_netmap(map, now);
+}
+
+fn is_tsmp(packet: &[u8]) -> bool {
+    crate::packet::tsmp::carries_tsmp(packet)
+}
+
+#[test]
+fn tsmp_ping_is_answered_by_the_peers_engine_and_reaches_no_tun() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    let id = a
+        .engine
+        .start_ping_of(
+            now,
+            ping::PingKind::Tsmp,
+            "100.64.0.2".parse().unwrap(),
+            Duration::from_secs(5),
+            &mut a.out,
+        )
+        .unwrap();
+    exchange(&mut a, &mut b, now);
+    assert!(b.out.tun.is_empty(), "B's engine answered, not its OS");
+    assert!(a.out.tun.is_empty(), "the pong never reaches A's OS");
+    let (done, result) = a.engine.poll_ping().expect("the pong completed the ping");
+    assert_eq!((done, result.err.as_str()), (id, ""));
+    assert_eq!(result.endpoint, b.addr.to_string());
+    // An ICMP ping with the same sequence is still waiting for its own kind of answer.
+    assert!(a.engine.poll_ping().is_none());
+}
+
+#[test]
+fn tsmp_from_the_os_or_garbled_from_a_peer_is_dropped_and_counted() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    let ping = crate::packet::tsmp::ping(
+        "100.64.0.1".parse().unwrap(),
+        "100.64.0.2".parse().unwrap(),
+        1,
+        [0; 8],
+    )
+    .unwrap();
+    a.engine.handle_tun_packet(now, &ping, &mut a.out);
+    assert!(a.out.udp.is_empty(), "the OS may not send TSMP into the tunnel");
+    assert_eq!(a.engine.drops().outbound_tsmp, 1);
+    // A peer's TSMP of an unknown type, and a fragment, arrive over a real session.
+    let unknown = crate::packet::test_packets::ip("100.64.0.1", "100.64.0.2", 99, b"z0123456789");
+    let fragment = crate::packet::test_packets::fragment_v4(ping.clone(), 0, true);
+    for packet in [&unknown, &fragment] {
+        a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+        exchange(&mut a, &mut b, now);
+        let index = *a.engine.by_key.values().next().unwrap();
+        a.engine.encrypt_to(index, now, packet, &mut a.out);
+        exchange(&mut a, &mut b, now);
+    }
+    assert!(b.out.tun.iter().all(|p| !is_tsmp(p)), "no TSMP reached B's OS");
+    assert_eq!(b.engine.drops().malformed_tsmp, 2);
+}
+
+#[test]
+fn a_syn_the_peer_filters_becomes_a_reset_for_the_local_connect() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    deny_all_inbound(&mut b, now);
+    let syn = tcp_segment("100.64.0.1:40000", "100.64.0.2:22", SYN, 7000);
+    a.engine.handle_tun_packet(now, &syn, &mut a.out);
+    exchange(&mut a, &mut b, now);
+    assert!(b.out.tun.is_empty(), "the SYN was filtered");
+    assert_eq!(b.engine.drops().filtered, 1);
+    assert_eq!(a.out.tun.len(), 1, "A's OS got exactly one packet: {:?}", a.out.tun);
+    let reset = &a.out.tun[0];
+    assert!(!is_tsmp(reset));
+    let view = crate::packet::transport::TransportView::parse(reset).unwrap();
+    assert_eq!(view.ip.src.to_string(), "100.64.0.2");
+    assert_eq!(view.ip.dst.to_string(), "100.64.0.1");
+    let tcp = crate::packet::wire::TcpSegment::new_checked(&reset[20..]).unwrap();
+    assert_eq!((tcp.src_port(), tcp.dst_port()), (22, 40000));
+    assert_eq!((tcp.flags(), tcp.ack_number()), (RST | ACK, 7001), "acknowledges the SYN");
+
+    // A refusal of a connect A is not opening (this one was reset already) changes nothing.
+    a.out.tun.clear();
+    let notice = crate::packet::tsmp::rejection(
+        "100.64.0.1:40000".parse().unwrap(),
+        "100.64.0.2:22".parse().unwrap(),
+        6,
+        crate::packet::tsmp::RejectReason::ACL,
+    )
+    .unwrap();
+    let index = *b.engine.by_key.values().next().unwrap();
+    b.engine.encrypt_to(index, now, &notice, &mut b.out);
+    exchange(&mut a, &mut b, now);
+    assert!(a.out.tun.is_empty(), "{:?}", a.out.tun);
+}
+
+#[test]
+fn shields_up_drops_new_inbound_flows_but_passes_replies_to_our_own() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    b.engine.set_shields_up(true);
+    assert!(b.engine.status(now, true).shields_up);
+    // A opens TCP, UDP and ICMP flows to B: all refused.
+    let syn = tcp_segment("100.64.0.1:40000", "100.64.0.2:22", SYN, 100);
+    let datagram = crate::packet::test_packets::udp("100.64.0.1:5000", "100.64.0.2:53");
+    for packet in [syn, datagram, echo("100.64.0.1", "100.64.0.2", 1)] {
+        a.engine.handle_tun_packet(now, &packet, &mut a.out);
+        exchange(&mut a, &mut b, now);
+    }
+    assert!(b.out.tun.is_empty(), "nothing new got in: {:?}", b.out.tun);
+    assert_eq!((b.engine.drops().shields_up, b.engine.drops().filtered), (3, 0));
+    assert_eq!(a.out.tun.len(), 1, "A's connect was reset at once");
+    assert_eq!(a.engine.drops().shields_up, 0);
+    // B's own flows to A: the replies get in.
+    a.out.tun.clear();
+    let b_syn = tcp_segment("100.64.0.2:41000", "100.64.0.1:80", SYN, 9);
+    let b_query = crate::packet::test_packets::udp("100.64.0.2:6000", "100.64.0.1:53");
+    for packet in [&b_syn, &b_query] {
+        b.engine.handle_tun_packet(now, packet, &mut b.out);
+    }
+    exchange(&mut a, &mut b, now);
+    assert_eq!(a.out.tun.len(), 2);
+    let syn_ack = tcp_segment("100.64.0.1:80", "100.64.0.2:41000", SYN | ACK, 77);
+    let answer = crate::packet::test_packets::udp("100.64.0.1:53", "100.64.0.2:6000");
+    let ping_id = b
+        .engine
+        .start_ping(now, "100.64.0.1".parse().unwrap(), Duration::from_secs(5), &mut b.out)
+        .unwrap();
+    exchange(&mut a, &mut b, now);
+    let echo_reply = crate::packet::icmp::reply_to(a.out.tun.last().unwrap());
+    for packet in [&syn_ack, &answer, &echo_reply] {
+        a.engine.handle_tun_packet(now, packet, &mut a.out);
+    }
+    exchange(&mut a, &mut b, now);
+    assert_eq!(b.out.tun, vec![syn_ack, answer], "replies to B's own flows passed");
+    assert_eq!(b.engine.poll_ping().map(|(id, r)| (id, r.err)), Some((ping_id, String::new())));
+    assert_eq!(b.engine.drops().shields_up, 3, "no reply was counted as a drop");
+    let status = b.engine.status(now, true);
+    assert_eq!(status.drops.get("ShieldsUp"), Some(&3));
+}
+
+#[test]
+fn refusals_name_the_reason_and_answer_only_syns() {
+    use crate::filter::DropReason;
+    use crate::packet::tsmp::{RejectReason, TsmpMessage, TsmpPacket};
+    let now = Instant::now();
+    let (_a, mut b) = pair(now);
+    let index = *b.engine.by_key.values().next().unwrap();
+    let reason_of = |packet: &[u8]| match TsmpPacket::parse(packet).unwrap().message {
+        TsmpMessage::Rejected(r) => (r.reason, r.protocol, r.src_port, r.dst_port),
+        other => panic!("{other:?}"),
+    };
+    let syn = tcp_segment("100.64.0.1:40000", "100.64.0.2:22", SYN, 1);
+    b.engine.refuse(index, &syn, DropReason::NoRule);
+    b.engine.set_shields_up(true);
+    b.engine.refuse(index, &syn, DropReason::ShieldsUp);
+    // Not-local is a filter drop too, but with shields up tailscaled says "shields".
+    b.engine.refuse(index, &syn, DropReason::NotLocal);
+    let ack = tcp_segment("100.64.0.1:40000", "100.64.0.2:22", ACK, 1);
+    b.engine.refuse(index, &ack, DropReason::ShieldsUp);
+    let datagram = crate::packet::test_packets::udp("100.64.0.1:5000", "100.64.0.2:53");
+    b.engine.refuse(index, &datagram, DropReason::ShieldsUp);
+    let reasons: Vec<_> = b.engine.answers.iter().map(|(_, _, p)| reason_of(p)).collect();
+    assert_eq!(
+        reasons,
+        [
+            (RejectReason::ACL, 6, 40000, 22),
+            (RejectReason::SHIELDS_UP, 6, 40000, 22),
+            (RejectReason::SHIELDS_UP, 6, 40000, 22)
+        ]
+    );
+    let (_, source, notice) = &b.engine.answers[0];
+    assert_eq!(source.to_string(), "100.64.0.2", "from the refused destination");
+    assert_eq!(IpHeader::parse(notice).unwrap().dst.to_string(), "100.64.0.1");
+}
+
+#[test]
+fn an_ipv6_syn_is_refused_and_reset_too() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    for (node, own, peer) in [(&mut a, "fd7a::1", "fd7a::2"), (&mut b, "fd7a::2", "fd7a::1")] {
+        let mut map = node.engine.netmap().clone();
+        map.self_node.addresses.push(own.parse().unwrap());
+        map.peers[0].allowed_ips.push(peer.parse().unwrap());
+        node.engine.apply_netmap(map, now);
+    }
+    deny_all_inbound(&mut b, now);
+    let syn = tcp_segment("[fd7a::1]:40000", "[fd7a::2]:443", SYN, 10);
+    a.engine.handle_tun_packet(now, &syn, &mut a.out);
+    exchange(&mut a, &mut b, now);
+    assert!(b.out.tun.is_empty());
+    let [reset] = a.out.tun.as_slice() else { panic!("{:?}", a.out.tun) };
+    assert_eq!(IpHeader::parse(reset).unwrap().src.to_string(), "fd7a::2");
+    let tcp = crate::packet::wire::TcpSegment::new_checked(&reset[40..]).unwrap();
+    assert_eq!((tcp.src_port(), tcp.dst_port(), tcp.flags()), (443, 40000, RST | ACK));
+    assert_eq!(tcp.ack_number(), 11);
+}

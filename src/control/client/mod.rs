@@ -181,6 +181,8 @@ pub struct ControlClient {
     net_info: Option<NetInfo>,
     /// Endpoints or NetInfo changed since control last heard them.
     state_unsent: bool,
+    /// Told to control in Hostinfo: the node refuses inbound connections.
+    shields_up: bool,
     logging_out: bool,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
@@ -225,6 +227,7 @@ impl ControlClient {
             endpoints: Vec::new(),
             net_info: None,
             state_unsent: false,
+            shields_up: false,
             logging_out: false,
             actions: VecDeque::new(),
             events: VecDeque::new(),
@@ -333,9 +336,19 @@ impl ControlClient {
         }
     }
 
-    /// What we tell control about this host, with the latest NetInfo.
+    /// Whether the node has shields up, for the Hostinfo of the next requests.
+    pub fn set_shields_up(&mut self, on: bool) {
+        self.shields_up = on;
+    }
+
+    /// What the node says about itself in each request: the host, shields-up and the latest
+    /// NetInfo.
     fn hostinfo(&self) -> Hostinfo {
-        Hostinfo { net_info: self.net_info.clone(), ..Hostinfo::for_this_host(&self.hostname) }
+        Hostinfo {
+            shields_up: self.shields_up,
+            net_info: self.net_info.clone(),
+            ..Hostinfo::for_this_host(&self.hostname)
+        }
     }
 
     /// Asks the server to expire our node key; [`Event::LoggedOut`] follows (or, with no
@@ -608,7 +621,7 @@ impl ControlClient {
     fn send_register(&mut self, now: Instant) {
         let mut request = RegisterRequest::new(
             WireKey::new(self.identity.node_key.public_key()),
-            Hostinfo::for_this_host(&self.hostname),
+            self.hostinfo(),
         );
         if self.logging_out {
             // Any time in the past on the current key means "log out"; the official client

@@ -241,6 +241,23 @@ fn registers_with_an_auth_key_and_streams_the_netmap() {
 }
 
 #[test]
+fn shields_up_is_told_in_every_hostinfo() {
+    let mut h = Harness::new();
+    // The harness has sent the register request already; what follows carries the change.
+    h.client.set_shields_up(true);
+    h.answer_register(r#"{"MachineAuthorized":true}"#);
+    let map = h.server().take_request("/machine/map").unwrap();
+    let request: serde_json::Value = serde_json::from_slice(&map.body).unwrap();
+    assert_eq!(request["Hostinfo"]["ShieldsUp"], true);
+    assert_eq!(request["Hostinfo"]["Hostname"], "box");
+    // Down: left out, as tailscaled leaves a false field out.
+    let mut h = Harness::new();
+    let register = h.answer_register(r#"{"MachineAuthorized":true}"#);
+    let body: serde_json::Value = serde_json::from_slice(&register.body).unwrap();
+    assert!(body["Hostinfo"].get("ShieldsUp").is_none());
+}
+
+#[test]
 fn endpoints_go_out_as_a_lite_update() {
     let mut h = Harness::new();
     let _map = h.logged_in();
