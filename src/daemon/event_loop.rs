@@ -294,7 +294,8 @@ impl Daemon {
         );
         let endpoints = report.stun_endpoints(self.datapath.port());
         let net_info = report.net_info();
-        // NAT-INTERFACE (lead: connect when daemon/derp.rs lands): self.derp.set_home_region(report.preferred_derp);
+        // NAT-INTERFACE (lead: connect when daemon/derp.rs lands; 0 means no home yet):
+        // if report.preferred_derp != 0 { self.derp.set_home_region(report.preferred_derp) }
         self.control.set_netcheck(self.poll.registry(), now, endpoints, net_info);
         self.answer_netcheck_waiters(now);
     }
