@@ -16,6 +16,7 @@ pub mod http1;
 pub mod keys;
 pub mod localapi;
 pub mod naclbox;
+pub mod netcheck;
 pub mod netmap;
 pub mod packet;
 pub mod platform;

@@ -134,3 +134,10 @@ fn weft_and_tailscaled_through_derp_only() {
 fn weft_login_server_tls_with_custom_ca() {
     run_lab("weft_tls.sh", &[], &[], 150);
 }
+
+/// Netcheck against testcontrol's STUN server: `weft netcheck` (JSON and plain) reports UDP,
+/// the address the server saw and region "test"; the endpoint and NetInfo reach testcontrol.
+#[test]
+fn weft_netcheck_with_testcontrol() {
+    run_lab("weft_netcheck.sh", &[], &["testcontrol-runner"], 150);
+}

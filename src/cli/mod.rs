@@ -3,6 +3,7 @@
 mod ip;
 mod keys;
 mod login;
+mod netcheck;
 mod ping;
 mod status;
 mod terminal;
@@ -26,6 +27,8 @@ Commands:
                                returns once running, or exits 1 after --timeout seconds
                                (default 300; 0 waits forever); --shields-up refuses
                                every new inbound connection
+  netcheck [--json]            measure the network: UDP, public IPv4/IPv6 address,
+                               NAT behaviour and latency to every DERP region
   down                         disconnect from the tailnet, keeping the keys
   logout                       disconnect and forget this node's keys
   version                      print the version
@@ -51,6 +54,7 @@ pub fn main(args: &[String]) -> i32 {
         "status" => status::run(args, &socket),
         "ping" => ping::run(args, &socket),
         "ip" => ip::run(args, &socket),
+        "netcheck" => netcheck::run(args, &socket),
         "up" => login::up(args, &socket),
         "down" => login::down(args, &socket),
         "logout" => login::logout(args, &socket),
@@ -73,6 +77,12 @@ pub fn main(args: &[String]) -> i32 {
 /// from the control server never reaches the terminal raw.
 fn say(line: &str) {
     println!("{}", terminal::escape_controls(line));
+}
+
+/// Prints one line on stdout after `depth` tabs (the indentation is ours; the text is
+/// escaped like [`say`]'s).
+fn say_indented(depth: usize, line: &str) {
+    println!("{}{}", "\t".repeat(depth), terminal::escape_controls(line));
 }
 
 /// Prints one line on stderr, prefixed `weft: `.
@@ -175,7 +185,8 @@ mod tests {
     fn commands_without_arguments_refuse_extra_ones() {
         // All of these fail before talking to a daemon: there is none at this path.
         let socket = "--socket /nonexistent/weftd.sock";
-        for command in ["version", "--version", "help", "genkey", "status", "down", "logout", "up"]
+        for command in
+            ["version", "--version", "help", "genkey", "status", "down", "logout", "up", "netcheck"]
         {
             let line = format!("{socket} {command} extra");
             assert_eq!(main(&args(&line)), 1, "{line}");

@@ -9,7 +9,7 @@ use crate::http1::Request;
 use crate::localapi::server::{error_body, Server};
 use crate::localapi::socket_path::ListenError;
 use crate::localapi::{json_object, UpRequest};
-use crate::localapi::{DOWN_PATH, LOGOUT_PATH, PING_PATH, START_PATH, STATUS_PATH};
+use crate::localapi::{DOWN_PATH, LOGOUT_PATH, NETCHECK_PATH, PING_PATH, START_PATH, STATUS_PATH};
 use mio::{Registry, Token};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 /// How long a ping waits for its reply unless the request says otherwise.
 const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_PING_TIMEOUT: Duration = Duration::from_secs(60);
+/// How much longer a `weft netcheck` connection waits: a run ends within 5 s.
+const NETCHECK_WAIT: Duration = Duration::from_secs(10);
 
 /// What a client asked for, for the loop to serve.
 #[derive(Debug, PartialEq)]
@@ -34,6 +36,8 @@ pub(super) enum ApiCommand {
     Down,
     /// `weft logout`.
     Logout,
+    /// `weft netcheck`: a netcheck run, answered when it finishes.
+    Netcheck,
 }
 
 /// The connection a command came from, to address the reply to.
@@ -61,12 +65,18 @@ pub(super) struct Api {
     server: Server,
     /// Which connection waits for which ping.
     pings: HashMap<PingId, Token>,
+    /// The connections waiting for the running netcheck's report.
+    netchecks: Vec<Token>,
 }
 
 impl Api {
     /// Listens on `path`.
     pub fn bind(path: &Path) -> Result<Api, ListenError> {
-        Ok(Api { server: Server::bind(path, tokens::API.0)?, pings: HashMap::new() })
+        Ok(Api {
+            server: Server::bind(path, tokens::API.0)?,
+            pings: HashMap::new(),
+            netchecks: Vec::new(),
+        })
     }
 
     pub fn register(&mut self, registry: &Registry) -> std::io::Result<()> {
@@ -126,6 +136,24 @@ impl Api {
         }
     }
 
+    /// `caller` waits for the running netcheck: [`Api::netcheck_finished`] answers it.
+    pub fn netcheck_started(&mut self, caller: Caller) {
+        self.netchecks.push(caller.0);
+        self.server.extend_deadline(caller.0, NETCHECK_WAIT);
+    }
+
+    /// Whether anyone waits for a netcheck report.
+    pub fn wants_netcheck(&self) -> bool {
+        !self.netchecks.is_empty()
+    }
+
+    /// Sends a finished netcheck's report to every connection waiting for one.
+    pub fn netcheck_finished(&mut self, body: &[u8], registry: &Registry, now: Instant) {
+        for token in std::mem::take(&mut self.netchecks) {
+            self.server.respond(token, 200, body, registry, now);
+        }
+    }
+
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.server.poll_timeout()
     }
@@ -134,6 +162,7 @@ impl Api {
     pub fn on_timeout(&mut self, now: Instant, registry: &Registry) {
         for token in self.server.expire(now, registry) {
             self.pings.retain(|_, t| *t != token);
+            self.netchecks.retain(|t| *t != token);
         }
     }
 }
@@ -148,7 +177,8 @@ fn command(request: &Request) -> Result<ApiCommand, Refusal> {
             .map_err(|e| Refusal::bad_request(format!("bad start request: {e}"))),
         ("POST", DOWN_PATH) => Ok(ApiCommand::Down),
         ("POST", LOGOUT_PATH) => Ok(ApiCommand::Logout),
-        (_, STATUS_PATH | PING_PATH | START_PATH | DOWN_PATH | LOGOUT_PATH) => {
+        ("POST", NETCHECK_PATH) => Ok(ApiCommand::Netcheck),
+        (_, STATUS_PATH | PING_PATH | START_PATH | DOWN_PATH | LOGOUT_PATH | NETCHECK_PATH) => {
             Err(Refusal { status: 405, message: "method not allowed".into() })
         }
         _ => Err(Refusal { status: 404, message: format!("no such endpoint {:?}", request.path) }),
@@ -198,6 +228,7 @@ mod tests {
         assert_eq!(command(&request("GET", STATUS_PATH, &[], "")), Ok(ApiCommand::Status));
         assert_eq!(command(&request("POST", DOWN_PATH, &[], "")), Ok(ApiCommand::Down));
         assert_eq!(command(&request("POST", LOGOUT_PATH, &[], "")), Ok(ApiCommand::Logout));
+        assert_eq!(command(&request("POST", NETCHECK_PATH, &[], "")), Ok(ApiCommand::Netcheck));
         let up = command(&request("POST", START_PATH, &[], r#"{"LoginServer": "http://c"}"#));
         assert_eq!(
             up,
@@ -225,6 +256,7 @@ mod tests {
     fn bad_requests_are_refused_with_their_status() {
         let status = |r: Request| command(&r).unwrap_err().status;
         assert_eq!(status(request("POST", STATUS_PATH, &[], "")), 405);
+        assert_eq!(status(request("GET", NETCHECK_PATH, &[], "")), 405);
         assert_eq!(status(request("GET", "/elsewhere", &[], "")), 404);
         assert_eq!(status(request("POST", START_PATH, &[], "[1]")), 400);
         assert_eq!(status(request("POST", PING_PATH, &[], "")), 400);

@@ -13,7 +13,7 @@ use super::resolving::{Resolution, Resolving};
 use super::{environment, tokens};
 use crate::control::client::{Action, BackendState, ControlClient, Event, Identity, LinkFailure};
 use crate::control::server_url::ServerUrl;
-use crate::control::tailcfg::RegionId;
+use crate::control::tailcfg::{Endpoint, EndpointType, NetInfo, RegionId};
 use crate::engine::status::Status;
 use crate::keys::{AuthKey, PrivateKey};
 use crate::localapi::UpRequest;
@@ -55,6 +55,9 @@ pub(super) struct Control {
     link: Option<ControlLink>,
     /// Why the last login failed, for `weft up` and `weft status`.
     login_error: Option<String>,
+    /// What netcheck last found: our STUN-seen endpoints and `Hostinfo.NetInfo`.
+    stun_endpoints: Vec<Endpoint>,
+    net_info: Option<NetInfo>,
     /// TLS settings, built on first use.
     tls: Option<Result<Arc<ClientConfig>, String>>,
     /// Our home DERP region, for every client this driver starts.
@@ -107,6 +110,8 @@ impl Control {
             udp_port,
             link: None,
             login_error: None,
+            stun_endpoints: Vec::new(),
+            net_info: None,
             tls: None,
             home_derp: None,
             events: VecDeque::new(),
@@ -120,6 +125,27 @@ impl Control {
             link.client.set_home_derp(now, region);
             self.pump(registry, now);
         }
+    }
+
+    /// Netcheck's latest findings; control hears of them (in a lite update, sent at once) if
+    /// they changed.
+    pub fn set_netcheck(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        stun_endpoints: Vec<Endpoint>,
+        net_info: NetInfo,
+    ) {
+        self.stun_endpoints = stun_endpoints;
+        self.net_info = Some(net_info);
+        let endpoints = self.endpoints();
+        if let Some(link) = &mut self.link {
+            link.client.set_endpoints(now, endpoints);
+            if let Some(net_info) = &self.net_info {
+                link.client.set_net_info(now, net_info.clone());
+            }
+        }
+        self.pump(registry, now);
     }
 
     /// Reconnects with a saved login, at start-up.
@@ -296,7 +322,10 @@ impl Control {
             environment::for_control(now),
             now,
         );
-        client.set_endpoints(now, self.local_endpoints());
+        client.set_endpoints(now, self.endpoints());
+        if let Some(net_info) = &self.net_info {
+            client.set_net_info(now, net_info.clone());
+        }
         client.set_shields_up(state.shields_up);
         self.events.push_back(ControlEvent::ShieldsUp(state.shields_up));
         client.set_home_derp(now, self.home_derp);
@@ -310,11 +339,14 @@ impl Control {
         self.store.remove()
     }
 
-    /// Drops the connection; the node leaves the tailnet.
+    /// Drops the connection; the node leaves the tailnet, and forgets what netcheck found
+    /// (the next login's netcheck measures again before anything is announced).
     fn stop(&mut self, registry: &Registry) {
         if let Some(mut link) = self.link.take() {
             link.close(registry);
         }
+        self.stun_endpoints.clear();
+        self.net_info = None;
         self.events.push_back(ControlEvent::Stopped);
     }
 
@@ -464,12 +496,19 @@ impl Control {
         }
     }
 
-    /// Our UDP port on every usable local address.
-    fn local_endpoints(&self) -> Vec<SocketAddr> {
-        crate::platform::interfaces::endpoint_candidates()
-            .into_iter()
-            .map(|ip| SocketAddr::new(ip, self.udp_port))
-            .collect()
+    /// Where peers may reach us: what STUN servers saw first, then our UDP port on every
+    /// usable local address.
+    fn endpoints(&self) -> Vec<Endpoint> {
+        let local = crate::platform::interfaces::endpoint_candidates().into_iter().map(|ip| {
+            Endpoint { addr: SocketAddr::new(ip, self.udp_port), kind: EndpointType::Local }
+        });
+        let mut endpoints = self.stun_endpoints.clone();
+        for endpoint in local {
+            if !endpoints.iter().any(|e| e.addr == endpoint.addr) {
+                endpoints.push(endpoint);
+            }
+        }
+        endpoints
     }
 }
 
@@ -559,6 +598,23 @@ mod tests {
         assert_eq!(events(&mut control), [ControlEvent::Stopped]);
         assert_eq!(control.store.load().unwrap(), None);
         assert_eq!(control.backend_state(), BackendState::NeedsLogin);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn what_netcheck_found_is_forgotten_when_the_node_leaves_the_tailnet() {
+        let poll = Poll::new().unwrap();
+        let now = Instant::now();
+        let (mut control, dir) = logged_in("netcheck", state(true), now);
+        let seen =
+            Endpoint { addr: "203.0.113.5:41641".parse().unwrap(), kind: EndpointType::Stun };
+        let home = NetInfo { preferred_derp: 3, ..NetInfo::default() };
+        control.set_netcheck(poll.registry(), now, vec![seen], home);
+        assert_eq!(control.endpoints().first(), Some(&seen), "STUN endpoints come first");
+        control.down(poll.registry()).unwrap();
+        // The next login's first requests must not announce a mapping from before.
+        assert!(!control.endpoints().contains(&seen));
+        assert_eq!(control.net_info, None);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -7,6 +7,10 @@
 //! `packet::gso` cuts into packets, a UDP read may be many datagrams glued by GRO, and outgoing
 //! datagrams gather in a [`SendBatch`] that leaves with one `sendmsg` when [`Io`] is dropped
 //! (the end of each readiness burst) or fills up.
+//!
+//! STUN Binding messages share the WireGuard sockets (netcheck asks from them, so the mapping
+//! it finds is the one peers must use). They never reach the engine: they wait in a small
+//! bounded inbox for the loop, which hands them to netcheck.
 
 use super::derp::Outbox;
 use super::tokens;
@@ -18,9 +22,12 @@ use crate::packet::gro::Coalescer;
 use crate::packet::gso::{self, VirtioHdr, VIRTIO_NET_HDR_LEN};
 use crate::platform::tun::Tun;
 use crate::platform::udp_gso;
+use crate::stun;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
+use std::collections::VecDeque;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
@@ -28,6 +35,7 @@ pub(super) struct DataPath {
     tun: Tun,
     udp: UdpSockets,
     buffers: Buffers,
+    stun: StunInbox,
 }
 
 impl DataPath {
@@ -36,7 +44,7 @@ impl DataPath {
         let tun = Tun::open(tun).map_err(|e| format!("opening TUN {tun}: {e}"))?;
         let udp = UdpSockets::bind(port).map_err(|e| format!("binding UDP port {port}: {e}"))?;
         let buffers = Buffers::new(&udp);
-        Ok(DataPath { tun, udp, buffers })
+        Ok(DataPath { tun, udp, buffers, stun: StunInbox::default() })
     }
 
     pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
@@ -67,6 +75,21 @@ impl DataPath {
         &mut self.buffers.derp
     }
 
+    /// The next STUN message that arrived on a UDP socket, with its sender.
+    pub fn take_stun(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.stun.queue.pop_front()
+    }
+
+    /// Sends a STUN request from the UDP socket of `to`'s family.
+    pub fn send_stun(&mut self, to: SocketAddr, request: &[u8]) {
+        self.sink().send_udp(to, request);
+    }
+
+    /// Whether there is an IPv6 socket besides the IPv4 one.
+    pub fn has_ipv6(&self) -> bool {
+        self.udp.family(true).is_some()
+    }
+
     /// The UDP port both sockets are bound to.
     pub fn port(&self) -> u16 {
         self.udp.port()
@@ -74,6 +97,36 @@ impl DataPath {
 
     pub fn tun_name(&self) -> &str {
         self.tun.name()
+    }
+}
+
+/// STUN messages for the loop. Bounded: anyone can send them, and the loop drains it after
+/// every readiness burst, so a flood beyond it is dropped (and counted) rather than queued.
+#[derive(Default)]
+struct StunInbox {
+    queue: VecDeque<(SocketAddr, Vec<u8>)>,
+    dropped: u64,
+}
+
+/// More than a netcheck run's answers (3 tries × 2 families per region for tens of regions).
+const STUN_INBOX_LEN: usize = 256;
+/// Longer than any Binding response worth reading (Tailscale's are 32 or 44 bytes).
+const MAX_STUN_LEN: usize = 512;
+
+impl StunInbox {
+    /// Keeps `datagram` if it is a STUN Binding message; returns whether it was one (whether
+    /// kept or dropped), so it does not go on to the engine.
+    fn take(&mut self, from: SocketAddr, datagram: &[u8]) -> bool {
+        if !stun::is_binding_message(datagram) {
+            return false;
+        }
+        if self.queue.len() < STUN_INBOX_LEN && datagram.len() <= MAX_STUN_LEN {
+            self.queue.push_back((from, datagram.to_vec()));
+        } else {
+            self.dropped += 1;
+            log::trace!("STUN message from {from} dropped ({} so far)", self.dropped);
+        }
+        true
     }
 }
 
@@ -157,7 +210,7 @@ impl Drop for Io<'_> {
 impl DataPath {
     fn read_tun(&mut self, engine: &mut Engine) {
         let now = Instant::now();
-        let DataPath { tun, udp, buffers } = self;
+        let DataPath { tun, udp, buffers, .. } = self;
         let Buffers { tun_in, segment, batch, gro, derp, .. } = buffers;
         let mut io = Io { tun, udp, batch, gro, derp };
         let vnet = tun.has_vnet_hdr();
@@ -188,7 +241,7 @@ impl DataPath {
 
     fn read_udp(&mut self, v6: bool, engine: &mut Engine) {
         let now = Instant::now();
-        let DataPath { tun, udp, buffers } = self;
+        let DataPath { tun, udp, buffers, stun } = self;
         let Some(socket) = udp.family(v6) else { return };
         let fd = socket.as_raw_fd();
         let Buffers { udp_in, batch, gro, derp, .. } = buffers;
@@ -199,13 +252,15 @@ impl DataPath {
                     let data = &udp_in[..r.len];
                     let step = if r.segment == 0 { r.len.max(1) } else { r.segment };
                     for datagram in data.chunks(step) {
-                        engine.handle_datagram(now, r.from, datagram, &mut io);
+                        if !stun.take(r.from, datagram) {
+                            engine.handle_datagram(now, r.from, datagram, &mut io);
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::Unsupported => {
-                    return read_udp_plain(socket, udp_in, now, engine, &mut io)
+                    return read_udp_plain(socket, udp_in, now, engine, &mut io, stun)
                 }
                 Err(e) => {
                     // ICMP errors surface as ECONNREFUSED and the like; the socket stays usable.
@@ -223,13 +278,40 @@ fn read_udp_plain(
     now: Instant,
     engine: &mut Engine,
     io: &mut Io<'_>,
+    stun: &mut StunInbox,
 ) {
     loop {
         match socket.recv_from(buf) {
+            Ok((n, from)) if stun.take(from, &buf[..n]) => {}
             Ok((n, from)) => engine.handle_datagram(now, from, &buf[..n], io),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => log::trace!("UDP receive error: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stun_binding_messages_are_kept_for_the_loop_and_nothing_else_is() {
+        let from: SocketAddr = "192.0.2.1:3478".parse().unwrap();
+        let mut inbox = StunInbox::default();
+        let request = stun::binding_request(&[7; stun::TX_ID_LEN]);
+        let mut response = request.to_vec();
+        response[1] = 0x01;
+        response[0] = 0x01;
+        let wireguard_handshake =
+            [1u8, 0, 0, 0, 0x21, 0x12, 0xa4, 0x42, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert!(!inbox.take(from, &wireguard_handshake));
+        assert!(!inbox.take(from, b"TS\xf0\x9f\x92\xac disco"));
+        assert!(inbox.take(from, &response));
+        assert_eq!(inbox.queue.pop_front(), Some((from, response.clone())));
+        for _ in 0..STUN_INBOX_LEN + 5 {
+            assert!(inbox.take(from, &response));
+        }
+        assert_eq!((inbox.queue.len(), inbox.dropped), (STUN_INBOX_LEN, 5));
     }
 }

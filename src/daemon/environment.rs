@@ -57,3 +57,12 @@ pub(super) fn for_control(now: Instant) -> client::Environment {
         }),
     }
 }
+
+/// The seed of netcheck's STUN transaction ids.
+pub(super) fn netcheck_seed() -> u64 {
+    random_u64().unwrap_or_else(|e| {
+        // Ids would repeat across restarts; a stale answer could then count once, nothing worse.
+        log::warn!("netcheck: no randomness for STUN transaction ids: {e}");
+        std::process::id().into()
+    })
+}

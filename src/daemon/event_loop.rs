@@ -12,6 +12,8 @@ use super::tokens::{self, Driver};
 use super::{environment, Options};
 use crate::engine::{Engine, NetmapChange};
 use crate::keys::PrivateKey;
+use crate::localapi::{NetcheckAnswer, RegionLabel};
+use crate::netcheck::{Families, Netcheck};
 use crate::netmap::{Netmap, SelfNode};
 use crate::platform::router::{Router, RouterConfig};
 use crate::private_fs::{create_private_dir, exposure_warning};
@@ -31,6 +33,8 @@ struct Daemon {
     datapath: DataPath,
     control: Control,
     derp: Derp,
+    /// STUN probes to the DERP regions; see [`Daemon::route_netcheck`].
+    netcheck: Netcheck,
     api: Api,
     signals: Signals,
     /// Problems with the host (routes, config reloads) shown in `weft status`.
@@ -118,8 +122,11 @@ impl Daemon {
         let control =
             Control::new(store, options.ca_file.clone(), datapath.port(), options.config.is_some());
         let now = Instant::now();
+        let families = Families { v4: true, v6: datapath.has_ipv6() };
+        let netcheck = Netcheck::new(families, environment::netcheck_seed());
         let mut daemon = Daemon {
             engine: Engine::new(netmap, now, environment::for_engine(now)),
+            netcheck,
             options,
             poll,
             router: None,
@@ -188,6 +195,7 @@ impl Daemon {
             Driver::DataPath => {
                 self.datapath.on_ready(token, &mut self.engine);
                 self.relay_outbox(Instant::now());
+                self.take_stun_answers();
             }
             Driver::Signals => {
                 for signal in self.signals.on_ready() {
@@ -223,6 +231,7 @@ impl Daemon {
             self.api.poll_timeout(),
             self.control.poll_timeout(),
             self.derp.poll_timeout(),
+            self.netcheck.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -239,6 +248,8 @@ impl Daemon {
             self.route_control_events(now);
             self.derp.on_timeout(self.poll.registry(), now);
             self.route_derp_events(now);
+            self.netcheck.handle_timeout(now);
+            self.route_netcheck(now);
         }
         self.relay_outbox(now);
         self.answer_finished_pings();
@@ -336,7 +347,46 @@ impl Daemon {
             };
             self.follow_netmap_change(&change);
             self.apply_derp_map(now);
+            self.netcheck.set_derp_map(now, self.engine.derp_map());
+            self.route_netcheck(now);
         }
+    }
+
+    /// Hands the STUN answers the data path set aside to netcheck.
+    fn take_stun_answers(&mut self) {
+        let now = Instant::now();
+        while let Some((from, datagram)) = self.datapath.take_stun() {
+            if let Err(why) = self.netcheck.handle_stun(now, from, &datagram) {
+                log::trace!("netcheck: ignored a STUN message from {from}: {why:?}");
+            }
+        }
+        self.route_netcheck(now);
+    }
+
+    /// Sends netcheck's requests, and passes a finished report on: endpoints and NetInfo to
+    /// control, the home region to DERP, the report to whoever ran `weft netcheck`.
+    fn route_netcheck(&mut self, now: Instant) {
+        while let Some(request) = self.netcheck.poll_transmit() {
+            self.datapath.send_stun(request.to, &request.bytes);
+        }
+        let Some(report) = self.netcheck.poll_report() else { return };
+        log::debug!(
+            "netcheck: UDP {}, IPv4 {:?}, IPv6 {:?}, home region {}",
+            report.udp,
+            report.global_v4,
+            report.global_v6,
+            report.preferred_derp
+        );
+        let endpoints = report.stun_endpoints(self.datapath.port());
+        let net_info = report.net_info();
+        // 0: no region answered; DERP keeps the home it has.
+        let preferred_derp = report.preferred_derp;
+        self.control.set_netcheck(self.poll.registry(), now, endpoints, net_info);
+        if preferred_derp != 0 {
+            self.derp.set_home_region(preferred_derp, self.poll.registry(), now);
+            self.route_derp_events(now);
+        }
+        self.answer_netcheck_waiters(now);
     }
 
     /// Serves a local API command and answers its caller (a ping answers later).
@@ -367,9 +417,54 @@ impl Daemon {
             ApiCommand::Up(request) => done(self.control.up(request, registry, now)),
             ApiCommand::Down => done(self.control.down(registry)),
             ApiCommand::Logout => done(self.control.logout(registry, now)),
+            ApiCommand::Netcheck => match self.netcheck_unavailable() {
+                Some(why) => Err(Refusal::bad_request(why)),
+                None => {
+                    self.api.netcheck_started(caller);
+                    self.netcheck.start(now);
+                    self.route_netcheck(now);
+                    return;
+                }
+            },
         };
         self.route_control_events(now);
         self.api.reply(caller, answer, self.poll.registry(), now);
+    }
+
+    /// Why `weft netcheck` cannot run, if it cannot.
+    fn netcheck_unavailable(&self) -> Option<&'static str> {
+        if self.netcheck.is_enabled() {
+            None
+        } else if self.options.config.is_some() {
+            Some("netcheck measures the DERP servers a control server names; a static config has none")
+        } else if self.engine.netmap().derp_map.is_none() {
+            Some("netcheck needs the DERP map from the control server, and there is none yet (is the node up?)")
+        } else {
+            Some("the DERP map names no server with an IP address to send STUN requests to")
+        }
+    }
+
+    /// Answers every `weft netcheck` waiting, with the latest report and the region names.
+    fn answer_netcheck_waiters(&mut self, now: Instant) {
+        if !self.api.wants_netcheck() {
+            return;
+        }
+        let Some(report) = self.netcheck.last_report() else { return };
+        let regions = self
+            .engine
+            .netmap()
+            .derp_map
+            .iter()
+            .flat_map(|map| map.regions.values())
+            .map(|r| {
+                let label =
+                    RegionLabel { code: r.region_code.clone(), name: r.region_name.clone() };
+                (r.region_id, label)
+            })
+            .collect();
+        let answer = NetcheckAnswer { report: report.clone(), regions };
+        let body = serde_json::to_vec_pretty(&answer).unwrap_or_default();
+        self.api.netcheck_finished(&body, self.poll.registry(), now);
     }
 
     /// Sends every finished ping's result to the connection that asked for it.

@@ -1,7 +1,10 @@
 //! The local API: JSON over HTTP/1.1 on a Unix socket, between `weftd` and the `weft` CLI.
 //! The paths follow tailscale's LocalAPI (`/localapi/v0/status`, `/localapi/v0/ping`).
 
+use crate::control::tailcfg::RegionId;
 use crate::keys::AuthKey;
+use crate::netcheck::Report;
+use std::collections::BTreeMap;
 
 pub mod client;
 pub mod server;
@@ -15,6 +18,9 @@ pub const START_PATH: &str = "/localapi/v0/start";
 /// `weft down` (weft's own: tailscale patches its prefs instead).
 pub const DOWN_PATH: &str = "/localapi/v0/down";
 pub const LOGOUT_PATH: &str = "/localapi/v0/logout";
+/// `weft netcheck`: runs netcheck now and answers a [`NetcheckAnswer`] when it finishes
+/// (weft's own: tailscale's CLI runs netcheck in its own process).
+pub const NETCHECK_PATH: &str = "/localapi/v0/netcheck";
 pub const DEFAULT_SOCKET: &str = "/var/run/weft/weftd.sock";
 
 /// The body of a [`START_PATH`] request: what `weft up` asks for; an empty field means "as
@@ -30,6 +36,26 @@ pub struct UpRequest {
     /// Refuse every new inbound connection (`--shields-up`); each `weft up` sets it.
     #[serde(rename = "ShieldsUp", default)]
     pub shields_up: bool,
+}
+
+/// The answer to [`NETCHECK_PATH`]: the report, and the names of the regions it measured.
+#[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct NetcheckAnswer {
+    #[serde(rename = "Report")]
+    pub report: Report,
+    #[serde(rename = "Regions")]
+    pub regions: BTreeMap<RegionId, RegionLabel>,
+}
+
+/// How a DERP region is shown: its short code and its name (from the DERP map).
+#[derive(Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct RegionLabel {
+    #[serde(rename = "RegionCode")]
+    pub code: String,
+    #[serde(rename = "RegionName")]
+    pub name: String,
 }
 
 /// The body of every non-200 answer.

@@ -18,14 +18,13 @@ use super::noise::{key_request_path, parse_server_key_response};
 use super::server_url::ServerUrl;
 use super::session::Session;
 use super::tailcfg::{
-    Hostinfo, MapRequest, MapResponse, NetInfo, PingRequest, RegionId, RegisterAuth,
+    Endpoint, Hostinfo, MapRequest, MapResponse, NetInfo, PingRequest, RegionId, RegisterAuth,
     RegisterRequest, RegisterResponse, WireKey, CAPABILITY_VERSION,
 };
 use crate::keys::{AuthKey, PrivateKey, PublicKey};
 use crate::netmap::{Netmap, PeerDelta};
 use crate::wall_clock::WallClock;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// No frame (not even a keep-alive) for this long: the stream is dead.
@@ -179,11 +178,14 @@ pub struct ControlClient {
     state: BackendState,
     /// Why the last attempt failed, for status output.
     last_error: Option<ControlError>,
-    endpoints: Vec<SocketAddr>,
-    /// Our home DERP region, told to control in Hostinfo.NetInfo.PreferredDERP: how peers
-    /// learn where to relay to us.
+    endpoints: Vec<Endpoint>,
+    /// Netcheck's findings, for `Hostinfo.NetInfo` (how peers learn our home region).
+    net_info: Option<NetInfo>,
+    /// Our home DERP region (the DERP driver's connected home), told to control as
+    /// NetInfo.PreferredDERP: how peers learn where to relay to us.
     home_derp: Option<RegionId>,
-    endpoints_unsent: bool,
+    /// Endpoints, NetInfo or the home region changed since control last heard them.
+    state_unsent: bool,
     /// Told to control in Hostinfo: the node refuses inbound connections.
     shields_up: bool,
     logging_out: bool,
@@ -228,8 +230,9 @@ impl ControlClient {
             state: BackendState::Starting,
             last_error: None,
             endpoints: Vec::new(),
+            net_info: None,
             home_derp: None,
-            endpoints_unsent: false,
+            state_unsent: false,
             shields_up: false,
             logging_out: false,
             actions: VecDeque::new(),
@@ -317,12 +320,24 @@ impl ControlClient {
         }
     }
 
-    /// The endpoints peers may reach us at; sent with the next map request, or as a lite
-    /// update while the stream runs.
-    pub fn set_endpoints(&mut self, now: Instant, endpoints: Vec<SocketAddr>) {
+    /// The endpoints peers may reach us at, with their types; sent with the next map request,
+    /// or as a lite update while the stream runs.
+    pub fn set_endpoints(&mut self, now: Instant, endpoints: Vec<Endpoint>) {
         if endpoints != self.endpoints {
             self.endpoints = endpoints;
-            self.endpoints_unsent = true;
+            self.state_unsent = true;
+            self.send_lite_update_if_due(now);
+        }
+    }
+
+    /// Netcheck's latest findings for `Hostinfo.NetInfo`; sent like the endpoints when more
+    /// than the latencies changed (they change on every run, and control needs them only
+    /// with something else).
+    pub fn set_net_info(&mut self, now: Instant, net_info: NetInfo) {
+        let news = !self.net_info.as_ref().is_some_and(|old| old.basically_equal(&net_info));
+        self.net_info = Some(net_info);
+        if news {
+            self.state_unsent = true;
             self.send_lite_update_if_due(now);
         }
     }
@@ -337,19 +352,28 @@ impl ControlClient {
     pub fn set_home_derp(&mut self, now: Instant, region: Option<RegionId>) {
         if region != self.home_derp {
             self.home_derp = region;
-            self.endpoints_unsent = true;
+            self.state_unsent = true;
             self.send_lite_update_if_due(now);
         }
     }
 
-    /// What we tell control about this host: shields-up and our home region.
+    /// What the node says about itself in each request: the host, shields-up and the latest
+    /// NetInfo, whose PreferredDERP is the home region we are connected to once there is one
+    /// (netcheck's choice becomes that home when its connection is up), netcheck's before.
     fn hostinfo(&self) -> Hostinfo {
-        let mut hostinfo =
-            Hostinfo { shields_up: self.shields_up, ..Hostinfo::for_this_host(&self.hostname) };
-        if let Some(region) = self.home_derp {
-            hostinfo.net_info = Some(NetInfo { preferred_derp: region, ..NetInfo::default() });
+        let net_info = match (&self.net_info, self.home_derp) {
+            (Some(found), home) => Some(NetInfo {
+                preferred_derp: home.unwrap_or(found.preferred_derp),
+                ..found.clone()
+            }),
+            (None, Some(home)) => Some(NetInfo { preferred_derp: home, ..NetInfo::default() }),
+            (None, None) => None,
+        };
+        Hostinfo {
+            shields_up: self.shields_up,
+            net_info,
+            ..Hostinfo::for_this_host(&self.hostname)
         }
-        hostinfo
     }
 
     /// Asks the server to expire our node key; [`Event::LoggedOut`] follows (or, with no
@@ -708,28 +732,28 @@ impl ControlClient {
             WireKey::new(self.disco_key),
             self.hostinfo(),
         );
-        request.endpoints = self.endpoints.clone();
+        request.set_endpoints(&self.endpoints);
         self.send_request(now, "POST", "/machine/map", &request.to_json(), |streams, id| {
             streams.map = Some(id)
         });
-        // The streaming request may be read-only for the server: push endpoints separately.
-        self.endpoints_unsent = !self.endpoints.is_empty() || self.home_derp.is_some();
+        // The streaming request may be read-only for the server: push our state separately.
+        self.state_unsent =
+            !self.endpoints.is_empty() || self.net_info.is_some() || self.home_derp.is_some();
         self.send_lite_update_if_due(now);
     }
 
     fn send_lite_update_if_due(&mut self, now: Instant) {
         let ready = matches!(&self.link, Link::Session { streams, .. } if streams.map.is_some() && streams.lite.is_none());
-        if !ready || !self.endpoints_unsent {
+        if !ready || !self.state_unsent {
             return;
         }
-        self.endpoints_unsent = false;
+        self.state_unsent = false;
         let mut request = MapRequest::lite_update(
             WireKey::new(self.identity.node_key.public_key()),
             WireKey::new(self.disco_key),
             self.hostinfo(),
         );
-        request.endpoints = self.endpoints.clone();
-        request.endpoint_types = vec![1; self.endpoints.len()];
+        request.set_endpoints(&self.endpoints);
         self.send_request(now, "POST", "/machine/map", &request.to_json(), |streams, id| {
             streams.lite = Some(id)
         });

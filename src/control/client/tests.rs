@@ -5,6 +5,7 @@ use super::fake_server::FakeServer;
 use super::*;
 use crate::control::http2::frame::Frame;
 use crate::control::mapstream::encode_frame;
+use crate::control::tailcfg::EndpointType;
 use crate::xorshift::Rng;
 
 const AUTH_KEY: &str = "tskey-auth-test";
@@ -282,13 +283,61 @@ fn endpoints_go_out_as_a_lite_update() {
     let mut h = Harness::new();
     let _map = h.logged_in();
     let now = h.now;
-    h.client.set_endpoints(now, vec!["192.0.2.9:41641".parse().unwrap()]);
+    let endpoints = vec![
+        Endpoint { addr: "203.0.113.5:40000".parse().unwrap(), kind: EndpointType::Stun },
+        Endpoint { addr: "192.0.2.9:41641".parse().unwrap(), kind: EndpointType::Local },
+    ];
+    h.client.set_endpoints(now, endpoints.clone());
     h.run();
     let lite = h.server().take_request("/machine/map").expect("lite update");
     let body: serde_json::Value = serde_json::from_slice(&lite.body).unwrap();
     assert_eq!(body["Stream"], false);
     assert_eq!(body["OmitPeers"], true);
-    assert_eq!(body["Endpoints"][0], "192.0.2.9:41641");
+    assert_eq!(body["Endpoints"], serde_json::json!(["203.0.113.5:40000", "192.0.2.9:41641"]));
+    assert_eq!(body["EndpointTypes"], serde_json::json!([2, 1]));
+    // The same endpoints again are no news.
+    h.client.set_endpoints(now, endpoints);
+    h.run();
+    assert!(h.server().take_request("/machine/map").is_none());
+}
+
+#[test]
+fn net_info_goes_out_in_the_hostinfo_of_a_lite_update_when_it_changes() {
+    let mut h = Harness::new();
+    let _map = h.logged_in();
+    let now = h.now;
+    let mut net_info = NetInfo {
+        working_udp: Some(true),
+        mapping_varies_by_dest_ip: Some(false),
+        preferred_derp: 7,
+        ..NetInfo::default()
+    };
+    net_info.derp_latency.insert("7-v4".into(), 0.012);
+    h.client.set_net_info(now, net_info.clone());
+    h.run();
+    let lite = h.server().take_request("/machine/map").expect("lite update");
+    let body: serde_json::Value = serde_json::from_slice(&lite.body).unwrap();
+    let sent = &body["Hostinfo"]["NetInfo"];
+    assert_eq!(sent["PreferredDERP"], 7);
+    assert_eq!(sent["WorkingUDP"], true);
+    assert_eq!(sent["MappingVariesByDestIP"], false);
+    assert_eq!(sent["DERPLatency"]["7-v4"], 0.012);
+    // Unchanged, or only new latencies (as tailscale's NetInfo.BasicallyEqual): nothing; a
+    // new home region: another update.
+    h.client.set_net_info(now, net_info.clone());
+    net_info.derp_latency.insert("7-v4".into(), 0.015);
+    h.client.set_net_info(now, net_info.clone());
+    h.run();
+    assert!(h.server().take_request("/machine/map").is_none());
+    h.server().respond_head(lite.stream, 200, true);
+    h.run();
+    assert!(h.server().take_request("/machine/map").is_none(), "new latencies alone are no news");
+    net_info.preferred_derp = 8;
+    h.client.set_net_info(now, net_info);
+    h.run();
+    let lite = h.server().take_request("/machine/map").expect("second lite update");
+    let body: serde_json::Value = serde_json::from_slice(&lite.body).unwrap();
+    assert_eq!(body["Hostinfo"]["NetInfo"]["PreferredDERP"], 8);
 }
 
 #[test]

@@ -179,3 +179,12 @@ pub struct NetInfo {
     #[serde(rename = "FirewallMode", skip_serializing_if = "String::is_empty")]
     pub firewall_mode: String,
 }
+
+impl NetInfo {
+    /// Equal but for `DERPLatency`, which differs on every netcheck run (tailscale's
+    /// `NetInfo.BasicallyEqual`): what decides whether control must hear of a change.
+    pub fn basically_equal(&self, other: &NetInfo) -> bool {
+        let without_latency = |n: &NetInfo| NetInfo { derp_latency: BTreeMap::new(), ..n.clone() };
+        without_latency(self) == without_latency(other)
+    }
+}

@@ -6,6 +6,25 @@ use super::{DiscoKey, Hostinfo, NodeKey};
 use serde::Serialize;
 use std::net::SocketAddr;
 
+/// `tailcfg.EndpointType`: how a node learned one of its own addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum EndpointType {
+    /// An address of a local interface.
+    Local = 1,
+    /// The address a STUN server saw us at.
+    Stun = 2,
+    /// The STUN-seen IP with our local port, tried behind NATs whose mapping varies.
+    Stun4LocalPort = 4,
+}
+
+/// One address peers may reach this node at, with where it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    pub kind: EndpointType,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MapRequest {
     #[serde(rename = "Version")]
@@ -65,6 +84,12 @@ impl MapRequest {
         }
     }
 
+    /// Fills `Endpoints` and the parallel `EndpointTypes`.
+    pub fn set_endpoints(&mut self, endpoints: &[Endpoint]) {
+        self.endpoints = endpoints.iter().map(|e| e.addr).collect();
+        self.endpoint_types = endpoints.iter().map(|e| e.kind as u8).collect();
+    }
+
     pub fn to_json(&self) -> Vec<u8> {
         // Serializing plain structs with string keys cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
@@ -84,15 +109,20 @@ mod tests {
     fn long_poll_streams_with_keep_alives() {
         let (node, disco) = keys();
         let mut request = MapRequest::long_poll(node, disco, Hostinfo::for_this_host("h"));
-        request.endpoints =
-            vec!["192.0.2.1:41641".parse().unwrap(), "[2001:db8::1]:41641".parse().unwrap()];
-        request.endpoint_types = vec![1, 2];
+        request.set_endpoints(&[
+            Endpoint { addr: "192.0.2.1:41641".parse().unwrap(), kind: EndpointType::Local },
+            Endpoint { addr: "[2001:db8::1]:41641".parse().unwrap(), kind: EndpointType::Stun },
+            Endpoint {
+                addr: "192.0.2.7:41641".parse().unwrap(),
+                kind: EndpointType::Stun4LocalPort,
+            },
+        ]);
         let json: serde_json::Value = serde_json::from_slice(&request.to_json()).unwrap();
         assert_eq!(json["Stream"], true);
         assert_eq!(json["KeepAlive"], true);
         assert_eq!(json["DiscoKey"], format!("discokey:{}", "02".repeat(32)));
         assert_eq!(json["Endpoints"][1], "[2001:db8::1]:41641");
-        assert_eq!(json["EndpointTypes"][1], 2);
+        assert_eq!(json["EndpointTypes"], serde_json::json!([1, 2, 4]));
         assert!(json.get("Compress").is_none() && json.get("OmitPeers").is_none());
     }
 

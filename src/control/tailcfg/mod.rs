@@ -21,7 +21,7 @@ pub use dns::{DnsConfig, DnsRecord, Resolver};
 pub use filter::{FilterRule, NetPortRange, PortRange};
 pub use hostinfo::{Hostinfo, NetInfo, Service};
 pub use json::JsonError;
-pub use map_request::MapRequest;
+pub use map_request::{Endpoint, EndpointType, MapRequest};
 pub use map_response::{DebugRequest, DisplayMessage, MapResponse, PeerChange, PingRequest};
 pub use node::{CapMap, Node};
 pub use register::{Login, RegisterAuth, RegisterRequest, RegisterResponse, User};
