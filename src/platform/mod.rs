@@ -4,6 +4,7 @@
 //! lines, the diff between two routing states, tool-output parsing) is plain code that
 //! compiles and is tested on every OS; only thin `#[cfg(target_os)]` shims make syscalls.
 
+pub mod bind;
 pub mod interfaces;
 pub mod os_kind;
 pub mod route_socket;
