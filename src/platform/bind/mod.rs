@@ -4,6 +4,8 @@
 //! NetBSD has no per-socket means, so it gets host routes to the peers instead
 //! ([`host_routes`]).
 
+pub mod delegate;
+pub mod policy;
 pub mod select;
 
 #[cfg(test)]
