@@ -6,6 +6,7 @@
 
 pub mod bind;
 pub mod interfaces;
+pub mod link_monitor;
 pub mod netlink;
 pub mod os_kind;
 pub mod route_socket;
