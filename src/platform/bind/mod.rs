@@ -6,6 +6,7 @@
 
 pub mod delegate;
 pub mod policy;
+pub mod rebind;
 pub mod select;
 
 #[cfg(test)]
