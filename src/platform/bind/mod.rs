@@ -5,6 +5,7 @@
 //! ([`host_routes`]).
 
 pub mod delegate;
+pub mod host_routes;
 pub mod policy;
 pub mod rebind;
 pub mod select;

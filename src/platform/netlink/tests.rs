@@ -186,7 +186,7 @@ fn wrong_sizes_are_errors() {
 fn broken_messages_never_panic() {
     let valid = everything();
     let mut parsed = 0;
-    shake(0x6e65_746c_696e_6b, 20_000, &valid, |broken| {
+    shake(0x006e_6574_6c69_6e6b, 20_000, &valid, |broken| {
         if let Ok(events) = parse(broken) {
             parsed += 1;
             assert!(events.len() <= broken.len() / 16, "more events than messages fit");

@@ -15,12 +15,12 @@ mod state_file;
 #[cfg(test)]
 mod fake_tools_test;
 
+pub use op::{BsdOp, CommandLine, HostRoute};
 pub use runner::{CommandRunner, PathRunner};
 pub use state_file::DEFAULT_DIR;
 
 use super::{RouterConfig, RouterError};
 use crate::platform::os_kind::OsKind;
-use op::BsdOp;
 use plan::KernelState;
 use std::path::PathBuf;
 
@@ -85,6 +85,14 @@ impl BsdRouter {
             .collect();
         ops.extend(plan::apply_ops(None, target));
         ops
+    }
+
+    /// Runs the host routes to peer endpoints that `platform::bind::host_routes` planned
+    /// (NetBSD's way to keep our own traffic off an exit-node default). Not recorded in the
+    /// state file: the planner's owner keeps what was applied, and a leftover route points
+    /// outside the tunnel, at a peer, through the physical gateway.
+    pub fn run_host_routes(&mut self, ops: &[BsdOp]) -> Result<(), RouterError> {
+        joined(self.run(ops))
     }
 
     /// Removes our routes and addresses; the record goes once they are gone.

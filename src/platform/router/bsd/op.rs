@@ -31,6 +31,17 @@ pub enum Gateway {
     OwnAddress(IpAddr),
 }
 
+/// A route to one remote endpoint via the physical gateway, outside the tunnel: NetBSD's
+/// way to keep the daemon's own traffic off an exit-node default (planned in
+/// `platform::bind::host_routes`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HostRoute {
+    pub endpoint: IpAddr,
+    pub gateway: IpAddr,
+    /// The physical interface, which names the zone of a link-local IPv6 gateway.
+    pub interface: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BsdOp {
     AddAddress { tun: String, address: Prefix },
@@ -39,6 +50,8 @@ pub enum BsdOp {
     SetUp { tun: String },
     AddRoute { tun: String, route: Route },
     DeleteRoute { tun: String, route: Route },
+    AddHostRoute(HostRoute),
+    DeleteHostRoute(HostRoute),
 }
 
 /// A program and its arguments, run without a shell.
@@ -63,6 +76,8 @@ impl BsdOp {
             BsdOp::SetUp { tun } => ifconfig(&[tun, "up"]),
             BsdOp::AddRoute { tun, route } => route_command(os, "add", tun, route),
             BsdOp::DeleteRoute { tun, route } => route_command(os, "delete", tun, route),
+            BsdOp::AddHostRoute(route) => host_route_command(os, "add", route),
+            BsdOp::DeleteHostRoute(route) => host_route_command(os, "delete", route),
         }
     }
 
@@ -73,17 +88,19 @@ impl BsdOp {
         let stderr = stderr.to_ascii_lowercase();
         let any = |needles: &[&str]| needles.iter().any(|n| stderr.contains(n));
         match self {
-            BsdOp::AddAddress { .. } | BsdOp::AddRoute { .. } => {
+            BsdOp::AddAddress { .. } | BsdOp::AddRoute { .. } | BsdOp::AddHostRoute(_) => {
                 any(&["file exists", "already exists", "already in use"])
             }
-            BsdOp::DeleteAddress { .. } | BsdOp::DeleteRoute { .. } => any(&[
-                "not in table",
-                "no such process",
-                "can't assign requested address",
-                "does not exist",
-                "no such interface",
-                "not found",
-            ]),
+            BsdOp::DeleteAddress { .. } | BsdOp::DeleteRoute { .. } | BsdOp::DeleteHostRoute(_) => {
+                any(&[
+                    "not in table",
+                    "no such process",
+                    "can't assign requested address",
+                    "does not exist",
+                    "no such interface",
+                    "not found",
+                ])
+            }
             BsdOp::SetMtu { .. } | BsdOp::SetUp { .. } => false,
         }
     }
@@ -151,12 +168,31 @@ fn family_word(prefix: &Prefix) -> &'static str {
     }
 }
 
-fn route_command(os: OsKind, verb: &str, tun: &str, route: &Route) -> CommandLine {
+/// `route -q -n <verb>`, without `-q` on illumos.
+fn route_verb(os: OsKind, verb: &str) -> Vec<String> {
     let mut args: Vec<String> = match os {
         OsKind::Illumos => vec!["-n".into()],
         _ => vec!["-q".into(), "-n".into()],
     };
     args.push(verb.into());
+    args
+}
+
+/// `route -q -n add -inet -host 203.0.113.7 192.168.1.1`; a link-local IPv6 gateway gets
+/// its interface as zone (`fe80::1%wm0`), which route(8) resolves with getaddrinfo.
+fn host_route_command(os: OsKind, verb: &str, route: &HostRoute) -> CommandLine {
+    let mut args = route_verb(os, verb);
+    let family = if route.endpoint.is_ipv4() { "-inet" } else { "-inet6" };
+    let gateway = match route.gateway {
+        IpAddr::V6(g) if g.segments()[0] & 0xffc0 == 0xfe80 => format!("{g}%{}", route.interface),
+        g => g.to_string(),
+    };
+    args.extend([family.into(), "-host".into(), route.endpoint.to_string(), gateway]);
+    CommandLine { program: "route", args }
+}
+
+fn route_command(os: OsKind, verb: &str, tun: &str, route: &Route) -> CommandLine {
+    let mut args = route_verb(os, verb);
     args.push(format!("-{}", family_word(&route.destination)));
     args.push(route.destination.to_string());
     if let Some(priority) = route.priority {
