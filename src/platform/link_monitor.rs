@@ -10,7 +10,7 @@
 
 use crate::platform::bind::select::InterfaceInfo;
 use crate::platform::interfaces::usable_endpoint;
-use crate::platform::netlink::NetlinkEvent;
+use crate::platform::netlink::{NetlinkEvent, RTN_UNICAST};
 use crate::platform::route_socket::LinkEvent;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -43,9 +43,6 @@ pub enum Change {
     /// Messages were lost: everything must be read again.
     Resync,
 }
-
-/// `rtm_type` of an ordinary route (`RTN_UNICAST`, linux/rtnetlink.h).
-const RTN_UNICAST: u8 = 1;
 
 impl From<&LinkEvent> for Change {
     fn from(event: &LinkEvent) -> Change {

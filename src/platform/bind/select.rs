@@ -8,6 +8,7 @@
 //! the next default wins. Pure: the route table, the interface list and the delegate
 //! lookup are inputs, so every case is tested from recorded tables on any OS.
 
+use crate::platform::netlink::{RouteMessage, RTN_UNICAST, RT_TABLE_MAIN};
 use crate::prefix::Prefix;
 use std::net::IpAddr;
 
@@ -26,6 +27,25 @@ pub struct RouteEntry {
 }
 
 impl RouteEntry {
+    /// A route of a netlink dump (`RTM_GETROUTE`) as a table row, if it is an ordinary
+    /// route of the main table with an outgoing interface; `name_of` maps the index to
+    /// the interface's name (`if_indextoname`, or the links of the same dump).
+    pub fn from_netlink(
+        route: &RouteMessage,
+        name_of: impl Fn(u32) -> Option<String>,
+    ) -> Option<RouteEntry> {
+        if route.removed || route.table != RT_TABLE_MAIN || route.kind != RTN_UNICAST {
+            return None;
+        }
+        Some(RouteEntry {
+            destination: route.destination,
+            gateway: route.gateway,
+            interface: name_of(route.interface?)?,
+            metric: route.priority,
+            scoped: false,
+        })
+    }
+
     fn is_default(&self) -> bool {
         self.destination.bits() == 0
     }

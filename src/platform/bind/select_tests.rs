@@ -156,3 +156,27 @@ fn the_fixtures_read_back_as_recorded() {
     assert_eq!((linux[0].metric, linux[2].destination.to_string()), (600, "10.0.0.0/24".into()));
     assert!(routes(fixtures::DARWIN_UTUN_DEFAULT)[1].scoped);
 }
+
+#[test]
+fn a_netlink_dump_reads_as_a_table() {
+    let route = |table, kind, interface, priority| RouteMessage {
+        removed: false,
+        destination: "0.0.0.0/0".parse().unwrap(),
+        table,
+        kind,
+        interface,
+        gateway: Some("10.0.0.1".parse().unwrap()),
+        priority,
+    };
+    let name_of = |index| (index == 2).then(|| "eth0".to_string());
+    let entry = RouteEntry::from_netlink(&route(254, 1, Some(2), 100), name_of).unwrap();
+    assert_eq!((entry.interface.as_str(), entry.metric, entry.is_default()), ("eth0", 100, true));
+    for skipped in [
+        route(52, 1, Some(2), 0),
+        route(254, 7, Some(2), 0),
+        route(254, 1, None, 0),
+        route(254, 1, Some(3), 0),
+    ] {
+        assert_eq!(RouteEntry::from_netlink(&skipped, name_of), None, "{skipped:?}");
+    }
+}

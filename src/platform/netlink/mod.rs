@@ -42,6 +42,11 @@ mod abi {
     pub const IFF_RUNNING: u32 = 0x40;
 }
 
+/// `rtm_type` of an ordinary route (not local, broadcast, unreachable...).
+pub const RTN_UNICAST: u8 = 1;
+/// Linux's main routing table (`RT_TABLE_MAIN`), where the physical defaults live.
+pub const RT_TABLE_MAIN: u32 = 254;
+
 /// One change the kernel announced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NetlinkEvent {
