@@ -5,7 +5,7 @@
 //! routes by being longer.
 //!
 //! Pure planning: the set of routes wanted now, and the `route` ops from what was applied
-//! to it, for the BSD router to run (`BsdRouter::run_host_routes`).
+//! to it, for the BSD router to run (`BsdRouter::run_bypass_routes`).
 
 use super::select::Selected;
 use crate::platform::interfaces::usable_endpoint;
@@ -134,9 +134,9 @@ mod tests {
         let mut router =
             BsdRouter::new(OsKind::NetBsd, Box::new(Recorder(log.clone())), dir.clone());
         let present = plan(&BTreeSet::new(), &[route("203.0.113.7", "10.0.2.2")].into());
-        assert_eq!(router.run_host_routes(&present), Ok(()));
+        assert_eq!(router.run_bypass_routes(&present), Ok(()));
         let unreachable = plan(&BTreeSet::new(), &[route("192.0.2.5", "10.0.2.2")].into());
-        let error = router.run_host_routes(&unreachable).unwrap_err().to_string();
+        let error = router.run_bypass_routes(&unreachable).unwrap_err().to_string();
         assert!(error.contains("Network is unreachable"), "{error}");
         assert_eq!(log.borrow().len(), 2);
         std::fs::remove_dir_all(dir).unwrap();

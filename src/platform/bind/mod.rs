@@ -4,6 +4,7 @@
 //! NetBSD has no per-socket means, so it gets host routes to the peers instead
 //! ([`host_routes`]).
 
+pub mod bypass_table;
 pub mod delegate;
 pub mod host_routes;
 pub mod policy;

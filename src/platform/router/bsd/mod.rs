@@ -15,7 +15,7 @@ mod state_file;
 #[cfg(test)]
 mod fake_tools_test;
 
-pub use op::{BsdOp, CommandLine, HostRoute};
+pub use op::{BsdOp, CommandLine, HostRoute, TableDefault};
 pub use runner::{CommandRunner, PathRunner};
 pub use state_file::DEFAULT_DIR;
 
@@ -87,11 +87,12 @@ impl BsdRouter {
         ops
     }
 
-    /// Runs the host routes to peer endpoints that `platform::bind::host_routes` planned
-    /// (NetBSD's way to keep our own traffic off an exit-node default). Not recorded in the
-    /// state file: the planner's owner keeps what was applied, and a leftover route points
-    /// outside the tunnel, at a peer, through the physical gateway.
-    pub fn run_host_routes(&mut self, ops: &[BsdOp]) -> Result<(), RouterError> {
+    /// Runs the routes that keep our own traffic off the tunnel, as `platform::bind`
+    /// planned them: NetBSD's host routes to peer endpoints, the OpenBSD rtable's or
+    /// FreeBSD FIB's default. Not recorded in the state file: the planner's owner keeps
+    /// what was applied, and a leftover route points outside the tunnel, through the
+    /// physical gateway.
+    pub fn run_bypass_routes(&mut self, ops: &[BsdOp]) -> Result<(), RouterError> {
         joined(self.run(ops))
     }
 

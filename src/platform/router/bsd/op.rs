@@ -42,6 +42,17 @@ pub struct HostRoute {
     pub interface: String,
 }
 
+/// The default route of a second routing table via the physical gateway: the path the
+/// daemon's own sockets take with OpenBSD's `SO_RTABLE` or FreeBSD's `SO_SETFIB`
+/// (planned in `platform::bind::bypass_table`). Only those two OSes have such tables;
+/// elsewhere the tool refuses the command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableDefault {
+    pub table: u32,
+    pub gateway: IpAddr,
+    pub interface: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BsdOp {
     AddAddress { tun: String, address: Prefix },
@@ -52,6 +63,8 @@ pub enum BsdOp {
     DeleteRoute { tun: String, route: Route },
     AddHostRoute(HostRoute),
     DeleteHostRoute(HostRoute),
+    AddTableDefault(TableDefault),
+    DeleteTableDefault(TableDefault),
 }
 
 /// A program and its arguments, run without a shell.
@@ -78,6 +91,8 @@ impl BsdOp {
             BsdOp::DeleteRoute { tun, route } => route_command(os, "delete", tun, route),
             BsdOp::AddHostRoute(route) => host_route_command(os, "add", route),
             BsdOp::DeleteHostRoute(route) => host_route_command(os, "delete", route),
+            BsdOp::AddTableDefault(route) => table_default_command(os, "add", route),
+            BsdOp::DeleteTableDefault(route) => table_default_command(os, "delete", route),
         }
     }
 
@@ -88,19 +103,23 @@ impl BsdOp {
         let stderr = stderr.to_ascii_lowercase();
         let any = |needles: &[&str]| needles.iter().any(|n| stderr.contains(n));
         match self {
-            BsdOp::AddAddress { .. } | BsdOp::AddRoute { .. } | BsdOp::AddHostRoute(_) => {
+            BsdOp::AddAddress { .. }
+            | BsdOp::AddRoute { .. }
+            | BsdOp::AddHostRoute(_)
+            | BsdOp::AddTableDefault(_) => {
                 any(&["file exists", "already exists", "already in use"])
             }
-            BsdOp::DeleteAddress { .. } | BsdOp::DeleteRoute { .. } | BsdOp::DeleteHostRoute(_) => {
-                any(&[
-                    "not in table",
-                    "no such process",
-                    "can't assign requested address",
-                    "does not exist",
-                    "no such interface",
-                    "not found",
-                ])
-            }
+            BsdOp::DeleteAddress { .. }
+            | BsdOp::DeleteRoute { .. }
+            | BsdOp::DeleteHostRoute(_)
+            | BsdOp::DeleteTableDefault(_) => any(&[
+                "not in table",
+                "no such process",
+                "can't assign requested address",
+                "does not exist",
+                "no such interface",
+                "not found",
+            ]),
             BsdOp::SetMtu { .. } | BsdOp::SetUp { .. } => false,
         }
     }
@@ -178,17 +197,57 @@ fn route_verb(os: OsKind, verb: &str) -> Vec<String> {
     args
 }
 
-/// `route -q -n add -inet -host 203.0.113.7 192.168.1.1`; a link-local IPv6 gateway gets
-/// its interface as zone (`fe80::1%wm0`), which route(8) resolves with getaddrinfo.
+/// `route -q -n add -inet -host 203.0.113.7 192.168.1.1`.
 fn host_route_command(os: OsKind, verb: &str, route: &HostRoute) -> CommandLine {
     let mut args = route_verb(os, verb);
-    let family = if route.endpoint.is_ipv4() { "-inet" } else { "-inet6" };
-    let gateway = match route.gateway {
-        IpAddr::V6(g) if g.segments()[0] & 0xffc0 == 0xfe80 => format!("{g}%{}", route.interface),
-        g => g.to_string(),
-    };
-    args.extend([family.into(), "-host".into(), route.endpoint.to_string(), gateway]);
+    args.extend([
+        family_flag(route.endpoint).into(),
+        "-host".into(),
+        route.endpoint.to_string(),
+        gateway_word(route.gateway, &route.interface),
+    ]);
     CommandLine { program: "route", args }
+}
+
+/// OpenBSD: `route -T 3 -q -n add -inet default 192.168.1.1` (the table is a global
+/// option); FreeBSD: `route -q -n add -fib 1 -inet default 192.168.1.1`.
+fn table_default_command(os: OsKind, verb: &str, route: &TableDefault) -> CommandLine {
+    let table = route.table.to_string();
+    let mut args = match os {
+        OsKind::OpenBsd => {
+            let mut args = vec!["-T".into(), table];
+            args.extend(route_verb(os, verb));
+            args
+        }
+        _ => {
+            let mut args = route_verb(os, verb);
+            args.extend(["-fib".into(), table]);
+            args
+        }
+    };
+    args.extend([
+        family_flag(route.gateway).into(),
+        "default".into(),
+        gateway_word(route.gateway, &route.interface),
+    ]);
+    CommandLine { program: "route", args }
+}
+
+fn family_flag(address: IpAddr) -> &'static str {
+    if address.is_ipv4() {
+        "-inet"
+    } else {
+        "-inet6"
+    }
+}
+
+/// A gateway as route(8) takes it: a link-local IPv6 one with its interface as zone
+/// (`fe80::1%wm0`), which route(8) resolves with getaddrinfo.
+fn gateway_word(gateway: IpAddr, interface: &str) -> String {
+    match gateway {
+        IpAddr::V6(g) if g.segments()[0] & 0xffc0 == 0xfe80 => format!("{g}%{interface}"),
+        g => g.to_string(),
+    }
 }
 
 fn route_command(os: OsKind, verb: &str, tun: &str, route: &Route) -> CommandLine {
