@@ -4,7 +4,7 @@ DESTDIR ?=
 CARGO   ?= cargo
 BIN      = target/release/weft
 
-.PHONY: all build install install-files uninstall test unit-test lab-test bench demo clean lint
+.PHONY: all build install install-files uninstall test unit-test lab-test bench demo clean lint fuzz fuzz-smoke fuzz-build
 
 all: build
 
@@ -31,12 +31,14 @@ uninstall:
 	$(INSTALL_ENV) sh platform/install.sh uninstall
 
 # Everything: installs what the tests need (apt packages, Go-built Tailscale and Headscale),
-# then unit tests and the namespace labs. A lab that cannot run here fails instead of skipping.
+# then unit tests, the namespace labs and a few seconds of every fuzz target. A lab that
+# cannot run here fails instead of skipping.
 test:
 	bash scripts/install-test-deps.sh
 	bash tests/interop/build.sh
 	$(CARGO) build --release --locked
 	WEFT_LAB_REQUIRE=1 $(CARGO) test --release --locked -- --test-threads=1
+	$(MAKE) fuzz-smoke
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -50,6 +52,28 @@ demo: build
 	bash scripts/install-test-deps.sh
 	WEFT_BIN=$(CURDIR)/$(BIN) bash demo/demo.sh
 
+# Fuzzing (docs/security.md, "Fuzzing"): one cargo-fuzz target per parser of outside bytes,
+# all built at once, then run one after another, each for FUZZ_SECONDS. A crash stops the run
+# and leaves its input in fuzz/artifacts/<target>/.
+FUZZ_SECONDS  ?= 60
+FUZZ_SMOKE_SECONDS ?= 3
+FUZZ_CARGO    ?= cargo +nightly
+FUZZ_TARGETS   = $(sort $(basename $(notdir $(wildcard fuzz/fuzz_targets/*.rs))))
+
+fuzz-build:
+	bash scripts/install-fuzz-deps.sh
+	$(FUZZ_CARGO) fuzz build
+
+fuzz: fuzz-build
+	@set -e; for target in $(FUZZ_TARGETS); do \
+	    echo "== fuzz $$target ($(FUZZ_SECONDS) s)"; \
+	    $(FUZZ_CARGO) fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS); \
+	done
+
+# A few seconds each: catches a parser change that panics on the seeds or near them.
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
+
 clean:
 	$(CARGO) clean
-	rm -rf .lab
+	rm -rf .lab fuzz/target

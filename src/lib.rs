@@ -10,6 +10,8 @@ pub mod derp;
 pub mod disco;
 pub mod engine;
 pub mod filter;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod http1;
 pub mod keys;
 pub mod localapi;

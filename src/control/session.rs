@@ -226,17 +226,13 @@ mod tests {
         stream.extend_from_slice(json);
         let h2_start = stream.len();
         stream.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        // Every prefix, even one shorter than the magic, may still become the early payload:
+        // deciding "HTTP/2" before the payload has fully arrived would hand its bytes to h2.
         for cut in 0..h2_start {
             assert!(
-                matches!(
-                    skip_early_payload(&stream[..cut]).unwrap(),
-                    Sniff::NeedMore | Sniff::Http2From(0)
-                ),
+                matches!(skip_early_payload(&stream[..cut]).unwrap(), Sniff::NeedMore),
                 "cut {cut}"
             );
-            if cut >= 5 {
-                assert!(matches!(skip_early_payload(&stream[..cut]).unwrap(), Sniff::NeedMore));
-            }
         }
         assert!(
             matches!(skip_early_payload(&stream).unwrap(), Sniff::Http2From(n) if n == h2_start)

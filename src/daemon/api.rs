@@ -1,148 +1,236 @@
-//! Answers local API requests from the engine's state: status now, pings when they finish.
+//! The local API driver: owns the Unix-socket server and the pings waiting for their answer.
+//! It turns each complete request into an [`ApiCommand`] for the loop, answers malformed ones
+//! itself, and sends the loop's replies back to the connection that asked. It knows nothing of
+//! the engine or the control connection: serving a command is the loop's business.
 
-use super::event_loop::Daemon;
+use super::tokens;
 use crate::engine::ping::PingId;
 use crate::http1::Request;
-use crate::localapi::json_object;
-use crate::localapi::server::error_body;
+use crate::localapi::server::{error_body, Server};
+use crate::localapi::socket_path::ListenError;
+use crate::localapi::{json_object, UpRequest};
 use crate::localapi::{DOWN_PATH, LOGOUT_PATH, PING_PATH, START_PATH, STATUS_PATH};
-use mio::Token;
+use mio::{Registry, Token};
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// How long a ping waits for its reply unless the request says otherwise.
 const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_PING_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Which API connection waits for which ping.
-#[derive(Default)]
-pub(super) struct PendingPings {
-    waiting: HashMap<PingId, Token>,
+/// What a client asked for, for the loop to serve.
+#[derive(Debug, PartialEq)]
+pub(super) enum ApiCommand {
+    /// `weft status`: the engine's status with the login state.
+    Status,
+    /// `weft ping`: an ICMP echo to `target`, answered when it returns or `timeout` passes.
+    Ping { target: IpAddr, timeout: Duration },
+    /// `weft up`.
+    Up(UpRequest),
+    /// `weft down`.
+    Down,
+    /// `weft logout`.
+    Logout,
 }
 
-impl PendingPings {
-    /// The connection is gone: its ping's answer will be dropped.
-    pub fn forget(&mut self, token: Token) {
-        self.waiting.retain(|_, t| *t != token);
+/// The connection a command came from, to address the reply to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Caller(Token);
+
+/// A request the loop could not serve: the HTTP status and the reason.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Refusal {
+    status: u16,
+    message: String,
+}
+
+impl Refusal {
+    pub fn bad_request(message: impl Into<String>) -> Refusal {
+        Refusal { status: 400, message: message.into() }
+    }
+
+    pub fn internal(message: impl Into<String>) -> Refusal {
+        Refusal { status: 500, message: message.into() }
     }
 }
 
-enum Answer {
-    Now(u16, Vec<u8>),
-    Later,
+pub(super) struct Api {
+    server: Server,
+    /// Which connection waits for which ping.
+    pings: HashMap<PingId, Token>,
 }
 
-impl Daemon {
-    pub(super) fn handle_api_event(&mut self, token: Token) {
-        if !self.api.owns(token) {
-            return;
+impl Api {
+    /// Listens on `path`.
+    pub fn bind(path: &Path) -> Result<Api, ListenError> {
+        Ok(Api { server: Server::bind(path, tokens::API.0)?, pings: HashMap::new() })
+    }
+
+    pub fn register(&mut self, registry: &Registry) -> std::io::Result<()> {
+        self.server.register(registry, tokens::API)
+    }
+
+    /// The listener or a connection is ready; returns a complete, well-formed request.
+    pub fn on_ready(
+        &mut self,
+        token: Token,
+        registry: &Registry,
+        now: Instant,
+    ) -> Option<(Caller, ApiCommand)> {
+        if token == tokens::API {
+            self.server.accept(registry, now);
+            return None;
         }
-        let Some(request) = self.api.handle_event(token, self.poll.registry(), Instant::now())
-        else {
-            return;
+        if !self.server.owns(token) {
+            return None;
+        }
+        let request = self.server.handle_event(token, registry, now)?;
+        match command(&request) {
+            Ok(command) => Some((Caller(token), command)),
+            Err(refusal) => {
+                self.reply(Caller(token), Err(refusal), registry, now);
+                None
+            }
+        }
+    }
+
+    /// Answers `caller`: a JSON body with 200, or the refusal's status and reason.
+    pub fn reply(
+        &mut self,
+        caller: Caller,
+        answer: Result<Vec<u8>, Refusal>,
+        registry: &Registry,
+        now: Instant,
+    ) {
+        let (status, body) = match answer {
+            Ok(body) => (200, body),
+            Err(refusal) => (refusal.status, error_body(&refusal.message)),
         };
-        match self.answer(token, &request) {
-            Answer::Now(status, body) => {
-                self.api.respond(token, status, &body, self.poll.registry(), Instant::now())
-            }
-            Answer::Later => {}
+        self.server.respond(caller.0, status, &body, registry, now);
+    }
+
+    /// `caller`'s ping is out: its answer comes with [`Api::ping_finished`], and its
+    /// connection waits `timeout` longer for it.
+    pub fn ping_started(&mut self, caller: Caller, id: PingId, timeout: Duration) {
+        self.pings.insert(id, caller.0);
+        self.server.extend_deadline(caller.0, timeout);
+    }
+
+    /// Sends a finished ping's result to the connection that asked, if it is still there.
+    pub fn ping_finished(&mut self, id: PingId, body: Vec<u8>, registry: &Registry, now: Instant) {
+        if let Some(token) = self.pings.remove(&id) {
+            self.server.respond(token, 200, &body, registry, now);
         }
     }
 
-    fn answer(&mut self, token: Token, request: &Request) -> Answer {
-        match (request.method.as_str(), request.path.as_str()) {
-            ("GET", STATUS_PATH) => match serde_json::to_vec_pretty(&self.status()) {
-                Ok(body) => Answer::Now(200, body),
-                Err(e) => error(500, &format!("encoding status: {e}")),
-            },
-            ("POST", PING_PATH) => self.start_ping(token, request),
-            ("POST", START_PATH) => match json_object(&request.body) {
-                Ok(up) => done(self.control_up(up, Instant::now())),
-                Err(e) => error(400, &format!("bad start request: {e}")),
-            },
-            ("POST", DOWN_PATH) => done(self.control_down()),
-            ("POST", LOGOUT_PATH) => done(self.control_logout(Instant::now())),
-            (_, STATUS_PATH | PING_PATH | START_PATH | DOWN_PATH | LOGOUT_PATH) => {
-                error(405, "method not allowed")
-            }
-            _ => error(404, &format!("no such endpoint {:?}", request.path)),
-        }
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.server.poll_timeout()
     }
 
-    /// The engine's status with what only the daemon knows: login state and its problems.
-    fn status(&self) -> crate::engine::status::Status {
-        let mut status = self.engine.status(Instant::now(), true);
-        status.backend_state = self.backend_state().to_string();
-        if let Some(link) = &self.control {
-            status.auth_url = link.client.auth_url().to_string();
-            status.health.extend(link.client.control_health());
-            if let Some(problem) = link.client.last_error().filter(|_| !link.client.is_connected())
-            {
-                status.health.push(problem.to_string());
-            }
-        }
-        if let Some(problem) = &self.login_error {
-            status.login_error = problem.clone();
-            status.health.push(problem.clone());
-        }
-        status
-    }
-
-    fn start_ping(&mut self, token: Token, request: &Request) -> Answer {
-        let Some(ip) = request.query_value("ip") else {
-            return error(400, "missing ip= parameter");
-        };
-        let Ok(target) = ip.parse::<IpAddr>() else {
-            return error(400, &format!("{ip:?} is not an IP address"));
-        };
-        if let Some(kind) = request.query_value("type") {
-            if !kind.eq_ignore_ascii_case("icmp") {
-                return error(
-                    400,
-                    &format!("ping type {kind:?} is not supported yet; weft pings with ICMP"),
-                );
-            }
-        }
-        let timeout = match request.query_value("timeout_ms").map(str::parse::<u64>) {
-            None => DEFAULT_PING_TIMEOUT,
-            Some(Ok(ms)) => Duration::from_millis(ms).min(MAX_PING_TIMEOUT),
-            Some(Err(_)) => return error(400, "timeout_ms must be a number of milliseconds"),
-        };
-        let now = Instant::now();
-        let (engine, mut io) = self.io_parts();
-        let started = engine.start_ping(now, target, timeout, &mut io);
-        drop(io); // sends the echo request
-        match started {
-            Ok(id) => {
-                self.pings.waiting.insert(id, token);
-                self.api.extend_deadline(token, timeout);
-                Answer::Later
-            }
-            Err(e) => error(400, &e),
-        }
-    }
-
-    /// Sends every finished ping's result to the connection that asked for it.
-    pub(super) fn answer_finished_pings(&mut self) {
-        while let Some((id, result)) = self.engine.poll_ping() {
-            let Some(token) = self.pings.waiting.remove(&id) else {
-                continue;
-            };
-            let body = serde_json::to_vec(&result).unwrap_or_default();
-            self.api.respond(token, 200, &body, self.poll.registry(), Instant::now());
+    /// Drops connections past their deadline, and the pings they waited for.
+    pub fn on_timeout(&mut self, now: Instant, registry: &Registry) {
+        for token in self.server.expire(now, registry) {
+            self.pings.retain(|_, t| *t != token);
         }
     }
 }
 
-/// An empty JSON object on success, the error otherwise.
-fn done(result: Result<(), String>) -> Answer {
-    match result {
-        Ok(()) => Answer::Now(200, b"{}".to_vec()),
-        Err(e) => error(400, &e),
+/// What `request` asks for, or why it can't be served.
+fn command(request: &Request) -> Result<ApiCommand, Refusal> {
+    match (request.method.as_str(), request.path.as_str()) {
+        ("GET", STATUS_PATH) => Ok(ApiCommand::Status),
+        ("POST", PING_PATH) => ping_command(request),
+        ("POST", START_PATH) => json_object(&request.body)
+            .map(ApiCommand::Up)
+            .map_err(|e| Refusal::bad_request(format!("bad start request: {e}"))),
+        ("POST", DOWN_PATH) => Ok(ApiCommand::Down),
+        ("POST", LOGOUT_PATH) => Ok(ApiCommand::Logout),
+        (_, STATUS_PATH | PING_PATH | START_PATH | DOWN_PATH | LOGOUT_PATH) => {
+            Err(Refusal { status: 405, message: "method not allowed".into() })
+        }
+        _ => Err(Refusal { status: 404, message: format!("no such endpoint {:?}", request.path) }),
     }
 }
 
-fn error(status: u16, message: &str) -> Answer {
-    Answer::Now(status, error_body(message))
+fn ping_command(request: &Request) -> Result<ApiCommand, Refusal> {
+    let Some(ip) = request.query_value("ip") else {
+        return Err(Refusal::bad_request("missing ip= parameter"));
+    };
+    let Ok(target) = ip.parse::<IpAddr>() else {
+        return Err(Refusal::bad_request(format!("{ip:?} is not an IP address")));
+    };
+    if let Some(kind) = request.query_value("type") {
+        if !kind.eq_ignore_ascii_case("icmp") {
+            return Err(Refusal::bad_request(format!(
+                "ping type {kind:?} is not supported yet; weft pings with ICMP"
+            )));
+        }
+    }
+    let timeout = match request.query_value("timeout_ms").map(str::parse::<u64>) {
+        None => DEFAULT_PING_TIMEOUT,
+        Some(Ok(ms)) => Duration::from_millis(ms).min(MAX_PING_TIMEOUT),
+        Some(Err(_)) => {
+            return Err(Refusal::bad_request("timeout_ms must be a number of milliseconds"))
+        }
+    };
+    Ok(ApiCommand::Ping { target, timeout })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: &str, path: &str, query: &[(&str, &str)], body: &str) -> Request {
+        Request {
+            method: method.into(),
+            path: path.into(),
+            query: query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn requests_become_commands() {
+        assert_eq!(command(&request("GET", STATUS_PATH, &[], "")), Ok(ApiCommand::Status));
+        assert_eq!(command(&request("POST", DOWN_PATH, &[], "")), Ok(ApiCommand::Down));
+        assert_eq!(command(&request("POST", LOGOUT_PATH, &[], "")), Ok(ApiCommand::Logout));
+        let up = command(&request("POST", START_PATH, &[], r#"{"LoginServer": "http://c"}"#));
+        assert_eq!(
+            up,
+            Ok(ApiCommand::Up(UpRequest {
+                login_server: "http://c".into(),
+                ..UpRequest::default()
+            }))
+        );
+        let ping = command(&request(
+            "POST",
+            PING_PATH,
+            &[("ip", "100.64.0.2"), ("timeout_ms", "90000")],
+            "",
+        ));
+        assert_eq!(
+            ping,
+            Ok(ApiCommand::Ping { target: [100, 64, 0, 2].into(), timeout: MAX_PING_TIMEOUT })
+        );
+    }
+
+    #[test]
+    fn bad_requests_are_refused_with_their_status() {
+        let status = |r: Request| command(&r).unwrap_err().status;
+        assert_eq!(status(request("POST", STATUS_PATH, &[], "")), 405);
+        assert_eq!(status(request("GET", "/elsewhere", &[], "")), 404);
+        assert_eq!(status(request("POST", START_PATH, &[], "[1]")), 400);
+        assert_eq!(status(request("POST", PING_PATH, &[], "")), 400);
+        assert_eq!(status(request("POST", PING_PATH, &[("ip", "x")], "")), 400);
+        assert_eq!(
+            status(request("POST", PING_PATH, &[("ip", "::1"), ("type", "disco")], "")),
+            400
+        );
+        assert_eq!(
+            status(request("POST", PING_PATH, &[("ip", "::1"), ("timeout_ms", "-1")], "")),
+            400
+        );
+    }
 }

@@ -1,14 +1,11 @@
 //! The TCP (optionally TLS) connection to the control server, non-blocking inside the poll
 //! loop. Plaintext in, plaintext out; the control client above never sees sockets or TLS.
 
-use crate::platform::sockaddr::to_sockaddr;
-use crate::platform::socket::mark_bypass;
 use mio::net::TcpStream;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::Arc;
 
 pub struct ControlSocket {
@@ -32,7 +29,7 @@ impl ControlSocket {
         addr: SocketAddr,
         tls: Option<(Arc<ClientConfig>, String)>,
     ) -> io::Result<ControlSocket> {
-        let stream = connect_marked(addr)?;
+        let stream = TcpStream::from_std(crate::platform::socket::connect_tcp(addr)?);
         let tls = match tls {
             None => None,
             Some((config, name)) => {
@@ -128,39 +125,6 @@ impl ControlSocket {
 
 fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted
-}
-
-/// A non-blocking connect on a socket marked before the SYN leaves, so the route chosen for
-/// the control server is never the tunnel's.
-fn connect_marked(addr: SocketAddr) -> io::Result<TcpStream> {
-    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
-    // SAFETY: plain socket(2); ownership passes to the std stream right after.
-    let fd = unsafe {
-        libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0)
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh socket owned by nobody else.
-    let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
-    if !addr.ip().is_loopback() {
-        if let Err(e) = mark_bypass(stream.as_raw_fd()) {
-            log::debug!("control socket not marked: {e}");
-        }
-    }
-    let (storage, len) = to_sockaddr(addr);
-    // SAFETY: storage holds a sockaddr of `len` bytes for the socket's family.
-    let rc = unsafe {
-        libc::connect(stream.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len)
-    };
-    if rc != 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINPROGRESS) {
-            return Err(e);
-        }
-    }
-    let _ = stream.set_nodelay(true);
-    Ok(TcpStream::from_std(stream))
 }
 
 /// TLS settings: the system's roots, plus a CA file if one is given (for servers with a

@@ -1,24 +1,76 @@
-//! The daemon's side of the data path: draining the TUN device and the UDP sockets into the
-//! engine, and the sink through which the engine's output reaches the kernel.
+//! The data path driver: owns the TUN device, the UDP sockets and the buffers between them,
+//! drains them into the engine and is the sink through which the engine's output reaches the
+//! kernel. It has no events and no deadline of its own: every packet is a direct call into the
+//! [`Engine`] the loop lends it, so the per-packet path allocates nothing and queues nothing.
 //!
 //! Batching lives here, out of the engine's sight: a TUN read may be a TCP super-segment that
 //! `packet::gso` cuts into packets, a UDP read may be many datagrams glued by GRO, and outgoing
 //! datagrams gather in a [`SendBatch`] that leaves with one `sendmsg` when [`Io`] is dropped
 //! (the end of each readiness burst) or fills up.
 
-use super::event_loop::Daemon;
+use super::tokens;
 use super::udp::{SendBatch, UdpSockets};
-use crate::engine::{PacketSink, MAX_PACKET};
+use crate::engine::{Engine, PacketSink, MAX_PACKET};
 use crate::packet::gro::Coalescer;
 use crate::packet::gso::{self, VirtioHdr, VIRTIO_NET_HDR_LEN};
 use crate::platform::tun::Tun;
 use crate::platform::udp_gso;
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
+pub(super) struct DataPath {
+    tun: Tun,
+    udp: UdpSockets,
+    buffers: Buffers,
+}
+
+impl DataPath {
+    /// Opens the TUN device `tun` and binds the UDP sockets to `port` (0: the kernel picks).
+    pub fn open(tun: &str, port: u16) -> Result<DataPath, String> {
+        let tun = Tun::open(tun).map_err(|e| format!("opening TUN {tun}: {e}"))?;
+        let udp = UdpSockets::bind(port).map_err(|e| format!("binding UDP port {port}: {e}"))?;
+        let buffers = Buffers::new(&udp);
+        Ok(DataPath { tun, udp, buffers })
+    }
+
+    pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
+        let fd = self.tun.as_raw_fd();
+        registry.register(&mut SourceFd(&fd), tokens::TUN, Interest::READABLE)?;
+        self.udp.register(registry, tokens::UDP4, tokens::UDP6)
+    }
+
+    /// The source of `token` is readable: hands everything waiting to `engine`, then sends
+    /// what it produced.
+    pub fn on_ready(&mut self, token: Token, engine: &mut Engine) {
+        match token {
+            tokens::TUN => self.read_tun(engine),
+            tokens::UDP4 => self.read_udp(false, engine),
+            tokens::UDP6 => self.read_udp(true, engine),
+            _ => {}
+        }
+    }
+
+    /// The sink for the engine's output outside a readiness burst (timers, pings); what it
+    /// gathers leaves when it is dropped.
+    pub fn sink(&mut self) -> Io<'_> {
+        self.buffers.io(&self.tun, &self.udp)
+    }
+
+    /// The UDP port both sockets are bound to.
+    pub fn port(&self) -> u16 {
+        self.udp.port()
+    }
+
+    pub fn tun_name(&self) -> &str {
+        self.tun.name()
+    }
+}
+
 /// Buffers the data path reuses for every packet: about 200 KiB, allocated once.
-pub(super) struct Buffers {
+struct Buffers {
     /// One TUN read: a virtio header and up to 64 KiB of packet.
     tun_in: Box<[u8]>,
     /// One segment cut from a super-segment.
@@ -31,7 +83,7 @@ pub(super) struct Buffers {
 }
 
 impl Buffers {
-    pub fn new(udp: &UdpSockets) -> Buffers {
+    fn new(udp: &UdpSockets) -> Buffers {
         Buffers {
             tun_in: vec![0; VIRTIO_NET_HDR_LEN + MAX_PACKET].into_boxed_slice(),
             segment: vec![0; MAX_PACKET].into_boxed_slice(),
@@ -42,7 +94,7 @@ impl Buffers {
     }
 
     /// The sink over these buffers.
-    pub fn io<'a>(&'a mut self, tun: &'a Tun, udp: &'a UdpSockets) -> Io<'a> {
+    fn io<'a>(&'a mut self, tun: &'a Tun, udp: &'a UdpSockets) -> Io<'a> {
         Io { tun, udp, batch: &mut self.batch, gro: &mut self.gro }
     }
 }
@@ -86,11 +138,11 @@ impl Drop for Io<'_> {
     }
 }
 
-impl Daemon {
-    pub(super) fn read_tun(&mut self) {
+impl DataPath {
+    fn read_tun(&mut self, engine: &mut Engine) {
         let now = Instant::now();
-        let Daemon { tun, udp, engine, dp, .. } = self;
-        let Buffers { tun_in, segment, batch, gro, .. } = dp;
+        let DataPath { tun, udp, buffers } = self;
+        let Buffers { tun_in, segment, batch, gro, .. } = buffers;
         let mut io = Io { tun, udp, batch, gro };
         let vnet = tun.has_vnet_hdr();
         loop {
@@ -118,13 +170,12 @@ impl Daemon {
         }
     }
 
-    pub(super) fn read_udp(&mut self, v6: bool) {
+    fn read_udp(&mut self, v6: bool, engine: &mut Engine) {
         let now = Instant::now();
-        let Daemon { tun, udp, engine, dp, .. } = self;
-        let socket = if v6 { udp.v6.as_ref() } else { Some(&udp.v4) };
-        let Some(socket) = socket else { return };
+        let DataPath { tun, udp, buffers } = self;
+        let Some(socket) = udp.family(v6) else { return };
         let fd = socket.as_raw_fd();
-        let Buffers { udp_in, batch, gro, .. } = dp;
+        let Buffers { udp_in, batch, gro, .. } = buffers;
         let mut io = Io { tun, udp, batch, gro };
         loop {
             match udp_gso::recv(fd, udp_in) {
@@ -154,7 +205,7 @@ fn read_udp_plain(
     socket: &mio::net::UdpSocket,
     buf: &mut [u8],
     now: Instant,
-    engine: &mut crate::engine::Engine,
+    engine: &mut Engine,
     io: &mut Io<'_>,
 ) {
     loop {

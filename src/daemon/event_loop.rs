@@ -1,60 +1,43 @@
-//! The single `mio` poll loop: TUN, UDP, local API, signals and one deadline, all on one thread.
+//! The single `mio` poll loop, and the one place that routes between the drivers and the
+//! engine and router. Each driver owns its IO (see its module); the loop hands readiness to
+//! the driver that owns the token ([`tokens::driver_of`]), collects the drivers' events and
+//! commands, and applies them to the engine and the router. Drivers never see each other.
 
-use super::api::PendingPings;
-use super::control::ControlLink;
-use super::datapath::{Buffers, Io};
-use super::signals::{Signal, SignalPipe};
-use super::udp::UdpSockets;
-use super::Options;
+use super::api::{Api, ApiCommand, Caller, Refusal};
+use super::control::{Control, ControlEvent};
+use super::datapath::DataPath;
+use super::signals::{Signal, Signals};
+use super::tokens::{self, Driver};
+use super::{environment, Options};
 use crate::engine::Engine;
 use crate::keys::PrivateKey;
-use crate::localapi::server::Server;
 use crate::netmap::{Netmap, SelfNode};
 use crate::platform::router::{Router, RouterConfig};
-use crate::platform::tun::Tun;
 use crate::private_fs::{create_private_dir, exposure_warning};
 use crate::state::StateStore;
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
 use std::time::Instant;
 
-const TUN: Token = Token(0);
-const UDP4: Token = Token(1);
-const UDP6: Token = Token(2);
-const SIGNALS: Token = Token(3);
-pub(super) const CONTROL: Token = Token(4);
-/// The DNS sockets of the control server's name lookup.
-pub(super) const RESOLVER: Token = Token(5);
-/// The local API listener; its connections take the tokens after it.
-const API: Token = Token(6);
-
-/// Everything the loop owns.
-pub(super) struct Daemon {
-    pub options: Options,
-    pub poll: Poll,
-    pub engine: Engine,
-    pub tun: Tun,
-    pub udp: UdpSockets,
-    pub router: Option<Router>,
-    pub api: Server,
-    pub pings: PendingPings,
-    /// The control server connection, when the node is logged in and up.
-    pub control: Option<ControlLink>,
-    pub store: StateStore,
-    /// Why the last login failed, for `weft up` and `weft status`.
-    pub login_error: Option<String>,
-    /// TLS settings, built on first use.
-    pub tls: Option<Result<std::sync::Arc<rustls::ClientConfig>, String>>,
-    signals: SignalPipe,
+/// The loop's state: the drivers, and the engine and router their events feed.
+struct Daemon {
+    options: Options,
+    poll: Poll,
+    engine: Engine,
+    router: Option<Router>,
+    datapath: DataPath,
+    control: Control,
+    api: Api,
+    signals: Signals,
     /// Problems with the host (routes, config reloads) shown in `weft status`.
     router_problem: Option<String>,
     reload_problem: Option<String>,
-    /// Files holding private keys that other users can read, found at start.
+    /// The files holding private keys: the config, or the login state.
+    key_files: Vec<PathBuf>,
+    /// Warnings about those of them other users can read, found at start and on SIGHUP.
     exposed_key_files: Vec<String>,
-    /// The data path's reusable buffers and outgoing batch.
-    pub dp: Buffers,
 }
 
 pub(super) fn run(options: &Options) -> Result<(), String> {
@@ -71,23 +54,19 @@ pub(super) fn run(options: &Options) -> Result<(), String> {
     };
     let mut daemon = Daemon::start(options.clone(), netmap, store)?;
     if let Some(state) = saved.filter(|s| s.want_running) {
-        daemon.start_control(state, None, Instant::now());
+        let now = Instant::now();
+        daemon.control.resume(state, daemon.poll.registry(), now);
+        daemon.route_control_events(now);
     }
     let result = daemon.serve();
     daemon.shutdown();
     result
 }
 
-/// Warnings about the config and state files, which hold private keys, when other users can
-/// read them; logged now and kept for `weft status`.
-fn exposed_key_files(options: &Options, store: &StateStore) -> Vec<String> {
-    let warnings: Vec<String> = options
-        .config
-        .iter()
-        .cloned()
-        .chain([store.path()])
-        .filter_map(|path| exposure_warning(&path))
-        .collect();
+/// Warnings about the key files other users can read; logged now and kept for `weft status`.
+fn exposed_key_files(key_files: &[PathBuf]) -> Vec<String> {
+    let warnings: Vec<String> =
+        key_files.iter().filter_map(|path| exposure_warning(path)).collect();
     for warning in &warnings {
         log::warn!("{warning}");
     }
@@ -106,7 +85,7 @@ fn load_netmap(path: &std::path::Path) -> Result<Netmap, String> {
 /// its key, so status output always has something to show.
 fn with_default_names(mut netmap: Netmap) -> Netmap {
     if netmap.self_node.name.is_empty() {
-        netmap.self_node.name = hostname();
+        netmap.self_node.name = crate::platform::hostname::hostname();
     }
     for peer in &mut netmap.peers {
         if peer.name.is_empty() {
@@ -116,52 +95,37 @@ fn with_default_names(mut netmap: Netmap) -> Netmap {
     netmap
 }
 
-pub(super) fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
-        return "weft".into();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
-}
-
 impl Daemon {
     fn start(options: Options, netmap: Netmap, store: StateStore) -> Result<Daemon, String> {
         create_private_dir(&options.statedir)
             .map_err(|e| format!("state directory {}: {e}", options.statedir.display()))?;
-        let exposed_key_files = exposed_key_files(&options, &store);
+        let key_files: Vec<PathBuf> =
+            options.config.iter().cloned().chain([store.path()]).collect();
+        let exposed_key_files = exposed_key_files(&key_files);
         let port = netmap.self_node.listen_port.unwrap_or(options.port);
         if let Err(e) = Router::remove_stale(&options.tun) {
             log::warn!("removing leftovers of an earlier run: {e}");
         }
-        let tun =
-            Tun::open(&options.tun).map_err(|e| format!("opening TUN {}: {e}", options.tun))?;
-        let udp = UdpSockets::bind(port).map_err(|e| format!("binding UDP port {port}: {e}"))?;
-        let api =
-            Server::bind(&options.socket, API.0).map_err(|e| format!("local API socket: {e}"))?;
-        let signals =
-            SignalPipe::install().map_err(|e| format!("installing signal handlers: {e}"))?;
+        let datapath = DataPath::open(&options.tun, port)?;
+        let api = Api::bind(&options.socket).map_err(|e| format!("local API socket: {e}"))?;
+        let signals = Signals::install().map_err(|e| format!("installing signal handlers: {e}"))?;
         let poll = Poll::new().map_err(|e| format!("creating poll: {e}"))?;
-        let dp = Buffers::new(&udp);
+        let control =
+            Control::new(store, options.ca_file.clone(), datapath.port(), options.config.is_some());
+        let now = Instant::now();
         let mut daemon = Daemon {
-            engine: Engine::new(netmap, Instant::now()),
+            engine: Engine::new(netmap, now, environment::for_engine(now)),
             options,
             poll,
-            tun,
-            udp,
             router: None,
+            datapath,
+            control,
             api,
-            pings: PendingPings::default(),
-            control: None,
-            store,
-            login_error: None,
-            tls: None,
             signals,
             router_problem: None,
             reload_problem: None,
+            key_files,
             exposed_key_files,
-            dp,
         };
         daemon.register().map_err(|e| format!("registering with poll: {e}"))?;
         daemon.router = match Router::new() {
@@ -176,8 +140,8 @@ impl Daemon {
             "weftd {} running: {} on {}, UDP port {}, {} peers",
             crate::VERSION,
             daemon.engine.netmap().self_node.private_key.public_key(),
-            daemon.tun.name(),
-            daemon.udp.port(),
+            daemon.datapath.tun_name(),
+            daemon.datapath.port(),
             daemon.engine.netmap().peers.len()
         );
         Ok(daemon)
@@ -185,13 +149,9 @@ impl Daemon {
 
     fn register(&mut self) -> io::Result<()> {
         let registry = self.poll.registry();
-        registry.register(&mut SourceFd(&self.tun.as_raw_fd()), TUN, Interest::READABLE)?;
-        registry.register(&mut self.udp.v4, UDP4, Interest::READABLE)?;
-        if let Some(v6) = &mut self.udp.v6 {
-            registry.register(v6, UDP6, Interest::READABLE)?;
-        }
-        registry.register(&mut SourceFd(&self.signals.as_raw_fd()), SIGNALS, Interest::READABLE)?;
-        self.api.register(registry, API)
+        self.datapath.register(registry)?;
+        self.signals.register(registry)?;
+        self.api.register(registry)
     }
 
     /// Runs until a terminating signal.
@@ -206,54 +166,121 @@ impl Daemon {
                 return Err(format!("poll failed: {e}"));
             }
             for event in events.iter() {
-                match event.token() {
-                    TUN => self.read_tun(),
-                    UDP4 => self.read_udp(false),
-                    UDP6 => self.read_udp(true),
-                    SIGNALS => {
-                        for signal in self.signals.drain() {
-                            match signal {
-                                Signal::Terminate => return Ok(()),
-                                Signal::Reload => self.reload(),
-                            }
-                        }
-                    }
-                    CONTROL => self.handle_control_socket(Instant::now()),
-                    RESOLVER => self.handle_resolver_socket(Instant::now()),
-                    API => self.api.accept(self.poll.registry(), Instant::now()),
-                    token => self.handle_api_event(token),
+                if self.on_ready(event.token()).is_break() {
+                    return Ok(());
                 }
             }
             self.run_timers();
         }
     }
 
+    /// Hands a readiness event to its driver and routes what comes out; breaks on a
+    /// terminating signal.
+    fn on_ready(&mut self, token: mio::Token) -> ControlFlow<()> {
+        let registry = self.poll.registry();
+        match tokens::driver_of(token) {
+            Driver::DataPath => self.datapath.on_ready(token, &mut self.engine),
+            Driver::Signals => {
+                for signal in self.signals.on_ready() {
+                    match signal {
+                        Signal::Terminate => return ControlFlow::Break(()),
+                        Signal::Reload => self.reload(),
+                    }
+                }
+            }
+            Driver::Control => {
+                let now = Instant::now();
+                self.control.on_ready(token, registry, now);
+                self.route_control_events(now);
+            }
+            Driver::Api => {
+                if let Some((caller, command)) = self.api.on_ready(token, registry, Instant::now())
+                {
+                    self.serve_api(caller, command);
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
-        [
-            self.engine.poll_timeout(),
-            self.api.poll_timeout(),
-            self.control_timeout(),
-            self.resolver_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [self.engine.poll_timeout(), self.api.poll_timeout(), self.control.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn run_timers(&mut self) {
         let now = Instant::now();
         if self.next_deadline().is_some_and(|d| d <= now) {
-            let (engine, mut io) = self.io_parts();
-            engine.handle_timeout(now, &mut io);
             // Dropping the sink sends what the timers queued.
-            drop(io);
-            for token in self.api.expire(now, self.poll.registry()) {
-                self.pings.forget(token);
-            }
-            self.handle_control_timeout(now);
-            self.handle_resolver_timeout(now);
+            self.engine.handle_timeout(now, &mut self.datapath.sink());
+            self.api.on_timeout(now, self.poll.registry());
+            self.control.on_timeout(self.poll.registry(), now);
+            self.route_control_events(now);
         }
         self.answer_finished_pings();
+    }
+
+    /// Applies what the control driver reported.
+    fn route_control_events(&mut self, now: Instant) {
+        while let Some(event) = self.control.poll_event() {
+            match event {
+                ControlEvent::Netmap(netmap) => {
+                    let change = self.engine.apply_netmap(*netmap, now);
+                    log::info!(
+                        "netmap: {} peers added, {} removed, {} updated",
+                        change.added,
+                        change.removed,
+                        change.updated
+                    );
+                }
+                ControlEvent::Stopped => {
+                    let key = self.engine.netmap().self_node.private_key.clone();
+                    self.engine.apply_netmap(Netmap::new(SelfNode::new(key)), now);
+                }
+            }
+            self.apply_routes();
+        }
+    }
+
+    /// Serves a local API command and answers its caller (a ping answers later).
+    fn serve_api(&mut self, caller: Caller, command: ApiCommand) {
+        let now = Instant::now();
+        let registry = self.poll.registry();
+        let done = |result: Result<(), String>| {
+            result.map(|()| b"{}".to_vec()).map_err(Refusal::bad_request)
+        };
+        let answer = match command {
+            ApiCommand::Status => {
+                let mut status = self.engine.status(now, true);
+                self.control.add_to_status(&mut status);
+                serde_json::to_vec_pretty(&status)
+                    .map_err(|e| Refusal::internal(format!("encoding status: {e}")))
+            }
+            ApiCommand::Ping { target, timeout } => {
+                // Dropping the sink sends the echo request.
+                let started =
+                    self.engine.start_ping(now, target, timeout, &mut self.datapath.sink());
+                match started {
+                    Ok(id) => return self.api.ping_started(caller, id, timeout),
+                    Err(e) => Err(Refusal::bad_request(e)),
+                }
+            }
+            ApiCommand::Up(request) => done(self.control.up(request, registry, now)),
+            ApiCommand::Down => done(self.control.down(registry)),
+            ApiCommand::Logout => done(self.control.logout(registry, now)),
+        };
+        self.route_control_events(now);
+        self.api.reply(caller, answer, self.poll.registry(), now);
+    }
+
+    /// Sends every finished ping's result to the connection that asked for it.
+    fn answer_finished_pings(&mut self) {
+        while let Some((id, result)) = self.engine.poll_ping() {
+            let body = serde_json::to_vec(&result).unwrap_or_default();
+            self.api.ping_finished(id, body, self.poll.registry(), Instant::now());
+        }
     }
 
     /// SIGHUP: re-read the config and apply only the difference.
@@ -263,11 +290,11 @@ impl Daemon {
             return;
         };
         // The operator may have just fixed the file's mode.
-        self.exposed_key_files = exposed_key_files(&self.options, &self.store);
+        self.exposed_key_files = exposed_key_files(&self.key_files);
         let result = load_netmap(&path);
         match result {
             Ok(netmap) => {
-                if netmap.self_node.listen_port.is_some_and(|p| p != self.udp.port()) {
+                if netmap.self_node.listen_port.is_some_and(|p| p != self.datapath.port()) {
                     log::warn!("ListenPort changed: the new port takes effect at the next restart");
                 }
                 let change = self.engine.apply_netmap(netmap, Instant::now());
@@ -291,14 +318,14 @@ impl Daemon {
     fn router_config(&self) -> RouterConfig {
         let netmap = self.engine.netmap();
         RouterConfig {
-            tun: self.tun.name().to_string(),
+            tun: self.datapath.tun_name().to_string(),
             mtu: netmap.self_node.mtu,
             addresses: netmap.self_node.addresses.clone(),
             routes: self.engine.routes(),
         }
     }
 
-    pub(super) fn apply_routes(&mut self) {
+    fn apply_routes(&mut self) {
         let desired = self.router_config();
         if let Some(router) = &mut self.router {
             self.router_problem = match router.apply(&desired) {
@@ -329,9 +356,5 @@ impl Daemon {
             }
         }
         log::info!("weftd stopped");
-    }
-
-    pub(super) fn io_parts(&mut self) -> (&mut Engine, Io<'_>) {
-        (&mut self.engine, self.dp.io(&self.tun, &self.udp))
     }
 }

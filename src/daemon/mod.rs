@@ -4,9 +4,11 @@ mod api;
 mod control;
 mod control_socket;
 mod datapath;
+mod environment;
 mod event_loop;
 mod resolving;
 mod signals;
+mod tokens;
 mod udp;
 
 use crate::localapi::DEFAULT_SOCKET;

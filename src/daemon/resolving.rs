@@ -2,7 +2,6 @@
 //! UDP sockets a [`Lookup`]'s queries leave from, and carries datagrams and deadlines between
 //! them and the poll loop, so a slow nameserver never stalls the data path.
 
-use crate::platform::socket::mark_bypass;
 use crate::regular_file;
 use crate::resolver::hosts;
 use crate::resolver::lookup::Lookup;
@@ -11,7 +10,6 @@ use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 const HOSTS_PATH: &str = "/etc/hosts";
@@ -54,9 +52,10 @@ impl Resolving {
         token: Token,
         now: Instant,
     ) -> Resolution {
-        let seed = match random_seed() {
+        // Unguessable query IDs are what keep forged answers out.
+        let seed = match super::environment::random_u64() {
             Ok(seed) => seed,
-            Err(e) => return Resolution::Finished(Err(e)),
+            Err(e) => return Resolution::Finished(Err(format!("no randomness for DNS IDs: {e}"))),
         };
         let lookup = Lookup::start(host, &conf.nameservers, conf.settings, now, seed);
         if let Some(result) = lookup.result() {
@@ -156,10 +155,7 @@ impl Resolving {
 /// A non-blocking UDP socket on `bind`, marked like the daemon's other sockets so queries
 /// bypass the tunnel's routes, registered for reading.
 fn open_socket(bind: SocketAddr, registry: &Registry, token: Token) -> io::Result<UdpSocket> {
-    let mut socket = UdpSocket::bind(bind)?;
-    if let Err(e) = mark_bypass(socket.as_raw_fd()) {
-        log::warn!("could not mark the DNS socket to bypass the tunnel: {e}");
-    }
+    let mut socket = UdpSocket::from_std(crate::platform::socket::bind_udp(bind)?);
     registry.register(&mut socket, token, Interest::READABLE)?;
     Ok(socket)
 }
@@ -180,13 +176,6 @@ fn read_or_empty(path: &str) -> String {
             String::new()
         }
     }
-}
-
-/// The seed of the query IDs; unguessable IDs are what keep forged answers out.
-fn random_seed() -> Result<u64, String> {
-    let mut bytes = [0u8; 8];
-    getrandom::getrandom(&mut bytes).map_err(|e| format!("no randomness for DNS IDs: {e}"))?;
-    Ok(u64::from_le_bytes(bytes))
 }
 
 #[cfg(test)]

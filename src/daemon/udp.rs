@@ -1,17 +1,17 @@
 //! The daemon's UDP sockets: one IPv4 and one IPv6 (v6-only) socket on the same port, each
 //! marked so its traffic bypasses the tunnel's routes.
 
-use crate::platform::socket::mark_bypass;
 use crate::platform::udp_gso::{self, MAX_GSO_BYTES, MAX_SEGMENTS};
 use mio::net::UdpSocket;
+use mio::{Interest, Registry, Token};
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 
 pub struct UdpSockets {
-    pub v4: UdpSocket,
+    v4: UdpSocket,
     /// Absent when the host has no IPv6.
-    pub v6: Option<UdpSocket>,
+    v6: Option<UdpSocket>,
 }
 
 /// Datagrams on their way out, gathered so that a run of them to one destination leaves in a
@@ -144,6 +144,24 @@ impl UdpSockets {
         Ok(UdpSockets { v4, v6 })
     }
 
+    /// Registers each socket for reading, under the token of its family.
+    pub fn register(&mut self, registry: &Registry, v4: Token, v6: Token) -> io::Result<()> {
+        registry.register(&mut self.v4, v4, Interest::READABLE)?;
+        if let Some(socket) = &mut self.v6 {
+            registry.register(socket, v6, Interest::READABLE)?;
+        }
+        Ok(())
+    }
+
+    /// The socket of one family.
+    pub fn family(&self, v6: bool) -> Option<&UdpSocket> {
+        if v6 {
+            self.v6.as_ref()
+        } else {
+            Some(&self.v4)
+        }
+    }
+
     pub fn port(&self) -> u16 {
         self.v4.local_addr().map(|a| a.port()).unwrap_or(0)
     }
@@ -157,81 +175,13 @@ impl UdpSockets {
     }
 }
 
+/// A socket of the data path: bound and marked by the platform layer, with large buffers and
+/// GRO for bulk traffic.
 fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
-    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
-    // SAFETY: plain socket(2); the descriptor is owned by the UdpSocket built below.
-    let fd = unsafe { libc::socket(domain, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh socket nobody else owns.
-    let socket = unsafe { std::net::UdpSocket::from_raw_fd(fd) };
-    if addr.is_ipv6() {
-        set_v6_only(fd)?;
-    }
-    grow_buffers(fd);
-    if let Err(e) = udp_gso::enable_gro(fd) {
+    let socket = crate::platform::socket::bind_udp(addr)?;
+    crate::platform::socket::grow_buffers(socket.as_raw_fd());
+    if let Err(e) = udp_gso::enable_gro(socket.as_raw_fd()) {
         log::debug!("no UDP GRO on {addr}: {e}");
     }
-    if let Err(e) = mark_bypass(fd) {
-        log::warn!("could not mark UDP socket to bypass the tunnel: {e}");
-    }
-    bind_raw(&socket, addr)?;
-    socket.set_nonblocking(true)?;
     Ok(UdpSocket::from_std(socket))
-}
-
-/// Socket buffer size asked for: bursts of a fast TCP stream through the tunnel overflow the
-/// default (~200 KiB) and every overflow is a lost packet TCP must retransmit.
-const SOCKET_BUFFER_BYTES: libc::c_int = 4 << 20;
-
-/// Raises both socket buffers, past the sysctl maximum when we are root (the FORCE variants);
-/// failure leaves the defaults, which work, only slower.
-fn grow_buffers(fd: i32) {
-    for (force, plain) in
-        [(libc::SO_RCVBUFFORCE, libc::SO_RCVBUF), (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF)]
-    {
-        if set_int_option(fd, libc::SOL_SOCKET, force, SOCKET_BUFFER_BYTES).is_err() {
-            let _ = set_int_option(fd, libc::SOL_SOCKET, plain, SOCKET_BUFFER_BYTES);
-        }
-    }
-}
-
-fn set_int_option(
-    fd: i32,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
-    // SAFETY: setsockopt with a pointer to a c_int of the size given.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// IPv6-only, so the IPv4 socket can hold the same port.
-fn set_v6_only(fd: i32) -> io::Result<()> {
-    set_int_option(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)
-}
-
-fn bind_raw(socket: &std::net::UdpSocket, addr: SocketAddr) -> io::Result<()> {
-    let (storage, len) = crate::platform::sockaddr::to_sockaddr(addr);
-    // SAFETY: storage holds a valid sockaddr of `len` bytes for the socket's family.
-    let rc = unsafe {
-        libc::bind(socket.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len)
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }

@@ -53,6 +53,21 @@ pub struct Drops {
     pub filtered: u64,
 }
 
+/// What the engine would otherwise read from the OS, read once by the daemon and handed to
+/// [`Engine::new`], so the same environment and inputs replay the same run (the pattern of
+/// `control::client::Environment`).
+#[derive(Clone, Copy, Debug)]
+pub struct Environment {
+    /// Where local session indexes start; only the low 24 bits count. The daemon makes it
+    /// random, so a restarted daemon doesn't reuse the previous run's indexes, which peers
+    /// might still hold in old sessions.
+    pub index_seed: u32,
+    /// The ICMP echo identifier of `weft ping`'s requests; the daemon uses its process id.
+    pub ping_id: u16,
+    /// The wall clock, read together with the `now` given to [`Engine::new`].
+    pub clock: WallClock,
+}
+
 /// Largest IP packet we accept from the TUN or produce for it.
 pub const MAX_PACKET: usize = 65535;
 
@@ -81,7 +96,7 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(netmap: Netmap, now: Instant) -> Engine {
+    pub fn new(netmap: Netmap, now: Instant, environment: Environment) -> Engine {
         let handshake_gate = HandshakeGate::new(&netmap.self_node.private_key);
         let empty = Netmap { peers: Vec::new(), ..netmap.clone() };
         let mut engine = Engine {
@@ -92,13 +107,13 @@ impl Engine {
             routes: AllowedIps::new(),
             filter: Filter::new(None, &[]),
             schedule: Schedule::default(),
-            next_local_index: seed_local_index(),
+            next_local_index: environment.index_seed & 0x00ff_ffff,
             drops: Drops::default(),
-            pings: ping::Pings::new(std::process::id() as u16),
+            pings: ping::Pings::new(environment.ping_id),
             health: Vec::new(),
             scratch: vec![0; MAX_PACKET + crate::wg::OVERHEAD + crate::wg::MIN_BUFFER],
             rewrite_buffer: Vec::new(),
-            clock_anchor: WallClock::read_os(now),
+            clock_anchor: environment.clock,
         };
         engine.apply_netmap(netmap, now);
         engine
@@ -148,14 +163,6 @@ impl Engine {
         self.run_due_timers(now, sink);
         self.pings.expire(now);
     }
-}
-
-/// Local indexes start at a random point so a restarted daemon doesn't reuse the previous
-/// run's indexes, which peers might still hold in old sessions.
-fn seed_local_index() -> u32 {
-    let mut bytes = [0u8; 4];
-    let _ = getrandom::getrandom(&mut bytes);
-    u32::from_le_bytes(bytes) & 0x00ff_ffff
 }
 
 #[cfg(test)]

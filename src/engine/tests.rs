@@ -51,18 +51,32 @@ fn netmap(
     }
 }
 
+/// A fixed environment: the engine's indexes, ping ids and wall times follow from it alone.
+fn environment(now: Instant, index_seed: u32) -> Environment {
+    let wall = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    Environment { index_seed, ping_id: 0x7e57, clock: WallClock::new(now, wall) }
+}
+
 /// A knows B's endpoint; B learns A's from the handshake, as with a roaming client.
 fn pair(now: Instant) -> (Node, Node) {
     let (ka, kb) = (PrivateKey::generate().unwrap(), PrivateKey::generate().unwrap());
     let (aa, ab): (SocketAddr, SocketAddr) =
         ("192.0.2.1:1000".parse().unwrap(), "192.0.2.2:2000".parse().unwrap());
     let a = Node {
-        engine: Engine::new(netmap(&ka, "100.64.0.1", &kb, "100.64.0.2", Some(ab)), now),
+        engine: Engine::new(
+            netmap(&ka, "100.64.0.1", &kb, "100.64.0.2", Some(ab)),
+            now,
+            environment(now, 0x0a_0000),
+        ),
         addr: aa,
         out: Recorder::default(),
     };
     let b = Node {
-        engine: Engine::new(netmap(&kb, "100.64.0.2", &ka, "100.64.0.1", None), now),
+        engine: Engine::new(
+            netmap(&kb, "100.64.0.2", &ka, "100.64.0.1", None),
+            now,
+            environment(now, 0x0b_0000),
+        ),
         addr: ab,
         out: Recorder::default(),
     };
@@ -123,6 +137,24 @@ fn first_packet_triggers_handshake_and_arrives_intact() {
         again.peer.values().next().unwrap().last_handshake,
         peer.last_handshake,
         "stable between requests"
+    );
+}
+
+#[test]
+fn the_environment_alone_fixes_session_indexes_and_wall_times() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    let initiation = &a.out.udp[0].1;
+    let sender = u32::from_le_bytes(initiation[4..8].try_into().unwrap());
+    // boringtun puts the engine's 24-bit peer index above an 8-bit session counter.
+    assert_eq!(sender >> 8, 0x0a_0000, "the first index is the seed's");
+    exchange(&mut a, &mut b, now);
+    let status = b.engine.status(now, true);
+    let handshake = &status.peer.values().next().unwrap().last_handshake;
+    assert!(
+        handshake.starts_with("2027-01-15T08:00:00"),
+        "wall time from the given clock: {handshake}"
     );
 }
 

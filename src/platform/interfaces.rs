@@ -95,8 +95,19 @@ mod tests {
         }
     }
 
+    /// The interface walk itself: loopback is up on every host, so reading it back as
+    /// 127.0.0.1 checks the walk and the byte order; the candidates are then exactly the
+    /// usable addresses the walk found, loopback not among them.
     #[test]
-    fn lists_without_loopback() {
-        assert!(endpoint_candidates().iter().all(|ip| !ip.is_loopback()));
+    fn candidates_are_the_usable_addresses_of_up_interfaces() {
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        let all = all_addresses();
+        assert!(all.contains(&loopback), "getifaddrs walk missed 127.0.0.1: {all:?}");
+        let candidates = endpoint_candidates();
+        assert!(!candidates.contains(&loopback));
+        let mut expected: Vec<IpAddr> = all.into_iter().filter(|ip| usable_endpoint(*ip)).collect();
+        expected.sort();
+        expected.dedup();
+        assert_eq!(candidates, expected);
     }
 }

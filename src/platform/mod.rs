@@ -5,12 +5,15 @@
 //! compiles and is tested on every OS; only thin `#[cfg(target_os)]` shims make syscalls.
 
 pub mod bind;
+pub mod fd;
+pub mod hostname;
 pub mod interfaces;
 pub mod link_monitor;
 pub mod netlink;
 pub mod os_kind;
 pub mod route_socket;
 pub mod router;
+pub mod signal_pipe;
 pub mod sockaddr;
 pub mod socket;
 pub mod tun;

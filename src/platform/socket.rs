@@ -1,12 +1,14 @@
-//! Keeping the daemon's own sockets off the tunnel.
+//! The daemon's sockets: made non-blocking and close-on-exec, and kept off the tunnel.
 //!
 //! When table 52 holds a route that covers a peer's, DERP's or control's address (an exit
 //! node's `0.0.0.0/0`, a subnet route), the daemon's encrypted UDP and TCP would be routed
 //! back into its own TUN. Marked sockets match the bypass rules (prefs 5210–5250) instead and
 //! use the main table.
 
+use super::sockaddr::to_sockaddr;
 use std::io;
-use std::os::fd::RawFd;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// The fwmark that tells the policy rules "this packet comes from the daemon itself".
 /// It sits in the bits 0xff0000 that the Tailscale scheme reserves for itself.
@@ -38,4 +40,160 @@ pub fn mark_bypass(fd: RawFd) -> io::Result<()> {
 #[cfg(not(target_os = "linux"))]
 pub fn mark_bypass(_fd: RawFd) -> io::Result<()> {
     Ok(())
+}
+
+/// A fresh non-blocking, close-on-exec socket of `addr`'s family.
+fn open(addr: &SocketAddr, kind: libc::c_int) -> io::Result<OwnedFd> {
+    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: plain socket(2); ownership passes to the OwnedFd right after.
+    let fd = unsafe { libc::socket(domain, kind | CREATE_FLAGS, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh socket owned by nobody else.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    super::fd::set_nonblocking_cloexec(fd)?;
+    Ok(owned)
+}
+
+/// Makes a socket non-blocking and close-on-exec as it is created, where the OS can.
+#[cfg(not(any(target_os = "macos", target_os = "ios")))]
+const CREATE_FLAGS: libc::c_int = libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+/// Apple's `socket(2)` takes no such flags: [`open`] sets them afterwards.
+#[cfg(any(target_os = "macos", target_os = "ios"))]
+const CREATE_FLAGS: libc::c_int = 0;
+
+/// A non-blocking UDP socket bound to `addr`, marked to bypass the tunnel before it can send;
+/// an IPv6 one is v6-only, so an IPv4 socket can hold the same port. A failed mark (no
+/// CAP_NET_ADMIN) is logged, not fatal: without tunnel routes over our peers it is not needed.
+pub fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let socket = std::net::UdpSocket::from(open(&addr, libc::SOCK_DGRAM)?);
+    if addr.is_ipv6() {
+        set_int_option(socket.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+    }
+    if let Err(e) = mark_bypass(socket.as_raw_fd()) {
+        log::warn!("could not mark the UDP socket on {addr} to bypass the tunnel: {e}");
+    }
+    let (storage, len) = to_sockaddr(addr);
+    // SAFETY: storage holds a valid sockaddr of `len` bytes for the socket's family.
+    let rc = unsafe {
+        libc::bind(socket.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len)
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(socket)
+}
+
+/// A non-blocking connect to `addr` on a socket marked before the SYN leaves, so the route
+/// chosen is never the tunnel's (loopback needs no mark).
+pub fn connect_tcp(addr: SocketAddr) -> io::Result<std::net::TcpStream> {
+    let stream = std::net::TcpStream::from(open(&addr, libc::SOCK_STREAM)?);
+    if !addr.ip().is_loopback() {
+        if let Err(e) = mark_bypass(stream.as_raw_fd()) {
+            log::debug!("TCP socket to {addr} not marked: {e}");
+        }
+    }
+    let (storage, len) = to_sockaddr(addr);
+    // SAFETY: storage holds a sockaddr of `len` bytes for the socket's family.
+    let rc = unsafe {
+        libc::connect(stream.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len)
+    };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(e);
+        }
+    }
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// Socket buffer size asked for: bursts of a fast TCP stream through the tunnel overflow the
+/// default (~200 KiB) and every overflow is a lost packet TCP must retransmit.
+const BULK_BUFFER_BYTES: libc::c_int = 4 << 20;
+
+/// Raises both socket buffers of `fd` for bulk traffic; on Linux past the sysctl maximum when
+/// we are root (the FORCE variants). Failure leaves the defaults, which work, only slower.
+pub fn grow_buffers(fd: RawFd) {
+    for (force, plain) in BUFFER_OPTIONS {
+        let forced = force.is_some_and(|force| {
+            set_int_option(fd, libc::SOL_SOCKET, force, BULK_BUFFER_BYTES).is_ok()
+        });
+        if !forced {
+            let _ = set_int_option(fd, libc::SOL_SOCKET, plain, BULK_BUFFER_BYTES);
+        }
+    }
+}
+
+/// The receive and send buffer options, each with its privileged variant where there is one.
+#[cfg(target_os = "linux")]
+const BUFFER_OPTIONS: [(Option<libc::c_int>, libc::c_int); 2] =
+    [(Some(libc::SO_RCVBUFFORCE), libc::SO_RCVBUF), (Some(libc::SO_SNDBUFFORCE), libc::SO_SNDBUF)];
+#[cfg(not(target_os = "linux"))]
+const BUFFER_OPTIONS: [(Option<libc::c_int>, libc::c_int); 2] =
+    [(None, libc::SO_RCVBUF), (None, libc::SO_SNDBUF)];
+
+/// `setsockopt` of one `int`-sized option.
+pub(crate) fn set_int_option(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: setsockopt with a pointer to a c_int of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn both_families_share_a_port_and_talk() {
+        let v4 = bind_udp(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap();
+        let port = v4.local_addr().unwrap().port();
+        // v6-only: the IPv6 socket can take the same port (where the host has IPv6).
+        if let Ok(v6) = bind_udp(SocketAddr::from((Ipv6Addr::LOCALHOST, port))) {
+            assert_eq!(v6.local_addr().unwrap().port(), port);
+        }
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.send_to(b"hi", v4.local_addr().unwrap()).unwrap();
+        let mut buf = [0u8; 8];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let n = loop {
+            match v4.recv(&mut buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(std::time::Instant::now() < deadline, "nothing arrived");
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(&buf[..n], b"hi", "non-blocking and bound");
+    }
+
+    #[test]
+    fn a_connect_starts_without_blocking() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = connect_tcp(listener.local_addr().unwrap()).unwrap();
+        let (accepted, from) = listener.accept().unwrap();
+        assert_eq!(from, stream.local_addr().unwrap());
+        drop(accepted);
+    }
 }

@@ -64,3 +64,73 @@ fn initiator(own_key: &PrivateKey, init: &HandshakeInit) -> Destination {
         Err(_) => Destination::Invalid,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::shake;
+    use crate::wg::gate::HANDSHAKE_MESSAGES_PER_SECOND_BEFORE_COOKIES;
+    use boringtun::noise::TunnResult;
+
+    const OURS: PrivateKey = PrivateKey([1; 32]);
+    const THEIRS: PrivateKey = PrivateKey([2; 32]);
+
+    /// A real handshake initiation from THEIRS to OURS.
+    fn initiation() -> Vec<u8> {
+        let ours = x25519_dalek::PublicKey::from(OURS.public_key().0);
+        let mut tunn = Tunn::new(THEIRS.secret(), ours, None, None, 5 << 8, None);
+        let mut buf = [0u8; 256];
+        match tunn.format_handshake_initiation(&mut buf, false) {
+            TunnResult::WriteToNetwork(packet) => packet.to_vec(),
+            _ => panic!("no initiation"),
+        }
+    }
+
+    /// A gate that has seen `earlier` valid handshake messages in the current second.
+    fn gate(now: Instant, earlier: u32) -> HandshakeGate {
+        let mut gate = HandshakeGate::new(&OURS);
+        let elsewhere = IpAddr::from([198, 51, 100, 9]);
+        for _ in 0..earlier {
+            gate.admit(now, elsewhere, &initiation());
+        }
+        gate
+    }
+
+    #[test]
+    fn initiation_names_its_sender_and_load_turns_it_into_a_cookie_reply() {
+        let now = Instant::now();
+        let from = IpAddr::from([192, 0, 2, 1]);
+        let init = initiation();
+        assert_eq!(
+            route_datagram(&OURS, &mut gate(now, 0), now, from, &init),
+            Destination::Initiator(THEIRS.public_key())
+        );
+        let mut loaded = gate(now, HANDSHAKE_MESSAGES_PER_SECOND_BEFORE_COOKIES);
+        let Destination::CookieReply(reply) = route_datagram(&OURS, &mut loaded, now, from, &init)
+        else {
+            panic!("no cookie reply under load");
+        };
+        assert_eq!((reply.len(), reply[0]), (64, 3));
+    }
+
+    /// Broken initiations never panic and never name anyone but their real sender: the MACs
+    /// and the AEAD stand between a forger and `Initiator`.
+    #[test]
+    fn shaken_datagrams_never_panic_or_name_a_stranger() {
+        let from = IpAddr::from([192, 0, 2, 1]);
+        let now = Instant::now();
+        let mut initiators = 0;
+        shake(0x776764, 3000, &initiation(), |bytes| {
+            // A fresh gate each time: the mutations must not put it under load.
+            match route_datagram(&OURS, &mut gate(now, 0), now, from, bytes) {
+                Destination::Initiator(key) => {
+                    assert_eq!(key, THEIRS.public_key());
+                    initiators += 1;
+                }
+                Destination::CookieReply(_) => panic!("cookie reply while not under load"),
+                Destination::LocalIndex(_) | Destination::Invalid | Destination::RateLimited => {}
+            }
+        });
+        assert!(initiators > 0, "some mutations leave the initiation intact");
+    }
+}

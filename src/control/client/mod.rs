@@ -103,6 +103,9 @@ pub enum Event {
 /// The user-visible login state, with tailscale's names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendState {
+    /// Logged in earlier, but the user asked for the node to be down (`weft down`); only the
+    /// daemon reports it, the client is never running in this state.
+    Stopped,
     NeedsLogin,
     NeedsMachineAuth,
     Starting,
@@ -112,6 +115,7 @@ pub enum BackendState {
 impl BackendState {
     pub fn as_str(self) -> &'static str {
         match self {
+            BackendState::Stopped => "Stopped",
             BackendState::NeedsLogin => "NeedsLogin",
             BackendState::NeedsMachineAuth => "NeedsMachineAuth",
             BackendState::Starting => "Starting",

@@ -8,7 +8,7 @@
 
 use super::select::Selected;
 use crate::platform::os_kind::OsKind;
-use crate::platform::socket::BYPASS_MARK;
+use crate::platform::socket::{set_int_option, BYPASS_MARK};
 use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
@@ -146,21 +146,9 @@ impl SocketOption {
     /// Sets the option on `fd`. Do it before `bind`/`connect`/the first send: the BSDs
     /// choose the table, macOS the scoped route, when the socket is first used.
     pub fn apply(self, fd: RawFd) -> io::Result<()> {
-        let value = self.value as libc::c_int;
-        // SAFETY: the option value is a live c_int whose size we pass alongside it.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd,
-                self.level,
-                self.name,
-                (&value as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        match rc {
-            0 => Ok(()),
-            _ => Err(io::Error::last_os_error()),
-        }
+        // The kernels read these 4 bytes as an int or a u32 alike (a mark above i32::MAX
+        // keeps its bits).
+        set_int_option(fd, self.level, self.name, self.value as libc::c_int)
     }
 }
 

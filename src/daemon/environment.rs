@@ -1,0 +1,45 @@
+//! What the sans-IO cores would otherwise read from the OS — randomness, the wall clock, the
+//! process id — read here, once per core, and handed in at construction, so a core's run
+//! follows from its inputs alone.
+
+use crate::control::client;
+use crate::engine;
+use crate::wall_clock::WallClock;
+use std::time::Instant;
+
+/// Eight bytes from the OS random source, or why there are none.
+pub(super) fn random_u64() -> Result<u64, getrandom::Error> {
+    let mut bytes = [0u8; 8];
+    getrandom::getrandom(&mut bytes)?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
+/// The engine's environment, read with `now`.
+pub(super) fn for_engine(now: Instant) -> engine::Environment {
+    let index_seed = random_u64().unwrap_or_else(|e| {
+        // Only index reuse across restarts depends on it: a peer's old session would fail.
+        log::warn!("engine: no randomness for session indexes: {e}");
+        0
+    });
+    engine::Environment {
+        index_seed: index_seed as u32,
+        ping_id: std::process::id() as u16,
+        clock: WallClock::read_os(now),
+    }
+}
+
+/// The control client's environment, read with `now`.
+pub(super) fn for_control(now: Instant) -> client::Environment {
+    let jitter_seed = random_u64().unwrap_or_else(|e| {
+        // Only the retry jitter depends on it: nodes would retry in step, nothing worse.
+        log::warn!("control: no randomness for the retry jitter: {e}");
+        0
+    });
+    client::Environment {
+        jitter_seed,
+        clock: WallClock::read_os(now),
+        key_entropy: Box::new(|bytes| {
+            getrandom::getrandom(bytes).map_err(|e| std::io::Error::other(e.to_string()))
+        }),
+    }
+}
