@@ -81,6 +81,8 @@ fn all_addresses() -> Vec<IpAddr> {
     found
 }
 
+// `ifa_flags` is a u32 on most systems and a u64 on illumos.
+#[allow(clippy::useless_conversion)]
 fn has_flag(entry: &libc::ifaddrs, flag: libc::c_int) -> bool {
     u64::from(entry.ifa_flags) & flag as u64 != 0
 }
