@@ -9,8 +9,9 @@
 //! lookup are inputs, so every case is tested from recorded tables on any OS.
 
 use crate::platform::netlink::{RouteMessage, RTN_UNICAST, RT_TABLE_MAIN};
+use crate::platform::route_socket::DumpedDefault;
 use crate::prefix::Prefix;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// One row of a routing table, as a sysctl/netlink dump or `netstat -rn` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +44,25 @@ impl RouteEntry {
             interface: name_of(route.interface?)?,
             metric: route.priority,
             scoped: false,
+        })
+    }
+
+    /// A default route of a BSD/macOS/illumos table dump (`route_socket::default_routes`)
+    /// as a table row; `name_of` maps the index to the interface's name.
+    pub fn from_dump(
+        route: &DumpedDefault,
+        name_of: impl Fn(u32) -> Option<String>,
+    ) -> Option<RouteEntry> {
+        let any: IpAddr = match route.ipv6 {
+            true => Ipv6Addr::UNSPECIFIED.into(),
+            false => Ipv4Addr::UNSPECIFIED.into(),
+        };
+        Some(RouteEntry {
+            destination: Prefix::new(any, 0).ok()?,
+            gateway: route.gateway,
+            interface: name_of(u32::from(route.interface))?,
+            metric: 0,
+            scoped: route.scoped,
         })
     }
 

@@ -180,3 +180,27 @@ fn a_netlink_dump_reads_as_a_table() {
         assert_eq!(RouteEntry::from_netlink(&skipped, name_of), None, "{skipped:?}");
     }
 }
+
+#[test]
+fn a_routing_socket_dump_reads_as_a_table() {
+    use crate::platform::route_socket::DumpedDefault;
+    let name_of = |index| {
+        [(6, "en0"), (22, "utun3")].iter().find(|(i, _)| *i == index).map(|(_, n)| n.to_string())
+    };
+    let dumped = [
+        DumpedDefault { ipv6: false, gateway: None, interface: 22, scoped: false },
+        DumpedDefault {
+            ipv6: false,
+            gateway: Some("192.168.1.1".parse().unwrap()),
+            interface: 6,
+            scoped: true,
+        },
+        DumpedDefault { ipv6: true, gateway: None, interface: 9, scoped: false },
+    ];
+    let table: Vec<RouteEntry> =
+        dumped.iter().filter_map(|d| RouteEntry::from_dump(d, name_of)).collect();
+    assert_eq!(table.len(), 2, "index 9 has no name");
+    assert!(table.iter().all(RouteEntry::is_default));
+    let chosen = effective_interface(&table, &darwin_interfaces(), "utun3", &NoDelegates);
+    assert_eq!(chosen, Some(Selected::new("en0", 6, Some("192.168.1.1".parse().unwrap()))));
+}
