@@ -436,3 +436,17 @@ pub fn resolv_conf(data: &[u8]) {
     assert!((1..=3).contains(&conf.nameservers.len()));
     assert!((1..=5).contains(&conf.settings.attempts));
 }
+
+/// rtnetlink messages, the Linux route monitor's input, judged by a monitor as the daemon
+/// will: never more events than messages fit in the bytes.
+pub fn netlink(data: &[u8]) {
+    use crate::platform::link_monitor::{Change, Monitor};
+    let Ok(events) = crate::platform::netlink::parse(data) else {
+        return;
+    };
+    assert!(events.len() <= data.len() / 16);
+    let mut monitor = Monitor::new();
+    monitor.set_own_tun(Some(9));
+    let changes: Vec<Change> = events.iter().filter_map(|e| Change::from_netlink(e, 52)).collect();
+    monitor.judge_all(&changes);
+}

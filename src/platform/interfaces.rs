@@ -1,5 +1,10 @@
-//! This host's own addresses, for the endpoints a control server tells peers to try.
+//! This host's interfaces and own addresses: the endpoints a control server tells peers to
+//! try, and the interface list the physical-interface selection and the link monitor start
+//! from.
 
+use crate::platform::bind::select::InterfaceInfo;
+use std::collections::BTreeMap;
+use std::ffi::CStr;
 use std::net::IpAddr;
 
 /// Unicast addresses on up interfaces, without loopback, link-local and the tailnet's own
@@ -32,34 +37,75 @@ pub fn usable_endpoint(ip: IpAddr) -> bool {
     }
 }
 
-/// Whether an interface's `ifa_flags` say it is up; they are a `c_uint` on most systems and a
-/// `u64` on illumos.
-fn is_up(flags: impl Into<u64>) -> bool {
-    flags.into() & libc::IFF_UP as u64 != 0
+/// The interfaces and their addresses (with the interface's index) as the kernel lists them
+/// now: what `bind::select` chooses among and `link_monitor::Monitor::seed` starts from.
+/// An interface counts as up when it is administratively up and running (has a carrier).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub interfaces: Vec<InterfaceInfo>,
+    pub addresses: Vec<(u32, IpAddr)>,
+}
+
+pub fn snapshot() -> Snapshot {
+    let mut interfaces: BTreeMap<u32, InterfaceInfo> = BTreeMap::new();
+    let mut addresses = Vec::new();
+    each_entry(|entry| {
+        // SAFETY: ifa_name is a NUL-terminated name in the list getifaddrs returned.
+        let name = unsafe { CStr::from_ptr(entry.ifa_name) };
+        // SAFETY: as above; if_nametoindex only reads the name.
+        let index = unsafe { libc::if_nametoindex(entry.ifa_name) };
+        if index == 0 {
+            return;
+        }
+        let up = has_flag(entry, libc::IFF_UP) && has_flag(entry, libc::IFF_RUNNING);
+        let name = name.to_string_lossy().into_owned();
+        interfaces.entry(index).or_insert(InterfaceInfo { name, index, up });
+        // SAFETY: a non-null ifa_addr points at a sockaddr of its family's size.
+        if let Some(ip) =
+            (!entry.ifa_addr.is_null()).then(|| unsafe { ip_of(entry.ifa_addr) }).flatten()
+        {
+            addresses.push((index, ip));
+        }
+    });
+    Snapshot { interfaces: interfaces.into_values().collect(), addresses }
 }
 
 fn all_addresses() -> Vec<IpAddr> {
     let mut found = Vec::new();
+    each_entry(|entry| {
+        if has_flag(entry, libc::IFF_UP) && !entry.ifa_addr.is_null() {
+            // SAFETY: ifa_addr is non-null and points at a sockaddr of its family's size.
+            found.extend(unsafe { ip_of(entry.ifa_addr) });
+        }
+    });
+    found
+}
+
+fn has_flag(entry: &libc::ifaddrs, flag: libc::c_int) -> bool {
+    flag_set(entry.ifa_flags, flag)
+}
+
+/// Whether `flag` is set in `ifa_flags`, a `c_uint` on most systems and a `u64` on illumos.
+fn flag_set(flags: impl Into<u64>, flag: libc::c_int) -> bool {
+    flags.into() & flag as u64 != 0
+}
+
+/// Calls `visit` with each entry of `getifaddrs`; nothing when the call fails.
+fn each_entry(mut visit: impl FnMut(&libc::ifaddrs)) {
     let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs allocates a list we walk read-only and free with freeifaddrs.
     if unsafe { libc::getifaddrs(&mut list) } != 0 {
-        return found;
+        return;
     }
     let mut cursor = list;
     while !cursor.is_null() {
         // SAFETY: cursor points into the list getifaddrs returned.
         let entry = unsafe { &*cursor };
-        if is_up(entry.ifa_flags) && !entry.ifa_addr.is_null() {
-            // SAFETY: ifa_addr is non-null and points at a sockaddr of its family's size.
-            if let Some(ip) = unsafe { ip_of(entry.ifa_addr) } {
-                found.push(ip);
-            }
-        }
+        visit(entry);
         cursor = entry.ifa_next;
     }
     // SAFETY: list came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(list) };
-    found
 }
 
 /// # Safety
@@ -85,8 +131,10 @@ mod tests {
     #[test]
     fn up_is_read_from_flags_of_either_width() {
         let up = libc::IFF_UP as libc::c_uint;
-        assert!(is_up(up) && is_up(up | 0x40) && is_up(u64::from(up) | 1 << 40));
-        assert!(!is_up(0u32) && !is_up(!up) && !is_up(1u64 << 40));
+        let is_up = |flags: u64| flag_set(flags, libc::IFF_UP);
+        assert!(flag_set(up, libc::IFF_UP) && flag_set(up | 0x40, libc::IFF_UP));
+        assert!(is_up(u64::from(up) | 1 << 40));
+        assert!(!flag_set(0u32, libc::IFF_UP) && !flag_set(!up, libc::IFF_UP) && !is_up(1 << 40));
     }
 
     #[test]
@@ -121,5 +169,19 @@ mod tests {
         expected.sort();
         expected.dedup();
         assert_eq!(candidates, expected);
+    }
+
+    /// Loopback is up on every host: the snapshot finds it once, up, with 127.0.0.1 under
+    /// its own index.
+    #[test]
+    fn the_snapshot_has_loopback_up_with_its_address() {
+        let snapshot = snapshot();
+        let lo = snapshot.interfaces.iter().find(|i| i.name == "lo" || i.name == "lo0");
+        let lo = lo.expect("a loopback interface");
+        assert!(lo.up && lo.index > 0, "{lo:?}");
+        assert!(snapshot.addresses.contains(&(lo.index, "127.0.0.1".parse().unwrap())));
+        let mut indexes: Vec<u32> = snapshot.interfaces.iter().map(|i| i.index).collect();
+        indexes.dedup();
+        assert_eq!(indexes.len(), snapshot.interfaces.len(), "one entry per interface");
     }
 }

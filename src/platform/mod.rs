@@ -4,9 +4,12 @@
 //! lines, the diff between two routing states, tool-output parsing) is plain code that
 //! compiles and is tested on every OS; only thin `#[cfg(target_os)]` shims make syscalls.
 
+pub mod bind;
 pub mod fd;
 pub mod hostname;
 pub mod interfaces;
+pub mod link_monitor;
+pub mod netlink;
 pub mod os_kind;
 pub mod route_socket;
 pub mod router;

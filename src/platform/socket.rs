@@ -135,7 +135,8 @@ const BUFFER_OPTIONS: [(Option<libc::c_int>, libc::c_int); 2] =
 const BUFFER_OPTIONS: [(Option<libc::c_int>, libc::c_int); 2] =
     [(None, libc::SO_RCVBUF), (None, libc::SO_SNDBUF)];
 
-fn set_int_option(
+/// `setsockopt` of one `int`-sized option.
+pub(crate) fn set_int_option(
     fd: RawFd,
     level: libc::c_int,
     name: libc::c_int,

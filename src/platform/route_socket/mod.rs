@@ -13,7 +13,7 @@ mod sockaddr;
 
 use crate::platform::os_kind::OsKind;
 use layout::{Header, Layout, IFF_UP, RTF_HOST};
-use sockaddr::{Sockaddr, RTAX_DST, RTAX_IFA, RTAX_NETMASK};
+use sockaddr::{Sockaddr, RTAX_DST, RTAX_GATEWAY, RTAX_IFA, RTAX_NETMASK};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -102,6 +102,78 @@ const COMMON_LEN: usize = 4;
 pub fn parse(os: OsKind, buf: &[u8]) -> Result<Vec<LinkEvent>, ParseError> {
     let layout = Layout::of(os).ok_or(ParseError::NoRoutingSocket(os))?;
     let mut events = Vec::new();
+    each_message(buf, |message| {
+        events.extend(parse_message(&layout, message)?);
+        Ok(())
+    })?;
+    Ok(events)
+}
+
+/// A default route of a routing-table dump, as the physical-interface selection needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DumpedDefault {
+    pub ipv6: bool,
+    /// `None` for a link-level gateway (`link#N`: the interface itself).
+    pub gateway: Option<IpAddr>,
+    pub interface: u16,
+    /// macOS's interface-scoped default (`RTF_IFSCOPE`).
+    pub scoped: bool,
+}
+
+/// `RTM_GET`, the type of every message of a table dump (sysctl `NET_RT_DUMP`) and of a
+/// lookup's answer: 4 on every PF_ROUTE system.
+const RTM_GET: u8 = 4;
+/// macOS's `RTM_GET2`, the type of a `NET_RT_DUMP2` dump (`rt_msghdr2`, whose index, flags
+/// and address bitmap sit where `rt_msghdr` keeps them). NetBSD uses 0x14 for IFINFO.
+const DARWIN_RTM_GET2: u8 = 0x14;
+/// macOS `net/route.h`.
+const DARWIN_RTF_IFSCOPE: u32 = 0x100_0000;
+
+/// The default routes in a routing-table dump, in table order.
+pub fn default_routes(os: OsKind, buf: &[u8]) -> Result<Vec<DumpedDefault>, ParseError> {
+    let layout = Layout::of(os).ok_or(ParseError::NoRoutingSocket(os))?;
+    let route_kinds = [RTM_GET, layout.types.add, layout.types.change];
+    let mut found = Vec::new();
+    each_message(buf, |message| {
+        let kind = message[3];
+        let dump2 = os == OsKind::Darwin && kind == DARWIN_RTM_GET2;
+        if message[2] == layout.version && (route_kinds.contains(&kind) || dump2) {
+            found.extend(dumped_default(os, &layout, message)?);
+        }
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+fn dumped_default(
+    os: OsKind,
+    layout: &Layout,
+    message: &[u8],
+) -> Result<Option<DumpedDefault>, ParseError> {
+    let fields = Fields::read(layout, &layout.route, message)?;
+    if fields.flags & RTF_HOST != 0 {
+        return Ok(None);
+    }
+    let addresses = sockaddr::walk(layout, message, fields.sockaddrs_at, fields.addrs)?;
+    let destination = addresses[RTAX_DST].and_then(|s| s.ip(layout));
+    let mask_is_zero = addresses[RTAX_NETMASK].is_none_or(|mask| mask.is_zero_mask());
+    Ok(match destination {
+        Some(dst) if dst.is_unspecified() && mask_is_zero => Some(DumpedDefault {
+            ipv6: dst.is_ipv6(),
+            gateway: addresses[RTAX_GATEWAY].and_then(|s| s.ip(layout)),
+            interface: fields.index,
+            scoped: os == OsKind::Darwin && fields.flags & DARWIN_RTF_IFSCOPE != 0,
+        }),
+        _ => None,
+    })
+}
+
+/// Calls `visit` with each message of `buf` (exactly `msglen` bytes, at least the common
+/// header); stops at the first damaged one.
+fn each_message(
+    buf: &[u8],
+    mut visit: impl FnMut(&[u8]) -> Result<(), ParseError>,
+) -> Result<(), ParseError> {
     let mut rest = buf;
     while !rest.is_empty() {
         let msglen = usize::from(read_u16(rest, 0)?);
@@ -109,10 +181,10 @@ pub fn parse(os: OsKind, buf: &[u8]) -> Result<Vec<LinkEvent>, ParseError> {
             return Err(ParseError::BadLength { msglen });
         }
         let message = rest.get(..msglen).ok_or(truncated(msglen, rest))?;
-        events.extend(parse_message(&layout, message)?);
+        visit(message)?;
         rest = &rest[msglen..];
     }
-    Ok(events)
+    Ok(())
 }
 
 /// One message, exactly `msglen` bytes long.

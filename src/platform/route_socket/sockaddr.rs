@@ -9,6 +9,7 @@ use crate::platform::os_kind::AF_INET;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub const RTAX_DST: usize = 0;
+pub const RTAX_GATEWAY: usize = 1;
 pub const RTAX_NETMASK: usize = 2;
 /// The interface address of an address message; the last slot we read.
 pub const RTAX_IFA: usize = 5;

@@ -412,3 +412,76 @@ fn random_damage_never_panics() {
         }
     }
 }
+
+/// A table dump: each OS's default via a gateway, a macOS scoped default via en7, a link-level
+/// IPv6 default (gateway `link#N`), a subnet and a host route.
+#[test]
+fn a_table_dump_yields_its_default_routes() {
+    for os in ALL {
+        let get = 4;
+        let gateway_default = message(
+            os,
+            ROUTE,
+            get,
+            3,
+            0x2,
+            &[sockaddr(os, "0.0.0.0"), sockaddr(os, "192.168.1.1"), zero_mask(os)],
+        );
+        let scoped = message(
+            os,
+            ROUTE,
+            get,
+            7,
+            0x2 | 0x100_0000,
+            &[sockaddr(os, "0.0.0.0"), sockaddr(os, "10.0.0.1"), zero_mask(os)],
+        );
+        let link_default =
+            message(os, ROUTE, get, 4, 0x1, &[sockaddr(os, "::"), none(), zero_mask(os)]);
+        let subnet = message(
+            os,
+            ROUTE,
+            get,
+            3,
+            0x1,
+            &[sockaddr(os, "10.0.0.0"), none(), sockaddr(os, "255.0.0.0")],
+        );
+        let host = message(os, ROUTE, get, 3, 0x4, &[sockaddr(os, "0.0.0.0"), none(), none()]);
+        let dump = [gateway_default, scoped, link_default, subnet, host].concat();
+        let defaults = default_routes(os, &dump).unwrap();
+        let darwin = os == OsKind::Darwin;
+        let expected = vec![
+            DumpedDefault {
+                ipv6: false,
+                gateway: Some("192.168.1.1".parse().unwrap()),
+                interface: 3,
+                scoped: false,
+            },
+            DumpedDefault {
+                ipv6: false,
+                gateway: Some("10.0.0.1".parse().unwrap()),
+                interface: 7,
+                scoped: darwin,
+            },
+            DumpedDefault { ipv6: true, gateway: None, interface: 4, scoped: false },
+        ];
+        assert_eq!(defaults, expected, "{os}");
+        assert!(default_routes(os, &dump[..dump.len() - 1]).is_err(), "{os}");
+    }
+}
+
+#[test]
+fn a_broken_dump_never_panics() {
+    for os in ALL {
+        let dump = message(
+            os,
+            ROUTE,
+            4,
+            3,
+            0x2,
+            &[sockaddr(os, "0.0.0.0"), sockaddr(os, "192.168.1.1"), zero_mask(os)],
+        );
+        shake(0x6475_6d70, 2_000, &dump, |broken| {
+            let _ = default_routes(os, broken);
+        });
+    }
+}

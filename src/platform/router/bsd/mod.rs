@@ -15,12 +15,12 @@ mod state_file;
 #[cfg(test)]
 mod fake_tools_test;
 
+pub use op::{BsdOp, CommandLine, HostRoute, TableDefault};
 pub use runner::{CommandRunner, PathRunner};
 pub use state_file::DEFAULT_DIR;
 
 use super::{RouterConfig, RouterError};
 use crate::platform::os_kind::OsKind;
-use op::BsdOp;
 use plan::KernelState;
 use std::path::PathBuf;
 
@@ -85,6 +85,15 @@ impl BsdRouter {
             .collect();
         ops.extend(plan::apply_ops(None, target));
         ops
+    }
+
+    /// Runs the routes that keep our own traffic off the tunnel, as `platform::bind`
+    /// planned them: NetBSD's host routes to peer endpoints, the OpenBSD rtable's or
+    /// FreeBSD FIB's default. Not recorded in the state file: the planner's owner keeps
+    /// what was applied, and a leftover route points outside the tunnel, through the
+    /// physical gateway.
+    pub fn run_bypass_routes(&mut self, ops: &[BsdOp]) -> Result<(), RouterError> {
+        joined(self.run(ops))
     }
 
     /// Removes our routes and addresses; the record goes once they are gone.

@@ -31,6 +31,28 @@ pub enum Gateway {
     OwnAddress(IpAddr),
 }
 
+/// A route to one remote endpoint via the physical gateway, outside the tunnel: NetBSD's
+/// way to keep the daemon's own traffic off an exit-node default (planned in
+/// `platform::bind::host_routes`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HostRoute {
+    pub endpoint: IpAddr,
+    pub gateway: IpAddr,
+    /// The physical interface, which names the zone of a link-local IPv6 gateway.
+    pub interface: String,
+}
+
+/// The default route of a second routing table via the physical gateway: the path the
+/// daemon's own sockets take with OpenBSD's `SO_RTABLE` or FreeBSD's `SO_SETFIB`
+/// (planned in `platform::bind::bypass_table`). Only those two OSes have such tables;
+/// elsewhere the tool refuses the command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableDefault {
+    pub table: u32,
+    pub gateway: IpAddr,
+    pub interface: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BsdOp {
     AddAddress { tun: String, address: Prefix },
@@ -39,6 +61,10 @@ pub enum BsdOp {
     SetUp { tun: String },
     AddRoute { tun: String, route: Route },
     DeleteRoute { tun: String, route: Route },
+    AddHostRoute(HostRoute),
+    DeleteHostRoute(HostRoute),
+    AddTableDefault(TableDefault),
+    DeleteTableDefault(TableDefault),
 }
 
 /// A program and its arguments, run without a shell.
@@ -63,6 +89,10 @@ impl BsdOp {
             BsdOp::SetUp { tun } => ifconfig(&[tun, "up"]),
             BsdOp::AddRoute { tun, route } => route_command(os, "add", tun, route),
             BsdOp::DeleteRoute { tun, route } => route_command(os, "delete", tun, route),
+            BsdOp::AddHostRoute(route) => host_route_command(os, "add", route),
+            BsdOp::DeleteHostRoute(route) => host_route_command(os, "delete", route),
+            BsdOp::AddTableDefault(route) => table_default_command(os, "add", route),
+            BsdOp::DeleteTableDefault(route) => table_default_command(os, "delete", route),
         }
     }
 
@@ -73,10 +103,16 @@ impl BsdOp {
         let stderr = stderr.to_ascii_lowercase();
         let any = |needles: &[&str]| needles.iter().any(|n| stderr.contains(n));
         match self {
-            BsdOp::AddAddress { .. } | BsdOp::AddRoute { .. } => {
+            BsdOp::AddAddress { .. }
+            | BsdOp::AddRoute { .. }
+            | BsdOp::AddHostRoute(_)
+            | BsdOp::AddTableDefault(_) => {
                 any(&["file exists", "already exists", "already in use"])
             }
-            BsdOp::DeleteAddress { .. } | BsdOp::DeleteRoute { .. } => any(&[
+            BsdOp::DeleteAddress { .. }
+            | BsdOp::DeleteRoute { .. }
+            | BsdOp::DeleteHostRoute(_)
+            | BsdOp::DeleteTableDefault(_) => any(&[
                 "not in table",
                 "no such process",
                 "can't assign requested address",
@@ -151,12 +187,71 @@ fn family_word(prefix: &Prefix) -> &'static str {
     }
 }
 
-fn route_command(os: OsKind, verb: &str, tun: &str, route: &Route) -> CommandLine {
+/// `route -q -n <verb>`, without `-q` on illumos.
+fn route_verb(os: OsKind, verb: &str) -> Vec<String> {
     let mut args: Vec<String> = match os {
         OsKind::Illumos => vec!["-n".into()],
         _ => vec!["-q".into(), "-n".into()],
     };
     args.push(verb.into());
+    args
+}
+
+/// `route -q -n add -inet -host 203.0.113.7 192.168.1.1`.
+fn host_route_command(os: OsKind, verb: &str, route: &HostRoute) -> CommandLine {
+    let mut args = route_verb(os, verb);
+    args.extend([
+        family_flag(route.endpoint).into(),
+        "-host".into(),
+        route.endpoint.to_string(),
+        gateway_word(route.gateway, &route.interface),
+    ]);
+    CommandLine { program: "route", args }
+}
+
+/// OpenBSD: `route -T 3 -q -n add -inet default 192.168.1.1` (the table is a global
+/// option); FreeBSD: `route -q -n add -fib 1 -inet default 192.168.1.1`.
+fn table_default_command(os: OsKind, verb: &str, route: &TableDefault) -> CommandLine {
+    let table = route.table.to_string();
+    let mut args = match os {
+        OsKind::OpenBsd => {
+            let mut args = vec!["-T".into(), table];
+            args.extend(route_verb(os, verb));
+            args
+        }
+        _ => {
+            let mut args = route_verb(os, verb);
+            args.extend(["-fib".into(), table]);
+            args
+        }
+    };
+    args.extend([
+        family_flag(route.gateway).into(),
+        "default".into(),
+        gateway_word(route.gateway, &route.interface),
+    ]);
+    CommandLine { program: "route", args }
+}
+
+fn family_flag(address: IpAddr) -> &'static str {
+    if address.is_ipv4() {
+        "-inet"
+    } else {
+        "-inet6"
+    }
+}
+
+/// A gateway as route(8) takes it: a link-local IPv6 one with its interface as zone
+/// (`fe80::1%wm0`), which route(8) resolves with getaddrinfo.
+fn gateway_word(gateway: IpAddr, interface: &str) -> String {
+    match gateway {
+        IpAddr::V6(g) if g.segments()[0] & 0xffc0 == 0xfe80 => format!("{g}%{interface}"),
+        g => g.to_string(),
+    }
+}
+
+fn route_command(os: OsKind, verb: &str, tun: &str, route: &Route) -> CommandLine {
+    let mut args = route_verb(os, verb);
     args.push(format!("-{}", family_word(&route.destination)));
     args.push(route.destination.to_string());
     if let Some(priority) = route.priority {
