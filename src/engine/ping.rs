@@ -92,6 +92,7 @@ impl Pings {
         }
     }
 
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.pending.iter().map(|p| p.deadline).min()
     }
@@ -254,6 +255,7 @@ impl Engine {
     }
 
     /// The next finished ping, if any.
+    #[must_use]
     pub fn poll_ping(&mut self) -> Option<(PingId, PingResult)> {
         self.pings.finished.pop_front()
     }

@@ -65,6 +65,7 @@ impl HandshakeGate {
     }
 
     /// Judges one handshake message (initiation or response) from `from`, received at `now`.
+    #[must_use]
     pub fn admit(&mut self, now: Instant, from: IpAddr, message: &[u8]) -> Verdict {
         let mut reply = [0u8; COOKIE_REPLY_LEN];
         if self.mac1_only.verify_packet(None, message, &mut reply).is_err() {

@@ -262,15 +262,18 @@ impl ControlClient {
             && self.last_frame.is_some()
     }
 
+    #[must_use]
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
 
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// The next moment [`ControlClient::handle_timeout`] must run.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         [self.link_timeout(), self.next_key_expiry].into_iter().flatten().min()
     }
