@@ -30,8 +30,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// No frame (not even a keep-alive) for this long: the stream is dead.
 const MAP_WATCHDOG: Duration = Duration::from_secs(120);
-/// Largest map frame accepted; big tailnets send multi-megabyte full netmaps.
-const MAX_MAP_FRAME: usize = 16 << 20;
 /// Largest register response read.
 const MAX_REGISTER_RESPONSE: usize = 1 << 20;
 /// Largest `/key` response read.
@@ -213,7 +211,7 @@ impl ControlClient {
             control_key: None,
             link: Link::Waiting(now),
             map: MapState::new(),
-            frames: FrameReader::new(MAX_MAP_FRAME),
+            frames: FrameReader::default(),
             last_frame: None,
             next_key_expiry: None,
             clock,
@@ -682,7 +680,7 @@ impl ControlClient {
     }
 
     fn start_map_poll(&mut self, now: Instant) {
-        self.frames = FrameReader::new(MAX_MAP_FRAME);
+        self.frames = FrameReader::default();
         self.map = MapState::new();
         self.last_frame = None;
         let mut request = MapRequest::long_poll(
