@@ -233,10 +233,6 @@ impl ControlClient {
         &self.identity
     }
 
-    pub fn server(&self) -> &ServerUrl {
-        &self.server
-    }
-
     pub fn state(&self) -> BackendState {
         self.state
     }
