@@ -23,12 +23,11 @@ pub const MIN_BUFFER: usize = 148;
 /// A WireGuard session with one peer.
 pub struct Session {
     pub tunn: Tunn,
-    /// Our 24-bit local index for this peer; incoming packets carry it (shifted) as their
-    /// receiver index.
-    pub local_index: u32,
 }
 
 impl Session {
+    /// `local_index` is our 24-bit index for this peer; incoming packets carry it (shifted) as
+    /// their receiver index, and boringtun keeps it.
     pub fn new(
         own_key: &PrivateKey,
         peer_key: &PublicKey,
@@ -45,7 +44,7 @@ impl Session {
             local_index,
             Some(mac1_checker),
         );
-        Session { tunn, local_index }
+        Session { tunn }
     }
 
     /// Plaintext bytes sent and received.
