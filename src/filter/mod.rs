@@ -157,6 +157,7 @@ impl Filter {
         }
     }
 
+    #[must_use]
     fn admits(&mut self, now: Instant, view: &TransportView) -> bool {
         let protocol = view.protocol;
         match view.transport {

@@ -99,6 +99,7 @@ impl LoadCounter {
     const WINDOW: Duration = Duration::from_secs(1);
 
     /// Counts one message at `now`; returns whether we are under load.
+    #[must_use]
     fn count(&mut self, now: Instant) -> bool {
         if self.window_start.is_none_or(|start| now >= start + Self::WINDOW) {
             self.window_start = Some(now);
