@@ -92,11 +92,7 @@ impl fmt::Debug for SharedBox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::Rng;
-
-    fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    }
+    use crate::testing::{unhex, Rng};
 
     fn key32(s: &str) -> [u8; 32] {
         unhex(s).try_into().unwrap()

@@ -77,3 +77,13 @@ pub fn within<T: Send + 'static>(seconds: u64, work: impl FnOnce() -> T + Send +
         .recv_timeout(std::time::Duration::from_secs(seconds))
         .unwrap_or_else(|_| panic!("still blocked after {seconds} s"))
 }
+
+/// Decodes hex test vectors (white space between digits is skipped); panics on anything else,
+/// since a vector is the test's own constant.
+pub fn unhex(text: &str) -> Vec<u8> {
+    let digits: Vec<u8> = text.bytes().filter(|byte| !byte.is_ascii_whitespace()).collect();
+    digits
+        .chunks(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
+        .collect()
+}

@@ -14,6 +14,7 @@ pub struct Backoff {
 
 impl Backoff {
     /// The wait before the next attempt after one more failure. `jitter` in [0, 1).
+    #[must_use]
     pub fn next_delay(&mut self, jitter: f64) -> Duration {
         self.failures = self.failures.saturating_add(1);
         let n = u64::from(self.failures.min(1000));

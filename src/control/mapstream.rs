@@ -111,7 +111,8 @@ impl FrameReader {
     }
 }
 
-/// Frames one body: what a server writes, and what tests feed the reader.
+/// Frames one body as a server writes it; only tests need to (weft only reads the stream).
+#[cfg(test)]
 pub fn encode_frame(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(LENGTH_PREFIX + body.len());
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());

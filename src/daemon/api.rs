@@ -154,6 +154,7 @@ impl Api {
         }
     }
 
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.server.poll_timeout()
     }

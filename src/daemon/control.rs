@@ -231,6 +231,7 @@ impl Control {
     }
 
     /// The next event for the loop.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<ControlEvent> {
         self.events.pop_front()
     }
@@ -250,6 +251,7 @@ impl Control {
     }
 
     /// The earliest of the client's and the name lookup's deadlines.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let link = self.link.as_ref()?;
         let lookup = link.dialing.as_ref().and_then(|d| d.resolving.deadline());

@@ -70,6 +70,7 @@ impl Resolving {
     }
 
     /// When [`Resolving::on_timeout`] must run.
+    #[must_use]
     pub fn deadline(&self) -> Option<Instant> {
         self.lookup.poll_timeout()
     }

@@ -242,6 +242,7 @@ impl DerpClient {
         Ok(())
     }
 
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
@@ -252,6 +253,7 @@ impl DerpClient {
     }
 
     /// When [`DerpClient::handle_timeout`] must next be called.
+    #[must_use]
     pub fn poll_timeout(&self) -> Instant {
         let silence = if self.is_connected() {
             self.last_received + READ_TIMEOUT

@@ -200,6 +200,7 @@ impl Engine {
     }
 
     /// The earliest time [`Engine::handle_timeout`] must run; `None` when nothing is pending.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         match (self.schedule.poll_timeout(), self.pings.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),

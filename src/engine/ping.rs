@@ -92,6 +92,7 @@ impl Pings {
         }
     }
 
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.pending.iter().map(|p| p.deadline).min()
     }
@@ -110,6 +111,7 @@ impl Pings {
 
     /// If `packet` answers one of our pings, completes it and returns true (the kernel never
     /// sees it); otherwise false.
+    #[must_use]
     pub fn take_reply(&mut self, packet: &[u8], now: Instant, from: SocketAddr) -> bool {
         let Some(echo) = parse_echo_reply(packet) else {
             return false;
@@ -121,6 +123,7 @@ impl Pings {
     }
 
     /// If `pong` answers one of our TSMP pings, completes it and returns true.
+    #[must_use]
     pub fn take_tsmp_pong(&mut self, pong: &TsmpPacket, now: Instant, from: SocketAddr) -> bool {
         let TsmpMessage::Pong { data, peerapi_port } = pong.message else {
             return false;
@@ -254,6 +257,7 @@ impl Engine {
     }
 
     /// The next finished ping, if any.
+    #[must_use]
     pub fn poll_ping(&mut self) -> Option<(PingId, PingResult)> {
         self.pings.finished.pop_front()
     }

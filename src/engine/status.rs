@@ -183,7 +183,6 @@ impl Engine {
         Status {
             version: crate::VERSION.to_string(),
             tun,
-            backend_state: "Running".to_string(),
             tailscale_ips: ips,
             self_node: me,
             health: self.health.clone(),

@@ -90,7 +90,9 @@ impl Engine {
                 None => self.drops.malformed_tsmp += 1,
             },
             TsmpMessage::Pong { .. } => {
-                self.pings.take_tsmp_pong(&tsmp, now, from);
+                if !self.pings.take_tsmp_pong(&tsmp, now, from) {
+                    log::trace!("dropped TSMP pong from peer {index}: it answers no ping of ours");
+                }
             }
             TsmpMessage::Rejected(rejected) => {
                 self.reset_refused_connect(now, &tsmp, rejected, sink)

@@ -124,6 +124,7 @@ impl Filter {
     }
 
     /// An inbound packet (decrypted, source already checked against the peer's AllowedIPs).
+    #[must_use]
     pub fn check_inbound(&mut self, now: Instant, packet: &[u8]) -> Verdict {
         if self.rules.is_none() && !self.shields_up {
             return Verdict::Accept;
@@ -156,6 +157,7 @@ impl Filter {
         }
     }
 
+    #[must_use]
     fn admits(&mut self, now: Instant, view: &TransportView) -> bool {
         let protocol = view.protocol;
         match view.transport {

@@ -150,6 +150,7 @@ impl Server {
         }
     }
 
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.connections.next_deadline()
     }

@@ -137,6 +137,7 @@ impl<C> Table<C> {
         self.slots.remove(&token).map(|slot| slot.conn)
     }
 
+    #[must_use]
     pub fn next_deadline(&self) -> Option<Instant> {
         self.slots.values().map(|slot| slot.deadline).min()
     }

@@ -95,11 +95,13 @@ impl Lookup {
     }
 
     /// The next datagram to send, and where to.
+    #[must_use]
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
         self.outgoing.pop_front()
     }
 
     /// When [`Lookup::handle_timeout`] must run; `None` once finished.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.deadline
     }

@@ -65,6 +65,7 @@ impl HandshakeGate {
     }
 
     /// Judges one handshake message (initiation or response) from `from`, received at `now`.
+    #[must_use]
     pub fn admit(&mut self, now: Instant, from: IpAddr, message: &[u8]) -> Verdict {
         let mut reply = [0u8; COOKIE_REPLY_LEN];
         if self.mac1_only.verify_packet(None, message, &mut reply).is_err() {
@@ -98,6 +99,7 @@ impl LoadCounter {
     const WINDOW: Duration = Duration::from_secs(1);
 
     /// Counts one message at `now`; returns whether we are under load.
+    #[must_use]
     fn count(&mut self, now: Instant) -> bool {
         if self.window_start.is_none_or(|start| now >= start + Self::WINDOW) {
             self.window_start = Some(now);

@@ -56,6 +56,7 @@ struct Bucket {
 }
 
 impl Bucket {
+    #[must_use]
     fn take(&mut self, now: Instant) -> bool {
         self.credit = (self.credit + now.saturating_duration_since(self.last)).min(FULL);
         self.last = now;
@@ -77,6 +78,7 @@ pub struct HandshakeLimiter {
 
 impl HandshakeLimiter {
     /// Whether a handshake message from `from` may go on to the Diffie-Hellman.
+    #[must_use]
     pub fn allow(&mut self, now: Instant, from: IpAddr) -> bool {
         let source = Source::of(from);
         if let Some(bucket) = self.buckets.get_mut(&source) {

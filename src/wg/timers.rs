@@ -61,6 +61,7 @@ impl Schedule {
     }
 
     /// The earliest moment any peer's timers need consulting.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let cold = self.cold.peek().map(|Reverse((at, _))| *at);
         match (self.next_hot_tick, cold) {

@@ -29,8 +29,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// No frame (not even a keep-alive) for this long: the stream is dead.
 const MAP_WATCHDOG: Duration = Duration::from_secs(120);
-/// Largest map frame accepted; big tailnets send multi-megabyte full netmaps.
-const MAX_MAP_FRAME: usize = 16 << 20;
 /// Largest register response read.
 const MAX_REGISTER_RESPONSE: usize = 1 << 20;
 /// Largest `/key` response read.
@@ -220,7 +218,7 @@ impl ControlClient {
             control_key: None,
             link: Link::Waiting(now),
             map: MapState::new(),
-            frames: FrameReader::new(MAX_MAP_FRAME),
+            frames: FrameReader::default(),
             last_frame: None,
             next_key_expiry: None,
             clock,
@@ -242,10 +240,6 @@ impl ControlClient {
 
     pub fn identity(&self) -> &Identity {
         &self.identity
-    }
-
-    pub fn server(&self) -> &ServerUrl {
-        &self.server
     }
 
     pub fn state(&self) -> BackendState {
@@ -271,15 +265,18 @@ impl ControlClient {
             && self.last_frame.is_some()
     }
 
+    #[must_use]
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
 
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// The next moment [`ControlClient::handle_timeout`] must run.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         [self.link_timeout(), self.next_key_expiry].into_iter().flatten().min()
     }
@@ -724,7 +721,7 @@ impl ControlClient {
     }
 
     fn start_map_poll(&mut self, now: Instant) {
-        self.frames = FrameReader::new(MAX_MAP_FRAME);
+        self.frames = FrameReader::default();
         self.map = MapState::new();
         self.last_frame = None;
         let mut request = MapRequest::long_poll(

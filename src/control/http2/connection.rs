@@ -167,6 +167,7 @@ impl Connection {
         out.append(&mut self.output);
     }
 
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }

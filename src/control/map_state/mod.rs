@@ -111,16 +111,6 @@ impl MapState {
         Ok(changed)
     }
 
-    /// True once a full netmap has arrived.
-    pub fn has_netmap(&self) -> bool {
-        self.self_node.is_some()
-    }
-
-    /// This node as control last described it.
-    pub fn self_node(&self) -> Option<&Node> {
-        self.self_node.as_ref()
-    }
-
     pub fn peer(&self, id: NodeId) -> Option<&Node> {
         self.peers.get(&id)
     }

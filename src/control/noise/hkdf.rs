@@ -29,10 +29,7 @@ pub(super) fn hkdf2(chaining_key: &[u8; 32], input: &[u8]) -> ([u8; 32], [u8; 32
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    }
+    use crate::testing::unhex;
 
     /// Expected values from Python: hmac.new(key, msg, hashlib.blake2s), then the two HKDF
     /// expansions by hand.

@@ -20,8 +20,6 @@ pub mod field {
     pub const WINDOW: Range<usize> = 14..16;
     pub const CHECKSUM: Range<usize> = 16..18;
     pub const URGENT: Range<usize> = 18..20;
-    /// Options, up to the data offset.
-    pub const OPTIONS_START: usize = 20;
 }
 
 /// The header without options.

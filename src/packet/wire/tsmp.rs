@@ -33,7 +33,6 @@ pub const TYPE_DISCO_ADVERTISEMENT: u8 = b'a';
 /// Body lengths: the smallest each type may have (longer bodies carry fields added later,
 /// which readers skip, as tailscaled's do), and the length weft writes.
 pub const REJECTED_LEN: usize = 7;
-pub const REJECTED_WITH_FLAGS_LEN: usize = 8;
 pub const PING_LEN: usize = 9;
 /// A pong without the PeerAPI port, as older nodes send it.
 pub const PONG_MIN_LEN: usize = 9;

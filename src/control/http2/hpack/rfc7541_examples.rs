@@ -2,6 +2,7 @@
 //! table's entries and size after each block.
 
 use super::{Decoder, HeaderField};
+use crate::testing::unhex;
 
 /// One example block: its encoding, the fields it decodes to, the table afterwards (newest
 /// first) and the table's size.
@@ -12,14 +13,6 @@ struct Step {
     table_size: usize,
 }
 
-fn hex_bytes(hex: &str) -> Vec<u8> {
-    let digits: Vec<u8> = hex.bytes().filter(|byte| !byte.is_ascii_whitespace()).collect();
-    digits
-        .chunks(2)
-        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
-        .collect()
-}
-
 fn owned(fields: &[(&str, &str)]) -> Vec<HeaderField> {
     fields.iter().map(|(name, value)| HeaderField::new(name.as_bytes(), value.as_bytes())).collect()
 }
@@ -28,7 +21,7 @@ fn owned(fields: &[(&str, &str)]) -> Vec<HeaderField> {
 fn run(table_size_limit: usize, steps: &[Step]) {
     let mut decoder = Decoder::new(table_size_limit, 65_536);
     for (number, step) in steps.iter().enumerate() {
-        let decoded = decoder.decode(&hex_bytes(step.hex)).unwrap();
+        let decoded = decoder.decode(&unhex(step.hex)).unwrap();
         assert_eq!(decoded, owned(step.fields), "fields after block {}", number + 1);
         let table: Vec<HeaderField> = decoder.table().entries().cloned().collect();
         assert_eq!(table, owned(step.table), "table after block {}", number + 1);
