@@ -49,7 +49,8 @@ pub fn render(status: &Status) -> (Vec<String>, bool) {
 fn notes(status: &Status) -> Vec<String> {
     let mut lines = Vec::new();
     if status.tun_name == crate::platform::tun::fake::NAME {
-        lines.push("# TUN: fake (no kernel interface; only pings to this node are answered)".into());
+        lines
+            .push("# TUN: fake (no kernel interface; only pings to this node are answered)".into());
     }
     if status.shields_up {
         lines.push("# Shields up: incoming connections are refused.".to_string());

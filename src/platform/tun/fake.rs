@@ -98,8 +98,12 @@ mod tests {
     }
 
     fn request(src: &str, dst: &str, payload: &[u8]) -> Vec<u8> {
-        let echo =
-            Echo { src: src.parse().unwrap(), dst: dst.parse().unwrap(), identifier: 77, sequence: 9 };
+        let echo = Echo {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            identifier: 77,
+            sequence: 9,
+        };
         echo_request(&echo, payload).unwrap()
     }
 
