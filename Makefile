@@ -57,8 +57,9 @@ lint:
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
 bench: build
+	$(CARGO) build --release --locked --example scale
 	bash scripts/install-bench-deps.sh
-	WEFT_BIN=$(CURDIR)/$(BIN) bash bench/run.sh
+	WEFT_BIN=$(CURDIR)/$(BIN) SCALE_BIN=$(CURDIR)/target/release/examples/scale bash bench/run.sh
 
 demo: build
 	bash scripts/install-test-deps.sh

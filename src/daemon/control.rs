@@ -13,10 +13,11 @@ use super::resolving::{Resolution, Resolving};
 use super::{environment, tokens};
 use crate::control::client::{Action, BackendState, ControlClient, Event, Identity, LinkFailure};
 use crate::control::server_url::ServerUrl;
+use crate::control::tailcfg::RegionId;
 use crate::engine::status::Status;
 use crate::keys::{AuthKey, PrivateKey};
 use crate::localapi::UpRequest;
-use crate::netmap::Netmap;
+use crate::netmap::{Netmap, PeerDelta};
 use crate::state::{NodeState, StateStore};
 use mio::{Interest, Registry, Token};
 use rustls::ClientConfig;
@@ -31,6 +32,8 @@ use std::time::Instant;
 pub(super) enum ControlEvent {
     /// A netmap from the server, to run.
     Netmap(Box<Netmap>),
+    /// A change to a few peers of the running netmap, and to nothing else.
+    PeerDelta(PeerDelta),
     /// The connection is gone by the user's wish (`weft down`, `weft logout`, a new
     /// `weft up`): the node leaves the tailnet — no peers, routes or addresses — but keeps
     /// its key.
@@ -54,6 +57,8 @@ pub(super) struct Control {
     login_error: Option<String>,
     /// TLS settings, built on first use.
     tls: Option<Result<Arc<ClientConfig>, String>>,
+    /// Our home DERP region, for every client this driver starts.
+    home_derp: Option<RegionId>,
     events: VecDeque<ControlEvent>,
 }
 
@@ -103,7 +108,17 @@ impl Control {
             link: None,
             login_error: None,
             tls: None,
+            home_derp: None,
             events: VecDeque::new(),
+        }
+    }
+
+    /// Tells control our home DERP region, so peers relay to us there.
+    pub fn set_home_derp(&mut self, region: Option<RegionId>, registry: &Registry, now: Instant) {
+        self.home_derp = region;
+        if let Some(link) = &mut self.link {
+            link.client.set_home_derp(now, region);
+            self.pump(registry, now);
         }
     }
 
@@ -284,6 +299,7 @@ impl Control {
         client.set_endpoints(now, self.local_endpoints());
         client.set_shields_up(state.shields_up);
         self.events.push_back(ControlEvent::ShieldsUp(state.shields_up));
+        client.set_home_derp(now, self.home_derp);
         self.login_error = None;
         self.link = Some(ControlLink { client, state, socket: None, dialing: None });
         self.pump(registry, now);
@@ -438,6 +454,7 @@ impl Control {
                 }
             }
             Event::Netmap(netmap) => self.events.push_back(ControlEvent::Netmap(netmap)),
+            Event::PeerDelta(delta) => self.events.push_back(ControlEvent::PeerDelta(delta)),
             Event::LoginFailed(why) => self.login_error = Some(why.to_string()),
             Event::LoggedOut => {
                 if let Err(e) = self.forget_login(registry) {
@@ -514,6 +531,10 @@ mod tests {
         let netmap = Box::new(Netmap::new(SelfNode::new(PrivateKey([2; 32]))));
         control.on_client_event(Event::Netmap(netmap.clone()), poll.registry());
         assert_eq!(events(&mut control), [ControlEvent::Netmap(netmap)]);
+        let delta =
+            PeerDelta { upsert: Vec::new(), remove: vec![PrivateKey([3; 32]).public_key()] };
+        control.on_client_event(Event::PeerDelta(delta.clone()), poll.registry());
+        assert_eq!(events(&mut control), [ControlEvent::PeerDelta(delta)]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

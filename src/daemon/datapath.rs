@@ -10,9 +10,12 @@
 //! datagrams gather in a [`SendBatch`] that leaves with one `sendmsg` when [`Io`] is dropped
 //! (the end of each readiness burst) or fills up.
 
+use super::derp::Outbox;
 use super::tokens;
 use super::udp::{SendBatch, UdpSockets};
+use crate::control::tailcfg::RegionId;
 use crate::engine::{Engine, PacketSink, MAX_PACKET};
+use crate::keys::PublicKey;
 use crate::packet::gro::Coalescer;
 use crate::packet::gso::{self, VirtioHdr, VIRTIO_NET_HDR_LEN};
 use crate::platform::tun::fake::{FakeTun, FakeTunCounters};
@@ -65,6 +68,11 @@ impl DataPath {
         self.buffers.io(&mut self.tun, &self.udp)
     }
 
+    /// The datagrams the engine gave for DERP relays since the last call.
+    pub fn derp_outbox(&mut self) -> &mut Outbox {
+        &mut self.buffers.derp
+    }
+
     /// The UDP port both sockets are bound to.
     pub fn port(&self) -> u16 {
         self.udp.port()
@@ -102,6 +110,8 @@ struct Buffers {
     batch: SendBatch,
     /// Decrypted TCP segments glued before they enter an offloading TUN.
     gro: Coalescer,
+    /// Datagrams for DERP relays, sent by the loop after the burst.
+    derp: Outbox,
 }
 
 impl Buffers {
@@ -112,12 +122,13 @@ impl Buffers {
             udp_in: vec![0; MAX_PACKET + 1].into_boxed_slice(),
             batch: SendBatch::new(udp),
             gro: Coalescer::new(),
+            derp: Outbox::default(),
         }
     }
 
     /// The sink over these buffers.
     fn io<'a>(&'a mut self, tun: &'a mut Device, udp: &'a UdpSockets) -> Io<'a> {
-        io_over(tun, udp, &mut self.batch, &mut self.gro)
+        io_over(tun, udp, &mut self.batch, &mut self.gro, &mut self.derp)
     }
 }
 
@@ -127,12 +138,13 @@ fn io_over<'a>(
     udp: &'a UdpSockets,
     batch: &'a mut SendBatch,
     gro: &'a mut Coalescer,
+    derp: &'a mut Outbox,
 ) -> Io<'a> {
     let tun = match tun {
         Device::Kernel(kernel) => TunSink::Kernel(kernel),
         Device::Fake(fake) => TunSink::Fake(fake),
     };
-    Io { tun, udp, batch, gro }
+    Io { tun, udp, batch, gro, derp }
 }
 
 /// Where the engine's packets go: the kernel. Datagrams wait in the batch and TCP segments in
@@ -143,6 +155,7 @@ pub(super) struct Io<'a> {
     udp: &'a UdpSockets,
     batch: &'a mut SendBatch,
     gro: &'a mut Coalescer,
+    derp: &'a mut Outbox,
 }
 
 /// Where decrypted packets go: the kernel's TUN (read at the same time, hence shared), or the
@@ -163,8 +176,9 @@ impl Io<'_> {
 }
 
 /// Hands the fake TUN's replies to the engine, so they leave in the batch of the burst that
-/// brought their requests (no descriptor would ever wake the loop for them).
-fn answer_from_fake_tun(now: Instant, engine: &mut Engine, io: &mut Io<'_>) {
+/// brought their requests (no descriptor would ever wake the loop for them). The loop calls it
+/// too after handing the engine a DERP-relayed datagram.
+pub(super) fn answer_from_fake_tun(now: Instant, engine: &mut Engine, io: &mut Io<'_>) {
     while let Some(reply) = io.next_fake_reply() {
         engine.handle_tun_packet(now, &reply, io);
     }
@@ -179,6 +193,10 @@ fn write_tun_with(tun: &Tun, hdr: &[u8; VIRTIO_NET_HDR_LEN], packet: &[u8]) {
 impl PacketSink for Io<'_> {
     fn send_udp(&mut self, to: std::net::SocketAddr, datagram: &[u8]) {
         self.batch.push(self.udp, to, datagram);
+    }
+
+    fn send_derp(&mut self, region: RegionId, to: PublicKey, datagram: &[u8]) {
+        self.derp.push(region, to, datagram);
     }
 
     fn write_tun(&mut self, packet: &[u8]) {
@@ -212,8 +230,8 @@ impl DataPath {
         let DataPath { tun, udp, buffers } = self;
         // The fake has no descriptor, so only a kernel TUN is ever readable.
         let Device::Kernel(tun) = tun else { return };
-        let Buffers { tun_in, segment, batch, gro, .. } = buffers;
-        let mut io = Io { tun: TunSink::Kernel(tun), udp, batch, gro };
+        let Buffers { tun_in, segment, batch, gro, derp, .. } = buffers;
+        let mut io = Io { tun: TunSink::Kernel(tun), udp, batch, gro, derp };
         let vnet = tun.has_vnet_hdr();
         loop {
             match tun.read(tun_in) {
@@ -245,8 +263,8 @@ impl DataPath {
         let DataPath { tun, udp, buffers } = self;
         let Some(socket) = udp.family(v6) else { return };
         let fd = socket.as_raw_fd();
-        let Buffers { udp_in, batch, gro, .. } = buffers;
-        let mut io = io_over(tun, udp, batch, gro);
+        let Buffers { udp_in, batch, gro, derp, .. } = buffers;
+        let mut io = io_over(tun, udp, batch, gro, derp);
         loop {
             match udp_gso::recv(fd, udp_in) {
                 Ok(r) => {

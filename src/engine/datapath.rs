@@ -1,8 +1,11 @@
 //! The per-packet path: TUN → encrypt → UDP, and UDP → decrypt → check → TUN. Allocates nothing
 //! (but for the rare TSMP answers and resets the engine writes itself).
 
+use super::path::Source;
 use super::{Engine, PacketSink};
+use crate::control::tailcfg::RegionId;
 use crate::filter::{DropReason, Verdict};
+use crate::keys::PublicKey;
 use crate::packet::masquerade::{self, Side};
 use crate::packet::tsmp::carries_tsmp;
 use crate::packet::wire::{PROTO_IPV6_FRAGMENT, PROTO_TSMP};
@@ -106,10 +109,9 @@ impl Engine {
             return;
         };
         match state.session.tunn.encapsulate(packet, &mut self.scratch) {
-            TunnResult::WriteToNetwork(datagram) => match state.endpoint {
-                Some(to) => sink.send_udp(to, datagram),
-                None => self.drops.no_endpoint += 1,
-            },
+            TunnResult::WriteToNetwork(datagram) if !state.send(now, sink, datagram) => {
+                self.drops.no_endpoint += 1;
+            }
             TunnResult::Err(_) => self.drops.session_error += 1,
             _ => {}
         }
@@ -126,6 +128,24 @@ impl Engine {
         datagram: &[u8],
         sink: &mut dyn PacketSink,
     ) {
+        self.receive(now, Source::Udp(from), datagram, sink);
+    }
+
+    /// A datagram node `from` relayed to us through the DERP server of `region`: the same steps
+    /// as over UDP, answers go back through the relay, and nothing it proves moves the peer's
+    /// UDP endpoint (the relay's sender is not a UDP address).
+    pub fn handle_derp_datagram(
+        &mut self,
+        now: Instant,
+        region: RegionId,
+        from: PublicKey,
+        datagram: &[u8],
+        sink: &mut dyn PacketSink,
+    ) {
+        self.receive(now, Source::Derp { region, key: from }, datagram, sink);
+    }
+
+    fn receive(&mut self, now: Instant, from: Source, datagram: &[u8], sink: &mut dyn PacketSink) {
         let Some(index) = self.demux(now, from, datagram, sink) else {
             return;
         };
@@ -151,19 +171,19 @@ impl Engine {
     fn demux(
         &mut self,
         now: Instant,
-        from: SocketAddr,
+        from: Source,
         datagram: &[u8],
         sink: &mut dyn PacketSink,
     ) -> Option<u32> {
         let own_key = &self.netmap.self_node.private_key;
         let gate = &mut self.handshake_gate;
-        match route_datagram(own_key, gate, now, from.ip(), datagram) {
+        match route_datagram(own_key, gate, now, from.addr().ip(), datagram) {
             Destination::LocalIndex(index) => return Some(index),
             Destination::Initiator(key) => match self.by_key.get(&key) {
                 Some(index) => return Some(*index),
                 None => self.drops.unknown_initiator += 1,
             },
-            Destination::CookieReply(reply) => sink.send_udp(from, &reply),
+            Destination::CookieReply(reply) => from.reply(sink, &reply),
             Destination::RateLimited => self.drops.handshake_rate_limited += 1,
             Destination::Invalid => self.drops.invalid_datagram += 1,
         }
@@ -176,7 +196,7 @@ impl Engine {
         &mut self,
         index: u32,
         now: Instant,
-        from: SocketAddr,
+        from: Source,
         datagram: &[u8],
         scratch: &'s mut [u8],
         sink: &mut dyn PacketSink,
@@ -187,19 +207,22 @@ impl Engine {
         };
         let message_type = datagram.first().copied();
         let is_handshake = matches!(message_type, Some(HANDSHAKE_INITIATION | HANDSHAKE_RESPONSE));
-        let answer = state.session.tunn.decapsulate(Some(from.ip()), datagram, scratch);
+        let answer = state.session.tunn.decapsulate(Some(from.addr().ip()), datagram, scratch);
         let proven = proves_peer_keys(message_type, &answer);
         if proven {
             if is_handshake {
                 state.last_handshake = Some(now);
             }
-            state.endpoint = Some(from);
+            if let Some(addr) = from.udp() {
+                state.endpoint = Some(addr);
+                state.endpoint_proven = true;
+            }
             self.schedule.activity(index, &mut state.clock, now);
         }
         let masqueraded = !state.config.masquerade_as.is_empty();
         match answer {
             TunnResult::WriteToNetwork(reply) => {
-                sink.send_udp(from, reply);
+                from.reply(sink, reply);
                 if proven && is_handshake {
                     return Decrypted::HandshakeProven;
                 }
@@ -237,7 +260,7 @@ impl Engine {
         &mut self,
         index: u32,
         now: Instant,
-        from: SocketAddr,
+        from: Source,
         src: IpAddr,
         packet: &[u8],
         sink: &mut dyn PacketSink,
@@ -245,7 +268,7 @@ impl Engine {
         if self.routes.lookup(src) != Some(index) {
             self.drops.spoofed_source += 1;
         } else if carries_tsmp(packet) {
-            self.handle_tsmp(index, now, from, packet, sink);
+            self.handle_tsmp(index, now, from.addr(), packet, sink);
         } else if let Verdict::Drop(reason) = self.filter.check_inbound(now, packet) {
             log::trace!("filtered inbound packet from {src}: {reason:?}");
             match reason {
@@ -253,7 +276,7 @@ impl Engine {
                 _ => self.drops.filtered += 1,
             }
             self.refuse(index, packet, reason);
-        } else if !self.pings.take_reply(packet, now, from) {
+        } else if !self.pings.take_reply(packet, now, from.addr()) {
             sink.write_tun(packet);
         }
     }
@@ -262,7 +285,7 @@ impl Engine {
     fn send_queued(
         &mut self,
         index: u32,
-        to: SocketAddr,
+        to: Source,
         scratch: &mut [u8],
         sink: &mut dyn PacketSink,
     ) {
@@ -272,7 +295,7 @@ impl Engine {
         while let TunnResult::WriteToNetwork(queued) =
             state.session.tunn.decapsulate(None, &[], scratch)
         {
-            sink.send_udp(to, queued);
+            to.reply(sink, queued);
         }
     }
 }

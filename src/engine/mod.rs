@@ -5,30 +5,39 @@
 //! and it writes its output through a [`PacketSink`].
 
 mod datapath;
+mod path;
 mod peers;
 pub mod ping;
+#[cfg(test)]
+mod scale_tests;
 pub mod status;
 mod tsmp;
 
+use crate::control::tailcfg::RegionId;
 use crate::filter::Filter;
 use crate::keys::PublicKey;
-use crate::netmap::Netmap;
+use crate::netmap::{DerpMap, Netmap, SelfNode};
 use crate::prefix::Prefix;
 use crate::wall_clock::WallClock;
 use crate::wg::allowed_ips::AllowedIps;
 use crate::wg::gate::HandshakeGate;
 use crate::wg::timers::Schedule;
+pub use peers::NetmapChange;
 use peers::PeerState;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime};
 
-/// Where the engine's output goes: the event loop's sockets and TUN in the daemon, a recorder in
-/// tests.
+/// Where the engine's output goes: the event loop's sockets, DERP connections and TUN in the
+/// daemon, a recorder in tests.
 pub trait PacketSink {
     fn send_udp(&mut self, to: SocketAddr, datagram: &[u8]);
+    /// Relays `datagram` to the node `to` through the DERP server of `region`.
+    fn send_derp(&mut self, region: RegionId, to: PublicKey, datagram: &[u8]);
     fn write_tun(&mut self, packet: &[u8]);
 }
+
+pub use path::Path;
 
 /// Datagrams and packets dropped, by reason: silent on the wire, visible in `weft status --json`.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -48,7 +57,7 @@ pub struct Drops {
     pub session_error: u64,
     /// Decrypted packet whose source address the sending peer may not use.
     pub spoofed_source: u64,
-    /// Peer known but no endpoint to send to yet.
+    /// Peer known but neither an endpoint nor a home relay to send to yet.
     pub no_endpoint: u64,
     /// Inbound packet the packet filter refused, by the filter's reason.
     pub filtered: u64,
@@ -81,10 +90,14 @@ pub struct Environment {
 pub const MAX_PACKET: usize = 65535;
 
 pub struct Engine {
+    /// The running netmap but for its peers, which live in `peers` alone (this `peers` list
+    /// stays empty), so that a change to one peer touches one entry.
     netmap: Netmap,
     /// Handshake messages pass here before any Diffie-Hellman.
     handshake_gate: HandshakeGate,
-    peers: HashMap<u32, PeerState>,
+    /// Boxed: a peer's state is some 12 KB (mostly boringtun's `Tunn`), and inline entries
+    /// would make every growth of the map copy all of them and leave its spare slots as large.
+    peers: HashMap<u32, Box<PeerState>>,
     by_key: HashMap<PublicKey, u32>,
     routes: AllowedIps<u32>,
     /// Control's packet filter (ACLs) on packets arriving from peers.
@@ -112,9 +125,8 @@ pub struct Engine {
 impl Engine {
     pub fn new(netmap: Netmap, now: Instant, environment: Environment) -> Engine {
         let handshake_gate = HandshakeGate::new(&netmap.self_node.private_key);
-        let empty = Netmap { peers: Vec::new(), ..netmap.clone() };
         let mut engine = Engine {
-            netmap: empty,
+            netmap: Netmap::new(netmap.self_node.clone()),
             handshake_gate,
             peers: HashMap::new(),
             by_key: HashMap::new(),
@@ -135,20 +147,32 @@ impl Engine {
         engine
     }
 
-    pub fn netmap(&self) -> &Netmap {
-        &self.netmap
+    pub fn self_node(&self) -> &SelfNode {
+        &self.netmap.self_node
     }
 
-    /// Every destination routed into the tunnel: all peers' AllowedIPs, deduplicated.
+    /// The DERP regions of the running netmap, if control sent any.
+    pub fn derp_map(&self) -> Option<&DerpMap> {
+        self.netmap.derp_map.as_ref()
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// The running netmap, reassembled with its peers sorted by key. It copies every peer:
+    /// for inspection and tests, not for every change.
+    pub fn netmap(&self) -> Netmap {
+        let mut peers: Vec<_> = self.peers.values().map(|state| state.config.clone()).collect();
+        peers.sort_by_key(|peer| peer.public_key);
+        Netmap { peers, ..self.netmap.clone() }
+    }
+
+    /// Every destination routed into the tunnel: all peers' AllowedIPs as networks, each once,
+    /// sorted.
     pub fn routes(&self) -> Vec<Prefix> {
-        let mut routes: Vec<Prefix> = self
-            .netmap
-            .peers
-            .iter()
-            .flat_map(|p| p.allowed_ips.iter().map(|a| a.network()))
-            .collect();
-        routes.sort();
-        routes.dedup();
+        let mut routes: Vec<Prefix> = self.routes.prefixes().collect();
+        routes.sort_unstable();
         routes
     }
 

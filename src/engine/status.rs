@@ -139,7 +139,11 @@ impl Engine {
                 let since = state.last_handshake.map(|at| now.saturating_duration_since(at));
                 let handshake = state.last_handshake.map(|at| self.wall_time(at));
                 let status = PeerStatus {
-                    cur_addr: state.endpoint.map(|e| e.to_string()).unwrap_or_default(),
+                    // The direct address in use, as tailscale shows it: none while relayed.
+                    cur_addr: match state.path_for(now) {
+                        super::Path::Udp(addr) => addr.to_string(),
+                        super::Path::Derp(_) | super::Path::None => String::new(),
+                    },
                     rx_bytes: rx,
                     tx_bytes: tx,
                     last_handshake: rfc3339(handshake),
@@ -149,6 +153,7 @@ impl Engine {
                         < ACTIVE_WINDOW
                         && (tx > 0 || rx > 0),
                     in_engine: true,
+                    relay: self.region_code(state.config.derp_region),
                     ..describe(&state.config)
                 };
                 (state.config.public_key.to_nodekey(), status)
@@ -193,6 +198,14 @@ impl Engine {
             shields_up: self.shields_up(),
             ..Status::default()
         }
+    }
+}
+
+impl Engine {
+    /// The short code of DERP region `region` (tailscale's `Relay`), empty when unknown.
+    fn region_code(&self, region: Option<crate::control::tailcfg::RegionId>) -> String {
+        let regions = self.netmap.derp_map.as_ref().map(|m| &m.regions);
+        region.and_then(|r| regions?.get(&r)).map(|r| r.region_code.clone()).unwrap_or_default()
     }
 }
 

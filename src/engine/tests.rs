@@ -2,6 +2,7 @@
 //! cryptokey routing and pings, with no sockets.
 
 use super::*;
+use crate::engine::peers::PeerState;
 use crate::keys::PrivateKey;
 use crate::netmap::{Peer, SelfNode};
 use crate::packet::icmp::{echo_request, Echo};
@@ -11,12 +12,16 @@ use std::time::Duration;
 #[derive(Default)]
 struct Recorder {
     udp: Vec<(SocketAddr, Vec<u8>)>,
+    derp: Vec<(RegionId, PublicKey, Vec<u8>)>,
     tun: Vec<Vec<u8>>,
 }
 
 impl PacketSink for Recorder {
     fn send_udp(&mut self, to: SocketAddr, datagram: &[u8]) {
         self.udp.push((to, datagram.to_vec()));
+    }
+    fn send_derp(&mut self, region: RegionId, to: PublicKey, datagram: &[u8]) {
+        self.derp.push((region, to, datagram.to_vec()));
     }
     fn write_tun(&mut self, packet: &[u8]) {
         self.tun.push(packet.to_vec());
@@ -52,7 +57,7 @@ fn netmap(
 }
 
 /// A fixed environment: the engine's indexes, ping ids and wall times follow from it alone.
-fn environment(now: Instant, index_seed: u32) -> Environment {
+pub(super) fn environment(now: Instant, index_seed: u32) -> Environment {
     let wall = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     Environment { index_seed, ping_id: 0x7e57, clock: WallClock::new(now, wall) }
 }
@@ -241,7 +246,7 @@ fn netmap_update_keeps_unchanged_sessions() {
     exchange(&mut a, &mut b, now);
     let before = a.engine.status(now, true).peer.values().next().unwrap().tx_bytes;
     // Add a third peer: B's session on A must survive (no new handshake needed).
-    let mut map = a.engine.netmap().clone();
+    let mut map = a.engine.netmap();
     let other = PrivateKey::generate().unwrap();
     map.peers.push(Peer {
         name: "c".into(),
@@ -271,9 +276,8 @@ fn netmap_update_keeps_unchanged_sessions() {
 fn handshake_flood_is_answered_with_cookie_replies() {
     let now = Instant::now();
     let (a, mut b) = pair(now);
-    let a_key = a.engine.netmap().self_node.private_key.clone();
-    let b_public =
-        x25519_dalek::PublicKey::from(b.engine.netmap().self_node.private_key.public_key().0);
+    let a_key = a.engine.self_node().private_key.clone();
+    let b_public = x25519_dalek::PublicKey::from(b.engine.self_node().private_key.public_key().0);
     let mut buf = vec![0u8; 256];
     for i in 0..400 {
         let mut tunn = boringtun::noise::Tunn::new(a_key.secret(), b_public, None, None, i, None);
@@ -294,7 +298,7 @@ fn control_filter_drops_unsolicited_packets_but_passes_replies() {
     let now = Instant::now();
     let (mut a, mut b) = pair(now);
     // Control denies everything inbound on B.
-    let mut map = b.engine.netmap().clone();
+    let mut map = b.engine.netmap();
     map.packet_filter = Some(Vec::new());
     b.engine.apply_netmap(map, now);
     a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
@@ -319,10 +323,10 @@ fn a_peer_that_knows_us_by_another_address_sees_only_that_one() {
     let now = Instant::now();
     let (mut a, mut b) = pair(now);
     // Control tells A that B knows it as 100.99.0.1, and B routes that address to A.
-    let mut map = a.engine.netmap().clone();
+    let mut map = a.engine.netmap();
     map.peers[0].masquerade_as = vec!["100.99.0.1".parse().unwrap()];
     a.engine.apply_netmap(map, now);
-    let mut map = b.engine.netmap().clone();
+    let mut map = b.engine.netmap();
     map.peers[0].allowed_ips = vec!["100.99.0.1/32".parse().unwrap()];
     b.engine.apply_netmap(map, now);
 
@@ -342,7 +346,7 @@ fn attacker() -> SocketAddr {
 }
 
 fn public_of(node: &Node) -> x25519_dalek::PublicKey {
-    x25519_dalek::PublicKey::from(node.engine.netmap().self_node.private_key.public_key().0)
+    x25519_dalek::PublicKey::from(node.engine.self_node().private_key.public_key().0)
 }
 
 /// The only peer's session on `node`.
@@ -713,4 +717,147 @@ fn an_ipv6_syn_is_refused_and_reset_too() {
     let tcp = crate::packet::wire::TcpSegment::new_checked(&reset[40..]).unwrap();
     assert_eq!((tcp.src_port(), tcp.dst_port(), tcp.flags()), (443, 40000, RST | ACK));
     assert_eq!(tcp.ack_number(), 11);
+}
+
+// --- Relayed through DERP -------------------------------------------------------------------
+
+const HOME: RegionId = 7;
+
+/// Control's view of a Tailscale peer: homed on DERP region [`HOME`], with a candidate UDP
+/// endpoint that nothing has proven.
+fn relayed_netmap(own: &PrivateKey, ip: &str, peer: &PrivateKey, peer_ip: &str) -> Netmap {
+    let mut netmap = netmap(own, ip, peer, peer_ip, Some("198.51.100.9:41641".parse().unwrap()));
+    netmap.peers[0].derp_region = Some(HOME);
+    let region = crate::control::tailcfg::DerpRegion {
+        region_id: HOME,
+        region_code: "test".into(),
+        ..Default::default()
+    };
+    netmap.derp_map = Some(crate::netmap::DerpMap {
+        regions: [(HOME, region)].into_iter().collect(),
+        ..Default::default()
+    });
+    netmap
+}
+
+fn relayed_pair(now: Instant) -> (Node, Node) {
+    let (ka, kb) = (PrivateKey::generate().unwrap(), PrivateKey::generate().unwrap());
+    let node = |own: &PrivateKey, ip, peer: &PrivateKey, peer_ip, seed, addr: &str| Node {
+        engine: Engine::new(relayed_netmap(own, ip, peer, peer_ip), now, environment(now, seed)),
+        addr: addr.parse().unwrap(),
+        out: Recorder::default(),
+    };
+    (
+        node(&ka, "100.64.0.1", &kb, "100.64.0.2", 0x0a_0000, "192.0.2.1:1000"),
+        node(&kb, "100.64.0.2", &ka, "100.64.0.1", 0x0b_0000, "192.0.2.2:2000"),
+    )
+}
+
+fn key_of(node: &Node) -> PublicKey {
+    node.engine.netmap().self_node.private_key.public_key()
+}
+
+/// A relay in memory: delivers what each node sent to DERP, by key, until quiet. Nothing may
+/// go over UDP.
+fn relay(a: &mut Node, b: &mut Node, now: Instant) {
+    for _ in 0..10 {
+        assert!(a.out.udp.is_empty() && b.out.udp.is_empty(), "nothing goes over UDP");
+        let from_a: Vec<_> = a.out.derp.drain(..).collect();
+        let from_b: Vec<_> = b.out.derp.drain(..).collect();
+        if from_a.is_empty() && from_b.is_empty() {
+            return;
+        }
+        let (ka, kb) = (key_of(a), key_of(b));
+        for (region, to, d) in from_a {
+            assert_eq!((region, to), (HOME, kb));
+            b.engine.handle_derp_datagram(now, region, ka, &d, &mut b.out);
+        }
+        for (region, to, d) in from_b {
+            assert_eq!((region, to), (HOME, ka));
+            a.engine.handle_derp_datagram(now, region, kb, &d, &mut a.out);
+        }
+    }
+    panic!("the relay never settled");
+}
+
+fn only_peer(node: &Node) -> &PeerState {
+    node.engine.peers.values().next().unwrap()
+}
+
+#[test]
+fn path_for_prefers_a_trusted_endpoint_then_the_home_relay() {
+    let now = Instant::now();
+    // A static config's endpoint is configured, so trusted.
+    let (a, b) = pair(now);
+    assert_eq!(only_peer(&a).path_for(now), Path::Udp(b.addr));
+    assert_eq!(only_peer(&b).path_for(now), Path::None, "no endpoint, no relay");
+    // Control's unproven candidate loses to the peer's home relay.
+    let (a, _) = relayed_pair(now);
+    assert_eq!(only_peer(&a).path_for(now), Path::Derp(HOME));
+}
+
+#[test]
+fn handshake_and_data_cross_a_relay_both_ways_without_moving_endpoints() {
+    let now = Instant::now();
+    let (mut a, mut b) = relayed_pair(now);
+    let packet = echo("100.64.0.1", "100.64.0.2", 1);
+    a.engine.handle_tun_packet(now, &packet, &mut a.out);
+    assert_eq!(a.out.derp.len(), 1, "the initiation goes to the relay");
+    relay(&mut a, &mut b, now);
+    assert_eq!(b.out.tun, vec![packet], "the queued packet crossed after the handshake");
+    let reply = echo("100.64.0.2", "100.64.0.1", 2);
+    b.engine.handle_tun_packet(now, &reply, &mut b.out);
+    relay(&mut a, &mut b, now);
+    assert_eq!(a.out.tun, vec![reply]);
+    for node in [&a, &b] {
+        let peer = only_peer(node);
+        assert_eq!(peer.path_for(now), Path::Derp(HOME), "relayed packets prove no UDP path");
+        assert!(!peer.endpoint_proven);
+        let status = node.engine.status(now, true);
+        let shown = status.peer.values().next().unwrap();
+        assert_eq!(shown.relay, "test");
+        assert_eq!(shown.cur_addr, "", "no direct address in use");
+        assert!(shown.rx_bytes > 0 && shown.tx_bytes > 0);
+    }
+}
+
+#[test]
+fn a_proven_udp_packet_takes_over_from_the_relay() {
+    let now = Instant::now();
+    let (mut a, mut b) = relayed_pair(now);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    relay(&mut a, &mut b, now);
+    // B's data arrives over UDP this time: authenticated, so A may answer there.
+    b.engine.handle_tun_packet(now, &echo("100.64.0.2", "100.64.0.1", 2), &mut b.out);
+    let (_, _, datagram) = b.out.derp.pop().unwrap();
+    a.engine.handle_datagram(now, b.addr, &datagram, &mut a.out);
+    assert_eq!(a.out.tun.len(), 1);
+    assert_eq!(only_peer(&a).path_for(now), Path::Udp(b.addr));
+}
+
+#[test]
+fn garbage_from_a_relay_is_counted_not_trusted() {
+    let now = Instant::now();
+    let (mut a, b) = relayed_pair(now);
+    a.engine.handle_derp_datagram(now, HOME, key_of(&b), b"\x04garbage", &mut a.out);
+    a.engine.handle_derp_datagram(now, HOME, key_of(&b), &[], &mut a.out);
+    assert_eq!(a.engine.drops().invalid_datagram, 2);
+    assert!(a.out.derp.is_empty() && a.out.udp.is_empty() && a.out.tun.is_empty());
+    assert_eq!(only_peer(&a).path_for(now), Path::Derp(HOME));
+}
+
+#[test]
+fn a_home_relay_learned_later_beats_the_unproven_candidate() {
+    // Control often lists a Tailscale peer before it has reported its home region.
+    let now = Instant::now();
+    let (ka, kb) = (PrivateKey::generate().unwrap(), PrivateKey::generate().unwrap());
+    let mut netmap = relayed_netmap(&ka, "100.64.0.1", &kb, "100.64.0.2");
+    netmap.peers[0].disco_key = Some(PrivateKey::generate().unwrap().public_key());
+    let homed = netmap.clone();
+    netmap.peers[0].derp_region = None;
+    let mut engine = Engine::new(netmap, now, environment(now, 1));
+    let candidate = engine.peers.values().next().unwrap().endpoint.unwrap();
+    assert_eq!(engine.peers.values().next().unwrap().path_for(now), Path::Udp(candidate));
+    engine.apply_netmap(homed, now);
+    assert_eq!(engine.peers.values().next().unwrap().path_for(now), Path::Derp(HOME));
 }
