@@ -45,9 +45,13 @@ pub fn render(status: &Status) -> (Vec<String>, bool) {
     (lines, running)
 }
 
-/// Lines under the table: shields up, and the drop counters that are not zero.
+/// Lines under the table: a fake TUN, shields up, and the drop counters that are not zero.
 fn notes(status: &Status) -> Vec<String> {
     let mut lines = Vec::new();
+    if status.tun_name == crate::platform::tun::fake::NAME {
+        lines
+            .push("# TUN: fake (no kernel interface; only pings to this node are answered)".into());
+    }
     if status.shields_up {
         lines.push("# Shields up: incoming connections are refused.".to_string());
     }
@@ -234,6 +238,16 @@ mod tests {
                 "# Dropped: outbound-tsmp 2, shields-up 3, spoofed-source 1",
             ]
         );
+    }
+
+    #[test]
+    fn a_fake_tun_is_noted_and_a_kernel_one_is_not() {
+        let mut status = running(peer("box1", "100.64.0.1"));
+        status.tun_name = "weft0".into();
+        assert_eq!(render(&status).0.len(), 1);
+        status.tun_name = "fake".into();
+        let (lines, _) = render(&status);
+        assert!(lines[1].starts_with("# TUN: fake"), "{lines:?}");
     }
 
     #[test]

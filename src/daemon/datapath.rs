@@ -1,6 +1,8 @@
 //! The data path driver: owns the TUN device, the UDP sockets and the buffers between them,
 //! drains them into the engine and is the sink through which the engine's output reaches the
-//! kernel. It has no events and no deadline of its own: every packet is a direct call into the
+//! kernel. The TUN may be the in-memory fake (`--tun fake`): it has no descriptor, and the
+//! echo replies it makes are handed to the engine right after the datagrams that brought their
+//! requests, in the same burst. It has no events and no deadline of its own: every packet is a direct call into the
 //! [`Engine`] the loop lends it, so the per-packet path allocates nothing and queues nothing.
 //!
 //! Batching lives here, out of the engine's sight: a TUN read may be a TCP super-segment that
@@ -20,7 +22,8 @@ use crate::engine::{Engine, PacketSink, MAX_PACKET};
 use crate::keys::PublicKey;
 use crate::packet::gro::Coalescer;
 use crate::packet::gso::{self, VirtioHdr, VIRTIO_NET_HDR_LEN};
-use crate::platform::tun::Tun;
+use crate::platform::tun::fake::{FakeTun, FakeTunCounters};
+use crate::platform::tun::{Device, Tun};
 use crate::platform::udp_gso;
 use crate::stun;
 use mio::unix::SourceFd;
@@ -32,24 +35,27 @@ use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 pub(super) struct DataPath {
-    tun: Tun,
+    tun: Device,
     udp: UdpSockets,
     buffers: Buffers,
     stun: StunInbox,
 }
 
 impl DataPath {
-    /// Opens the TUN device `tun` and binds the UDP sockets to `port` (0: the kernel picks).
+    /// Opens the TUN device `tun` (or the fake) and binds the UDP sockets to `port` (0: the
+    /// kernel picks).
     pub fn open(tun: &str, port: u16) -> Result<DataPath, String> {
-        let tun = Tun::open(tun).map_err(|e| format!("opening TUN {tun}: {e}"))?;
+        let tun = Device::open(tun).map_err(|e| format!("opening TUN {tun}: {e}"))?;
         let udp = UdpSockets::bind(port).map_err(|e| format!("binding UDP port {port}: {e}"))?;
         let buffers = Buffers::new(&udp);
         Ok(DataPath { tun, udp, buffers, stun: StunInbox::default() })
     }
 
     pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
-        let fd = self.tun.as_raw_fd();
-        registry.register(&mut SourceFd(&fd), tokens::TUN, Interest::READABLE)?;
+        if let Device::Kernel(tun) = &self.tun {
+            let fd = tun.as_raw_fd();
+            registry.register(&mut SourceFd(&fd), tokens::TUN, Interest::READABLE)?;
+        }
         self.udp.register(registry, tokens::UDP4, tokens::UDP6)
     }
 
@@ -67,7 +73,7 @@ impl DataPath {
     /// The sink for the engine's output outside a readiness burst (timers, pings); what it
     /// gathers leaves when it is dropped.
     pub fn sink(&mut self) -> Io<'_> {
-        self.buffers.io(&self.tun, &self.udp)
+        self.buffers.io(&mut self.tun, &self.udp)
     }
 
     /// The datagrams the engine gave for DERP relays since the last call.
@@ -97,6 +103,22 @@ impl DataPath {
 
     pub fn tun_name(&self) -> &str {
         self.tun.name()
+    }
+
+    /// What the fake TUN did, or `None` for a kernel TUN.
+    pub fn fake_counters(&self) -> Option<FakeTunCounters> {
+        match &self.tun {
+            Device::Fake(fake) => Some(fake.counters()),
+            Device::Kernel(_) => None,
+        }
+    }
+
+    /// Tells the fake TUN the node's addresses, which it answers pings to; a kernel TUN gets
+    /// them from the router instead.
+    pub fn set_fake_addresses(&mut self, addresses: impl IntoIterator<Item = std::net::IpAddr>) {
+        if let Device::Fake(fake) = &mut self.tun {
+            fake.set_addresses(addresses);
+        }
     }
 }
 
@@ -158,20 +180,61 @@ impl Buffers {
     }
 
     /// The sink over these buffers.
-    fn io<'a>(&'a mut self, tun: &'a Tun, udp: &'a UdpSockets) -> Io<'a> {
-        Io { tun, udp, batch: &mut self.batch, gro: &mut self.gro, derp: &mut self.derp }
+    fn io<'a>(&'a mut self, tun: &'a mut Device, udp: &'a UdpSockets) -> Io<'a> {
+        io_over(tun, udp, &mut self.batch, &mut self.gro, &mut self.derp)
     }
+}
+
+/// The sink over `tun`, `udp` and the outgoing buffers.
+fn io_over<'a>(
+    tun: &'a mut Device,
+    udp: &'a UdpSockets,
+    batch: &'a mut SendBatch,
+    gro: &'a mut Coalescer,
+    derp: &'a mut Outbox,
+) -> Io<'a> {
+    let tun = match tun {
+        Device::Kernel(kernel) => TunSink::Kernel(kernel),
+        Device::Fake(fake) => TunSink::Fake(fake),
+    };
+    Io { tun, udp, batch, gro, derp }
 }
 
 /// Where the engine's packets go: the kernel. Datagrams wait in the batch and TCP segments in
 /// the coalescer until the `Io` is dropped, so every place that makes one sends what the engine
 /// produced before it returns.
 pub(super) struct Io<'a> {
-    tun: &'a Tun,
+    tun: TunSink<'a>,
     udp: &'a UdpSockets,
     batch: &'a mut SendBatch,
     gro: &'a mut Coalescer,
     derp: &'a mut Outbox,
+}
+
+/// Where decrypted packets go: the kernel's TUN (read at the same time, hence shared), or the
+/// fake, which changes as it answers.
+enum TunSink<'a> {
+    Kernel(&'a Tun),
+    Fake(&'a mut FakeTun),
+}
+
+impl Io<'_> {
+    /// The fake TUN's next echo reply, to hand to the engine as the kernel's outbound packet.
+    fn next_fake_reply(&mut self) -> Option<Vec<u8>> {
+        match &mut self.tun {
+            TunSink::Fake(fake) => fake.next_reply(),
+            TunSink::Kernel(_) => None,
+        }
+    }
+}
+
+/// Hands the fake TUN's replies to the engine, so they leave in the batch of the burst that
+/// brought their requests (no descriptor would ever wake the loop for them). The loop calls it
+/// too after handing the engine a DERP-relayed datagram.
+pub(super) fn answer_from_fake_tun(now: Instant, engine: &mut Engine, io: &mut Io<'_>) {
+    while let Some(reply) = io.next_fake_reply() {
+        engine.handle_tun_packet(now, &reply, io);
+    }
 }
 
 fn write_tun_with(tun: &Tun, hdr: &[u8; VIRTIO_NET_HDR_LEN], packet: &[u8]) {
@@ -190,11 +253,17 @@ impl PacketSink for Io<'_> {
     }
 
     fn write_tun(&mut self, packet: &[u8]) {
-        if self.tun.has_vnet_hdr() {
-            let tun = self.tun;
-            self.gro.push(packet, |hdr, p| write_tun_with(tun, hdr, p));
-        } else if let Err(e) = self.tun.write(packet) {
-            log::trace!("TUN write failed: {e}");
+        match &mut self.tun {
+            TunSink::Fake(fake) => fake.write(packet),
+            TunSink::Kernel(tun) if tun.has_vnet_hdr() => {
+                let tun = *tun;
+                self.gro.push(packet, |hdr, p| write_tun_with(tun, hdr, p));
+            }
+            TunSink::Kernel(tun) => {
+                if let Err(e) = tun.write(packet) {
+                    log::trace!("TUN write failed: {e}");
+                }
+            }
         }
     }
 }
@@ -202,8 +271,9 @@ impl PacketSink for Io<'_> {
 impl Drop for Io<'_> {
     fn drop(&mut self) {
         self.batch.flush(self.udp);
-        let tun = self.tun;
-        self.gro.flush(|hdr, p| write_tun_with(tun, hdr, p));
+        if let TunSink::Kernel(tun) = self.tun {
+            self.gro.flush(|hdr, p| write_tun_with(tun, hdr, p));
+        }
     }
 }
 
@@ -211,8 +281,10 @@ impl DataPath {
     fn read_tun(&mut self, engine: &mut Engine) {
         let now = Instant::now();
         let DataPath { tun, udp, buffers, .. } = self;
+        // The fake has no descriptor, so only a kernel TUN is ever readable.
+        let Device::Kernel(tun) = tun else { return };
         let Buffers { tun_in, segment, batch, gro, derp, .. } = buffers;
-        let mut io = Io { tun, udp, batch, gro, derp };
+        let mut io = Io { tun: TunSink::Kernel(tun), udp, batch, gro, derp };
         let vnet = tun.has_vnet_hdr();
         loop {
             match tun.read(tun_in) {
@@ -245,7 +317,7 @@ impl DataPath {
         let Some(socket) = udp.family(v6) else { return };
         let fd = socket.as_raw_fd();
         let Buffers { udp_in, batch, gro, derp, .. } = buffers;
-        let mut io = Io { tun, udp, batch, gro, derp };
+        let mut io = io_over(tun, udp, batch, gro, derp);
         loop {
             match udp_gso::recv(fd, udp_in) {
                 Ok(r) => {
@@ -256,6 +328,7 @@ impl DataPath {
                             engine.handle_datagram(now, r.from, datagram, &mut io);
                         }
                     }
+                    answer_from_fake_tun(now, engine, &mut io);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -282,8 +355,12 @@ fn read_udp_plain(
 ) {
     loop {
         match socket.recv_from(buf) {
-            Ok((n, from)) if stun.take(from, &buf[..n]) => {}
-            Ok((n, from)) => engine.handle_datagram(now, from, &buf[..n], io),
+            Ok((n, from)) => {
+                if !stun.take(from, &buf[..n]) {
+                    engine.handle_datagram(now, from, &buf[..n], io);
+                }
+                answer_from_fake_tun(now, engine, io);
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => log::trace!("UDP receive error: {e}"),

@@ -5,7 +5,7 @@
 
 use super::api::{Api, ApiCommand, Caller, Refusal};
 use super::control::{Control, ControlEvent};
-use super::datapath::DataPath;
+use super::datapath::{answer_from_fake_tun, DataPath};
 use super::derp::{Derp, DerpEvent};
 use super::signals::{Signal, Signals};
 use super::tokens::{self, Driver};
@@ -16,6 +16,7 @@ use crate::localapi::{NetcheckAnswer, RegionLabel};
 use crate::netcheck::{Families, Netcheck};
 use crate::netmap::{Netmap, SelfNode};
 use crate::platform::router::{Router, RouterConfig};
+use crate::platform::tun::fake::NAME as FAKE_TUN;
 use crate::private_fs::{create_private_dir, exposure_warning};
 use crate::state::StateStore;
 use mio::{Events, Poll};
@@ -105,15 +106,21 @@ fn with_default_names(mut netmap: Netmap) -> Netmap {
 
 impl Daemon {
     fn start(options: Options, netmap: Netmap, store: StateStore) -> Result<Daemon, String> {
-        crate::platform::check_supported()?;
+        let fake_tun = options.tun == FAKE_TUN;
+        // The fake TUN needs nothing from the OS but UDP sockets: it runs anywhere.
+        if !fake_tun {
+            crate::platform::check_supported()?;
+        }
         create_private_dir(&options.statedir)
             .map_err(|e| format!("state directory {}: {e}", options.statedir.display()))?;
         let key_files: Vec<PathBuf> =
             options.config.iter().cloned().chain([store.path()]).collect();
         let exposed_key_files = exposed_key_files(&key_files);
         let port = netmap.self_node.listen_port.unwrap_or(options.port);
-        if let Err(e) = Router::remove_stale(&options.tun) {
-            log::warn!("removing leftovers of an earlier run: {e}");
+        if !fake_tun {
+            if let Err(e) = Router::remove_stale(&options.tun) {
+                log::warn!("removing leftovers of an earlier run: {e}");
+            }
         }
         let datapath = DataPath::open(&options.tun, port)?;
         let api = Api::bind(&options.socket).map_err(|e| format!("local API socket: {e}"))?;
@@ -141,7 +148,9 @@ impl Daemon {
             exposed_key_files,
         };
         daemon.register().map_err(|e| format!("registering with poll: {e}"))?;
+        // A fake TUN has no interface to route to: the host's tables stay untouched.
         daemon.router = match Router::new() {
+            _ if fake_tun => None,
             Ok(r) => Some(r),
             Err(e) => {
                 daemon.router_problem = Some(e.to_string());
@@ -274,6 +283,7 @@ impl Daemon {
                     // Dropping the sink sends the engine's answers.
                     let mut sink = self.datapath.sink();
                     self.engine.handle_derp_datagram(now, region, from, &payload, &mut sink);
+                    answer_from_fake_tun(now, &mut self.engine, &mut sink);
                 }
                 DerpEvent::PeerGone { region, peer, reason } => {
                     log::debug!("DERP region {region}: peer {peer} gone ({reason:?})");
@@ -398,7 +408,8 @@ impl Daemon {
         };
         let answer = match command {
             ApiCommand::Status => {
-                let mut status = self.engine.status(now, true);
+                let mut status = self.engine.status(now, self.datapath.fake_counters().is_none());
+                status.tun_name = self.datapath.tun_name().to_string();
                 self.control.add_to_status(&mut status);
                 let derp_dropped = self.derp.dropped() + self.datapath.derp_outbox().dropped();
                 status.drops.insert("DerpDropped".to_string(), derp_dropped);
@@ -531,6 +542,7 @@ impl Daemon {
 
     fn apply_routes(&mut self) {
         let desired = self.router_config();
+        self.datapath.set_fake_addresses(desired.addresses.iter().map(|p| p.addr()));
         if let Some(router) = &mut self.router {
             self.router_problem = match router.apply(&desired) {
                 Ok(()) => None,
@@ -560,6 +572,9 @@ impl Daemon {
             if let Err(e) = router.shutdown() {
                 log::error!("removing routes: {e}");
             }
+        }
+        if let Some(counters) = self.datapath.fake_counters() {
+            log::info!("fake TUN: {counters:?}");
         }
         log::info!("weftd stopped");
     }

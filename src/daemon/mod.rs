@@ -42,7 +42,15 @@ fn option_spec() -> getopts::Options {
     );
     o.optopt("", "statedir", &format!("state directory (default {DEFAULT_STATEDIR})"), "DIR");
     o.optopt("", "socket", &format!("local API socket (default {DEFAULT_SOCKET})"), "PATH");
-    o.optopt("", "tun", &format!("TUN interface name (default {DEFAULT_TUN})"), "NAME");
+    o.optopt(
+        "",
+        "tun",
+        &format!(
+            "TUN interface name (default {DEFAULT_TUN}); `fake`: no kernel device, no routes, \
+             no root, only pings to this node answered (for tests)"
+        ),
+        "NAME",
+    );
     o.optopt("", "port", &format!("UDP port to listen on, 0 = any (default {DEFAULT_PORT})"), "N");
     o.optopt("", "verbose", "log verbosity: 0 info, 1 debug, 2 trace (WEFT_LOG overrides)", "N");
     o.optopt(
@@ -148,6 +156,8 @@ mod tests {
                 .unwrap();
         assert_eq!(o.config, Some(PathBuf::from("a.conf")));
         assert_eq!((o.port, o.tun.as_str(), o.verbose), (0, "wg7", 2));
+        let o = parse_options(&args("--tun=fake")).unwrap().unwrap();
+        assert_eq!(o.tun, crate::platform::tun::fake::NAME);
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub struct Status {
     pub version: String,
     #[serde(rename = "TUN")]
     pub tun: bool,
+    /// weft's own addition: the TUN interface's name, or `fake` for the in-memory device.
+    #[serde(rename = "TUNName", default, skip_serializing_if = "String::is_empty")]
+    pub tun_name: String,
     pub backend_state: String,
     /// The login page to visit while an interactive login is pending.
     #[serde(rename = "AuthURL", default)]

@@ -23,6 +23,17 @@ pub struct Echo {
 /// Builds an echo request packet from `echo.src` to `echo.dst` carrying `payload`.
 /// Returns `None` when the two addresses are of different families.
 pub fn echo_request(echo: &Echo, payload: &[u8]) -> Option<Vec<u8>> {
+    echo_packet(echo, payload, [ECHO_REQUEST_V4, ECHO_REQUEST_V6])
+}
+
+/// Builds the echo reply a host sends from `echo.src` to `echo.dst` (the request's addresses
+/// already swapped), with the request's identifier, sequence number and `payload`.
+pub fn echo_reply(echo: &Echo, payload: &[u8]) -> Option<Vec<u8>> {
+    echo_packet(echo, payload, [ECHO_REPLY_V4, ECHO_REPLY_V6])
+}
+
+/// An echo packet whose ICMP type is `types[0]` over IPv4 and `types[1]` over IPv6.
+fn echo_packet(echo: &Echo, payload: &[u8], types: [u8; 2]) -> Option<Vec<u8>> {
     let icmp_len = icmp_wire::HEADER_LEN + payload.len();
     match (echo.src, echo.dst) {
         (IpAddr::V4(src), IpAddr::V4(dst)) => {
@@ -36,7 +47,7 @@ pub fn echo_request(echo: &Echo, payload: &[u8]) -> Option<Vec<u8>> {
             ip.set_src(src);
             ip.set_dst(dst);
             ip.fill_checksum();
-            write_echo(ip.payload_mut(), ECHO_REQUEST_V4, echo, payload, 0);
+            write_echo(ip.payload_mut(), types[0], echo, payload, 0);
             Some(packet)
         }
         (IpAddr::V6(src), IpAddr::V6(dst)) => {
@@ -49,7 +60,7 @@ pub fn echo_request(echo: &Echo, payload: &[u8]) -> Option<Vec<u8>> {
             ip.set_src(src);
             ip.set_dst(dst);
             let pseudo = pseudo_header(src.into(), dst.into(), PROTO_ICMPV6, icmp_len as u32);
-            write_echo(ip.payload_mut(), ECHO_REQUEST_V6, echo, payload, pseudo);
+            write_echo(ip.payload_mut(), types[1], echo, payload, pseudo);
             Some(packet)
         }
         _ => None,
@@ -69,40 +80,38 @@ fn write_echo(buffer: &mut [u8], msg_type: u8, echo: &Echo, payload: &[u8], pseu
 
 /// Reads an echo reply out of a decrypted packet; `None` for anything else.
 pub fn parse_echo_reply(packet: &[u8]) -> Option<Echo> {
+    parse_echo(packet, [ECHO_REPLY_V4, ECHO_REPLY_V6]).map(|(echo, _)| echo)
+}
+
+/// Reads an echo request and its data out of a packet; `None` for anything else.
+pub fn parse_echo_request(packet: &[u8]) -> Option<(Echo, &[u8])> {
+    parse_echo(packet, [ECHO_REQUEST_V4, ECHO_REQUEST_V6])
+}
+
+/// An echo message of type `types[0]` (IPv4) or `types[1]` (IPv6) with code 0, and its data.
+fn parse_echo(packet: &[u8], types: [u8; 2]) -> Option<(Echo, &[u8])> {
     let ip = ip_view(packet).ok()?;
     let expected = match &ip {
-        IpPacket::V4(v4) if v4.protocol() == PROTO_ICMP => ECHO_REPLY_V4,
-        IpPacket::V6(v6) if v6.next_header() == PROTO_ICMPV6 => ECHO_REPLY_V6,
+        IpPacket::V4(v4) if v4.protocol() == PROTO_ICMP => types[0],
+        IpPacket::V6(v6) if v6.next_header() == PROTO_ICMPV6 => types[1],
         _ => return None,
     };
+    let (src, dst) = (ip.src(), ip.dst());
     let icmp = IcmpPacket::new_checked(ip.payload()).ok()?;
     if icmp.msg_type() != expected || icmp.code() != 0 {
         return None;
     }
-    Some(Echo {
-        src: ip.src(),
-        dst: ip.dst(),
-        identifier: icmp.echo_ident(),
-        sequence: icmp.echo_seq(),
-    })
+    let echo = Echo { src, dst, identifier: icmp.echo_ident(), sequence: icmp.echo_seq() };
+    // The data borrowed from `packet` itself, not from the views over it.
+    let data = ip.header_len() + icmp_wire::field::ECHO_DATA_START..ip.total_len();
+    Some((echo, &packet[data]))
 }
 
 #[cfg(test)]
-/// Turns a request into the reply a host would send: swap addresses, change the type and
-/// fix the checksum the way a kernel does.
+/// Turns a request into the reply a host would send: swap addresses, change the type.
 pub(crate) fn reply_to(request: &[u8]) -> Vec<u8> {
-    let ip = ip_view(request).unwrap();
-    let icmp = IcmpPacket::new_checked(ip.payload()).unwrap();
-    let echo = Echo {
-        src: ip.dst(),
-        dst: ip.src(),
-        identifier: icmp.echo_ident(),
-        sequence: icmp.echo_seq(),
-    };
-    let mut reply = echo_request(&echo, icmp.echo_data()).unwrap();
-    let at = ip.header_len() + icmp_wire::field::TYPE;
-    reply[at] = if ip.src().is_ipv4() { ECHO_REPLY_V4 } else { ECHO_REPLY_V6 };
-    reply
+    let (echo, data) = parse_echo_request(request).unwrap();
+    echo_reply(&Echo { src: echo.dst, dst: echo.src, ..echo }, data).unwrap()
 }
 
 #[cfg(test)]

@@ -28,7 +28,8 @@ const NOT_IMPLEMENTED_HERE: &[&str] = &[];
 /// Refuses, in one clear sentence at start-up, to run on an OS whose TUN device and routing
 /// are not written yet, rather than failing later at the first missing piece (UDP offloads
 /// and socket marking are optional: without them the daemon only runs slower or less
-/// isolated, and says so when it meets them).
+/// isolated, and says so when it meets them). The daemon does not ask with `--tun fake`,
+/// which needs neither a TUN device nor routes.
 pub fn check_supported() -> Result<(), String> {
     if NOT_IMPLEMENTED_HERE.is_empty() {
         return Ok(());

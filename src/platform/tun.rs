@@ -11,12 +11,39 @@ use crate::packet::gso::VIRTIO_NET_HDR_LEN;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
+pub mod fake;
 pub mod framing;
 #[cfg(target_os = "linux")]
 mod linux;
 
 /// Longest interface name the kernels we target accept (IFNAMSIZ 16 minus the NUL).
 pub const MAX_NAME_LEN: usize = 15;
+
+/// The daemon's TUN: a kernel interface, or the in-memory [`fake::FakeTun`] that needs
+/// neither root nor a TUN driver.
+#[derive(Debug)]
+pub enum Device {
+    Kernel(Tun),
+    Fake(fake::FakeTun),
+}
+
+impl Device {
+    /// Opens the kernel interface `name`, or the fake when `name` is [`fake::NAME`].
+    pub fn open(name: &str) -> io::Result<Device> {
+        if name == fake::NAME {
+            return Ok(Device::Fake(fake::FakeTun::new()));
+        }
+        Tun::open(name).map(Device::Kernel)
+    }
+
+    /// The kernel's name for the interface, or [`fake::NAME`].
+    pub fn name(&self) -> &str {
+        match self {
+            Device::Kernel(tun) => tun.name(),
+            Device::Fake(_) => fake::NAME,
+        }
+    }
+}
 
 /// An open TUN device. The interface lives as long as this value: closing the descriptor
 /// removes it, and with it every address and route that pointed at it.
@@ -153,6 +180,13 @@ mod tests {
         let err = Tun::open("much-too-long-name").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         assert!(err.to_string().contains("limit is 15"), "{err}");
+    }
+
+    #[test]
+    fn the_fake_opens_anywhere_without_the_kernel() {
+        let device = Device::open(fake::NAME).unwrap();
+        assert!(matches!(device, Device::Fake(_)));
+        assert_eq!(device.name(), "fake");
     }
 
     #[cfg(not(target_os = "linux"))]
