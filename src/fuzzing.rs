@@ -450,3 +450,43 @@ pub fn netlink(data: &[u8]) {
     let changes: Vec<Change> = events.iter().filter_map(|e| Change::from_netlink(e, 52)).collect();
     monitor.judge_all(&changes);
 }
+
+/// A STUN answer on our UDP sockets: whatever parses names the transaction it answers and an
+/// address; anything else is an error, never a panic.
+pub fn stun_response(data: &[u8]) {
+    if crate::stun::parse_response(data).is_ok() {
+        assert!(crate::stun::is_stun(data), "a parsed response carries the magic cookie");
+    }
+}
+
+/// The DERP client key of the seed session (`derp::tests`, recorded from Tailscale's derper), so
+/// the seed logs in all the way and the fuzzer starts from a connected client.
+const DERP_CLIENT_KEY: PrivateKey = PrivateKey([0x17; 32]);
+
+/// The byte stream a DERP server sends after our upgrade request, cut in two at a point the
+/// first byte chooses: a connection either goes on or fails with a typed error, and once it
+/// failed the driver drops it (so nothing is fed after an error here either).
+pub fn derp_stream(data: &[u8]) {
+    let now = Instant::now();
+    let Ok(mut client) =
+        crate::derp::DerpClient::new(now, DERP_CLIENT_KEY, "derp1.example.com", [5; 24])
+    else {
+        unreachable!("a fixed valid host");
+    };
+    let cut = data.first().map_or(0, |&b| usize::from(b)).min(data.len());
+    for part in [&data[..cut], &data[cut..]] {
+        if client.handle_input(now, part).is_err() {
+            return;
+        }
+        while client.poll_event().is_some() {}
+        let _ = client.take_output();
+    }
+}
+
+/// A routing-socket read on each OS whose layout we parse: events or a typed error.
+pub fn route_socket(data: &[u8]) {
+    use crate::platform::os_kind::OsKind;
+    for os in OsKind::ALL.into_iter().filter(|os| *os != OsKind::Linux) {
+        let _ = crate::platform::route_socket::parse(os, data);
+    }
+}
