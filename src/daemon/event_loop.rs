@@ -110,11 +110,17 @@ impl Daemon {
         let api = Api::bind(&options.socket).map_err(|e| format!("local API socket: {e}"))?;
         let signals = Signals::install().map_err(|e| format!("installing signal handlers: {e}"))?;
         let poll = Poll::new().map_err(|e| format!("creating poll: {e}"))?;
-        let control =
-            Control::new(store, options.ca_file.clone(), datapath.port(), options.config.is_some());
+        let disco_key = environment::disco_key()?;
+        let control = Control::new(
+            store,
+            options.ca_file.clone(),
+            datapath.port(),
+            options.config.is_some(),
+            disco_key.public_key(),
+        );
         let now = Instant::now();
         let mut daemon = Daemon {
-            engine: Engine::new(netmap, now, environment::for_engine(now)),
+            engine: Engine::new(netmap, now, environment::for_engine(now, disco_key)),
             options,
             poll,
             router: None,

@@ -78,15 +78,19 @@ impl Engine {
         packet: &[u8],
         sink: &mut dyn PacketSink,
     ) {
+        self.disco_note_send(index, now, sink);
+        let path = self.path_for(index, now);
         let Some(state) = self.peers.get_mut(&index) else {
             self.drops.no_route += 1;
             return;
         };
         match state.session.tunn.encapsulate(packet, &mut self.scratch) {
-            TunnResult::WriteToNetwork(datagram) => match state.endpoint {
-                Some(to) => sink.send_udp(to, datagram),
-                None => self.drops.no_endpoint += 1,
-            },
+            TunnResult::WriteToNetwork(datagram) => {
+                let to = state.config.public_key;
+                if !self.disco.send_wireguard(path, to, datagram, sink) {
+                    self.drops.no_endpoint += 1;
+                }
+            }
             TunnResult::Err(_) => self.drops.session_error += 1,
             _ => {}
         }
@@ -103,6 +107,10 @@ impl Engine {
         datagram: &[u8],
         sink: &mut dyn PacketSink,
     ) {
+        if crate::disco::looks_like_disco(datagram) {
+            self.handle_disco_udp(now, from, datagram, sink);
+            return;
+        }
         let Some(index) = self.demux(now, from, datagram, sink) else {
             return;
         };
@@ -170,6 +178,7 @@ impl Engine {
                 state.last_handshake = Some(now);
             }
             state.endpoint = Some(from);
+            state.authenticated_from = Some(from);
             self.schedule.activity(index, &mut state.clock, now);
         }
         let masqueraded = !state.config.masquerade_as.is_empty();

@@ -5,18 +5,23 @@
 //! and it writes its output through a [`PacketSink`].
 
 mod datapath;
+mod disco;
+mod disco_paths;
+pub mod path;
 mod peers;
 pub mod ping;
 pub mod status;
 
+use crate::disco::DiscoKey;
 use crate::filter::Filter;
-use crate::keys::PublicKey;
+use crate::keys::{PrivateKey, PublicKey};
 use crate::netmap::Netmap;
 use crate::prefix::Prefix;
 use crate::wall_clock::WallClock;
 use crate::wg::allowed_ips::AllowedIps;
 use crate::wg::gate::HandshakeGate;
 use crate::wg::timers::Schedule;
+pub use disco::DerpSend;
 use peers::PeerState;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -51,12 +56,19 @@ pub struct Drops {
     pub no_endpoint: u64,
     /// Inbound packet the packet filter refused, by the filter's reason.
     pub filtered: u64,
+    /// Disco packet whose sender key is no peer's disco key.
+    pub disco_unknown_sender: u64,
+    /// Disco packet that is truncated, does not authenticate, or says what its path cannot
+    /// carry (a CallMeMaybe over UDP, a pong from another address than we pinged).
+    pub disco_invalid: u64,
+    /// Disco ping left unanswered: the peer's pong budget was spent.
+    pub disco_rate_limited: u64,
 }
 
 /// What the engine would otherwise read from the OS, read once by the daemon and handed to
 /// [`Engine::new`], so the same environment and inputs replay the same run (the pattern of
 /// `control::client::Environment`).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Environment {
     /// Where local session indexes start; only the low 24 bits count. The daemon makes it
     /// random, so a restarted daemon doesn't reuse the previous run's indexes, which peers
@@ -66,6 +78,10 @@ pub struct Environment {
     pub ping_id: u16,
     /// The wall clock, read together with the `now` given to [`Engine::new`].
     pub clock: WallClock,
+    /// This run's disco private key; its public half goes to control in every MapRequest.
+    pub disco_key: PrivateKey,
+    /// Random bytes that make disco nonces and transaction ids unique to this run.
+    pub disco_seed: [u8; 16],
 }
 
 /// Largest IP packet we accept from the TUN or produce for it.
@@ -93,6 +109,7 @@ pub struct Engine {
     /// One reading of both clocks at start-up, to turn event instants into wall-clock times
     /// that stay the same from one status request to the next.
     clock_anchor: WallClock,
+    disco: disco::Disco,
 }
 
 impl Engine {
@@ -114,6 +131,10 @@ impl Engine {
             scratch: vec![0; MAX_PACKET + crate::wg::OVERHEAD + crate::wg::MIN_BUFFER],
             rewrite_buffer: Vec::new(),
             clock_anchor: environment.clock,
+            disco: disco::Disco::new(
+                DiscoKey::from_private(environment.disco_key),
+                environment.disco_seed,
+            ),
         };
         engine.apply_netmap(netmap, now);
         engine
@@ -152,15 +173,17 @@ impl Engine {
 
     /// The earliest time [`Engine::handle_timeout`] must run; `None` when nothing is pending.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.schedule.poll_timeout(), self.pings.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.schedule.poll_timeout(), self.pings.poll_timeout(), self.disco_poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// Runs WireGuard timers that are due and expires pings that went unanswered.
+    /// Runs WireGuard timers and disco heartbeats that are due and expires pings that went
+    /// unanswered.
     pub fn handle_timeout(&mut self, now: Instant, sink: &mut dyn PacketSink) {
         self.run_due_timers(now, sink);
+        self.run_disco_heartbeats(now, sink);
         self.pings.expire(now);
     }
 }

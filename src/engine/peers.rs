@@ -1,6 +1,7 @@
 //! The set of peers: applying a new netmap as a difference (sessions of unchanged peers survive),
 //! local-index allocation, and running each peer's WireGuard timers.
 
+use super::disco::DiscoPeer;
 use super::{Engine, PacketSink};
 use crate::netmap::{Netmap, Peer};
 use crate::wg::allowed_ips::AllowedIps;
@@ -16,9 +17,13 @@ pub struct PeerState {
     pub config: Peer,
     pub session: Session,
     pub clock: Clock,
-    /// Where we send: the configured endpoint, then wherever authenticated packets came from
-    /// (WireGuard roaming).
+    /// Where we send without disco: the configured endpoint (static peers only), then
+    /// wherever authenticated packets came from (WireGuard roaming).
     pub endpoint: Option<SocketAddr>,
+    /// Where WireGuard traffic last authenticated from.
+    pub authenticated_from: Option<SocketAddr>,
+    /// Disco's view of the peer's paths; `None` for a peer without a disco key.
+    pub disco: Option<DiscoPeer>,
     /// When the last handshake message of this peer's was accepted.
     pub last_handshake: Option<Instant>,
 }
@@ -64,6 +69,7 @@ impl Engine {
         }
         self.netmap = netmap;
         self.rebuild_routes();
+        self.rebuild_disco_index();
         let own = &self.netmap.self_node.addresses;
         self.filter.replace_rules(self.netmap.packet_filter.as_deref(), own);
         change
@@ -79,11 +85,16 @@ impl Engine {
             index,
             self.handshake_gate.session_limiter(),
         );
+        let disco = self.disco.peer(peer);
+        // A disco peer's control-listed endpoints are only candidates until a pong proves one.
+        let configured = if disco.is_none() { peer.endpoints.first().copied() } else { None };
         let mut state = PeerState {
             config: peer.clone(),
             session,
             clock: Clock::new(now, peer.persistent_keepalive.is_some()),
-            endpoint: peer.endpoints.first().copied(),
+            endpoint: configured,
+            authenticated_from: None,
+            disco,
             last_handshake: None,
         };
         if state.clock.keepalive {
@@ -107,8 +118,15 @@ impl Engine {
             self.add_peer(peer, now);
             return true;
         }
-        if state.config.endpoints != peer.endpoints {
-            state.endpoint = peer.endpoints.first().copied().or(state.endpoint);
+        if state.config.disco_key != peer.disco_key || state.config.key_expired != peer.key_expired
+        {
+            // A new disco key: the peer restarted, and what was proven about it is void.
+            state.disco = self.disco.peer(peer);
+        } else if state.config.endpoints != peer.endpoints {
+            match &mut state.disco {
+                Some(disco) => disco.paths.set_endpoints(&peer.endpoints),
+                None => state.endpoint = peer.endpoints.first().copied().or(state.endpoint),
+            }
         }
         state.config = peer.clone();
         true
@@ -138,6 +156,7 @@ impl Engine {
         let mut due = Vec::new();
         self.schedule.take_due(now, &mut due);
         for (index, why) in due {
+            let path = self.path_for(index, now);
             let Some(state) = self.peers.get_mut(&index) else {
                 continue;
             };
@@ -149,12 +168,11 @@ impl Engine {
             if let TunnResult::WriteToNetwork(datagram) =
                 state.session.tunn.update_timers(&mut self.scratch)
             {
-                match state.endpoint {
-                    Some(to) => {
-                        sink.send_udp(to, datagram);
-                        state.clock.last_activity = now;
-                    }
-                    None => self.drops.no_endpoint += 1,
+                let to = state.config.public_key;
+                if self.disco.send_wireguard(path, to, datagram, sink) {
+                    state.clock.last_activity = now;
+                } else {
+                    self.drops.no_endpoint += 1;
                 }
             }
             self.schedule.settle(index, &mut state.clock, now);

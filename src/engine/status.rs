@@ -1,6 +1,8 @@
 //! The node's state as `weft status` shows it: the same top-level shape as
 //! `tailscale status --json` for the fields weft has.
 
+use super::path::Path;
+use super::peers::PeerState;
 use super::Engine;
 use crate::control::tailcfg::go_time;
 use crate::netmap::Peer;
@@ -126,21 +128,26 @@ impl Engine {
         };
         let peer = self
             .peers
-            .values()
-            .map(|state| {
+            .iter()
+            .map(|(index, state)| {
                 let (tx, rx) = state.session.traffic();
                 let since = state.last_handshake.map(|at| now.saturating_duration_since(at));
                 let handshake = state.last_handshake.map(|at| self.wall_time(at));
+                let active = match &state.disco {
+                    Some(disco) => disco.paths.is_active(now),
+                    None => {
+                        now.saturating_duration_since(state.clock.last_activity) < ACTIVE_WINDOW
+                            && (tx > 0 || rx > 0)
+                    }
+                };
                 let status = PeerStatus {
-                    cur_addr: state.endpoint.map(|e| e.to_string()).unwrap_or_default(),
+                    cur_addr: self.current_address(index, state, now),
                     rx_bytes: rx,
                     tx_bytes: tx,
                     last_handshake: rfc3339(handshake),
                     // Control knows best; a static config only has the handshake to go by.
                     online: state.config.online.unwrap_or(since.is_some_and(|d| d < ONLINE_WINDOW)),
-                    active: now.saturating_duration_since(state.clock.last_activity)
-                        < ACTIVE_WINDOW
-                        && (tx > 0 || rx > 0),
+                    active,
                     in_engine: true,
                     ..describe(&state.config)
                 };
@@ -185,6 +192,20 @@ impl Engine {
             drops,
             ..Status::default()
         }
+    }
+}
+
+impl Engine {
+    /// tailscale's `CurAddr`: the direct address in use, empty while traffic goes via DERP or
+    /// nowhere. A peer without disco has no other proof than WireGuard's, so it shows where
+    /// authenticated traffic last came from (never just a configured endpoint).
+    fn current_address(&self, index: &u32, state: &PeerState, now: Instant) -> String {
+        let direct = match (&state.disco, self.path_for(*index, now)) {
+            (Some(_), Path::Udp(addr)) => Some(addr),
+            (Some(_), _) => None,
+            (None, _) => state.authenticated_from,
+        };
+        direct.map(|a| a.to_string()).unwrap_or_default()
     }
 }
 

@@ -54,7 +54,13 @@ fn netmap(
 /// A fixed environment: the engine's indexes, ping ids and wall times follow from it alone.
 fn environment(now: Instant, index_seed: u32) -> Environment {
     let wall = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-    Environment { index_seed, ping_id: 0x7e57, clock: WallClock::new(now, wall) }
+    Environment {
+        index_seed,
+        ping_id: 0x7e57,
+        clock: WallClock::new(now, wall),
+        disco_key: PrivateKey([index_seed.to_le_bytes()[2]; 32]),
+        disco_seed: [index_seed.to_le_bytes()[2]; 16],
+    }
 }
 
 /// A knows B's endpoint; B learns A's from the handshake, as with a roaming client.
@@ -138,6 +144,17 @@ fn first_packet_triggers_handshake_and_arrives_intact() {
         peer.last_handshake,
         "stable between requests"
     );
+}
+
+#[test]
+fn a_configured_endpoint_is_no_current_address_until_traffic_authenticates_from_it() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    assert_eq!(a.out.udp[0].0, b.addr, "the initiation goes to the configured endpoint");
+    assert_eq!(current_endpoint(&a, now), "", "nothing answered yet");
+    exchange(&mut a, &mut b, now);
+    assert_eq!(current_endpoint(&a, now), b.addr.to_string());
 }
 
 #[test]
@@ -382,9 +399,9 @@ fn forged_cookie_reply_does_not_move_the_endpoint() {
     let observed = a.out.udp[0].1.clone();
     let forged = forged_cookie_reply(&observed, &public_of(&b));
     assert_eq!((forged.len(), forged[0]), (64, 3));
-    // During the handshake…
+    // During the handshake (nothing has authenticated yet, so no current address)…
     a.engine.handle_datagram(now, attacker(), &forged, &mut a.out);
-    assert_eq!(current_endpoint(&a, now), b.addr.to_string());
+    assert_eq!(current_endpoint(&a, now), "");
     exchange(&mut a, &mut b, now);
     assert_eq!(b.out.tun.len(), 1);
     // …and on the established session, with a replayed data message too.

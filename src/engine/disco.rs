@@ -1,0 +1,380 @@
+//! Disco in the engine: recognising disco packets among the datagrams, opening them with the
+//! sending peer's disco key, answering pings, proving paths with pongs, and sending our own
+//! pings and CallMeMaybes. Which path to use is [`super::disco_paths`]'s decision.
+
+use super::disco_paths::{DiscoPaths, PongOutcome, Probe};
+use super::path::Path;
+use super::{Engine, PacketSink};
+use crate::control::tailcfg::RegionId;
+use crate::disco::{self, CallMeMaybe, DiscoKey, Message, PeerSession, Ping, Pong, TxId};
+use crate::keys::PublicKey;
+use crate::naclbox::Nonce;
+use crate::netmap::Peer;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Instant;
+
+/// The address a pong names for a ping that came over DERP: tailscale's magic DERP IP, with
+/// the region as the port.
+const DERP_MAGIC_IP: Ipv4Addr = Ipv4Addr::new(127, 3, 3, 40);
+/// Disco packets waiting for the DERP driver; beyond this they are dropped (DERP is a
+/// fallback, and disco retries on its own).
+const MAX_DERP_OUTBOX: usize = 256;
+
+/// A packet for a peer's DERP region, waiting for the loop to hand it to the DERP driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DerpSend {
+    pub region: RegionId,
+    pub to: PublicKey,
+    pub packet: Vec<u8>,
+}
+
+/// The engine's disco identity and what is shared by all peers.
+pub(super) struct Disco {
+    key: DiscoKey,
+    /// Peers by disco key: the sender key in a packet's clear header picks the peer before any
+    /// crypto runs.
+    by_key: HashMap<PublicKey, u32>,
+    /// Nonces and transaction ids are this random prefix and a counter: unique for the life
+    /// of the disco key, which lives as long as the daemon.
+    prefix: [u8; 16],
+    counter: u64,
+    /// Our own candidate addresses, sent in CallMeMaybe.
+    own_endpoints: Vec<SocketAddr>,
+    derp_outbox: VecDeque<DerpSend>,
+}
+
+/// One disco-speaking peer: its box and its paths.
+pub(super) struct DiscoPeer {
+    key: PublicKey,
+    session: PeerSession,
+    pub(super) paths: DiscoPaths,
+}
+
+impl Disco {
+    pub(super) fn new(key: DiscoKey, prefix: [u8; 16]) -> Disco {
+        Disco {
+            key,
+            by_key: HashMap::new(),
+            prefix,
+            counter: 0,
+            own_endpoints: Vec::new(),
+            derp_outbox: VecDeque::new(),
+        }
+    }
+
+    /// The disco state for `peer`, if it speaks disco.
+    pub(super) fn peer(&self, peer: &Peer) -> Option<DiscoPeer> {
+        let key = peer.disco_key.filter(|k| !k.is_zero() && !peer.key_expired)?;
+        Some(DiscoPeer {
+            key,
+            session: self.key.session(key),
+            paths: DiscoPaths::new(&peer.endpoints),
+        })
+    }
+
+    fn next_unique(&mut self) -> [u8; 24] {
+        self.counter += 1;
+        let mut unique = [0u8; 24];
+        unique[..16].copy_from_slice(&self.prefix);
+        unique[16..].copy_from_slice(&self.counter.to_be_bytes());
+        unique
+    }
+
+    fn nonce(&mut self) -> Nonce {
+        self.next_unique()
+    }
+
+    fn tx_id(&mut self) -> TxId {
+        let unique = self.next_unique();
+        let mut tx_id = [0u8; 12];
+        tx_id[..4].copy_from_slice(&unique[..4]);
+        tx_id[4..].copy_from_slice(&unique[16..]);
+        tx_id
+    }
+
+    pub(super) fn queue_derp(&mut self, region: RegionId, to: PublicKey, packet: &[u8]) -> bool {
+        if self.derp_outbox.len() >= MAX_DERP_OUTBOX {
+            return false;
+        }
+        self.derp_outbox.push_back(DerpSend { region, to, packet: packet.to_vec() });
+        true
+    }
+}
+
+impl Disco {
+    /// Sends a WireGuard datagram on `path`; `false` when there is none (or DERP's queue is
+    /// full).
+    pub(super) fn send_wireguard(
+        &mut self,
+        path: Path,
+        peer: PublicKey,
+        datagram: &[u8],
+        sink: &mut dyn PacketSink,
+    ) -> bool {
+        match path {
+            Path::Udp(to) => {
+                sink.send_udp(to, datagram);
+                true
+            }
+            Path::Derp(region) => self.queue_derp(region, peer, datagram),
+            Path::None => false,
+        }
+    }
+}
+
+impl Engine {
+    /// This run's disco public key, for MapRequest.DiscoKey.
+    pub fn disco_public_key(&self) -> PublicKey {
+        self.disco.key.public()
+    }
+
+    /// Our own candidate addresses (local interfaces, STUN results), offered in CallMeMaybe.
+    pub fn set_own_endpoints(&mut self, endpoints: Vec<SocketAddr>) {
+        self.disco.own_endpoints = endpoints;
+    }
+
+    /// The next packet for a DERP region (disco over DERP and WireGuard without a direct
+    /// path), for the loop to hand to the DERP driver.
+    pub fn poll_derp_send(&mut self) -> Option<DerpSend> {
+        self.disco.derp_outbox.pop_front()
+    }
+
+    pub(super) fn rebuild_disco_index(&mut self) {
+        self.disco.by_key = self
+            .peers
+            .iter()
+            .filter_map(|(index, state)| Some((state.disco.as_ref()?.key, *index)))
+            .collect();
+    }
+
+    /// Where peer `index`'s WireGuard packets go now. A static peer keeps its configured
+    /// endpoint until authenticated traffic moves it; a disco peer uses its proven direct path,
+    /// else its home DERP, else an address WireGuard authentication proved.
+    pub(super) fn path_for(&self, index: u32, now: Instant) -> Path {
+        let Some(state) = self.peers.get(&index) else {
+            return Path::None;
+        };
+        let Some(disco) = &state.disco else {
+            return state.endpoint.map_or(Path::None, Path::Udp);
+        };
+        if let Some(direct) = disco.paths.trusted_best(now) {
+            return Path::Udp(direct);
+        }
+        match (state.config.derp_region, state.endpoint) {
+            (Some(region), _) => Path::Derp(region),
+            (None, Some(proven)) => Path::Udp(proven),
+            (None, None) => Path::None,
+        }
+    }
+
+    /// Traffic is going to peer `index`: without a proven path, look for one.
+    pub(super) fn disco_note_send(&mut self, index: u32, now: Instant, sink: &mut dyn PacketSink) {
+        let Some(disco) = self.peers.get_mut(&index).and_then(|s| s.disco.as_mut()) else {
+            return;
+        };
+        if disco.paths.note_send(now) {
+            let ids = &mut self.disco;
+            let probe = disco.paths.discover(now, &mut || ids.tx_id());
+            self.send_probe(index, probe, sink);
+        }
+    }
+
+    /// The earliest disco heartbeat; `None` when every peer is idle.
+    pub(super) fn disco_poll_timeout(&self) -> Option<Instant> {
+        self.peers.values().filter_map(|s| s.disco.as_ref()?.paths.poll_timeout()).min()
+    }
+
+    pub(super) fn run_disco_heartbeats(&mut self, now: Instant, sink: &mut dyn PacketSink) {
+        let due: Vec<u32> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| {
+                s.disco.as_ref().and_then(|d| d.paths.poll_timeout()).is_some_and(|at| at <= now)
+            })
+            .map(|(index, _)| *index)
+            .collect();
+        for index in due {
+            let Some(disco) = self.peers.get_mut(&index).and_then(|s| s.disco.as_mut()) else {
+                continue;
+            };
+            let ids = &mut self.disco;
+            let probe = disco.paths.heartbeat(now, &mut || ids.tx_id());
+            self.send_probe(index, probe, sink);
+        }
+    }
+
+    /// Seals and sends a probe's pings, and the CallMeMaybe that asks the peer to ping back.
+    fn send_probe(&mut self, index: u32, probe: Probe, sink: &mut dyn PacketSink) {
+        let Some(state) = self.peers.get(&index) else {
+            return;
+        };
+        let Some(disco) = &state.disco else {
+            return;
+        };
+        let node_key = self.netmap.self_node.private_key.public_key();
+        for (to, tx_id) in probe.pings {
+            let Some(ping) = Ping::new(tx_id, node_key, 0) else {
+                continue;
+            };
+            let packet = disco.session.seal(&self.disco.nonce(), &Message::Ping(ping));
+            sink.send_udp(to, &packet);
+        }
+        let Some(region) = state.config.derp_region else {
+            return;
+        };
+        if !probe.call_me_maybe || self.disco.own_endpoints.is_empty() {
+            return;
+        }
+        let Some(call) = CallMeMaybe::new(self.disco.own_endpoints.clone()) else {
+            return;
+        };
+        let packet = disco.session.seal(&self.disco.nonce(), &Message::CallMeMaybe(call));
+        let to = state.config.public_key;
+        if !self.disco.queue_derp(region, to, &packet) {
+            self.drops.no_endpoint += 1;
+        }
+    }
+
+    /// A disco packet that came over UDP from `from`.
+    pub(super) fn handle_disco_udp(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        packet: &[u8],
+        sink: &mut dyn PacketSink,
+    ) {
+        let Some((index, message)) = self.open_disco(packet) else {
+            return;
+        };
+        match message {
+            Message::Ping(ping) => self.answer_ping(index, now, Via::Udp(from), &ping, sink),
+            Message::Pong(pong) => self.take_pong(index, now, from, &pong),
+            // Only over DERP, where the DERP server vouches for the sender's node key.
+            Message::CallMeMaybe(_) => self.drops.disco_invalid += 1,
+        }
+    }
+
+    /// A disco packet that came over DERP region `region` from node `from` (the DERP driver
+    /// hands these over before WireGuard sees them).
+    pub fn handle_disco_via_derp(
+        &mut self,
+        now: Instant,
+        region: RegionId,
+        from: PublicKey,
+        packet: &[u8],
+        sink: &mut dyn PacketSink,
+    ) {
+        let Some((index, message)) = self.open_disco(packet) else {
+            return;
+        };
+        let Some(state) = self.peers.get_mut(&index) else {
+            return;
+        };
+        // The DERP server names the sending node: it must be the peer holding this disco key.
+        if state.config.public_key != from {
+            self.drops.disco_invalid += 1;
+            return;
+        }
+        match message {
+            Message::Ping(ping) => self.answer_ping(index, now, Via::Derp(region), &ping, sink),
+            // A pong over DERP proves no direct path.
+            Message::Pong(_) => {}
+            Message::CallMeMaybe(call) => {
+                let Some(disco) = state.disco.as_mut() else {
+                    return;
+                };
+                disco.paths.on_call_me_maybe(call.endpoints());
+                let ids = &mut self.disco;
+                let mut probe = disco.paths.discover(now, &mut || ids.tx_id());
+                // The peer is already pinging us: no CallMeMaybe back.
+                probe.call_me_maybe = false;
+                self.send_probe(index, probe, sink);
+            }
+        }
+    }
+
+    /// The peer a disco packet is from and its message; drops (counted) what is not from a
+    /// peer's disco key or does not open.
+    fn open_disco(&mut self, packet: &[u8]) -> Option<(u32, Message)> {
+        let Ok(sender) = disco::sender(packet) else {
+            self.drops.disco_invalid += 1;
+            return None;
+        };
+        let Some(index) = self.disco.by_key.get(&sender).copied() else {
+            self.drops.disco_unknown_sender += 1;
+            return None;
+        };
+        let disco = self.peers.get(&index).and_then(|s| s.disco.as_ref())?;
+        match disco.session.open(packet) {
+            Ok(message) => Some((index, message)),
+            Err(e) => {
+                log::trace!("disco packet from peer {index} dropped: {e}");
+                self.drops.disco_invalid += 1;
+                None
+            }
+        }
+    }
+
+    fn answer_ping(
+        &mut self,
+        index: u32,
+        now: Instant,
+        via: Via,
+        ping: &Ping,
+        sink: &mut dyn PacketSink,
+    ) {
+        let Some(state) = self.peers.get_mut(&index) else {
+            return;
+        };
+        if ping.node_key().is_some_and(|k| k != state.config.public_key) {
+            self.drops.disco_invalid += 1;
+            return;
+        }
+        let Some(disco) = state.disco.as_mut() else {
+            return;
+        };
+        if let Via::Udp(from) = via {
+            disco.paths.on_ping(now, from);
+        }
+        if !disco.paths.allow_pong(now) {
+            self.drops.disco_rate_limited += 1;
+            return;
+        }
+        let src = match via {
+            Via::Udp(from) => from,
+            Via::Derp(region) => SocketAddr::new(IpAddr::V4(DERP_MAGIC_IP), region),
+        };
+        let pong = Message::Pong(Pong::new(ping.tx_id(), src));
+        let packet = disco.session.seal(&self.disco.nonce(), &pong);
+        match via {
+            Via::Udp(from) => sink.send_udp(from, &packet),
+            Via::Derp(region) => {
+                let to = state.config.public_key;
+                if !self.disco.queue_derp(region, to, &packet) {
+                    self.drops.no_endpoint += 1;
+                }
+            }
+        }
+    }
+
+    fn take_pong(&mut self, index: u32, now: Instant, from: SocketAddr, pong: &Pong) {
+        let Some(disco) = self.peers.get_mut(&index).and_then(|s| s.disco.as_mut()) else {
+            return;
+        };
+        match disco.paths.on_pong(now, pong.tx_id(), from) {
+            PongOutcome::Proven { addr, latency, best } => {
+                log::debug!("disco: peer {index} answers at {addr} in {latency:?} (best: {best})");
+            }
+            PongOutcome::WrongSource => self.drops.disco_invalid += 1,
+            PongOutcome::Unknown => {}
+        }
+    }
+}
+
+/// How a disco packet arrived, and so how to answer it.
+#[derive(Clone, Copy)]
+enum Via {
+    Udp(SocketAddr),
+    Derp(RegionId),
+}
