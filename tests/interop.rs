@@ -126,3 +126,10 @@ fn weft_with_headscale() {
 fn weft_login_server_tls_with_custom_ca() {
     run_lab("weft_tls.sh", &[], &[], 150);
 }
+
+/// Disco against tailscaled: `tailscale ping` gets a direct pong from weft, and both sides
+/// show the direct CurAddr.
+#[test]
+fn weft_disco_with_tailscaled() {
+    run_lab("weft_disco.sh", &[], &[&TAILSCALE[..], &["testcontrol-runner"]].concat(), 170);
+}

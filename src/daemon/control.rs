@@ -444,8 +444,9 @@ impl Control {
         }
     }
 
-    /// Our UDP port on every usable local address.
-    fn local_endpoints(&self) -> Vec<SocketAddr> {
+    /// Our UDP port on every usable local address: what control announces, and what the
+    /// engine offers peers in CallMeMaybe.
+    pub(super) fn local_endpoints(&self) -> Vec<SocketAddr> {
         crate::platform::interfaces::endpoint_candidates()
             .into_iter()
             .map(|ip| SocketAddr::new(ip, self.udp_port))

@@ -142,6 +142,8 @@ impl Daemon {
             }
         };
         daemon.apply_routes();
+        let endpoints = daemon.control.local_endpoints();
+        daemon.engine.set_own_endpoints(endpoints);
         log::info!(
             "weftd {} running: {} on {}, UDP port {}, {} peers",
             crate::VERSION,
