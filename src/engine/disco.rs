@@ -10,7 +10,7 @@ use crate::disco::{self, CallMeMaybe, DiscoKey, Message, PeerSession, Ping, Pong
 use crate::keys::PublicKey;
 use crate::naclbox::Nonce;
 use crate::netmap::Peer;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
@@ -42,6 +42,10 @@ pub(super) struct Disco {
     /// Our own candidate addresses, sent in CallMeMaybe.
     own_endpoints: Vec<SocketAddr>,
     derp_outbox: VecDeque<DerpSend>,
+    /// Heartbeat deadlines by peer, so the loop's every `poll_timeout` costs no walk over
+    /// all peers. At most one entry per peer is current; one left by a removed or reset peer
+    /// is skipped when it comes due.
+    heartbeats: BTreeSet<(Instant, u32)>,
 }
 
 /// One disco-speaking peer: its box and its paths.
@@ -60,6 +64,7 @@ impl Disco {
             counter: 0,
             own_endpoints: Vec::new(),
             derp_outbox: VecDeque::new(),
+            heartbeats: BTreeSet::new(),
         }
     }
 
@@ -173,7 +178,12 @@ impl Engine {
         let Some(disco) = self.peers.get_mut(&index).and_then(|s| s.disco.as_mut()) else {
             return;
         };
-        if disco.paths.note_send(now) {
+        let armed = disco.paths.poll_timeout();
+        let discover = disco.paths.note_send(now);
+        if let Some(at) = disco.paths.poll_timeout().filter(|_| armed.is_none()) {
+            self.disco.heartbeats.insert((at, index));
+        }
+        if discover {
             let ids = &mut self.disco;
             let probe = disco.paths.discover(now, &mut || ids.tx_id());
             self.send_probe(index, probe, sink);
@@ -182,24 +192,26 @@ impl Engine {
 
     /// The earliest disco heartbeat; `None` when every peer is idle.
     pub(super) fn disco_poll_timeout(&self) -> Option<Instant> {
-        self.peers.values().filter_map(|s| s.disco.as_ref()?.paths.poll_timeout()).min()
+        self.disco.heartbeats.first().map(|(at, _)| *at)
     }
 
     pub(super) fn run_disco_heartbeats(&mut self, now: Instant, sink: &mut dyn PacketSink) {
-        let due: Vec<u32> = self
-            .peers
-            .iter()
-            .filter(|(_, s)| {
-                s.disco.as_ref().and_then(|d| d.paths.poll_timeout()).is_some_and(|at| at <= now)
-            })
-            .map(|(index, _)| *index)
-            .collect();
-        for index in due {
+        while let Some(&(at, index)) = self.disco.heartbeats.first() {
+            if at > now {
+                return;
+            }
+            self.disco.heartbeats.pop_first();
             let Some(disco) = self.peers.get_mut(&index).and_then(|s| s.disco.as_mut()) else {
                 continue;
             };
+            if disco.paths.poll_timeout() != Some(at) {
+                continue;
+            }
             let ids = &mut self.disco;
             let probe = disco.paths.heartbeat(now, &mut || ids.tx_id());
+            if let Some(next) = disco.paths.poll_timeout() {
+                self.disco.heartbeats.insert((next, index));
+            }
             self.send_probe(index, probe, sink);
         }
     }

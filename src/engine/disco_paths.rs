@@ -110,7 +110,8 @@ pub struct DiscoPaths {
     candidates: Vec<Candidate>,
     in_flight: Vec<SentPing>,
     best: Option<BestPath>,
-    /// The last time traffic went to the peer (user packets and WireGuard's own).
+    /// The last time packets from the TUN (or `weft ping`) went to the peer; WireGuard's own
+    /// keepalives and handshakes do not count, so they cannot keep the heartbeat alive.
     last_send: Option<Instant>,
     next_heartbeat: Option<Instant>,
     last_full_ping: Option<Instant>,
