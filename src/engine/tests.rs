@@ -696,3 +696,72 @@ fn garbled_disco_is_a_counted_drop_never_a_panic() {
     assert!(b.out.tun.is_empty());
     assert!(answered <= 16, "pongs stay within the per-peer budget: {answered}");
 }
+
+#[test]
+fn call_me_maybe_counts_only_over_derp_from_the_peer_itself() {
+    let now = Instant::now();
+    let (mut a, mut b) = disco_pair(now);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    let a_key = a.engine.netmap().self_node.private_key.public_key();
+    let call = drain_derp(&mut a)
+        .into_iter()
+        .find(|d| crate::disco::looks_like_disco(&d.packet))
+        .expect("A's CallMeMaybe");
+    // Over UDP it proves nothing about who sent it: dropped.
+    b.engine.handle_datagram(now, a.addr, &call.packet, &mut b.out);
+    assert_eq!(b.engine.drops().disco_invalid, 1);
+    assert!(b.out.udp.is_empty());
+    // Over DERP from another node than the disco key's owner: dropped too.
+    let stranger = PrivateKey([0x5a; 32]).public_key();
+    b.engine.handle_disco_via_derp(now, 7, stranger, &call.packet, &mut b.out);
+    assert_eq!(b.engine.drops().disco_invalid, 2);
+    assert!(b.out.udp.is_empty());
+    // From A over DERP: B pings the endpoints A listed, at once.
+    b.engine.handle_disco_via_derp(now, 7, a_key, &call.packet, &mut b.out);
+    let pinged: Vec<SocketAddr> = b.out.udp.iter().map(|(to, _)| *to).collect();
+    assert_eq!(pinged, vec![a.addr]);
+    assert!(drain_derp(&mut b).is_empty(), "no CallMeMaybe back");
+    exchange(&mut a, &mut b, now);
+    assert_eq!(path_of(&b, now), Path::Udp(a.addr), "A's pong proved B's path");
+}
+
+#[test]
+fn a_ping_over_derp_is_answered_over_derp_naming_the_region() {
+    let now = Instant::now();
+    let (mut a, mut b) = disco_pair(now);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    let (_, ping) = a.out.udp.remove(0);
+    let a_key = a.engine.netmap().self_node.private_key.public_key();
+    b.engine.handle_disco_via_derp(now, 7, a_key, &ping, &mut b.out);
+    assert!(b.out.udp.is_empty());
+    let pong = drain_derp(&mut b).pop().expect("a pong via DERP");
+    assert_eq!((pong.region, pong.to), (7, a_key));
+    let session = crate::disco::DiscoKey::from_private(disco_private(0x0a_0000))
+        .session(disco_private(0x0b_0000).public_key());
+    match session.open(&pong.packet).unwrap() {
+        crate::disco::Message::Pong(p) => assert_eq!(p.src().to_string(), "127.3.3.40:7"),
+        other => panic!("not a pong: {other:?}"),
+    }
+}
+
+#[test]
+fn a_new_disco_key_voids_the_proven_path() {
+    let now = Instant::now();
+    let (mut a, mut b) = disco_pair(now);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    exchange(&mut a, &mut b, now);
+    assert_eq!(path_of(&a, now), Path::Udp(b.addr));
+    // B restarted: control announces its new disco key.
+    let mut map = a.engine.netmap().clone();
+    map.peers[0].disco_key = Some(PrivateKey([0x77; 32]).public_key());
+    a.engine.apply_netmap(map, now);
+    assert_eq!(path_of(&a, now), Path::Derp(7));
+    // Packets under the old key are now from no peer.
+    b.out.udp.clear();
+    a.out.udp.clear();
+    b.engine.handle_tun_packet(now, &echo("100.64.0.2", "100.64.0.1", 2), &mut b.out);
+    for (_, d) in b.out.udp.drain(..).filter(|(_, d)| crate::disco::looks_like_disco(d)) {
+        a.engine.handle_datagram(now, b.addr, &d, &mut a.out);
+    }
+    assert!(a.engine.drops().disco_unknown_sender >= 1);
+}
