@@ -4,7 +4,7 @@ DESTDIR ?=
 CARGO   ?= cargo
 BIN      = target/release/weft
 
-.PHONY: all build install install-files uninstall test unit-test lab-test bench demo clean lint fuzz fuzz-smoke fuzz-build
+.PHONY: all build install install-files uninstall test unit-test lab-test bench demo clean lint lint-man check-targets fuzz fuzz-smoke fuzz-build
 
 all: build
 
@@ -31,22 +31,35 @@ uninstall:
 	$(INSTALL_ENV) sh platform/install.sh uninstall
 
 # Everything: installs what the tests need (apt packages, Go-built Tailscale and Headscale),
-# then unit tests, the namespace labs and a few seconds of every fuzz target. A lab that
-# cannot run here fails instead of skipping.
+# lints the man pages, type-checks and lints every other target OS, then unit tests, the
+# namespace labs and a few seconds of every fuzz target. A lab that cannot run here fails
+# instead of skipping.
 test:
 	bash scripts/install-test-deps.sh
 	bash tests/interop/build.sh
 	$(CARGO) build --release --locked
+	WEFT_BIN=$(CURDIR)/$(BIN) bash scripts/lint-man.sh
+	bash scripts/check-targets.sh
 	WEFT_LAB_REQUIRE=1 $(CARGO) test --release --locked -- --test-threads=1
 	$(MAKE) fuzz-smoke
+
+# mandoc -Tlint on every man page; with a built binary, also every weftd flag documented.
+lint-man:
+	bash scripts/lint-man.sh
+
+# cargo clippy --all-targets for the BSDs, macOS, illumos and musl, with Debian's toolchain
+# (installed by the script); the target directory is cached in ~/.cache/weft-check-targets.
+check-targets:
+	bash scripts/check-targets.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
 bench: build
+	$(CARGO) build --release --locked --example scale
 	bash scripts/install-bench-deps.sh
-	WEFT_BIN=$(CURDIR)/$(BIN) bash bench/run.sh
+	WEFT_BIN=$(CURDIR)/$(BIN) SCALE_BIN=$(CURDIR)/target/release/examples/scale bash bench/run.sh
 
 demo: build
 	bash scripts/install-test-deps.sh

@@ -10,14 +10,20 @@
 #   BENCH_UDP_BUF      iperf3 -w socket buffer for UDP (default 4M)
 #   BENCH_IDLE_SECONDS idle window for wake-up counting (default 5)
 #   BENCH_SETTLE_SECONDS quiet time after the handshake before that window (default 35)
-#   BENCH_IMPLS        rows to run (default "veth weft wireguard-go boringtun")
+#   BENCH_IMPLS        rows to run (default "veth weft wireguard-go boringtun"; "" = none)
+#   BENCH_SCALE_PEERS  peer counts of the scale rows (default "1000 10000"; "" = none)
 #   BENCH_OUT          Markdown file to write (default docs/benchmarks.md; "-" = don't)
 #   WEFT_BIN           weft binary (default target/release/weft)
+#   SCALE_BIN          scale harness (default target/release/examples/scale)
 #   BORINGTUN_BIN      boringtun-cli (default .cache/boringtun/bin/boringtun-cli, then PATH)
 #
 # Each row runs in its own child process (`bench/run.sh --row IMPL JSON`)
 # with its own namespaces and cleanup, so one failing row doesn't stop the
 # others; it is marked in the table with the reason.
+#
+# The scale rows (`bench/run.sh --scale N JSON`) time the engine with N-peer
+# netmaps in memory (examples/scale.rs), then start a weftd with a generated
+# N-peer static config to measure its memory and `weft status` latency.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -28,10 +34,12 @@ BENCH_UDP_LEN=${BENCH_UDP_LEN:-1200}
 BENCH_UDP_BUF=${BENCH_UDP_BUF:-4M}
 BENCH_IDLE_SECONDS=${BENCH_IDLE_SECONDS:-5}
 BENCH_SETTLE_SECONDS=${BENCH_SETTLE_SECONDS:-35}
-BENCH_IMPLS=${BENCH_IMPLS:-"veth weft wireguard-go boringtun"}
+BENCH_IMPLS=${BENCH_IMPLS-"veth weft wireguard-go boringtun"}
+BENCH_SCALE_PEERS=${BENCH_SCALE_PEERS-"1000 10000"}
 BENCH_OUT=${BENCH_OUT:-$repo/docs/benchmarks.md}
 export WEFT_BIN=${WEFT_BIN:-$repo/target/release/weft}
 case "$WEFT_BIN" in /*) ;; *) WEFT_BIN="$(pwd)/$WEFT_BIN" ;; esac
+export SCALE_BIN=${SCALE_BIN:-$repo/target/release/examples/scale}
 export BENCH_SECONDS BENCH_UDP_RATES BENCH_UDP_LEN BENCH_UDP_BUF BENCH_IDLE_SECONDS
 
 # ------------------------------------------------------------ one row
@@ -208,8 +216,82 @@ json.dump(res, open(out, "w"))
 EOF
 }
 
+# ------------------------------------------------------------ one scale row
+# scale_config N KEYFILE: an N-peer static config for the node of KEYFILE.
+# Every peer has two Tailscale addresses, an endpoint and a random key (a
+# peer's key needs no private half here); one process writes them all.
+scale_config() {
+    python3 - "$1" "$2" <<'EOF'
+import base64, os, sys
+n, key = int(sys.argv[1]), open(sys.argv[2]).read().strip()
+out = ["[Interface]", "Name = scale", "PrivateKey = " + key, "Address = 100.64.0.1/32", ""]
+for i in range(n):
+    a = 0x64400002 + i
+    v4 = ".".join(str(a >> s & 255) for s in (24, 16, 8, 0))
+    out += ["[Peer]", "Name = peer%d" % i,
+            "PublicKey = " + base64.b64encode(os.urandom(32)).decode(),
+            "AllowedIPs = %s/32, fd7a:115c:a1e0::%x/128" % (v4, i + 2),
+            "Endpoint = 192.0.2.%d:41641" % (i % 250 + 1), ""]
+print("\n".join(out))
+EOF
+}
+
+now_ns() { date +%s%N; }
+
+scale_row() {
+    local n=$1 out=$2
+    # shellcheck source=../tests/lab/lib.sh
+    . "$repo/tests/lab/lib.sh"
+    lab_init 600
+    lab_need python3
+    [ -x "$SCALE_BIN" ] || lab_skip "scale harness not built (cargo build --release --example scale)"
+    lab_log "scale: engine with $n peers in memory"
+    "$SCALE_BIN" "$n" >"$LAB_TMP/engine.json" || lab_fail "scale harness failed"
+    lab_weft_setup
+    WEFT_VERBOSE=0
+    lab_ns_add s
+    lab_weft_keys s
+    scale_config 0 "$LAB_TMP/s.key" >"$LAB_TMP/empty.conf"
+    scale_config "$n" "$LAB_TMP/s.key" >"$LAB_TMP/full.conf"
+    local rss_empty rss_full t0 start_ms i times=()
+    lab_weftd_up s empty weft0 41641
+    sleep 2
+    rss_empty=$(status_kb VmRSS "$LAB_LAST_PID")
+    lab_kill "$LAB_LAST_PID"
+    t0=$(now_ns)
+    lab_weftd_up s full weft0 41641
+    start_ms=$(( ($(now_ns) - t0) / 1000000 ))
+    sleep 2
+    rss_full=$(status_kb VmRSS "$LAB_LAST_PID")
+    lab_weft_status full >"$LAB_TMP/status.json" || lab_fail "weft status failed"
+    for i in 1 2 3 4 5; do
+        t0=$(now_ns)
+        lab_weft_status full >/dev/null || lab_fail "weft status failed"
+        times+=($(( ($(now_ns) - t0) / 1000 )))
+    done
+    kill -0 "$LAB_LAST_PID" 2>/dev/null || lab_fail "weftd died"
+    python3 - "$out" "$n" "$LAB_TMP/engine.json" "$LAB_TMP/status.json" "$rss_empty" "$rss_full" \
+        "$(wc -c <"$LAB_TMP/full.conf")" "$start_ms" "${times[@]}" <<'EOF'
+import json, statistics, sys
+out, n, engine, status, rss_empty, rss_full, conf_bytes, start_ms = sys.argv[1:9]
+res = json.load(open(engine))
+peers = json.load(open(status))["Peer"]
+if len(peers) != int(n):
+    sys.exit("status lists %d peers, not %s" % (len(peers), n))
+res.update(status="ok", config_bytes=int(conf_bytes), weftd_start_ms=int(start_ms),
+           weftd_rss_empty_kib=int(rss_empty), weftd_rss_kib=int(rss_full),
+           weftd_rss_per_peer_kib=(int(rss_full) - int(rss_empty)) / int(n),
+           weft_status_ms=statistics.median(int(t) for t in sys.argv[9:]) / 1000)
+json.dump(res, open(out, "w"))
+EOF
+}
+
 if [ "${1:-}" = "--row" ]; then
     row "$2" "$3"
+    exit 0
+fi
+if [ "${1:-}" = "--scale" ]; then
+    scale_row "$2" "$3"
     exit 0
 fi
 
@@ -218,25 +300,33 @@ fi
 work=$(mktemp -d /tmp/weftbench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 echo "bench: ${BENCH_SECONDS}s per test, UDP at $BENCH_UDP_RATES, rows: $BENCH_IMPLS" >&2
-for impl in $BENCH_IMPLS; do
-    echo "bench: --- $impl ---" >&2
-    rc=0
-    LAB_QUIET=${LAB_QUIET:-0} "$0" --row "$impl" "$work/$impl.json" 2>"$work/$impl.log" || rc=$?
-    if [ "$rc" -eq 0 ] && [ -s "$work/$impl.json" ]; then
-        echo "bench: $impl ok" >&2
-    else
-        if [ "$rc" -eq 77 ]; then
-            why=$(sed -n 's/^\[lab\] SKIP: //p' "$work/$impl.log" | tail -1)
-            status="unavailable: ${why:-skipped}"
-        else
-            why=$(sed -n 's/^\[lab [0-9:]*\] FAIL: //p' "$work/$impl.log" | tail -1)
-            status="FAILED (exit $rc): ${why:-see log}"
-            tail -n 30 "$work/$impl.log" | sed 's/^/    /' >&2
-        fi
-        echo "bench: $impl $status" >&2
-        python3 -c 'import json,sys; json.dump({"impl": sys.argv[1], "status": sys.argv[2]}, open(sys.argv[3], "w"))' \
-            "$impl" "$status" "$work/$impl.json"
+# run_child MODE NAME: `$0 MODE NAME $work/NAME.json`; a row that fails or is
+# skipped still gets a JSON file, with the reason as its status.
+run_child() {
+    local mode=$1 name=$2 rc=0 why status
+    echo "bench: --- $name ---" >&2
+    LAB_QUIET=${LAB_QUIET:-0} "$0" "$mode" "$name" "$work/$name.json" 2>"$work/$name.log" || rc=$?
+    if [ "$rc" -eq 0 ] && [ -s "$work/$name.json" ]; then
+        echo "bench: $name ok" >&2
+        return
     fi
+    if [ "$rc" -eq 77 ]; then
+        why=$(sed -n 's/^\[lab\] SKIP: //p' "$work/$name.log" | tail -1)
+        status="unavailable: ${why:-skipped}"
+    else
+        why=$(sed -n 's/^\[lab [0-9:]*\] FAIL: //p' "$work/$name.log" | tail -1)
+        status="FAILED (exit $rc): ${why:-see log}"
+        tail -n 30 "$work/$name.log" | sed 's/^/    /' >&2
+    fi
+    echo "bench: $name $status" >&2
+    python3 -c 'import json,sys; json.dump({"impl": sys.argv[1], "status": sys.argv[2]}, open(sys.argv[3], "w"))' \
+        "$name" "$status" "$work/$name.json"
+}
+for impl in $BENCH_IMPLS; do
+    run_child --row "$impl"
+done
+for n in $BENCH_SCALE_PEERS; do
+    run_child --scale "$n"
 done
 
 table=$(python3 - "$BENCH_UDP_RATES" $(for i in $BENCH_IMPLS; do echo "$work/$i.json"; done) <<'EOF'
@@ -265,8 +355,40 @@ for r in rows:
     print("| " + " | ".join(cells) + " |")
 EOF
 )
+[ -n "$BENCH_IMPLS" ] || table="(no throughput rows: BENCH_IMPLS was empty)"
 echo
 echo "$table"
+
+scale_table=$(python3 - $(for n in $BENCH_SCALE_PEERS; do echo "$work/$n.json"; done) <<'EOF'
+import json, sys
+rows = [json.load(open(p)) for p in sys.argv[1:]]
+def f(r, key, nd=1):
+    v = r.get(key)
+    return "–" if v is None else f"{v:.{nd}f}"
+hdr = ["peers", "weftd RSS KiB/peer", "engine RSS KiB/peer", "first load ms",
+       "full reconfiguration ms", "same netmap again ms", "one-peer delta µs (add / remove / routes)",
+       "control one-peer patch, end to end ms", "status build ms", "`weft status --json` ms (MB)", "config parse ms (MB)", "weftd start s"]
+print("| " + " | ".join(hdr) + " |")
+print("|" + "|".join(["---:"] * len(hdr)) + "|")
+for r in rows:
+    if r.get("status") != "ok":
+        print("| " + " | ".join([r["impl"]] + ["–"] * (len(hdr) - 2) + [r["status"].replace("|", "/")]) + " |")
+        continue
+    cells = [str(r["peers"]), f(r, "weftd_rss_per_peer_kib"), f(r, "engine_rss_kib_per_peer"),
+             f(r, "load_ms", 0), f(r, "reconfigure_ms"), f(r, "reapply_unchanged_ms"),
+             f"{r['delta_add_us']:.0f} / {r['delta_remove_us']:.0f} / {r['delta_routes_us']:.0f}",
+             f(r, "control_delta_ms", 2), f(r, "status_ms"),
+             f"{r['weft_status_ms']:.0f} ({r['status_bytes'] / 1e6:.1f})",
+             f"{r['config_parse_ms']:.1f} ({r['config_bytes'] / 1e6:.1f})", f"{r['weftd_start_ms'] / 1000:.1f}"]
+    print("| " + " | ".join(cells) + " |")
+tunn = next((r["tunn_bytes"] for r in rows if r.get("status") == "ok"), None)
+if tunn:
+    print()
+    print(f"Every peer holds a boringtun `Tunn` of {tunn} bytes, made for every peer at load")
+    print("(with an x25519 computation each): most of the memory per peer and of the first load.")
+EOF
+)
+[ -z "$BENCH_SCALE_PEERS" ] || { echo; echo "$scale_table"; }
 
 if [ "$BENCH_OUT" != "-" ]; then
     mkdir -p "$(dirname "$BENCH_OUT")"
@@ -304,6 +426,34 @@ if [ "$BENCH_OUT" != "-" ]; then
         echo
         echo "One run on a shared 2-core machine: expect noise of ±10% or more;"
         echo "compare rows from the same run, not across runs."
+        if [ -n "$BENCH_SCALE_PEERS" ]; then
+            echo
+            echo "## Scale"
+            echo
+            echo "$scale_table"
+            echo
+            echo "Targets: at most 1 KiB of RSS per idle peer, a 10,000-peer reconfiguration"
+            echo "under 50 ms, a one-peer delta under 1 ms."
+            echo
+            echo "- **weftd RSS KiB/peer**: VmRSS of a weftd started with a generated N-peer"
+            echo "  static config (two addresses, an endpoint and a random key per peer; no"
+            echo "  traffic), minus that of one started with no peers, over N."
+            echo "- **engine RSS KiB/peer** and the times: examples/scale.rs, one process"
+            echo "  building N-peer netmaps in memory; times are the CPU time of its thread,"
+            echo "  so the machine's other load does not count. *First load*: Engine::new, one"
+            echo "  WireGuard session (a boringtun Tunn) per peer. *Full reconfiguration*:"
+            echo "  apply_netmap with every peer's endpoint moved (median of 5). *Same netmap"
+            echo "  again*: apply_netmap of the running netmap. *One-peer delta*:"
+            echo "  apply_peer_delta adding a peer, removing one, changing one's routes"
+            echo "  (medians of 201). *Control one-peer patch*: a PeersChangedPatch frame moving"
+            echo "  one peer's endpoint, decoded and applied to the control client's state,"
+            echo "  handed on as a one-peer delta (with the next key expiry looked up, a scan"
+            echo "  of all nodes) and applied by the engine. *Status build*: the status of N"
+            echo "  peers built and serialized in memory. *Config parse*: a static config of N peers parsed"
+            echo "  from text (median of 5)."
+            echo "- **\`weft status --json\`**: the CLI against that weftd, median of 5 runs;"
+            echo "  **weftd start**: spawn until the control socket answers."
+        fi
     } >"$BENCH_OUT"
     echo >&2
     echo "bench: wrote $BENCH_OUT" >&2

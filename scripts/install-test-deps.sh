@@ -16,6 +16,7 @@ need=(
     "wireguard-go:wireguard-go"
     "wg:wireguard-tools"
     "iperf3:iperf3"
+    "mandoc:mandoc"
     "nft:nftables"
     "ping:iputils-ping"
     "ps:procps"

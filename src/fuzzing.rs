@@ -17,6 +17,7 @@ use crate::http1::{self, Parse, MAX_BODY};
 use crate::keys::PrivateKey;
 use crate::packet::gso::{self, VirtioHdr, GSO_NONE, VIRTIO_NET_HDR_LEN};
 use crate::packet::transport::TransportView;
+use crate::packet::tsmp::{self, TsmpPacket};
 use crate::packet::{checksum, gro::Coalescer, icmp, IpHeader};
 use crate::prefix::Prefix;
 use crate::resolver::message::{self, Question, RecordType, Reply};
@@ -59,6 +60,13 @@ pub fn packet_views(data: &[u8]) {
         assert!(view.ip.total_len <= data.len());
     }
     let _ = icmp::parse_echo_reply(data);
+    if let Ok(message) = TsmpPacket::parse(data) {
+        assert!(tsmp::carries_tsmp(data));
+        // A pong built from whatever was read is itself a readable pong.
+        if let Some(pong) = tsmp::pong_for(&message, 0) {
+            assert!(TsmpPacket::parse(&pong).is_ok());
+        }
+    }
 }
 
 /// Allow-all, and SSH from one peer only: the rule sets control sends most.
@@ -443,11 +451,20 @@ pub fn disco_datagram(data: &[u8]) {
     #[derive(Default)]
     struct Outputs {
         udp: Vec<SocketAddr>,
+        derp: usize,
         tun: usize,
     }
     impl PacketSink for Outputs {
         fn send_udp(&mut self, to: SocketAddr, _: &[u8]) {
             self.udp.push(to);
+        }
+        fn send_derp(
+            &mut self,
+            _: crate::control::tailcfg::RegionId,
+            _: crate::keys::PublicKey,
+            _: &[u8],
+        ) {
+            self.derp += 1;
         }
         fn write_tun(&mut self, _: &[u8]) {
             self.tun += 1;
@@ -474,7 +491,7 @@ pub fn disco_datagram(data: &[u8]) {
         let packet: Vec<u8> = header.iter().chain(body).copied().collect();
         let mut out = Outputs::default();
         engine.handle_datagram(now, from, &packet, &mut out);
-        assert_eq!(out.tun, 0);
+        assert_eq!((out.tun, out.derp), (0, 0));
         assert!(out.udp.len() <= 1 && out.udp.iter().all(|to| *to == from));
     }
 }

@@ -43,6 +43,16 @@ impl Netmap {
     }
 }
 
+/// A change to some peers only, as a control server's delta or an edit of one peer gives it:
+/// applying it costs time in proportion to the peers it names, not to the size of the netmap.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PeerDelta {
+    /// Peers to add, or to replace the peer of the same public key.
+    pub upsert: Vec<Peer>,
+    /// Public keys of peers to drop; unknown keys are ignored.
+    pub remove: Vec<PublicKey>,
+}
+
 /// The DERP relays after control's incremental updates are merged.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct DerpMap {

@@ -76,20 +76,14 @@ impl Prefix {
     }
 }
 
-fn mask32(len: u8) -> u32 {
-    if len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(len))
-    }
+/// The IPv4 netmask of a prefix length (`len` ≤ 32): its `len` leading bits set.
+pub fn mask32(len: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
 }
 
-fn mask128(len: u8) -> u128 {
-    if len == 0 {
-        0
-    } else {
-        u128::MAX << (128 - u32::from(len))
-    }
+/// The IPv6 netmask of a prefix length (`len` ≤ 128).
+pub fn mask128(len: u8) -> u128 {
+    u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
 }
 
 impl FromStr for Prefix {

@@ -28,6 +28,9 @@ pub struct NodeState {
     /// False after `weft down`: keep the keys, stay disconnected.
     #[serde(rename = "WantRunning")]
     pub want_running: bool,
+    /// `weft up --shields-up`: refuse new inbound connections, also after a restart.
+    #[serde(rename = "ShieldsUp", default)]
+    pub shields_up: bool,
 }
 
 pub struct StateStore {
@@ -107,6 +110,7 @@ mod tests {
             machine_key: PrivateKey::generate().unwrap(),
             node_key: PrivateKey::generate().unwrap(),
             want_running: true,
+            shields_up: true,
         }
     }
 
@@ -128,6 +132,15 @@ mod tests {
         store.remove().unwrap();
         assert_eq!(store.load().unwrap(), None);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_state_file_from_before_shields_up_loads_with_shields_down() {
+        let mut json = serde_json::to_value(sample()).unwrap();
+        assert_eq!(json["ShieldsUp"], true, "saved");
+        json.as_object_mut().unwrap().remove("ShieldsUp");
+        let old: NodeState = serde_json::from_value(json).unwrap();
+        assert!(!old.shields_up);
     }
 
     fn mode(path: &Path) -> u32 {

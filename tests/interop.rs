@@ -121,6 +121,14 @@ fn weft_with_headscale() {
     run_lab("weft_control.sh", &["headscale"], &[&TAILSCALE[..], &["headscale"]].concat(), 330);
 }
 
+/// Relayed connectivity: weft and tailscaled reach each other only through testcontrol's
+/// DERP (TLS, InsecureForTests) with all node-to-node UDP dropped: ICMP both ways, a TCP
+/// transfer byte for byte, Relay "test" in both statuses.
+#[test]
+fn weft_and_tailscaled_through_derp_only() {
+    run_lab("weft_derp.sh", &[], &[&TAILSCALE[..], &["testcontrol-runner"]].concat(), 200);
+}
+
 /// Issue 3, test 9: TLS to the login server with `weftd --ca-file`, and without.
 #[test]
 fn weft_login_server_tls_with_custom_ca() {

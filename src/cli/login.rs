@@ -14,23 +14,34 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 const DEFAULT_UP_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub fn up(args: &[String], socket: &Path) -> Result<i32, String> {
+    let (m, socket) = parse_flags(&mut up_flags(), args, socket)?;
+    expect_no_arguments("up", &m)?;
+    let timeout = parse_timeout(m.opt_str("timeout").as_deref())?;
+    let body = start_request(&m);
+    request_with_body(&socket, "POST", START_PATH, body.to_string().as_bytes(), REQUEST_TIMEOUT)
+        .map_err(|e| e.to_string())?;
+    wait_until_running(&socket, timeout)
+}
+
+fn up_flags() -> getopts::Options {
     let mut spec = getopts::Options::new();
     spec.optopt("", "login-server", "control server URL (Headscale, or tailscale's)", "URL");
     spec.optopt("", "auth-key", "pre-authorised key: register without a browser", "KEY");
     spec.optopt("", "authkey", "same as --auth-key", "KEY");
     spec.optopt("", "hostname", "name to register this node under", "NAME");
     spec.optopt("", "timeout", "give up after this many seconds (default 300; 0 = never)", "S");
-    let (m, socket) = parse_flags(&mut spec, args, socket)?;
-    expect_no_arguments("up", &m)?;
-    let timeout = parse_timeout(m.opt_str("timeout").as_deref())?;
-    let body = serde_json::json!({
+    spec.optflag("", "shields-up", "refuse every incoming connection (replies still arrive)");
+    spec
+}
+
+/// The local API's start request for `weft up`'s flags.
+fn start_request(m: &getopts::Matches) -> serde_json::Value {
+    serde_json::json!({
         "LoginServer": m.opt_str("login-server").unwrap_or_default(),
         "AuthKey": m.opt_str("auth-key").or_else(|| m.opt_str("authkey")).unwrap_or_default(),
         "Hostname": m.opt_str("hostname").unwrap_or_default(),
-    });
-    request_with_body(&socket, "POST", START_PATH, body.to_string().as_bytes(), REQUEST_TIMEOUT)
-        .map_err(|e| e.to_string())?;
-    wait_until_running(&socket, timeout)
+        "ShieldsUp": m.opt_present("shields-up"),
+    })
 }
 
 /// `--timeout`: seconds (a trailing `s` is allowed), `0` for no limit, the default without.
@@ -191,6 +202,17 @@ mod tests {
             health: health.iter().map(|h| h.to_string()).collect(),
             ..Status::default()
         }
+    }
+
+    #[test]
+    fn shields_up_flag_reaches_the_start_request() {
+        let request = |line: &str| {
+            let args: Vec<String> = line.split_whitespace().map(String::from).collect();
+            start_request(&up_flags().parse(args).unwrap())
+        };
+        assert_eq!(request("--shields-up --hostname box")["ShieldsUp"], true);
+        assert_eq!(request("--hostname box")["ShieldsUp"], false);
+        assert_eq!(request("--authkey k")["AuthKey"], "k");
     }
 
     #[test]

@@ -20,11 +20,12 @@ Commands:
   ping [-c N] [--timeout S] <ip|name>
                                ICMP echo through the tunnel; prints latency and endpoint
   ip [-4|-6] [peer]            show this node's (or a peer's) Tailscale IPs
-  up [--login-server URL] [--auth-key KEY] [--hostname NAME] [--timeout S]
+  up [--login-server URL] [--auth-key KEY] [--hostname NAME] [--timeout S] [--shields-up]
                                join a tailnet through a control server (prints the
                                login URL when no auth key is given, and why it waits);
                                returns once running, or exits 1 after --timeout seconds
-                               (default 300; 0 waits forever)
+                               (default 300; 0 waits forever); --shields-up refuses
+                               every new inbound connection
   down                         disconnect from the tailnet, keeping the keys
   logout                       disconnect and forget this node's keys
   version                      print the version

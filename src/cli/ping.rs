@@ -130,6 +130,7 @@ mod tests {
             err: String::new(),
             latency_seconds: 0.001,
             endpoint: "10.9.0.2:41641".into(),
+            peerapi_port: 0,
         };
         assert_eq!(pong_line(&r), "pong from b (100.64.0.2) via 10.9.0.2:41641 in 1ms");
     }

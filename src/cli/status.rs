@@ -32,7 +32,9 @@ pub fn render(status: &Status) -> (Vec<String>, bool) {
             peers.sort_by(|a, b| (&a.host_name, &a.public_key).cmp(&(&b.host_name, &b.public_key)));
             let mut rows = vec![row(status, &status.self_node, true)];
             rows.extend(peers.into_iter().map(|p| row(status, p, false)));
-            (table(&rows), true)
+            let mut lines = table(&rows);
+            lines.extend(notes(status));
+            (lines, true)
         }
     };
     if !status.health.is_empty() {
@@ -41,6 +43,39 @@ pub fn render(status: &Status) -> (Vec<String>, bool) {
         lines.extend(status.health.iter().map(|problem| format!("#     - {problem}")));
     }
     (lines, running)
+}
+
+/// Lines under the table: shields up, and the drop counters that are not zero.
+fn notes(status: &Status) -> Vec<String> {
+    let mut lines = Vec::new();
+    if status.shields_up {
+        lines.push("# Shields up: incoming connections are refused.".to_string());
+    }
+    let counted: Vec<String> = status
+        .drops
+        .iter()
+        .filter(|(_, count)| **count > 0)
+        .map(|(reason, count)| format!("{} {count}", words(reason)))
+        .collect();
+    if !counted.is_empty() {
+        lines.push(format!("# Dropped: {}", counted.join(", ")));
+    }
+    lines
+}
+
+/// A counter's JSON name in words: `ShieldsUp` → `shields-up`, `OutboundTSMP` →
+/// `outbound-tsmp`.
+fn words(pascal_case: &str) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = pascal_case.chars().collect();
+    for (i, c) in chars.iter().enumerate() {
+        let after_lower = i > 0 && chars[i - 1].is_lowercase();
+        if c.is_uppercase() && after_lower {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }
 
 /// What to say instead of the table when the node is not up (the states tailscale's status
@@ -177,6 +212,27 @@ mod tests {
              100.64.0.22  laptop  -       -      active; direct 192.0.2.4:41641, tx 1234 rx 5678\n\
              100.64.0.3   nas     alice@  -      offline\n\
              \n# Health check:\n#     - routing: ip failed\n"
+        );
+    }
+
+    #[test]
+    fn shields_up_and_non_zero_drops_are_noted_under_the_table() {
+        let mut status = running(peer("box1", "100.64.0.1"));
+        let (lines, _) = render(&status);
+        assert_eq!(lines.len(), 1, "nothing to note: {lines:?}");
+        status.shields_up = true;
+        for (reason, count) in
+            [("Filtered", 0), ("ShieldsUp", 3), ("SpoofedSource", 1), ("OutboundTSMP", 2)]
+        {
+            status.drops.insert(reason.into(), count);
+        }
+        let (lines, _) = render(&status);
+        assert_eq!(
+            lines[1..],
+            [
+                "# Shields up: incoming connections are refused.",
+                "# Dropped: outbound-tsmp 2, shields-up 3, spoofed-source 1",
+            ]
         );
     }
 

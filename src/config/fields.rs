@@ -11,6 +11,7 @@ pub(super) enum InterfaceField {
     ListenPort,
     Mtu,
     Name,
+    ShieldsUp,
 }
 
 /// A key weft reads in `[Peer]`.
@@ -60,6 +61,7 @@ const KEYS: &[(&str, Role)] = &[
     ("ListenPort", Role::Interface(InterfaceField::ListenPort)),
     ("MTU", Role::Interface(InterfaceField::Mtu)),
     ("Name", Role::Interface(InterfaceField::Name)),
+    ("ShieldsUp", Role::Interface(InterfaceField::ShieldsUp)),
     ("PublicKey", Role::Peer(PeerField::PublicKey)),
     ("AllowedIPs", Role::Peer(PeerField::AllowedIps)),
     ("Endpoint", Role::Peer(PeerField::Endpoint)),

@@ -2,7 +2,8 @@
 //!
 //! The format is wg-quick's, so an existing `wg0.conf` loads: `[Interface]` with PrivateKey,
 //! Address, ListenPort and MTU; `[Peer]` sections with PublicKey, AllowedIPs, Endpoint,
-//! PersistentKeepalive and PresharedKey; plus a weft `Name` in either. wg-quick's host settings
+//! PersistentKeepalive and PresharedKey; plus a weft `Name` in either and weft's `ShieldsUp` in
+//! `[Interface]`. wg-quick's host settings
 //! (DNS, Table, FwMark, SaveConfig) load with a warning; its shell hooks are refused. Parsing is
 //! pure — no name resolution, no hostname lookup — so the same text always gives the same netmap.
 
@@ -27,6 +28,8 @@ pub use reader::parse;
 pub struct StaticConfig {
     /// Peers sorted by public key; the domain is empty.
     pub netmap: Netmap,
+    /// `ShieldsUp = true` in `[Interface]`: refuse every new inbound connection.
+    pub shields_up: bool,
     /// One `file:line: ...` message per setting that was accepted but ignored.
     pub warnings: Vec<String>,
 }

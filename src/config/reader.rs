@@ -125,6 +125,7 @@ impl Reader<'_> {
             .interface
             .ok_or_else(|| ConfigError::whole_file(origin, "no [Interface] section".into()))?;
         let interface_line = interface.line;
+        let shields_up = interface.shields_up();
         let (self_node, private_key_line) = interface.finish().map_err(at(interface_line))?;
         let mut peers = self
             .peers
@@ -140,7 +141,7 @@ impl Reader<'_> {
             peers: peers.into_iter().map(|(peer, _)| peer).collect(),
             ..Netmap::new(self_node)
         };
-        Ok(StaticConfig { netmap, warnings: self.warnings })
+        Ok(StaticConfig { netmap, shields_up, warnings: self.warnings })
     }
 }
 

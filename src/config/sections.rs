@@ -19,6 +19,7 @@ pub(super) struct InterfaceSection {
     listen_port: Option<u16>,
     mtu: Option<u16>,
     name: Option<String>,
+    shields_up: bool,
 }
 
 impl InterfaceSection {
@@ -30,7 +31,13 @@ impl InterfaceSection {
             listen_port: None,
             mtu: None,
             name: None,
+            shields_up: false,
         }
+    }
+
+    /// `ShieldsUp = true`: refuse every new inbound connection.
+    pub(super) fn shields_up(&self) -> bool {
+        self.shields_up
     }
 
     /// Applies one setting found on `line`.
@@ -48,6 +55,7 @@ impl InterfaceSection {
             InterfaceField::ListenPort => self.listen_port = Some(values::listen_port(value)?),
             InterfaceField::Mtu => self.mtu = Some(values::mtu(value)?),
             InterfaceField::Name => self.name = Some(values::name(value)?),
+            InterfaceField::ShieldsUp => self.shields_up = values::switch(value)?,
         }
         Ok(())
     }

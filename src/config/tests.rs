@@ -127,6 +127,21 @@ fn fills_in_defaults() {
 }
 
 #[test]
+fn reads_shields_up() {
+    assert!(!parses("[Interface]\nPrivateKey = {own}\n").shields_up, "down by default");
+    for (value, expected) in [("true", true), ("TRUE", true), ("false", false), ("False", false)] {
+        let config = parses(&format!("[Interface]\nPrivateKey = {{own}}\nShieldsUp = {value}\n"));
+        assert_eq!(config.shields_up, expected, "{value}");
+    }
+    fails("[Interface]\nPrivateKey = {own}\nShieldsUp = yes\n", Some(3), "must be true or false");
+    fails(
+        "[Interface]\nPrivateKey = {own}\n[Peer]\nPublicKey = {k1}\nShieldsUp = true\n",
+        Some(5),
+        "ShieldsUp belongs in [Interface]",
+    );
+}
+
+#[test]
 fn forgives_case_spacing_comments_and_line_endings() {
     let text = "\u{feff}# leading comment\r\n\r\n  [interface]  # trailing\r\n\
                 privatekey={own}\r\n  ADDRESS\t=\t100.64.0.1 # me\r\nmtu = 65535\r\n\
@@ -462,6 +477,31 @@ fn loads_a_file_and_names_it_in_messages() {
     assert_eq!(error.line, Some(2));
 }
 
+/// A tailnet of 10,000 peers, each with two addresses, an endpoint and a name: some 2 MB.
+#[test]
+fn loads_a_ten_thousand_peer_file() {
+    let mut text = fill("[Interface]\nPrivateKey = {own}\nAddress = 100.64.0.1/32\n");
+    for i in 0..10_000u32 {
+        let mut key = [0u8; 32];
+        key[..4].copy_from_slice(&i.to_be_bytes());
+        let (high, low) = (i >> 8, i & 0xff);
+        text += &format!(
+            "\n[Peer]\n# peer number {i} of the big tailnet\nName = peer-{i}\n\
+             PublicKey = {}\nAllowedIPs = 100.65.{high}.{low}/32, fd7a:115c:a1e0::1:{i:x}/128\n\
+             Endpoint = 192.0.2.{low}:41641\nPersistentKeepalive = 25\n",
+            PublicKey(key).to_base64()
+        );
+    }
+    assert!(text.len() > 2_000_000, "{} bytes", text.len());
+    let file = TempFile::with("big.conf", text.as_bytes());
+    let config = load(&file.0).unwrap_or_else(|error| panic!("{error}"));
+    let peers = &config.netmap.peers;
+    assert_eq!(peers.len(), 10_000);
+    assert!(peers.windows(2).all(|pair| pair[0].public_key < pair[1].public_key));
+    assert_eq!(peers[300].name, "peer-300");
+    assert_eq!(peers[300].allowed_ips, prefixes(&["100.65.1.44/32", "fd7a:115c:a1e0::1:12c/128"]));
+}
+
 #[test]
 fn refuses_files_that_are_not_configs() {
     let binary = TempFile::with("binary.conf", b"[Interface]\n# ok\nName = \xff\xfe\n");
@@ -469,12 +509,12 @@ fn refuses_files_that_are_not_configs() {
     assert_eq!((error.line, error.message.as_str()), (Some(3), "not UTF-8 text"));
 
     let mut huge = fill(FULL).into_bytes();
-    huge.resize((1 << 20) + 1, b'\n');
+    huge.resize((16 << 20) + 1, b'\n');
     let huge = TempFile::with("huge.conf", &huge);
     let error = load(&huge.0).unwrap_err();
     assert_eq!(
         (error.line, error.message.as_str()),
-        (None, "larger than 1 MiB, too big to be a config file")
+        (None, "larger than 16 MiB, too big to be a config file")
     );
 
     let missing = std::env::temp_dir().join("weft-config-no-such-file.conf");

@@ -115,3 +115,12 @@ pub(super) fn name(value: &str) -> Result<String, String> {
     }
     Ok(value.to_string())
 }
+
+/// A switch: `true` or `false` (any case), as tailscale's own config files spell them.
+pub(super) fn switch(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("{} — must be true or false", quote(value))),
+    }
+}

@@ -4,7 +4,7 @@
 //! the engine or the control connection: serving a command is the loop's business.
 
 use super::tokens;
-use crate::engine::ping::PingId;
+use crate::engine::ping::{PingId, PingKind};
 use crate::http1::Request;
 use crate::localapi::server::{error_body, Server};
 use crate::localapi::socket_path::ListenError;
@@ -25,8 +25,9 @@ const MAX_PING_TIMEOUT: Duration = Duration::from_secs(60);
 pub(super) enum ApiCommand {
     /// `weft status`: the engine's status with the login state.
     Status,
-    /// `weft ping`: an ICMP echo to `target`, answered when it returns or `timeout` passes.
-    Ping { target: IpAddr, timeout: Duration },
+    /// `weft ping`: an ICMP echo (or TSMP ping) to `target`, answered when it returns or
+    /// `timeout` passes.
+    Ping { kind: PingKind, target: IpAddr, timeout: Duration },
     /// `weft up`.
     Up(UpRequest),
     /// `weft down`.
@@ -161,13 +162,14 @@ fn ping_command(request: &Request) -> Result<ApiCommand, Refusal> {
     let Ok(target) = ip.parse::<IpAddr>() else {
         return Err(Refusal::bad_request(format!("{ip:?} is not an IP address")));
     };
-    if let Some(kind) = request.query_value("type") {
-        if !kind.eq_ignore_ascii_case("icmp") {
-            return Err(Refusal::bad_request(format!(
-                "ping type {kind:?} is not supported yet; weft pings with ICMP"
-            )));
-        }
-    }
+    let kind = match request.query_value("type") {
+        None => PingKind::Icmp,
+        Some(name) => PingKind::from_api_name(name).ok_or_else(|| {
+            Refusal::bad_request(format!(
+                "ping type {name:?} is not supported yet; weft pings with ICMP or TSMP"
+            ))
+        })?,
+    };
     let timeout = match request.query_value("timeout_ms").map(str::parse::<u64>) {
         None => DEFAULT_PING_TIMEOUT,
         Some(Ok(ms)) => Duration::from_millis(ms).min(MAX_PING_TIMEOUT),
@@ -175,7 +177,7 @@ fn ping_command(request: &Request) -> Result<ApiCommand, Refusal> {
             return Err(Refusal::bad_request("timeout_ms must be a number of milliseconds"))
         }
     };
-    Ok(ApiCommand::Ping { target, timeout })
+    Ok(ApiCommand::Ping { kind, target, timeout })
 }
 
 #[cfg(test)]
@@ -210,10 +212,13 @@ mod tests {
             &[("ip", "100.64.0.2"), ("timeout_ms", "90000")],
             "",
         ));
-        assert_eq!(
-            ping,
-            Ok(ApiCommand::Ping { target: [100, 64, 0, 2].into(), timeout: MAX_PING_TIMEOUT })
-        );
+        let target = [100, 64, 0, 2].into();
+        let timeout = MAX_PING_TIMEOUT;
+        assert_eq!(ping, Ok(ApiCommand::Ping { kind: PingKind::Icmp, target, timeout }));
+        let tsmp =
+            command(&request("POST", PING_PATH, &[("ip", "100.64.0.2"), ("type", "TSMP")], ""));
+        let timeout = DEFAULT_PING_TIMEOUT;
+        assert_eq!(tsmp, Ok(ApiCommand::Ping { kind: PingKind::Tsmp, target, timeout }));
     }
 
     #[test]

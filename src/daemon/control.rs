@@ -13,10 +13,11 @@ use super::resolving::{Resolution, Resolving};
 use super::{environment, tokens};
 use crate::control::client::{Action, BackendState, ControlClient, Event, Identity, LinkFailure};
 use crate::control::server_url::ServerUrl;
+use crate::control::tailcfg::RegionId;
 use crate::engine::status::Status;
 use crate::keys::{AuthKey, PrivateKey, PublicKey};
 use crate::localapi::UpRequest;
-use crate::netmap::Netmap;
+use crate::netmap::{Netmap, PeerDelta};
 use crate::state::{NodeState, StateStore};
 use mio::{Interest, Registry, Token};
 use rustls::ClientConfig;
@@ -31,10 +32,15 @@ use std::time::Instant;
 pub(super) enum ControlEvent {
     /// A netmap from the server, to run.
     Netmap(Box<Netmap>),
+    /// A change to a few peers of the running netmap, and to nothing else.
+    PeerDelta(PeerDelta),
     /// The connection is gone by the user's wish (`weft down`, `weft logout`, a new
     /// `weft up`): the node leaves the tailnet — no peers, routes or addresses — but keeps
     /// its key.
     Stopped,
+    /// Whether the node refuses new inbound connections, as the login asks (`weft up
+    /// --shields-up`, kept in the state file).
+    ShieldsUp(bool),
 }
 
 pub(super) struct Control {
@@ -53,6 +59,8 @@ pub(super) struct Control {
     login_error: Option<String>,
     /// TLS settings, built on first use.
     tls: Option<Result<Arc<ClientConfig>, String>>,
+    /// Our home DERP region, for every client this driver starts.
+    home_derp: Option<RegionId>,
     events: VecDeque<ControlEvent>,
 }
 
@@ -104,7 +112,17 @@ impl Control {
             link: None,
             login_error: None,
             tls: None,
+            home_derp: None,
             events: VecDeque::new(),
+        }
+    }
+
+    /// Tells control our home DERP region, so peers relay to us there.
+    pub fn set_home_derp(&mut self, region: Option<RegionId>, registry: &Registry, now: Instant) {
+        self.home_derp = region;
+        if let Some(link) = &mut self.link {
+            link.client.set_home_derp(now, region);
+            self.pump(registry, now);
         }
     }
 
@@ -139,9 +157,10 @@ impl Control {
             (true, Some(s)) if !s.hostname.is_empty() => s.hostname.clone(),
             _ => crate::platform::hostname::hostname(),
         };
+        let shields_up = request.shields_up;
         let state = match saved {
             Some(s) if ServerUrl::parse(&s.login_server).ok() == Some(server.clone()) => {
-                let state = NodeState { hostname, want_running: true, ..s };
+                let state = NodeState { hostname, want_running: true, shields_up, ..s };
                 // Already registered with these keys: remember that the user wants them up.
                 self.store.save(&state)?;
                 state
@@ -152,6 +171,7 @@ impl Control {
                 machine_key: PrivateKey::generate()?,
                 node_key: PrivateKey::generate()?,
                 want_running: true,
+                shields_up,
             },
         };
         let auth_key = Some(request.auth_key).filter(|k| !k.is_empty());
@@ -281,6 +301,9 @@ impl Control {
             now,
         );
         client.set_endpoints(now, self.local_endpoints());
+        client.set_shields_up(state.shields_up);
+        self.events.push_back(ControlEvent::ShieldsUp(state.shields_up));
+        client.set_home_derp(now, self.home_derp);
         self.login_error = None;
         self.link = Some(ControlLink { client, state, socket: None, dialing: None });
         self.pump(registry, now);
@@ -435,6 +458,7 @@ impl Control {
                 }
             }
             Event::Netmap(netmap) => self.events.push_back(ControlEvent::Netmap(netmap)),
+            Event::PeerDelta(delta) => self.events.push_back(ControlEvent::PeerDelta(delta)),
             Event::LoginFailed(why) => self.login_error = Some(why.to_string()),
             Event::LoggedOut => {
                 if let Err(e) = self.forget_login(registry) {
@@ -471,6 +495,7 @@ mod tests {
             machine_key: PrivateKey([1; 32]),
             node_key: PrivateKey([2; 32]),
             want_running,
+            shields_up: false,
         }
     }
 
@@ -513,6 +538,22 @@ mod tests {
         let netmap = Box::new(Netmap::new(SelfNode::new(PrivateKey([2; 32]))));
         control.on_client_event(Event::Netmap(netmap.clone()), poll.registry());
         assert_eq!(events(&mut control), [ControlEvent::Netmap(netmap)]);
+        let delta =
+            PeerDelta { upsert: Vec::new(), remove: vec![PrivateKey([3; 32]).public_key()] };
+        control.on_client_event(Event::PeerDelta(delta.clone()), poll.registry());
+        assert_eq!(events(&mut control), [ControlEvent::PeerDelta(delta)]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_resumed_login_tells_the_loop_its_shields() {
+        let poll = Poll::new().unwrap();
+        let (mut control, dir) = logged_in("shields", state(true), Instant::now());
+        let shielded = NodeState { shields_up: true, ..state(true) };
+        control.resume(shielded, poll.registry(), Instant::now());
+        let events = events(&mut control);
+        assert!(events.contains(&ControlEvent::ShieldsUp(true)), "{events:?}");
+        control.stop(poll.registry());
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -66,6 +66,14 @@ impl ControlSocket {
         }
     }
 
+    /// True while written bytes still wait for the socket: a sender should hold back.
+    pub fn is_backlogged(&self) -> bool {
+        match &self.tls {
+            Some(tls) => tls.wants_write(),
+            None => !self.unsent.is_empty(),
+        }
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         if let Some(tls) = &mut self.tls {
             while tls.wants_write() {
@@ -144,12 +152,28 @@ pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<ClientConfig>
             roots.add(cert).map_err(|e| format!("CA file {}: {e}", path.display()))?;
         }
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
+    let config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
     // HTTP/1.1 only: the ts2021 upgrade cannot happen over an HTTP/2 TLS session.
     Ok(Arc::new(config))
+}
+
+/// TLS settings whose certificate check is `verifier`'s (DERP's pinned or test-only nodes).
+pub fn tls_config_with(
+    verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
+) -> Result<Arc<ClientConfig>, String> {
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
 }

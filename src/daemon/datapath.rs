@@ -8,9 +8,12 @@
 //! datagrams gather in a [`SendBatch`] that leaves with one `sendmsg` when [`Io`] is dropped
 //! (the end of each readiness burst) or fills up.
 
+use super::derp::Outbox;
 use super::tokens;
 use super::udp::{SendBatch, UdpSockets};
+use crate::control::tailcfg::RegionId;
 use crate::engine::{Engine, PacketSink, MAX_PACKET};
+use crate::keys::PublicKey;
 use crate::packet::gro::Coalescer;
 use crate::packet::gso::{self, VirtioHdr, VIRTIO_NET_HDR_LEN};
 use crate::platform::tun::Tun;
@@ -59,6 +62,11 @@ impl DataPath {
         self.buffers.io(&self.tun, &self.udp)
     }
 
+    /// The datagrams the engine gave for DERP relays since the last call.
+    pub fn derp_outbox(&mut self) -> &mut Outbox {
+        &mut self.buffers.derp
+    }
+
     /// The UDP port both sockets are bound to.
     pub fn port(&self) -> u16 {
         self.udp.port()
@@ -80,6 +88,8 @@ struct Buffers {
     batch: SendBatch,
     /// Decrypted TCP segments glued before they enter an offloading TUN.
     gro: Coalescer,
+    /// Datagrams for DERP relays, sent by the loop after the burst.
+    derp: Outbox,
 }
 
 impl Buffers {
@@ -90,12 +100,13 @@ impl Buffers {
             udp_in: vec![0; MAX_PACKET + 1].into_boxed_slice(),
             batch: SendBatch::new(udp),
             gro: Coalescer::new(),
+            derp: Outbox::default(),
         }
     }
 
     /// The sink over these buffers.
     fn io<'a>(&'a mut self, tun: &'a Tun, udp: &'a UdpSockets) -> Io<'a> {
-        Io { tun, udp, batch: &mut self.batch, gro: &mut self.gro }
+        Io { tun, udp, batch: &mut self.batch, gro: &mut self.gro, derp: &mut self.derp }
     }
 }
 
@@ -107,6 +118,7 @@ pub(super) struct Io<'a> {
     udp: &'a UdpSockets,
     batch: &'a mut SendBatch,
     gro: &'a mut Coalescer,
+    derp: &'a mut Outbox,
 }
 
 fn write_tun_with(tun: &Tun, hdr: &[u8; VIRTIO_NET_HDR_LEN], packet: &[u8]) {
@@ -118,6 +130,10 @@ fn write_tun_with(tun: &Tun, hdr: &[u8; VIRTIO_NET_HDR_LEN], packet: &[u8]) {
 impl PacketSink for Io<'_> {
     fn send_udp(&mut self, to: std::net::SocketAddr, datagram: &[u8]) {
         self.batch.push(self.udp, to, datagram);
+    }
+
+    fn send_derp(&mut self, region: RegionId, to: PublicKey, datagram: &[u8]) {
+        self.derp.push(region, to, datagram);
     }
 
     fn write_tun(&mut self, packet: &[u8]) {
@@ -142,8 +158,8 @@ impl DataPath {
     fn read_tun(&mut self, engine: &mut Engine) {
         let now = Instant::now();
         let DataPath { tun, udp, buffers } = self;
-        let Buffers { tun_in, segment, batch, gro, .. } = buffers;
-        let mut io = Io { tun, udp, batch, gro };
+        let Buffers { tun_in, segment, batch, gro, derp, .. } = buffers;
+        let mut io = Io { tun, udp, batch, gro, derp };
         let vnet = tun.has_vnet_hdr();
         loop {
             match tun.read(tun_in) {
@@ -175,8 +191,8 @@ impl DataPath {
         let DataPath { tun, udp, buffers } = self;
         let Some(socket) = udp.family(v6) else { return };
         let fd = socket.as_raw_fd();
-        let Buffers { udp_in, batch, gro, .. } = buffers;
-        let mut io = Io { tun, udp, batch, gro };
+        let Buffers { udp_in, batch, gro, derp, .. } = buffers;
+        let mut io = Io { tun, udp, batch, gro, derp };
         loop {
             match udp_gso::recv(fd, udp_in) {
                 Ok(r) => {

@@ -42,6 +42,20 @@ pub(super) fn for_engine(now: Instant, disco_key: PrivateKey) -> engine::Environ
     }
 }
 
+/// The DERP driver's settings: its reconnect jitter seed and the test-only plain-HTTP switch.
+pub(super) fn for_derp() -> super::derp::DerpOptions {
+    let jitter_seed = random_u64().unwrap_or_else(|e| {
+        // Only the reconnect jitter depends on it.
+        log::warn!("DERP: no randomness for the retry jitter: {e}");
+        0
+    });
+    let plain_http = std::env::var_os("WEFT_DEBUG_USE_DERP_HTTP").is_some_and(|v| v == "1");
+    if plain_http {
+        log::warn!("WEFT_DEBUG_USE_DERP_HTTP=1: DERP over plain HTTP, for test servers only");
+    }
+    super::derp::DerpOptions { jitter_seed, plain_http }
+}
+
 /// The control client's environment, read with `now`; `disco_key` is the run's disco public
 /// key.
 pub(super) fn for_control(now: Instant, disco_key: PublicKey) -> client::Environment {

@@ -6,10 +6,11 @@
 use super::api::{Api, ApiCommand, Caller, Refusal};
 use super::control::{Control, ControlEvent};
 use super::datapath::DataPath;
+use super::derp::{Derp, DerpEvent};
 use super::signals::{Signal, Signals};
 use super::tokens::{self, Driver};
 use super::{environment, Options};
-use crate::engine::Engine;
+use crate::engine::{Engine, NetmapChange};
 use crate::keys::PrivateKey;
 use crate::netmap::{Netmap, SelfNode};
 use crate::platform::router::{Router, RouterConfig};
@@ -29,6 +30,7 @@ struct Daemon {
     router: Option<Router>,
     datapath: DataPath,
     control: Control,
+    derp: Derp,
     api: Api,
     signals: Signals,
     /// Problems with the host (routes, config reloads) shown in `weft status`.
@@ -46,13 +48,14 @@ pub(super) fn run(options: &Options) -> Result<(), String> {
         Some(_) => None,
         None => store.load()?,
     };
-    let netmap = match (&options.config, &saved) {
+    let (netmap, shields_up) = match (&options.config, &saved) {
         (Some(path), _) => load_netmap(path)?,
-        (None, Some(state)) => Netmap::new(SelfNode::new(state.node_key.clone())),
+        (None, Some(state)) => (Netmap::new(SelfNode::new(state.node_key.clone())), false),
         // Not logged in: the engine idles with a throwaway key until `weft up`.
-        (None, None) => Netmap::new(SelfNode::new(PrivateKey::generate()?)),
+        (None, None) => (Netmap::new(SelfNode::new(PrivateKey::generate()?)), false),
     };
     let mut daemon = Daemon::start(options.clone(), netmap, store)?;
+    daemon.engine.set_shields_up(shields_up);
     if let Some(state) = saved.filter(|s| s.want_running) {
         let now = Instant::now();
         daemon.control.resume(state, daemon.poll.registry(), now);
@@ -73,12 +76,13 @@ fn exposed_key_files(key_files: &[PathBuf]) -> Vec<String> {
     warnings
 }
 
-fn load_netmap(path: &std::path::Path) -> Result<Netmap, String> {
+/// The config's netmap and whether it raises the shields.
+fn load_netmap(path: &std::path::Path) -> Result<(Netmap, bool), String> {
     let config = crate::config::load(path).map_err(|e| e.to_string())?;
     for warning in &config.warnings {
         log::warn!("{warning}");
     }
-    Ok(with_default_names(config.netmap))
+    Ok((with_default_names(config.netmap), config.shields_up))
 }
 
 /// Static configs may leave names out: the node takes the host's name, a peer the start of
@@ -97,6 +101,7 @@ fn with_default_names(mut netmap: Netmap) -> Netmap {
 
 impl Daemon {
     fn start(options: Options, netmap: Netmap, store: StateStore) -> Result<Daemon, String> {
+        crate::platform::check_supported()?;
         create_private_dir(&options.statedir)
             .map_err(|e| format!("state directory {}: {e}", options.statedir.display()))?;
         let key_files: Vec<PathBuf> =
@@ -126,6 +131,7 @@ impl Daemon {
             router: None,
             datapath,
             control,
+            derp: Derp::new(environment::for_derp()),
             api,
             signals,
             router_problem: None,
@@ -147,10 +153,10 @@ impl Daemon {
         log::info!(
             "weftd {} running: {} on {}, UDP port {}, {} peers",
             crate::VERSION,
-            daemon.engine.netmap().self_node.private_key.public_key(),
+            daemon.engine.self_node().private_key.public_key(),
             daemon.datapath.tun_name(),
             daemon.datapath.port(),
-            daemon.engine.netmap().peers.len()
+            daemon.engine.peer_count()
         );
         Ok(daemon)
     }
@@ -187,7 +193,10 @@ impl Daemon {
     fn on_ready(&mut self, token: mio::Token) -> ControlFlow<()> {
         let registry = self.poll.registry();
         match tokens::driver_of(token) {
-            Driver::DataPath => self.datapath.on_ready(token, &mut self.engine),
+            Driver::DataPath => {
+                self.datapath.on_ready(token, &mut self.engine);
+                self.relay_outbox(Instant::now());
+            }
             Driver::Signals => {
                 for signal in self.signals.on_ready() {
                     match signal {
@@ -201,6 +210,11 @@ impl Daemon {
                 self.control.on_ready(token, registry, now);
                 self.route_control_events(now);
             }
+            Driver::Derp => {
+                let now = Instant::now();
+                self.derp.on_ready(token, registry, now);
+                self.route_derp_events(now);
+            }
             Driver::Api => {
                 if let Some((caller, command)) = self.api.on_ready(token, registry, Instant::now())
                 {
@@ -212,10 +226,15 @@ impl Daemon {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        [self.engine.poll_timeout(), self.api.poll_timeout(), self.control.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.engine.poll_timeout(),
+            self.api.poll_timeout(),
+            self.control.poll_timeout(),
+            self.derp.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn run_timers(&mut self) {
@@ -226,14 +245,74 @@ impl Daemon {
             self.api.on_timeout(now, self.poll.registry());
             self.control.on_timeout(self.poll.registry(), now);
             self.route_control_events(now);
+            self.derp.on_timeout(self.poll.registry(), now);
+            self.route_derp_events(now);
         }
+        self.relay_outbox(now);
         self.answer_finished_pings();
+    }
+
+    /// Hands the engine's relayed datagrams to the DERP driver.
+    fn relay_outbox(&mut self, now: Instant) {
+        let registry = self.poll.registry();
+        while let Some(packet) = self.datapath.derp_outbox().pop() {
+            self.derp.send(now, packet.region, packet.to, &packet.payload, registry);
+        }
+        self.route_derp_events(now);
+    }
+
+    /// Applies what the DERP driver reported: relayed datagrams to the engine, connection
+    /// changes to health.
+    fn route_derp_events(&mut self, now: Instant) {
+        let mut connectivity_changed = false;
+        while let Some(event) = self.derp.poll_event() {
+            match event {
+                DerpEvent::Received { region, from, payload } => {
+                    // Dropping the sink sends the engine's answers.
+                    let mut sink = self.datapath.sink();
+                    self.engine.handle_derp_datagram(now, region, from, &payload, &mut sink);
+                }
+                DerpEvent::PeerGone { region, peer, reason } => {
+                    log::debug!("DERP region {region}: peer {peer} gone ({reason:?})");
+                }
+                DerpEvent::Connected(_) | DerpEvent::Disconnected(..) => {
+                    connectivity_changed = true
+                }
+            }
+        }
+        if connectivity_changed {
+            self.publish_health();
+        }
+        // Peers are told to relay to us only once we are there to receive. Called after
+        // every change of home (a new map, netcheck's `set_home_region`), since a home that
+        // was already connected as another peer's region brings no new event.
+        if self.derp.home_connected() {
+            let registry = self.poll.registry();
+            self.control.set_home_derp(self.derp.home_region(), registry, now);
+        }
+        // Answers to relayed datagrams may be relayed themselves.
+        let registry = self.poll.registry();
+        while let Some(packet) = self.datapath.derp_outbox().pop() {
+            self.derp.send(now, packet.region, packet.to, &packet.payload, registry);
+        }
+    }
+
+    /// Points the DERP driver at the netmap's relays and tells control our home among them.
+    fn apply_derp_map(&mut self, now: Instant) {
+        let registry = self.poll.registry();
+        self.derp.set_node_key(self.engine.self_node().private_key.clone(), registry, now);
+        self.derp.set_derp_map(self.engine.derp_map(), None, registry, now);
+        if !self.derp.home_connected() {
+            // A new home is announced when its connection is up (see route_derp_events).
+            self.control.set_home_derp(None, registry, now);
+        }
+        self.route_derp_events(now);
     }
 
     /// Applies what the control driver reported.
     fn route_control_events(&mut self, now: Instant) {
         while let Some(event) = self.control.poll_event() {
-            match event {
+            let change = match event {
                 ControlEvent::Netmap(netmap) => {
                     let change = self.engine.apply_netmap(*netmap, now);
                     log::info!(
@@ -242,13 +321,29 @@ impl Daemon {
                         change.removed,
                         change.updated
                     );
+                    change
+                }
+                ControlEvent::PeerDelta(delta) => {
+                    let change = self.engine.apply_peer_delta(delta, now);
+                    log::debug!(
+                        "peer delta: {} peers added, {} removed, {} updated",
+                        change.added,
+                        change.removed,
+                        change.updated
+                    );
+                    change
+                }
+                ControlEvent::ShieldsUp(on) => {
+                    self.engine.set_shields_up(on);
+                    NetmapChange::default()
                 }
                 ControlEvent::Stopped => {
-                    let key = self.engine.netmap().self_node.private_key.clone();
-                    self.engine.apply_netmap(Netmap::new(SelfNode::new(key)), now);
+                    let key = self.engine.self_node().private_key.clone();
+                    self.engine.apply_netmap(Netmap::new(SelfNode::new(key)), now)
                 }
-            }
-            self.apply_routes();
+            };
+            self.follow_netmap_change(&change);
+            self.apply_derp_map(now);
         }
     }
 
@@ -263,13 +358,15 @@ impl Daemon {
             ApiCommand::Status => {
                 let mut status = self.engine.status(now, true);
                 self.control.add_to_status(&mut status);
+                let derp_dropped = self.derp.dropped() + self.datapath.derp_outbox().dropped();
+                status.drops.insert("DerpDropped".to_string(), derp_dropped);
                 serde_json::to_vec_pretty(&status)
                     .map_err(|e| Refusal::internal(format!("encoding status: {e}")))
             }
-            ApiCommand::Ping { target, timeout } => {
+            ApiCommand::Ping { kind, target, timeout } => {
                 // Dropping the sink sends the echo request.
-                let started =
-                    self.engine.start_ping(now, target, timeout, &mut self.datapath.sink());
+                let sink = &mut self.datapath.sink();
+                let started = self.engine.start_ping_of(now, kind, target, timeout, sink);
                 match started {
                     Ok(id) => return self.api.ping_started(caller, id, timeout),
                     Err(e) => Err(Refusal::bad_request(e)),
@@ -301,7 +398,8 @@ impl Daemon {
         self.exposed_key_files = exposed_key_files(&self.key_files);
         let result = load_netmap(&path);
         match result {
-            Ok(netmap) => {
+            Ok((netmap, shields_up)) => {
+                self.engine.set_shields_up(shields_up);
                 if netmap.self_node.listen_port.is_some_and(|p| p != self.datapath.port()) {
                     log::warn!("ListenPort changed: the new port takes effect at the next restart");
                 }
@@ -313,7 +411,7 @@ impl Daemon {
                     change.updated
                 );
                 self.reload_problem = None;
-                self.apply_routes();
+                self.follow_netmap_change(&change);
             }
             Err(e) => {
                 log::error!("config reload failed, keeping the running config: {e}");
@@ -324,12 +422,23 @@ impl Daemon {
     }
 
     fn router_config(&self) -> RouterConfig {
-        let netmap = self.engine.netmap();
+        let self_node = self.engine.self_node();
         RouterConfig {
             tun: self.datapath.tun_name().to_string(),
-            mtu: netmap.self_node.mtu,
-            addresses: netmap.self_node.addresses.clone(),
+            mtu: self_node.mtu,
+            addresses: self_node.addresses.clone(),
             routes: self.engine.routes(),
+        }
+    }
+
+    /// After a netmap change: the OS's routes and addresses are applied again when they may
+    /// differ or when the last attempt failed. A change of endpoints alone, as most control
+    /// deltas are, leaves the kernel and its 10,000 routes alone.
+    fn follow_netmap_change(&mut self, change: &NetmapChange) {
+        if change.routes_changed || self.router_problem.is_some() {
+            self.apply_routes();
+        } else {
+            self.publish_health();
         }
     }
 
@@ -348,7 +457,9 @@ impl Daemon {
     }
 
     fn publish_health(&mut self) {
-        let problems = [&self.router_problem, &self.reload_problem]
+        let derp_problem = (self.derp.has_map() && !self.derp.home_connected())
+            .then(|| "not connected to DERP".to_string());
+        let problems = [&self.router_problem, &self.reload_problem, &derp_problem]
             .into_iter()
             .flatten()
             .chain(&self.exposed_key_files)

@@ -4,6 +4,7 @@ mod api;
 mod control;
 mod control_socket;
 mod datapath;
+mod derp;
 mod environment;
 mod event_loop;
 mod resolving;

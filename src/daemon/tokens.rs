@@ -21,8 +21,12 @@ pub(super) const SIGNALS: Token = Token(3);
 pub(super) const CONTROL: Token = Token(4);
 /// The DNS sockets of the control server's name lookup ([`Driver::Control`]).
 pub(super) const RESOLVER: Token = Token(5);
+/// The first of the DERP connections' tokens: two per connection slot, its socket then its
+/// name lookup ([`Driver::Derp`]).
+const DERP_FIRST: usize = 6;
+const DERP_END: usize = DERP_FIRST + 2 * super::derp::MAX_CONNECTIONS;
 /// The local API listener; its connections take the tokens after it ([`Driver::Api`]).
-pub(super) const API: Token = Token(6);
+pub(super) const API: Token = Token(DERP_END);
 
 /// The owners of the loop's event sources.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +34,7 @@ pub(super) enum Driver {
     DataPath,
     Signals,
     Control,
+    Derp,
     Api,
 }
 
@@ -39,8 +44,25 @@ pub(super) fn driver_of(token: Token) -> Driver {
         TUN | UDP4 | UDP6 => Driver::DataPath,
         SIGNALS => Driver::Signals,
         CONTROL | RESOLVER => Driver::Control,
+        Token(n) if (DERP_FIRST..DERP_END).contains(&n) => Driver::Derp,
         _ => Driver::Api,
     }
+}
+
+/// The socket token of DERP connection slot `slot`.
+pub(super) fn derp_socket(slot: usize) -> Token {
+    Token(DERP_FIRST + 2 * slot)
+}
+
+/// The name-lookup token of DERP connection slot `slot`.
+pub(super) fn derp_resolver(slot: usize) -> Token {
+    Token(DERP_FIRST + 2 * slot + 1)
+}
+
+/// The slot a DERP token belongs to, and whether it is the slot's name lookup.
+pub(super) fn derp_slot(token: Token) -> Option<(usize, bool)> {
+    let n = token.0.checked_sub(DERP_FIRST).filter(|_| token.0 < DERP_END)?;
+    Some((n / 2, n % 2 == 1))
 }
 
 #[cfg(test)]
@@ -49,12 +71,22 @@ mod tests {
 
     #[test]
     fn every_token_has_one_owner_and_the_api_takes_the_rest() {
-        let owners: Vec<Driver> = (0..9).map(|n| driver_of(Token(n))).collect();
+        let owners: Vec<Driver> = (0..8).map(|n| driver_of(Token(n))).collect();
         use Driver::*;
-        assert_eq!(
-            owners,
-            [DataPath, DataPath, DataPath, Signals, Control, Control, Api, Api, Api]
-        );
+        assert_eq!(owners, [DataPath, DataPath, DataPath, Signals, Control, Control, Derp, Derp]);
+        assert_eq!(driver_of(Token(API.0 - 1)), Derp);
         assert_eq!(driver_of(API), Api);
+        assert_eq!(driver_of(Token(API.0 + 5)), Api);
+    }
+
+    #[test]
+    fn derp_tokens_name_their_slot_and_role() {
+        for slot in 0..super::super::derp::MAX_CONNECTIONS {
+            assert_eq!(derp_slot(derp_socket(slot)), Some((slot, false)));
+            assert_eq!(derp_slot(derp_resolver(slot)), Some((slot, true)));
+            assert_eq!(driver_of(derp_socket(slot)), Driver::Derp);
+        }
+        assert_eq!(derp_slot(API), None);
+        assert_eq!(derp_slot(CONTROL), None);
     }
 }

@@ -1,8 +1,14 @@
-//! The per-packet path: TUN → encrypt → UDP, and UDP → decrypt → check → TUN. Allocates nothing.
+//! The per-packet path: TUN → encrypt → UDP, and UDP → decrypt → check → TUN. Allocates nothing
+//! (but for the rare TSMP answers and resets the engine writes itself).
 
+use super::path::Source;
 use super::{Engine, PacketSink};
-use crate::filter::Verdict;
+use crate::control::tailcfg::RegionId;
+use crate::filter::{DropReason, Verdict};
+use crate::keys::PublicKey;
 use crate::packet::masquerade::{self, Side};
+use crate::packet::tsmp::carries_tsmp;
+use crate::packet::wire::{PROTO_IPV6_FRAGMENT, PROTO_TSMP};
 use crate::packet::IpHeader;
 use crate::wg::demux::{route_datagram, Destination};
 use boringtun::noise::TunnResult;
@@ -44,19 +50,39 @@ impl Engine {
                 return;
             }
         };
+        // TSMP is the daemon's own protocol: the OS has no business sending it.
+        if matches!(header.protocol, PROTO_TSMP | PROTO_IPV6_FRAGMENT) && carries_tsmp(packet) {
+            self.drops.outbound_tsmp += 1;
+            return;
+        }
         let Some(index) = self.routes.lookup(header.dst) else {
             self.drops.no_route += 1;
             return;
         };
-        // Replies to what we send must get through the inbound filter.
+        // Replies to what we send must get through the inbound filter, and a peer's refusal
+        // of a connect must find its SYN.
         self.filter.note_outbound(now, packet);
-        match self.masquerade_for(index, header.src) {
+        self.note_outbound_tcp(now, header.protocol, packet);
+        self.send_inside(index, now, header.src, packet, sink);
+    }
+
+    /// Sends `packet` (from our address `src`) to peer `index`, from the address the peer
+    /// knows us by.
+    pub(super) fn send_inside(
+        &mut self,
+        index: u32,
+        now: Instant,
+        src: IpAddr,
+        packet: &[u8],
+        sink: &mut dyn PacketSink,
+    ) {
+        match self.masquerade_for(index, src) {
             None => self.encrypt_to(index, now, packet, sink),
             Some(alias) => {
                 let mut rewritten = std::mem::take(&mut self.rewrite_buffer);
                 rewritten.clear();
                 rewritten.extend_from_slice(packet);
-                masquerade::rewrite(&mut rewritten, Side::Source, header.src, alias);
+                masquerade::rewrite(&mut rewritten, Side::Source, src, alias);
                 self.encrypt_to(index, now, &rewritten, sink);
                 self.rewrite_buffer = rewritten;
             }
@@ -79,17 +105,13 @@ impl Engine {
         sink: &mut dyn PacketSink,
     ) {
         self.disco_note_send(index, now, sink);
-        let path = self.path_for(index, now);
         let Some(state) = self.peers.get_mut(&index) else {
             self.drops.no_route += 1;
             return;
         };
         match state.session.tunn.encapsulate(packet, &mut self.scratch) {
-            TunnResult::WriteToNetwork(datagram) => {
-                let to = state.config.public_key;
-                if !self.disco.send_wireguard(path, to, datagram, sink) {
-                    self.drops.no_endpoint += 1;
-                }
+            TunnResult::WriteToNetwork(datagram) if !state.send(now, sink, datagram) => {
+                self.drops.no_endpoint += 1;
             }
             TunnResult::Err(_) => self.drops.session_error += 1,
             _ => {}
@@ -111,6 +133,29 @@ impl Engine {
             self.handle_disco_udp(now, from, datagram, sink);
             return;
         }
+        self.receive(now, Source::Udp(from), datagram, sink);
+    }
+
+    /// A datagram node `from` relayed to us through the DERP server of `region`: disco packets
+    /// (by their magic prefix) go to disco first; WireGuard takes the same steps as over UDP,
+    /// answers go back through the relay, and nothing it proves moves the peer's UDP endpoint
+    /// (the relay's sender is not a UDP address).
+    pub fn handle_derp_datagram(
+        &mut self,
+        now: Instant,
+        region: RegionId,
+        from: PublicKey,
+        datagram: &[u8],
+        sink: &mut dyn PacketSink,
+    ) {
+        if crate::disco::looks_like_disco(datagram) {
+            self.handle_disco_via_derp(now, region, from, datagram, sink);
+            return;
+        }
+        self.receive(now, Source::Derp { region, key: from }, datagram, sink);
+    }
+
+    fn receive(&mut self, now: Instant, from: Source, datagram: &[u8], sink: &mut dyn PacketSink) {
         let Some(index) = self.demux(now, from, datagram, sink) else {
             return;
         };
@@ -128,6 +173,7 @@ impl Engine {
             Decrypted::Done => {}
         }
         self.scratch = scratch;
+        self.send_answers(now, sink);
     }
 
     /// The local index of the peer `datagram` is for; `None` when the demultiplexer answered
@@ -135,19 +181,19 @@ impl Engine {
     fn demux(
         &mut self,
         now: Instant,
-        from: SocketAddr,
+        from: Source,
         datagram: &[u8],
         sink: &mut dyn PacketSink,
     ) -> Option<u32> {
         let own_key = &self.netmap.self_node.private_key;
         let gate = &mut self.handshake_gate;
-        match route_datagram(own_key, gate, now, from.ip(), datagram) {
+        match route_datagram(own_key, gate, now, from.addr().ip(), datagram) {
             Destination::LocalIndex(index) => return Some(index),
             Destination::Initiator(key) => match self.by_key.get(&key) {
                 Some(index) => return Some(*index),
                 None => self.drops.unknown_initiator += 1,
             },
-            Destination::CookieReply(reply) => sink.send_udp(from, &reply),
+            Destination::CookieReply(reply) => from.reply(sink, &reply),
             Destination::RateLimited => self.drops.handshake_rate_limited += 1,
             Destination::Invalid => self.drops.invalid_datagram += 1,
         }
@@ -160,7 +206,7 @@ impl Engine {
         &mut self,
         index: u32,
         now: Instant,
-        from: SocketAddr,
+        from: Source,
         datagram: &[u8],
         scratch: &'s mut [u8],
         sink: &mut dyn PacketSink,
@@ -171,20 +217,22 @@ impl Engine {
         };
         let message_type = datagram.first().copied();
         let is_handshake = matches!(message_type, Some(HANDSHAKE_INITIATION | HANDSHAKE_RESPONSE));
-        let answer = state.session.tunn.decapsulate(Some(from.ip()), datagram, scratch);
+        let answer = state.session.tunn.decapsulate(Some(from.addr().ip()), datagram, scratch);
         let proven = proves_peer_keys(message_type, &answer);
         if proven {
             if is_handshake {
                 state.last_handshake = Some(now);
             }
-            state.endpoint = Some(from);
-            state.authenticated_from = Some(from);
+            if let Some(addr) = from.udp() {
+                state.endpoint = Some(addr);
+                state.endpoint_proven = true;
+            }
             self.schedule.activity(index, &mut state.clock, now);
         }
         let masqueraded = !state.config.masquerade_as.is_empty();
         match answer {
             TunnResult::WriteToNetwork(reply) => {
-                sink.send_udp(from, reply);
+                from.reply(sink, reply);
                 if proven && is_handshake {
                     return Decrypted::HandshakeProven;
                 }
@@ -216,22 +264,29 @@ impl Engine {
 
     /// Hands a decrypted packet to the kernel if peer `index` may send from `src` (cryptokey
     /// routing on the way in) and the filter lets it through; a reply to one of our own pings
-    /// ends here instead.
+    /// ends here instead, and so does TSMP, which the engine handles itself. A SYN the filter
+    /// drops is answered with a TSMP rejection.
     fn admit(
         &mut self,
         index: u32,
         now: Instant,
-        from: SocketAddr,
+        from: Source,
         src: IpAddr,
         packet: &[u8],
         sink: &mut dyn PacketSink,
     ) {
         if self.routes.lookup(src) != Some(index) {
             self.drops.spoofed_source += 1;
+        } else if carries_tsmp(packet) {
+            self.handle_tsmp(index, now, from.addr(), packet, sink);
         } else if let Verdict::Drop(reason) = self.filter.check_inbound(now, packet) {
             log::trace!("filtered inbound packet from {src}: {reason:?}");
-            self.drops.filtered += 1;
-        } else if !self.pings.take_reply(packet, now, from) {
+            match reason {
+                DropReason::ShieldsUp => self.drops.shields_up += 1,
+                _ => self.drops.filtered += 1,
+            }
+            self.refuse(index, packet, reason);
+        } else if !self.pings.take_reply(packet, now, from.addr()) {
             sink.write_tun(packet);
         }
     }
@@ -240,7 +295,7 @@ impl Engine {
     fn send_queued(
         &mut self,
         index: u32,
-        to: SocketAddr,
+        to: Source,
         scratch: &mut [u8],
         sink: &mut dyn PacketSink,
     ) {
@@ -250,7 +305,7 @@ impl Engine {
         while let TunnResult::WriteToNetwork(queued) =
             state.session.tunn.decapsulate(None, &[], scratch)
         {
-            sink.send_udp(to, queued);
+            to.reply(sink, queued);
         }
     }
 }

@@ -3,31 +3,16 @@
 //! pings and CallMeMaybes. Which path to use is [`super::disco_paths`]'s decision.
 
 use super::disco_paths::{DiscoPaths, PongOutcome, Probe};
-use super::path::Path;
+use super::path::Source;
 use super::{Engine, PacketSink};
 use crate::control::tailcfg::RegionId;
 use crate::disco::{self, CallMeMaybe, DiscoKey, Message, PeerSession, Ping, Pong, TxId};
 use crate::keys::PublicKey;
 use crate::naclbox::Nonce;
 use crate::netmap::Peer;
-use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
 use std::time::Instant;
-
-/// The address a pong names for a ping that came over DERP: tailscale's magic DERP IP, with
-/// the region as the port.
-const DERP_MAGIC_IP: Ipv4Addr = Ipv4Addr::new(127, 3, 3, 40);
-/// Disco packets waiting for the DERP driver; beyond this they are dropped (DERP is a
-/// fallback, and disco retries on its own).
-const MAX_DERP_OUTBOX: usize = 256;
-
-/// A packet for a peer's DERP region, waiting for the loop to hand it to the DERP driver.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DerpSend {
-    pub region: RegionId,
-    pub to: PublicKey,
-    pub packet: Vec<u8>,
-}
 
 /// The engine's disco identity and what is shared by all peers.
 pub(super) struct Disco {
@@ -41,7 +26,6 @@ pub(super) struct Disco {
     counter: u64,
     /// Our own candidate addresses, sent in CallMeMaybe.
     own_endpoints: Vec<SocketAddr>,
-    derp_outbox: VecDeque<DerpSend>,
     /// Heartbeat deadlines by peer, so the loop's every `poll_timeout` costs no walk over
     /// all peers. At most one entry per peer is current; one left by a removed or reset peer
     /// is skipped when it comes due.
@@ -63,7 +47,6 @@ impl Disco {
             prefix,
             counter: 0,
             own_endpoints: Vec::new(),
-            derp_outbox: VecDeque::new(),
             heartbeats: BTreeSet::new(),
         }
     }
@@ -98,33 +81,25 @@ impl Disco {
         tx_id
     }
 
-    pub(super) fn queue_derp(&mut self, region: RegionId, to: PublicKey, packet: &[u8]) -> bool {
-        if self.derp_outbox.len() >= MAX_DERP_OUTBOX {
-            return false;
+    /// Lets packets from `disco`'s key find peer `index`.
+    pub(super) fn index_peer(&mut self, disco: Option<&DiscoPeer>, index: u32) {
+        if let Some(disco) = disco {
+            self.by_key.insert(disco.key, index);
         }
-        self.derp_outbox.push_back(DerpSend { region, to, packet: packet.to_vec() });
-        true
     }
-}
 
-impl Disco {
-    /// Sends a WireGuard datagram on `path`; `false` when there is none (or DERP's queue is
-    /// full).
-    pub(super) fn send_wireguard(
-        &mut self,
-        path: Path,
-        peer: PublicKey,
-        datagram: &[u8],
-        sink: &mut dyn PacketSink,
-    ) -> bool {
-        match path {
-            Path::Udp(to) => {
-                sink.send_udp(to, datagram);
-                true
+    /// Undoes [`Disco::index_peer`] (unless another peer has claimed the key since).
+    pub(super) fn forget_peer(&mut self, disco: Option<&DiscoPeer>, index: u32) {
+        if let Some(disco) = disco {
+            if self.by_key.get(&disco.key) == Some(&index) {
+                self.by_key.remove(&disco.key);
             }
-            Path::Derp(region) => self.queue_derp(region, peer, datagram),
-            Path::None => false,
         }
+    }
+
+    /// Every peer is gone (a new node key).
+    pub(super) fn forget_all_peers(&mut self) {
+        self.by_key.clear();
     }
 }
 
@@ -137,40 +112,6 @@ impl Engine {
     /// Our own candidate addresses (local interfaces, STUN results), offered in CallMeMaybe.
     pub fn set_own_endpoints(&mut self, endpoints: Vec<SocketAddr>) {
         self.disco.own_endpoints = endpoints;
-    }
-
-    /// The next packet for a DERP region (disco over DERP and WireGuard without a direct
-    /// path), for the loop to hand to the DERP driver.
-    pub fn poll_derp_send(&mut self) -> Option<DerpSend> {
-        self.disco.derp_outbox.pop_front()
-    }
-
-    pub(super) fn rebuild_disco_index(&mut self) {
-        self.disco.by_key = self
-            .peers
-            .iter()
-            .filter_map(|(index, state)| Some((state.disco.as_ref()?.key, *index)))
-            .collect();
-    }
-
-    /// Where peer `index`'s WireGuard packets go now. A static peer keeps its configured
-    /// endpoint until authenticated traffic moves it; a disco peer uses its proven direct path,
-    /// else its home DERP, else an address WireGuard authentication proved.
-    pub(super) fn path_for(&self, index: u32, now: Instant) -> Path {
-        let Some(state) = self.peers.get(&index) else {
-            return Path::None;
-        };
-        let Some(disco) = &state.disco else {
-            return state.endpoint.map_or(Path::None, Path::Udp);
-        };
-        if let Some(direct) = disco.paths.trusted_best(now) {
-            return Path::Udp(direct);
-        }
-        match (state.config.derp_region, state.endpoint) {
-            (Some(region), _) => Path::Derp(region),
-            (None, Some(proven)) => Path::Udp(proven),
-            (None, None) => Path::None,
-        }
     }
 
     /// Traffic is going to peer `index`: without a proven path, look for one.
@@ -242,10 +183,7 @@ impl Engine {
             return;
         };
         let packet = disco.session.seal(&self.disco.nonce(), &Message::CallMeMaybe(call));
-        let to = state.config.public_key;
-        if !self.disco.queue_derp(region, to, &packet) {
-            self.drops.no_endpoint += 1;
-        }
+        sink.send_derp(region, state.config.public_key, &packet);
     }
 
     /// A disco packet that came over UDP from `from`.
@@ -260,7 +198,7 @@ impl Engine {
             return;
         };
         match message {
-            Message::Ping(ping) => self.answer_ping(index, now, Via::Udp(from), &ping, sink),
+            Message::Ping(ping) => self.answer_ping(index, now, Source::Udp(from), &ping, sink),
             Message::Pong(pong) => self.take_pong(index, now, from, &pong),
             // Only over DERP, where the DERP server vouches for the sender's node key.
             Message::CallMeMaybe(_) => self.drops.disco_invalid += 1,
@@ -289,7 +227,9 @@ impl Engine {
             return;
         }
         match message {
-            Message::Ping(ping) => self.answer_ping(index, now, Via::Derp(region), &ping, sink),
+            Message::Ping(ping) => {
+                self.answer_ping(index, now, Source::Derp { region, key: from }, &ping, sink)
+            }
             // A pong over DERP proves no direct path.
             Message::Pong(_) => {}
             Message::CallMeMaybe(call) => {
@@ -332,7 +272,7 @@ impl Engine {
         &mut self,
         index: u32,
         now: Instant,
-        via: Via,
+        via: Source,
         ping: &Ping,
         sink: &mut dyn PacketSink,
     ) {
@@ -346,28 +286,16 @@ impl Engine {
         let Some(disco) = state.disco.as_mut() else {
             return;
         };
-        if let Via::Udp(from) = via {
+        if let Source::Udp(from) = via {
             disco.paths.on_ping(now, from);
         }
         if !disco.paths.allow_pong(now) {
             self.drops.disco_rate_limited += 1;
             return;
         }
-        let src = match via {
-            Via::Udp(from) => from,
-            Via::Derp(region) => SocketAddr::new(IpAddr::V4(DERP_MAGIC_IP), region),
-        };
-        let pong = Message::Pong(Pong::new(ping.tx_id(), src));
+        let pong = Message::Pong(Pong::new(ping.tx_id(), via.addr()));
         let packet = disco.session.seal(&self.disco.nonce(), &pong);
-        match via {
-            Via::Udp(from) => sink.send_udp(from, &packet),
-            Via::Derp(region) => {
-                let to = state.config.public_key;
-                if !self.disco.queue_derp(region, to, &packet) {
-                    self.drops.no_endpoint += 1;
-                }
-            }
-        }
+        via.reply(sink, &packet);
     }
 
     fn take_pong(&mut self, index: u32, now: Instant, from: SocketAddr, pong: &Pong) {
@@ -382,11 +310,4 @@ impl Engine {
             PongOutcome::Unknown => {}
         }
     }
-}
-
-/// How a disco packet arrived, and so how to answer it.
-#[derive(Clone, Copy)]
-enum Via {
-    Udp(SocketAddr),
-    Derp(RegionId),
 }

@@ -7,32 +7,40 @@
 mod datapath;
 mod disco;
 mod disco_paths;
-pub mod path;
+mod path;
 mod peers;
 pub mod ping;
+#[cfg(test)]
+mod scale_tests;
 pub mod status;
+mod tsmp;
 
+use crate::control::tailcfg::RegionId;
 use crate::disco::DiscoKey;
 use crate::filter::Filter;
 use crate::keys::{PrivateKey, PublicKey};
-use crate::netmap::Netmap;
+use crate::netmap::{DerpMap, Netmap, SelfNode};
 use crate::prefix::Prefix;
 use crate::wall_clock::WallClock;
 use crate::wg::allowed_ips::AllowedIps;
 use crate::wg::gate::HandshakeGate;
 use crate::wg::timers::Schedule;
-pub use disco::DerpSend;
+pub use peers::NetmapChange;
 use peers::PeerState;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime};
 
-/// Where the engine's output goes: the event loop's sockets and TUN in the daemon, a recorder in
-/// tests.
+/// Where the engine's output goes: the event loop's sockets, DERP connections and TUN in the
+/// daemon, a recorder in tests.
 pub trait PacketSink {
     fn send_udp(&mut self, to: SocketAddr, datagram: &[u8]);
+    /// Relays `datagram` to the node `to` through the DERP server of `region`.
+    fn send_derp(&mut self, region: RegionId, to: PublicKey, datagram: &[u8]);
     fn write_tun(&mut self, packet: &[u8]);
 }
+
+pub use path::Path;
 
 /// Datagrams and packets dropped, by reason: silent on the wire, visible in `weft status --json`.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -52,10 +60,18 @@ pub struct Drops {
     pub session_error: u64,
     /// Decrypted packet whose source address the sending peer may not use.
     pub spoofed_source: u64,
-    /// Peer known but no endpoint to send to yet.
+    /// Peer known but neither an endpoint nor a home relay to send to yet.
     pub no_endpoint: u64,
     /// Inbound packet the packet filter refused, by the filter's reason.
     pub filtered: u64,
+    /// Inbound packet opening a new flow while shields are up.
+    pub shields_up: u64,
+    /// TSMP from a peer that is fragmented, cut short or of an unknown type.
+    #[serde(rename = "MalformedTSMP")]
+    pub malformed_tsmp: u64,
+    /// TSMP the OS tried to send: only the daemon speaks it.
+    #[serde(rename = "OutboundTSMP")]
+    pub outbound_tsmp: u64,
     /// Disco packet whose sender key is no peer's disco key.
     pub disco_unknown_sender: u64,
     /// Disco packet that is truncated, does not authenticate, or says what its path cannot
@@ -88,10 +104,14 @@ pub struct Environment {
 pub const MAX_PACKET: usize = 65535;
 
 pub struct Engine {
+    /// The running netmap but for its peers, which live in `peers` alone (this `peers` list
+    /// stays empty), so that a change to one peer touches one entry.
     netmap: Netmap,
     /// Handshake messages pass here before any Diffie-Hellman.
     handshake_gate: HandshakeGate,
-    peers: HashMap<u32, PeerState>,
+    /// Boxed: a peer's state is some 12 KB (mostly boringtun's `Tunn`), and inline entries
+    /// would make every growth of the map copy all of them and leave its spare slots as large.
+    peers: HashMap<u32, Box<PeerState>>,
     by_key: HashMap<PublicKey, u32>,
     routes: AllowedIps<u32>,
     /// Control's packet filter (ACLs) on packets arriving from peers.
@@ -100,6 +120,11 @@ pub struct Engine {
     next_local_index: u32,
     drops: Drops,
     pings: ping::Pings,
+    /// TCP connects under way through the tunnel, for turning a peer's refusal into a reset.
+    opening: tsmp::OpeningConnections,
+    /// Packets the engine answers a peer with (TSMP pongs and rejections): peer, our source
+    /// address, packet.
+    answers: Vec<(u32, IpAddr, Vec<u8>)>,
     health: Vec<String>,
     /// Output space for boringtun; one packet plus WireGuard's overhead.
     scratch: Vec<u8>,
@@ -115,9 +140,8 @@ pub struct Engine {
 impl Engine {
     pub fn new(netmap: Netmap, now: Instant, environment: Environment) -> Engine {
         let handshake_gate = HandshakeGate::new(&netmap.self_node.private_key);
-        let empty = Netmap { peers: Vec::new(), ..netmap.clone() };
         let mut engine = Engine {
-            netmap: empty,
+            netmap: Netmap::new(netmap.self_node.clone()),
             handshake_gate,
             peers: HashMap::new(),
             by_key: HashMap::new(),
@@ -127,6 +151,8 @@ impl Engine {
             next_local_index: environment.index_seed & 0x00ff_ffff,
             drops: Drops::default(),
             pings: ping::Pings::new(environment.ping_id),
+            opening: tsmp::OpeningConnections::new(),
+            answers: Vec::new(),
             health: Vec::new(),
             scratch: vec![0; MAX_PACKET + crate::wg::OVERHEAD + crate::wg::MIN_BUFFER],
             rewrite_buffer: Vec::new(),
@@ -140,26 +166,47 @@ impl Engine {
         engine
     }
 
-    pub fn netmap(&self) -> &Netmap {
-        &self.netmap
+    pub fn self_node(&self) -> &SelfNode {
+        &self.netmap.self_node
     }
 
-    /// Every destination routed into the tunnel: all peers' AllowedIPs, deduplicated.
+    /// The DERP regions of the running netmap, if control sent any.
+    pub fn derp_map(&self) -> Option<&DerpMap> {
+        self.netmap.derp_map.as_ref()
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// The running netmap, reassembled with its peers sorted by key. It copies every peer:
+    /// for inspection and tests, not for every change.
+    pub fn netmap(&self) -> Netmap {
+        let mut peers: Vec<_> = self.peers.values().map(|state| state.config.clone()).collect();
+        peers.sort_by_key(|peer| peer.public_key);
+        Netmap { peers, ..self.netmap.clone() }
+    }
+
+    /// Every destination routed into the tunnel: all peers' AllowedIPs as networks, each once,
+    /// sorted.
     pub fn routes(&self) -> Vec<Prefix> {
-        let mut routes: Vec<Prefix> = self
-            .netmap
-            .peers
-            .iter()
-            .flat_map(|p| p.allowed_ips.iter().map(|a| a.network()))
-            .collect();
-        routes.sort();
-        routes.dedup();
+        let mut routes: Vec<Prefix> = self.routes.prefixes().collect();
+        routes.sort_unstable();
         routes
     }
 
     /// Replaces the problems reported by the platform layer (routing, TUN, sockets).
     pub fn set_health(&mut self, problems: Vec<String>) {
         self.health = problems;
+    }
+
+    /// Shields up: every new inbound flow is dropped, whatever the packet filter allows.
+    pub fn set_shields_up(&mut self, on: bool) {
+        self.filter.set_shields_up(on);
+    }
+
+    pub fn shields_up(&self) -> bool {
+        self.filter.shields_up()
     }
 
     pub fn drops(&self) -> &Drops {

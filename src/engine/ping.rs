@@ -1,8 +1,10 @@
-//! `weft ping`: ICMP echo through the tunnel, sent and recognised by the daemon itself, so each
-//! reply proves the encrypted path end to end and names the endpoint it came from.
+//! `weft ping`: ICMP echo (or a TSMP ping, which the peer's daemon answers without its OS)
+//! through the tunnel, sent and recognised by the daemon itself, so each reply proves the
+//! encrypted path end to end and names the endpoint it came from.
 
 use super::{Engine, PacketSink};
 use crate::packet::icmp::{echo_request, parse_echo_reply, Echo};
+use crate::packet::tsmp::{self, TsmpMessage, TsmpPacket};
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -11,6 +13,27 @@ use std::time::{Duration, Instant};
 pub type PingId = u64;
 
 const PAYLOAD: &[u8] = b"weft ping";
+
+/// What a ping sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PingKind {
+    /// An ICMP echo request, answered by the peer's OS.
+    Icmp,
+    /// A TSMP ping, answered by the peer's daemon.
+    Tsmp,
+}
+
+impl PingKind {
+    /// The local API's `type=` value (tailscale's names, any case); `None` for one weft does
+    /// not send.
+    pub fn from_api_name(name: &str) -> Option<PingKind> {
+        match name.to_ascii_lowercase().as_str() {
+            "icmp" => Some(PingKind::Icmp),
+            "tsmp" => Some(PingKind::Tsmp),
+            _ => None,
+        }
+    }
+}
 
 /// The answer to one ping, shaped like tailscale's `PingResult` JSON.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -29,10 +52,18 @@ pub struct PingResult {
     /// The peer's `ip:port` the reply came from.
     #[serde(rename = "Endpoint")]
     pub endpoint: String,
+    /// A TSMP pong's PeerAPI port of the responder; 0 (left out) otherwise.
+    #[serde(rename = "PeerAPIPort", default, skip_serializing_if = "is_zero")]
+    pub peerapi_port: u16,
+}
+
+fn is_zero(port: &u16) -> bool {
+    *port == 0
 }
 
 struct Pending {
     id: PingId,
+    kind: PingKind,
     sequence: u16,
     target: IpAddr,
     node_name: String,
@@ -86,20 +117,47 @@ impl Pings {
         if echo.identifier != self.identifier {
             return false;
         }
-        let Some(at) =
-            self.pending.iter().position(|p| p.sequence == echo.sequence && p.target == echo.src)
+        self.complete(PingKind::Icmp, echo.sequence, echo.src, now, from, 0)
+    }
+
+    /// If `pong` answers one of our TSMP pings, completes it and returns true.
+    pub fn take_tsmp_pong(&mut self, pong: &TsmpPacket, now: Instant, from: SocketAddr) -> bool {
+        let TsmpMessage::Pong { data, peerapi_port } = pong.message else {
+            return false;
+        };
+        let (identifier, sequence) = tsmp_data_fields(data);
+        identifier == Some(self.identifier)
+            && self.complete(PingKind::Tsmp, sequence, pong.src, now, from, peerapi_port)
+    }
+
+    fn complete(
+        &mut self,
+        kind: PingKind,
+        sequence: u16,
+        src: IpAddr,
+        now: Instant,
+        from: SocketAddr,
+        peerapi_port: u16,
+    ) -> bool {
+        let Some(at) = self
+            .pending
+            .iter()
+            .position(|p| p.kind == kind && p.sequence == sequence && p.target == src)
         else {
             return false;
         };
         let p = self.pending.swap_remove(at);
         let latency = now.saturating_duration_since(p.started).as_secs_f64();
-        self.finished.push_back((p.id, result_for(&p, String::new(), latency, &from.to_string())));
+        let mut result = result_for(&p, String::new(), latency, &from.to_string());
+        result.peerapi_port = peerapi_port;
+        self.finished.push_back((p.id, result));
         true
     }
 
     fn register(
         &mut self,
         now: Instant,
+        kind: PingKind,
         target: IpAddr,
         node_name: String,
         timeout: Duration,
@@ -109,6 +167,7 @@ impl Pings {
         self.next_sequence = self.next_sequence.wrapping_add(1);
         self.pending.push(Pending {
             id,
+            kind,
             sequence,
             target,
             node_name,
@@ -127,7 +186,22 @@ fn result_for(p: &Pending, err: String, latency_seconds: f64, endpoint: &str) ->
         err,
         latency_seconds,
         endpoint: endpoint.to_string(),
+        peerapi_port: 0,
     }
+}
+
+/// The 8 bytes a TSMP ping carries for the pong to echo: this daemon's identifier and the
+/// sequence number, then a fixed tag.
+fn tsmp_data(identifier: u16, sequence: u16) -> [u8; 8] {
+    let (i, s) = (identifier.to_be_bytes(), sequence.to_be_bytes());
+    [i[0], i[1], s[0], s[1], b'w', b'e', b'f', b't']
+}
+
+/// The identifier (`None` when the tag is not ours) and sequence of echoed TSMP ping data.
+fn tsmp_data_fields(data: [u8; 8]) -> (Option<u16>, u16) {
+    let identifier = u16::from_be_bytes([data[0], data[1]]);
+    let ours = data[4..] == *b"weft";
+    (ours.then_some(identifier), u16::from_be_bytes([data[2], data[3]]))
 }
 
 impl Engine {
@@ -135,6 +209,18 @@ impl Engine {
     pub fn start_ping(
         &mut self,
         now: Instant,
+        target: IpAddr,
+        timeout: Duration,
+        sink: &mut dyn PacketSink,
+    ) -> Result<PingId, String> {
+        self.start_ping_of(now, PingKind::Icmp, target, timeout, sink)
+    }
+
+    /// Sends one ping of `kind` to `target` through its peer's session.
+    pub fn start_ping_of(
+        &mut self,
+        now: Instant,
+        kind: PingKind,
         target: IpAddr,
         timeout: Duration,
         sink: &mut dyn PacketSink,
@@ -152,10 +238,18 @@ impl Engine {
             .find(|a| a.is_ipv4() == target.is_ipv4())
             .ok_or_else(|| format!("this node has no address of {target}'s family to ping from"))?;
         let name = self.peers.get(&index).map(|p| p.config.name.clone()).unwrap_or_default();
-        let (id, sequence) = self.pings.register(now, target, name, timeout);
-        let echo = Echo { src, dst: target, identifier: self.pings.identifier, sequence };
-        let packet = echo_request(&echo, PAYLOAD).expect("source chosen from the target's family");
-        self.encrypt_to(index, now, &packet, sink);
+        let (id, sequence) = self.pings.register(now, kind, target, name, timeout);
+        let identifier = self.pings.identifier;
+        let packet = match kind {
+            PingKind::Icmp => {
+                echo_request(&Echo { src, dst: target, identifier, sequence }, PAYLOAD)
+            }
+            PingKind::Tsmp => {
+                tsmp::ping(src, target, u32::from(sequence), tsmp_data(identifier, sequence))
+            }
+        };
+        let packet = packet.expect("source chosen from the target's family");
+        self.send_inside(index, now, src, &packet, sink);
         Ok(id)
     }
 

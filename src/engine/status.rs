@@ -1,8 +1,6 @@
 //! The node's state as `weft status` shows it: the same top-level shape as
 //! `tailscale status --json` for the fields weft has.
 
-use super::path::Path;
-use super::peers::PeerState;
 use super::Engine;
 use crate::control::tailcfg::go_time;
 use crate::netmap::Peer;
@@ -46,6 +44,10 @@ pub struct Status {
     /// weft's own addition: silent drops by reason.
     #[serde(default)]
     pub drops: BTreeMap<String, u64>,
+    /// weft's own addition, under tailscale's name for the preference (and for Hostinfo's
+    /// field): new inbound connections are refused.
+    #[serde(default)]
+    pub shields_up: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -128,8 +130,8 @@ impl Engine {
         };
         let peer = self
             .peers
-            .iter()
-            .map(|(index, state)| {
+            .values()
+            .map(|state| {
                 let (tx, rx) = state.session.traffic();
                 let since = state.last_handshake.map(|at| now.saturating_duration_since(at));
                 let handshake = state.last_handshake.map(|at| self.wall_time(at));
@@ -141,7 +143,8 @@ impl Engine {
                     }
                 };
                 let status = PeerStatus {
-                    cur_addr: self.current_address(index, state, now),
+                    // The direct address in use, as tailscale shows it: none while relayed.
+                    cur_addr: state.proven_direct(now).map(|a| a.to_string()).unwrap_or_default(),
                     rx_bytes: rx,
                     tx_bytes: tx,
                     last_handshake: rfc3339(handshake),
@@ -149,6 +152,7 @@ impl Engine {
                     online: state.config.online.unwrap_or(since.is_some_and(|d| d < ONLINE_WINDOW)),
                     active,
                     in_engine: true,
+                    relay: self.region_code(state.config.derp_region),
                     ..describe(&state.config)
                 };
                 (state.config.public_key.to_nodekey(), status)
@@ -190,22 +194,17 @@ impl Engine {
             peer,
             user,
             drops,
+            shields_up: self.shields_up(),
             ..Status::default()
         }
     }
 }
 
 impl Engine {
-    /// tailscale's `CurAddr`: the direct address in use, empty while traffic goes via DERP or
-    /// nowhere. A peer without disco has no other proof than WireGuard's, so it shows where
-    /// authenticated traffic last came from (never just a configured endpoint).
-    fn current_address(&self, index: &u32, state: &PeerState, now: Instant) -> String {
-        let direct = match (&state.disco, self.path_for(*index, now)) {
-            (Some(_), Path::Udp(addr)) => Some(addr),
-            (Some(_), _) => None,
-            (None, _) => state.authenticated_from,
-        };
-        direct.map(|a| a.to_string()).unwrap_or_default()
+    /// The short code of DERP region `region` (tailscale's `Relay`), empty when unknown.
+    fn region_code(&self, region: Option<crate::control::tailcfg::RegionId>) -> String {
+        let regions = self.netmap.derp_map.as_ref().map(|m| &m.regions);
+        region.and_then(|r| regions?.get(&r)).map(|r| r.region_code.clone()).unwrap_or_default()
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::path::Path;
 use super::*;
+use crate::engine::peers::PeerState;
 use crate::keys::PrivateKey;
 use crate::netmap::{Peer, SelfNode};
 use crate::packet::icmp::{echo_request, Echo};
@@ -12,12 +13,16 @@ use std::time::Duration;
 #[derive(Default)]
 struct Recorder {
     udp: Vec<(SocketAddr, Vec<u8>)>,
+    derp: Vec<(RegionId, PublicKey, Vec<u8>)>,
     tun: Vec<Vec<u8>>,
 }
 
 impl PacketSink for Recorder {
     fn send_udp(&mut self, to: SocketAddr, datagram: &[u8]) {
         self.udp.push((to, datagram.to_vec()));
+    }
+    fn send_derp(&mut self, region: RegionId, to: PublicKey, datagram: &[u8]) {
+        self.derp.push((region, to, datagram.to_vec()));
     }
     fn write_tun(&mut self, packet: &[u8]) {
         self.tun.push(packet.to_vec());
@@ -53,7 +58,7 @@ fn netmap(
 }
 
 /// A fixed environment: the engine's indexes, ping ids and wall times follow from it alone.
-fn environment(now: Instant, index_seed: u32) -> Environment {
+pub(super) fn environment(now: Instant, index_seed: u32) -> Environment {
     let wall = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     Environment {
         index_seed,
@@ -259,7 +264,7 @@ fn netmap_update_keeps_unchanged_sessions() {
     exchange(&mut a, &mut b, now);
     let before = a.engine.status(now, true).peer.values().next().unwrap().tx_bytes;
     // Add a third peer: B's session on A must survive (no new handshake needed).
-    let mut map = a.engine.netmap().clone();
+    let mut map = a.engine.netmap();
     let other = PrivateKey::generate().unwrap();
     map.peers.push(Peer {
         name: "c".into(),
@@ -289,9 +294,8 @@ fn netmap_update_keeps_unchanged_sessions() {
 fn handshake_flood_is_answered_with_cookie_replies() {
     let now = Instant::now();
     let (a, mut b) = pair(now);
-    let a_key = a.engine.netmap().self_node.private_key.clone();
-    let b_public =
-        x25519_dalek::PublicKey::from(b.engine.netmap().self_node.private_key.public_key().0);
+    let a_key = a.engine.self_node().private_key.clone();
+    let b_public = x25519_dalek::PublicKey::from(b.engine.self_node().private_key.public_key().0);
     let mut buf = vec![0u8; 256];
     for i in 0..400 {
         let mut tunn = boringtun::noise::Tunn::new(a_key.secret(), b_public, None, None, i, None);
@@ -312,7 +316,7 @@ fn control_filter_drops_unsolicited_packets_but_passes_replies() {
     let now = Instant::now();
     let (mut a, mut b) = pair(now);
     // Control denies everything inbound on B.
-    let mut map = b.engine.netmap().clone();
+    let mut map = b.engine.netmap();
     map.packet_filter = Some(Vec::new());
     b.engine.apply_netmap(map, now);
     a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
@@ -337,10 +341,10 @@ fn a_peer_that_knows_us_by_another_address_sees_only_that_one() {
     let now = Instant::now();
     let (mut a, mut b) = pair(now);
     // Control tells A that B knows it as 100.99.0.1, and B routes that address to A.
-    let mut map = a.engine.netmap().clone();
+    let mut map = a.engine.netmap();
     map.peers[0].masquerade_as = vec!["100.99.0.1".parse().unwrap()];
     a.engine.apply_netmap(map, now);
-    let mut map = b.engine.netmap().clone();
+    let mut map = b.engine.netmap();
     map.peers[0].allowed_ips = vec!["100.99.0.1/32".parse().unwrap()];
     b.engine.apply_netmap(map, now);
 
@@ -360,7 +364,7 @@ fn attacker() -> SocketAddr {
 }
 
 fn public_of(node: &Node) -> x25519_dalek::PublicKey {
-    x25519_dalek::PublicKey::from(node.engine.netmap().self_node.private_key.public_key().0)
+    x25519_dalek::PublicKey::from(node.engine.self_node().private_key.public_key().0)
 }
 
 /// The only peer's session on `node`.
@@ -550,11 +554,12 @@ fn only_peer_index(node: &Node) -> u32 {
 }
 
 fn path_of(node: &Node, now: Instant) -> Path {
-    node.engine.path_for(only_peer_index(node), now)
+    node.engine.peers[&only_peer_index(node)].path_for(now)
 }
 
-fn drain_derp(node: &mut Node) -> Vec<DerpSend> {
-    std::iter::from_fn(|| node.engine.poll_derp_send()).collect()
+/// What `node` sent through DERP since the last call: (region, to, packet).
+fn drain_derp(node: &mut Node) -> Vec<(RegionId, PublicKey, Vec<u8>)> {
+    std::mem::take(&mut node.out.derp)
 }
 
 #[test]
@@ -570,7 +575,7 @@ fn disco_ping_and_pong_prove_a_direct_path() {
     assert_eq!(derp.len(), 2, "the handshake initiation and a CallMeMaybe via DERP: {derp:?}");
     assert!(derp
         .iter()
-        .all(|d| d.region == 7 && d.to == b.engine.netmap().self_node.private_key.public_key()));
+        .all(|d| d.0 == 7 && d.1 == b.engine.netmap().self_node.private_key.public_key()));
     let later = now + Duration::from_millis(30);
     exchange(&mut a, &mut b, later);
     assert_eq!(path_of(&a, later), Path::Udp(b.addr));
@@ -705,19 +710,19 @@ fn call_me_maybe_counts_only_over_derp_from_the_peer_itself() {
     let a_key = a.engine.netmap().self_node.private_key.public_key();
     let call = drain_derp(&mut a)
         .into_iter()
-        .find(|d| crate::disco::looks_like_disco(&d.packet))
+        .find(|d| crate::disco::looks_like_disco(&d.2))
         .expect("A's CallMeMaybe");
     // Over UDP it proves nothing about who sent it: dropped.
-    b.engine.handle_datagram(now, a.addr, &call.packet, &mut b.out);
+    b.engine.handle_datagram(now, a.addr, &call.2, &mut b.out);
     assert_eq!(b.engine.drops().disco_invalid, 1);
     assert!(b.out.udp.is_empty());
     // Over DERP from another node than the disco key's owner: dropped too.
     let stranger = PrivateKey([0x5a; 32]).public_key();
-    b.engine.handle_disco_via_derp(now, 7, stranger, &call.packet, &mut b.out);
+    b.engine.handle_disco_via_derp(now, 7, stranger, &call.2, &mut b.out);
     assert_eq!(b.engine.drops().disco_invalid, 2);
     assert!(b.out.udp.is_empty());
     // From A over DERP: B pings the endpoints A listed, at once.
-    b.engine.handle_disco_via_derp(now, 7, a_key, &call.packet, &mut b.out);
+    b.engine.handle_disco_via_derp(now, 7, a_key, &call.2, &mut b.out);
     let pinged: Vec<SocketAddr> = b.out.udp.iter().map(|(to, _)| *to).collect();
     assert_eq!(pinged, vec![a.addr]);
     assert!(drain_derp(&mut b).is_empty(), "no CallMeMaybe back");
@@ -735,12 +740,326 @@ fn a_ping_over_derp_is_answered_over_derp_naming_the_region() {
     b.engine.handle_disco_via_derp(now, 7, a_key, &ping, &mut b.out);
     assert!(b.out.udp.is_empty());
     let pong = drain_derp(&mut b).pop().expect("a pong via DERP");
-    assert_eq!((pong.region, pong.to), (7, a_key));
+    assert_eq!((pong.0, pong.1), (7, a_key));
     let session = crate::disco::DiscoKey::from_private(disco_private(0x0a_0000))
         .session(disco_private(0x0b_0000).public_key());
-    match session.open(&pong.packet).unwrap() {
+    match session.open(&pong.2).unwrap() {
         crate::disco::Message::Pong(p) => assert_eq!(p.src().to_string(), "127.3.3.40:7"),
         other => panic!("not a pong: {other:?}"),
+    }
+}
+
+/// A TCP segment from `src` to `dst` with `flags` and sequence number `seq`.
+fn tcp_segment(src: &str, dst: &str, flags: u8, seq: u32) -> Vec<u8> {
+    let mut packet = crate::packet::test_packets::tcp(src, dst, flags);
+    let at = IpHeader::parse(&packet).unwrap().payload_offset;
+    packet[at + 4..at + 8].copy_from_slice(&seq.to_be_bytes());
+    packet
+}
+
+const SYN: u8 = crate::packet::wire::tcp::flags::SYN;
+const ACK: u8 = crate::packet::wire::tcp::flags::ACK;
+const RST: u8 = crate::packet::wire::tcp::flags::RST;
+
+/// B's control denies everything inbound.
+fn deny_all_inbound(node: &mut Node, now: Instant) {
+    let mut map = node.engine.netmap().clone();
+    map.packet_filter = Some(Vec::new());
+    node.engine.apply_netmap(map, now);
+}
+
+fn is_tsmp(packet: &[u8]) -> bool {
+    crate::packet::tsmp::carries_tsmp(packet)
+}
+
+#[test]
+fn tsmp_ping_is_answered_by_the_peers_engine_and_reaches_no_tun() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    let id = a
+        .engine
+        .start_ping_of(
+            now,
+            ping::PingKind::Tsmp,
+            "100.64.0.2".parse().unwrap(),
+            Duration::from_secs(5),
+            &mut a.out,
+        )
+        .unwrap();
+    exchange(&mut a, &mut b, now);
+    assert!(b.out.tun.is_empty(), "B's engine answered, not its OS");
+    assert!(a.out.tun.is_empty(), "the pong never reaches A's OS");
+    let (done, result) = a.engine.poll_ping().expect("the pong completed the ping");
+    assert_eq!((done, result.err.as_str()), (id, ""));
+    assert_eq!(result.endpoint, b.addr.to_string());
+    // An ICMP ping with the same sequence is still waiting for its own kind of answer.
+    assert!(a.engine.poll_ping().is_none());
+}
+
+#[test]
+fn tsmp_from_the_os_or_garbled_from_a_peer_is_dropped_and_counted() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    let ping = crate::packet::tsmp::ping(
+        "100.64.0.1".parse().unwrap(),
+        "100.64.0.2".parse().unwrap(),
+        1,
+        [0; 8],
+    )
+    .unwrap();
+    a.engine.handle_tun_packet(now, &ping, &mut a.out);
+    assert!(a.out.udp.is_empty(), "the OS may not send TSMP into the tunnel");
+    assert_eq!(a.engine.drops().outbound_tsmp, 1);
+    // A peer's TSMP of an unknown type, and a fragment, arrive over a real session.
+    let unknown = crate::packet::test_packets::ip("100.64.0.1", "100.64.0.2", 99, b"z0123456789");
+    let fragment = crate::packet::test_packets::fragment_v4(ping.clone(), 0, true);
+    for packet in [&unknown, &fragment] {
+        a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+        exchange(&mut a, &mut b, now);
+        let index = *a.engine.by_key.values().next().unwrap();
+        a.engine.encrypt_to(index, now, packet, &mut a.out);
+        exchange(&mut a, &mut b, now);
+    }
+    assert!(b.out.tun.iter().all(|p| !is_tsmp(p)), "no TSMP reached B's OS");
+    assert_eq!(b.engine.drops().malformed_tsmp, 2);
+}
+
+#[test]
+fn a_syn_the_peer_filters_becomes_a_reset_for_the_local_connect() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    deny_all_inbound(&mut b, now);
+    let syn = tcp_segment("100.64.0.1:40000", "100.64.0.2:22", SYN, 7000);
+    a.engine.handle_tun_packet(now, &syn, &mut a.out);
+    exchange(&mut a, &mut b, now);
+    assert!(b.out.tun.is_empty(), "the SYN was filtered");
+    assert_eq!(b.engine.drops().filtered, 1);
+    assert_eq!(a.out.tun.len(), 1, "A's OS got exactly one packet: {:?}", a.out.tun);
+    let reset = &a.out.tun[0];
+    assert!(!is_tsmp(reset));
+    let view = crate::packet::transport::TransportView::parse(reset).unwrap();
+    assert_eq!(view.ip.src.to_string(), "100.64.0.2");
+    assert_eq!(view.ip.dst.to_string(), "100.64.0.1");
+    let tcp = crate::packet::wire::TcpSegment::new_checked(&reset[20..]).unwrap();
+    assert_eq!((tcp.src_port(), tcp.dst_port()), (22, 40000));
+    assert_eq!((tcp.flags(), tcp.ack_number()), (RST | ACK, 7001), "acknowledges the SYN");
+
+    // A refusal of a connect A is not opening (this one was reset already) changes nothing.
+    a.out.tun.clear();
+    let notice = crate::packet::tsmp::rejection(
+        "100.64.0.1:40000".parse().unwrap(),
+        "100.64.0.2:22".parse().unwrap(),
+        6,
+        crate::packet::tsmp::RejectReason::ACL,
+    )
+    .unwrap();
+    let index = *b.engine.by_key.values().next().unwrap();
+    b.engine.encrypt_to(index, now, &notice, &mut b.out);
+    exchange(&mut a, &mut b, now);
+    assert!(a.out.tun.is_empty(), "{:?}", a.out.tun);
+}
+
+#[test]
+fn shields_up_drops_new_inbound_flows_but_passes_replies_to_our_own() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    b.engine.set_shields_up(true);
+    assert!(b.engine.status(now, true).shields_up);
+    // A opens TCP, UDP and ICMP flows to B: all refused.
+    let syn = tcp_segment("100.64.0.1:40000", "100.64.0.2:22", SYN, 100);
+    let datagram = crate::packet::test_packets::udp("100.64.0.1:5000", "100.64.0.2:53");
+    for packet in [syn, datagram, echo("100.64.0.1", "100.64.0.2", 1)] {
+        a.engine.handle_tun_packet(now, &packet, &mut a.out);
+        exchange(&mut a, &mut b, now);
+    }
+    assert!(b.out.tun.is_empty(), "nothing new got in: {:?}", b.out.tun);
+    assert_eq!((b.engine.drops().shields_up, b.engine.drops().filtered), (3, 0));
+    assert_eq!(a.out.tun.len(), 1, "A's connect was reset at once");
+    assert_eq!(a.engine.drops().shields_up, 0);
+    // B's own flows to A: the replies get in.
+    a.out.tun.clear();
+    let b_syn = tcp_segment("100.64.0.2:41000", "100.64.0.1:80", SYN, 9);
+    let b_query = crate::packet::test_packets::udp("100.64.0.2:6000", "100.64.0.1:53");
+    for packet in [&b_syn, &b_query] {
+        b.engine.handle_tun_packet(now, packet, &mut b.out);
+    }
+    exchange(&mut a, &mut b, now);
+    assert_eq!(a.out.tun.len(), 2);
+    let syn_ack = tcp_segment("100.64.0.1:80", "100.64.0.2:41000", SYN | ACK, 77);
+    let answer = crate::packet::test_packets::udp("100.64.0.1:53", "100.64.0.2:6000");
+    let ping_id = b
+        .engine
+        .start_ping(now, "100.64.0.1".parse().unwrap(), Duration::from_secs(5), &mut b.out)
+        .unwrap();
+    exchange(&mut a, &mut b, now);
+    let echo_reply = crate::packet::icmp::reply_to(a.out.tun.last().unwrap());
+    for packet in [&syn_ack, &answer, &echo_reply] {
+        a.engine.handle_tun_packet(now, packet, &mut a.out);
+    }
+    exchange(&mut a, &mut b, now);
+    assert_eq!(b.out.tun, vec![syn_ack, answer], "replies to B's own flows passed");
+    assert_eq!(b.engine.poll_ping().map(|(id, r)| (id, r.err)), Some((ping_id, String::new())));
+    assert_eq!(b.engine.drops().shields_up, 3, "no reply was counted as a drop");
+    let status = b.engine.status(now, true);
+    assert_eq!(status.drops.get("ShieldsUp"), Some(&3));
+}
+
+#[test]
+fn refusals_name_the_reason_and_answer_only_syns() {
+    use crate::filter::DropReason;
+    use crate::packet::tsmp::{RejectReason, TsmpMessage, TsmpPacket};
+    let now = Instant::now();
+    let (_a, mut b) = pair(now);
+    let index = *b.engine.by_key.values().next().unwrap();
+    let reason_of = |packet: &[u8]| match TsmpPacket::parse(packet).unwrap().message {
+        TsmpMessage::Rejected(r) => (r.reason, r.protocol, r.src_port, r.dst_port),
+        other => panic!("{other:?}"),
+    };
+    let syn = tcp_segment("100.64.0.1:40000", "100.64.0.2:22", SYN, 1);
+    b.engine.refuse(index, &syn, DropReason::NoRule);
+    b.engine.set_shields_up(true);
+    b.engine.refuse(index, &syn, DropReason::ShieldsUp);
+    // Not-local is a filter drop too, but with shields up tailscaled says "shields".
+    b.engine.refuse(index, &syn, DropReason::NotLocal);
+    let ack = tcp_segment("100.64.0.1:40000", "100.64.0.2:22", ACK, 1);
+    b.engine.refuse(index, &ack, DropReason::ShieldsUp);
+    let datagram = crate::packet::test_packets::udp("100.64.0.1:5000", "100.64.0.2:53");
+    b.engine.refuse(index, &datagram, DropReason::ShieldsUp);
+    let reasons: Vec<_> = b.engine.answers.iter().map(|(_, _, p)| reason_of(p)).collect();
+    assert_eq!(
+        reasons,
+        [
+            (RejectReason::ACL, 6, 40000, 22),
+            (RejectReason::SHIELDS_UP, 6, 40000, 22),
+            (RejectReason::SHIELDS_UP, 6, 40000, 22)
+        ]
+    );
+    let (_, source, notice) = &b.engine.answers[0];
+    assert_eq!(source.to_string(), "100.64.0.2", "from the refused destination");
+    assert_eq!(IpHeader::parse(notice).unwrap().dst.to_string(), "100.64.0.1");
+}
+
+#[test]
+fn an_ipv6_syn_is_refused_and_reset_too() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    for (node, own, peer) in [(&mut a, "fd7a::1", "fd7a::2"), (&mut b, "fd7a::2", "fd7a::1")] {
+        let mut map = node.engine.netmap().clone();
+        map.self_node.addresses.push(own.parse().unwrap());
+        map.peers[0].allowed_ips.push(peer.parse().unwrap());
+        node.engine.apply_netmap(map, now);
+    }
+    deny_all_inbound(&mut b, now);
+    let syn = tcp_segment("[fd7a::1]:40000", "[fd7a::2]:443", SYN, 10);
+    a.engine.handle_tun_packet(now, &syn, &mut a.out);
+    exchange(&mut a, &mut b, now);
+    assert!(b.out.tun.is_empty());
+    let [reset] = a.out.tun.as_slice() else { panic!("{:?}", a.out.tun) };
+    assert_eq!(IpHeader::parse(reset).unwrap().src.to_string(), "fd7a::2");
+    let tcp = crate::packet::wire::TcpSegment::new_checked(&reset[40..]).unwrap();
+    assert_eq!((tcp.src_port(), tcp.dst_port(), tcp.flags()), (443, 40000, RST | ACK));
+    assert_eq!(tcp.ack_number(), 11);
+}
+
+// --- Relayed through DERP -------------------------------------------------------------------
+
+const HOME: RegionId = 7;
+
+/// Control's view of a Tailscale peer: homed on DERP region [`HOME`], with a candidate UDP
+/// endpoint that nothing has proven.
+fn relayed_netmap(own: &PrivateKey, ip: &str, peer: &PrivateKey, peer_ip: &str) -> Netmap {
+    let mut netmap = netmap(own, ip, peer, peer_ip, Some("198.51.100.9:41641".parse().unwrap()));
+    netmap.peers[0].derp_region = Some(HOME);
+    let region = crate::control::tailcfg::DerpRegion {
+        region_id: HOME,
+        region_code: "test".into(),
+        ..Default::default()
+    };
+    netmap.derp_map = Some(crate::netmap::DerpMap {
+        regions: [(HOME, region)].into_iter().collect(),
+        ..Default::default()
+    });
+    netmap
+}
+
+fn relayed_pair(now: Instant) -> (Node, Node) {
+    let (ka, kb) = (PrivateKey::generate().unwrap(), PrivateKey::generate().unwrap());
+    let node = |own: &PrivateKey, ip, peer: &PrivateKey, peer_ip, seed, addr: &str| Node {
+        engine: Engine::new(relayed_netmap(own, ip, peer, peer_ip), now, environment(now, seed)),
+        addr: addr.parse().unwrap(),
+        out: Recorder::default(),
+    };
+    (
+        node(&ka, "100.64.0.1", &kb, "100.64.0.2", 0x0a_0000, "192.0.2.1:1000"),
+        node(&kb, "100.64.0.2", &ka, "100.64.0.1", 0x0b_0000, "192.0.2.2:2000"),
+    )
+}
+
+fn key_of(node: &Node) -> PublicKey {
+    node.engine.netmap().self_node.private_key.public_key()
+}
+
+/// A relay in memory: delivers what each node sent to DERP, by key, until quiet. Nothing may
+/// go over UDP.
+fn relay(a: &mut Node, b: &mut Node, now: Instant) {
+    for _ in 0..10 {
+        assert!(a.out.udp.is_empty() && b.out.udp.is_empty(), "nothing goes over UDP");
+        let from_a: Vec<_> = a.out.derp.drain(..).collect();
+        let from_b: Vec<_> = b.out.derp.drain(..).collect();
+        if from_a.is_empty() && from_b.is_empty() {
+            return;
+        }
+        let (ka, kb) = (key_of(a), key_of(b));
+        for (region, to, d) in from_a {
+            assert_eq!((region, to), (HOME, kb));
+            b.engine.handle_derp_datagram(now, region, ka, &d, &mut b.out);
+        }
+        for (region, to, d) in from_b {
+            assert_eq!((region, to), (HOME, ka));
+            a.engine.handle_derp_datagram(now, region, kb, &d, &mut a.out);
+        }
+    }
+    panic!("the relay never settled");
+}
+
+fn only_peer(node: &Node) -> &PeerState {
+    node.engine.peers.values().next().unwrap()
+}
+
+#[test]
+fn path_for_prefers_a_trusted_endpoint_then_the_home_relay() {
+    let now = Instant::now();
+    // A static config's endpoint is configured, so trusted.
+    let (a, b) = pair(now);
+    assert_eq!(only_peer(&a).path_for(now), Path::Udp(b.addr));
+    assert_eq!(only_peer(&b).path_for(now), Path::None, "no endpoint, no relay");
+    // Control's unproven candidate loses to the peer's home relay.
+    let (a, _) = relayed_pair(now);
+    assert_eq!(only_peer(&a).path_for(now), Path::Derp(HOME));
+}
+
+#[test]
+fn handshake_and_data_cross_a_relay_both_ways_without_moving_endpoints() {
+    let now = Instant::now();
+    let (mut a, mut b) = relayed_pair(now);
+    let packet = echo("100.64.0.1", "100.64.0.2", 1);
+    a.engine.handle_tun_packet(now, &packet, &mut a.out);
+    assert_eq!(a.out.derp.len(), 1, "the initiation goes to the relay");
+    relay(&mut a, &mut b, now);
+    assert_eq!(b.out.tun, vec![packet], "the queued packet crossed after the handshake");
+    let reply = echo("100.64.0.2", "100.64.0.1", 2);
+    b.engine.handle_tun_packet(now, &reply, &mut b.out);
+    relay(&mut a, &mut b, now);
+    assert_eq!(a.out.tun, vec![reply]);
+    for node in [&a, &b] {
+        let peer = only_peer(node);
+        assert_eq!(peer.path_for(now), Path::Derp(HOME), "relayed packets prove no UDP path");
+        assert!(!peer.endpoint_proven);
+        let status = node.engine.status(now, true);
+        let shown = status.peer.values().next().unwrap();
+        assert_eq!(shown.relay, "test");
+        assert_eq!(shown.cur_addr, "", "no direct address in use");
+        assert!(shown.rx_bytes > 0 && shown.tx_bytes > 0);
     }
 }
 
@@ -764,4 +1083,45 @@ fn a_new_disco_key_voids_the_proven_path() {
         a.engine.handle_datagram(now, b.addr, &d, &mut a.out);
     }
     assert!(a.engine.drops().disco_unknown_sender >= 1);
+}
+
+#[test]
+fn a_proven_udp_packet_takes_over_from_the_relay() {
+    let now = Instant::now();
+    let (mut a, mut b) = relayed_pair(now);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    relay(&mut a, &mut b, now);
+    // B's data arrives over UDP this time: authenticated, so A may answer there.
+    b.engine.handle_tun_packet(now, &echo("100.64.0.2", "100.64.0.1", 2), &mut b.out);
+    let (_, _, datagram) = b.out.derp.pop().unwrap();
+    a.engine.handle_datagram(now, b.addr, &datagram, &mut a.out);
+    assert_eq!(a.out.tun.len(), 1);
+    assert_eq!(only_peer(&a).path_for(now), Path::Udp(b.addr));
+}
+
+#[test]
+fn garbage_from_a_relay_is_counted_not_trusted() {
+    let now = Instant::now();
+    let (mut a, b) = relayed_pair(now);
+    a.engine.handle_derp_datagram(now, HOME, key_of(&b), b"\x04garbage", &mut a.out);
+    a.engine.handle_derp_datagram(now, HOME, key_of(&b), &[], &mut a.out);
+    assert_eq!(a.engine.drops().invalid_datagram, 2);
+    assert!(a.out.derp.is_empty() && a.out.udp.is_empty() && a.out.tun.is_empty());
+    assert_eq!(only_peer(&a).path_for(now), Path::Derp(HOME));
+}
+
+#[test]
+fn a_home_relay_learned_later_beats_the_unproven_candidate() {
+    // Control often lists a Tailscale peer before it has reported its home region.
+    let now = Instant::now();
+    let (ka, kb) = (PrivateKey::generate().unwrap(), PrivateKey::generate().unwrap());
+    let mut netmap = relayed_netmap(&ka, "100.64.0.1", &kb, "100.64.0.2");
+    netmap.peers[0].disco_key = Some(PrivateKey::generate().unwrap().public_key());
+    let homed = netmap.clone();
+    netmap.peers[0].derp_region = None;
+    let mut engine = Engine::new(netmap, now, environment(now, 1));
+    let candidate = engine.peers.values().next().unwrap().endpoint.unwrap();
+    assert_eq!(engine.peers.values().next().unwrap().path_for(now), Path::Udp(candidate));
+    engine.apply_netmap(homed, now);
+    assert_eq!(engine.peers.values().next().unwrap().path_for(now), Path::Derp(HOME));
 }

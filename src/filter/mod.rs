@@ -15,9 +15,14 @@
 //!    answers a flow this node opened, or a rule allows its port; ICMP: echo replies and
 //!    errors accepted, anything else if a rule lets the source reach the destination address
 //!    on any port; other protocols: a rule for that protocol must open every port.
+//!
+//! Shields up (`weft up --shields-up`, `ShieldsUp = true`) is tailscaled's shields-up filter:
+//! the same steps with no rule at all, whatever control (or a static config's absence of
+//! policy) says. New inbound flows are dropped, counted apart; replies to this node's own flows
+//! still pass — TCP by its flags, UDP and SCTP by the flow table, which is kept, ICMP by type.
 
 mod address_range;
-mod flow_table;
+pub mod flow_table;
 mod protocol_set;
 mod rule;
 #[cfg(test)]
@@ -49,6 +54,8 @@ pub struct Filter {
     /// This node's addresses and the routes it serves: all a peer may send to.
     local: Vec<AddrRange>,
     flows: FlowTable,
+    /// No rule applies: every new inbound flow is refused.
+    shields_up: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +80,8 @@ pub enum DropReason {
     NotLocal,
     /// No rule allows it and it answers nothing this node sent.
     NoRule,
+    /// Shields are up and it answers nothing this node sent.
+    ShieldsUp,
 }
 
 impl Filter {
@@ -80,7 +89,7 @@ impl Filter {
     /// `local`. `None` allows everything.
     pub fn new(rules: Option<&[FilterRule]>, local: &[Prefix]) -> Filter {
         let flows = FlowTable::new(FLOW_BUCKETS, FLOW_IDLE_TIMEOUT);
-        let mut filter = Filter { rules: None, local: Vec::new(), flows };
+        let mut filter = Filter { rules: None, local: Vec::new(), flows, shields_up: false };
         filter.replace_rules(rules, local);
         filter
     }
@@ -96,18 +105,27 @@ impl Filter {
         });
     }
 
+    /// Raises or lowers the shields; the flow table is kept either way.
+    pub fn set_shields_up(&mut self, on: bool) {
+        self.shields_up = on;
+    }
+
+    pub fn shields_up(&self) -> bool {
+        self.shields_up
+    }
+
     /// An outbound packet (from the TUN into the tunnel): a UDP or SCTP one makes its replies
     /// welcome. O(1) and allocation-free.
     pub fn note_outbound(&mut self, now: Instant, packet: &[u8]) {
         let view = TransportView::parse(packet).ok();
         if let Some(key) = view.as_ref().and_then(FlowKey::of_tracked) {
-            self.flows.record(now, key.reversed());
+            self.flows.record(now, key.reversed(), ());
         }
     }
 
     /// An inbound packet (decrypted, source already checked against the peer's AllowedIPs).
     pub fn check_inbound(&mut self, now: Instant, packet: &[u8]) -> Verdict {
-        if self.rules.is_none() {
+        if self.rules.is_none() && !self.shields_up {
             return Verdict::Accept;
         }
         let judged = match TransportView::parse(packet) {
@@ -131,10 +149,10 @@ impl Filter {
         if !self.local.iter().any(|range| range.contains(view.ip.dst)) {
             return Err(DropReason::NotLocal);
         }
-        if self.admits(now, view) {
-            Ok(())
-        } else {
-            Err(DropReason::NoRule)
+        match (self.admits(now, view), self.shields_up) {
+            (true, _) => Ok(()),
+            (false, false) => Err(DropReason::NoRule),
+            (false, true) => Err(DropReason::ShieldsUp),
         }
     }
 
@@ -167,7 +185,8 @@ impl Filter {
     }
 
     fn any_rule_allows(&self, view: &TransportView, scope: Scope) -> bool {
-        self.rules.iter().flatten().any(|rule| rule.allows(view.ip.src, view.ip.dst, scope))
+        !self.shields_up
+            && self.rules.iter().flatten().any(|rule| rule.allows(view.ip.src, view.ip.dst, scope))
     }
 }
 

@@ -249,3 +249,46 @@ fn broken_packets_never_panic() {
         });
     }
 }
+
+#[test]
+fn shields_up_refuses_new_flows_under_any_policy_but_passes_replies() {
+    let now = Instant::now();
+    for mut f in [filter(ALLOW_ALL), Filter::new(None, &local())] {
+        f.set_shields_up(true);
+        assert!(f.shields_up());
+        let shielded = dropped(DropReason::ShieldsUp);
+        assert_eq!(f.check_inbound(now, &tcp(&at(40000, PEER), &at(22, ME), SYN)), shielded);
+        assert_eq!(f.check_inbound(now, &udp(&at(1, PEER), &at(53, ME))), shielded);
+        assert_eq!(f.check_inbound(now, &icmp(PEER, ME, ECHO_REQUEST, 0)), shielded);
+        assert_eq!(f.check_inbound(now, &ip(PEER, ME, GRE, &[0; 8])), shielded);
+        // Replies to what this node opened.
+        assert_eq!(
+            f.check_inbound(now, &tcp(&at(22, PEER), &at(40000, ME), SYN_ACK)),
+            Verdict::Accept
+        );
+        assert_eq!(f.check_inbound(now, &tcp(&at(22, PEER), &at(40000, ME), ACK)), Verdict::Accept);
+        assert_eq!(f.check_inbound(now, &icmp(PEER, ME, ECHO_REPLY, 0)), Verdict::Accept);
+        assert_eq!(f.check_inbound(now, &icmp(PEER, ME, UNREACHABLE, 1)), Verdict::Accept);
+        f.note_outbound(now, &udp(&at(5000, ME), &at(53, PEER)));
+        assert_eq!(f.check_inbound(now, &udp(&at(53, PEER), &at(5000, ME))), Verdict::Accept);
+        let tsmp = ip(PEER, ME, PROTO_TSMP, b"p12345678");
+        assert_eq!(f.check_inbound(now, &tsmp), Verdict::Accept);
+        // Lowered again: the policy rules as before.
+        f.set_shields_up(false);
+        let syn = tcp(&at(40000, PEER), &at(22, ME), SYN);
+        assert_eq!(f.check_inbound(now, &syn), Verdict::Accept);
+    }
+}
+
+#[test]
+fn shields_up_keeps_flows_opened_before_it_went_up() {
+    let mut f = filter("[]");
+    let now = Instant::now();
+    f.note_outbound(now, &udp(&at(5000, ME), &at(53, PEER)));
+    f.set_shields_up(true);
+    assert_eq!(f.check_inbound(now, &udp(&at(53, PEER), &at(5000, ME))), Verdict::Accept);
+    assert_eq!(
+        f.check_inbound(now, &udp(&at(53, PEER), &at(5001, ME))),
+        dropped(DropReason::ShieldsUp)
+    );
+}

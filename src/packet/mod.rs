@@ -3,14 +3,17 @@
 //! typed views of [`wire`]; the modules here are what the engine does with them. Zero-copy: a
 //! view borrows the caller's buffer.
 
+pub mod build;
 pub mod checksum;
 pub mod gro;
 pub mod gso;
 pub mod icmp;
 pub mod masquerade;
+pub mod tcp_reset;
 #[cfg(test)]
 pub mod test_packets;
 pub mod transport;
+pub mod tsmp;
 pub mod wire;
 
 use std::net::IpAddr;

@@ -32,6 +32,12 @@ pub fn usable_endpoint(ip: IpAddr) -> bool {
     }
 }
 
+/// Whether an interface's `ifa_flags` say it is up; they are a `c_uint` on most systems and a
+/// `u64` on illumos.
+fn is_up(flags: impl Into<u64>) -> bool {
+    flags.into() & libc::IFF_UP as u64 != 0
+}
+
 fn all_addresses() -> Vec<IpAddr> {
     let mut found = Vec::new();
     let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
@@ -43,8 +49,7 @@ fn all_addresses() -> Vec<IpAddr> {
     while !cursor.is_null() {
         // SAFETY: cursor points into the list getifaddrs returned.
         let entry = unsafe { &*cursor };
-        let up = entry.ifa_flags & (libc::IFF_UP as libc::c_uint) != 0;
-        if up && !entry.ifa_addr.is_null() {
+        if is_up(entry.ifa_flags) && !entry.ifa_addr.is_null() {
             // SAFETY: ifa_addr is non-null and points at a sockaddr of its family's size.
             if let Some(ip) = unsafe { ip_of(entry.ifa_addr) } {
                 found.push(ip);
@@ -76,6 +81,13 @@ unsafe fn ip_of(addr: *const libc::sockaddr) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn up_is_read_from_flags_of_either_width() {
+        let up = libc::IFF_UP as libc::c_uint;
+        assert!(is_up(up) && is_up(up | 0x40) && is_up(u64::from(up) | 1 << 40));
+        assert!(!is_up(0u32) && !is_up(!up) && !is_up(1u64 << 40));
+    }
 
     #[test]
     fn filters_what_peers_cannot_use() {

@@ -195,4 +195,20 @@ mod tests {
         assert_eq!(from, stream.local_addr().unwrap());
         drop(accepted);
     }
+
+    /// No child the daemon starts (`ip`, `route`) may inherit a socket, and the loop must never
+    /// block on one: both flags are set on every OS, by socket(2) or by fcntl on Darwin.
+    #[test]
+    fn sockets_are_close_on_exec_and_non_blocking() {
+        let udp = bind_udp(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = connect_tcp(listener.local_addr().unwrap()).unwrap();
+        for fd in [udp.as_raw_fd(), tcp.as_raw_fd()] {
+            // SAFETY: fcntl queries on descriptors owned by this test.
+            let (fd_flags, status) =
+                unsafe { (libc::fcntl(fd, libc::F_GETFD), libc::fcntl(fd, libc::F_GETFL)) };
+            assert_ne!(fd_flags & libc::FD_CLOEXEC, 0, "close-on-exec");
+            assert_ne!(status & libc::O_NONBLOCK, 0, "non-blocking");
+        }
+    }
 }

@@ -155,13 +155,12 @@ pub fn recv(_fd: RawFd, _buf: &mut [u8]) -> io::Result<Received> {
     Err(io::ErrorKind::Unsupported.into())
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 
     /// Loopback GSO send + GRO receive on this host's kernel, when it has them: 3 datagrams
     /// leave in one call and arrive in one read with the segment size.
-    #[cfg(target_os = "linux")]
     #[test]
     fn segments_round_trip_over_loopback() {
         use std::os::fd::AsRawFd;

@@ -413,6 +413,7 @@ one() {
         start_headscale srv
         URL=$HS_URL KEY=$HS_KEY
         TS_ENVS=(TS_DEBUG_USE_DERP_HTTP=1)
+        WF_ENVS=(WEFT_DEBUG_USE_DERP_HTTP=1)
         ;;
     esac
 

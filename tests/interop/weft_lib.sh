@@ -27,6 +27,10 @@ weft_init() {
     log "weft: $WEFT_BIN ($("$WEFT_BIN" version 2>/dev/null))"
 }
 
+# WF_ENVS: extra environment for every weftd, e.g. (WEFT_DEBUG_USE_DERP_HTTP=1)
+# next to headscale's plain-HTTP embedded DERP, as TS_ENVS for tailscaled.
+WF_ENVS=()
+
 # WF_NETNS[NAME]=NODE runs daemon NAME in lab node NODE's namespace (default:
 # its own name), e.g. two weftd one after the other next to one server.
 declare -gA WF_NETNS=()
@@ -48,7 +52,7 @@ start_weftd() {
         mv "$d/weftd.log" "$d/weftd.log.$n"
     fi
     rm -f "$d/weftd.sock"
-    lab_bg "$(wf_netns "$name")" "$d/weftd.log" env WEFT_LOG_STYLE=never "$WEFTD_BIN" \
+    lab_bg "$(wf_netns "$name")" "$d/weftd.log" env WEFT_LOG_STYLE=never "${WF_ENVS[@]}" "$WEFTD_BIN" \
         --statedir "$d/state" --socket "$d/weftd.sock" --tun weft0 --port 41641 \
         --verbose "${WEFT_VERBOSE:-1}" "$@"
     echo "$LAST_PID" >"$d/weftd.pid"

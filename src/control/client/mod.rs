@@ -12,17 +12,17 @@ use super::error::{
 };
 use super::http2::hpack::HeaderField;
 use super::http2::{Event as H2Event, H2Error, StreamId};
-use super::map_state::{MapError, MapState};
+use super::map_state::{Changed, MapError, MapState, Update};
 use super::mapstream::FrameReader;
 use super::noise::{key_request_path, parse_server_key_response};
 use super::server_url::ServerUrl;
 use super::session::Session;
 use super::tailcfg::{
-    Hostinfo, MapRequest, MapResponse, PingRequest, RegisterAuth, RegisterRequest,
-    RegisterResponse, WireKey, CAPABILITY_VERSION,
+    Hostinfo, MapRequest, MapResponse, NetInfo, PingRequest, RegionId, RegisterAuth,
+    RegisterRequest, RegisterResponse, WireKey, CAPABILITY_VERSION,
 };
 use crate::keys::{AuthKey, PrivateKey, PublicKey};
-use crate::netmap::Netmap;
+use crate::netmap::{Netmap, PeerDelta};
 use crate::wall_clock::WallClock;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -98,6 +98,8 @@ pub enum Event {
     Registered,
     /// A new netmap to run.
     Netmap(Box<Netmap>),
+    /// A change to a few peers of the running netmap, and to nothing else.
+    PeerDelta(PeerDelta),
     /// The login cannot succeed without the user (bad or expired auth key, server refusal).
     LoginFailed(ControlError),
     /// The server confirmed the logout; forget the keys.
@@ -182,7 +184,12 @@ pub struct ControlClient {
     /// Why the last attempt failed, for status output.
     last_error: Option<ControlError>,
     endpoints: Vec<SocketAddr>,
+    /// Our home DERP region, told to control in Hostinfo.NetInfo.PreferredDERP: how peers
+    /// learn where to relay to us.
+    home_derp: Option<RegionId>,
     endpoints_unsent: bool,
+    /// Told to control in Hostinfo: the node refuses inbound connections.
+    shields_up: bool,
     logging_out: bool,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
@@ -219,7 +226,9 @@ impl ControlClient {
             state: BackendState::Starting,
             last_error: None,
             endpoints: Vec::new(),
+            home_derp: None,
             endpoints_unsent: false,
+            shields_up: false,
             logging_out: false,
             actions: VecDeque::new(),
             events: VecDeque::new(),
@@ -314,6 +323,31 @@ impl ControlClient {
             self.endpoints_unsent = true;
             self.send_lite_update_if_due(now);
         }
+    }
+
+    /// Whether the node has shields up, for the Hostinfo of the next requests.
+    pub fn set_shields_up(&mut self, on: bool) {
+        self.shields_up = on;
+    }
+
+    /// Our home DERP region; sent like the endpoints (with the next map request, or as a
+    /// lite update while the stream runs).
+    pub fn set_home_derp(&mut self, now: Instant, region: Option<RegionId>) {
+        if region != self.home_derp {
+            self.home_derp = region;
+            self.endpoints_unsent = true;
+            self.send_lite_update_if_due(now);
+        }
+    }
+
+    /// What we tell control about this host: shields-up and our home region.
+    fn hostinfo(&self) -> Hostinfo {
+        let mut hostinfo =
+            Hostinfo { shields_up: self.shields_up, ..Hostinfo::for_this_host(&self.hostname) };
+        if let Some(region) = self.home_derp {
+            hostinfo.net_info = Some(NetInfo { preferred_derp: region, ..NetInfo::default() });
+        }
+        hostinfo
     }
 
     /// Asks the server to expire our node key; [`Event::LoggedOut`] follows (or, with no
@@ -586,7 +620,7 @@ impl ControlClient {
     fn send_register(&mut self, now: Instant) {
         let mut request = RegisterRequest::new(
             WireKey::new(self.identity.node_key.public_key()),
-            Hostinfo::for_this_host(&self.hostname),
+            self.hostinfo(),
         );
         if self.logging_out {
             // Any time in the past on the current key means "log out"; the official client
@@ -670,14 +704,14 @@ impl ControlClient {
         let mut request = MapRequest::long_poll(
             WireKey::new(self.identity.node_key.public_key()),
             WireKey::new(self.disco_key),
-            Hostinfo::for_this_host(&self.hostname),
+            self.hostinfo(),
         );
         request.endpoints = self.endpoints.clone();
         self.send_request(now, "POST", "/machine/map", &request.to_json(), |streams, id| {
             streams.map = Some(id)
         });
         // The streaming request may be read-only for the server: push endpoints separately.
-        self.endpoints_unsent = !self.endpoints.is_empty();
+        self.endpoints_unsent = !self.endpoints.is_empty() || self.home_derp.is_some();
         self.send_lite_update_if_due(now);
     }
 
@@ -690,7 +724,7 @@ impl ControlClient {
         let mut request = MapRequest::lite_update(
             WireKey::new(self.identity.node_key.public_key()),
             WireKey::new(self.disco_key),
-            Hostinfo::for_this_host(&self.hostname),
+            self.hostinfo(),
         );
         request.endpoints = self.endpoints.clone();
         request.endpoint_types = vec![1; self.endpoints.len()];
@@ -714,7 +748,7 @@ impl ControlClient {
             };
             let ping = response.ping_request.clone();
             match self.map.apply(response, wall) {
-                Ok(changed) if changed.any() => self.publish_netmap(now, wall),
+                Ok(changed) if changed.any() => self.publish(now, wall, changed),
                 Ok(_) => {}
                 Err(e) => return self.fail(now, Violation::MapResponse(e).into()),
             }
@@ -736,8 +770,17 @@ impl ControlClient {
         self.send_request(now, "HEAD", &path, &[], |_, _| {});
     }
 
+    /// Hands on the whole netmap, as when a key expires with no message.
     fn publish_netmap(&mut self, now: Instant, wall: SystemTime) {
-        let Some(netmap) = self.map.netmap(self.identity.node_key.clone(), wall) else {
+        let everything = Changed { self_node: true, peers: true, ..Changed::default() };
+        self.publish(now, wall, everything);
+    }
+
+    /// Hands on what a MapResponse `changed`: a delta when only some peers changed, else the
+    /// whole netmap.
+    fn publish(&mut self, now: Instant, wall: SystemTime, changed: Changed) {
+        let Some(update) = self.map.take_update(self.identity.node_key.clone(), wall, changed)
+        else {
             return;
         };
         self.next_key_expiry = self
@@ -745,6 +788,10 @@ impl ControlClient {
             .next_key_expiry(wall)
             .map(|at| now + at.duration_since(wall).unwrap_or_default());
         self.backoff.reset();
+        let netmap = match update {
+            Update::Peers(delta) => return self.events.push_back(Event::PeerDelta(delta)),
+            Update::Full(netmap) => netmap,
+        };
         self.state = if !netmap.self_node.machine_authorized {
             BackendState::NeedsMachineAuth
         } else if netmap.self_node.key_expired {
@@ -752,7 +799,7 @@ impl ControlClient {
         } else {
             BackendState::Running
         };
-        self.events.push_back(Event::Netmap(Box::new(netmap)));
+        self.events.push_back(Event::Netmap(netmap));
     }
 
     /// Something failed: what happens next is decided by the kind of error alone.

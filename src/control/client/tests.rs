@@ -157,11 +157,28 @@ impl Harness {
         self.run();
     }
 
-    fn netmaps(&self) -> Vec<&Netmap> {
-        self.events
-            .iter()
-            .filter_map(|e| if let Event::Netmap(n) = e { Some(&**n) } else { None })
-            .collect()
+    /// The netmap as it stood after each netmap or peer-delta event, the deltas applied in
+    /// turn as the daemon's engine applies them.
+    fn netmaps(&self) -> Vec<Netmap> {
+        let mut netmaps: Vec<Netmap> = Vec::new();
+        for event in &self.events {
+            match event {
+                Event::Netmap(netmap) => netmaps.push((**netmap).clone()),
+                Event::PeerDelta(delta) => {
+                    let mut netmap = netmaps.last().expect("a delta after a netmap").clone();
+                    let replaced = |key: &PublicKey| {
+                        delta.remove.contains(key)
+                            || delta.upsert.iter().any(|p| p.public_key == *key)
+                    };
+                    netmap.peers.retain(|p| !replaced(&p.public_key));
+                    netmap.peers.extend(delta.upsert.iter().cloned());
+                    netmap.peers.sort_by_key(|p| p.public_key);
+                    netmaps.push(netmap);
+                }
+                _ => {}
+            }
+        }
+        netmaps
     }
 
     /// The client dropped the connection and will come back after a backoff, not at once.
@@ -223,7 +240,7 @@ fn registers_with_an_auth_key_and_streams_the_netmap() {
     h.send_map(map.stream, &full_map(&me));
     let netmaps = h.netmaps();
     assert_eq!(netmaps.len(), 1);
-    let netmap = netmaps[0];
+    let netmap = &netmaps[0];
     assert_eq!(netmap.self_node.addresses, vec!["100.64.0.1/32".parse().unwrap()]);
     assert_eq!(netmap.peers.len(), 1);
     assert_eq!(netmap.peers[0].public_key.to_nodekey(), nodekey(0x22));
@@ -231,13 +248,34 @@ fn registers_with_an_auth_key_and_streams_the_netmap() {
     assert_eq!(h.client.state(), BackendState::Running);
     assert!(h.client.is_connected());
 
-    // A delta removing the peer.
+    // A delta removing the peer, handed on as a delta.
     h.send_map(map.stream, r#"{"PeersRemoved":[2]}"#);
     assert!(h.netmaps().last().unwrap().peers.is_empty());
+    match h.events.last() {
+        Some(Event::PeerDelta(delta)) => assert_eq!(delta.remove, vec![PublicKey([0x22; 32])]),
+        other => panic!("expected a peer delta, got {other:?}"),
+    }
     // Keep-alives change nothing but feed the watchdog.
     let count = h.netmaps().len();
     h.send_map(map.stream, r#"{"KeepAlive":true}"#);
     assert_eq!(h.netmaps().len(), count);
+}
+
+#[test]
+fn shields_up_is_told_in_every_hostinfo() {
+    let mut h = Harness::new();
+    // The harness has sent the register request already; what follows carries the change.
+    h.client.set_shields_up(true);
+    h.answer_register(r#"{"MachineAuthorized":true}"#);
+    let map = h.server().take_request("/machine/map").unwrap();
+    let request: serde_json::Value = serde_json::from_slice(&map.body).unwrap();
+    assert_eq!(request["Hostinfo"]["ShieldsUp"], true);
+    assert_eq!(request["Hostinfo"]["Hostname"], "box");
+    // Down: left out, as tailscaled leaves a false field out.
+    let mut h = Harness::new();
+    let register = h.answer_register(r#"{"MachineAuthorized":true}"#);
+    let body: serde_json::Value = serde_json::from_slice(&register.body).unwrap();
+    assert!(body["Hostinfo"].get("ShieldsUp").is_none());
 }
 
 #[test]
@@ -623,6 +661,7 @@ fn a_peer_key_expiring_between_messages_takes_the_peer_off_the_netmap() {
     assert!(h.client.poll_timeout().unwrap() <= h.now + Duration::from_secs(61));
     h.advance(Duration::from_secs(61));
     assert_eq!(h.netmaps().len(), count + 1, "a new netmap at the expiry, with no message");
-    let peer = &h.netmaps().last().unwrap().peers[0];
+    let netmaps = h.netmaps();
+    let peer = &netmaps.last().unwrap().peers[0];
     assert!(peer.key_expired && peer.allowed_ips.is_empty());
 }

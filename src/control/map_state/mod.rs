@@ -16,6 +16,8 @@ use crate::control::tailcfg::{
 use crate::netmap::DerpMap;
 use clock::ClockSkew;
 use filters::NamedFilters;
+pub use netmap::Update;
+use peers::PeerTable;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::SystemTime;
@@ -25,7 +27,7 @@ use std::time::SystemTime;
 pub struct MapState {
     /// This node; `None` until the first full MapResponse.
     self_node: Option<Node>,
-    peers: BTreeMap<NodeId, Node>,
+    peers: PeerTable,
     derp_map: Option<DerpMap>,
     filters: NamedFilters,
     dns: Option<DnsConfig>,

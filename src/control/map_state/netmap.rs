@@ -1,15 +1,68 @@
 //! From the control picture to weft's [`Netmap`]: peers keyed by node key, routes, path
 //! inputs and status facts, with key expiry judged by control's clock.
 
-use super::MapState;
+use super::peers::{usable_key, Touched};
+use super::{Changed, MapState};
 use crate::control::tailcfg::go_time::meaningful;
 use crate::control::tailcfg::Node;
 use crate::keys::PrivateKey;
-use crate::netmap::{Netmap, Peer, SelfNode};
+use crate::netmap::{Netmap, Peer, PeerDelta, SelfNode};
 use std::collections::HashSet;
 use std::time::SystemTime;
 
+/// What a MapResponse changed, in the form the engine applies.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Update {
+    Full(Box<Netmap>),
+    /// Only these peers changed.
+    Peers(PeerDelta),
+}
+
 impl MapState {
+    /// The change to hand on after a MapResponse that changed `changed`: a delta of the peers
+    /// it touched when only peers changed (and no key is carried by two nodes, which only the
+    /// whole netmap settles), else the whole netmap at local time `now`. `None` until the first
+    /// full MapResponse. Either way the record of touched peers starts afresh.
+    pub fn take_update(
+        &mut self,
+        private_key: PrivateKey,
+        now: SystemTime,
+        changed: Changed,
+    ) -> Option<Update> {
+        let touched = self.peers.take_touched();
+        let peers_only = changed == Changed { peers: true, ..Changed::default() };
+        if peers_only && !touched.everything && self.self_node.is_some() {
+            if let Some(delta) = self.peer_delta(touched, self.skew.control_now(now)) {
+                return Some(Update::Peers(delta));
+            }
+        }
+        self.netmap(private_key, now).map(|netmap| Update::Full(Box::new(netmap)))
+    }
+
+    /// The touched peers as the engine should now have them; `None` when a key they carry or
+    /// carried is also another node's.
+    fn peer_delta(&self, touched: Touched, control_now: Option<SystemTime>) -> Option<PeerDelta> {
+        let mut delta = PeerDelta::default();
+        for node in touched.nodes.iter().filter_map(|id| self.peers.get(id)) {
+            let Some(peer) = peer(node, control_now) else {
+                continue;
+            };
+            if self.peers.key_users(&peer.public_key) > 1 {
+                return None;
+            }
+            delta.upsert.push(peer);
+        }
+        for key in touched.old_keys {
+            let carried_by_a_touched_node = || delta.upsert.iter().any(|p| p.public_key == key);
+            match self.peers.key_users(&key) {
+                0 => delta.remove.push(key),
+                _ if carried_by_a_touched_node() => {}
+                _ => return None,
+            }
+        }
+        Some(delta)
+    }
+
     /// The netmap at local time `now`, for this node's `private_key`; `None` until the first
     /// full MapResponse. `now` matters because keys expire between messages: rebuild at
     /// [`MapState::next_key_expiry`].
@@ -33,7 +86,7 @@ impl MapState {
         let control_now = self.skew.control_now(now)?;
         self.self_node
             .iter()
-            .chain(self.peers.values())
+            .chain(self.peers.nodes())
             .filter(|node| !node.expired)
             .filter_map(|node| meaningful(node.key_expiry))
             .filter(|expiry| *expiry > control_now)
@@ -48,7 +101,7 @@ impl MapState {
         let mut seen = HashSet::new();
         let mut peers: Vec<Peer> = self
             .peers
-            .values()
+            .nodes()
             .filter_map(|node| peer(node, control_now))
             .filter(|peer| seen.insert(peer.public_key))
             .collect();
@@ -75,7 +128,7 @@ fn self_node(node: &Node, private_key: PrivateKey, control_now: Option<SystemTim
 
 /// `None` for a node without a usable key.
 fn peer(node: &Node, control_now: Option<SystemTime>) -> Option<Peer> {
-    let key = node.key?.non_zero()?;
+    let key = usable_key(node)?;
     let expired = is_expired(node, control_now);
     let mut peer = Peer {
         name: display_name(node),

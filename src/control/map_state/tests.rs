@@ -1,6 +1,7 @@
 //! Crafted MapResponse sequences, shaped like what headscale and Tailscale's testcontrol send.
 
 use super::*;
+use crate::control::map_state::Update;
 use crate::control::mapstream::{encode_frame, FrameReader};
 use crate::keys::{PrivateKey, PublicKey};
 use crate::testing::shake;
@@ -492,4 +493,88 @@ fn display_messages_patch_the_health_list() {
     assert_eq!(state.health(), ["old warning", "Update available"]);
     patch(&mut state, r#"{"DisplayMessages":{"*":null,"c":{"Title":"New"}}}"#);
     assert_eq!(state.health(), ["old warning", "New"]);
+}
+
+/// The engine's peers after `update`, given its peers before: what the daemon does with it.
+fn replay(peers: &mut Vec<crate::netmap::Peer>, update: Update) {
+    match update {
+        Update::Full(netmap) => *peers = netmap.peers,
+        Update::Peers(delta) => {
+            let replaced = |key: &PublicKey| {
+                delta.remove.contains(key) || delta.upsert.iter().any(|p| p.public_key == *key)
+            };
+            peers.retain(|p| !replaced(&p.public_key));
+            peers.extend(delta.upsert);
+            peers.sort_by_key(|p| p.public_key);
+        }
+    }
+}
+
+fn update_after(state: &mut MapState, frame: &str) -> Update {
+    let changed = state.apply_frame(frame.as_bytes(), now()).unwrap();
+    state.take_update(own_key(), now(), changed).unwrap()
+}
+
+#[test]
+fn a_change_to_one_peer_is_handed_on_as_a_delta_of_that_peer() {
+    let mut state = MapState::new();
+    assert!(matches!(update_after(&mut state, &full_map()), Update::Full(_)));
+    let patch = r#"{"PeersChangedPatch":[{"NodeID":2,"Endpoints":["192.0.2.99:1"]}]}"#;
+    let Update::Peers(delta) = update_after(&mut state, patch) else {
+        panic!("a patch of one peer is a delta");
+    };
+    assert_eq!(delta.remove, []);
+    assert_eq!(delta.upsert, vec![peer_by_id(&netmap_of(&state), 2).unwrap().clone()]);
+    assert_eq!(delta.upsert[0].endpoints, vec!["192.0.2.99:1".parse().unwrap()]);
+    let Update::Peers(delta) = update_after(&mut state, r#"{"PeersRemoved":[3]}"#) else {
+        panic!("a removal is a delta");
+    };
+    assert_eq!((delta.upsert, delta.remove), (vec![], vec![PublicKey([3; 32])]));
+}
+
+#[test]
+fn a_key_carried_by_two_nodes_is_settled_by_the_whole_netmap() {
+    let mut state = MapState::new();
+    update_after(&mut state, &full_map());
+    let twin = peer_json(9, &format!(r#"{{"Key":"{}"}}"#, key(2, "nodekey:")));
+    let update = update_after(&mut state, &format!(r#"{{"PeersChanged":[{twin}]}}"#));
+    assert!(matches!(update, Update::Full(_)), "{update:?}");
+    let update = update_after(&mut state, r#"{"PeersRemoved":[2]}"#);
+    assert!(matches!(update, Update::Full(_)), "node 9 now holds the key: {update:?}");
+}
+
+#[test]
+fn deltas_replayed_give_the_netmap_at_every_step() {
+    let frames = [
+        full_map(),
+        r#"{"PeersChangedPatch":[{"NodeID":2,"Endpoints":["192.0.2.99:1"]}]}"#.to_string(),
+        format!(r#"{{"PeersChanged":[{}]}}"#, peer_json(4, "{}")),
+        r#"{"OnlineChange":{"4":false},"PeerSeenChange":{"2":true}}"#.to_string(),
+        format!(r#"{{"PeersChangedPatch":[{{"NodeID":3,"Key":"{}"}}]}}"#, key(0x33, "nodekey:")),
+        r#"{"PeersRemoved":[2]}"#.to_string(),
+        format!(
+            r#"{{"PeersChanged":[{}]}}"#,
+            peer_json(5, &format!(r#"{{"Key":"{}"}}"#, key(4, "nodekey:")))
+        ),
+        r#"{"PeersRemoved":[4]}"#.to_string(),
+        r#"{"PeersChangedPatch":[{"NodeID":5,"KeyExpiry":"2020-01-01T00:00:00Z"}]}"#.to_string(),
+        format!(
+            r#"{{"PeersRemoved":[5],"PeersChanged":[{}]}}"#,
+            peer_json(6, &format!(r#"{{"Key":"{}"}}"#, key(4, "nodekey:")))
+        ),
+        r#"{"Domain":"renamed.example","PeersRemoved":[3]}"#.to_string(),
+    ];
+    let mut state = MapState::new();
+    let mut peers = Vec::new();
+    let mut deltas = 0;
+    for frame in frames {
+        let update = update_after(&mut state, &frame);
+        deltas += matches!(update, Update::Peers(_)) as usize;
+        replay(&mut peers, update);
+        assert_eq!(peers, netmap_of(&state).peers, "after {frame}");
+    }
+    assert_eq!(
+        deltas, 7,
+        "all but the full map, the two steps where nodes 4 and 5 share a key, and the domain"
+    );
 }

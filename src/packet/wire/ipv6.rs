@@ -1,7 +1,7 @@
 //! The IPv6 base header (RFC 8200). Extension headers are not walked here; the one weft reads,
 //! the Fragment header, has its own view.
 
-use super::{read_array, read_u16, write_u16, WireError};
+use super::{read_array, read_u16, read_u32, write_u16, write_u32, WireError};
 use std::net::Ipv6Addr;
 
 /// Where each field sits in the header.
@@ -17,6 +17,8 @@ pub mod field {
 }
 
 pub const HEADER_LEN: usize = 40;
+/// The flow label's bits in the first word.
+const FLOW_LABEL: u32 = 0x000f_ffff;
 
 /// An IPv6 packet in a buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +60,11 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         self.buffer.as_ref()[field::VERSION_CLASS_FLOW.start] >> 4
     }
 
+    /// The 20-bit flow label (TSMP carries its "IP ID" here).
+    pub fn flow_label(&self) -> u32 {
+        read_u32(self.buffer.as_ref(), field::VERSION_CLASS_FLOW) & FLOW_LABEL
+    }
+
     pub fn payload_len(&self) -> usize {
         usize::from(read_u16(self.buffer.as_ref(), field::PAYLOAD_LEN))
     }
@@ -94,6 +101,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     /// Writes version 6 with traffic class and flow label 0.
     pub fn set_version(&mut self) {
         self.buffer.as_mut()[field::VERSION_CLASS_FLOW].copy_from_slice(&[0x60, 0, 0, 0]);
+    }
+
+    /// Sets the flow label (its low 20 bits), keeping version and traffic class.
+    pub fn set_flow_label(&mut self, label: u32) {
+        let word = read_u32(self.buffer.as_ref(), field::VERSION_CLASS_FLOW);
+        let word = (word & !FLOW_LABEL) | (label & FLOW_LABEL);
+        write_u32(self.buffer.as_mut(), field::VERSION_CLASS_FLOW, word);
     }
 
     pub fn set_payload_len(&mut self, len: u16) {

@@ -16,6 +16,7 @@ pub mod ipv6;
 pub mod ipv6_fragment;
 pub mod sctp;
 pub mod tcp;
+pub mod tsmp;
 pub mod udp;
 
 pub use icmp::IcmpPacket;
@@ -25,6 +26,7 @@ pub use ipv6::Ipv6Packet;
 pub use ipv6_fragment::Ipv6FragmentHeader;
 pub use sctp::SctpPacket;
 pub use tcp::TcpSegment;
+pub use tsmp::TsmpBody;
 pub use udp::UdpDatagram;
 
 use std::ops::Range;

@@ -105,8 +105,29 @@ impl<T: AsRef<[u8]>> TcpSegment<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpSegment<T> {
+    pub fn set_src_port(&mut self, port: u16) {
+        write_u16(self.buffer.as_mut(), field::SRC_PORT, port);
+    }
+
+    pub fn set_dst_port(&mut self, port: u16) {
+        write_u16(self.buffer.as_mut(), field::DST_PORT, port);
+    }
+
     pub fn set_seq(&mut self, seq: u32) {
         write_u32(self.buffer.as_mut(), field::SEQ, seq);
+    }
+
+    pub fn set_ack_number(&mut self, ack: u32) {
+        write_u32(self.buffer.as_mut(), field::ACK, ack);
+    }
+
+    /// Writes the data offset for `header_len` bytes (a multiple of 4, 20 to 60).
+    pub fn set_header_len(&mut self, header_len: usize) {
+        self.buffer.as_mut()[field::DATA_OFFSET] = ((header_len / 4) as u8) << 4;
+    }
+
+    pub fn set_window(&mut self, window: u16) {
+        write_u16(self.buffer.as_mut(), field::WINDOW, window);
     }
 
     pub fn set_flags(&mut self, flags: u8) {

@@ -4,6 +4,7 @@
 use super::op::{Family, IpOp, POLICY_RULES};
 use super::RouterConfig;
 use crate::prefix::Prefix;
+use std::collections::HashSet;
 
 /// Below this MTU Linux removes IPv6 from an interface, so IPv6 addresses and routes on it
 /// would only fail.
@@ -22,14 +23,11 @@ pub fn normalize(desired: &RouterConfig, ipv6: bool) -> RouterConfig {
     }
 }
 
+/// The prefixes in their first-seen order, each once; hashed, as a 10,000-peer tailnet has
+/// 10,000 routes or more.
 fn unique(prefixes: impl Iterator<Item = Prefix>) -> Vec<Prefix> {
-    let mut out: Vec<Prefix> = Vec::new();
-    for prefix in prefixes {
-        if !out.contains(&prefix) {
-            out.push(prefix);
-        }
-    }
-    out
+    let mut seen = HashSet::new();
+    prefixes.filter(|prefix| seen.insert(*prefix)).collect()
 }
 
 /// The families that get policy rules.
@@ -50,6 +48,7 @@ pub fn apply_ops(applied: Option<&RouterConfig>, desired: &RouterConfig, ipv6: b
     let before = applied.unwrap_or(&nothing);
     let new_device = before.tun != desired.tun;
     let gone = |old: &[Prefix], new: &[Prefix]| -> Vec<Prefix> {
+        let new: HashSet<&Prefix> = new.iter().collect();
         old.iter().filter(|p| new_device || !new.contains(p)).copied().collect()
     };
     let (old_tun, tun) = (&before.tun, &desired.tun);
@@ -179,6 +178,26 @@ mod tests {
         assert_eq!(
             lines(&apply_ops(Some(&before), &after, true)),
             ["-4 route add 10.1.0.0/16 dev weft0 table 52"]
+        );
+    }
+
+    #[test]
+    fn one_changed_route_among_ten_thousand_is_one_command_each_way() {
+        let hosts: Vec<Prefix> = (0..10_000u32)
+            .map(|i| Prefix::host(std::net::Ipv4Addr::from(0x6440_0000 + i).into()))
+            .collect();
+        let before = RouterConfig { routes: hosts.clone(), ..config("weft0", &[], &[]) };
+        let mut routes = hosts;
+        routes[4321] = "10.1.0.0/16".parse().unwrap();
+        routes.push(routes[0]);
+        let after = normalize(&RouterConfig { routes, ..before.clone() }, true);
+        assert_eq!(after.routes.len(), 10_000, "the repeated route is listed once");
+        assert_eq!(
+            lines(&apply_ops(Some(&before), &after, true)),
+            [
+                "-4 route del 100.64.16.225/32 dev weft0 table 52",
+                "-4 route add 10.1.0.0/16 dev weft0 table 52"
+            ]
         );
     }
 
