@@ -23,8 +23,8 @@ pub struct PeerState {
     pub config: Peer,
     pub session: Session,
     pub clock: Clock,
-    /// Where we send without disco: the configured endpoint (static peers only), then
-    /// wherever authenticated packets came from (WireGuard roaming).
+    /// The UDP address outside disco's proof: the first configured or control-listed
+    /// endpoint, then wherever authenticated packets came from (WireGuard roaming).
     pub endpoint: Option<SocketAddr>,
     /// `endpoint` was proven by an authenticated packet from it (see
     /// [`PeerState::path_for`] for when a configured endpoint is trusted without proof).
