@@ -173,7 +173,13 @@ fn node_json(id: u32) -> String {
 }
 
 fn environment(now: Instant) -> Environment {
-    Environment { index_seed: 1, ping_id: 1, clock: WallClock::read_os(now) }
+    Environment {
+        index_seed: 1,
+        ping_id: 1,
+        clock: WallClock::read_os(now),
+        disco_key: PrivateKey([3; 32]),
+        disco_seed: [0; 16],
+    }
 }
 
 /// Peer `i`'s key: distinct bytes are all a session needs.

@@ -490,3 +490,62 @@ pub fn route_socket(data: &[u8]) {
         let _ = crate::platform::route_socket::parse(os, data);
     }
 }
+
+/// Disco on the shared UDP socket, into an engine with one disco peer: once as raw bytes
+/// after the magic and the peer's sender key (the framing and the box check), once sealed
+/// with the peer's real key (every message parser and handler behind it). Whatever arrives,
+/// nothing reaches the TUN and at most one pong goes back, to the sender.
+pub fn disco_datagram(data: &[u8]) {
+    use crate::disco::MAGIC;
+    use crate::engine::{Engine, Environment, PacketSink};
+    use crate::naclbox::SharedBox;
+    use crate::netmap::{Netmap, Peer, SelfNode};
+    use std::net::SocketAddr;
+
+    #[derive(Default)]
+    struct Outputs {
+        udp: Vec<SocketAddr>,
+        derp: usize,
+        tun: usize,
+    }
+    impl PacketSink for Outputs {
+        fn send_udp(&mut self, to: SocketAddr, _: &[u8]) {
+            self.udp.push(to);
+        }
+        fn send_derp(
+            &mut self,
+            _: crate::control::tailcfg::RegionId,
+            _: crate::keys::PublicKey,
+            _: &[u8],
+        ) {
+            self.derp += 1;
+        }
+        fn write_tun(&mut self, _: &[u8]) {
+            self.tun += 1;
+        }
+    }
+
+    let (ours, theirs) = (PrivateKey([10; 32]), PrivateKey([9; 32]));
+    let mut netmap = Netmap::new(SelfNode::new(OWN_KEY));
+    let peer = Peer::new(PrivateKey([8; 32]).public_key());
+    netmap.peers.push(Peer { disco_key: Some(theirs.public_key()), ..peer });
+    let now = Instant::now();
+    let environment = Environment {
+        index_seed: 1,
+        ping_id: 1,
+        clock: crate::wall_clock::WallClock::new(now, UNIX_EPOCH),
+        disco_key: ours.clone(),
+        disco_seed: [0; 16],
+    };
+    let mut engine = Engine::new(netmap, now, environment);
+    let from: SocketAddr = (Ipv4Addr::new(192, 0, 2, 1), 41641).into();
+    let header: Vec<u8> = MAGIC.iter().chain(&theirs.public_key().0).copied().collect();
+    let sealed = SharedBox::new(&theirs, &ours.public_key()).seal(&[1; 24], data);
+    for body in [data, &sealed[..]] {
+        let packet: Vec<u8> = header.iter().chain(body).copied().collect();
+        let mut out = Outputs::default();
+        engine.handle_datagram(now, from, &packet, &mut out);
+        assert_eq!((out.tun, out.derp), (0, 0));
+        assert!(out.udp.len() <= 1 && out.udp.iter().all(|to| *to == from));
+    }
+}

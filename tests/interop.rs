@@ -141,3 +141,10 @@ fn weft_login_server_tls_with_custom_ca() {
 fn weft_netcheck_with_testcontrol() {
     run_lab("weft_netcheck.sh", &[], &["testcontrol-runner"], 150);
 }
+
+/// Disco against tailscaled: `tailscale ping` gets a direct pong from weft, and both sides
+/// show the direct CurAddr.
+#[test]
+fn weft_disco_with_tailscaled() {
+    run_lab("weft_disco.sh", &[], &[&TAILSCALE[..], &["testcontrol-runner"]].concat(), 170);
+}

@@ -15,7 +15,7 @@ use crate::control::client::{Action, BackendState, ControlClient, Event, Identit
 use crate::control::server_url::ServerUrl;
 use crate::control::tailcfg::{Endpoint, EndpointType, NetInfo, RegionId};
 use crate::engine::status::Status;
-use crate::keys::{AuthKey, PrivateKey};
+use crate::keys::{AuthKey, PrivateKey, PublicKey};
 use crate::localapi::UpRequest;
 use crate::netmap::{Netmap, PeerDelta};
 use crate::state::{NodeState, StateStore};
@@ -51,6 +51,8 @@ pub(super) struct Control {
     ca_file: Option<PathBuf>,
     /// The UDP port the node's endpoints are announced with.
     udp_port: u16,
+    /// The public half of the daemon's disco key, for every client this driver starts.
+    disco_key: PublicKey,
     /// The connection, when the node is logged in and up.
     link: Option<ControlLink>,
     /// Why the last login failed, for `weft up` and `weft status`.
@@ -102,12 +104,14 @@ impl Control {
         ca_file: Option<PathBuf>,
         udp_port: u16,
         static_config: bool,
+        disco_key: PublicKey,
     ) -> Control {
         Control {
             static_config,
             store,
             ca_file,
             udp_port,
+            disco_key,
             link: None,
             login_error: None,
             stun_endpoints: Vec::new(),
@@ -321,7 +325,7 @@ impl Control {
             identity,
             state.hostname.clone(),
             auth_key,
-            environment::for_control(now),
+            environment::for_control(now, self.disco_key),
             now,
         );
         client.set_endpoints(now, self.endpoints());
@@ -512,6 +516,11 @@ impl Control {
         }
         endpoints
     }
+
+    /// The addresses of [`Control::endpoints`]: what the engine offers peers in CallMeMaybe.
+    pub(super) fn endpoint_addrs(&self) -> Vec<SocketAddr> {
+        self.endpoints().into_iter().map(|endpoint| endpoint.addr).collect()
+    }
 }
 
 #[cfg(test)]
@@ -541,10 +550,12 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("weft-control-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut control = Control::new(StateStore::new(&dir), None, 41641, false);
+        let mut control =
+            Control::new(StateStore::new(&dir), None, 41641, false, PublicKey([5; 32]));
         let environment = Environment {
             jitter_seed: 7,
             clock: WallClock::new(now, SystemTime::UNIX_EPOCH),
+            disco_key: PrivateKey([4; 32]).public_key(),
             key_entropy: Box::new(|bytes| {
                 bytes.fill(3);
                 Ok(())
@@ -653,7 +664,8 @@ mod tests {
     fn a_static_config_has_no_login_to_manage() {
         let poll = Poll::new().unwrap();
         let dir = std::env::temp_dir().join("weft-control-static-never-created");
-        let mut control = Control::new(StateStore::new(&dir), None, 41641, true);
+        let mut control =
+            Control::new(StateStore::new(&dir), None, 41641, true, PublicKey([5; 32]));
         assert!(control.up(UpRequest::default(), poll.registry(), Instant::now()).is_err());
         assert!(control.down(poll.registry()).is_err());
         assert!(control.logout(poll.registry(), Instant::now()).is_err());

@@ -4,6 +4,7 @@
 
 use crate::control::client;
 use crate::engine;
+use crate::keys::{PrivateKey, PublicKey};
 use crate::wall_clock::WallClock;
 use std::time::Instant;
 
@@ -14,8 +15,19 @@ pub(super) fn random_u64() -> Result<u64, getrandom::Error> {
     Ok(u64::from_le_bytes(bytes))
 }
 
-/// The engine's environment, read with `now`.
-pub(super) fn for_engine(now: Instant) -> engine::Environment {
+/// The disco key pair of this run: made once at start, its private half for the engine and
+/// its public half for every control client the daemon starts until it exits.
+pub(super) fn disco_key() -> Result<PrivateKey, String> {
+    PrivateKey::generate().map_err(|e| format!("making the disco key: {e}"))
+}
+
+/// The engine's environment, read with `now`; `disco_key` is the run's disco private key.
+pub(super) fn for_engine(now: Instant, disco_key: PrivateKey) -> engine::Environment {
+    let mut disco_seed = [0u8; 16];
+    if let Err(e) = getrandom::getrandom(&mut disco_seed) {
+        // The nonces stay unique (a counter follows the seed) under a key new to this run.
+        log::warn!("engine: no randomness for disco nonces: {e}");
+    }
     let index_seed = random_u64().unwrap_or_else(|e| {
         // Only index reuse across restarts depends on it: a peer's old session would fail.
         log::warn!("engine: no randomness for session indexes: {e}");
@@ -25,6 +37,8 @@ pub(super) fn for_engine(now: Instant) -> engine::Environment {
         index_seed: index_seed as u32,
         ping_id: std::process::id() as u16,
         clock: WallClock::read_os(now),
+        disco_key,
+        disco_seed,
     }
 }
 
@@ -42,8 +56,9 @@ pub(super) fn for_derp() -> super::derp::DerpOptions {
     super::derp::DerpOptions { jitter_seed, plain_http }
 }
 
-/// The control client's environment, read with `now`.
-pub(super) fn for_control(now: Instant) -> client::Environment {
+/// The control client's environment, read with `now`; `disco_key` is the run's disco public
+/// key.
+pub(super) fn for_control(now: Instant, disco_key: PublicKey) -> client::Environment {
     let jitter_seed = random_u64().unwrap_or_else(|e| {
         // Only the retry jitter depends on it: nodes would retry in step, nothing worse.
         log::warn!("control: no randomness for the retry jitter: {e}");
@@ -52,6 +67,7 @@ pub(super) fn for_control(now: Instant) -> client::Environment {
     client::Environment {
         jitter_seed,
         clock: WallClock::read_os(now),
+        disco_key,
         key_entropy: Box::new(|bytes| {
             getrandom::getrandom(bytes).map_err(|e| std::io::Error::other(e.to_string()))
         }),

@@ -126,13 +126,19 @@ impl Daemon {
         let api = Api::bind(&options.socket).map_err(|e| format!("local API socket: {e}"))?;
         let signals = Signals::install().map_err(|e| format!("installing signal handlers: {e}"))?;
         let poll = Poll::new().map_err(|e| format!("creating poll: {e}"))?;
-        let control =
-            Control::new(store, options.ca_file.clone(), datapath.port(), options.config.is_some());
+        let disco_key = environment::disco_key()?;
+        let control = Control::new(
+            store,
+            options.ca_file.clone(),
+            datapath.port(),
+            options.config.is_some(),
+            disco_key.public_key(),
+        );
         let now = Instant::now();
         let families = Families { v4: true, v6: datapath.has_ipv6() };
         let netcheck = Netcheck::new(families, environment::netcheck_seed());
         let mut daemon = Daemon {
-            engine: Engine::new(netmap, now, environment::for_engine(now)),
+            engine: Engine::new(netmap, now, environment::for_engine(now, disco_key)),
             netcheck,
             options,
             poll,
@@ -158,6 +164,8 @@ impl Daemon {
             }
         };
         daemon.apply_routes();
+        let endpoints = daemon.control.endpoint_addrs();
+        daemon.engine.set_own_endpoints(endpoints);
         log::info!(
             "weftd {} running: {} on {}, UDP port {}, {} peers",
             crate::VERSION,
@@ -392,6 +400,7 @@ impl Daemon {
         // 0: no region answered; DERP keeps the home it has.
         let preferred_derp = report.preferred_derp;
         self.control.set_netcheck(self.poll.registry(), now, endpoints, net_info);
+        self.engine.set_own_endpoints(self.control.endpoint_addrs());
         if preferred_derp != 0 {
             self.derp.set_home_region(preferred_derp, self.poll.registry(), now);
             self.route_derp_events(now);

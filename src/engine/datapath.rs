@@ -104,6 +104,7 @@ impl Engine {
         packet: &[u8],
         sink: &mut dyn PacketSink,
     ) {
+        self.disco_note_send(index, now, sink);
         let Some(state) = self.peers.get_mut(&index) else {
             self.drops.no_route += 1;
             return;
@@ -128,12 +129,17 @@ impl Engine {
         datagram: &[u8],
         sink: &mut dyn PacketSink,
     ) {
+        if crate::disco::looks_like_disco(datagram) {
+            self.handle_disco_udp(now, from, datagram, sink);
+            return;
+        }
         self.receive(now, Source::Udp(from), datagram, sink);
     }
 
-    /// A datagram node `from` relayed to us through the DERP server of `region`: the same steps
-    /// as over UDP, answers go back through the relay, and nothing it proves moves the peer's
-    /// UDP endpoint (the relay's sender is not a UDP address).
+    /// A datagram node `from` relayed to us through the DERP server of `region`: disco packets
+    /// (by their magic prefix) go to disco first; WireGuard takes the same steps as over UDP,
+    /// answers go back through the relay, and nothing it proves moves the peer's UDP endpoint
+    /// (the relay's sender is not a UDP address).
     pub fn handle_derp_datagram(
         &mut self,
         now: Instant,
@@ -142,6 +148,10 @@ impl Engine {
         datagram: &[u8],
         sink: &mut dyn PacketSink,
     ) {
+        if crate::disco::looks_like_disco(datagram) {
+            self.handle_disco_via_derp(now, region, from, datagram, sink);
+            return;
+        }
         self.receive(now, Source::Derp { region, key: from }, datagram, sink);
     }
 

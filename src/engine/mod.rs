@@ -5,6 +5,8 @@
 //! and it writes its output through a [`PacketSink`].
 
 mod datapath;
+mod disco;
+mod disco_paths;
 mod path;
 mod peers;
 pub mod ping;
@@ -14,8 +16,9 @@ pub mod status;
 mod tsmp;
 
 use crate::control::tailcfg::RegionId;
+use crate::disco::DiscoKey;
 use crate::filter::Filter;
-use crate::keys::PublicKey;
+use crate::keys::{PrivateKey, PublicKey};
 use crate::netmap::{DerpMap, Netmap, SelfNode};
 use crate::prefix::Prefix;
 use crate::wall_clock::WallClock;
@@ -69,12 +72,19 @@ pub struct Drops {
     /// TSMP the OS tried to send: only the daemon speaks it.
     #[serde(rename = "OutboundTSMP")]
     pub outbound_tsmp: u64,
+    /// Disco packet whose sender key is no peer's disco key.
+    pub disco_unknown_sender: u64,
+    /// Disco packet that is truncated, does not authenticate, or says what its path cannot
+    /// carry (a CallMeMaybe over UDP, a pong from another address than we pinged).
+    pub disco_invalid: u64,
+    /// Disco ping left unanswered: the peer's pong budget was spent.
+    pub disco_rate_limited: u64,
 }
 
 /// What the engine would otherwise read from the OS, read once by the daemon and handed to
 /// [`Engine::new`], so the same environment and inputs replay the same run (the pattern of
 /// `control::client::Environment`).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Environment {
     /// Where local session indexes start; only the low 24 bits count. The daemon makes it
     /// random, so a restarted daemon doesn't reuse the previous run's indexes, which peers
@@ -84,6 +94,10 @@ pub struct Environment {
     pub ping_id: u16,
     /// The wall clock, read together with the `now` given to [`Engine::new`].
     pub clock: WallClock,
+    /// This run's disco private key; its public half goes to control in every MapRequest.
+    pub disco_key: PrivateKey,
+    /// Random bytes that make disco nonces and transaction ids unique to this run.
+    pub disco_seed: [u8; 16],
 }
 
 /// Largest IP packet we accept from the TUN or produce for it.
@@ -120,6 +134,7 @@ pub struct Engine {
     /// One reading of both clocks at start-up, to turn event instants into wall-clock times
     /// that stay the same from one status request to the next.
     clock_anchor: WallClock,
+    disco: disco::Disco,
 }
 
 impl Engine {
@@ -142,6 +157,10 @@ impl Engine {
             scratch: vec![0; MAX_PACKET + crate::wg::OVERHEAD + crate::wg::MIN_BUFFER],
             rewrite_buffer: Vec::new(),
             clock_anchor: environment.clock,
+            disco: disco::Disco::new(
+                DiscoKey::from_private(environment.disco_key),
+                environment.disco_seed,
+            ),
         };
         engine.apply_netmap(netmap, now);
         engine
@@ -202,15 +221,17 @@ impl Engine {
     /// The earliest time [`Engine::handle_timeout`] must run; `None` when nothing is pending.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.schedule.poll_timeout(), self.pings.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.schedule.poll_timeout(), self.pings.poll_timeout(), self.disco_poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// Runs WireGuard timers that are due and expires pings that went unanswered.
+    /// Runs WireGuard timers and disco heartbeats that are due and expires pings that went
+    /// unanswered.
     pub fn handle_timeout(&mut self, now: Instant, sink: &mut dyn PacketSink) {
         self.run_due_timers(now, sink);
+        self.run_disco_heartbeats(now, sink);
         self.pings.expire(now);
     }
 }

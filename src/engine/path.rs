@@ -58,12 +58,17 @@ impl Source {
 }
 
 impl PeerState {
-    /// The peer's outbound path: a trusted UDP endpoint, else its home DERP region, else the
-    /// first unproven candidate control gave (a peer without a relay has nothing better).
-    /// Trusted means proven by an authenticated packet from it, or configured for a plain
-    /// WireGuard peer (no disco, no relay: a static config's or control's WireGuard-only
-    /// peer); a Tailscale node's candidates are not, even before its home region is known.
-    pub fn path_for(&self, _now: Instant) -> Path {
+    /// The peer's outbound path, the one choice magicsock's endpoint makes per packet: a direct
+    /// path a disco pong proved (while its trust lasts), else a UDP endpoint proven by
+    /// authenticated WireGuard, else the peer's home DERP region, else — only for a peer
+    /// without a relay, which has nothing better — the first unproven candidate control gave.
+    /// A plain WireGuard peer (no disco, no relay: a static config's or control's
+    /// WireGuard-only peer) trusts its configured endpoint; a Tailscale node's candidates are
+    /// not trusted, even before its home region is known.
+    pub fn path_for(&self, now: Instant) -> Path {
+        if let Some(direct) = self.disco.as_ref().and_then(|d| d.paths.trusted_best(now)) {
+            return Path::Udp(direct);
+        }
         let plain_wireguard = self.config.disco_key.is_none() && self.config.derp_region.is_none();
         let trusted = self.endpoint_proven || plain_wireguard;
         match (self.endpoint, trusted, self.config.derp_region) {
@@ -72,6 +77,13 @@ impl PeerState {
             (Some(addr), false, None) => Path::Udp(addr),
             (None, _, None) => Path::None,
         }
+    }
+
+    /// The direct address in use and proven (tailscale's `CurAddr`): a pong's path, or where
+    /// authenticated WireGuard came from; never a merely configured or listed endpoint.
+    pub fn proven_direct(&self, now: Instant) -> Option<SocketAddr> {
+        let by_disco = self.disco.as_ref().and_then(|d| d.paths.trusted_best(now));
+        by_disco.or(self.endpoint.filter(|_| self.endpoint_proven))
     }
 
     /// Sends `datagram` along [`PeerState::path_for`]; false when there is no path.

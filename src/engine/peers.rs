@@ -5,6 +5,7 @@
 //! table — so a delta costs time in proportion to the peers it names, and a full netmap in
 //! proportion to its size, with no rebuild of the route table.
 
+use super::disco::DiscoPeer;
 use super::{Engine, PacketSink};
 use crate::keys::PublicKey;
 use crate::netmap::{Netmap, Peer, PeerDelta};
@@ -22,12 +23,14 @@ pub struct PeerState {
     pub config: Peer,
     pub session: Session,
     pub clock: Clock,
-    /// Where we send: the configured endpoint, then wherever authenticated packets came from
-    /// (WireGuard roaming).
+    /// The UDP address outside disco's proof: the first configured or control-listed
+    /// endpoint, then wherever authenticated packets came from (WireGuard roaming).
     pub endpoint: Option<SocketAddr>,
     /// `endpoint` was proven by an authenticated packet from it (see
     /// [`PeerState::path_for`] for when a configured endpoint is trusted without proof).
     pub endpoint_proven: bool,
+    /// Disco's view of the peer's paths; `None` for a peer without a disco key.
+    pub disco: Option<DiscoPeer>,
     /// When the last handshake message of this peer's was accepted.
     pub last_handshake: Option<Instant>,
 }
@@ -55,6 +58,7 @@ impl Engine {
             change.routes_changed |= !self.routes.is_empty();
             self.peers.clear();
             self.by_key.clear();
+            self.disco.forget_all_peers();
             self.routes = AllowedIps::new();
             self.handshake_gate = HandshakeGate::new(&self_node.private_key);
         }
@@ -124,6 +128,7 @@ impl Engine {
             clock: Clock::new(now, peer.persistent_keepalive.is_some()),
             endpoint: peer.endpoints.first().copied(),
             endpoint_proven: false,
+            disco: self.disco.peer(&peer),
             last_handshake: None,
             session,
             config: peer,
@@ -132,6 +137,7 @@ impl Engine {
             self.schedule.activity(index, &mut state.clock, now);
         }
         self.by_key.insert(state.config.public_key, index);
+        self.disco.index_peer(state.disco.as_ref(), index);
         self.peers.insert(index, state);
     }
 
@@ -143,6 +149,7 @@ impl Engine {
         for prefix in &state.config.allowed_ips {
             self.routes.remove(*prefix, state.session.local_index);
         }
+        self.disco.forget_peer(state.disco.as_ref(), state.session.local_index);
         change.routes_changed |= !state.config.allowed_ips.is_empty();
         change.removed += 1;
     }
@@ -163,6 +170,17 @@ impl Engine {
             self.add_peer(peer, now, &mut replaced);
             change.routes_changed |= replaced.routes_changed;
             return;
+        }
+        if state.config.disco_key != peer.disco_key || state.config.key_expired != peer.key_expired
+        {
+            // A new disco key: the peer restarted, and what was proven about it is void.
+            self.disco.forget_peer(state.disco.as_ref(), index);
+            state.disco = self.disco.peer(&peer);
+            self.disco.index_peer(state.disco.as_ref(), index);
+        } else if state.config.endpoints != peer.endpoints {
+            if let Some(disco) = state.disco.as_mut() {
+                disco.paths.set_endpoints(&peer.endpoints);
+            }
         }
         if state.config.endpoints != peer.endpoints {
             if let Some(configured) = peer.endpoints.first() {

@@ -138,20 +138,22 @@ impl Engine {
                 let (tx, rx) = state.session.traffic();
                 let since = state.last_handshake.map(|at| now.saturating_duration_since(at));
                 let handshake = state.last_handshake.map(|at| self.wall_time(at));
+                let active = match &state.disco {
+                    Some(disco) => disco.paths.is_active(now),
+                    None => {
+                        now.saturating_duration_since(state.clock.last_activity) < ACTIVE_WINDOW
+                            && (tx > 0 || rx > 0)
+                    }
+                };
                 let status = PeerStatus {
                     // The direct address in use, as tailscale shows it: none while relayed.
-                    cur_addr: match state.path_for(now) {
-                        super::Path::Udp(addr) => addr.to_string(),
-                        super::Path::Derp(_) | super::Path::None => String::new(),
-                    },
+                    cur_addr: state.proven_direct(now).map(|a| a.to_string()).unwrap_or_default(),
                     rx_bytes: rx,
                     tx_bytes: tx,
                     last_handshake: rfc3339(handshake),
                     // Control knows best; a static config only has the handshake to go by.
                     online: state.config.online.unwrap_or(since.is_some_and(|d| d < ONLINE_WINDOW)),
-                    active: now.saturating_duration_since(state.clock.last_activity)
-                        < ACTIVE_WINDOW
-                        && (tx > 0 || rx > 0),
+                    active,
                     in_engine: true,
                     relay: self.region_code(state.config.derp_region),
                     ..describe(&state.config)

@@ -1,6 +1,7 @@
 //! Two engines wired back to back through an in-memory network: handshakes, data, roaming,
 //! cryptokey routing and pings, with no sockets.
 
+use super::path::Path;
 use super::*;
 use crate::engine::peers::PeerState;
 use crate::keys::PrivateKey;
@@ -59,7 +60,13 @@ fn netmap(
 /// A fixed environment: the engine's indexes, ping ids and wall times follow from it alone.
 pub(super) fn environment(now: Instant, index_seed: u32) -> Environment {
     let wall = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-    Environment { index_seed, ping_id: 0x7e57, clock: WallClock::new(now, wall) }
+    Environment {
+        index_seed,
+        ping_id: 0x7e57,
+        clock: WallClock::new(now, wall),
+        disco_key: PrivateKey([index_seed.to_le_bytes()[2]; 32]),
+        disco_seed: [index_seed.to_le_bytes()[2]; 16],
+    }
 }
 
 /// A knows B's endpoint; B learns A's from the handshake, as with a roaming client.
@@ -143,6 +150,17 @@ fn first_packet_triggers_handshake_and_arrives_intact() {
         peer.last_handshake,
         "stable between requests"
     );
+}
+
+#[test]
+fn a_configured_endpoint_is_no_current_address_until_traffic_authenticates_from_it() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    assert_eq!(a.out.udp[0].0, b.addr, "the initiation goes to the configured endpoint");
+    assert_eq!(current_endpoint(&a, now), "", "nothing answered yet");
+    exchange(&mut a, &mut b, now);
+    assert_eq!(current_endpoint(&a, now), b.addr.to_string());
 }
 
 #[test]
@@ -386,9 +404,9 @@ fn forged_cookie_reply_does_not_move_the_endpoint() {
     let observed = a.out.udp[0].1.clone();
     let forged = forged_cookie_reply(&observed, &public_of(&b));
     assert_eq!((forged.len(), forged[0]), (64, 3));
-    // During the handshake…
+    // During the handshake (nothing has authenticated yet, so no current address)…
     a.engine.handle_datagram(now, attacker(), &forged, &mut a.out);
-    assert_eq!(current_endpoint(&a, now), b.addr.to_string());
+    assert_eq!(current_endpoint(&a, now), "");
     exchange(&mut a, &mut b, now);
     assert_eq!(b.out.tun.len(), 1);
     // …and on the established session, with a replayed data message too.
@@ -505,6 +523,230 @@ fn one_source_solving_cookies_cannot_flood_the_diffie_hellman() {
     b.engine.handle_datagram(now, a.addr, &retry, &mut b.out);
     exchange(&mut a, &mut b, now);
     assert_eq!(b.out.tun.len(), 1, "the peer's packet crossed after its handshake");
+}
+
+// Disco: two engines that know each other's disco keys, as control tells them.
+
+/// The disco private key [`environment`] gives an engine with `index_seed`.
+fn disco_private(index_seed: u32) -> PrivateKey {
+    environment(Instant::now(), index_seed).disco_key
+}
+
+/// A and B with each other's disco keys, endpoints and home DERP region 7, as a control server
+/// would describe them; neither has proven any path yet.
+fn disco_pair(now: Instant) -> (Node, Node) {
+    let (mut a, mut b) = pair(now);
+    let keys = [disco_private(0x0a_0000).public_key(), disco_private(0x0b_0000).public_key()];
+    let (a_addr, b_addr) = (a.addr, b.addr);
+    for (node, peer_disco, peer_addr) in [(&mut a, keys[1], b_addr), (&mut b, keys[0], a_addr)] {
+        let mut map = node.engine.netmap().clone();
+        map.peers[0].disco_key = Some(peer_disco);
+        map.peers[0].endpoints = vec![peer_addr];
+        map.peers[0].derp_region = Some(7);
+        node.engine.apply_netmap(map, now);
+        node.engine.set_own_endpoints(vec![node.addr]);
+    }
+    (a, b)
+}
+
+fn only_peer_index(node: &Node) -> u32 {
+    *node.engine.peers.keys().next().unwrap()
+}
+
+fn path_of(node: &Node, now: Instant) -> Path {
+    node.engine.peers[&only_peer_index(node)].path_for(now)
+}
+
+/// What `node` sent through DERP since the last call: (region, to, packet).
+fn drain_derp(node: &mut Node) -> Vec<(RegionId, PublicKey, Vec<u8>)> {
+    std::mem::take(&mut node.out.derp)
+}
+
+#[test]
+fn disco_ping_and_pong_prove_a_direct_path() {
+    let now = Instant::now();
+    let (mut a, mut b) = disco_pair(now);
+    assert_eq!(path_of(&a, now), Path::Derp(7), "nothing proven: the home DERP");
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    let pings: Vec<_> =
+        a.out.udp.iter().filter(|(_, d)| crate::disco::looks_like_disco(d)).collect();
+    assert_eq!(pings.len(), 1, "one discovery ping to B's only candidate");
+    let derp = drain_derp(&mut a);
+    assert_eq!(derp.len(), 2, "the handshake initiation and a CallMeMaybe via DERP: {derp:?}");
+    assert!(derp
+        .iter()
+        .all(|d| d.0 == 7 && d.1 == b.engine.netmap().self_node.private_key.public_key()));
+    let later = now + Duration::from_millis(30);
+    exchange(&mut a, &mut b, later);
+    assert_eq!(path_of(&a, later), Path::Udp(b.addr));
+    assert_eq!(current_endpoint(&a, later), b.addr.to_string());
+    // WireGuard now goes direct: the queued packet crosses once the handshake is retried there.
+    a.engine.handle_tun_packet(later, &echo("100.64.0.1", "100.64.0.2", 2), &mut a.out);
+    let retry = force_initiation(&mut a);
+    b.engine.handle_datagram(later, a.addr, &retry, &mut b.out);
+    exchange(&mut a, &mut b, later);
+    assert!(!b.out.tun.is_empty(), "data crossed on the direct path");
+    let status = a.engine.status(later, true);
+    let peer = status.peer.values().next().unwrap();
+    assert!(peer.active && peer.tx_bytes > 0);
+}
+
+#[test]
+fn a_pong_from_elsewhere_or_under_another_key_proves_nothing() {
+    let now = Instant::now();
+    let (mut a, mut b) = disco_pair(now);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    let (_, ping) = a.out.udp.remove(0);
+    b.engine.handle_datagram(now, a.addr, &ping, &mut b.out);
+    let (to, pong) = b.out.udp.pop().expect("B answers the ping");
+    assert_eq!(to, a.addr);
+    // The genuine pong, delivered from an address A never pinged.
+    a.engine.handle_datagram(now, attacker(), &pong, &mut a.out);
+    assert_eq!(path_of(&a, now), Path::Derp(7));
+    assert_eq!(a.engine.drops().disco_invalid, 1);
+    // A pong claiming B's disco key but sealed by someone else's.
+    let eve = crate::disco::DiscoKey::from_private(PrivateKey([0xee; 32]));
+    let mut forged = eve
+        .session(disco_private(0x0a_0000).public_key())
+        .seal(&[1; 24], &crate::disco::Message::Pong(crate::disco::Pong::new([0; 12], b.addr)));
+    let b_disco = disco_private(0x0b_0000).public_key();
+    forged[6..38].copy_from_slice(&b_disco.0);
+    a.engine.handle_datagram(now, b.addr, &forged, &mut a.out);
+    assert_eq!(a.engine.drops().disco_invalid, 2);
+    // Under its own key, eve is no peer.
+    let unknown = eve
+        .session(disco_private(0x0a_0000).public_key())
+        .seal(&[2; 24], &crate::disco::Message::Pong(crate::disco::Pong::new([0; 12], b.addr)));
+    a.engine.handle_datagram(now, b.addr, &unknown, &mut a.out);
+    assert_eq!(a.engine.drops().disco_unknown_sender, 1);
+    assert_eq!(path_of(&a, now), Path::Derp(7));
+    // The real pong from the real address still works.
+    a.engine.handle_datagram(now, b.addr, &pong, &mut a.out);
+    assert_eq!(path_of(&a, now), Path::Udp(b.addr));
+}
+
+#[test]
+fn the_direct_path_expires_without_pongs_and_comes_back_with_them() {
+    let mut now = Instant::now();
+    let (mut a, mut b) = disco_pair(now);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    exchange(&mut a, &mut b, now);
+    assert_eq!(path_of(&a, now), Path::Udp(b.addr));
+    // B goes silent: A keeps sending and heartbeating, but no pong comes back.
+    for _ in 0..4 {
+        now += Duration::from_secs(2);
+        a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 2), &mut a.out);
+        a.engine.handle_timeout(now, &mut a.out);
+        a.out.udp.clear();
+    }
+    assert_eq!(path_of(&a, now), Path::Derp(7), "trust lapsed after 6.5 s without a pong");
+    assert_eq!(current_endpoint(&a, now), "");
+    // B answers again: the next heartbeat's pings bring the path back.
+    let next = a.engine.poll_timeout().expect("still heartbeating while traffic flows");
+    now = next.max(now);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 3), &mut a.out);
+    a.engine.handle_timeout(now, &mut a.out);
+    exchange(&mut a, &mut b, now);
+    assert_eq!(path_of(&a, now), Path::Udp(b.addr));
+}
+
+#[test]
+fn idle_disco_peers_schedule_no_wakeups() {
+    let mut now = Instant::now();
+    let (mut a, mut b) = disco_pair(now);
+    assert_eq!(a.engine.poll_timeout(), None, "never used: nothing to wake for");
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    exchange(&mut a, &mut b, now);
+    drain_derp(&mut a);
+    let start = now;
+    let mut wakeups = 0;
+    while let Some(at) = a.engine.poll_timeout() {
+        now = at;
+        a.engine.handle_timeout(now, &mut a.out);
+        exchange(&mut a, &mut b, now);
+        wakeups += 1;
+        assert!(wakeups < 1000, "the engine never goes quiet");
+    }
+    assert!(now - start < Duration::from_secs(600), "quiet after {:?}", now - start);
+}
+
+#[test]
+fn garbled_disco_is_a_counted_drop_never_a_panic() {
+    let now = Instant::now();
+    let (mut a, mut b) = disco_pair(now);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    let (_, ping) = a.out.udp.remove(0);
+    let mut rng = crate::testing::Rng::new(11);
+    let b_disco = disco_private(0x0a_0000).public_key();
+    for _ in 0..2000 {
+        // The magic, often a known sender key, then anything.
+        let mut junk = crate::disco::MAGIC.to_vec();
+        if rng.below(2) == 0 {
+            junk.extend_from_slice(&b_disco.0);
+        }
+        let len = rng.below(160);
+        junk.extend(rng.bytes(len));
+        b.engine.handle_datagram(now, a.addr, &junk, &mut b.out);
+    }
+    let drops = b.engine.drops();
+    // Too short for a sender key, it is no disco: WireGuard's demux drops it.
+    assert_eq!(drops.disco_invalid + drops.disco_unknown_sender + drops.invalid_datagram, 2000);
+    assert!(drops.disco_invalid > 500 && drops.disco_unknown_sender > 500, "{drops:?}");
+    assert!(b.out.udp.is_empty() && b.out.tun.is_empty());
+    let mut answered = 0;
+    crate::testing::shake(12, 2000, &ping, |d| {
+        b.engine.handle_datagram(now, a.addr, d, &mut b.out);
+        answered = b.out.udp.len();
+    });
+    assert!(b.out.tun.is_empty());
+    assert!(answered <= 16, "pongs stay within the per-peer budget: {answered}");
+}
+
+#[test]
+fn call_me_maybe_counts_only_over_derp_from_the_peer_itself() {
+    let now = Instant::now();
+    let (mut a, mut b) = disco_pair(now);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    let a_key = a.engine.netmap().self_node.private_key.public_key();
+    let call = drain_derp(&mut a)
+        .into_iter()
+        .find(|d| crate::disco::looks_like_disco(&d.2))
+        .expect("A's CallMeMaybe");
+    // Over UDP it proves nothing about who sent it: dropped.
+    b.engine.handle_datagram(now, a.addr, &call.2, &mut b.out);
+    assert_eq!(b.engine.drops().disco_invalid, 1);
+    assert!(b.out.udp.is_empty());
+    // Over DERP from another node than the disco key's owner: dropped too.
+    let stranger = PrivateKey([0x5a; 32]).public_key();
+    b.engine.handle_disco_via_derp(now, 7, stranger, &call.2, &mut b.out);
+    assert_eq!(b.engine.drops().disco_invalid, 2);
+    assert!(b.out.udp.is_empty());
+    // From A over DERP: B pings the endpoints A listed, at once.
+    b.engine.handle_disco_via_derp(now, 7, a_key, &call.2, &mut b.out);
+    let pinged: Vec<SocketAddr> = b.out.udp.iter().map(|(to, _)| *to).collect();
+    assert_eq!(pinged, vec![a.addr]);
+    assert!(drain_derp(&mut b).is_empty(), "no CallMeMaybe back");
+    exchange(&mut a, &mut b, now);
+    assert_eq!(path_of(&b, now), Path::Udp(a.addr), "A's pong proved B's path");
+}
+
+#[test]
+fn a_ping_over_derp_is_answered_over_derp_naming_the_region() {
+    let now = Instant::now();
+    let (mut a, mut b) = disco_pair(now);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    let (_, ping) = a.out.udp.remove(0);
+    let a_key = a.engine.netmap().self_node.private_key.public_key();
+    b.engine.handle_disco_via_derp(now, 7, a_key, &ping, &mut b.out);
+    assert!(b.out.udp.is_empty());
+    let pong = drain_derp(&mut b).pop().expect("a pong via DERP");
+    assert_eq!((pong.0, pong.1), (7, a_key));
+    let session = crate::disco::DiscoKey::from_private(disco_private(0x0a_0000))
+        .session(disco_private(0x0b_0000).public_key());
+    match session.open(&pong.2).unwrap() {
+        crate::disco::Message::Pong(p) => assert_eq!(p.src().to_string(), "127.3.3.40:7"),
+        other => panic!("not a pong: {other:?}"),
+    }
 }
 
 /// A TCP segment from `src` to `dst` with `flags` and sequence number `seq`.
@@ -819,6 +1061,28 @@ fn handshake_and_data_cross_a_relay_both_ways_without_moving_endpoints() {
         assert_eq!(shown.cur_addr, "", "no direct address in use");
         assert!(shown.rx_bytes > 0 && shown.tx_bytes > 0);
     }
+}
+
+#[test]
+fn a_new_disco_key_voids_the_proven_path() {
+    let now = Instant::now();
+    let (mut a, mut b) = disco_pair(now);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    exchange(&mut a, &mut b, now);
+    assert_eq!(path_of(&a, now), Path::Udp(b.addr));
+    // B restarted: control announces its new disco key.
+    let mut map = a.engine.netmap().clone();
+    map.peers[0].disco_key = Some(PrivateKey([0x77; 32]).public_key());
+    a.engine.apply_netmap(map, now);
+    assert_eq!(path_of(&a, now), Path::Derp(7));
+    // Packets under the old key are now from no peer.
+    b.out.udp.clear();
+    a.out.udp.clear();
+    b.engine.handle_tun_packet(now, &echo("100.64.0.2", "100.64.0.1", 2), &mut b.out);
+    for (_, d) in b.out.udp.drain(..).filter(|(_, d)| crate::disco::looks_like_disco(d)) {
+        a.engine.handle_datagram(now, b.addr, &d, &mut a.out);
+    }
+    assert!(a.engine.drops().disco_unknown_sender >= 1);
 }
 
 #[test]

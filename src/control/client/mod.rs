@@ -40,7 +40,7 @@ const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 /// Most of a refused register's body read for its text.
 const MAX_REFUSAL_TEXT: usize = 4 << 10;
 
-/// Secret randomness for Noise ephemeral keys (and the run's disco key): the driver hands in
+/// Secret randomness for Noise ephemeral keys: the driver hands in
 /// the OS's random source. Key material never comes from the jitter generator.
 pub type KeyEntropy = Box<dyn FnMut(&mut [u8; 32]) -> std::io::Result<()>>;
 
@@ -51,6 +51,10 @@ pub struct Environment {
     pub jitter_seed: u64,
     /// The wall clock, read together with the `now` given to [`ControlClient::new`].
     pub clock: WallClock,
+    /// The public half of the daemon's disco key, which lives as long as the daemon: sent in
+    /// every MapRequest so peers can seal disco messages to the engine, which holds the
+    /// private half.
+    pub disco_key: PublicKey,
     pub key_entropy: KeyEntropy,
 }
 
@@ -201,13 +205,7 @@ impl ControlClient {
         environment: Environment,
         now: Instant,
     ) -> ControlClient {
-        let Environment { jitter_seed, clock, mut key_entropy } = environment;
-        // Nothing uses disco yet; a key that could not be made stays all-zero.
-        let mut disco = [0u8; 32];
-        let disco_key = match key_entropy(&mut disco) {
-            Ok(()) => PrivateKey(disco).public_key(),
-            Err(_) => PublicKey([0; 32]),
-        };
+        let Environment { jitter_seed, clock, disco_key, key_entropy } = environment;
         ControlClient {
             server,
             identity,

@@ -35,6 +35,7 @@ fn environment(seed: u64, now: Instant, wall: SystemTime) -> Environment {
     Environment {
         jitter_seed: seed,
         clock: WallClock::new(now, wall),
+        disco_key: PrivateKey([0x22; 32]).public_key(),
         key_entropy: Box::new(move |bytes| {
             bytes.copy_from_slice(&entropy.bytes(32));
             Ok(())
@@ -338,6 +339,22 @@ fn net_info_goes_out_in_the_hostinfo_of_a_lite_update_when_it_changes() {
     let lite = h.server().take_request("/machine/map").expect("second lite update");
     let body: serde_json::Value = serde_json::from_slice(&lite.body).unwrap();
     assert_eq!(body["Hostinfo"]["NetInfo"]["PreferredDERP"], 8);
+}
+
+#[test]
+fn every_map_request_carries_the_daemons_disco_key() {
+    let now = Instant::now();
+    let mut environment = environment(1, now, SystemTime::now());
+    environment.disco_key = PrivateKey([0x44; 32]).public_key();
+    let mut h = Harness::with(new_identity(), environment, now);
+    let _map = h.logged_in();
+    let local = Endpoint { addr: "192.0.2.9:41641".parse().unwrap(), kind: EndpointType::Local };
+    h.client.set_endpoints(now, vec![local]);
+    h.run();
+    let expected = PrivateKey([0x44; 32]).public_key().to_prefixed_hex("discokey:");
+    let lite = h.server().take_request("/machine/map").expect("lite update");
+    let body: serde_json::Value = serde_json::from_slice(&lite.body).unwrap();
+    assert_eq!(body["DiscoKey"], expected.as_str());
 }
 
 #[test]
