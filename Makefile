@@ -78,10 +78,12 @@ fuzz-build:
 	$(FUZZ_CARGO) fuzz build
 
 fuzz: fuzz-build
-	@set -e; for target in $(FUZZ_TARGETS); do \
+	@set -e; ran=0; for target in $(FUZZ_TARGETS); do \
 	    echo "== fuzz $$target ($(FUZZ_SECONDS) s)"; \
 	    $(FUZZ_CARGO) fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS); \
-	done
+	    ran=$$((ran + 1)); \
+	done; \
+	echo "fuzz: $$ran passed, 0 failed"
 
 # A few seconds each: catches a parser change that panics on the seeds or near them.
 fuzz-smoke:
