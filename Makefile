@@ -57,7 +57,7 @@ lint:
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
 bench: build
-	$(CARGO) build --release --locked --example scale
+	$(CARGO) build --release --locked --features bench --example scale
 	bash scripts/install-bench-deps.sh
 	WEFT_BIN=$(CURDIR)/$(BIN) SCALE_BIN=$(CURDIR)/target/release/examples/scale bash bench/run.sh
 

@@ -22,7 +22,7 @@
 # others; it is marked in the table with the reason.
 #
 # The scale rows (`bench/run.sh --scale N JSON`) time the engine with N-peer
-# netmaps in memory (examples/scale.rs), then start a weftd with a generated
+# netmaps in memory (src/scale_bench.rs, run as examples/scale), then start a weftd with a generated
 # N-peer static config to measure its memory and `weft status` latency.
 set -euo pipefail
 
@@ -438,7 +438,7 @@ if [ "$BENCH_OUT" != "-" ]; then
             echo "- **weftd RSS KiB/peer**: VmRSS of a weftd started with a generated N-peer"
             echo "  static config (two addresses, an endpoint and a random key per peer; no"
             echo "  traffic), minus that of one started with no peers, over N."
-            echo "- **engine RSS KiB/peer** and the times: examples/scale.rs, one process"
+            echo "- **engine RSS KiB/peer** and the times: src/scale_bench.rs (run as examples/scale), one process"
             echo "  building N-peer netmaps in memory; times are the CPU time of its thread,"
             echo "  so the machine's other load does not count. *First load*: Engine::new, one"
             echo "  WireGuard session (a boringtun Tunn) per peer. *Full reconfiguration*:"

@@ -3,12 +3,12 @@
 //! connection, `Connection: close`, bounded sizes.
 
 /// Most a request head may take; longer is refused rather than buffered.
-pub const MAX_HEAD: usize = 8 * 1024;
+pub(crate) const MAX_HEAD: usize = 8 * 1024;
 /// Most a request body may take.
-pub const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Request {
+pub(crate) struct Request {
     pub method: String,
     /// The path without the query string.
     pub path: String,
@@ -18,14 +18,14 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn query_value(&self, key: &str) -> Option<&str> {
+    pub(crate) fn query_value(&self, key: &str) -> Option<&str> {
         self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 
 /// Outcome of looking at the bytes received so far.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Parse {
+pub(crate) enum Parse {
     /// Need more bytes.
     Incomplete,
     Complete(Request),
@@ -36,7 +36,7 @@ pub enum Parse {
 /// Why a request is refused, as the HTTP status the client gets back before the connection
 /// closes: a client that overran a limit learns which one instead of seeing a reset.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     pub status: u16,
     pub reason: String,
 }
@@ -63,10 +63,10 @@ impl Refusal {
 
 /// The most a complete, acceptable request can take; a reader may stop buffering here, since
 /// `parse_request` has decided by then.
-pub const MAX_REQUEST: usize = MAX_HEAD + 4 + MAX_BODY;
+pub(crate) const MAX_REQUEST: usize = MAX_HEAD + 4 + MAX_BODY;
 
 /// Parses a request from the start of `input`.
-pub fn parse_request(input: &[u8]) -> Parse {
+pub(crate) fn parse_request(input: &[u8]) -> Parse {
     let Some(head_end) = find(input, b"\r\n\r\n") else {
         return if input.len() > MAX_HEAD + 3 {
             Refusal::head_too_large()
@@ -132,7 +132,7 @@ fn parse_query(query: &str) -> Vec<(String, String)> {
 }
 
 /// Decodes `%XX` escapes and `+`; malformed escapes are kept literally.
-pub fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -160,7 +160,7 @@ pub fn percent_decode(s: &str) -> String {
 }
 
 /// Encodes a query value so it survives `percent_decode`.
-pub fn percent_encode(s: &str) -> String {
+pub(crate) fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' => {
@@ -172,7 +172,7 @@ pub fn percent_encode(s: &str) -> String {
 }
 
 /// A complete response with a JSON (or text) body.
-pub fn response(status: u16, body: &[u8]) -> Vec<u8> {
+pub(crate) fn response(status: u16, body: &[u8]) -> Vec<u8> {
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
@@ -194,7 +194,7 @@ pub fn response(status: u16, body: &[u8]) -> Vec<u8> {
 }
 
 /// Splits a complete response (read until the server closed) into status and body.
-pub fn parse_response(input: &[u8]) -> Result<(u16, &[u8]), String> {
+pub(crate) fn parse_response(input: &[u8]) -> Result<(u16, &[u8]), String> {
     let head_end = find(input, b"\r\n\r\n").ok_or("truncated HTTP response")?;
     let head = std::str::from_utf8(&input[..head_end]).map_err(|_| "response head is not UTF-8")?;
     let status = head

@@ -8,47 +8,47 @@ use x25519_dalek::StaticSecret;
 
 /// A Curve25519 public key (a WireGuard peer key, a Tailscale node key).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PublicKey(pub [u8; 32]);
+pub(crate) struct PublicKey(pub [u8; 32]);
 
 /// A Curve25519 private key. Debug output never shows the key material.
 #[derive(Clone)]
-pub struct PrivateKey(pub [u8; 32]);
+pub(crate) struct PrivateKey(pub [u8; 32]);
 
 impl PublicKey {
     /// Parses the 44-character base64 form used by WireGuard configs and `wg`.
-    pub fn from_base64(s: &str) -> Result<PublicKey, String> {
+    pub(crate) fn from_base64(s: &str) -> Result<PublicKey, String> {
         decode_key(s).map(PublicKey)
     }
 
-    pub fn to_base64(&self) -> String {
+    pub(crate) fn to_base64(self) -> String {
         BASE64.encode(self.0)
     }
 
     /// Tailscale's spelling: `nodekey:` followed by 64 lowercase hex digits.
-    pub fn to_nodekey(&self) -> String {
+    pub(crate) fn to_nodekey(self) -> String {
         self.to_prefixed_hex("nodekey:")
     }
 
     /// Tailscale's typed text form: `prefix` (`nodekey:`, `discokey:`, `mkey:`…) and 64
     /// lowercase hex digits.
-    pub fn to_prefixed_hex(&self, prefix: &str) -> String {
+    pub(crate) fn to_prefixed_hex(self, prefix: &str) -> String {
         format!("{prefix}{}", hex(&self.0))
     }
 
     /// Parses [`PublicKey::to_prefixed_hex`]'s form; the hex may be in either case, as
     /// Tailscale's parsers accept.
-    pub fn from_prefixed_hex(prefix: &str, text: &str) -> Result<PublicKey, String> {
+    pub(crate) fn from_prefixed_hex(prefix: &str, text: &str) -> Result<PublicKey, String> {
         prefixed_hex32(prefix, text).map(PublicKey)
     }
 
     /// The all-zero key, which Tailscale sends to mean "none" (a peer without disco, no old
     /// node key).
-    pub fn is_zero(&self) -> bool {
+    pub(crate) fn is_zero(&self) -> bool {
         self.0 == [0; 32]
     }
 
     /// A short form for logs: the first 5 base64 characters, as tailscaled abbreviates keys.
-    pub fn short(&self) -> String {
+    pub(crate) fn short(&self) -> String {
         let b = self.to_base64();
         format!("[{}]", &b[..5])
     }
@@ -68,37 +68,37 @@ impl fmt::Display for PublicKey {
 
 impl PrivateKey {
     /// A fresh key from the OS's random source, clamped as Curve25519 requires.
-    pub fn generate() -> Result<PrivateKey, String> {
+    pub(crate) fn generate() -> Result<PrivateKey, String> {
         let mut bytes = [0u8; 32];
         getrandom::getrandom(&mut bytes).map_err(|e| format!("no randomness available: {e}"))?;
         Ok(PrivateKey(StaticSecret::from(bytes).to_bytes()))
     }
 
-    pub fn from_base64(s: &str) -> Result<PrivateKey, String> {
+    pub(crate) fn from_base64(s: &str) -> Result<PrivateKey, String> {
         decode_key(s).map(PrivateKey)
     }
 
-    pub fn to_base64(&self) -> String {
+    pub(crate) fn to_base64(&self) -> String {
         BASE64.encode(self.0)
     }
 
-    pub fn public_key(&self) -> PublicKey {
+    pub(crate) fn public_key(&self) -> PublicKey {
         let public = x25519_dalek::PublicKey::from(&self.secret());
         PublicKey(public.to_bytes())
     }
 
-    pub fn secret(&self) -> StaticSecret {
+    pub(crate) fn secret(&self) -> StaticSecret {
         StaticSecret::from(self.0)
     }
 
     /// The typed text form of Tailscale's state files: `prefix` (`privkey:`) and 64 lowercase
     /// hex digits.
-    pub fn to_prefixed_hex(&self, prefix: &str) -> String {
+    pub(crate) fn to_prefixed_hex(&self, prefix: &str) -> String {
         format!("{prefix}{}", hex(&self.0))
     }
 
     /// Parses [`PrivateKey::to_prefixed_hex`]'s form. Errors never quote the text.
-    pub fn from_prefixed_hex(prefix: &str, text: &str) -> Result<PrivateKey, String> {
+    pub(crate) fn from_prefixed_hex(prefix: &str, text: &str) -> Result<PrivateKey, String> {
         prefixed_hex32(prefix, text).map(PrivateKey)
     }
 }
@@ -121,7 +121,7 @@ fn decode_key(s: &str) -> Result<[u8; 32], String> {
     bytes.try_into().map_err(|_| "key must be 32 bytes (44 base64 characters)".to_string())
 }
 
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -159,7 +159,7 @@ fn hex_value(digit: u8) -> Option<u8> {
 /// A WireGuard preshared key: 32 secret bytes mixed into the handshake. Debug output never
 /// shows the key material.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct PresharedKey(pub [u8; 32]);
+pub(crate) struct PresharedKey(pub [u8; 32]);
 
 impl fmt::Debug for PresharedKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -171,16 +171,16 @@ impl fmt::Debug for PresharedKey {
 /// there is one, so no struct holding it can print it by accident.
 #[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
-pub struct AuthKey(String);
+pub(crate) struct AuthKey(String);
 
 impl AuthKey {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     /// The key itself, for the one place that must find it: scrubbing it out of a server's
     /// reply before that reply is shown.
-    pub fn secret(&self) -> &str {
+    pub(crate) fn secret(&self) -> &str {
         &self.0
     }
 }

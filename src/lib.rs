@@ -1,37 +1,45 @@
 //! weft: a Tailscale-compatible mesh VPN node daemon.
 //!
 //! The module tree follows the life of a packet; `docs/architecture.md` draws it.
+//!
+//! The crate is a program, not a library: its only public items are the multicall entry point
+//! and, behind features, the fuzzing and scale-bench harnesses. Everything else is private so
+//! the compiler reports dead code and `unreachable_pub` keeps visibilities honest.
 
-pub mod cli;
-pub mod config;
-pub mod control;
-pub mod daemon;
-pub mod derp;
-pub mod disco;
-pub mod engine;
-pub mod filter;
+#![warn(unreachable_pub)]
+
+mod cli;
+mod config;
+mod control;
+mod daemon;
+mod derp;
+mod disco;
+mod engine;
+mod filter;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
-pub mod http1;
-pub mod keys;
-pub mod localapi;
-pub mod naclbox;
-pub mod netcheck;
-pub mod netmap;
-pub mod packet;
-pub mod platform;
-pub mod prefix;
-pub mod private_fs;
-pub mod redact;
-pub mod regular_file;
-pub mod resolver;
-pub mod state;
-pub mod stun;
+mod http1;
+mod keys;
+mod localapi;
+mod naclbox;
+mod netcheck;
+mod netmap;
+mod packet;
+mod platform;
+mod prefix;
+mod private_fs;
+mod redact;
+mod regular_file;
+mod resolver;
+#[cfg(feature = "bench")]
+pub mod scale_bench;
+mod state;
+mod stun;
 #[cfg(test)]
-pub mod testing;
-pub mod wall_clock;
-pub mod wg;
-pub mod xorshift;
+mod testing;
+mod wall_clock;
+mod wg;
+mod xorshift;
 
 /// The version every binary reports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

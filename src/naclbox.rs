@@ -12,15 +12,15 @@ use crypto_box::aead::AeadInPlace;
 use crypto_box::SalsaBox;
 use std::fmt;
 
-pub const NONCE_LEN: usize = 24;
-pub const TAG_LEN: usize = 16;
+pub(crate) const NONCE_LEN: usize = 24;
+pub(crate) const TAG_LEN: usize = 16;
 /// Bytes a sealed message is longer than its plaintext.
-pub const OVERHEAD: usize = NONCE_LEN + TAG_LEN;
+pub(crate) const OVERHEAD: usize = NONCE_LEN + TAG_LEN;
 
-pub type Nonce = [u8; NONCE_LEN];
+pub(crate) type Nonce = [u8; NONCE_LEN];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpenError {
+pub(crate) enum OpenError {
     /// Shorter than a nonce and a tag.
     Truncated,
     /// The tag did not verify: wrong keys (often a peer that restarted) or tampering.
@@ -40,17 +40,17 @@ impl std::error::Error for OpenError {}
 
 /// The box between our private key and one peer's public key, with the X25519 + HSalsa20
 /// step done once (NaCl's `box_beforenm`), because every packet to that peer reuses it.
-pub struct SharedBox(SalsaBox);
+pub(crate) struct SharedBox(SalsaBox);
 
 impl SharedBox {
-    pub fn new(ours: &PrivateKey, theirs: &PublicKey) -> SharedBox {
+    pub(crate) fn new(ours: &PrivateKey, theirs: &PublicKey) -> SharedBox {
         let secret = crypto_box::SecretKey::from(ours.0);
         let public = crypto_box::PublicKey::from(theirs.0);
         SharedBox(SalsaBox::new(&public, &secret))
     }
 
     /// `nonce | tag | ciphertext` of `plaintext`.
-    pub fn seal(&self, nonce: &Nonce, plaintext: &[u8]) -> Vec<u8> {
+    pub(crate) fn seal(&self, nonce: &Nonce, plaintext: &[u8]) -> Vec<u8> {
         let mut body = plaintext.to_vec();
         let tag = self
             .0
@@ -64,7 +64,7 @@ impl SharedBox {
     }
 
     /// The plaintext of a `nonce | tag | ciphertext` box.
-    pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
+    pub(crate) fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
         if sealed.len() < OVERHEAD {
             return Err(OpenError::Truncated);
         }

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 /// Everything the engine needs to run this node.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Netmap {
+pub(crate) struct Netmap {
     pub self_node: SelfNode,
     /// Peers, kept sorted by public key so diffs and output are stable.
     pub peers: Vec<Peer>,
@@ -30,7 +30,7 @@ pub struct Netmap {
 
 impl Netmap {
     /// A netmap with only this node in it; sources fill in the rest with `..Netmap::new(me)`.
-    pub fn new(self_node: SelfNode) -> Netmap {
+    pub(crate) fn new(self_node: SelfNode) -> Netmap {
         Netmap {
             self_node,
             peers: Vec::new(),
@@ -46,7 +46,7 @@ impl Netmap {
 /// A change to some peers only, as a control server's delta or an edit of one peer gives it:
 /// applying it costs time in proportion to the peers it names, not to the size of the netmap.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct PeerDelta {
+pub(crate) struct PeerDelta {
     /// Peers to add, or to replace the peer of the same public key.
     pub upsert: Vec<Peer>,
     /// Public keys of peers to drop; unknown keys are ignored.
@@ -55,7 +55,7 @@ pub struct PeerDelta {
 
 /// The DERP relays after control's incremental updates are merged.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct DerpMap {
+pub(crate) struct DerpMap {
     pub regions: BTreeMap<RegionId, DerpRegion>,
     /// Control's multipliers on measured latency when choosing a home region.
     pub region_score: BTreeMap<RegionId, f64>,
@@ -65,7 +65,7 @@ pub struct DerpMap {
 
 /// This node.
 #[derive(Clone, Debug, PartialEq)]
-pub struct SelfNode {
+pub(crate) struct SelfNode {
     pub name: String,
     pub private_key: PrivateKey,
     /// Interface addresses (Tailscale IPs), IPv4 first.
@@ -90,7 +90,7 @@ pub struct SelfNode {
 impl SelfNode {
     /// This node with only its key known; sources fill in the rest with
     /// `..SelfNode::new(key)`.
-    pub fn new(private_key: PrivateKey) -> SelfNode {
+    pub(crate) fn new(private_key: PrivateKey) -> SelfNode {
         SelfNode {
             name: String::new(),
             private_key,
@@ -109,7 +109,7 @@ impl SelfNode {
 
 /// A peer node.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Peer {
+pub(crate) struct Peer {
     pub public_key: PublicKey,
     pub name: String,
     /// Destinations routed to this peer (its Tailscale IPs and any subnets it serves).
@@ -158,7 +158,7 @@ pub struct Peer {
 
 impl Peer {
     /// A peer with only its key known; sources fill in the rest with `..Peer::new(key)`.
-    pub fn new(public_key: PublicKey) -> Peer {
+    pub(crate) fn new(public_key: PublicKey) -> Peer {
         Peer {
             public_key,
             name: String::new(),
@@ -187,7 +187,7 @@ impl Peer {
 
     /// The peer's own addresses as `tailscale status` lists them: control's Addresses, or for a
     /// static config the single-host AllowedIPs.
-    pub fn tailscale_ips(&self) -> Vec<IpAddr> {
+    pub(crate) fn tailscale_ips(&self) -> Vec<IpAddr> {
         if !self.addresses.is_empty() {
             return self.addresses.iter().map(|p| p.addr()).collect();
         }
@@ -195,11 +195,11 @@ impl Peer {
     }
 
     /// True when only the endpoints changed: a running WireGuard session can be kept.
-    pub fn same_session(&self, other: &Peer) -> bool {
+    pub(crate) fn same_session(&self, other: &Peer) -> bool {
         self.public_key == other.public_key
             && self.preshared_key == other.preshared_key
             && self.persistent_keepalive == other.persistent_keepalive
     }
 }
 
-pub const DEFAULT_MTU: u16 = 1280;
+pub(crate) const DEFAULT_MTU: u16 = 1280;

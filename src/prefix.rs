@@ -7,14 +7,14 @@ use std::str::FromStr;
 /// An address with a prefix length. The address is kept as written (host bits may be set, as in
 /// an interface address `100.64.0.1/10`); [`Prefix::network`] gives the masked form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Prefix {
+pub(crate) struct Prefix {
     addr: IpAddr,
     len: u8,
 }
 
 impl Prefix {
     /// Builds a prefix, refusing lengths longer than the address family allows.
-    pub fn new(addr: IpAddr, len: u8) -> Result<Prefix, String> {
+    pub(crate) fn new(addr: IpAddr, len: u8) -> Result<Prefix, String> {
         let max = Self::max_len_of(&addr);
         if len > max {
             return Err(format!("prefix length /{len} is longer than /{max}"));
@@ -23,7 +23,7 @@ impl Prefix {
     }
 
     /// A single-address prefix: /32 for IPv4, /128 for IPv6.
-    pub fn host(addr: IpAddr) -> Prefix {
+    pub(crate) fn host(addr: IpAddr) -> Prefix {
         Prefix { addr, len: Self::max_len_of(&addr) }
     }
 
@@ -35,25 +35,25 @@ impl Prefix {
         }
     }
 
-    pub fn addr(&self) -> IpAddr {
+    pub(crate) fn addr(&self) -> IpAddr {
         self.addr
     }
 
-    pub fn bits(&self) -> u8 {
+    pub(crate) fn bits(&self) -> u8 {
         self.len
     }
 
-    pub fn is_ipv4(&self) -> bool {
+    pub(crate) fn is_ipv4(&self) -> bool {
         self.addr.is_ipv4()
     }
 
     /// True when the prefix names exactly one address.
-    pub fn is_host(&self) -> bool {
+    pub(crate) fn is_host(&self) -> bool {
         self.len == Self::max_len_of(&self.addr)
     }
 
     /// The same prefix with its host bits cleared, as routes are written.
-    pub fn network(&self) -> Prefix {
+    pub(crate) fn network(&self) -> Prefix {
         let addr = match self.addr {
             IpAddr::V4(a) => IpAddr::V4((u32::from(a) & mask32(self.len)).into()),
             IpAddr::V6(a) => IpAddr::V6((u128::from(a) & mask128(self.len)).into()),
@@ -61,7 +61,7 @@ impl Prefix {
         Prefix { addr, len: self.len }
     }
 
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(p), IpAddr::V4(a)) => {
                 let m = mask32(self.len);
@@ -77,12 +77,12 @@ impl Prefix {
 }
 
 /// The IPv4 netmask of a prefix length (`len` ≤ 32): its `len` leading bits set.
-pub fn mask32(len: u8) -> u32 {
+pub(crate) fn mask32(len: u8) -> u32 {
     u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
 }
 
 /// The IPv6 netmask of a prefix length (`len` ≤ 128).
-pub fn mask128(len: u8) -> u128 {
+pub(crate) fn mask128(len: u8) -> u128 {
     u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
 }
 

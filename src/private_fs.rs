@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 /// Why a directory is not fit to hold secrets. Displays without the path; callers add it.
 #[derive(Debug)]
-pub enum PrivateDirError {
+pub(crate) enum PrivateDirError {
     Create(io::Error),
     NotADirectory,
     /// Its owner could rename or replace what weft puts there.
@@ -58,7 +58,7 @@ impl std::error::Error for PrivateDirError {}
 ///
 /// For any directory weft keeps secrets or its control socket in: the state directory
 /// (`--statedir`) and the local API socket's directory.
-pub fn create_private_dir(dir: &Path) -> Result<(), PrivateDirError> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), PrivateDirError> {
     if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
         DirBuilder::new()
             .recursive(true)
@@ -99,7 +99,7 @@ fn check_private_dir(dir: &Path) -> Result<(), PrivateDirError> {
 /// unlinked, never opened; the temp file is then created with `O_CREAT|O_EXCL|O_NOFOLLOW`, so
 /// if anything reappears at the path in between, the write fails instead of following it.
 /// The directory should have passed [`create_private_dir`].
-pub fn write_private_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let temp = temp_path(path);
     match fs::remove_file(&temp) {
@@ -132,7 +132,7 @@ fn temp_path(path: &Path) -> PathBuf {
 /// A warning for the log and `weft status` when `path`, a file holding a private key (a
 /// config, the state file), can be read or written by group or others; `None` when it is
 /// private or absent.
-pub fn exposure_warning(path: &Path) -> Option<String> {
+pub(crate) fn exposure_warning(path: &Path) -> Option<String> {
     let mode = fs::metadata(path).ok()?.mode() & 0o7777;
     (mode & 0o066 != 0).then(|| {
         format!(

@@ -25,7 +25,7 @@ const HIDDEN: &str = "… [secret hidden]";
 /// `text` as it may be shown: unchanged when nothing in it looks secret; otherwise only a short
 /// prefix of what comes before the first secret-looking part, then [`HIDDEN`]. Nothing of the
 /// secret itself is kept, not even its first characters.
-pub fn redact(text: &str) -> Cow<'_, str> {
+pub(crate) fn redact(text: &str) -> Cow<'_, str> {
     let Some(secret_at) = secret_start(text) else {
         return Cow::Borrowed(text);
     };
@@ -35,7 +35,7 @@ pub fn redact(text: &str) -> Cow<'_, str> {
 }
 
 /// True when [`redact`] would hide part of `text`.
-pub fn holds_secret(text: &str) -> bool {
+pub(crate) fn holds_secret(text: &str) -> bool {
     secret_start(text).is_some()
 }
 

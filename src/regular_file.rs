@@ -16,7 +16,7 @@ use std::path::Path;
 
 /// Why a file could not be read.
 #[derive(Debug)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     Open(io::Error),
     /// A FIFO, device, directory or socket; the text says which.
     NotRegular(&'static str),
@@ -27,7 +27,7 @@ pub enum ReadError {
 
 impl ReadError {
     /// The file does not exist, which callers often treat as empty or "not yet".
-    pub fn is_not_found(&self) -> bool {
+    pub(crate) fn is_not_found(&self) -> bool {
         matches!(self, ReadError::Open(error) if error.kind() == io::ErrorKind::NotFound)
     }
 }
@@ -47,7 +47,7 @@ impl std::error::Error for ReadError {}
 
 /// The whole regular file at `path`, at most `limit` bytes, read without ever blocking on a
 /// FIFO or reading a device.
-pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+pub(crate) fn read(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     // O_NONBLOCK makes opening a FIFO return at once; O_NOCTTY keeps a terminal device from
     // becoming the daemon's controlling terminal. Neither changes how a regular file reads.
     let file = OpenOptions::new()

@@ -16,7 +16,7 @@ const FILE_NAME: &str = "weftd.state";
 const MAX_LEN: u64 = 64 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NodeState {
+pub(crate) struct NodeState {
     #[serde(rename = "LoginServer")]
     pub login_server: String,
     #[serde(rename = "Hostname")]
@@ -33,22 +33,22 @@ pub struct NodeState {
     pub shields_up: bool,
 }
 
-pub struct StateStore {
+pub(crate) struct StateStore {
     dir: PathBuf,
 }
 
 impl StateStore {
-    pub fn new(dir: &Path) -> StateStore {
+    pub(crate) fn new(dir: &Path) -> StateStore {
         StateStore { dir: dir.to_path_buf() }
     }
 
     /// The state file, which holds the private keys.
-    pub fn path(&self) -> PathBuf {
+    pub(crate) fn path(&self) -> PathBuf {
         self.dir.join(FILE_NAME)
     }
 
     /// The saved state; `Ok(None)` when there is none yet. Messages never quote the file.
-    pub fn load(&self) -> Result<Option<NodeState>, String> {
+    pub(crate) fn load(&self) -> Result<Option<NodeState>, String> {
         let path = self.path();
         let text = match regular_file::read(&path, MAX_LEN) {
             Err(e) if e.is_not_found() => return Ok(None),
@@ -62,7 +62,7 @@ impl StateStore {
     }
 
     /// Replaces the saved state in one atomic step, in a directory only we can change.
-    pub fn save(&self, state: &NodeState) -> Result<(), String> {
+    pub(crate) fn save(&self, state: &NodeState) -> Result<(), String> {
         let json = serde_json::to_vec_pretty(state).map_err(|e| e.to_string())?;
         create_private_dir(&self.dir)
             .map_err(|e| format!("state directory {}: {e}", self.dir.display()))?;
@@ -71,7 +71,7 @@ impl StateStore {
     }
 
     /// Forgets the keys (`weft logout`).
-    pub fn remove(&self) -> Result<(), String> {
+    pub(crate) fn remove(&self) -> Result<(), String> {
         match fs::remove_file(self.path()) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(format!("{}: {e}", self.path().display()))
@@ -88,11 +88,11 @@ mod private_key {
 
     const PREFIX: &str = "privkey:";
 
-    pub fn serialize<S: Serializer>(key: &PrivateKey, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(key: &PrivateKey, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&key.to_prefixed_hex(PREFIX))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PrivateKey, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PrivateKey, D::Error> {
         let text = String::deserialize(d)?;
         PrivateKey::from_prefixed_hex(PREFIX, &text).map_err(serde::de::Error::custom)
     }

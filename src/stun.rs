@@ -7,10 +7,10 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-pub const TX_ID_LEN: usize = 12;
-pub type TxId = [u8; TX_ID_LEN];
+pub(crate) const TX_ID_LEN: usize = 12;
+pub(crate) type TxId = [u8; TX_ID_LEN];
 
-pub const REQUEST_LEN: usize = 40;
+pub(crate) const REQUEST_LEN: usize = 40;
 const HEADER_LEN: usize = 20;
 const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
 const BINDING_REQUEST: u16 = 0x0001;
@@ -30,7 +30,7 @@ const FAMILY_IPV4: u8 = 0x01;
 const FAMILY_IPV6: u8 = 0x02;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StunError {
+pub(crate) enum StunError {
     /// No STUN header (too short, wrong leading bits or no magic cookie).
     NotStun,
     /// STUN, but not a Binding success response (the type it has).
@@ -63,7 +63,7 @@ impl fmt::Display for StunError {
 impl std::error::Error for StunError {}
 
 /// The Binding request with transaction id `tx_id`.
-pub fn binding_request(tx_id: &TxId) -> [u8; REQUEST_LEN] {
+pub(crate) fn binding_request(tx_id: &TxId) -> [u8; REQUEST_LEN] {
     let attributes_len = (ATTR_HEADER_LEN + SOFTWARE.len() + FINGERPRINT_ATTR_LEN) as u16;
     let mut out = [0u8; REQUEST_LEN];
     out[0..2].copy_from_slice(&BINDING_REQUEST.to_be_bytes());
@@ -82,14 +82,14 @@ pub fn binding_request(tx_id: &TxId) -> [u8; REQUEST_LEN] {
 }
 
 /// Any STUN message: long enough for a header, top two bits clear, the magic cookie.
-pub fn is_stun(datagram: &[u8]) -> bool {
+pub(crate) fn is_stun(datagram: &[u8]) -> bool {
     datagram.len() >= HEADER_LEN && datagram[0] & 0xc0 == 0 && datagram[4..8] == MAGIC_COOKIE
 }
 
 /// The demultiplexing test for the shared WireGuard/disco socket (disco.md §4, step 1): a
 /// STUN Binding message (request or success response). WireGuard's second byte is always 0
 /// and disco's is `'S'`, so neither can pass.
-pub fn is_binding_message(datagram: &[u8]) -> bool {
+pub(crate) fn is_binding_message(datagram: &[u8]) -> bool {
     is_stun(datagram) && datagram[1] == 0x01
 }
 
@@ -97,7 +97,7 @@ pub fn is_binding_message(datagram: &[u8]) -> bool {
 /// wins over plain MAPPED-ADDRESS; IPv4-mapped IPv6 answers come back as IPv4. Bytes after
 /// the declared length are ignored, as Tailscale does. A FINGERPRINT, if present, must be
 /// right (RFC 5389 §15.5; Tailscale's parser skips it, its server never sends one).
-pub fn parse_response(datagram: &[u8]) -> Result<(TxId, SocketAddr), StunError> {
+pub(crate) fn parse_response(datagram: &[u8]) -> Result<(TxId, SocketAddr), StunError> {
     if !is_stun(datagram) {
         return Err(StunError::NotStun);
     }

@@ -2,11 +2,11 @@
 //! a mutator that turns a valid input into many broken ones. Deterministic, so a failure
 //! reproduces from the printed seed.
 
-pub use crate::xorshift::Rng;
+pub(crate) use crate::xorshift::Rng;
 
 /// One random corruption of `input`: flipped bytes, truncation, insertion, duplication or
 /// pure noise.
-pub fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
+pub(crate) fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
     let mut out = input.to_vec();
     match rng.below(5) {
         0 => {
@@ -41,7 +41,7 @@ pub fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
 }
 
 /// Runs `check` on `rounds` mutations of `input`; `check` must not panic on any of them.
-pub fn shake(seed: u64, rounds: usize, input: &[u8], mut check: impl FnMut(&[u8])) {
+pub(crate) fn shake(seed: u64, rounds: usize, input: &[u8], mut check: impl FnMut(&[u8])) {
     let mut rng = Rng::new(seed);
     for _ in 0..rounds {
         let broken = mutate(&mut rng, input);
@@ -51,7 +51,7 @@ pub fn shake(seed: u64, rounds: usize, input: &[u8], mut check: impl FnMut(&[u8]
 
 /// A fresh, empty directory for one test, named after it and this process so parallel tests
 /// and concurrent runs never share one.
-pub fn fresh_dir(name: &str) -> std::path::PathBuf {
+pub(crate) fn fresh_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("weft-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -59,7 +59,7 @@ pub fn fresh_dir(name: &str) -> std::path::PathBuf {
 }
 
 /// Makes a FIFO at `path`: a file whose open or read blocks until a writer comes.
-pub fn mkfifo(path: &std::path::Path) {
+pub(crate) fn mkfifo(path: &std::path::Path) {
     use std::os::unix::ffi::OsStrExt;
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
     // SAFETY: c_path is a valid NUL-terminated string for the duration of the call.
@@ -68,7 +68,10 @@ pub fn mkfifo(path: &std::path::Path) {
 
 /// Runs `work` on its own thread and returns its result, failing the test if it takes longer
 /// than `seconds`: a test of "does not block" must fail, not hang, when it does block.
-pub fn within<T: Send + 'static>(seconds: u64, work: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) fn within<T: Send + 'static>(
+    seconds: u64,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> T {
     let (done, result) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = done.send(work());
@@ -80,7 +83,7 @@ pub fn within<T: Send + 'static>(seconds: u64, work: impl FnOnce() -> T + Send +
 
 /// Decodes hex test vectors (white space between digits is skipped); panics on anything else,
 /// since a vector is the test's own constant.
-pub fn unhex(text: &str) -> Vec<u8> {
+pub(crate) fn unhex(text: &str) -> Vec<u8> {
     let digits: Vec<u8> = text.bytes().filter(|byte| !byte.is_ascii_whitespace()).collect();
     digits
         .chunks(2)

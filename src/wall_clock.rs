@@ -6,26 +6,26 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WallClock {
+pub(crate) struct WallClock {
     instant: Instant,
     wall: SystemTime,
 }
 
 impl WallClock {
     /// `wall` is the wall-clock reading taken at the same moment as `instant`.
-    pub fn new(instant: Instant, wall: SystemTime) -> WallClock {
+    pub(crate) fn new(instant: Instant, wall: SystemTime) -> WallClock {
         WallClock { instant, wall }
     }
 
     /// Both clocks read now; for drivers only.
-    pub fn read_os(now: Instant) -> WallClock {
+    pub(crate) fn read_os(now: Instant) -> WallClock {
         WallClock::new(now, SystemTime::now())
     }
 
     /// The wall-clock time of `instant`, before the anchor as well as after it (an event
     /// recorded before the reading keeps its place). A time the platform cannot represent
     /// reads as the anchor's own, or as 1970.
-    pub fn wall_at(&self, instant: Instant) -> SystemTime {
+    pub(crate) fn wall_at(&self, instant: Instant) -> SystemTime {
         match instant.checked_duration_since(self.instant) {
             Some(after) => self.wall.checked_add(after).unwrap_or(self.wall),
             None => self.wall.checked_sub(self.instant - instant).unwrap_or(UNIX_EPOCH),

@@ -4,7 +4,7 @@ use super::{fetch_status, parse_flags, say};
 use crate::engine::status::Status;
 use std::path::Path;
 
-pub fn run(args: &[String], socket: &Path) -> Result<i32, String> {
+pub(super) fn run(args: &[String], socket: &Path) -> Result<i32, String> {
     let mut spec = getopts::Options::new();
     spec.optflag("4", "", "only the IPv4 address");
     spec.optflag("6", "", "only the IPv6 address");

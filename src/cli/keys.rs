@@ -4,14 +4,14 @@ use crate::keys::PrivateKey;
 use std::io::Read;
 use std::path::Path;
 
-pub fn genkey(args: &[String]) -> Result<i32, String> {
+pub(super) fn genkey(args: &[String]) -> Result<i32, String> {
     // Key commands need no daemon but accept `--socket` like every command.
     super::no_arguments("genkey", args, Path::new(""))?;
     super::say(&PrivateKey::generate()?.to_base64());
     Ok(0)
 }
 
-pub fn pubkey(args: &[String]) -> Result<i32, String> {
+pub(super) fn pubkey(args: &[String]) -> Result<i32, String> {
     super::no_arguments("pubkey", args, Path::new(""))?;
     let mut input = String::new();
     std::io::stdin()

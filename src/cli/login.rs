@@ -13,7 +13,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// a login in the browser, short enough that a script facing a dead server ends.
 const DEFAULT_UP_TIMEOUT: Duration = Duration::from_secs(300);
 
-pub fn up(args: &[String], socket: &Path) -> Result<i32, String> {
+pub(super) fn up(args: &[String], socket: &Path) -> Result<i32, String> {
     let (m, socket) = parse_flags(&mut up_flags(), args, socket)?;
     expect_no_arguments("up", &m)?;
     let timeout = parse_timeout(m.opt_str("timeout").as_deref())?;
@@ -153,7 +153,7 @@ impl Watch {
     }
 }
 
-pub fn down(args: &[String], socket: &Path) -> Result<i32, String> {
+pub(super) fn down(args: &[String], socket: &Path) -> Result<i32, String> {
     post_command(args, socket, "down", DOWN_PATH).map(|_| 0)
 }
 
@@ -162,7 +162,7 @@ const LOGOUT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Returns once the server has expired the key (the daemon is logged out), or with the
 /// server's refusal.
-pub fn logout(args: &[String], socket: &Path) -> Result<i32, String> {
+pub(super) fn logout(args: &[String], socket: &Path) -> Result<i32, String> {
     let socket = post_command(args, socket, "logout", LOGOUT_PATH)?;
     let started = Instant::now();
     loop {

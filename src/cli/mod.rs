@@ -41,7 +41,7 @@ Every command takes --socket PATH (default /var/run/weft/weftd.sock).";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The CLI's entry point (arguments without argv[0]); returns the exit code.
-pub fn main(args: &[String]) -> i32 {
+pub(crate) fn main(args: &[String]) -> i32 {
     let (socket, rest) = match split_global_socket(args) {
         Ok(v) => v,
         Err(e) => return fail(&e),

@@ -14,7 +14,7 @@ const NETCHECK_TIMEOUT: Duration = Duration::from_secs(15);
 /// Go prints latencies rounded to a tenth of a millisecond.
 const LATENCY_ROUNDING_NANOS: u128 = 100_000;
 
-pub fn run(args: &[String], socket: &Path) -> Result<i32, String> {
+pub(super) fn run(args: &[String], socket: &Path) -> Result<i32, String> {
     let mut spec = getopts::Options::new();
     spec.optflag("", "json", "print the report as JSON");
     let (m, socket) = parse_flags(&mut spec, args, socket)?;
@@ -36,7 +36,7 @@ pub fn run(args: &[String], socket: &Path) -> Result<i32, String> {
 }
 
 /// The report's lines with their indentation depth (in tabs).
-pub fn render(answer: &NetcheckAnswer) -> Vec<(usize, String)> {
+pub(super) fn render(answer: &NetcheckAnswer) -> Vec<(usize, String)> {
     let report = &answer.report;
     let mut lines = vec![
         (0, "Report:".to_string()),

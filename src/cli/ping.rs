@@ -13,7 +13,7 @@ const DEFAULT_COUNT: u32 = 10;
 const DEFAULT_TIMEOUT_SECS: f64 = 5.0;
 const PAUSE_BETWEEN_PINGS: Duration = Duration::from_secs(1);
 
-pub fn run(args: &[String], socket: &Path) -> Result<i32, String> {
+pub(super) fn run(args: &[String], socket: &Path) -> Result<i32, String> {
     let mut spec = getopts::Options::new();
     spec.optopt("c", "", "number of pings (default 10; 0 = forever)", "N");
     spec.optopt("", "timeout", "seconds to wait for each reply (default 5)", "S");

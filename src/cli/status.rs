@@ -5,7 +5,7 @@ use super::{fetch_status, parse_flags, say};
 use crate::engine::status::{PeerStatus, Status};
 use std::path::Path;
 
-pub fn run(args: &[String], socket: &Path) -> Result<i32, String> {
+pub(super) fn run(args: &[String], socket: &Path) -> Result<i32, String> {
     let mut spec = getopts::Options::new();
     spec.optflag("", "json", "print the status as JSON");
     let (m, socket) = parse_flags(&mut spec, args, socket)?;
@@ -24,7 +24,7 @@ pub fn run(args: &[String], socket: &Path) -> Result<i32, String> {
 
 /// The plain-text status: self first, then peers by name, then any health problems; or, when
 /// the node is not up, a sentence saying so. The flag says the node is up.
-pub fn render(status: &Status) -> (Vec<String>, bool) {
+pub(super) fn render(status: &Status) -> (Vec<String>, bool) {
     let (mut lines, running) = match not_running(status) {
         Some(sentences) => (sentences, false),
         None => {

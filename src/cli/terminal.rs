@@ -9,7 +9,7 @@ use std::borrow::Cow;
 /// Escapes every C0 control (newline and tab included: one value must stay one line), DEL,
 /// every C1 control, and the Unicode bidirectional overrides that can make text display in
 /// another order than it reads.
-pub fn escape_controls(text: &str) -> Cow<'_, str> {
+pub(super) fn escape_controls(text: &str) -> Cow<'_, str> {
     if !text.chars().any(is_unsafe) {
         return Cow::Borrowed(text);
     }

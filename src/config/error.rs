@@ -6,7 +6,7 @@ use std::fmt;
 /// A config file that cannot become a netmap. Displays as `file:line: message`, or
 /// `file: message` when no single line is at fault (a missing section, an unreadable file).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
+pub(crate) struct ConfigError {
     /// The file name as the caller gave it (or whatever `parse` was told the text came from).
     pub origin: String,
     /// The 1-based line at fault, when there is one.

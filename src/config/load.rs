@@ -10,7 +10,7 @@ use std::path::Path;
 const MAX_CONFIG_BYTES: u64 = 16 << 20;
 
 /// Reads and parses the config at `path`; messages name the path as given.
-pub fn load(path: &Path) -> Result<StaticConfig, ConfigError> {
+pub(crate) fn load(path: &Path) -> Result<StaticConfig, ConfigError> {
     let origin = path.display().to_string();
     let bytes = read_bounded(path).map_err(|message| ConfigError::whole_file(&origin, message))?;
     let text = std::str::from_utf8(&bytes).map_err(|error| {

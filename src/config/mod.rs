@@ -19,13 +19,16 @@ mod values;
 
 use crate::netmap::Netmap;
 
-pub use error::ConfigError;
-pub use load::load;
-pub use reader::parse;
+pub(crate) use load::load;
+pub(crate) use reader::parse;
+
+// Named by tests (and fuzz targets) only; the daemon reaches them through the types above.
+#[cfg(test)]
+pub(crate) use error::ConfigError;
 
 /// A config file read into a netmap, with the warnings to show the operator.
 #[derive(Clone, Debug, PartialEq)]
-pub struct StaticConfig {
+pub(crate) struct StaticConfig {
     /// Peers sorted by public key; the domain is empty.
     pub netmap: Netmap,
     /// `ShieldsUp = true` in `[Interface]`: refuse every new inbound connection.

@@ -36,7 +36,7 @@ struct Reader<'a> {
 }
 
 /// Parses a config text; `origin` names it in messages.
-pub fn parse(text: &str, origin: &str) -> Result<StaticConfig, ConfigError> {
+pub(crate) fn parse(text: &str, origin: &str) -> Result<StaticConfig, ConfigError> {
     // Editors on some systems start UTF-8 files with a byte-order mark.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = Reader {

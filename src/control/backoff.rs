@@ -8,14 +8,14 @@ const STEP: Duration = Duration::from_millis(10);
 const CAP: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug, Default)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     failures: u32,
 }
 
 impl Backoff {
     /// The wait before the next attempt after one more failure. `jitter` in [0, 1).
     #[must_use]
-    pub fn next_delay(&mut self, jitter: f64) -> Duration {
+    pub(crate) fn next_delay(&mut self, jitter: f64) -> Duration {
         self.failures = self.failures.saturating_add(1);
         let n = u64::from(self.failures.min(1000));
         let base = STEP.saturating_mul((n * n) as u32).min(CAP);
@@ -23,21 +23,21 @@ impl Backoff {
     }
 
     /// Success: the next failure starts from the shortest wait again.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.failures = 0;
     }
 }
 
 /// Jitter values in [0, 1) from a seed the driver read from the OS once: different on every
 /// node, yet the same schedule again for the same seed (tests, replays).
-pub struct Jitter(Rng);
+pub(crate) struct Jitter(Rng);
 
 impl Jitter {
-    pub fn new(seed: u64) -> Jitter {
+    pub(crate) fn new(seed: u64) -> Jitter {
         Jitter(Rng::new(seed))
     }
 
-    pub fn draw(&mut self) -> f64 {
+    pub(crate) fn draw(&mut self) -> f64 {
         self.0.unit()
     }
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 const MAX_SERVER_TEXT: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ControlError {
+pub(crate) enum ControlError {
     /// The connection failed, ended or went silent: try again after a backoff.
     Network(NetworkError),
     /// The server broke the protocol: bytes no correct server sends.
@@ -40,7 +40,7 @@ pub enum ControlError {
 
 /// What the client does about an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Remedy {
+pub(crate) enum Remedy {
     /// Close, wait a backoff, connect again.
     Retry,
     /// As `Retry`, but fetch the server's key first.
@@ -52,7 +52,7 @@ pub enum Remedy {
 }
 
 impl ControlError {
-    pub fn remedy(&self) -> Remedy {
+    pub(crate) fn remedy(&self) -> Remedy {
         match self {
             ControlError::ServerKey(_) => Remedy::RefetchKeyAndRetry,
             ControlError::Refused(refusal) if refusal.request == Request::Register => {
@@ -74,7 +74,7 @@ impl ControlError {
 
 /// Which step of the connection was under way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// The plain HTTP `/key` request.
     FetchingKey,
     /// The ts2021 session (upgrade, Noise, HTTP/2).
@@ -82,7 +82,7 @@ pub enum Step {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NetworkError {
+pub(crate) enum NetworkError {
     /// The connection closed or never opened; `reason` is the driver's account (DNS, TCP, TLS).
     Closed { during: Step, reason: String },
     /// The step took too long.
@@ -99,7 +99,7 @@ pub enum NetworkError {
 
 /// The server's answer broke the protocol or our limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Violation {
+pub(crate) enum Violation {
     /// The ts2021 session (upgrade, Noise records, HTTP/2).
     Session(SessionError),
     /// The `/key` response is not an HTTP response.
@@ -114,7 +114,7 @@ pub enum Violation {
 
 /// Which of our requests a refusal answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Request {
+pub(crate) enum Request {
     Key,
     Upgrade,
     Register,
@@ -124,7 +124,7 @@ pub enum Request {
 /// An HTTP error status, with the server's text (reason phrase or body) and its
 /// `Retry-After`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     pub request: Request,
     pub status: u16,
     pub text: String,
@@ -132,7 +132,7 @@ pub struct Refusal {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LoginError {
+pub(crate) enum LoginError {
     /// The register response's `Error`, e.g. "invalid authkey".
     Refused(String),
     /// The node key expired; only a new login helps.
@@ -143,7 +143,7 @@ pub enum LoginError {
 
 /// The server's text as we may keep it: trimmed, cut to a sane length, and with `secret`
 /// (the auth key we sent) blanked out should the server echo it, and any other key hidden.
-pub fn server_text(text: &str, auth_key: Option<&AuthKey>) -> String {
+pub(crate) fn server_text(text: &str, auth_key: Option<&AuthKey>) -> String {
     let mut text = text.trim().to_string();
     if let Some(key) = auth_key.filter(|k| !k.is_empty()) {
         text = text.replace(key.secret(), "[auth key]");

@@ -8,14 +8,14 @@ use std::fmt;
 /// The largest body accepted. tailscaled has no cap; the minimal Go client caps at 4 MiB. A
 /// netmap of a few thousand peers fits comfortably in 16 MiB, and a length beyond that is far
 /// likelier to be a desynchronised stream than a real message.
-pub const MAX_FRAME_LEN: usize = 16 << 20;
+pub(crate) const MAX_FRAME_LEN: usize = 16 << 20;
 
 const LENGTH_PREFIX: usize = 4;
 
 /// Why the stream cannot be read further. Both are fatal: the framing is lost, so the caller
 /// drops the stream and polls again.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FrameError {
+pub(crate) enum FrameError {
     /// The length prefix announces more than the reader's limit.
     TooLarge { len: u64, max: usize },
     /// A zero-length frame: never valid JSON, and a sign of a broken stream.
@@ -38,7 +38,7 @@ impl std::error::Error for FrameError {}
 
 /// Reassembles length-prefixed frames from arbitrary chunks.
 #[derive(Debug)]
-pub struct FrameReader {
+pub(crate) struct FrameReader {
     buffered: Vec<u8>,
     /// Bytes of `buffered` already handed out; dropped in bulk to keep pushes cheap.
     consumed: usize,
@@ -53,12 +53,12 @@ impl Default for FrameReader {
 }
 
 impl FrameReader {
-    pub fn new(max_len: usize) -> FrameReader {
+    pub(crate) fn new(max_len: usize) -> FrameReader {
         FrameReader { buffered: Vec::new(), consumed: 0, max_len, failed: None }
     }
 
     /// Adds bytes received from the stream.
-    pub fn push(&mut self, chunk: &[u8]) {
+    pub(crate) fn push(&mut self, chunk: &[u8]) {
         if self.failed.is_some() {
             return;
         }
@@ -71,7 +71,7 @@ impl FrameReader {
 
     /// The next complete body, `Ok(None)` while one is still incomplete. After an error every
     /// call returns that error again.
-    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
         if let Some(error) = &self.failed {
             return Err(error.clone());
         }
@@ -96,7 +96,8 @@ impl FrameReader {
     }
 
     /// Bytes held that do not yet form a frame (for diagnostics when a stream ends).
-    pub fn pending_len(&self) -> usize {
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn pending_len(&self) -> usize {
         self.buffered.len() - self.consumed
     }
 
@@ -113,7 +114,7 @@ impl FrameReader {
 
 /// Frames one body as a server writes it; only tests need to (weft only reads the stream).
 #[cfg(test)]
-pub fn encode_frame(body: &[u8]) -> Vec<u8> {
+pub(crate) fn encode_frame(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(LENGTH_PREFIX + body.len());
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
     out.extend_from_slice(body);

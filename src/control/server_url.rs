@@ -5,14 +5,14 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServerUrl {
+pub(crate) struct ServerUrl {
     pub host: String,
     pub port: u16,
     pub tls: bool,
 }
 
 impl ServerUrl {
-    pub fn parse(url: &str) -> Result<ServerUrl, String> {
+    pub(crate) fn parse(url: &str) -> Result<ServerUrl, String> {
         let (tls, rest) = if let Some(rest) = url.strip_prefix("https://") {
             (true, rest)
         } else if let Some(rest) = url.strip_prefix("http://") {
@@ -36,7 +36,7 @@ impl ServerUrl {
     }
 
     /// The `Host`/`:authority` value: the host, with the port when it is not the default.
-    pub fn authority(&self) -> String {
+    pub(crate) fn authority(&self) -> String {
         let default_port = if self.tls { 443 } else { 80 };
         let host =
             if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };

@@ -22,7 +22,7 @@ const MAX_EARLY_PAYLOAD: usize = 10 << 20;
 
 /// What ended a session, by layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionError {
+pub(crate) enum SessionError {
     Upgrade(UpgradeError),
     Noise(NoiseError),
     Http2(H2Error),
@@ -66,7 +66,7 @@ struct Open {
     h2: Connection,
 }
 
-pub struct Session {
+pub(crate) struct Session {
     stage: Stage,
     host: String,
     /// Bytes for the socket, already framed (the upgrade request, sealed records).
@@ -75,7 +75,7 @@ pub struct Session {
 
 impl Session {
     /// Starts a session: the upgrade request carrying the Noise initiation is queued.
-    pub fn start(
+    pub(crate) fn start(
         machine_key: &PrivateKey,
         control_key: &PublicKey,
         host: &str,
@@ -94,7 +94,7 @@ impl Session {
     }
 
     /// The HTTP/2 connection, once the server's first HTTP/2 bytes may arrive.
-    pub fn h2(&mut self) -> Option<&mut Connection> {
+    pub(crate) fn h2(&mut self) -> Option<&mut Connection> {
         match &mut self.stage {
             Stage::Open(open) => Some(&mut open.h2),
             _ => None,
@@ -102,12 +102,12 @@ impl Session {
     }
 
     /// Noise is up: the server proved it holds the key we dialed.
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         matches!(self.stage, Stage::Open(_))
     }
 
     /// Feeds bytes read from the socket.
-    pub fn handle_input(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
+    pub(crate) fn handle_input(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
         let result = self.advance(bytes);
         if result.is_err() {
             self.stage = Stage::Failed;
@@ -155,7 +155,7 @@ impl Session {
     }
 
     /// Appends everything due for the socket to `out`.
-    pub fn poll_output(&mut self, out: &mut Vec<u8>) -> Result<(), SessionError> {
+    pub(crate) fn poll_output(&mut self, out: &mut Vec<u8>) -> Result<(), SessionError> {
         out.append(&mut self.output);
         if let Stage::Open(open) = &mut self.stage {
             let mut plaintext = Vec::new();

@@ -52,11 +52,11 @@ pub(super) struct Refusal {
 }
 
 impl Refusal {
-    pub fn bad_request(message: impl Into<String>) -> Refusal {
+    pub(super) fn bad_request(message: impl Into<String>) -> Refusal {
         Refusal { status: 400, message: message.into() }
     }
 
-    pub fn internal(message: impl Into<String>) -> Refusal {
+    pub(super) fn internal(message: impl Into<String>) -> Refusal {
         Refusal { status: 500, message: message.into() }
     }
 }
@@ -71,7 +71,7 @@ pub(super) struct Api {
 
 impl Api {
     /// Listens on `path`.
-    pub fn bind(path: &Path) -> Result<Api, ListenError> {
+    pub(super) fn bind(path: &Path) -> Result<Api, ListenError> {
         Ok(Api {
             server: Server::bind(path, tokens::API.0)?,
             pings: HashMap::new(),
@@ -79,12 +79,12 @@ impl Api {
         })
     }
 
-    pub fn register(&mut self, registry: &Registry) -> std::io::Result<()> {
+    pub(super) fn register(&mut self, registry: &Registry) -> std::io::Result<()> {
         self.server.register(registry, tokens::API)
     }
 
     /// The listener or a connection is ready; returns a complete, well-formed request.
-    pub fn on_ready(
+    pub(super) fn on_ready(
         &mut self,
         token: Token,
         registry: &Registry,
@@ -108,7 +108,7 @@ impl Api {
     }
 
     /// Answers `caller`: a JSON body with 200, or the refusal's status and reason.
-    pub fn reply(
+    pub(super) fn reply(
         &mut self,
         caller: Caller,
         answer: Result<Vec<u8>, Refusal>,
@@ -124,43 +124,49 @@ impl Api {
 
     /// `caller`'s ping is out: its answer comes with [`Api::ping_finished`], and its
     /// connection waits `timeout` longer for it.
-    pub fn ping_started(&mut self, caller: Caller, id: PingId, timeout: Duration) {
+    pub(super) fn ping_started(&mut self, caller: Caller, id: PingId, timeout: Duration) {
         self.pings.insert(id, caller.0);
         self.server.extend_deadline(caller.0, timeout);
     }
 
     /// Sends a finished ping's result to the connection that asked, if it is still there.
-    pub fn ping_finished(&mut self, id: PingId, body: Vec<u8>, registry: &Registry, now: Instant) {
+    pub(super) fn ping_finished(
+        &mut self,
+        id: PingId,
+        body: Vec<u8>,
+        registry: &Registry,
+        now: Instant,
+    ) {
         if let Some(token) = self.pings.remove(&id) {
             self.server.respond(token, 200, &body, registry, now);
         }
     }
 
     /// `caller` waits for the running netcheck: [`Api::netcheck_finished`] answers it.
-    pub fn netcheck_started(&mut self, caller: Caller) {
+    pub(super) fn netcheck_started(&mut self, caller: Caller) {
         self.netchecks.push(caller.0);
         self.server.extend_deadline(caller.0, NETCHECK_WAIT);
     }
 
     /// Whether anyone waits for a netcheck report.
-    pub fn wants_netcheck(&self) -> bool {
+    pub(super) fn wants_netcheck(&self) -> bool {
         !self.netchecks.is_empty()
     }
 
     /// Sends a finished netcheck's report to every connection waiting for one.
-    pub fn netcheck_finished(&mut self, body: &[u8], registry: &Registry, now: Instant) {
+    pub(super) fn netcheck_finished(&mut self, body: &[u8], registry: &Registry, now: Instant) {
         for token in std::mem::take(&mut self.netchecks) {
             self.server.respond(token, 200, body, registry, now);
         }
     }
 
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
         self.server.poll_timeout()
     }
 
     /// Drops connections past their deadline, and the pings they waited for.
-    pub fn on_timeout(&mut self, now: Instant, registry: &Registry) {
+    pub(super) fn on_timeout(&mut self, now: Instant, registry: &Registry) {
         for token in self.server.expire(now, registry) {
             self.pings.retain(|_, t| *t != token);
             self.netchecks.retain(|t| *t != token);

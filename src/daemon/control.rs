@@ -99,7 +99,7 @@ impl ControlLink {
 
 impl Control {
     /// A driver with no connection yet; `static_config` refuses the login commands.
-    pub fn new(
+    pub(super) fn new(
         store: StateStore,
         ca_file: Option<PathBuf>,
         udp_port: u16,
@@ -123,7 +123,12 @@ impl Control {
     }
 
     /// Tells control our home DERP region, so peers relay to us there.
-    pub fn set_home_derp(&mut self, region: Option<RegionId>, registry: &Registry, now: Instant) {
+    pub(super) fn set_home_derp(
+        &mut self,
+        region: Option<RegionId>,
+        registry: &Registry,
+        now: Instant,
+    ) {
         self.home_derp = region;
         if let Some(link) = &mut self.link {
             link.client.set_home_derp(now, region);
@@ -133,7 +138,7 @@ impl Control {
 
     /// Netcheck's latest findings; control hears of them (in a lite update, sent at once) if
     /// they changed.
-    pub fn set_netcheck(
+    pub(super) fn set_netcheck(
         &mut self,
         registry: &Registry,
         now: Instant,
@@ -153,14 +158,14 @@ impl Control {
     }
 
     /// Reconnects with a saved login, at start-up.
-    pub fn resume(&mut self, state: NodeState, registry: &Registry, now: Instant) {
+    pub(super) fn resume(&mut self, state: NodeState, registry: &Registry, now: Instant) {
         self.start(state, None, registry, now);
     }
 
     /// `weft up`: starts (or restarts) the control client. Keys are reused when the server is
     /// the one we are registered with; otherwise new ones are made and saved only once the
     /// server accepts them, so a refused login leaves nothing behind.
-    pub fn up(
+    pub(super) fn up(
         &mut self,
         request: UpRequest,
         registry: &Registry,
@@ -206,7 +211,7 @@ impl Control {
     }
 
     /// `weft down`: disconnect, leave the tailnet, keep the keys.
-    pub fn down(&mut self, registry: &Registry) -> Result<(), String> {
+    pub(super) fn down(&mut self, registry: &Registry) -> Result<(), String> {
         if self.static_config {
             return Err("weftd runs a static config (--config); stop the daemon instead".into());
         }
@@ -219,7 +224,7 @@ impl Control {
     }
 
     /// `weft logout`: tell the server, then forget the keys.
-    pub fn logout(&mut self, registry: &Registry, now: Instant) -> Result<(), String> {
+    pub(super) fn logout(&mut self, registry: &Registry, now: Instant) -> Result<(), String> {
         if self.static_config {
             return Err("weftd runs a static config (--config); there is no login".into());
         }
@@ -236,12 +241,12 @@ impl Control {
 
     /// The next event for the loop.
     #[must_use]
-    pub fn poll_event(&mut self) -> Option<ControlEvent> {
+    pub(super) fn poll_event(&mut self) -> Option<ControlEvent> {
         self.events.pop_front()
     }
 
     /// The socket ([`tokens::CONTROL`]) or a DNS socket ([`tokens::RESOLVER`]) is ready.
-    pub fn on_ready(&mut self, token: Token, registry: &Registry, now: Instant) {
+    pub(super) fn on_ready(&mut self, token: Token, registry: &Registry, now: Instant) {
         match token {
             tokens::CONTROL => self.on_socket_ready(registry, now),
             tokens::RESOLVER => {
@@ -256,13 +261,13 @@ impl Control {
 
     /// The earliest of the client's and the name lookup's deadlines.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
         let link = self.link.as_ref()?;
         let lookup = link.dialing.as_ref().and_then(|d| d.resolving.deadline());
         [link.client.poll_timeout(), lookup].into_iter().flatten().min()
     }
 
-    pub fn on_timeout(&mut self, registry: &Registry, now: Instant) {
+    pub(super) fn on_timeout(&mut self, registry: &Registry, now: Instant) {
         if let Some(link) = &mut self.link {
             if link.client.poll_timeout().is_some_and(|t| t <= now) {
                 link.client.handle_timeout(now);
@@ -276,7 +281,7 @@ impl Control {
     }
 
     /// The login state `weft status` shows.
-    pub fn backend_state(&self) -> BackendState {
+    pub(super) fn backend_state(&self) -> BackendState {
         if self.static_config {
             return BackendState::Running;
         }
@@ -289,7 +294,7 @@ impl Control {
 
     /// Adds what only the login knows to the engine's status: its state, the URL to visit,
     /// and its problems.
-    pub fn add_to_status(&self, status: &mut Status) {
+    pub(super) fn add_to_status(&self, status: &mut Status) {
         status.backend_state = self.backend_state().as_str().to_string();
         if let Some(link) = &self.link {
             status.auth_url = link.client.auth_url().to_string();

@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub struct ControlSocket {
+pub(super) struct ControlSocket {
     stream: TcpStream,
     tls: Option<ClientConnection>,
     /// Plaintext waiting for the socket (plain TCP only; TLS buffers inside rustls).
@@ -16,7 +16,7 @@ pub struct ControlSocket {
 }
 
 /// What a readiness event produced.
-pub enum Progress {
+pub(super) enum Progress {
     Open,
     /// The server closed the connection (orderly or not).
     Closed(String),
@@ -25,7 +25,7 @@ pub enum Progress {
 impl ControlSocket {
     /// Starts a non-blocking connect to `addr`, marked to bypass the tunnel; with `tls`, a TLS
     /// session for `server_name` runs over it.
-    pub fn connect(
+    pub(super) fn connect(
         addr: SocketAddr,
         tls: Option<(Arc<ClientConfig>, String)>,
     ) -> io::Result<ControlSocket> {
@@ -41,12 +41,12 @@ impl ControlSocket {
         Ok(ControlSocket { stream, tls, unsent: Vec::new() })
     }
 
-    pub fn source(&mut self) -> &mut TcpStream {
+    pub(super) fn source(&mut self) -> &mut TcpStream {
         &mut self.stream
     }
 
     /// Queues plaintext and writes as much as the socket takes.
-    pub fn send(&mut self, plaintext: &[u8]) -> io::Result<()> {
+    pub(super) fn send(&mut self, plaintext: &[u8]) -> io::Result<()> {
         match &mut self.tls {
             Some(tls) => tls.writer().write_all(plaintext)?,
             None => self.unsent.extend_from_slice(plaintext),
@@ -55,7 +55,7 @@ impl ControlSocket {
     }
 
     /// Handles readiness: flushes pending output and appends received plaintext to `received`.
-    pub fn on_ready(&mut self, received: &mut Vec<u8>) -> Progress {
+    pub(super) fn on_ready(&mut self, received: &mut Vec<u8>) -> Progress {
         if let Err(e) = self.flush() {
             return Progress::Closed(e.to_string());
         }
@@ -67,7 +67,7 @@ impl ControlSocket {
     }
 
     /// True while written bytes still wait for the socket: a sender should hold back.
-    pub fn is_backlogged(&self) -> bool {
+    pub(super) fn is_backlogged(&self) -> bool {
         match &self.tls {
             Some(tls) => tls.wants_write(),
             None => !self.unsent.is_empty(),
@@ -137,7 +137,7 @@ fn would_block(e: &io::Error) -> bool {
 
 /// TLS settings: the system's roots, plus a CA file if one is given (for servers with a
 /// private CA, such as a self-hosted Headscale).
-pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<ClientConfig>, String> {
+pub(super) fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<ClientConfig>, String> {
     use rustls::pki_types::{pem::PemObject, CertificateDer};
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
@@ -162,7 +162,7 @@ pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<ClientConfig>
 }
 
 /// TLS settings whose certificate check is `verifier`'s (DERP's pinned or test-only nodes).
-pub fn tls_config_with(
+pub(super) fn tls_config_with(
     verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
 ) -> Result<Arc<ClientConfig>, String> {
     let config = ClientConfig::builder_with_provider(provider())

@@ -44,14 +44,14 @@ pub(super) struct DataPath {
 impl DataPath {
     /// Opens the TUN device `tun` (or the fake) and binds the UDP sockets to `port` (0: the
     /// kernel picks).
-    pub fn open(tun: &str, port: u16) -> Result<DataPath, String> {
+    pub(super) fn open(tun: &str, port: u16) -> Result<DataPath, String> {
         let tun = Device::open(tun).map_err(|e| format!("opening TUN {tun}: {e}"))?;
         let udp = UdpSockets::bind(port).map_err(|e| format!("binding UDP port {port}: {e}"))?;
         let buffers = Buffers::new(&udp);
         Ok(DataPath { tun, udp, buffers, stun: StunInbox::default() })
     }
 
-    pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
+    pub(super) fn register(&mut self, registry: &Registry) -> io::Result<()> {
         if let Device::Kernel(tun) = &self.tun {
             let fd = tun.as_raw_fd();
             registry.register(&mut SourceFd(&fd), tokens::TUN, Interest::READABLE)?;
@@ -61,7 +61,7 @@ impl DataPath {
 
     /// The source of `token` is readable: hands everything waiting to `engine`, then sends
     /// what it produced.
-    pub fn on_ready(&mut self, token: Token, engine: &mut Engine) {
+    pub(super) fn on_ready(&mut self, token: Token, engine: &mut Engine) {
         match token {
             tokens::TUN => self.read_tun(engine),
             tokens::UDP4 => self.read_udp(false, engine),
@@ -72,41 +72,41 @@ impl DataPath {
 
     /// The sink for the engine's output outside a readiness burst (timers, pings); what it
     /// gathers leaves when it is dropped.
-    pub fn sink(&mut self) -> Io<'_> {
+    pub(super) fn sink(&mut self) -> Io<'_> {
         self.buffers.io(&mut self.tun, &self.udp)
     }
 
     /// The datagrams the engine gave for DERP relays since the last call.
-    pub fn derp_outbox(&mut self) -> &mut Outbox {
+    pub(super) fn derp_outbox(&mut self) -> &mut Outbox {
         &mut self.buffers.derp
     }
 
     /// The next STUN message that arrived on a UDP socket, with its sender.
-    pub fn take_stun(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+    pub(super) fn take_stun(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
         self.stun.queue.pop_front()
     }
 
     /// Sends a STUN request from the UDP socket of `to`'s family.
-    pub fn send_stun(&mut self, to: SocketAddr, request: &[u8]) {
+    pub(super) fn send_stun(&mut self, to: SocketAddr, request: &[u8]) {
         self.sink().send_udp(to, request);
     }
 
     /// Whether there is an IPv6 socket besides the IPv4 one.
-    pub fn has_ipv6(&self) -> bool {
+    pub(super) fn has_ipv6(&self) -> bool {
         self.udp.family(true).is_some()
     }
 
     /// The UDP port both sockets are bound to.
-    pub fn port(&self) -> u16 {
+    pub(super) fn port(&self) -> u16 {
         self.udp.port()
     }
 
-    pub fn tun_name(&self) -> &str {
+    pub(super) fn tun_name(&self) -> &str {
         self.tun.name()
     }
 
     /// What the fake TUN did, or `None` for a kernel TUN.
-    pub fn fake_counters(&self) -> Option<FakeTunCounters> {
+    pub(super) fn fake_counters(&self) -> Option<FakeTunCounters> {
         match &self.tun {
             Device::Fake(fake) => Some(fake.counters()),
             Device::Kernel(_) => None,
@@ -115,7 +115,10 @@ impl DataPath {
 
     /// Tells the fake TUN the node's addresses, which it answers pings to; a kernel TUN gets
     /// them from the router instead.
-    pub fn set_fake_addresses(&mut self, addresses: impl IntoIterator<Item = std::net::IpAddr>) {
+    pub(super) fn set_fake_addresses(
+        &mut self,
+        addresses: impl IntoIterator<Item = std::net::IpAddr>,
+    ) {
         if let Device::Fake(fake) = &mut self.tun {
             fake.set_addresses(addresses);
         }

@@ -50,7 +50,7 @@ pub(super) struct Relayed {
 impl Outbox {
     const LIMIT: usize = QUEUE_LIMIT * MAX_CONNECTIONS;
 
-    pub fn push(&mut self, region: RegionId, to: PublicKey, payload: &[u8]) {
+    pub(super) fn push(&mut self, region: RegionId, to: PublicKey, payload: &[u8]) {
         if self.packets.len() >= Outbox::LIMIT {
             self.dropped += 1;
             return;
@@ -58,11 +58,11 @@ impl Outbox {
         self.packets.push_back(Relayed { region, to, payload: payload.to_vec() });
     }
 
-    pub fn pop(&mut self) -> Option<Relayed> {
+    pub(super) fn pop(&mut self) -> Option<Relayed> {
         self.packets.pop_front()
     }
 
-    pub fn dropped(&self) -> u64 {
+    pub(super) fn dropped(&self) -> u64 {
         self.dropped
     }
 }
@@ -163,7 +163,7 @@ impl fmt::Display for LinkError {
 }
 
 impl Derp {
-    pub fn new(options: DerpOptions) -> Derp {
+    pub(super) fn new(options: DerpOptions) -> Derp {
         Derp {
             node_key: None,
             map: DerpMap::default(),
@@ -179,7 +179,7 @@ impl Derp {
     }
 
     /// The key connections log in with; a new key reconnects everything.
-    pub fn set_node_key(&mut self, key: PrivateKey, registry: &Registry, now: Instant) {
+    pub(super) fn set_node_key(&mut self, key: PrivateKey, registry: &Registry, now: Instant) {
         if self.node_key.as_ref() != Some(&key) {
             self.node_key = Some(key);
             self.close_all(registry, "node key changed");
@@ -189,7 +189,7 @@ impl Derp {
 
     /// A new DERP map (or none: every connection closes). The home is `home_region` when
     /// given and present, else netcheck's choice, else the lowest-numbered region.
-    pub fn set_derp_map(
+    pub(super) fn set_derp_map(
         &mut self,
         map: Option<&DerpMap>,
         home_region: Option<RegionId>,
@@ -209,35 +209,35 @@ impl Derp {
 
     /// netcheck's preferred region becomes the home (the loop's call once netcheck runs).
     #[cfg_attr(not(test), allow(dead_code))]
-    pub fn set_home_region(&mut self, region: RegionId, registry: &Registry, now: Instant) {
+    pub(super) fn set_home_region(&mut self, region: RegionId, registry: &Registry, now: Instant) {
         self.home_override = Some(region);
         self.choose_home(registry, now);
     }
 
-    pub fn home_region(&self) -> Option<RegionId> {
+    pub(super) fn home_region(&self) -> Option<RegionId> {
         self.home
     }
 
     /// True when there is a home region and its connection is logged in.
-    pub fn home_connected(&self) -> bool {
+    pub(super) fn home_connected(&self) -> bool {
         let home = self.home.and_then(|h| self.regions.get(&h));
         matches!(home, Some(Region { link: Link::Open(open), .. }) if open.client.is_connected())
     }
 
-    pub fn has_map(&self) -> bool {
+    pub(super) fn has_map(&self) -> bool {
         !self.map.regions.is_empty()
     }
 
-    pub fn dropped(&self) -> u64 {
+    pub(super) fn dropped(&self) -> u64 {
         self.dropped
     }
 
-    pub fn poll_event(&mut self) -> Option<DerpEvent> {
+    pub(super) fn poll_event(&mut self) -> Option<DerpEvent> {
         self.events.pop_front()
     }
 
     /// Relays `payload` to `to` through `region`, connecting to it if needed.
-    pub fn send(
+    pub(super) fn send(
         &mut self,
         now: Instant,
         region: RegionId,
@@ -262,7 +262,7 @@ impl Derp {
     }
 
     /// The next moment [`Derp::on_timeout`] must run.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
         self.regions.iter().filter_map(|(id, r)| self.region_deadline(*id, r)).min()
     }
 
@@ -279,7 +279,7 @@ impl Derp {
         [idle, link].into_iter().flatten().min()
     }
 
-    pub fn on_timeout(&mut self, registry: &Registry, now: Instant) {
+    pub(super) fn on_timeout(&mut self, registry: &Registry, now: Instant) {
         let ids: Vec<RegionId> = self.regions.keys().copied().collect();
         for id in ids {
             let Some(region) = self.regions.get_mut(&id) else {
@@ -314,7 +314,7 @@ impl Derp {
     }
 
     /// A readiness event on one of the driver's tokens.
-    pub fn on_ready(&mut self, token: Token, registry: &Registry, now: Instant) {
+    pub(super) fn on_ready(&mut self, token: Token, registry: &Registry, now: Instant) {
         let Some((slot, is_resolver)) = tokens::derp_slot(token) else {
             return;
         };
@@ -673,23 +673,23 @@ mod tls_pin {
 
     /// `InsecureForTests`: any certificate (the handshake's signatures are still checked).
     #[derive(Debug)]
-    pub struct AnyCert(CryptoProvider);
+    pub(super) struct AnyCert(CryptoProvider);
 
     impl AnyCert {
-        pub fn new() -> AnyCert {
+        pub(super) fn new() -> AnyCert {
             AnyCert(provider())
         }
     }
 
     /// `CertName: "sha256-raw:<hex>"`: only a leaf whose DER hashes to that value.
     #[derive(Debug)]
-    pub struct PinnedLeaf {
+    pub(super) struct PinnedLeaf {
         provider: CryptoProvider,
         sha256_hex: String,
     }
 
     impl PinnedLeaf {
-        pub fn new(sha256_hex: &str) -> Result<PinnedLeaf, String> {
+        pub(super) fn new(sha256_hex: &str) -> Result<PinnedLeaf, String> {
             let valid = sha256_hex.len() == 64 && sha256_hex.bytes().all(|b| b.is_ascii_hexdigit());
             if !valid {
                 return Err("CertName sha256-raw value is not 64 hex digits".into());

@@ -15,13 +15,13 @@ mod udp;
 use crate::localapi::DEFAULT_SOCKET;
 use std::path::PathBuf;
 
-pub const DEFAULT_TUN: &str = "weft0";
-pub const DEFAULT_PORT: u16 = 41641;
-pub const DEFAULT_STATEDIR: &str = "/var/lib/weft";
+pub(crate) const DEFAULT_TUN: &str = "weft0";
+pub(crate) const DEFAULT_PORT: u16 = 41641;
+pub(crate) const DEFAULT_STATEDIR: &str = "/var/lib/weft";
 
 /// What the daemon was told on its command line.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Options {
+pub(crate) struct Options {
     pub config: Option<PathBuf>,
     pub statedir: PathBuf,
     pub socket: PathBuf,
@@ -65,7 +65,7 @@ fn option_spec() -> getopts::Options {
 }
 
 /// Parses weftd's arguments (without argv[0]). `Ok(None)` means help or version was printed.
-pub fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
+pub(crate) fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
     let spec = option_spec();
     let m = spec.parse(args).map_err(|e| format!("weftd: {e}"))?;
     if m.opt_present("help") {
@@ -106,7 +106,7 @@ pub fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
 }
 
 /// The daemon's entry point: returns the process exit code.
-pub fn main(args: &[String]) -> i32 {
+pub(crate) fn main(args: &[String]) -> i32 {
     let options = match parse_options(args) {
         Ok(Some(o)) => o,
         Ok(None) => return 0,

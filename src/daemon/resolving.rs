@@ -36,7 +36,7 @@ impl Resolving {
     /// Resolves `host` from /etc/hosts at once, or starts asking the nameservers of
     /// /etc/resolv.conf with sockets registered under `token`. Both files are read on every
     /// call, so edits apply to the next connection attempt without a restart.
-    pub fn begin(host: &str, registry: &Registry, token: Token, now: Instant) -> Resolution {
+    pub(super) fn begin(host: &str, registry: &Registry, token: Token, now: Instant) -> Resolution {
         let pinned = hosts::addresses(&read_or_empty(HOSTS_PATH), host);
         if !pinned.is_empty() {
             return Resolution::Finished(Ok(pinned));
@@ -71,18 +71,18 @@ impl Resolving {
 
     /// When [`Resolving::on_timeout`] must run.
     #[must_use]
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(super) fn deadline(&self) -> Option<Instant> {
         self.lookup.poll_timeout()
     }
 
     /// The addresses, IPv4 first, or why there are none; `None` while running.
-    pub fn result(&self) -> Option<Result<Vec<IpAddr>, String>> {
+    pub(super) fn result(&self) -> Option<Result<Vec<IpAddr>, String>> {
         self.lookup.result()
     }
 
     /// A socket is readable: hands every waiting datagram to the lookup (poll is
     /// edge-triggered, so both sockets are drained).
-    pub fn on_readable(&mut self, now: Instant) {
+    pub(super) fn on_readable(&mut self, now: Instant) {
         let mut buf = [0u8; MAX_RESPONSE_LEN];
         for socket in [&self.v4, &self.v6].into_iter().flatten() {
             loop {
@@ -99,13 +99,13 @@ impl Resolving {
         self.transmit();
     }
 
-    pub fn on_timeout(&mut self, now: Instant) {
+    pub(super) fn on_timeout(&mut self, now: Instant) {
         self.lookup.handle_timeout(now);
         self.transmit();
     }
 
     /// Takes the sockets out of poll; dropping `self` closes them.
-    pub fn stop(mut self, registry: &Registry) {
+    pub(super) fn stop(mut self, registry: &Registry) {
         for socket in [&mut self.v4, &mut self.v6].into_iter().flatten() {
             let _ = registry.deregister(socket);
         }

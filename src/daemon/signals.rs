@@ -16,17 +16,17 @@ pub(super) struct Signals {
 
 impl Signals {
     /// Installs the handlers (and ignores SIGPIPE).
-    pub fn install() -> io::Result<Signals> {
+    pub(super) fn install() -> io::Result<Signals> {
         Ok(Signals { pipe: SignalPipe::install()? })
     }
 
-    pub fn register(&self, registry: &Registry) -> io::Result<()> {
+    pub(super) fn register(&self, registry: &Registry) -> io::Result<()> {
         let fd = self.pipe.as_raw_fd();
         registry.register(&mut SourceFd(&fd), tokens::SIGNALS, Interest::READABLE)
     }
 
     /// The signals received since the last call, in order.
-    pub fn on_ready(&self) -> Vec<Signal> {
+    pub(super) fn on_ready(&self) -> Vec<Signal> {
         self.pipe.drain()
     }
 }

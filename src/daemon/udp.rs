@@ -8,7 +8,7 @@ use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 
-pub struct UdpSockets {
+pub(super) struct UdpSockets {
     v4: UdpSocket,
     /// Absent when the host has no IPv6.
     v6: Option<UdpSocket>,
@@ -17,7 +17,7 @@ pub struct UdpSockets {
 /// Datagrams on their way out, gathered so that a run of them to one destination leaves in a
 /// single `sendmsg` with `UDP_SEGMENT`: all of one size, only the last may be shorter. The
 /// engine's sink pushes; the daemon flushes at the end of each burst of readiness.
-pub struct SendBatch {
+pub(super) struct SendBatch {
     buf: Box<[u8]>,
     len: usize,
     count: usize,
@@ -30,7 +30,7 @@ pub struct SendBatch {
 }
 
 impl SendBatch {
-    pub fn new(sockets: &UdpSockets) -> SendBatch {
+    pub(super) fn new(sockets: &UdpSockets) -> SendBatch {
         // WEFT_UDP_GSO=0 turns batching off, for comparisons and as an escape hatch.
         let wanted = std::env::var_os("WEFT_UDP_GSO").is_none_or(|v| v != "0");
         let gso = wanted && udp_gso::probe_gso(sockets.v4.as_raw_fd());
@@ -49,7 +49,7 @@ impl SendBatch {
     }
 
     /// Queues `datagram` for `to`, sending what was queued first if it can't join it.
-    pub fn push(&mut self, sockets: &UdpSockets, to: SocketAddr, datagram: &[u8]) {
+    pub(super) fn push(&mut self, sockets: &UdpSockets, to: SocketAddr, datagram: &[u8]) {
         if !self.gso || datagram.len() > self.buf.len() {
             self.flush(sockets);
             send_plain(sockets, to, datagram);
@@ -75,7 +75,7 @@ impl SendBatch {
     }
 
     /// Sends whatever is queued.
-    pub fn flush(&mut self, sockets: &UdpSockets) {
+    pub(super) fn flush(&mut self, sockets: &UdpSockets) {
         let (Some(to), count) = (self.to.take(), std::mem::take(&mut self.count)) else {
             return;
         };
@@ -131,7 +131,7 @@ fn send_plain(sockets: &UdpSockets, to: SocketAddr, datagram: &[u8]) {
 
 impl UdpSockets {
     /// Binds both families to `port` (0 = a port the kernel picks, shared by both).
-    pub fn bind(port: u16) -> io::Result<UdpSockets> {
+    pub(super) fn bind(port: u16) -> io::Result<UdpSockets> {
         let v4 = bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))?;
         let port = v4.local_addr()?.port();
         let v6 = match bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))) {
@@ -145,7 +145,7 @@ impl UdpSockets {
     }
 
     /// Registers each socket for reading, under the token of its family.
-    pub fn register(&mut self, registry: &Registry, v4: Token, v6: Token) -> io::Result<()> {
+    pub(super) fn register(&mut self, registry: &Registry, v4: Token, v6: Token) -> io::Result<()> {
         registry.register(&mut self.v4, v4, Interest::READABLE)?;
         if let Some(socket) = &mut self.v6 {
             registry.register(socket, v6, Interest::READABLE)?;
@@ -154,7 +154,7 @@ impl UdpSockets {
     }
 
     /// The socket of one family.
-    pub fn family(&self, v6: bool) -> Option<&UdpSocket> {
+    pub(super) fn family(&self, v6: bool) -> Option<&UdpSocket> {
         if v6 {
             self.v6.as_ref()
         } else {
@@ -162,12 +162,12 @@ impl UdpSockets {
         }
     }
 
-    pub fn port(&self) -> u16 {
+    pub(super) fn port(&self) -> u16 {
         self.v4.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
     /// The socket of `to`'s family.
-    pub fn for_destination(&self, to: &SocketAddr) -> Option<&UdpSocket> {
+    pub(super) fn for_destination(&self, to: &SocketAddr) -> Option<&UdpSocket> {
         match to {
             SocketAddr::V4(_) => Some(&self.v4),
             SocketAddr::V6(_) => self.v6.as_ref(),

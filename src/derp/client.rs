@@ -16,15 +16,15 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-pub const PROTOCOL_VERSION: u32 = 2;
+pub(crate) const PROTOCOL_VERSION: u32 = 2;
 /// Upgrade and login together must finish within this (tailscaled allows 10 s for DNS, TCP,
 /// TLS, upgrade and login; the driver's share before handing us bytes counts against it).
-pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The server sends a KeepAlive every 60 s (plus jitter); twice that in silence means the
 /// connection is dead.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a client Ping may go unanswered.
-pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(5);
 const UPGRADE_PATH: &str = "/derp";
 /// A 101 head is a few short lines; this much without a blank line is not a DERP server.
 const MAX_UPGRADE_HEAD: usize = 16 * 1024;
@@ -34,11 +34,11 @@ const PEER_GONE_DISCONNECTED: u8 = 0x00;
 const PEER_GONE_NOT_HERE: u8 = 0x01;
 
 /// Opaque bytes a Ping carries and its Pong echoes.
-pub type PingData = [u8; PING_DATA_LEN];
+pub(crate) type PingData = [u8; PING_DATA_LEN];
 
 /// What the server told us, in arrival order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     /// ServerInfo arrived: logged in, packets flow.
     Connected { server_key: PublicKey },
     /// A packet relayed from `src` (a WireGuard or disco packet, classify it as from UDP).
@@ -56,7 +56,7 @@ pub enum Event {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PeerGoneReason {
+pub(crate) enum PeerGoneReason {
     Disconnected,
     /// The server has no such peer (sent when it dropped a disco packet to it).
     NotHere,
@@ -65,7 +65,7 @@ pub enum PeerGoneReason {
 
 /// Why the connection must be dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DerpError {
+pub(crate) enum DerpError {
     /// The Host value would break the request head.
     InvalidHost,
     UpgradeHeadTooLarge,
@@ -116,7 +116,7 @@ impl std::error::Error for DerpError {}
 
 /// Why a send was refused; the connection itself is fine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendError {
+pub(crate) enum SendError {
     /// The server's key has not arrived yet, so we have not logged in.
     NotLoggedIn,
     /// Bigger than [`MAX_PACKET_LEN`].
@@ -162,7 +162,7 @@ enum State {
     Connected { server_key: PublicKey },
 }
 
-pub struct DerpClient {
+pub(crate) struct DerpClient {
     node_key: PrivateKey,
     /// Seals the one ClientInfo; from the OS's random source, supplied by the driver.
     client_info_nonce: Nonce,
@@ -181,6 +181,7 @@ impl fmt::Debug for DerpClient {
         f.debug_struct("DerpClient")
             .field("node_key", &self.node_key.public_key())
             .field("connected", &self.is_connected())
+            .field("server_key", &self.server_key())
             .finish_non_exhaustive()
     }
 }
@@ -189,7 +190,7 @@ impl DerpClient {
     /// A connection that logs in as `node_key` (the WireGuard key: DERP routes by node
     /// key). `host` is the Host header: the node's HostName, with `:port` unless 443. The
     /// upgrade request is queued in [`DerpClient::take_output`] at once.
-    pub fn new(
+    pub(crate) fn new(
         now: Instant,
         node_key: PrivateKey,
         host: &str,
@@ -209,12 +210,12 @@ impl DerpClient {
         })
     }
 
-    pub fn is_connected(&self) -> bool {
+    pub(crate) fn is_connected(&self) -> bool {
         matches!(self.state, State::Connected { .. })
     }
 
     /// The server's DERP key, once its greeting arrived.
-    pub fn server_key(&self) -> Option<PublicKey> {
+    pub(crate) fn server_key(&self) -> Option<PublicKey> {
         match &self.state {
             State::AwaitServerInfo { server_key, .. } | State::Connected { server_key } => {
                 Some(*server_key)
@@ -224,7 +225,7 @@ impl DerpClient {
     }
 
     /// Bytes read from the stream, cut anywhere.
-    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), DerpError> {
+    pub(crate) fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), DerpError> {
         self.last_received = now;
         if let State::AwaitUpgrade { head } = &mut self.state {
             head.extend_from_slice(bytes);
@@ -243,18 +244,18 @@ impl DerpClient {
     }
 
     #[must_use]
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub(crate) fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// Everything queued for the server since the last call.
-    pub fn take_output(&mut self) -> Vec<u8> {
+    pub(crate) fn take_output(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.output)
     }
 
     /// When [`DerpClient::handle_timeout`] must next be called.
     #[must_use]
-    pub fn poll_timeout(&self) -> Instant {
+    pub(crate) fn poll_timeout(&self) -> Instant {
         let silence = if self.is_connected() {
             self.last_received + READ_TIMEOUT
         } else {
@@ -267,7 +268,7 @@ impl DerpClient {
     }
 
     /// Fails once a deadline has passed: login, server silence or an unanswered ping.
-    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), DerpError> {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> Result<(), DerpError> {
         if !self.is_connected() && now >= self.started + LOGIN_TIMEOUT {
             return Err(DerpError::LoginTimeout);
         }
@@ -281,7 +282,7 @@ impl DerpClient {
     }
 
     /// Relays `packet` (a WireGuard or disco packet) to the node whose key is `dst`.
-    pub fn send_packet(
+    pub(crate) fn send_packet(
         &mut self,
         now: Instant,
         dst: PublicKey,
@@ -303,7 +304,7 @@ impl DerpClient {
 
     /// Tells the server whether it is our home DERP (it keeps stats; peers learn the home
     /// region from control, not from this).
-    pub fn note_preferred(&mut self, preferred: bool) -> Result<(), SendError> {
+    pub(crate) fn note_preferred(&mut self, preferred: bool) -> Result<(), SendError> {
         self.check_logged_in()?;
         append_frame(&mut self.output, FrameType::NotePreferred, &[&[u8::from(preferred)]]);
         Ok(())
@@ -311,7 +312,8 @@ impl DerpClient {
 
     /// Probes the connection; the answer is [`Event::PingAnswered`], silence for
     /// [`PING_TIMEOUT`] a [`DerpError::PingTimeout`]. A new ping replaces an outstanding one.
-    pub fn send_ping(&mut self, now: Instant, data: PingData) -> Result<(), SendError> {
+    #[cfg(test)]
+    pub(crate) fn send_ping(&mut self, now: Instant, data: PingData) -> Result<(), SendError> {
         self.check_logged_in()?;
         append_frame(&mut self.output, FrameType::Ping, &[&data]);
         self.ping = Some((data, now));

@@ -3,20 +3,20 @@
 
 use std::fmt;
 
-pub const HEADER_LEN: usize = 5;
+pub(crate) const HEADER_LEN: usize = 5;
 /// The largest payload this client accepts; a bigger frame means a broken or hostile stream.
-pub const MAX_FRAME_LEN: usize = 1 << 20;
+pub(crate) const MAX_FRAME_LEN: usize = 1 << 20;
 /// The largest packet (WireGuard or disco bytes) one SendPacket may carry.
-pub const MAX_PACKET_LEN: usize = 64 << 10;
-pub const KEY_LEN: usize = 32;
+pub(crate) const MAX_PACKET_LEN: usize = 64 << 10;
+pub(crate) const KEY_LEN: usize = 32;
 /// Opens the ServerKey frame: `"DERP🔑"`.
-pub const MAGIC: [u8; 8] = *b"DERP\xF0\x9F\x94\x91";
+pub(crate) const MAGIC: [u8; 8] = *b"DERP\xF0\x9F\x94\x91";
 
 /// Every frame type of protocol version 2, including the mesh ones a regular client never
 /// sends, so that logs can name what arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub enum FrameType {
+pub(crate) enum FrameType {
     ServerKey = 0x01,
     ClientInfo = 0x02,
     ServerInfo = 0x03,
@@ -55,43 +55,39 @@ impl FrameType {
         FrameType::Restarting,
     ];
 
-    pub fn from_byte(byte: u8) -> Option<FrameType> {
+    pub(crate) fn from_byte(byte: u8) -> Option<FrameType> {
         FrameType::ALL.into_iter().find(|t| t.to_byte() == byte)
     }
 
-    pub fn to_byte(self) -> u8 {
+    pub(crate) fn to_byte(self) -> u8 {
         self as u8
     }
 }
 
 /// One received frame. The type stays a raw byte: unknown types are legal and skipped.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
+pub(crate) struct Frame {
     type_byte: u8,
     payload: Vec<u8>,
 }
 
 impl Frame {
     /// `None` for a type this protocol version does not define.
-    pub fn frame_type(&self) -> Option<FrameType> {
+    pub(crate) fn frame_type(&self) -> Option<FrameType> {
         FrameType::from_byte(self.type_byte)
     }
 
-    pub fn type_byte(&self) -> u8 {
-        self.type_byte
-    }
-
-    pub fn payload(&self) -> &[u8] {
+    pub(crate) fn payload(&self) -> &[u8] {
         &self.payload
     }
 
-    pub fn into_payload(self) -> Vec<u8> {
+    pub(crate) fn into_payload(self) -> Vec<u8> {
         self.payload
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OversizedFrame {
+pub(crate) struct OversizedFrame {
     pub type_byte: u8,
     pub len: usize,
 }
@@ -109,7 +105,7 @@ impl fmt::Display for OversizedFrame {
 impl std::error::Error for OversizedFrame {}
 
 /// Appends one frame whose payload is the concatenation of `parts`.
-pub fn append_frame(out: &mut Vec<u8>, frame_type: FrameType, parts: &[&[u8]]) {
+pub(crate) fn append_frame(out: &mut Vec<u8>, frame_type: FrameType, parts: &[&[u8]]) {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     out.push(frame_type.to_byte());
     out.extend_from_slice(&(len as u32).to_be_bytes());
@@ -120,18 +116,18 @@ pub fn append_frame(out: &mut Vec<u8>, frame_type: FrameType, parts: &[&[u8]]) {
 
 /// Reassembles frames from a byte stream cut anywhere.
 #[derive(Debug, Default)]
-pub struct FrameReader {
+pub(crate) struct FrameReader {
     buffered: Vec<u8>,
     /// Bytes at the front of `buffered` already returned as frames.
     consumed: usize,
 }
 
 impl FrameReader {
-    pub fn new() -> FrameReader {
+    pub(crate) fn new() -> FrameReader {
         FrameReader::default()
     }
 
-    pub fn push(&mut self, bytes: &[u8]) {
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
         self.buffered.drain(..self.consumed);
         self.consumed = 0;
         self.buffered.extend_from_slice(bytes);
@@ -139,7 +135,7 @@ impl FrameReader {
 
     /// The next complete frame, `Ok(None)` until one has fully arrived. An oversized
     /// header is an error as soon as it is seen, before its payload is buffered.
-    pub fn next_frame(&mut self) -> Result<Option<Frame>, OversizedFrame> {
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, OversizedFrame> {
         let rest = &self.buffered[self.consumed..];
         let Some((header, after)) = rest.split_first_chunk::<HEADER_LEN>() else {
             return Ok(None);

@@ -8,11 +8,13 @@ mod frame;
 #[cfg(test)]
 mod tests;
 
-pub use client::{
-    DerpClient, DerpError, Event, PeerGoneReason, PingData, SendError, LOGIN_TIMEOUT, PING_TIMEOUT,
-    PROTOCOL_VERSION, READ_TIMEOUT,
-};
-pub use frame::{
+pub(crate) use client::{DerpClient, DerpError, Event, PeerGoneReason, LOGIN_TIMEOUT};
+
+// Named by tests (and fuzz targets) only; the daemon reaches them through the types above.
+#[cfg(test)]
+pub(crate) use client::{SendError, PING_TIMEOUT, READ_TIMEOUT};
+#[cfg(test)]
+pub(crate) use frame::{
     append_frame, Frame, FrameReader, FrameType, OversizedFrame, HEADER_LEN, KEY_LEN, MAGIC,
     MAX_FRAME_LEN, MAX_PACKET_LEN,
 };

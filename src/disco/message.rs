@@ -7,13 +7,13 @@ use crate::keys::PublicKey;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-pub const TX_ID_LEN: usize = 12;
+pub(crate) const TX_ID_LEN: usize = 12;
 /// Random transaction id pairing a Pong with its Ping.
-pub type TxId = [u8; TX_ID_LEN];
+pub(crate) type TxId = [u8; TX_ID_LEN];
 
 /// The largest plaintext that still fits one UDP datagram (or one DERP packet) once sealed;
 /// anything longer cannot have come off the wire and is refused before looking inside.
-pub const MAX_PLAINTEXT_LEN: usize = 65_535 - super::packet::OVERHEAD;
+pub(crate) const MAX_PLAINTEXT_LEN: usize = 65_535 - super::packet::OVERHEAD;
 
 const TYPE_PING: u8 = 0x01;
 const TYPE_PONG: u8 = 0x02;
@@ -26,7 +26,7 @@ const KEY_LEN: usize = 32;
 const ENDPOINT_LEN: usize = 18;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Message {
+pub(crate) enum Message {
     Ping(Ping),
     Pong(Pong),
     CallMeMaybe(CallMeMaybe),
@@ -34,7 +34,7 @@ pub enum Message {
 
 /// "Are you there on this path?" — sent to every candidate address and over DERP.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ping {
+pub(crate) struct Ping {
     tx_id: TxId,
     node_key: Option<PublicKey>,
     padding: usize,
@@ -42,19 +42,19 @@ pub struct Ping {
 
 /// The answer, telling the pinger which address its ping came from (a free STUN result).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pong {
+pub(crate) struct Pong {
     tx_id: TxId,
     src: SocketAddr,
 }
 
 /// "Ping me at these addresses now": sent over DERP so both sides punch at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallMeMaybe {
+pub(crate) struct CallMeMaybe {
     endpoints: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageError {
+pub(crate) enum MessageError {
     /// Shorter than the type and version bytes, or than the type's fixed body.
     Truncated { len: usize },
     /// Longer than any sealed datagram can carry.
@@ -90,55 +90,57 @@ impl std::error::Error for MessageError {}
 impl Ping {
     /// A ping from the node whose WireGuard key is `node_key`, with `padding` zero bytes
     /// after it (for path-MTU probes). `None` if the padding makes it unsendable.
-    pub fn new(tx_id: TxId, node_key: PublicKey, padding: usize) -> Option<Ping> {
+    pub(crate) fn new(tx_id: TxId, node_key: PublicKey, padding: usize) -> Option<Ping> {
         let len = HEADER_LEN + TX_ID_LEN + KEY_LEN + padding;
         (len <= MAX_PLAINTEXT_LEN).then_some(Ping { tx_id, node_key: Some(node_key), padding })
     }
 
-    pub fn tx_id(&self) -> TxId {
+    pub(crate) fn tx_id(&self) -> TxId {
         self.tx_id
     }
 
     /// The sender's node key; `None` from clients older than Tailscale 1.16.
-    pub fn node_key(&self) -> Option<PublicKey> {
+    pub(crate) fn node_key(&self) -> Option<PublicKey> {
         self.node_key
     }
 
-    pub fn padding(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn padding(&self) -> usize {
         self.padding
     }
 }
 
 impl Pong {
-    pub fn new(tx_id: TxId, src: SocketAddr) -> Pong {
+    pub(crate) fn new(tx_id: TxId, src: SocketAddr) -> Pong {
         Pong { tx_id, src }
     }
 
-    pub fn tx_id(&self) -> TxId {
+    pub(crate) fn tx_id(&self) -> TxId {
         self.tx_id
     }
 
     /// Where the answered ping came from, as the ponging node saw it.
-    pub fn src(&self) -> SocketAddr {
+    #[cfg(test)]
+    pub(crate) fn src(&self) -> SocketAddr {
         self.src
     }
 }
 
 impl CallMeMaybe {
     /// `None` if the list would not fit one datagram.
-    pub fn new(endpoints: Vec<SocketAddr>) -> Option<CallMeMaybe> {
+    pub(crate) fn new(endpoints: Vec<SocketAddr>) -> Option<CallMeMaybe> {
         let len = HEADER_LEN + ENDPOINT_LEN * endpoints.len();
         (len <= MAX_PLAINTEXT_LEN).then_some(CallMeMaybe { endpoints })
     }
 
-    pub fn endpoints(&self) -> &[SocketAddr] {
+    pub(crate) fn endpoints(&self) -> &[SocketAddr] {
         &self.endpoints
     }
 }
 
 impl Message {
     /// The plaintext to seal (always version 0).
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match self {
             Message::Ping(ping) => {
@@ -168,7 +170,7 @@ impl Message {
     /// harmless today: a version other than 0 is refused (Go ignores it for Ping and Pong;
     /// every sender writes 0), and a ragged CallMeMaybe is an error where Go reads an empty
     /// list (either way no endpoint is acted on).
-    pub fn decode(plaintext: &[u8]) -> Result<Message, MessageError> {
+    pub(crate) fn decode(plaintext: &[u8]) -> Result<Message, MessageError> {
         let len = plaintext.len();
         if len > MAX_PLAINTEXT_LEN {
             return Err(MessageError::Oversized { len });

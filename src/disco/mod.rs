@@ -8,10 +8,14 @@ mod packet;
 #[cfg(test)]
 mod tests;
 
-pub use message::{
-    CallMeMaybe, Message, MessageError, Ping, Pong, TxId, MAX_PLAINTEXT_LEN, TX_ID_LEN,
-};
-pub use packet::{
-    looks_like_disco, sender, DiscoKey, PacketError, PeerSession, HEADER_LEN, MAGIC,
-    MAX_PACKET_LEN, OVERHEAD,
-};
+pub(crate) use message::{CallMeMaybe, Message, Ping, Pong, TxId};
+/// The magic that starts every disco packet; tests and fuzz seeds build packets with it.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use packet::MAGIC;
+pub(crate) use packet::{looks_like_disco, sender, DiscoKey, PeerSession};
+
+// Named by tests (and fuzz targets) only; the daemon reaches them through the types above.
+#[cfg(test)]
+pub(crate) use message::{MessageError, MAX_PLAINTEXT_LEN, TX_ID_LEN};
+#[cfg(test)]
+pub(crate) use packet::{PacketError, HEADER_LEN, MAX_PACKET_LEN, OVERHEAD};

@@ -7,17 +7,17 @@ use crate::keys::{PrivateKey, PublicKey};
 use crate::naclbox::{self, Nonce, OpenError, SharedBox};
 use std::fmt;
 
-pub const MAGIC: [u8; 6] = *b"TS\xF0\x9F\x92\xAC";
+pub(crate) const MAGIC: [u8; 6] = *b"TS\xF0\x9F\x92\xAC";
 const KEY_LEN: usize = 32;
 /// Magic and sender key: enough to tell disco from WireGuard and to pick the peer.
-pub const HEADER_LEN: usize = MAGIC.len() + KEY_LEN;
+pub(crate) const HEADER_LEN: usize = MAGIC.len() + KEY_LEN;
 /// Everything around the plaintext.
-pub const OVERHEAD: usize = HEADER_LEN + naclbox::OVERHEAD;
+pub(crate) const OVERHEAD: usize = HEADER_LEN + naclbox::OVERHEAD;
 /// The largest packet: one full UDP datagram (a DERP packet may not be larger either).
-pub const MAX_PACKET_LEN: usize = 65_535;
+pub(crate) const MAX_PACKET_LEN: usize = 65_535;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PacketError {
+pub(crate) enum PacketError {
     /// No disco magic: a WireGuard (or other) packet.
     NotDisco,
     /// Too short for header, nonce and tag.
@@ -51,13 +51,13 @@ impl std::error::Error for PacketError {}
 
 /// Cheap demultiplexing test for a datagram on the shared socket (disco.md §4, step 3):
 /// the magic and room for a sender key. The full parse needs more.
-pub fn looks_like_disco(datagram: &[u8]) -> bool {
+pub(crate) fn looks_like_disco(datagram: &[u8]) -> bool {
     datagram.len() >= HEADER_LEN && datagram.starts_with(&MAGIC)
 }
 
 /// The sender's disco public key, read without any crypto so the receiver can find the
 /// peer (and drop unknown senders) before spending an X25519 operation.
-pub fn sender(packet: &[u8]) -> Result<PublicKey, PacketError> {
+pub(crate) fn sender(packet: &[u8]) -> Result<PublicKey, PacketError> {
     check_frame(packet)?;
     let key = &packet[MAGIC.len()..HEADER_LEN];
     Ok(PublicKey(key.try_into().map_err(|_| PacketError::Truncated { len: packet.len() })?))
@@ -83,28 +83,24 @@ fn check_frame(packet: &[u8]) -> Result<(), PacketError> {
 
 /// This node's disco key pair, new at every start. The private half never leaves: all
 /// that goes out is the public key and boxes made with [`DiscoKey::session`].
-pub struct DiscoKey {
+pub(crate) struct DiscoKey {
     private: PrivateKey,
     public: PublicKey,
 }
 
 impl DiscoKey {
-    /// A fresh key pair from the OS's random source.
-    pub fn generate() -> Result<DiscoKey, String> {
-        PrivateKey::generate().map(DiscoKey::from_private)
-    }
-
-    pub fn from_private(private: PrivateKey) -> DiscoKey {
+    pub(crate) fn from_private(private: PrivateKey) -> DiscoKey {
         let public = private.public_key();
         DiscoKey { private, public }
     }
 
-    pub fn public(&self) -> PublicKey {
+    #[cfg(test)]
+    pub(crate) fn public(&self) -> PublicKey {
         self.public
     }
 
     /// The precomputed box to and from `peer` (its disco public key from the netmap).
-    pub fn session(&self, peer: PublicKey) -> PeerSession {
+    pub(crate) fn session(&self, peer: PublicKey) -> PeerSession {
         PeerSession { ours: self.public, peer, shared: SharedBox::new(&self.private, &peer) }
     }
 }
@@ -117,19 +113,15 @@ impl fmt::Debug for DiscoKey {
 
 /// Seals messages to one peer and opens that peer's packets.
 #[derive(Debug)]
-pub struct PeerSession {
+pub(crate) struct PeerSession {
     ours: PublicKey,
     peer: PublicKey,
     shared: SharedBox,
 }
 
 impl PeerSession {
-    pub fn peer(&self) -> PublicKey {
-        self.peer
-    }
-
     /// The whole packet carrying `message`, sealed with the caller's random `nonce`.
-    pub fn seal(&self, nonce: &Nonce, message: &Message) -> Vec<u8> {
+    pub(crate) fn seal(&self, nonce: &Nonce, message: &Message) -> Vec<u8> {
         let mut packet = Vec::with_capacity(OVERHEAD + 64);
         packet.extend_from_slice(&MAGIC);
         packet.extend_from_slice(&self.ours.0);
@@ -138,7 +130,7 @@ impl PeerSession {
     }
 
     /// The message in a packet from this session's peer.
-    pub fn open(&self, packet: &[u8]) -> Result<Message, PacketError> {
+    pub(crate) fn open(&self, packet: &[u8]) -> Result<Message, PacketError> {
         if sender(packet)? != self.peer {
             return Err(PacketError::WrongSender);
         }

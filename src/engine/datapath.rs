@@ -42,7 +42,12 @@ fn proves_peer_keys(message_type: Option<u8>, answer: &TunnResult) -> bool {
 
 impl Engine {
     /// A packet the kernel routed into the tunnel: pick the peer by destination, encrypt, send.
-    pub fn handle_tun_packet(&mut self, now: Instant, packet: &[u8], sink: &mut dyn PacketSink) {
+    pub(crate) fn handle_tun_packet(
+        &mut self,
+        now: Instant,
+        packet: &[u8],
+        sink: &mut dyn PacketSink,
+    ) {
         let header = match IpHeader::parse(packet) {
             Ok(header) => header,
             Err(_) => {
@@ -122,7 +127,7 @@ impl Engine {
     /// A UDP datagram from the network: demultiplex it to its peer, decrypt it in that peer's
     /// session, undo the peer's masquerade of our address and admit the packet to the kernel
     /// (or to a waiting ping). Each step ends the datagram's journey by returning early.
-    pub fn handle_datagram(
+    pub(crate) fn handle_datagram(
         &mut self,
         now: Instant,
         from: SocketAddr,
@@ -140,7 +145,7 @@ impl Engine {
     /// (by their magic prefix) go to disco first; WireGuard takes the same steps as over UDP,
     /// answers go back through the relay, and nothing it proves moves the peer's UDP endpoint
     /// (the relay's sender is not a UDP address).
-    pub fn handle_derp_datagram(
+    pub(crate) fn handle_derp_datagram(
         &mut self,
         now: Instant,
         region: RegionId,

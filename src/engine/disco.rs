@@ -104,13 +104,8 @@ impl Disco {
 }
 
 impl Engine {
-    /// This run's disco public key, for MapRequest.DiscoKey.
-    pub fn disco_public_key(&self) -> PublicKey {
-        self.disco.key.public()
-    }
-
     /// Our own candidate addresses (local interfaces, STUN results), offered in CallMeMaybe.
-    pub fn set_own_endpoints(&mut self, endpoints: Vec<SocketAddr>) {
+    pub(crate) fn set_own_endpoints(&mut self, endpoints: Vec<SocketAddr>) {
         self.disco.own_endpoints = endpoints;
     }
 
@@ -207,7 +202,7 @@ impl Engine {
 
     /// A disco packet that came over DERP region `region` from node `from` (the DERP driver
     /// hands these over before WireGuard sees them).
-    pub fn handle_disco_via_derp(
+    pub(crate) fn handle_disco_via_derp(
         &mut self,
         now: Instant,
         region: RegionId,

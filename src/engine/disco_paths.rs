@@ -11,20 +11,20 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// While the peer is in use, its best path is pinged this often (magicsock heartbeatInterval).
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3);
+pub(super) const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3);
 /// A pong makes its path the only one used until this long after (trustUDPAddrDuration).
-pub const TRUST_DURATION: Duration = Duration::from_millis(6500);
+pub(super) const TRUST_DURATION: Duration = Duration::from_millis(6500);
 /// Discovery pings to one address are at least this far apart (discoPingInterval).
-pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+pub(super) const PING_INTERVAL: Duration = Duration::from_secs(5);
 /// A ping unanswered this long is forgotten (pingTimeoutDuration).
-pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// No traffic to the peer for this long: heartbeats stop (sessionActiveTimeout). Addresses
 /// learned only from the peer's pings are forgotten after it too.
-pub const SESSION_ACTIVE_TIMEOUT: Duration = Duration::from_secs(45);
+pub(super) const SESSION_ACTIVE_TIMEOUT: Duration = Duration::from_secs(45);
 /// Even with a proven path, all candidates are re-pinged this often (upgradeUDPDirectInterval)…
-pub const UPGRADE_INTERVAL: Duration = Duration::from_secs(60);
+pub(super) const UPGRADE_INTERVAL: Duration = Duration::from_secs(60);
 /// …unless the best path is already this fast (goodEnoughLatency).
-pub const GOOD_ENOUGH_LATENCY: Duration = Duration::from_millis(5);
+pub(super) const GOOD_ENOUGH_LATENCY: Duration = Duration::from_millis(5);
 /// Candidates kept per peer; addresses learned from pings beyond it are dropped first.
 const MAX_CANDIDATES: usize = 100;
 /// Pings in flight per peer; the oldest is forgotten beyond it.
@@ -88,7 +88,7 @@ struct BestPath {
 
 /// What a pong meant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PongOutcome {
+pub(super) enum PongOutcome {
     /// No ping of ours in flight has this transaction id (late, duplicate or made up).
     Unknown,
     /// Our ping's id, but it came back from another address than we sent it to: proves nothing.
@@ -99,14 +99,14 @@ pub enum PongOutcome {
 
 /// Pings to send now.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Probe {
+pub(super) struct Probe {
     pub pings: Vec<(SocketAddr, TxId)>,
     /// Discovery pings went out: tell the peer (over DERP) to ping us back at once.
     pub call_me_maybe: bool,
 }
 
 #[derive(Debug)]
-pub struct DiscoPaths {
+pub(super) struct DiscoPaths {
     candidates: Vec<Candidate>,
     in_flight: Vec<SentPing>,
     best: Option<BestPath>,
@@ -120,7 +120,7 @@ pub struct DiscoPaths {
 }
 
 impl DiscoPaths {
-    pub fn new(endpoints: &[SocketAddr]) -> DiscoPaths {
+    pub(super) fn new(endpoints: &[SocketAddr]) -> DiscoPaths {
         let mut paths = DiscoPaths {
             candidates: Vec::new(),
             in_flight: Vec::new(),
@@ -135,7 +135,7 @@ impl DiscoPaths {
     }
 
     /// Control's list of the peer's endpoints changed.
-    pub fn set_endpoints(&mut self, endpoints: &[SocketAddr]) {
+    pub(super) fn set_endpoints(&mut self, endpoints: &[SocketAddr]) {
         for candidate in &mut self.candidates {
             candidate.from_netmap = endpoints.contains(&candidate.addr);
         }
@@ -158,13 +158,13 @@ impl DiscoPaths {
     }
 
     /// The proven path WireGuard should use now, if any.
-    pub fn trusted_best(&self, now: Instant) -> Option<SocketAddr> {
+    pub(super) fn trusted_best(&self, now: Instant) -> Option<SocketAddr> {
         self.best.filter(|b| now < b.trusted_until).map(|b| b.addr)
     }
 
     /// Traffic is going to the peer. Returns whether the engine should run [`Self::discover`]
     /// now: no path is trusted. Arms the heartbeat if it was idle.
-    pub fn note_send(&mut self, now: Instant) -> bool {
+    pub(super) fn note_send(&mut self, now: Instant) -> bool {
         self.last_send = Some(now);
         if self.next_heartbeat.is_none() {
             self.next_heartbeat = Some(now + HEARTBEAT_INTERVAL);
@@ -173,18 +173,18 @@ impl DiscoPaths {
     }
 
     /// Whether traffic went to the peer within the session timeout (tailscale's `Active`).
-    pub fn is_active(&self, now: Instant) -> bool {
+    pub(super) fn is_active(&self, now: Instant) -> bool {
         self.last_send.is_some_and(|at| now.saturating_duration_since(at) < SESSION_ACTIVE_TIMEOUT)
     }
 
     /// When [`Self::heartbeat`] is due; `None` while the peer is idle.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
         self.next_heartbeat
     }
 
     /// The heartbeat timer: keeps the best path proven while the peer is in use, searches for
     /// a better one when it is missing, slow or old, and goes quiet once the peer is idle.
-    pub fn heartbeat(&mut self, now: Instant, tx_ids: &mut dyn FnMut() -> TxId) -> Probe {
+    pub(super) fn heartbeat(&mut self, now: Instant, tx_ids: &mut dyn FnMut() -> TxId) -> Probe {
         if self.next_heartbeat.is_none_or(|at| now < at) {
             return Probe::default();
         }
@@ -219,7 +219,7 @@ impl DiscoPaths {
     }
 
     /// Pings every candidate not pinged in the last [`PING_INTERVAL`].
-    pub fn discover(&mut self, now: Instant, tx_ids: &mut dyn FnMut() -> TxId) -> Probe {
+    pub(super) fn discover(&mut self, now: Instant, tx_ids: &mut dyn FnMut() -> TxId) -> Probe {
         self.forget_stale(now);
         let due: Vec<SocketAddr> =
             self.candidates.iter().filter(|c| c.due_for_ping(now)).map(|c| c.addr).collect();
@@ -256,7 +256,7 @@ impl DiscoPaths {
     }
 
     /// A pong from `from`, authenticated by the peer's disco key.
-    pub fn on_pong(&mut self, now: Instant, tx_id: TxId, from: SocketAddr) -> PongOutcome {
+    pub(super) fn on_pong(&mut self, now: Instant, tx_id: TxId, from: SocketAddr) -> PongOutcome {
         self.in_flight.retain(|p| now.saturating_duration_since(p.at) < PING_TIMEOUT);
         let Some(at) = self.in_flight.iter().position(|p| p.tx_id == tx_id) else {
             return PongOutcome::Unknown;
@@ -279,7 +279,7 @@ impl DiscoPaths {
     }
 
     /// The peer pinged us from `from`: an address its NAT opened, worth pinging back.
-    pub fn on_ping(&mut self, now: Instant, from: SocketAddr) {
+    pub(super) fn on_ping(&mut self, now: Instant, from: SocketAddr) {
         if self.candidates.len() >= MAX_CANDIDATES
             && !self.candidates.iter().any(|c| c.addr == from)
         {
@@ -293,7 +293,7 @@ impl DiscoPaths {
 
     /// Whether a pong may go out now (a per-peer budget; a flood of valid pings from many
     /// sources cannot make us seal without bound).
-    pub fn allow_pong(&mut self, now: Instant) -> bool {
+    pub(super) fn allow_pong(&mut self, now: Instant) -> bool {
         match &mut self.pong_window {
             Some((start, count))
                 if now.saturating_duration_since(*start) < Duration::from_secs(1) =>
@@ -310,7 +310,7 @@ impl DiscoPaths {
 
     /// The peer asks to be pinged at `endpoints` now (its CallMeMaybe): they replace the ones
     /// its previous CallMeMaybe listed, and every candidate becomes due for a ping.
-    pub fn on_call_me_maybe(&mut self, endpoints: &[SocketAddr]) {
+    pub(super) fn on_call_me_maybe(&mut self, endpoints: &[SocketAddr]) {
         for candidate in &mut self.candidates {
             candidate.from_call_me_maybe = false;
             candidate.pinged_at = None;

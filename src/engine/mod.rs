@@ -9,10 +9,10 @@ mod disco;
 mod disco_paths;
 mod path;
 mod peers;
-pub mod ping;
+pub(crate) mod ping;
 #[cfg(test)]
 mod scale_tests;
-pub mod status;
+pub(crate) mod status;
 mod tsmp;
 
 use crate::control::tailcfg::RegionId;
@@ -25,7 +25,9 @@ use crate::wall_clock::WallClock;
 use crate::wg::allowed_ips::AllowedIps;
 use crate::wg::gate::HandshakeGate;
 use crate::wg::timers::Schedule;
-pub use peers::NetmapChange;
+pub(crate) use peers::NetmapChange;
+
+// Named by tests (and fuzz targets) only; the daemon reaches them through the types above.
 use peers::PeerState;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -33,19 +35,17 @@ use std::time::{Instant, SystemTime};
 
 /// Where the engine's output goes: the event loop's sockets, DERP connections and TUN in the
 /// daemon, a recorder in tests.
-pub trait PacketSink {
+pub(crate) trait PacketSink {
     fn send_udp(&mut self, to: SocketAddr, datagram: &[u8]);
     /// Relays `datagram` to the node `to` through the DERP server of `region`.
     fn send_derp(&mut self, region: RegionId, to: PublicKey, datagram: &[u8]);
     fn write_tun(&mut self, packet: &[u8]);
 }
 
-pub use path::Path;
-
 /// Datagrams and packets dropped, by reason: silent on the wire, visible in `weft status --json`.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct Drops {
+pub(crate) struct Drops {
     /// Outbound packet to an address no peer's AllowedIPs cover.
     pub no_route: u64,
     /// Outbound packet that is not IPv4/IPv6 or is truncated.
@@ -85,7 +85,7 @@ pub struct Drops {
 /// [`Engine::new`], so the same environment and inputs replay the same run (the pattern of
 /// `control::client::Environment`).
 #[derive(Clone, Debug)]
-pub struct Environment {
+pub(crate) struct Environment {
     /// Where local session indexes start; only the low 24 bits count. The daemon makes it
     /// random, so a restarted daemon doesn't reuse the previous run's indexes, which peers
     /// might still hold in old sessions.
@@ -101,9 +101,9 @@ pub struct Environment {
 }
 
 /// Largest IP packet we accept from the TUN or produce for it.
-pub const MAX_PACKET: usize = 65535;
+pub(crate) const MAX_PACKET: usize = 65535;
 
-pub struct Engine {
+pub(crate) struct Engine {
     /// The running netmap but for its peers, which live in `peers` alone (this `peers` list
     /// stays empty), so that a change to one peer touches one entry.
     netmap: Netmap,
@@ -138,7 +138,7 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(netmap: Netmap, now: Instant, environment: Environment) -> Engine {
+    pub(crate) fn new(netmap: Netmap, now: Instant, environment: Environment) -> Engine {
         let handshake_gate = HandshakeGate::new(&netmap.self_node.private_key);
         let mut engine = Engine {
             netmap: Netmap::new(netmap.self_node.clone()),
@@ -166,22 +166,22 @@ impl Engine {
         engine
     }
 
-    pub fn self_node(&self) -> &SelfNode {
+    pub(crate) fn self_node(&self) -> &SelfNode {
         &self.netmap.self_node
     }
 
     /// The DERP regions of the running netmap, if control sent any.
-    pub fn derp_map(&self) -> Option<&DerpMap> {
+    pub(crate) fn derp_map(&self) -> Option<&DerpMap> {
         self.netmap.derp_map.as_ref()
     }
 
-    pub fn peer_count(&self) -> usize {
+    pub(crate) fn peer_count(&self) -> usize {
         self.peers.len()
     }
 
     /// The running netmap, reassembled with its peers sorted by key. It copies every peer:
     /// for inspection and tests, not for every change.
-    pub fn netmap(&self) -> Netmap {
+    pub(crate) fn netmap(&self) -> Netmap {
         let mut peers: Vec<_> = self.peers.values().map(|state| state.config.clone()).collect();
         peers.sort_by_key(|peer| peer.public_key);
         Netmap { peers, ..self.netmap.clone() }
@@ -189,27 +189,28 @@ impl Engine {
 
     /// Every destination routed into the tunnel: all peers' AllowedIPs as networks, each once,
     /// sorted.
-    pub fn routes(&self) -> Vec<Prefix> {
+    pub(crate) fn routes(&self) -> Vec<Prefix> {
         let mut routes: Vec<Prefix> = self.routes.prefixes().collect();
         routes.sort_unstable();
         routes
     }
 
     /// Replaces the problems reported by the platform layer (routing, TUN, sockets).
-    pub fn set_health(&mut self, problems: Vec<String>) {
+    pub(crate) fn set_health(&mut self, problems: Vec<String>) {
         self.health = problems;
     }
 
     /// Shields up: every new inbound flow is dropped, whatever the packet filter allows.
-    pub fn set_shields_up(&mut self, on: bool) {
+    pub(crate) fn set_shields_up(&mut self, on: bool) {
         self.filter.set_shields_up(on);
     }
 
-    pub fn shields_up(&self) -> bool {
+    pub(crate) fn shields_up(&self) -> bool {
         self.filter.shields_up()
     }
 
-    pub fn drops(&self) -> &Drops {
+    #[cfg(test)]
+    pub(crate) fn drops(&self) -> &Drops {
         &self.drops
     }
 
@@ -220,7 +221,7 @@ impl Engine {
 
     /// The earliest time [`Engine::handle_timeout`] must run; `None` when nothing is pending.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         [self.schedule.poll_timeout(), self.pings.poll_timeout(), self.disco_poll_timeout()]
             .into_iter()
             .flatten()
@@ -229,7 +230,7 @@ impl Engine {
 
     /// Runs WireGuard timers and disco heartbeats that are due and expires pings that went
     /// unanswered.
-    pub fn handle_timeout(&mut self, now: Instant, sink: &mut dyn PacketSink) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant, sink: &mut dyn PacketSink) {
         self.run_due_timers(now, sink);
         self.run_disco_heartbeats(now, sink);
         self.pings.expire(now);

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 /// Where a peer's packets go now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Path {
+pub(crate) enum Path {
     Udp(SocketAddr),
     /// Through the relay of this region, addressed by the peer's node key.
     Derp(RegionId),
@@ -33,7 +33,7 @@ pub(super) enum Source {
 
 impl Source {
     /// The source as a socket address; DERP regions as tailscale's magic address.
-    pub fn addr(&self) -> SocketAddr {
+    pub(super) fn addr(&self) -> SocketAddr {
         match self {
             Source::Udp(addr) => *addr,
             Source::Derp { region, .. } => SocketAddr::new(IpAddr::V4(DERP_MAGIC_IP), *region),
@@ -41,7 +41,7 @@ impl Source {
     }
 
     /// The UDP address, when there is one: only those may become a peer's endpoint.
-    pub fn udp(&self) -> Option<SocketAddr> {
+    pub(super) fn udp(&self) -> Option<SocketAddr> {
         match self {
             Source::Udp(addr) => Some(*addr),
             Source::Derp { .. } => None,
@@ -49,7 +49,7 @@ impl Source {
     }
 
     /// Sends `datagram` back to where this source's packet came from.
-    pub fn reply(&self, sink: &mut dyn PacketSink, datagram: &[u8]) {
+    pub(super) fn reply(&self, sink: &mut dyn PacketSink, datagram: &[u8]) {
         match self {
             Source::Udp(addr) => sink.send_udp(*addr, datagram),
             Source::Derp { region, key } => sink.send_derp(*region, *key, datagram),
@@ -65,7 +65,7 @@ impl PeerState {
     /// A plain WireGuard peer (no disco, no relay: a static config's or control's
     /// WireGuard-only peer) trusts its configured endpoint; a Tailscale node's candidates are
     /// not trusted, even before its home region is known.
-    pub fn path_for(&self, now: Instant) -> Path {
+    pub(super) fn path_for(&self, now: Instant) -> Path {
         if let Some(direct) = self.disco.as_ref().and_then(|d| d.paths.trusted_best(now)) {
             return Path::Udp(direct);
         }
@@ -81,13 +81,13 @@ impl PeerState {
 
     /// The direct address in use and proven (tailscale's `CurAddr`): a pong's path, or where
     /// authenticated WireGuard came from; never a merely configured or listed endpoint.
-    pub fn proven_direct(&self, now: Instant) -> Option<SocketAddr> {
+    pub(super) fn proven_direct(&self, now: Instant) -> Option<SocketAddr> {
         let by_disco = self.disco.as_ref().and_then(|d| d.paths.trusted_best(now));
         by_disco.or(self.endpoint.filter(|_| self.endpoint_proven))
     }
 
     /// Sends `datagram` along [`PeerState::path_for`]; false when there is no path.
-    pub fn send(&self, now: Instant, sink: &mut dyn PacketSink, datagram: &[u8]) -> bool {
+    pub(super) fn send(&self, now: Instant, sink: &mut dyn PacketSink, datagram: &[u8]) -> bool {
         match self.path_for(now) {
             Path::Udp(addr) => sink.send_udp(addr, datagram),
             Path::Derp(region) => sink.send_derp(region, self.config.public_key, datagram),

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 /// A peer as the engine runs it.
-pub struct PeerState {
+pub(super) struct PeerState {
     pub config: Peer,
     pub session: Session,
     pub clock: Clock,
@@ -37,7 +37,7 @@ pub struct PeerState {
 
 /// What a netmap change did, for logs and for deciding whether the OS routes need touching.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct NetmapChange {
+pub(crate) struct NetmapChange {
     pub added: usize,
     pub removed: usize,
     pub updated: usize,
@@ -49,7 +49,7 @@ pub struct NetmapChange {
 impl Engine {
     /// Applies `netmap`: new peers get sessions, vanished ones lose theirs, and peers whose key
     /// material is unchanged keep their running session (only endpoints and routes move).
-    pub fn apply_netmap(&mut self, netmap: Netmap, now: Instant) -> NetmapChange {
+    pub(crate) fn apply_netmap(&mut self, netmap: Netmap, now: Instant) -> NetmapChange {
         let Netmap { peers, self_node, domain, user_profiles, derp_map, packet_filter, dns } =
             netmap;
         let mut change = NetmapChange::default();
@@ -89,7 +89,7 @@ impl Engine {
     }
 
     /// Applies a change to the named peers only; everything else stays as it is.
-    pub fn apply_peer_delta(&mut self, delta: PeerDelta, now: Instant) -> NetmapChange {
+    pub(crate) fn apply_peer_delta(&mut self, delta: PeerDelta, now: Instant) -> NetmapChange {
         let mut change = NetmapChange::default();
         for key in &delta.remove {
             self.remove_peer(key, &mut change);

@@ -10,13 +10,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// Identifies one ping request across the local API.
-pub type PingId = u64;
+pub(crate) type PingId = u64;
 
 const PAYLOAD: &[u8] = b"weft ping";
 
 /// What a ping sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PingKind {
+pub(crate) enum PingKind {
     /// An ICMP echo request, answered by the peer's OS.
     Icmp,
     /// A TSMP ping, answered by the peer's daemon.
@@ -26,7 +26,7 @@ pub enum PingKind {
 impl PingKind {
     /// The local API's `type=` value (tailscale's names, any case); `None` for one weft does
     /// not send.
-    pub fn from_api_name(name: &str) -> Option<PingKind> {
+    pub(crate) fn from_api_name(name: &str) -> Option<PingKind> {
         match name.to_ascii_lowercase().as_str() {
             "icmp" => Some(PingKind::Icmp),
             "tsmp" => Some(PingKind::Tsmp),
@@ -37,7 +37,7 @@ impl PingKind {
 
 /// The answer to one ping, shaped like tailscale's `PingResult` JSON.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct PingResult {
+pub(crate) struct PingResult {
     #[serde(rename = "IP")]
     pub ip: String,
     #[serde(rename = "NodeIP")]
@@ -72,7 +72,7 @@ struct Pending {
 }
 
 /// Pings in flight and answers not yet collected.
-pub struct Pings {
+pub(crate) struct Pings {
     identifier: u16,
     next_sequence: u16,
     next_id: PingId,
@@ -82,7 +82,7 @@ pub struct Pings {
 
 impl Pings {
     /// `identifier` goes into every echo so replies to the kernel's own pings are left alone.
-    pub fn new(identifier: u16) -> Pings {
+    pub(crate) fn new(identifier: u16) -> Pings {
         Pings {
             identifier,
             next_sequence: 1,
@@ -93,12 +93,12 @@ impl Pings {
     }
 
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.pending.iter().map(|p| p.deadline).min()
     }
 
     /// Fails every ping whose deadline has passed.
-    pub fn expire(&mut self, now: Instant) {
+    pub(crate) fn expire(&mut self, now: Instant) {
         let (late, waiting): (Vec<_>, Vec<_>) =
             self.pending.drain(..).partition(|p| p.deadline <= now);
         self.pending = waiting;
@@ -112,7 +112,7 @@ impl Pings {
     /// If `packet` answers one of our pings, completes it and returns true (the kernel never
     /// sees it); otherwise false.
     #[must_use]
-    pub fn take_reply(&mut self, packet: &[u8], now: Instant, from: SocketAddr) -> bool {
+    pub(crate) fn take_reply(&mut self, packet: &[u8], now: Instant, from: SocketAddr) -> bool {
         let Some(echo) = parse_echo_reply(packet) else {
             return false;
         };
@@ -124,7 +124,12 @@ impl Pings {
 
     /// If `pong` answers one of our TSMP pings, completes it and returns true.
     #[must_use]
-    pub fn take_tsmp_pong(&mut self, pong: &TsmpPacket, now: Instant, from: SocketAddr) -> bool {
+    pub(crate) fn take_tsmp_pong(
+        &mut self,
+        pong: &TsmpPacket,
+        now: Instant,
+        from: SocketAddr,
+    ) -> bool {
         let TsmpMessage::Pong { data, peerapi_port } = pong.message else {
             return false;
         };
@@ -209,7 +214,8 @@ fn tsmp_data_fields(data: [u8; 8]) -> (Option<u16>, u16) {
 
 impl Engine {
     /// Sends one echo request to `target` through its peer's session.
-    pub fn start_ping(
+    #[cfg(test)]
+    pub(crate) fn start_ping(
         &mut self,
         now: Instant,
         target: IpAddr,
@@ -220,7 +226,7 @@ impl Engine {
     }
 
     /// Sends one ping of `kind` to `target` through its peer's session.
-    pub fn start_ping_of(
+    pub(crate) fn start_ping_of(
         &mut self,
         now: Instant,
         kind: PingKind,
@@ -258,7 +264,7 @@ impl Engine {
 
     /// The next finished ping, if any.
     #[must_use]
-    pub fn poll_ping(&mut self) -> Option<(PingId, PingResult)> {
+    pub(crate) fn poll_ping(&mut self) -> Option<(PingId, PingResult)> {
         self.pings.finished.pop_front()
     }
 }

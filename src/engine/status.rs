@@ -15,7 +15,7 @@ const ACTIVE_WINDOW: Duration = Duration::from_secs(45);
 
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct Status {
+pub(crate) struct Status {
     pub version: String,
     #[serde(rename = "TUN")]
     pub tun: bool,
@@ -55,7 +55,7 @@ pub struct Status {
 
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct CurrentTailnet {
+pub(crate) struct CurrentTailnet {
     pub name: String,
     #[serde(rename = "MagicDNSSuffix")]
     pub magic_dns_suffix: String,
@@ -65,7 +65,7 @@ pub struct CurrentTailnet {
 
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct UserStatus {
+pub(crate) struct UserStatus {
     #[serde(rename = "ID")]
     pub id: i64,
     pub login_name: String,
@@ -76,7 +76,7 @@ pub struct UserStatus {
 
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct PeerStatus {
+pub(crate) struct PeerStatus {
     #[serde(rename = "ID")]
     pub id: String,
     pub public_key: String,
@@ -112,7 +112,7 @@ pub struct PeerStatus {
 }
 
 impl Engine {
-    pub fn status(&self, now: Instant, tun: bool) -> Status {
+    pub(crate) fn status(&self, now: Instant, tun: bool) -> Status {
         let self_node = &self.netmap.self_node;
         let ips: Vec<String> = self_node.addresses.iter().map(|p| p.addr().to_string()).collect();
         let me = PeerStatus {
@@ -249,7 +249,7 @@ fn magic_dns_suffix(dns_name: &str) -> String {
 
 /// A time as tailscale's JSON writes it; `None` gives Go's zero time, which tailscale prints
 /// for "never".
-pub fn rfc3339(time: Option<SystemTime>) -> String {
+pub(crate) fn rfc3339(time: Option<SystemTime>) -> String {
     go_time::format(time.unwrap_or_else(go_time::go_zero_time))
 }
 

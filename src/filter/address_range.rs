@@ -7,14 +7,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// `first..=last`, both of one family. `IpAddr` orders every IPv4 address before every IPv6
 /// one, so an address of the other family is never inside.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AddrRange {
+pub(super) struct AddrRange {
     first: IpAddr,
     last: IpAddr,
 }
 
 /// What a rule's address text names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AddressPattern {
+pub(super) enum AddressPattern {
     /// `*`: every address of both families.
     Everything,
     Range(AddrRange),
@@ -23,17 +23,17 @@ pub enum AddressPattern {
 }
 
 impl AddrRange {
-    pub const ALL_V4: AddrRange = AddrRange {
+    pub(super) const ALL_V4: AddrRange = AddrRange {
         first: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         last: IpAddr::V4(Ipv4Addr::BROADCAST),
     };
-    pub const ALL_V6: AddrRange = AddrRange {
+    pub(super) const ALL_V6: AddrRange = AddrRange {
         first: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         last: IpAddr::V6(Ipv6Addr::from_bits(u128::MAX)),
     };
 
     /// Every address of `prefix` (its host bits ignored).
-    pub fn of_prefix(prefix: Prefix) -> AddrRange {
+    pub(super) fn of_prefix(prefix: Prefix) -> AddrRange {
         let network = prefix.network();
         let network_bits = u32::from(network.bits());
         let last = match network.addr() {
@@ -49,11 +49,11 @@ impl AddrRange {
         AddrRange { first: network.addr(), last }
     }
 
-    pub fn contains(&self, addr: IpAddr) -> bool {
+    pub(super) fn contains(&self, addr: IpAddr) -> bool {
         self.first <= addr && addr <= self.last
     }
 
-    pub fn overlaps(&self, other: &AddrRange) -> bool {
+    pub(super) fn overlaps(&self, other: &AddrRange) -> bool {
         self.first <= other.last && other.first <= self.last
     }
 }
@@ -62,7 +62,7 @@ impl AddressPattern {
     /// Parses the text of a `SrcIPs` entry or a `DstPorts` IP, as tailscaled's filter does: an
     /// IP, a CIDR whose host bits are clear, an inclusive `a-b` range of one family with
     /// `a <= b`, `*`, or `cap:<name>`.
-    pub fn parse(text: &str) -> Result<AddressPattern, String> {
+    pub(super) fn parse(text: &str) -> Result<AddressPattern, String> {
         if text == "*" {
             return Ok(AddressPattern::Everything);
         }
@@ -81,7 +81,7 @@ impl AddressPattern {
     }
 
     /// The ranges the pattern covers; none for a capability, which names no address.
-    pub fn ranges(self) -> impl Iterator<Item = AddrRange> {
+    pub(super) fn ranges(self) -> impl Iterator<Item = AddrRange> {
         let (first, second) = match self {
             AddressPattern::Everything => (Some(AddrRange::ALL_V4), Some(AddrRange::ALL_V6)),
             AddressPattern::Range(range) => (Some(range), None),

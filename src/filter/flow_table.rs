@@ -17,7 +17,7 @@ const WAYS: usize = 4;
 
 /// The addresses, ports and protocol of one direction of a flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct FlowKey {
+pub(crate) struct FlowKey {
     protocol: u8,
     src: IpAddr,
     src_port: u16,
@@ -28,7 +28,7 @@ pub struct FlowKey {
 impl FlowKey {
     /// The flow of a UDP or SCTP packet; `None` for protocols the table does not track (TCP
     /// replies pass as non-SYN segments, ICMP replies by their type).
-    pub fn of_tracked(view: &TransportView) -> Option<FlowKey> {
+    pub(crate) fn of_tracked(view: &TransportView) -> Option<FlowKey> {
         match view.transport {
             Transport::Udp(_) | Transport::Sctp(_) => FlowKey::of_ported(view),
             _ => None,
@@ -36,7 +36,7 @@ impl FlowKey {
     }
 
     /// The flow of a TCP, UDP or SCTP packet.
-    pub fn of_ported(view: &TransportView) -> Option<FlowKey> {
+    pub(crate) fn of_ported(view: &TransportView) -> Option<FlowKey> {
         let (Transport::Tcp { ports, .. } | Transport::Udp(ports) | Transport::Sctp(ports)) =
             view.transport
         else {
@@ -46,7 +46,7 @@ impl FlowKey {
         Some(FlowKey::new(view.protocol, (src, ports.src).into(), (dst, ports.dst).into()))
     }
 
-    pub fn new(protocol: u8, src: SocketAddr, dst: SocketAddr) -> FlowKey {
+    pub(crate) fn new(protocol: u8, src: SocketAddr, dst: SocketAddr) -> FlowKey {
         FlowKey {
             protocol,
             src: src.ip(),
@@ -57,7 +57,7 @@ impl FlowKey {
     }
 
     /// The key of the packets that answer this one.
-    pub fn reversed(self) -> FlowKey {
+    pub(crate) fn reversed(self) -> FlowKey {
         FlowKey {
             src: self.dst,
             src_port: self.dst_port,
@@ -76,7 +76,7 @@ struct Slot<V> {
 }
 
 /// Flows with a value each (`()` when only their existence counts).
-pub struct FlowTable<V: Copy = ()> {
+pub(crate) struct FlowTable<V: Copy = ()> {
     /// `buckets × WAYS` slots, bucket after bucket.
     slots: Vec<Option<Slot<V>>>,
     /// Keyed per process, so nobody can aim many flows at one bucket.
@@ -87,14 +87,14 @@ pub struct FlowTable<V: Copy = ()> {
 impl<V: Copy> FlowTable<V> {
     /// A table of `buckets` (rounded up to a power of two) × 4 flows, each forgotten after
     /// `idle_timeout` without a packet either way.
-    pub fn new(buckets: usize, idle_timeout: Duration) -> FlowTable<V> {
+    pub(crate) fn new(buckets: usize, idle_timeout: Duration) -> FlowTable<V> {
         let slot_count = buckets.max(1).next_power_of_two() * WAYS;
         FlowTable { slots: vec![None; slot_count], hasher: RandomState::new(), idle_timeout }
     }
 
     /// Remembers `key` (with `value`) as seen `now`, displacing the stalest slot of its bucket
     /// if it is new.
-    pub fn record(&mut self, now: Instant, key: FlowKey, value: V) {
+    pub(crate) fn record(&mut self, now: Instant, key: FlowKey, value: V) {
         let bucket = self.bucket_mut(&key);
         let index = match bucket.iter().position(|slot| slot.is_some_and(|s| s.key == key)) {
             Some(index) => index,
@@ -106,12 +106,12 @@ impl<V: Copy> FlowTable<V> {
     }
 
     /// True when `key` was seen within the idle timeout; counts as seeing it again.
-    pub fn refresh(&mut self, now: Instant, key: FlowKey) -> bool {
+    pub(crate) fn refresh(&mut self, now: Instant, key: FlowKey) -> bool {
         self.live_slot(now, key).map(|slot| slot.last_seen = now).is_some()
     }
 
     /// The value of `key` if it was seen within the idle timeout, forgetting the flow.
-    pub fn take(&mut self, now: Instant, key: FlowKey) -> Option<V> {
+    pub(crate) fn take(&mut self, now: Instant, key: FlowKey) -> Option<V> {
         let idle_timeout = self.idle_timeout;
         let bucket = self.bucket_mut(&key);
         let slot = bucket.iter_mut().find(|s| s.is_some_and(|s| s.key == key))?;
@@ -131,14 +131,14 @@ impl<V: Copy> FlowTable<V> {
 
     /// Flows remembered and not yet expired.
     #[cfg(test)]
-    pub fn live_count(&self, now: Instant) -> usize {
+    pub(crate) fn live_count(&self, now: Instant) -> usize {
         let is_live =
             |s: &&Slot<V>| now.saturating_duration_since(s.last_seen) <= self.idle_timeout;
         self.slots.iter().flatten().filter(is_live).count()
     }
 
     #[cfg(test)]
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.slots.len()
     }
 

@@ -22,7 +22,7 @@
 //! still pass — TCP by its flags, UDP and SCTP by the flow table, which is kept, ICMP by type.
 
 mod address_range;
-pub mod flow_table;
+pub(crate) mod flow_table;
 mod protocol_set;
 mod rule;
 #[cfg(test)]
@@ -48,7 +48,7 @@ const CLOUD_METADATA: IpAddr = IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254));
 /// IPv6 hop-by-hop options (extension headers are not walked) and the reserved protocol.
 const UNREADABLE_PROTOCOLS: [u8; 2] = [0, 255];
 
-pub struct Filter {
+pub(crate) struct Filter {
     /// `None`: no policy at all (a static config), so everything passes as in plain WireGuard.
     rules: Option<Vec<Rule>>,
     /// This node's addresses and the routes it serves: all a peer may send to.
@@ -59,14 +59,14 @@ pub struct Filter {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Accept,
     Drop(DropReason),
 }
 
 /// Why an inbound packet was dropped, one counter each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DropReason {
+pub(crate) enum DropReason {
     /// Not IPv4/IPv6, a transport header cut short, a fragment overlapping its header, or
     /// fragmented TSMP.
     Malformed,
@@ -87,7 +87,7 @@ pub enum DropReason {
 impl Filter {
     /// Compiles control's rules for a node whose own addresses (and served routes) are
     /// `local`. `None` allows everything.
-    pub fn new(rules: Option<&[FilterRule]>, local: &[Prefix]) -> Filter {
+    pub(crate) fn new(rules: Option<&[FilterRule]>, local: &[Prefix]) -> Filter {
         let flows = FlowTable::new(FLOW_BUCKETS, FLOW_IDLE_TIMEOUT);
         let mut filter = Filter { rules: None, local: Vec::new(), flows, shields_up: false };
         filter.replace_rules(rules, local);
@@ -96,7 +96,7 @@ impl Filter {
 
     /// Replaces rules and addresses but keeps the flow table, so sessions survive a netmap
     /// update. Entries that cannot be compiled are logged and skipped, as tailscaled does.
-    pub fn replace_rules(&mut self, rules: Option<&[FilterRule]>, local: &[Prefix]) {
+    pub(crate) fn replace_rules(&mut self, rules: Option<&[FilterRule]>, local: &[Prefix]) {
         self.local = local.iter().map(|&prefix| AddrRange::of_prefix(prefix)).collect();
         self.rules = rules.map(|wire| {
             let compiled = rule::compile(wire, &self.local);
@@ -106,17 +106,17 @@ impl Filter {
     }
 
     /// Raises or lowers the shields; the flow table is kept either way.
-    pub fn set_shields_up(&mut self, on: bool) {
+    pub(crate) fn set_shields_up(&mut self, on: bool) {
         self.shields_up = on;
     }
 
-    pub fn shields_up(&self) -> bool {
+    pub(crate) fn shields_up(&self) -> bool {
         self.shields_up
     }
 
     /// An outbound packet (from the TUN into the tunnel): a UDP or SCTP one makes its replies
     /// welcome. O(1) and allocation-free.
-    pub fn note_outbound(&mut self, now: Instant, packet: &[u8]) {
+    pub(crate) fn note_outbound(&mut self, now: Instant, packet: &[u8]) {
         let view = TransportView::parse(packet).ok();
         if let Some(key) = view.as_ref().and_then(FlowKey::of_tracked) {
             self.flows.record(now, key.reversed(), ());
@@ -125,7 +125,7 @@ impl Filter {
 
     /// An inbound packet (decrypted, source already checked against the peer's AllowedIPs).
     #[must_use]
-    pub fn check_inbound(&mut self, now: Instant, packet: &[u8]) -> Verdict {
+    pub(crate) fn check_inbound(&mut self, now: Instant, packet: &[u8]) -> Verdict {
         if self.rules.is_none() && !self.shields_up {
             return Verdict::Accept;
         }

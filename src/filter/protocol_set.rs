@@ -3,7 +3,7 @@
 use crate::packet::wire::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProtocolSet([u64; 4]);
+pub(super) struct ProtocolSet([u64; 4]);
 
 /// What a rule with an empty `IPProto` means.
 const DEFAULT_PROTOCOLS: [u8; 4] = [PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6];
@@ -11,7 +11,7 @@ const DEFAULT_PROTOCOLS: [u8; 4] = [PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMP
 impl ProtocolSet {
     /// From a rule's `IPProto`: empty means TCP, UDP, ICMP and ICMPv6; numbers outside 0–255
     /// are reserved and skipped, so a list of only those matches nothing.
-    pub fn from_wire(numbers: &[i64]) -> ProtocolSet {
+    pub(super) fn from_wire(numbers: &[i64]) -> ProtocolSet {
         let mut set = ProtocolSet([0; 4]);
         if numbers.is_empty() {
             DEFAULT_PROTOCOLS.iter().for_each(|&p| set.insert(p));
@@ -25,7 +25,7 @@ impl ProtocolSet {
         self.0[usize::from(protocol / 64)] |= 1 << (protocol % 64);
     }
 
-    pub fn contains(&self, protocol: u8) -> bool {
+    pub(super) fn contains(&self, protocol: u8) -> bool {
         self.0[usize::from(protocol / 64)] & (1 << (protocol % 64)) != 0
     }
 }

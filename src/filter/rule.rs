@@ -10,7 +10,7 @@ use std::ops::RangeInclusive;
 
 /// Allows packets from any of `sources` to any of `destinations`, for `protocols`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rule {
+pub(super) struct Rule {
     protocols: ProtocolSet,
     sources: Vec<AddrRange>,
     destinations: Vec<Destination>,
@@ -24,7 +24,7 @@ struct Destination {
 
 /// What a rule must grant to admit a packet, which depends on what its protocol carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scope {
+pub(super) enum Scope {
     /// TCP, UDP, SCTP: the protocol, and the destination port within a destination's range.
     Port { protocol: u8, port: u16 },
     /// ICMP: the addresses alone, whatever the rule's protocols and ports — a peer allowed to
@@ -54,7 +54,7 @@ impl Scope {
 }
 
 impl Rule {
-    pub fn allows(&self, src: IpAddr, dst: IpAddr, scope: Scope) -> bool {
+    pub(super) fn allows(&self, src: IpAddr, dst: IpAddr, scope: Scope) -> bool {
         scope.admits_protocols(&self.protocols)
             && self.sources.iter().any(|range| range.contains(src))
             && self
@@ -66,7 +66,7 @@ impl Rule {
 
 /// The rules that can match, and a description of every entry that had to be skipped.
 #[derive(Debug, Default)]
-pub struct Compiled {
+pub(super) struct Compiled {
     pub rules: Vec<Rule>,
     pub problems: Vec<String>,
 }
@@ -75,7 +75,7 @@ pub struct Compiled {
 /// Like tailscaled, a bad address entry is skipped and the rest of its rule kept. `cap:`
 /// sources match no one: weft does not evaluate node capabilities, so such a grant stays
 /// closed rather than open.
-pub fn compile(wire: &[FilterRule], local: &[AddrRange]) -> Compiled {
+pub(super) fn compile(wire: &[FilterRule], local: &[AddrRange]) -> Compiled {
     let mut compiled = Compiled::default();
     for (index, rule) in wire.iter().enumerate() {
         let mut problems = Vec::new();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// Why a request to the daemon failed.
 #[derive(Debug)]
-pub enum ClientError {
+pub(crate) enum ClientError {
     /// Nobody listens at the socket: no such file, or nothing bound to it.
     NotRunning(String),
     /// The socket is there but this user may not use it.
@@ -51,7 +51,7 @@ impl ClientError {
 }
 
 /// Sends `method path` with no body and returns the 200 answer's body.
-pub fn request(
+pub(crate) fn request(
     socket: &Path,
     method: &str,
     path: &str,
@@ -61,7 +61,7 @@ pub fn request(
 }
 
 /// Sends `method path` with a (JSON) body and returns the 200 answer's body.
-pub fn request_with_body(
+pub(crate) fn request_with_body(
     socket: &Path,
     method: &str,
     path: &str,

@@ -6,27 +6,27 @@ use crate::keys::AuthKey;
 use crate::netcheck::Report;
 use std::collections::BTreeMap;
 
-pub mod client;
-pub mod server;
-pub mod socket_path;
+pub(crate) mod client;
+pub(crate) mod server;
+pub(crate) mod socket_path;
 mod table;
 
-pub const STATUS_PATH: &str = "/localapi/v0/status";
-pub const PING_PATH: &str = "/localapi/v0/ping";
+pub(crate) const STATUS_PATH: &str = "/localapi/v0/status";
+pub(crate) const PING_PATH: &str = "/localapi/v0/ping";
 /// `weft up`: JSON `{"LoginServer", "AuthKey", "Hostname"}`, all optional.
-pub const START_PATH: &str = "/localapi/v0/start";
+pub(crate) const START_PATH: &str = "/localapi/v0/start";
 /// `weft down` (weft's own: tailscale patches its prefs instead).
-pub const DOWN_PATH: &str = "/localapi/v0/down";
-pub const LOGOUT_PATH: &str = "/localapi/v0/logout";
+pub(crate) const DOWN_PATH: &str = "/localapi/v0/down";
+pub(crate) const LOGOUT_PATH: &str = "/localapi/v0/logout";
 /// `weft netcheck`: runs netcheck now and answers a [`NetcheckAnswer`] when it finishes
 /// (weft's own: tailscale's CLI runs netcheck in its own process).
-pub const NETCHECK_PATH: &str = "/localapi/v0/netcheck";
-pub const DEFAULT_SOCKET: &str = "/var/run/weft/weftd.sock";
+pub(crate) const NETCHECK_PATH: &str = "/localapi/v0/netcheck";
+pub(crate) const DEFAULT_SOCKET: &str = "/var/run/weft/weftd.sock";
 
 /// The body of a [`START_PATH`] request: what `weft up` asks for; an empty field means "as
 /// before" (the saved login server, the saved or the host's name) or "none" (the auth key).
 #[derive(Debug, Default, PartialEq, Eq, serde::Deserialize)]
-pub struct UpRequest {
+pub(crate) struct UpRequest {
     #[serde(rename = "LoginServer", default)]
     pub login_server: String,
     #[serde(rename = "AuthKey", default)]
@@ -41,7 +41,7 @@ pub struct UpRequest {
 /// The answer to [`NETCHECK_PATH`]: the report, and the names of the regions it measured.
 #[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
-pub struct NetcheckAnswer {
+pub(crate) struct NetcheckAnswer {
     #[serde(rename = "Report")]
     pub report: Report,
     #[serde(rename = "Regions")]
@@ -51,7 +51,7 @@ pub struct NetcheckAnswer {
 /// How a DERP region is shown: its short code and its name (from the DERP map).
 #[derive(Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
-pub struct RegionLabel {
+pub(crate) struct RegionLabel {
     #[serde(rename = "RegionCode")]
     pub code: String,
     #[serde(rename = "RegionName")]
@@ -60,13 +60,13 @@ pub struct RegionLabel {
 
 /// The body of every non-200 answer.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     pub error: String,
 }
 
 /// Decodes a request body that must be a JSON object. serde's derived structs also take an
 /// array of their fields in order, which no client means to send.
-pub fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+pub(crate) fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     if !value.is_object() {
         return Err("the body must be a JSON object".into());

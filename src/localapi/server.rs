@@ -19,7 +19,7 @@ struct Connection {
     unsent: Vec<u8>,
 }
 
-pub struct Server {
+pub(crate) struct Server {
     listener: UnixListener,
     path: PathBuf,
     /// The socket file we bound, removed on exit only if still the same file.
@@ -30,7 +30,7 @@ pub struct Server {
 impl Server {
     /// Binds the socket at `path` (mode 0600 in a 0700 directory, so only root may talk to the
     /// daemon), refusing to take over anything but a stale socket.
-    pub fn bind(path: &Path, first_token: usize) -> Result<Server, ListenError> {
+    pub(crate) fn bind(path: &Path, first_token: usize) -> Result<Server, ListenError> {
         socket_path::prepare(path)?;
         let io_error = |what| move |e| ListenError::Io(what, path.to_path_buf(), e);
         let listener = UnixListener::bind(path).map_err(io_error("binding"))?;
@@ -45,16 +45,16 @@ impl Server {
         })
     }
 
-    pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+    pub(crate) fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
         registry.register(&mut self.listener, token, Interest::READABLE)
     }
 
-    pub fn owns(&self, token: Token) -> bool {
+    pub(crate) fn owns(&self, token: Token) -> bool {
         self.connections.contains(token)
     }
 
     /// Accepts every pending connection.
-    pub fn accept(&mut self, registry: &Registry, now: Instant) {
+    pub(crate) fn accept(&mut self, registry: &Registry, now: Instant) {
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => self.admit(stream, registry, now),
@@ -92,7 +92,7 @@ impl Server {
 
     /// Reads what the client sent and flushes what we owe it. Returns a request once one is
     /// complete; a request we won't serve is answered here with its refusal.
-    pub fn handle_event(
+    pub(crate) fn handle_event(
         &mut self,
         token: Token,
         registry: &Registry,
@@ -131,7 +131,7 @@ impl Server {
     }
 
     /// Sends the answer to the request read from `token` and closes once it is written.
-    pub fn respond(
+    pub(crate) fn respond(
         &mut self,
         token: Token,
         status: u16,
@@ -151,13 +151,13 @@ impl Server {
     }
 
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.connections.next_deadline()
     }
 
     /// Drops connections past their deadline; returns their tokens so pending work is
     /// forgotten too.
-    pub fn expire(&mut self, now: Instant, registry: &Registry) -> Vec<Token> {
+    pub(crate) fn expire(&mut self, now: Instant, registry: &Registry) -> Vec<Token> {
         let late = self.connections.expire(now);
         late.into_iter()
             .map(|(token, mut conn)| {
@@ -168,7 +168,7 @@ impl Server {
     }
 
     /// Gives a connection more time, for requests that wait on the network (pings).
-    pub fn extend_deadline(&mut self, token: Token, by: Duration) {
+    pub(crate) fn extend_deadline(&mut self, token: Token, by: Duration) {
         self.connections.extend(token, by);
     }
 
@@ -188,7 +188,7 @@ impl Drop for Server {
 }
 
 /// The JSON body of an error answer.
-pub fn error_body(message: &str) -> Vec<u8> {
+pub(crate) fn error_body(message: &str) -> Vec<u8> {
     serde_json::to_vec(&super::ErrorBody { error: message.to_string() }).unwrap_or_default()
 }
 

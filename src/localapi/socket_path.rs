@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// Why the socket's path can't be used.
 #[derive(Debug)]
-pub enum ListenError {
+pub(crate) enum ListenError {
     /// The directory exists but is a symlink or not a directory.
     NotADirectory(PathBuf),
     /// Group or others may write into the directory (and so replace the socket).
@@ -60,7 +60,7 @@ impl std::error::Error for ListenError {}
 
 /// Makes `path` ready to bind: its directory private (created 0700 when missing), any stale
 /// socket removed.
-pub fn prepare(path: &Path) -> Result<(), ListenError> {
+pub(crate) fn prepare(path: &Path) -> Result<(), ListenError> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -120,13 +120,13 @@ fn remove_stale_socket(path: &Path) -> Result<(), ListenError> {
 
 /// Identifies the socket file we bound, so we delete it on exit only if it is still ours.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FileId {
+pub(crate) struct FileId {
     dev: u64,
     ino: u64,
 }
 
 impl FileId {
-    pub fn of(path: &Path) -> io::Result<FileId> {
+    pub(crate) fn of(path: &Path) -> io::Result<FileId> {
         let meta = fs::symlink_metadata(path)?;
         Ok(FileId { dev: meta.dev(), ino: meta.ino() })
     }
@@ -138,10 +138,10 @@ pub(super) mod tests {
     use std::os::unix::net::UnixListener;
 
     /// A private scratch directory under the system temp dir, removed on drop.
-    pub struct Scratch(pub PathBuf);
+    pub(crate) struct Scratch(pub PathBuf);
 
     impl Scratch {
-        pub fn new(name: &str) -> Scratch {
+        pub(crate) fn new(name: &str) -> Scratch {
             let dir = std::env::temp_dir()
                 .join(format!("weft-socket-test-{name}-{}", std::process::id()));
             let _ = fs::remove_dir_all(&dir);

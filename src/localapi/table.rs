@@ -11,21 +11,21 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Open connections beyond this are not kept, so clients can't exhaust descriptors.
-pub const CAPACITY: usize = 64;
+pub(super) const CAPACITY: usize = 64;
 /// From connecting to a complete request: the CLI sends its request at once, so only a
 /// client that stalls takes longer.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 /// From the request to the answer, unless the request asks for more (pings add their own
 /// timeout).
-pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// For the client to take its answer.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// After a refusal (a few hundred bytes, written at once), how long the rest of the unwanted
 /// request is read and thrown away, so the client reads the refusal instead of a reset.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
+pub(super) enum Stage {
     /// Collecting the request.
     Reading,
     /// The request went to the daemon; its answer is awaited (a ping may take seconds).
@@ -56,14 +56,14 @@ struct Slot<C> {
 }
 
 /// Open connections of type `C`, keyed by the poll token each is registered under.
-pub struct Table<C> {
+pub(super) struct Table<C> {
     slots: HashMap<Token, Slot<C>>,
     first_token: usize,
     next_token: usize,
 }
 
 /// What became of a new connection.
-pub enum Admission<C> {
+pub(super) enum Admission<C> {
     /// Taken under `token`; `evicted` is the stalled connection that made room, to be closed.
     Admitted { token: Token, evicted: Option<(Token, C)> },
     /// Every connection is busy with a request: the new one is handed back, to be refused.
@@ -72,11 +72,11 @@ pub enum Admission<C> {
 
 impl<C> Table<C> {
     /// Connections get the tokens from `first_token` up.
-    pub fn new(first_token: usize) -> Table<C> {
+    pub(super) fn new(first_token: usize) -> Table<C> {
         Table { slots: HashMap::new(), first_token, next_token: first_token }
     }
 
-    pub fn admit(&mut self, conn: C, now: Instant) -> Admission<C> {
+    pub(super) fn admit(&mut self, conn: C, now: Instant) -> Admission<C> {
         let mut evicted = None;
         if self.slots.len() >= CAPACITY {
             match self.oldest_reading() {
@@ -109,17 +109,17 @@ impl<C> Table<C> {
         }
     }
 
-    pub fn contains(&self, token: Token) -> bool {
+    pub(super) fn contains(&self, token: Token) -> bool {
         self.slots.contains_key(&token)
     }
 
     /// The connection and the stage it is in.
-    pub fn get_mut(&mut self, token: Token) -> Option<(&mut C, Stage)> {
+    pub(super) fn get_mut(&mut self, token: Token) -> Option<(&mut C, Stage)> {
         self.slots.get_mut(&token).map(|slot| (&mut slot.conn, slot.stage))
     }
 
     /// Moves a connection to `stage`, which gets its own time budget from `now`.
-    pub fn advance(&mut self, token: Token, stage: Stage, now: Instant) {
+    pub(super) fn advance(&mut self, token: Token, stage: Stage, now: Instant) {
         if let Some(slot) = self.slots.get_mut(&token) {
             slot.stage = stage;
             slot.deadline = now + stage.budget();
@@ -127,23 +127,23 @@ impl<C> Table<C> {
     }
 
     /// Gives a connection more time, for requests that wait on the network (pings).
-    pub fn extend(&mut self, token: Token, by: Duration) {
+    pub(super) fn extend(&mut self, token: Token, by: Duration) {
         if let Some(slot) = self.slots.get_mut(&token) {
             slot.deadline += by;
         }
     }
 
-    pub fn remove(&mut self, token: Token) -> Option<C> {
+    pub(super) fn remove(&mut self, token: Token) -> Option<C> {
         self.slots.remove(&token).map(|slot| slot.conn)
     }
 
     #[must_use]
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
         self.slots.values().map(|slot| slot.deadline).min()
     }
 
     /// Takes out every connection past its deadline.
-    pub fn expire(&mut self, now: Instant) -> Vec<(Token, C)> {
+    pub(super) fn expire(&mut self, now: Instant) -> Vec<(Token, C)> {
         let late: Vec<Token> = self
             .slots
             .iter()

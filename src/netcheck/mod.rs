@@ -20,7 +20,7 @@ mod report;
 #[cfg(test)]
 mod tests;
 
-pub use report::Report;
+pub(crate) use report::Report;
 
 use crate::control::tailcfg::{DerpNode, RegionId};
 use crate::netmap::DerpMap;
@@ -31,7 +31,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// The STUN port a node's `STUNPort: 0` stands for.
-pub const DEFAULT_STUN_PORT: u16 = 3478;
+pub(crate) const DEFAULT_STUN_PORT: u16 = 3478;
 /// Probes per region and address family in one run, and the spacing between them.
 const PROBES_PER_FAMILY: u32 = 3;
 const PROBE_SPACING: Duration = Duration::from_millis(100);
@@ -45,21 +45,21 @@ const LATENCY_MEMORY: Duration = Duration::from_secs(305);
 
 /// Which of our UDP sockets exist to probe from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Families {
+pub(crate) struct Families {
     pub v4: bool,
     pub v6: bool,
 }
 
 /// A binding request to send from the WireGuard socket of `to`'s family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Datagram {
+pub(crate) struct Datagram {
     pub to: SocketAddr,
     pub bytes: [u8; REQUEST_LEN],
 }
 
 /// Why a STUN datagram changed nothing; the caller counts or logs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ignored {
+pub(crate) enum Ignored {
     Malformed(StunError),
     /// Not an answer to a request of the running probe (late, forged or someone else's).
     UnknownTransaction,
@@ -92,7 +92,7 @@ struct Run {
     report: Report,
 }
 
-pub struct Netcheck {
+pub(crate) struct Netcheck {
     families: Families,
     targets: Vec<Target>,
     /// Regions that may become home (not `Avoid`).
@@ -113,7 +113,7 @@ pub struct Netcheck {
 impl Netcheck {
     /// A netcheck that probes from the sockets in `families`, with transaction ids drawn from
     /// a generator seeded with `seed`. It does nothing until it has a DERP map.
-    pub fn new(families: Families, seed: u64) -> Netcheck {
+    pub(crate) fn new(families: Families, seed: u64) -> Netcheck {
         Netcheck {
             families,
             targets: Vec::new(),
@@ -132,7 +132,7 @@ impl Netcheck {
 
     /// The relays to measure; `None` (a static config, or logged out) stops netcheck. A new
     /// map with other servers starts a run at once.
-    pub fn set_derp_map(&mut self, now: Instant, map: Option<&DerpMap>) {
+    pub(crate) fn set_derp_map(&mut self, now: Instant, map: Option<&DerpMap>) {
         let targets = map.map(|m| targets(m, self.families)).unwrap_or_default();
         self.homeable = map
             .map(|m| m.regions.values().filter(|r| !r.avoid).map(|r| r.region_id).collect())
@@ -154,12 +154,12 @@ impl Netcheck {
     }
 
     /// There are servers to probe.
-    pub fn is_enabled(&self) -> bool {
+    pub(crate) fn is_enabled(&self) -> bool {
         !self.targets.is_empty()
     }
 
     /// Starts a run now unless one is running (the network changed, or a user asked).
-    pub fn start(&mut self, now: Instant) {
+    pub(crate) fn start(&mut self, now: Instant) {
         if !self.is_enabled() || self.run.is_some() {
             return;
         }
@@ -190,15 +190,16 @@ impl Netcheck {
         self.send_due(now);
     }
 
-    pub fn is_running(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_running(&self) -> bool {
         self.run.is_some()
     }
 
-    pub fn poll_transmit(&mut self) -> Option<Datagram> {
+    pub(crate) fn poll_transmit(&mut self) -> Option<Datagram> {
         self.outbox.pop_front()
     }
 
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         match &self.run {
             Some(run) => {
                 let next_probe = run.planned.front().map(|(at, ..)| *at);
@@ -208,7 +209,7 @@ impl Netcheck {
         }
     }
 
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         match &self.run {
             Some(run) if run.deadline <= now => self.finish(now),
             Some(_) => self.send_due(now),
@@ -218,7 +219,7 @@ impl Netcheck {
     }
 
     /// A STUN datagram that arrived from `from` on one of our WireGuard sockets.
-    pub fn handle_stun(
+    pub(crate) fn handle_stun(
         &mut self,
         now: Instant,
         from: SocketAddr,
@@ -241,7 +242,7 @@ impl Netcheck {
     }
 
     /// The report of the run that finished since the last call, once.
-    pub fn poll_report(&mut self) -> Option<&Report> {
+    pub(crate) fn poll_report(&mut self) -> Option<&Report> {
         if !std::mem::take(&mut self.fresh) {
             return None;
         }
@@ -249,7 +250,7 @@ impl Netcheck {
     }
 
     /// The latest finished report.
-    pub fn last_report(&self) -> Option<&Report> {
+    pub(crate) fn last_report(&self) -> Option<&Report> {
         self.last.as_ref()
     }
 

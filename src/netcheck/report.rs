@@ -10,7 +10,7 @@ use std::time::Duration;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Report {
+pub(crate) struct Report {
     /// Some STUN server answered over UDP.
     #[serde(rename = "UDP")]
     pub udp: bool,
@@ -61,7 +61,7 @@ impl Report {
     /// mappings, other v4 mappings seen more than once, and — behind a NAT whose mapping varies
     /// by destination — the public IPv4 with our local port (a guess that works for NATs that
     /// keep the port).
-    pub fn stun_endpoints(&self, local_port: u16) -> Vec<Endpoint> {
+    pub(crate) fn stun_endpoints(&self, local_port: u16) -> Vec<Endpoint> {
         let mut out: Vec<Endpoint> = Vec::new();
         let mut add = |addr: SocketAddr, kind: EndpointType| {
             if !out.iter().any(|e| e.addr == addr) {
@@ -83,7 +83,7 @@ impl Report {
     }
 
     /// `Hostinfo.NetInfo` as control expects it: latencies in seconds, keyed `"<id>-v4"`.
-    pub fn net_info(&self) -> NetInfo {
+    pub(crate) fn net_info(&self) -> NetInfo {
         let mut derp_latency = BTreeMap::new();
         for (suffix, latencies) in
             [("v4", &self.region_v4_latency), ("v6", &self.region_v6_latency)]
@@ -178,7 +178,7 @@ mod nanos {
     use std::collections::BTreeMap;
     use std::time::Duration;
 
-    pub fn serialize<S: Serializer>(
+    pub(super) fn serialize<S: Serializer>(
         map: &BTreeMap<RegionId, Duration>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
@@ -187,7 +187,7 @@ mod nanos {
         nanos.serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<BTreeMap<RegionId, Duration>, D::Error> {
         let nanos = Option::<BTreeMap<RegionId, u64>>::deserialize(d)?.unwrap_or_default();
@@ -200,14 +200,19 @@ mod optional_addr {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::net::SocketAddr;
 
-    pub fn serialize<S: Serializer>(addr: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(
+        addr: &Option<SocketAddr>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match addr {
             Some(a) => s.serialize_str(&a.to_string()),
             None => s.serialize_str(""),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<SocketAddr>, D::Error> {
         let text = Option::<String>::deserialize(d)?.unwrap_or_default();
         if text.is_empty() {
             return Ok(None);

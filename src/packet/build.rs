@@ -11,7 +11,7 @@ const TTL: u8 = 64;
 /// as the IPv4 identification (its low 16 bits) or the IPv6 flow label (its low 20 bits).
 /// Returns the packet and where its payload starts; `None` for mixed families or a payload
 /// too long for one packet.
-pub fn ip_packet(
+pub(crate) fn ip_packet(
     src: IpAddr,
     dst: IpAddr,
     protocol: u8,

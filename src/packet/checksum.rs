@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 /// Adds `data` to the running sum `sum` (which must come from this module or be 0). `data` is
 /// taken to start at an even offset of the checksummed region.
-pub fn add(mut sum: u64, data: &[u8]) -> u64 {
+pub(crate) fn add(mut sum: u64, data: &[u8]) -> u64 {
     let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
         let word = u64::from_be_bytes(c.try_into().expect("8-byte chunk"));
@@ -31,7 +31,7 @@ pub fn add(mut sum: u64, data: &[u8]) -> u64 {
 }
 
 /// Folds a running sum to 16 bits, not complemented (a "partial" checksum).
-pub fn fold(mut sum: u64) -> u16 {
+pub(crate) fn fold(mut sum: u64) -> u16 {
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -39,14 +39,14 @@ pub fn fold(mut sum: u64) -> u16 {
 }
 
 /// The checksum to store: the complement of the folded sum.
-pub fn finish(sum: u64) -> u16 {
+pub(crate) fn finish(sum: u64) -> u16 {
     !fold(sum)
 }
 
 /// RFC 1624 incremental update: the checksum `checksum` once the 16-bit-aligned bytes `old`
 /// it covered are replaced by `new` (of the same length). HC' = ~(~HC + ~m + m'), so a
 /// rewritten address costs the same whatever the size of the packet.
-pub fn update(checksum: u16, old: &[u8], new: &[u8]) -> u16 {
+pub(crate) fn update(checksum: u16, old: &[u8], new: &[u8]) -> u16 {
     let mut sum = u64::from(!checksum);
     for word in old.chunks_exact(2) {
         sum += u64::from(!u16::from_be_bytes([word[0], word[1]]));
@@ -56,7 +56,7 @@ pub fn update(checksum: u16, old: &[u8], new: &[u8]) -> u16 {
 
 /// The TCP/UDP pseudo-header of RFC 793 / RFC 8200 §8.1 for `src`→`dst`, `protocol` and the
 /// transport length `len`. Mixed families give 0 (the caller has already checked them).
-pub fn pseudo_header(src: IpAddr, dst: IpAddr, protocol: u8, len: u32) -> u64 {
+pub(crate) fn pseudo_header(src: IpAddr, dst: IpAddr, protocol: u8, len: u32) -> u64 {
     let mut sum = u64::from(protocol) + u64::from(len);
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {

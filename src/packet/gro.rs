@@ -30,7 +30,7 @@ struct Segment {
 }
 
 /// The pending super-segment and the space it is built in.
-pub struct Coalescer {
+pub(crate) struct Coalescer {
     buf: Box<[u8]>,
     /// Bytes of `buf` in use; 0 when nothing is pending.
     len: usize,
@@ -48,7 +48,7 @@ impl Default for Coalescer {
 }
 
 impl Coalescer {
-    pub fn new() -> Coalescer {
+    pub(crate) fn new() -> Coalescer {
         Coalescer {
             buf: vec![0; MAX_SUPER].into_boxed_slice(),
             len: 0,
@@ -62,7 +62,11 @@ impl Coalescer {
     /// Offers one packet bound for the TUN. It joins the pending super-segment, starts a new
     /// one, or (not TCP data, bad checksum) is written through `write` at once, after whatever
     /// was pending so the order is kept.
-    pub fn push(&mut self, packet: &[u8], mut write: impl FnMut(&[u8; VIRTIO_NET_HDR_LEN], &[u8])) {
+    pub(crate) fn push(
+        &mut self,
+        packet: &[u8],
+        mut write: impl FnMut(&[u8; VIRTIO_NET_HDR_LEN], &[u8]),
+    ) {
         let Some(seg) = parse(packet) else {
             self.flush(&mut write);
             write(&[0; VIRTIO_NET_HDR_LEN], packet);
@@ -136,7 +140,7 @@ impl Coalescer {
     }
 
     /// Writes the pending super-segment (a plain packet if it holds only one).
-    pub fn flush(&mut self, mut write: impl FnMut(&[u8; VIRTIO_NET_HDR_LEN], &[u8])) {
+    pub(crate) fn flush(&mut self, mut write: impl FnMut(&[u8; VIRTIO_NET_HDR_LEN], &[u8])) {
         let Some(first) = self.first.take() else {
             return;
         };

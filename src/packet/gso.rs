@@ -12,7 +12,7 @@ use std::net::IpAddr;
 /// `struct virtio_net_hdr` (the 10-byte legacy layout that `TUNSETVNETHDRSZ` defaults to).
 /// Fields are in the host's byte order, as the kernel keeps them for a legacy TUN.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct VirtioHdr {
+pub(crate) struct VirtioHdr {
     pub flags: u8,
     pub gso_type: u8,
     /// Length of all headers (IP + TCP); a hint we don't rely on.
@@ -25,15 +25,15 @@ pub struct VirtioHdr {
     pub csum_offset: u16,
 }
 
-pub const VIRTIO_NET_HDR_LEN: usize = 10;
-pub const F_NEEDS_CSUM: u8 = 1;
-pub const GSO_NONE: u8 = 0;
-pub const GSO_TCPV4: u8 = 1;
-pub const GSO_TCPV6: u8 = 4;
-pub const GSO_ECN: u8 = 0x80;
+pub(crate) const VIRTIO_NET_HDR_LEN: usize = 10;
+pub(crate) const F_NEEDS_CSUM: u8 = 1;
+pub(crate) const GSO_NONE: u8 = 0;
+pub(crate) const GSO_TCPV4: u8 = 1;
+pub(crate) const GSO_TCPV6: u8 = 4;
+pub(crate) const GSO_ECN: u8 = 0x80;
 
 impl VirtioHdr {
-    pub fn parse(bytes: &[u8]) -> Option<VirtioHdr> {
+    pub(crate) fn parse(bytes: &[u8]) -> Option<VirtioHdr> {
         let b = bytes.get(..VIRTIO_NET_HDR_LEN)?;
         let u16_at = |i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
         Some(VirtioHdr {
@@ -46,7 +46,7 @@ impl VirtioHdr {
         })
     }
 
-    pub fn encode(&self) -> [u8; VIRTIO_NET_HDR_LEN] {
+    pub(crate) fn encode(&self) -> [u8; VIRTIO_NET_HDR_LEN] {
         let mut b = [0u8; VIRTIO_NET_HDR_LEN];
         b[0] = self.flags;
         b[1] = self.gso_type;
@@ -60,7 +60,7 @@ impl VirtioHdr {
 
 /// Why a packet from the TUN could not be turned into plain packets (it is dropped).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GsoError {
+pub(crate) enum GsoError {
     /// The checksum position lies outside the packet.
     BadChecksumOffset,
     /// A GSO type we did not ask the kernel for (UDP, unknown).
@@ -75,7 +75,7 @@ pub enum GsoError {
 /// to `emit`. A packet without GSO is checksummed in place if asked and passed through; a TCP
 /// super-segment is cut into segments of at most `gso_size` payload bytes, built one at a time
 /// in `out` (which needs room for the headers plus one segment's payload).
-pub fn split(
+pub(crate) fn split(
     hdr: &VirtioHdr,
     packet: &mut [u8],
     out: &mut [u8],
@@ -97,7 +97,11 @@ pub fn split(
 
 /// Finishes a partial checksum (`CHECKSUM_PARTIAL`): the field at `start + offset` holds the
 /// pseudo-header sum; the one's-complement sum from `start` to the end goes in its place.
-pub fn complete_checksum(packet: &mut [u8], start: usize, offset: usize) -> Result<(), GsoError> {
+pub(crate) fn complete_checksum(
+    packet: &mut [u8],
+    start: usize,
+    offset: usize,
+) -> Result<(), GsoError> {
     let at = start
         .checked_add(offset)
         .filter(|at| at.checked_add(2).is_some_and(|end| end <= packet.len()))

@@ -6,14 +6,14 @@ use super::ip_view;
 use super::wire::icmp::{ECHO_REPLY_V4, ECHO_REPLY_V6, ECHO_REQUEST_V4, ECHO_REQUEST_V6};
 use super::wire::{icmp as icmp_wire, ipv4, ipv6, IcmpPacket, IpPacket, Ipv4Packet, Ipv6Packet};
 /// The two protocols, under the names callers of this module know.
-pub use super::wire::{PROTO_ICMP, PROTO_ICMPV6};
+pub(crate) use super::wire::{PROTO_ICMP, PROTO_ICMPV6};
 use std::net::IpAddr;
 
 const TTL: u8 = 64;
 
 /// Identifies one echo: the identifier names this daemon, the sequence number the attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Echo {
+pub(crate) struct Echo {
     pub src: IpAddr,
     pub dst: IpAddr,
     pub identifier: u16,
@@ -22,13 +22,13 @@ pub struct Echo {
 
 /// Builds an echo request packet from `echo.src` to `echo.dst` carrying `payload`.
 /// Returns `None` when the two addresses are of different families.
-pub fn echo_request(echo: &Echo, payload: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn echo_request(echo: &Echo, payload: &[u8]) -> Option<Vec<u8>> {
     echo_packet(echo, payload, [ECHO_REQUEST_V4, ECHO_REQUEST_V6])
 }
 
 /// Builds the echo reply a host sends from `echo.src` to `echo.dst` (the request's addresses
 /// already swapped), with the request's identifier, sequence number and `payload`.
-pub fn echo_reply(echo: &Echo, payload: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn echo_reply(echo: &Echo, payload: &[u8]) -> Option<Vec<u8>> {
     echo_packet(echo, payload, [ECHO_REPLY_V4, ECHO_REPLY_V6])
 }
 
@@ -79,12 +79,12 @@ fn write_echo(buffer: &mut [u8], msg_type: u8, echo: &Echo, payload: &[u8], pseu
 }
 
 /// Reads an echo reply out of a decrypted packet; `None` for anything else.
-pub fn parse_echo_reply(packet: &[u8]) -> Option<Echo> {
+pub(crate) fn parse_echo_reply(packet: &[u8]) -> Option<Echo> {
     parse_echo(packet, [ECHO_REPLY_V4, ECHO_REPLY_V6]).map(|(echo, _)| echo)
 }
 
 /// Reads an echo request and its data out of a packet; `None` for anything else.
-pub fn parse_echo_request(packet: &[u8]) -> Option<(Echo, &[u8])> {
+pub(crate) fn parse_echo_request(packet: &[u8]) -> Option<(Echo, &[u8])> {
     parse_echo(packet, [ECHO_REQUEST_V4, ECHO_REQUEST_V6])
 }
 

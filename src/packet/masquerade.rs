@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 /// Which address of the packet to rewrite.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
+pub(crate) enum Side {
     Source,
     Destination,
 }
@@ -18,7 +18,7 @@ pub enum Side {
 /// Replaces the `side` address of `packet` with `to` if it is `from`; returns whether it did.
 /// Packets of another family, or too short to be what they claim, are left alone. Works in
 /// place on the caller's buffer: the per-packet path allocates nothing.
-pub fn rewrite(packet: &mut [u8], side: Side, from: IpAddr, to: IpAddr) -> bool {
+pub(crate) fn rewrite(packet: &mut [u8], side: Side, from: IpAddr, to: IpAddr) -> bool {
     let Ok(ip) = IpPacket::new_checked(packet) else { return false };
     let current = match side {
         Side::Source => ip.src(),

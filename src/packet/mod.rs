@@ -3,25 +3,25 @@
 //! typed views of [`wire`]; the modules here are what the engine does with them. Zero-copy: a
 //! view borrows the caller's buffer.
 
-pub mod build;
-pub mod checksum;
-pub mod gro;
-pub mod gso;
-pub mod icmp;
-pub mod masquerade;
-pub mod tcp_reset;
+pub(crate) mod build;
+pub(crate) mod checksum;
+pub(crate) mod gro;
+pub(crate) mod gso;
+pub(crate) mod icmp;
+pub(crate) mod masquerade;
+pub(crate) mod tcp_reset;
 #[cfg(test)]
-pub mod test_packets;
-pub mod transport;
-pub mod tsmp;
-pub mod wire;
+pub(crate) mod test_packets;
+pub(crate) mod transport;
+pub(crate) mod tsmp;
+pub(crate) mod wire;
 
 use std::net::IpAddr;
 use wire::{IpPacket, WireError};
 
 /// The addressing facts of an IP packet, read from its header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IpHeader {
+pub(crate) struct IpHeader {
     pub src: IpAddr,
     pub dst: IpAddr,
     /// IANA protocol number of the payload (IPv6: the first Next Header, extension headers are
@@ -35,7 +35,7 @@ pub struct IpHeader {
 
 /// Why a buffer is not an IP packet we can handle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PacketError {
+pub(crate) enum PacketError {
     Empty,
     UnknownVersion(u8),
     Truncated,
@@ -53,12 +53,12 @@ impl std::fmt::Display for PacketError {
 
 impl IpHeader {
     /// Parses the IPv4 or IPv6 header at the start of `packet`.
-    pub fn parse(packet: &[u8]) -> Result<IpHeader, PacketError> {
+    pub(crate) fn parse(packet: &[u8]) -> Result<IpHeader, PacketError> {
         ip_view(packet).map(|ip| IpHeader::of(&ip))
     }
 
     /// The addressing facts of a checked view.
-    pub fn of<T: AsRef<[u8]>>(ip: &IpPacket<T>) -> IpHeader {
+    pub(crate) fn of<T: AsRef<[u8]>>(ip: &IpPacket<T>) -> IpHeader {
         IpHeader {
             src: ip.src(),
             dst: ip.dst(),
@@ -71,7 +71,7 @@ impl IpHeader {
 
 /// A checked view of the IPv4 or IPv6 packet at the start of `packet`, failing with the
 /// reasons the data path counts.
-pub fn ip_view<T: AsRef<[u8]>>(packet: T) -> Result<IpPacket<T>, PacketError> {
+pub(crate) fn ip_view<T: AsRef<[u8]>>(packet: T) -> Result<IpPacket<T>, PacketError> {
     if packet.as_ref().is_empty() {
         return Err(PacketError::Empty);
     }
@@ -92,7 +92,7 @@ impl From<WireError> for PacketError {
 /// The Internet checksum (RFC 1071) over `data`, continuing from `sum`, sixteen bits at a
 /// time: the plain reference the tests check the fast [`checksum`] module against.
 #[cfg(test)]
-pub fn checksum_add(mut sum: u32, data: &[u8]) -> u32 {
+pub(crate) fn checksum_add(mut sum: u32, data: &[u8]) -> u32 {
     let mut chunks = data.chunks_exact(2);
     for c in &mut chunks {
         sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
@@ -105,7 +105,7 @@ pub fn checksum_add(mut sum: u32, data: &[u8]) -> u32 {
 
 /// Folds a running sum into the final one's-complement checksum.
 #[cfg(test)]
-pub fn checksum_finish(mut sum: u32) -> u16 {
+pub(crate) fn checksum_finish(mut sum: u32) -> u16 {
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }

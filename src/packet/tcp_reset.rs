@@ -13,7 +13,11 @@ use std::net::SocketAddr;
 
 /// A RST+ACK from `server` to `client` answering the SYN whose sequence number was
 /// `syn_seq`; `None` for mixed families.
-pub fn reset_for_syn(server: SocketAddr, client: SocketAddr, syn_seq: u32) -> Option<Vec<u8>> {
+pub(crate) fn reset_for_syn(
+    server: SocketAddr,
+    client: SocketAddr,
+    syn_seq: u32,
+) -> Option<Vec<u8>> {
     let (mut packet, at) = ip_packet(server.ip(), client.ip(), PROTO_TCP, 0, tcp_wire::HEADER_LEN)?;
     let pseudo = pseudo_header(server.ip(), client.ip(), PROTO_TCP, tcp_wire::HEADER_LEN as u32);
     let mut tcp = TcpSegment::new_unchecked(&mut packet[at..]);

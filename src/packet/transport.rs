@@ -15,7 +15,7 @@ use super::wire::{
 use super::{ip_view, IpHeader, PacketError};
 
 /// The protocols the filter tells apart, under the names its callers know.
-pub use super::wire::{PROTO_SCTP, PROTO_TCP, PROTO_TSMP, PROTO_UDP};
+pub(crate) use super::wire::{PROTO_SCTP, PROTO_TCP, PROTO_TSMP, PROTO_UDP};
 
 /// The largest IPv4 header plus a basic TCP header, in the 8-byte units of fragment offsets.
 const MIN_LATER_FRAGMENT_OFFSET: u16 = (60 + 20) / 8;
@@ -24,7 +24,7 @@ const TSMP_MIN_LEN: usize = 7;
 
 /// An IP packet with its transport header located and read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TransportView {
+pub(crate) struct TransportView {
     pub ip: IpHeader,
     /// The transport protocol: the IP header's, or the one named by an IPv6 Fragment header.
     pub protocol: u8,
@@ -32,7 +32,7 @@ pub struct TransportView {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
+pub(crate) enum Transport {
     Tcp {
         ports: Ports,
         flags: TcpFlags,
@@ -49,34 +49,34 @@ pub enum Transport {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ports {
+pub(crate) struct Ports {
     pub src: u16,
     pub dst: u16,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TcpFlags(pub u8);
+pub(crate) struct TcpFlags(pub u8);
 
 impl TcpFlags {
-    pub const SYN: u8 = flags::SYN;
-    pub const ACK: u8 = flags::ACK;
+    pub(crate) const SYN: u8 = flags::SYN;
+    pub(crate) const ACK: u8 = flags::ACK;
 
     /// SYN without ACK: the only segment that can open a connection. Everything else belongs
     /// to a connection some SYN already opened.
-    pub fn opens_connection(self) -> bool {
+    pub(crate) fn opens_connection(self) -> bool {
         self.0 & (Self::SYN | Self::ACK) == Self::SYN
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IcmpHeader {
+pub(crate) struct IcmpHeader {
     pub kind: u8,
     pub code: u8,
     pub is_v6: bool,
 }
 
 impl IcmpHeader {
-    pub fn is_echo_reply(self) -> bool {
+    pub(crate) fn is_echo_reply(self) -> bool {
         let reply = if self.is_v6 { ECHO_REPLY_V6 } else { ECHO_REPLY_V4 };
         self.kind == reply && self.code == 0
     }
@@ -84,7 +84,7 @@ impl IcmpHeader {
     /// Destination unreachable, time exceeded, parameter problem (and ICMPv6's packet too
     /// big): the messages that report on some other packet's fate. (tailscaled's table gives
     /// ICMPv4 parameter problem as 18, which is address mask reply; RFC 792 says 12.)
-    pub fn is_error(self) -> bool {
+    pub(crate) fn is_error(self) -> bool {
         if self.is_v6 {
             matches!(self.kind, 1..=4)
         } else {
@@ -95,7 +95,7 @@ impl IcmpHeader {
 
 /// Why a packet's transport layer cannot be judged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TransportError {
+pub(crate) enum TransportError {
     Ip(PacketError),
     /// The transport header is cut short (for a first fragment: it did not fit).
     Truncated,
@@ -113,7 +113,7 @@ enum Position {
 }
 
 impl TransportView {
-    pub fn parse(packet: &[u8]) -> Result<TransportView, TransportError> {
+    pub(crate) fn parse(packet: &[u8]) -> Result<TransportView, TransportError> {
         let ip_packet = ip_view(packet).map_err(TransportError::Ip)?;
         let ip = IpHeader::of(&ip_packet);
         let (protocol, offset, fragmented) = match position(&ip_packet)? {

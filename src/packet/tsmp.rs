@@ -17,22 +17,22 @@ use std::net::{IpAddr, SocketAddr};
 
 /// Why a rejected-connection notice was sent: one byte, an ASCII letter for the known ones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RejectReason(pub u8);
+pub(crate) struct RejectReason(pub u8);
 
 impl RejectReason {
     /// The receiver's packet filter (the tailnet's ACLs) refused the flow.
-    pub const ACL: RejectReason = RejectReason(b'A');
+    pub(crate) const ACL: RejectReason = RejectReason(b'A');
     /// The receiver has shields up: no inbound connections at all.
-    pub const SHIELDS_UP: RejectReason = RejectReason(b'S');
+    pub(crate) const SHIELDS_UP: RejectReason = RejectReason(b'S');
     /// A subnet router has IP forwarding off.
-    pub const IP_FORWARDING: RejectReason = RejectReason(b'F');
+    pub(crate) const IP_FORWARDING: RejectReason = RejectReason(b'F');
     /// The target host's own firewall blocks the flow.
-    pub const HOST_FIREWALL: RejectReason = RejectReason(b'W');
+    pub(crate) const HOST_FIREWALL: RejectReason = RejectReason(b'W');
     /// An app connector knows no real address for the transit address used.
-    pub const UNKNOWN_TRANSIT_IP: RejectReason = RejectReason(b'T');
+    pub(crate) const UNKNOWN_TRANSIT_IP: RejectReason = RejectReason(b'T');
 
     /// tailscaled's name for the reason.
-    pub fn name(self) -> String {
+    pub(crate) fn name(self) -> String {
         match self {
             RejectReason::ACL => "acl".into(),
             RejectReason::SHIELDS_UP => "shields".into(),
@@ -46,7 +46,7 @@ impl RejectReason {
 
 /// A refused flow, as the refusing node reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rejection {
+pub(crate) struct Rejection {
     /// The flow's IP protocol (tailscaled refuses TCP only).
     pub protocol: u8,
     pub reason: RejectReason,
@@ -60,7 +60,7 @@ pub struct Rejection {
 
 /// One TSMP message by type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TsmpMessage {
+pub(crate) enum TsmpMessage {
     /// Echo `data` back in a pong.
     Ping {
         data: [u8; 8],
@@ -79,7 +79,7 @@ pub enum TsmpMessage {
 
 /// A TSMP packet read from the tunnel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TsmpPacket {
+pub(crate) struct TsmpPacket {
     pub src: IpAddr,
     pub dst: IpAddr,
     /// The IPv4 identification or the IPv6 flow label, which a pong inverts.
@@ -89,7 +89,7 @@ pub struct TsmpPacket {
 
 /// Why a packet is not a TSMP message weft can read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TsmpError {
+pub(crate) enum TsmpError {
     /// Not a whole IPv4 or IPv6 packet.
     Ip(PacketError),
     /// Another IP protocol.
@@ -117,7 +117,7 @@ impl std::error::Error for TsmpError {}
 
 /// Whether `packet` carries TSMP, fragmented or not: such a packet must never reach the OS.
 /// Cheap enough for every inbound packet: one header, and one more for an IPv6 fragment.
-pub fn carries_tsmp(packet: &[u8]) -> bool {
+pub(crate) fn carries_tsmp(packet: &[u8]) -> bool {
     match ip_view(packet) {
         Ok(IpPacket::V6(v6)) if v6.next_header() == PROTO_IPV6_FRAGMENT => {
             Ipv6FragmentHeader::new_checked(v6.payload())
@@ -129,7 +129,7 @@ pub fn carries_tsmp(packet: &[u8]) -> bool {
 }
 
 impl TsmpPacket {
-    pub fn parse(packet: &[u8]) -> Result<TsmpPacket, TsmpError> {
+    pub(crate) fn parse(packet: &[u8]) -> Result<TsmpPacket, TsmpError> {
         let ip = ip_view(packet).map_err(TsmpError::Ip)?;
         let ident = match &ip {
             IpPacket::V4(v4) if v4.is_fragment() => return Err(TsmpError::Fragmented),
@@ -153,7 +153,7 @@ impl TsmpPacket {
 
     /// For a rejection notice: the refused flow's source (this side, the originator) and
     /// destination (the refusing node), as the packet's addresses and the notice's ports say.
-    pub fn rejected_flow(&self) -> Option<(SocketAddr, SocketAddr)> {
+    pub(crate) fn rejected_flow(&self) -> Option<(SocketAddr, SocketAddr)> {
         let TsmpMessage::Rejected(rejection) = self.message else {
             return None;
         };
@@ -196,7 +196,7 @@ fn tsmp_packet(
 }
 
 /// A ping from `src` to `dst` carrying `data`; `ident` goes in the IP header.
-pub fn ping(src: IpAddr, dst: IpAddr, ident: u32, data: [u8; 8]) -> Option<Vec<u8>> {
+pub(crate) fn ping(src: IpAddr, dst: IpAddr, ident: u32, data: [u8; 8]) -> Option<Vec<u8>> {
     tsmp_packet(src, dst, ident, body_wire::PING_LEN, |body| {
         body.set_msg_type(body_wire::TYPE_PING);
         body.set_echo_data(data);
@@ -206,7 +206,7 @@ pub fn ping(src: IpAddr, dst: IpAddr, ident: u32, data: [u8; 8]) -> Option<Vec<u
 /// The pong tailscaled sends for `ping`: addresses swapped, the IP ident inverted (within the
 /// 20 bits of a flow label for IPv6), the data echoed, and our PeerAPI port (0 for none).
 /// `None` when `ping` is not a ping.
-pub fn pong_for(ping: &TsmpPacket, peerapi_port: u16) -> Option<Vec<u8>> {
+pub(crate) fn pong_for(ping: &TsmpPacket, peerapi_port: u16) -> Option<Vec<u8>> {
     let TsmpMessage::Ping { data } = ping.message else {
         return None;
     };
@@ -223,7 +223,7 @@ pub fn pong_for(ping: &TsmpPacket, peerapi_port: u16) -> Option<Vec<u8>> {
 
 /// The notice a node sends when it refuses the flow `originator` → `target`: from the target
 /// address back to the originator, naming the ports. IP ident 0, as tailscaled's.
-pub fn rejection(
+pub(crate) fn rejection(
     originator: SocketAddr,
     target: SocketAddr,
     protocol: u8,

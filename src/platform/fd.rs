@@ -5,7 +5,7 @@ use std::os::fd::RawFd;
 
 /// Makes `fd` non-blocking and close-on-exec, for descriptors made without the flags
 /// (pipes, and sockets where the OS has no `SOCK_NONBLOCK`).
-pub fn set_nonblocking_cloexec(fd: RawFd) -> io::Result<()> {
+pub(crate) fn set_nonblocking_cloexec(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl on a descriptor we own.
     unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFL);

@@ -2,7 +2,7 @@
 
 /// The host's name, or "weft" when the OS has none to give: names shown in status and sent to
 /// the control server must never be empty.
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most buf.len() bytes into buf.
     if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {

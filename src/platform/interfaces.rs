@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 /// Unicast addresses on up interfaces, without loopback, link-local and the tailnet's own
 /// ranges (the tunnel's addresses are no way to reach the tunnel).
-pub fn endpoint_candidates() -> Vec<IpAddr> {
+pub(crate) fn endpoint_candidates() -> Vec<IpAddr> {
     let mut addresses: Vec<IpAddr> =
         all_addresses().into_iter().filter(|ip| usable_endpoint(*ip)).collect();
     addresses.sort();
@@ -18,7 +18,7 @@ pub fn endpoint_candidates() -> Vec<IpAddr> {
 }
 
 /// Whether a peer could plausibly reach us at `ip`.
-pub fn usable_endpoint(ip: IpAddr) -> bool {
+pub(crate) fn usable_endpoint(ip: IpAddr) -> bool {
     let tailnet_v4: crate::prefix::Prefix = "100.64.0.0/10".parse().expect("constant");
     let tailnet_v6: crate::prefix::Prefix = "fd7a:115c:a1e0::/48".parse().expect("constant");
     match ip {
@@ -41,12 +41,12 @@ pub fn usable_endpoint(ip: IpAddr) -> bool {
 /// now: what `bind::select` chooses among and `link_monitor::Monitor::seed` starts from.
 /// An interface counts as up when it is administratively up and running (has a carrier).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub interfaces: Vec<InterfaceInfo>,
     pub addresses: Vec<(u32, IpAddr)>,
 }
 
-pub fn snapshot() -> Snapshot {
+pub(crate) fn snapshot() -> Snapshot {
     let mut interfaces: BTreeMap<u32, InterfaceInfo> = BTreeMap::new();
     let mut addresses = Vec::new();
     each_entry(|entry| {

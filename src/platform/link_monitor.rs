@@ -17,7 +17,7 @@ use std::net::IpAddr;
 
 /// One change of the host's network, whichever kernel interface announced it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     /// A default route came, went or changed.
     DefaultRoute {
         interface: u32,
@@ -73,7 +73,7 @@ impl From<&LinkEvent> for Change {
 impl Change {
     /// The change a netlink message announces, given our own routing table; `None` for
     /// routes that are neither defaults nor ours (the kernel's connected and local routes).
-    pub fn from_netlink(event: &NetlinkEvent, own_table: u32) -> Option<Change> {
+    pub(crate) fn from_netlink(event: &NetlinkEvent, own_table: u32) -> Option<Change> {
         Some(match event {
             NetlinkEvent::Link { index, removed: true, .. } => {
                 Change::LinkDeparted { index: *index }
@@ -97,7 +97,7 @@ impl Change {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Ignore,
     /// Rebind the UDP sockets, re-apply routes, re-select the physical interface.
     Major,
@@ -105,31 +105,34 @@ pub enum Verdict {
 
 /// What the monitor remembers to tell a real change from a repeat.
 #[derive(Debug, Default)]
-pub struct Monitor {
+pub(crate) struct Monitor {
     own_tun: Option<u32>,
     usable: HashMap<u32, bool>,
     addresses: HashSet<(u32, IpAddr)>,
 }
 
 impl Monitor {
-    pub fn new() -> Monitor {
+    pub(crate) fn new() -> Monitor {
         Monitor::default()
     }
 
     /// Our tunnel's interface index, once it exists (again: a re-created TUN gets a new one).
-    pub fn set_own_tun(&mut self, index: Option<u32>) {
+    pub(crate) fn set_own_tun(&mut self, index: Option<u32>) {
         self.own_tun = index;
     }
 
     /// The interfaces and addresses as read at start or after a resync, so that the
     /// kernel's re-announcements of them count as repeats.
-    pub fn seed(&mut self, interfaces: &[InterfaceInfo], addresses: &[(u32, IpAddr)]) {
+    pub(crate) fn seed(&mut self, interfaces: &[InterfaceInfo], addresses: &[(u32, IpAddr)]) {
         self.usable = interfaces.iter().map(|i| (i.index, i.up)).collect();
         self.addresses = addresses.iter().copied().collect();
     }
 
     /// Judges a batch (what one read of the socket gave): major if any change is.
-    pub fn judge_all<'a>(&mut self, changes: impl IntoIterator<Item = &'a Change>) -> Verdict {
+    pub(crate) fn judge_all<'a>(
+        &mut self,
+        changes: impl IntoIterator<Item = &'a Change>,
+    ) -> Verdict {
         let verdicts: Vec<Verdict> = changes.into_iter().map(|c| self.judge(c)).collect();
         match verdicts.contains(&Verdict::Major) {
             true => Verdict::Major,
@@ -137,7 +140,7 @@ impl Monitor {
         }
     }
 
-    pub fn judge(&mut self, change: &Change) -> Verdict {
+    pub(crate) fn judge(&mut self, change: &Change) -> Verdict {
         let own = |index: &u32| Some(*index) == self.own_tun;
         let major_unless = |ignore: bool| if ignore { Verdict::Ignore } else { Verdict::Major };
         match change {

@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum OsKind {
+pub(crate) enum OsKind {
     Linux,
     FreeBsd,
     NetBsd,
@@ -16,7 +16,7 @@ pub enum OsKind {
 }
 
 impl OsKind {
-    pub const ALL: [OsKind; 6] = [
+    pub(crate) const ALL: [OsKind; 6] = [
         OsKind::Linux,
         OsKind::FreeBsd,
         OsKind::NetBsd,
@@ -26,11 +26,11 @@ impl OsKind {
     ];
 
     /// The BSD-derived systems, whose routes are set with `route(8)` and `ifconfig(8)`.
-    pub const BSD_FAMILY: [OsKind; 5] =
+    pub(crate) const BSD_FAMILY: [OsKind; 5] =
         [OsKind::FreeBsd, OsKind::NetBsd, OsKind::OpenBsd, OsKind::Darwin, OsKind::Illumos];
 
     /// The OS this binary was built for, when it is one we know.
-    pub fn current() -> Option<OsKind> {
+    pub(crate) fn current() -> Option<OsKind> {
         match std::env::consts::OS {
             "macos" => Some(OsKind::Darwin),
             "solaris" => Some(OsKind::Illumos),
@@ -39,7 +39,7 @@ impl OsKind {
     }
 
     /// The lower-case name used in `WEFT_ROUTER` and in messages.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             OsKind::Linux => "linux",
             OsKind::FreeBsd => "freebsd",
@@ -51,7 +51,7 @@ impl OsKind {
     }
 
     /// `AF_INET6` on this OS (`AF_INET` is 2 everywhere).
-    pub fn af_inet6(self) -> u32 {
+    pub(crate) fn af_inet6(self) -> u32 {
         match self {
             OsKind::Linux => 10,
             OsKind::FreeBsd => 28,
@@ -63,7 +63,7 @@ impl OsKind {
 }
 
 /// `AF_INET`, the same number on every OS we know.
-pub const AF_INET: u32 = 2;
+pub(crate) const AF_INET: u32 = 2;
 
 impl fmt::Display for OsKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -6,7 +6,7 @@
 //! update that adds one peer costs one `route add` rather than a rebuild.
 
 mod batch;
-pub mod bsd;
+pub(crate) mod bsd;
 mod ip_tool;
 #[cfg(any(target_os = "linux", test))]
 mod ipv6;
@@ -16,7 +16,9 @@ mod plan;
 #[cfg(all(test, target_os = "linux"))]
 mod netns_test;
 
-pub use ip_tool::{IpTool, SystemIpTool, ToolOutput};
+#[cfg(target_os = "linux")]
+use ip_tool::SystemIpTool;
+pub(crate) use ip_tool::{IpTool, ToolOutput};
 
 use crate::platform::os_kind::OsKind;
 use crate::platform::tun;
@@ -28,7 +30,7 @@ const MIN_MTU: u16 = 68;
 
 /// The state the daemon wants the kernel to have.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct RouterConfig {
+pub(crate) struct RouterConfig {
     /// The TUN interface, as [`tun::Tun::name`] reports it.
     pub tun: String,
     /// At least 68 (the IPv4 minimum); below 1280 the interface carries no IPv6, so IPv6
@@ -42,7 +44,7 @@ pub struct RouterConfig {
 
 /// A routing change that did not happen, with the command and the tool's own words.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RouterError(String);
+pub(crate) struct RouterError(String);
 
 impl fmt::Display for RouterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -52,9 +54,12 @@ impl fmt::Display for RouterError {
 
 impl std::error::Error for RouterError {}
 
-pub struct Router(Backend);
+pub(crate) struct Router(Backend);
 
 enum Backend {
+    /// Linux's `ip`. Built on every OS so its planning stays type-checked and unit-tested;
+    /// only Linux (and tests) construct it.
+    #[cfg_attr(not(any(target_os = "linux", test)), allow(dead_code))]
     Ip {
         tool: Box<dyn IpTool>,
         ipv6: bool,
@@ -67,11 +72,11 @@ enum Backend {
 
 /// Names the OS whose router to drive instead of the one we were built for, with its tools
 /// taken from `PATH`: how the BSD-family routers are exercised on Linux against fakes.
-pub const ROUTER_OS_VARIABLE: &str = "WEFT_ROUTER";
+pub(crate) const ROUTER_OS_VARIABLE: &str = "WEFT_ROUTER";
 
 impl Router {
     /// The router of this OS, or of the OS named by `WEFT_ROUTER`.
-    pub fn new() -> Result<Router, RouterError> {
+    pub(crate) fn new() -> Result<Router, RouterError> {
         match router_os()? {
             OsKind::Linux => Router::new_ip(),
             os => Ok(Router::bsd(bsd::BsdRouter::new(
@@ -108,14 +113,15 @@ impl Router {
 
     /// A router driving `tool` instead of the system's `ip`: for tests, and for callers that
     /// know better whether IPv6 works.
-    pub fn with_tool(tool: Box<dyn IpTool>, ipv6: bool) -> Router {
+    #[cfg_attr(not(any(target_os = "linux", test)), allow(dead_code))]
+    pub(crate) fn with_tool(tool: Box<dyn IpTool>, ipv6: bool) -> Router {
         Router(Backend::Ip { tool, ipv6, applied: None })
     }
 
     /// Brings the kernel from the last applied state to `desired`. On failure the remembered
     /// state stays as it was, so the next call repeats the unfinished part (commands that
     /// already took effect are then accepted as done).
-    pub fn apply(&mut self, desired: &RouterConfig) -> Result<(), RouterError> {
+    pub(crate) fn apply(&mut self, desired: &RouterConfig) -> Result<(), RouterError> {
         check(desired)?;
         let (tool, ipv6, applied) = match &mut self.0 {
             Backend::Ip { tool, ipv6, applied } => (tool, *ipv6, applied),
@@ -130,7 +136,7 @@ impl Router {
 
     /// Removes our rules and routes. On Linux the addresses go when the TUN descriptor is
     /// closed; elsewhere they are removed too, as the interface may outlive us.
-    pub fn shutdown(&mut self) -> Result<(), RouterError> {
+    pub(crate) fn shutdown(&mut self) -> Result<(), RouterError> {
         match &mut self.0 {
             Backend::Ip { tool, ipv6, applied } => match applied.take() {
                 Some(applied) => batch::run(tool.as_mut(), &plan::shutdown_ops(&applied, *ipv6)),
@@ -142,14 +148,14 @@ impl Router {
 
     /// Removes what a crashed run may have left behind: our rules in both families and any
     /// table-52 route through `tun`. Call it at start-up, before the first apply.
-    pub fn remove_stale(tun: &str) -> Result<(), RouterError> {
+    pub(crate) fn remove_stale(tun: &str) -> Result<(), RouterError> {
         let mut router = Router::new()?;
         router.remove_stale_with_own_tool(tun)
     }
 
     /// [`Router::remove_stale`] through this router's tool. The BSD-family routers remove
     /// what their record names, whatever the interface was called.
-    pub fn remove_stale_with_own_tool(&mut self, tun: &str) -> Result<(), RouterError> {
+    pub(crate) fn remove_stale_with_own_tool(&mut self, tun: &str) -> Result<(), RouterError> {
         check_interface_name(tun)?;
         match &mut self.0 {
             Backend::Ip { tool, ipv6, .. } => {

@@ -10,12 +10,12 @@ use std::sync::atomic::{AtomicI32, Ordering};
 static PIPE_WRITE_END: AtomicI32 = AtomicI32::new(-1);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Signal {
+pub(crate) enum Signal {
     Terminate,
     Reload,
 }
 
-pub struct SignalPipe {
+pub(crate) struct SignalPipe {
     read_end: OwnedFd,
     _write_end: OwnedFd,
 }
@@ -33,7 +33,7 @@ extern "C" fn on_signal(signal: libc::c_int) {
 impl SignalPipe {
     /// Installs handlers for SIGTERM, SIGINT and SIGHUP and ignores SIGPIPE (a CLI that hangs up
     /// must not kill the daemon).
-    pub fn install() -> io::Result<SignalPipe> {
+    pub(crate) fn install() -> io::Result<SignalPipe> {
         let mut fds = [0 as RawFd; 2];
         // SAFETY: pipe(2) fills the two-element array on success.
         if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
@@ -54,7 +54,7 @@ impl SignalPipe {
     }
 
     /// The signals received since the last call, in order.
-    pub fn drain(&self) -> Vec<Signal> {
+    pub(crate) fn drain(&self) -> Vec<Signal> {
         let mut signals = Vec::new();
         let mut buf = [0u8; 64];
         loop {

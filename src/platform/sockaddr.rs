@@ -5,7 +5,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// The C form of `addr` and its length.
-pub fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+pub(crate) fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: an all-zero sockaddr_storage is valid; the family-specific view is written below.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     match addr {
@@ -34,8 +34,10 @@ pub fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t
     }
 }
 
-/// The address the kernel filled in, if it is IPv4 or IPv6.
-pub fn from_sockaddr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+/// The address the kernel filled in, if it is IPv4 or IPv6. Only Linux's `recvmsg` (GRO)
+/// path reads one today.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) fn from_sockaddr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match i32::from(storage.ss_family) {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a sockaddr_in.

@@ -12,11 +12,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// The fwmark that tells the policy rules "this packet comes from the daemon itself".
 /// It sits in the bits 0xff0000 that the Tailscale scheme reserves for itself.
-pub const BYPASS_MARK: u32 = 0x80000;
+pub(crate) const BYPASS_MARK: u32 = 0x80000;
 
 /// Marks the socket `fd` with [`BYPASS_MARK`]. Needs CAP_NET_ADMIN.
 #[cfg(target_os = "linux")]
-pub fn mark_bypass(fd: RawFd) -> io::Result<()> {
+pub(crate) fn mark_bypass(fd: RawFd) -> io::Result<()> {
     let mark: u32 = BYPASS_MARK;
     // SAFETY: the option value is a live `u32` whose size we pass alongside it.
     let rc = unsafe {
@@ -38,7 +38,7 @@ pub fn mark_bypass(fd: RawFd) -> io::Result<()> {
 /// (FIBs and rtables, `IP_BOUND_IF`, host routes via the physical gateway) that need the
 /// default interface, so they will get their own function rather than a fake mark.
 #[cfg(not(target_os = "linux"))]
-pub fn mark_bypass(_fd: RawFd) -> io::Result<()> {
+pub(crate) fn mark_bypass(_fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
@@ -67,7 +67,7 @@ const CREATE_FLAGS: libc::c_int = 0;
 /// A non-blocking UDP socket bound to `addr`, marked to bypass the tunnel before it can send;
 /// an IPv6 one is v6-only, so an IPv4 socket can hold the same port. A failed mark (no
 /// CAP_NET_ADMIN) is logged, not fatal: without tunnel routes over our peers it is not needed.
-pub fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+pub(crate) fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     let socket = std::net::UdpSocket::from(open(&addr, libc::SOCK_DGRAM)?);
     if addr.is_ipv6() {
         set_int_option(socket.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
@@ -88,7 +88,7 @@ pub fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
 
 /// A non-blocking connect to `addr` on a socket marked before the SYN leaves, so the route
 /// chosen is never the tunnel's (loopback needs no mark).
-pub fn connect_tcp(addr: SocketAddr) -> io::Result<std::net::TcpStream> {
+pub(crate) fn connect_tcp(addr: SocketAddr) -> io::Result<std::net::TcpStream> {
     let stream = std::net::TcpStream::from(open(&addr, libc::SOCK_STREAM)?);
     if !addr.ip().is_loopback() {
         if let Err(e) = mark_bypass(stream.as_raw_fd()) {
@@ -116,7 +116,7 @@ const BULK_BUFFER_BYTES: libc::c_int = 4 << 20;
 
 /// Raises both socket buffers of `fd` for bulk traffic; on Linux past the sysctl maximum when
 /// we are root (the FORCE variants). Failure leaves the defaults, which work, only slower.
-pub fn grow_buffers(fd: RawFd) {
+pub(crate) fn grow_buffers(fd: RawFd) {
     for (force, plain) in BUFFER_OPTIONS {
         let forced = force.is_some_and(|force| {
             set_int_option(fd, libc::SOL_SOCKET, force, BULK_BUFFER_BYTES).is_ok()

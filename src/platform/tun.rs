@@ -11,25 +11,27 @@ use crate::packet::gso::VIRTIO_NET_HDR_LEN;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-pub mod fake;
-pub mod framing;
+pub(crate) mod fake;
+// Framing of the BSD and macOS TUN devices; wired when their TUN opens (issue 9).
+#[allow(dead_code)]
+pub(crate) mod framing;
 #[cfg(target_os = "linux")]
 mod linux;
 
 /// Longest interface name the kernels we target accept (IFNAMSIZ 16 minus the NUL).
-pub const MAX_NAME_LEN: usize = 15;
+pub(crate) const MAX_NAME_LEN: usize = 15;
 
 /// The daemon's TUN: a kernel interface, or the in-memory [`fake::FakeTun`] that needs
 /// neither root nor a TUN driver.
 #[derive(Debug)]
-pub enum Device {
+pub(crate) enum Device {
     Kernel(Tun),
     Fake(fake::FakeTun),
 }
 
 impl Device {
     /// Opens the kernel interface `name`, or the fake when `name` is [`fake::NAME`].
-    pub fn open(name: &str) -> io::Result<Device> {
+    pub(crate) fn open(name: &str) -> io::Result<Device> {
         if name == fake::NAME {
             return Ok(Device::Fake(fake::FakeTun::new()));
         }
@@ -37,7 +39,7 @@ impl Device {
     }
 
     /// The kernel's name for the interface, or [`fake::NAME`].
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         match self {
             Device::Kernel(tun) => tun.name(),
             Device::Fake(_) => fake::NAME,
@@ -48,7 +50,7 @@ impl Device {
 /// An open TUN device. The interface lives as long as this value: closing the descriptor
 /// removes it, and with it every address and route that pointed at it.
 #[derive(Debug)]
-pub struct Tun {
+pub(crate) struct Tun {
     fd: OwnedFd,
     name: String,
     vnet_hdr: bool,
@@ -56,32 +58,32 @@ pub struct Tun {
 
 impl Tun {
     /// Creates (or attaches to) the TUN interface `name`.
-    pub fn open(name: &str) -> io::Result<Tun> {
+    pub(crate) fn open(name: &str) -> io::Result<Tun> {
         validate_name(name).map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, why))?;
         open_device(name)
     }
 
     /// The name the kernel gave the interface (differs from the request for patterns such
     /// as `tun%d`).
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
     /// Whether reads start with, and writes need, a `virtio_net_hdr` (offloads are on).
-    pub fn has_vnet_hdr(&self) -> bool {
+    pub(crate) fn has_vnet_hdr(&self) -> bool {
         self.vnet_hdr
     }
 
     /// Reads one packet, preceded by its `virtio_net_hdr` when [`Tun::has_vnet_hdr`];
     /// `WouldBlock` when none is queued.
-    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         // SAFETY: the pointer and length describe `buf`, which outlives the call.
         let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         byte_count(n)
     }
 
     /// Writes one plain packet into the kernel's stack as if it had arrived on the interface.
-    pub fn write(&self, packet: &[u8]) -> io::Result<usize> {
+    pub(crate) fn write(&self, packet: &[u8]) -> io::Result<usize> {
         if self.vnet_hdr {
             return self.write_with_hdr(&[0; VIRTIO_NET_HDR_LEN], packet);
         }
@@ -92,7 +94,7 @@ impl Tun {
 
     /// Writes `packet` behind the `virtio_net_hdr` `hdr` (only when [`Tun::has_vnet_hdr`]):
     /// a TCP super-segment the kernel will take as many segments.
-    pub fn write_with_hdr(
+    pub(crate) fn write_with_hdr(
         &self,
         hdr: &[u8; VIRTIO_NET_HDR_LEN],
         packet: &[u8],
@@ -120,7 +122,7 @@ fn byte_count(n: libc::ssize_t) -> io::Result<usize> {
 
 /// Checks an interface name before it reaches the kernel, so a bad configuration produces
 /// a message that says what is wrong instead of a bare `EINVAL`.
-pub fn validate_name(name: &str) -> Result<(), String> {
+pub(crate) fn validate_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("the TUN interface name is empty".into());
     }

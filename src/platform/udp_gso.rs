@@ -10,15 +10,15 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
 /// Most datagrams one GSO send may carry (the kernel's `UDP_MAX_SEGMENTS`).
-pub const MAX_SEGMENTS: usize = 64;
+pub(crate) const MAX_SEGMENTS: usize = 64;
 
 /// Largest payload one GSO send may carry: an IP packet's 64 KiB less IPv6 and UDP headers.
-pub const MAX_GSO_BYTES: usize = 65535 - 40 - 8;
+pub(crate) const MAX_GSO_BYTES: usize = 65535 - 40 - 8;
 
 /// Asks the kernel to coalesce received datagrams (`UDP_GRO`). Failure is harmless: reads then
 /// return one datagram each.
 #[cfg(target_os = "linux")]
-pub fn enable_gro(fd: RawFd) -> io::Result<()> {
+pub(crate) fn enable_gro(fd: RawFd) -> io::Result<()> {
     let on: libc::c_int = 1;
     // SAFETY: setsockopt with a pointer to a c_int of the size given.
     let rc = unsafe {
@@ -37,14 +37,14 @@ pub fn enable_gro(fd: RawFd) -> io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn enable_gro(_fd: RawFd) -> io::Result<()> {
+pub(crate) fn enable_gro(_fd: RawFd) -> io::Result<()> {
     Err(io::ErrorKind::Unsupported.into())
 }
 
 /// Whether the kernel knows `UDP_SEGMENT` (Linux 4.18+). An older one would ignore the
 /// control message and send the whole batch as one oversized datagram, so we ask first.
 #[cfg(target_os = "linux")]
-pub fn probe_gso(fd: RawFd) -> bool {
+pub(crate) fn probe_gso(fd: RawFd) -> bool {
     let mut value: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: getsockopt writes at most `len` bytes into `value`.
@@ -61,7 +61,7 @@ pub fn probe_gso(fd: RawFd) -> bool {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn probe_gso(_fd: RawFd) -> bool {
+pub(crate) fn probe_gso(_fd: RawFd) -> bool {
     false
 }
 
@@ -69,7 +69,12 @@ pub fn probe_gso(_fd: RawFd) -> bool {
 /// kernel refuses (`EIO`, `EINVAL`, `EOPNOTSUPP`…) when the route's device or an old kernel
 /// can't segment; the caller then falls back to one datagram per call.
 #[cfg(target_os = "linux")]
-pub fn send_segments(fd: RawFd, to: SocketAddr, buf: &[u8], segment: u16) -> io::Result<usize> {
+pub(crate) fn send_segments(
+    fd: RawFd,
+    to: SocketAddr,
+    buf: &[u8],
+    segment: u16,
+) -> io::Result<usize> {
     let (mut name, name_len) = to_sockaddr(to);
     let mut iov = libc::iovec { iov_base: buf.as_ptr() as *mut libc::c_void, iov_len: buf.len() };
     // u64s keep the control buffer aligned for cmsghdr.
@@ -101,13 +106,18 @@ pub fn send_segments(fd: RawFd, to: SocketAddr, buf: &[u8], segment: u16) -> io:
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn send_segments(_fd: RawFd, _to: SocketAddr, _buf: &[u8], _segment: u16) -> io::Result<usize> {
+pub(crate) fn send_segments(
+    _fd: RawFd,
+    _to: SocketAddr,
+    _buf: &[u8],
+    _segment: u16,
+) -> io::Result<usize> {
     Err(io::ErrorKind::Unsupported.into())
 }
 
 /// One receive: the bytes read, the sender, and the size to cut them at (0: one datagram).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Received {
+pub(crate) struct Received {
     pub len: usize,
     pub from: SocketAddr,
     pub segment: usize,
@@ -115,7 +125,7 @@ pub struct Received {
 
 /// Receives one datagram, or with GRO on a run of same-sized datagrams from one sender.
 #[cfg(target_os = "linux")]
-pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
+pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
     // SAFETY: an all-zero sockaddr_storage is valid.
     let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
@@ -151,7 +161,7 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn recv(_fd: RawFd, _buf: &mut [u8]) -> io::Result<Received> {
+pub(crate) fn recv(_fd: RawFd, _buf: &mut [u8]) -> io::Result<Received> {
     Err(io::ErrorKind::Unsupported.into())
 }
 

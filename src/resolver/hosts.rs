@@ -7,7 +7,7 @@ use std::net::IpAddr;
 /// order within each family; empty when the file does not name it. Lines that do not parse
 /// are skipped, as the C library skips them; so are scoped IPv6 addresses (`fe80::1%eth0`),
 /// which need an interface index a dial target cannot carry.
-pub fn addresses(hosts_text: &str, name: &str) -> Vec<IpAddr> {
+pub(crate) fn addresses(hosts_text: &str, name: &str) -> Vec<IpAddr> {
     let wanted = name.strip_suffix('.').unwrap_or(name);
     let mut found: Vec<IpAddr> = hosts_text
         .lines()

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-pub struct Lookup {
+pub(crate) struct Lookup {
     /// The A question first, so IPv4 addresses come first in the result.
     asked: Vec<Asked>,
     nameservers: Vec<SocketAddr>,
@@ -49,7 +49,7 @@ impl Lookup {
     /// Starts looking up `name`, queueing the first queries. `id_seed` (from a random source)
     /// makes the query IDs unguessable, which is what keeps off-path forgeries out. An IP
     /// literal, a malformed name or an empty nameserver list finishes at once.
-    pub fn start(
+    pub(crate) fn start(
         name: &str,
         nameservers: &[SocketAddr],
         settings: Settings,
@@ -96,24 +96,24 @@ impl Lookup {
 
     /// The next datagram to send, and where to.
     #[must_use]
-    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+    pub(crate) fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
         self.outgoing.pop_front()
     }
 
     /// When [`Lookup::handle_timeout`] must run; `None` once finished.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.deadline
     }
 
     /// The addresses found, IPv4 first, or why there are none; `None` while running.
-    pub fn result(&self) -> Option<Result<Vec<IpAddr>, String>> {
+    pub(crate) fn result(&self) -> Option<Result<Vec<IpAddr>, String>> {
         self.result.clone()
     }
 
     /// A datagram from `from`. Only a well-formed answer from a nameserver we asked, carrying
     /// the ID we sent it, to a question still open, counts; anything else is dropped.
-    pub fn handle_response(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+    pub(crate) fn handle_response(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         if self.result.is_some() {
             return;
         }
@@ -148,7 +148,7 @@ impl Lookup {
     /// The current try's time is up: ask the next nameserver, or give up. Addresses of one
     /// family already in hand end the lookup here: the caller dials one address, and waiting
     /// on for a family that a broken nameserver or middlebox never answers would only delay it.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         if self.deadline.is_none_or(|deadline| deadline > now) {
             return;
         }

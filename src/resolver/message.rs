@@ -22,7 +22,7 @@ const MAX_ALIAS_HOPS: usize = 16;
 
 /// The address record types we ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RecordType {
+pub(crate) enum RecordType {
     A,
     Aaaa,
 }
@@ -37,14 +37,14 @@ impl RecordType {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Question {
+pub(crate) struct Question {
     pub name: Name,
     pub record_type: RecordType,
 }
 
 /// What a well-formed response to our question says.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Reply {
+pub(crate) enum Reply {
     /// NOERROR: the addresses of the asked type, none when the name has no such records.
     Addresses(Vec<IpAddr>),
     /// NXDOMAIN: the name does not exist.
@@ -55,7 +55,7 @@ pub enum Reply {
 }
 
 /// A recursive query for `question` with message ID `id`.
-pub fn encode_query(id: u16, question: &Question) -> Vec<u8> {
+pub(crate) fn encode_query(id: u16, question: &Question) -> Vec<u8> {
     let mut query = Vec::with_capacity(HEADER_LEN + question.name.wire().len() + 4);
     for field in [id, FLAG_RECURSION_DESIRED, 1, 0, 0, 0] {
         query.extend(field.to_be_bytes());
@@ -67,14 +67,18 @@ pub fn encode_query(id: u16, question: &Question) -> Vec<u8> {
 }
 
 /// The ID of a message, to find the query a datagram may answer before parsing it.
-pub fn message_id(message: &[u8]) -> Option<u16> {
+pub(crate) fn message_id(message: &[u8]) -> Option<u16> {
     read_u16(message, 0)
 }
 
 /// Checks that `message` answers `question` sent with `id`, and returns what it says.
 /// Addresses are those of the asked type owned by the end of the alias chain that starts at
 /// the question's name; records about other names are ignored.
-pub fn parse_response(message: &[u8], id: u16, question: &Question) -> Result<Reply, String> {
+pub(crate) fn parse_response(
+    message: &[u8],
+    id: u16,
+    question: &Question,
+) -> Result<Reply, String> {
     let header = message.get(..HEADER_LEN).ok_or("shorter than a DNS header")?;
     let field = |at: usize| u16::from_be_bytes([header[at], header[at + 1]]);
     if field(0) != id {

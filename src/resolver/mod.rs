@@ -3,10 +3,10 @@
 //! bytes and a [`lookup::Lookup`] state machine fed datagrams and the time; the daemon owns the
 //! files, the sockets and the clock.
 
-pub mod hosts;
-pub mod lookup;
-pub mod message;
-pub mod name;
-pub mod resolv_conf;
+pub(crate) mod hosts;
+pub(crate) mod lookup;
+pub(crate) mod message;
+pub(crate) mod name;
+pub(crate) mod resolv_conf;
 #[cfg(test)]
-pub mod test_responses;
+pub(crate) mod test_responses;

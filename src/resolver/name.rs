@@ -10,12 +10,12 @@ const MAX_LABEL_LEN: usize = 63;
 const POINTER_TAG: u8 = 0xC0;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Name(Vec<u8>);
+pub(crate) struct Name(Vec<u8>);
 
 impl Name {
     /// `text` in the dotted form URLs and hosts files use; one trailing dot (a fully qualified
     /// name) is allowed. Escapes are not: a control server's name never needs them.
-    pub fn from_text(text: &str) -> Result<Name, String> {
+    pub(crate) fn from_text(text: &str) -> Result<Name, String> {
         let bare = text.strip_suffix('.').unwrap_or(text);
         let invalid = || format!("{text:?} is not a valid host name");
         if bare.is_empty() {
@@ -36,7 +36,7 @@ impl Name {
     }
 
     /// The uncompressed wire form, ending with the root label.
-    pub fn wire(&self) -> &[u8] {
+    pub(crate) fn wire(&self) -> &[u8] {
         &self.0
     }
 
@@ -45,7 +45,7 @@ impl Name {
     ///
     /// Every pointer must point strictly before the previous one (the first before `start`):
     /// the offsets shrink at each jump, so no crafted message can make the walk loop.
-    pub fn read(message: &[u8], start: usize) -> Result<(Name, usize), String> {
+    pub(crate) fn read(message: &[u8], start: usize) -> Result<(Name, usize), String> {
         let mut wire = Vec::new();
         let mut at = start;
         let mut end = None;

@@ -15,7 +15,7 @@ const ATTEMPTS: std::ops::RangeInclusive<u32> = 1..=5;
 
 /// How long to wait for each nameserver, and how many rounds over all of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub timeout: Duration,
     pub attempts: u32,
 }
@@ -28,7 +28,7 @@ impl Default for Settings {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ResolvConf {
+pub(crate) struct ResolvConf {
     pub nameservers: Vec<SocketAddr>,
     pub settings: Settings,
 }
@@ -36,7 +36,7 @@ pub struct ResolvConf {
 /// Reads resolv.conf text. Unusable lines are skipped. With no nameserver line, the local
 /// machine's nameserver is asked, as resolver(5) specifies; scoped IPv6 nameservers
 /// (`fe80::1%eth0`) are skipped, since they need an interface index looked up by name.
-pub fn parse(text: &str) -> ResolvConf {
+pub(crate) fn parse(text: &str) -> ResolvConf {
     let mut conf = ResolvConf { nameservers: Vec::new(), settings: Settings::default() };
     for line in text.lines() {
         let mut fields = line.split_whitespace();

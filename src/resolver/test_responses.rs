@@ -5,7 +5,7 @@ use super::name::Name;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// An answer record's data.
-pub enum Data<'a> {
+pub(crate) enum Data<'a> {
     A(Ipv4Addr),
     Aaaa(Ipv6Addr),
     Cname(&'a str),
@@ -13,7 +13,7 @@ pub enum Data<'a> {
 
 /// A response to `query`: its ID and question echoed, RCODE `rcode`, `answers` (owner, data)
 /// written without compression.
-pub fn respond(query: &[u8], rcode: u8, answers: &[(&str, Data)]) -> Vec<u8> {
+pub(crate) fn respond(query: &[u8], rcode: u8, answers: &[(&str, Data)]) -> Vec<u8> {
     let mut response = query.to_vec();
     // QR, RD and RA set; RCODE in the low bits.
     response[2] = 0x81;
@@ -36,6 +36,6 @@ pub fn respond(query: &[u8], rcode: u8, answers: &[(&str, Data)]) -> Vec<u8> {
 }
 
 /// Whether `query` (as the lookup sent it) asks for AAAA records rather than A.
-pub fn asks_for_aaaa(query: &[u8]) -> bool {
+pub(crate) fn asks_for_aaaa(query: &[u8]) -> bool {
     query[query.len() - 4..query.len() - 2] == 28u16.to_be_bytes()
 }

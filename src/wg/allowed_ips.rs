@@ -22,7 +22,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// a route from a peer that holds it, and withdrawing one claim never takes the route from
 /// another claimant.
 #[derive(Clone, Debug)]
-pub struct AllowedIps<V> {
+pub(crate) struct AllowedIps<V> {
     v4: LengthMaps<u32, V>,
     v6: LengthMaps<u128, V>,
 }
@@ -116,13 +116,13 @@ impl<K: Hash + Eq + Copy, V: Copy + PartialEq> LengthMaps<K, V> {
 }
 
 impl<V: Copy + PartialEq> AllowedIps<V> {
-    pub fn new() -> AllowedIps<V> {
+    pub(crate) fn new() -> AllowedIps<V> {
         AllowedIps::default()
     }
 
     /// Adds `value`'s claim to `prefix` (host bits ignored). It owns the prefix unless an
     /// earlier claimant still does; claiming twice is the same as once.
-    pub fn insert(&mut self, prefix: Prefix, value: V) {
+    pub(crate) fn insert(&mut self, prefix: Prefix, value: V) {
         match prefix.network().addr() {
             IpAddr::V4(a) => self.v4.claim(prefix.bits(), u32::from(a), value),
             IpAddr::V6(a) => self.v6.claim(prefix.bits(), u128::from(a), value),
@@ -131,7 +131,7 @@ impl<V: Copy + PartialEq> AllowedIps<V> {
 
     /// Withdraws `value`'s claim to `prefix`, handing the prefix to the next claimant if there
     /// is one; every other prefix is left as it was. False if `value` had no such claim.
-    pub fn remove(&mut self, prefix: Prefix, value: V) -> bool {
+    pub(crate) fn remove(&mut self, prefix: Prefix, value: V) -> bool {
         match prefix.network().addr() {
             IpAddr::V4(a) => self.v4.withdraw(prefix.bits(), u32::from(a), value),
             IpAddr::V6(a) => self.v6.withdraw(prefix.bits(), u128::from(a), value),
@@ -139,7 +139,7 @@ impl<V: Copy + PartialEq> AllowedIps<V> {
     }
 
     /// The owner of the longest prefix containing `ip`.
-    pub fn lookup(&self, ip: IpAddr) -> Option<V> {
+    pub(crate) fn lookup(&self, ip: IpAddr) -> Option<V> {
         match ip {
             IpAddr::V4(a) => {
                 let a = u32::from(a);
@@ -153,7 +153,7 @@ impl<V: Copy + PartialEq> AllowedIps<V> {
     }
 
     /// Every claimed prefix, as a network, once each, in no particular order.
-    pub fn prefixes(&self) -> impl Iterator<Item = Prefix> + '_ {
+    pub(crate) fn prefixes(&self) -> impl Iterator<Item = Prefix> + '_ {
         let network = |addr: IpAddr, len| Prefix::new(addr, len).expect("length of a stored key");
         let v4 = self.v4.networks().map(move |(len, a)| network(Ipv4Addr::from(a).into(), len));
         let v6 = self.v6.networks().map(move |(len, a)| network(Ipv6Addr::from(a).into(), len));
@@ -161,11 +161,11 @@ impl<V: Copy + PartialEq> AllowedIps<V> {
     }
 
     /// The number of distinct prefixes claimed.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.v4.len() + self.v6.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }

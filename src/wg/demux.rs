@@ -14,7 +14,7 @@ use std::time::Instant;
 
 /// What to do with a datagram before any session sees it.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Destination {
+pub(crate) enum Destination {
     /// To the peer with this local index.
     LocalIndex(u32),
     /// A valid initiation from the holder of this static key.
@@ -29,7 +29,7 @@ pub enum Destination {
 
 /// Classifies `datagram`. Handshake messages pass the [`HandshakeGate`] first, initiations
 /// before the (costly) Diffie-Hellman that reveals the initiator.
-pub fn route_datagram(
+pub(crate) fn route_datagram(
     own_key: &PrivateKey,
     gate: &mut HandshakeGate,
     now: Instant,

@@ -23,14 +23,14 @@ use std::time::{Duration, Instant};
 
 /// Handshake messages that passed mac1 within one second, across all peers, before further ones
 /// must carry a cookie (mac2): wireguard-go and boringtun's device use limits of this order.
-pub const HANDSHAKE_MESSAGES_PER_SECOND_BEFORE_COOKIES: u32 = 100;
+pub(crate) const HANDSHAKE_MESSAGES_PER_SECOND_BEFORE_COOKIES: u32 = 100;
 
 /// A cookie reply's length on the wire.
-pub const COOKIE_REPLY_LEN: usize = 64;
+pub(crate) const COOKIE_REPLY_LEN: usize = 64;
 
 /// What happens to a handshake message.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Admit,
     /// Under load without a valid mac2: send this cookie reply to the sender instead.
     CookieReply([u8; COOKIE_REPLY_LEN]),
@@ -40,7 +40,7 @@ pub enum Verdict {
     Invalid,
 }
 
-pub struct HandshakeGate {
+pub(crate) struct HandshakeGate {
     mac1_only: Arc<RateLimiter>,
     mac2_required: RateLimiter,
     load: LoadCounter,
@@ -48,7 +48,7 @@ pub struct HandshakeGate {
 }
 
 impl HandshakeGate {
-    pub fn new(own_key: &PrivateKey) -> HandshakeGate {
+    pub(crate) fn new(own_key: &PrivateKey) -> HandshakeGate {
         let public = x25519_dalek::PublicKey::from(own_key.public_key().0);
         HandshakeGate {
             mac1_only: Arc::new(RateLimiter::new(&public, u64::MAX)),
@@ -60,13 +60,13 @@ impl HandshakeGate {
 
     /// The limiter every session is built with: it only checks mac1, because the gate has
     /// already judged the load.
-    pub fn session_limiter(&self) -> Arc<RateLimiter> {
+    pub(crate) fn session_limiter(&self) -> Arc<RateLimiter> {
         self.mac1_only.clone()
     }
 
     /// Judges one handshake message (initiation or response) from `from`, received at `now`.
     #[must_use]
-    pub fn admit(&mut self, now: Instant, from: IpAddr, message: &[u8]) -> Verdict {
+    pub(crate) fn admit(&mut self, now: Instant, from: IpAddr, message: &[u8]) -> Verdict {
         let mut reply = [0u8; COOKIE_REPLY_LEN];
         if self.mac1_only.verify_packet(None, message, &mut reply).is_err() {
             return Verdict::Invalid;

@@ -16,12 +16,12 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-pub const MESSAGES_PER_SECOND: u32 = 20;
-pub const BURST: u32 = 5;
+pub(crate) const MESSAGES_PER_SECOND: u32 = 20;
+pub(crate) const BURST: u32 = 5;
 /// Sources tracked at once; about 200 KiB when full.
-pub const MAX_SOURCES: usize = 4096;
+pub(crate) const MAX_SOURCES: usize = 4096;
 /// After this long without a message a bucket is full again, and can be forgotten.
-pub const IDLE_EXPIRY: Duration = Duration::from_secs(1);
+pub(crate) const IDLE_EXPIRY: Duration = Duration::from_secs(1);
 
 /// Credit is kept as time: a message costs its share of a second, and credit accrues with the
 /// time elapsed.
@@ -71,7 +71,7 @@ impl Bucket {
 }
 
 #[derive(Debug, Default)]
-pub struct HandshakeLimiter {
+pub(crate) struct HandshakeLimiter {
     buckets: HashMap<Source, Bucket>,
     last_sweep: Option<Instant>,
 }
@@ -79,7 +79,7 @@ pub struct HandshakeLimiter {
 impl HandshakeLimiter {
     /// Whether a handshake message from `from` may go on to the Diffie-Hellman.
     #[must_use]
-    pub fn allow(&mut self, now: Instant, from: IpAddr) -> bool {
+    pub(crate) fn allow(&mut self, now: Instant, from: IpAddr) -> bool {
         let source = Source::of(from);
         if let Some(bucket) = self.buckets.get_mut(&source) {
             return bucket.take(now);

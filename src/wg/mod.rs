@@ -4,11 +4,11 @@
 //! boringtun reads the clock itself inside `Tunn`; everything above it here is driven by the
 //! `now` its callers pass in, so the engine decides *when* boringtun's timers are consulted.
 
-pub mod allowed_ips;
-pub mod demux;
-pub mod gate;
-pub mod handshake_limiter;
-pub mod timers;
+pub(crate) mod allowed_ips;
+pub(crate) mod demux;
+pub(crate) mod gate;
+pub(crate) mod handshake_limiter;
+pub(crate) mod timers;
 
 use crate::keys::{PrivateKey, PublicKey};
 use boringtun::noise::rate_limiter::RateLimiter;
@@ -17,11 +17,11 @@ use std::sync::Arc;
 
 /// Room a buffer needs beyond the plaintext for WireGuard's header and tag; also the minimum
 /// size boringtun needs to write a handshake message.
-pub const OVERHEAD: usize = 32;
-pub const MIN_BUFFER: usize = 148;
+pub(crate) const OVERHEAD: usize = 32;
+pub(crate) const MIN_BUFFER: usize = 148;
 
 /// A WireGuard session with one peer.
-pub struct Session {
+pub(crate) struct Session {
     pub tunn: Tunn,
     /// Our 24-bit local index for this peer; incoming packets carry it (shifted) as their
     /// receiver index.
@@ -29,7 +29,7 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(
+    pub(crate) fn new(
         own_key: &PrivateKey,
         peer_key: &PublicKey,
         preshared_key: Option<[u8; 32]>,
@@ -49,7 +49,7 @@ impl Session {
     }
 
     /// Plaintext bytes sent and received.
-    pub fn traffic(&self) -> (u64, u64) {
+    pub(crate) fn traffic(&self) -> (u64, u64) {
         let (_, tx, rx, _, _) = self.tunn.stats();
         (tx as u64, rx as u64)
     }

@@ -11,14 +11,14 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
-pub const TICK: Duration = Duration::from_secs(1);
-pub const HOT_WINDOW: Duration = Duration::from_secs(30);
+pub(crate) const TICK: Duration = Duration::from_secs(1);
+pub(crate) const HOT_WINDOW: Duration = Duration::from_secs(30);
 /// WireGuard's REJECT_AFTER_TIME × 3 (540 s) and a second of slack.
-pub const EXPIRY_CHECK: Duration = Duration::from_secs(541);
+pub(crate) const EXPIRY_CHECK: Duration = Duration::from_secs(541);
 
 /// Per-peer timer bookkeeping, kept beside the peer's session.
 #[derive(Clone, Debug)]
-pub struct Clock {
+pub(crate) struct Clock {
     pub last_activity: Instant,
     /// Listed in the schedule's hot set.
     pub hot: bool,
@@ -29,21 +29,21 @@ pub struct Clock {
 }
 
 impl Clock {
-    pub fn new(now: Instant, keepalive: bool) -> Clock {
+    pub(crate) fn new(now: Instant, keepalive: bool) -> Clock {
         Clock { last_activity: now, hot: false, cold_at: None, keepalive }
     }
 }
 
 /// Why a peer's timers are due.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Due {
+pub(crate) enum Due {
     Hot,
     Cold(Instant),
 }
 
 /// The hot set and the cold heap of all peers, keyed by local index.
 #[derive(Debug, Default)]
-pub struct Schedule {
+pub(crate) struct Schedule {
     hot: Vec<u32>,
     next_hot_tick: Option<Instant>,
     cold: BinaryHeap<Reverse<(Instant, u32)>>,
@@ -51,7 +51,7 @@ pub struct Schedule {
 
 impl Schedule {
     /// Records traffic with peer `id`; called on the data path, so it is O(1).
-    pub fn activity(&mut self, id: u32, clock: &mut Clock, now: Instant) {
+    pub(crate) fn activity(&mut self, id: u32, clock: &mut Clock, now: Instant) {
         clock.last_activity = now;
         if !clock.hot {
             clock.hot = true;
@@ -62,7 +62,7 @@ impl Schedule {
 
     /// The earliest moment any peer's timers need consulting.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let cold = self.cold.peek().map(|Reverse((at, _))| *at);
         match (self.next_hot_tick, cold) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -72,7 +72,7 @@ impl Schedule {
 
     /// Moves every peer whose timers are due at `now` into `out`. Hot peers leave the hot set
     /// and return to it through [`Schedule::settle`]; the caller clears `clock.hot` for them.
-    pub fn take_due(&mut self, now: Instant, out: &mut Vec<(u32, Due)>) {
+    pub(crate) fn take_due(&mut self, now: Instant, out: &mut Vec<(u32, Due)>) {
         if self.next_hot_tick.is_some_and(|t| t <= now) {
             self.next_hot_tick = None;
             out.extend(self.hot.drain(..).map(|id| (id, Due::Hot)));
@@ -87,7 +87,7 @@ impl Schedule {
     }
 
     /// After a peer's timers ran: keep it hot while it is busy, else give it one cold check.
-    pub fn settle(&mut self, id: u32, clock: &mut Clock, now: Instant) {
+    pub(crate) fn settle(&mut self, id: u32, clock: &mut Clock, now: Instant) {
         if clock.keepalive || now < clock.last_activity + HOT_WINDOW {
             if !clock.hot {
                 clock.hot = true;

@@ -12,7 +12,7 @@ use base64::Engine as _;
 
 /// A request the client finished sending.
 #[derive(Clone, Debug)]
-pub struct Request {
+pub(super) struct Request {
     pub stream: StreamId,
     pub method: String,
     pub path: String,
@@ -26,7 +26,7 @@ enum Stage {
     Noise { transport: Transport, plaintext: Vec<u8>, preface_seen: bool },
 }
 
-pub struct FakeServer {
+pub(super) struct FakeServer {
     stage: Stage,
     received: Vec<u8>,
     /// Bytes for the client.
@@ -39,7 +39,7 @@ pub struct FakeServer {
 }
 
 impl FakeServer {
-    pub fn new() -> FakeServer {
+    pub(super) fn new() -> FakeServer {
         FakeServer {
             stage: Stage::Http1,
             received: Vec::new(),
@@ -52,7 +52,7 @@ impl FakeServer {
     }
 
     /// Takes bytes from the client and answers what the protocol answers by itself.
-    pub fn receive(&mut self, bytes: &[u8]) {
+    pub(super) fn receive(&mut self, bytes: &[u8]) {
         self.received.extend_from_slice(bytes);
         if matches!(self.stage, Stage::Http1) {
             self.read_http1();
@@ -158,17 +158,17 @@ impl FakeServer {
     }
 
     /// The oldest finished request for `path`, removed from the list.
-    pub fn take_request(&mut self, path: &str) -> Option<Request> {
+    pub(super) fn take_request(&mut self, path: &str) -> Option<Request> {
         let at = self.finished.iter().position(|r| r.path == path)?;
         Some(self.finished.remove(at))
     }
 
     /// Response headers with `status`, optionally ending the stream.
-    pub fn respond_head(&mut self, stream: StreamId, status: u16, end_stream: bool) {
+    pub(super) fn respond_head(&mut self, stream: StreamId, status: u16, end_stream: bool) {
         self.respond_head_with(stream, status, &[], end_stream);
     }
 
-    pub fn respond_head_with(
+    pub(super) fn respond_head_with(
         &mut self,
         stream: StreamId,
         status: u16,
@@ -190,7 +190,7 @@ impl FakeServer {
         }]);
     }
 
-    pub fn respond_data(&mut self, stream: StreamId, data: &[u8], end_stream: bool) {
+    pub(super) fn respond_data(&mut self, stream: StreamId, data: &[u8], end_stream: bool) {
         for chunk in data.chunks(16_384) {
             let last = end_stream && chunk.as_ptr() == data.chunks(16_384).last().unwrap().as_ptr();
             self.send_frames(&[Frame::Data {
@@ -211,7 +211,7 @@ impl FakeServer {
     }
 
     /// Frames, serialised and sealed into Noise records.
-    pub fn send_frames(&mut self, frames: &[Frame]) {
+    pub(super) fn send_frames(&mut self, frames: &[Frame]) {
         let mut plain = Vec::new();
         for f in frames {
             f.write(&mut plain);
@@ -220,7 +220,7 @@ impl FakeServer {
     }
 
     /// Raw plaintext inside Noise records (for malformed HTTP/2).
-    pub fn send_plaintext(&mut self, plain: &[u8]) {
+    pub(super) fn send_plaintext(&mut self, plain: &[u8]) {
         let Stage::Noise { transport, .. } = &mut self.stage else { panic!("noise not up") };
         transport.seal(plain, &mut self.to_client).unwrap();
     }

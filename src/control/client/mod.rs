@@ -42,11 +42,11 @@ const MAX_REFUSAL_TEXT: usize = 4 << 10;
 
 /// Secret randomness for Noise ephemeral keys: the driver hands in
 /// the OS's random source. Key material never comes from the jitter generator.
-pub type KeyEntropy = Box<dyn FnMut(&mut [u8; 32]) -> std::io::Result<()>>;
+pub(crate) type KeyEntropy = Box<dyn FnMut(&mut [u8; 32]) -> std::io::Result<()>>;
 
 /// What the client needs from the OS, read by the driver. The client never reads the random
 /// source or the wall clock itself, so the same environment and inputs replay the same run.
-pub struct Environment {
+pub(crate) struct Environment {
     /// Seeds the retry jitter, which needs no secrecy.
     pub jitter_seed: u64,
     /// The wall clock, read together with the `now` given to [`ControlClient::new`].
@@ -60,7 +60,7 @@ pub struct Environment {
 
 /// Why the driver's connection ended or never opened.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LinkFailure {
+pub(crate) enum LinkFailure {
     /// DNS, TCP or TLS failed, or the peer closed.
     Network(String),
     /// Our side: a bad TLS configuration, the poll registry refusing the socket.
@@ -69,7 +69,7 @@ pub enum LinkFailure {
 
 /// The node's long-lived keys.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// Names this machine to the control server (Noise static key).
     pub machine_key: PrivateKey,
     /// The WireGuard key the tailnet knows this node by.
@@ -78,7 +78,7 @@ pub struct Identity {
 
 /// What the driver must do with the network.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Open a fresh connection (closing any previous one).
     Connect {
         host: String,
@@ -90,7 +90,7 @@ pub enum Action {
 
 /// What happened that the daemon must act on.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Event {
+pub(crate) enum Event {
     /// The server accepted the node key: persist the identity now.
     Registered,
     /// A new netmap to run.
@@ -105,7 +105,7 @@ pub enum Event {
 
 /// The user-visible login state, with tailscale's names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BackendState {
+pub(crate) enum BackendState {
     /// Logged in earlier, but the user asked for the node to be down (`weft down`); only the
     /// daemon reports it, the client is never running in this state.
     Stopped,
@@ -116,7 +116,7 @@ pub enum BackendState {
 }
 
 impl BackendState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             BackendState::Stopped => "Stopped",
             BackendState::NeedsLogin => "NeedsLogin",
@@ -157,7 +157,7 @@ struct RegisterStream {
     body: Vec<u8>,
 }
 
-pub struct ControlClient {
+pub(crate) struct ControlClient {
     server: ServerUrl,
     identity: Identity,
     disco_key: PublicKey,
@@ -197,7 +197,7 @@ pub struct ControlClient {
 
 impl ControlClient {
     /// A client for `server` that starts connecting at once.
-    pub fn new(
+    pub(crate) fn new(
         server: ServerUrl,
         identity: Identity,
         hostname: String,
@@ -236,46 +236,47 @@ impl ControlClient {
         }
     }
 
-    pub fn identity(&self) -> &Identity {
+    #[cfg(test)]
+    pub(crate) fn identity(&self) -> &Identity {
         &self.identity
     }
 
-    pub fn state(&self) -> BackendState {
+    pub(crate) fn state(&self) -> BackendState {
         self.state
     }
 
-    pub fn auth_url(&self) -> &str {
+    pub(crate) fn auth_url(&self) -> &str {
         &self.auth_url
     }
 
     /// What control itself says is wrong (Health, DisplayMessages).
-    pub fn control_health(&self) -> Vec<String> {
+    pub(crate) fn control_health(&self) -> Vec<String> {
         self.map.health()
     }
 
-    pub fn last_error(&self) -> Option<&ControlError> {
+    pub(crate) fn last_error(&self) -> Option<&ControlError> {
         self.last_error.as_ref()
     }
 
     /// True while the map stream is delivering.
-    pub fn is_connected(&self) -> bool {
+    pub(crate) fn is_connected(&self) -> bool {
         matches!(&self.link, Link::Session { streams, .. } if streams.map.is_some())
             && self.last_frame.is_some()
     }
 
     #[must_use]
-    pub fn poll_action(&mut self) -> Option<Action> {
+    pub(crate) fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
 
     #[must_use]
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub(crate) fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// The next moment [`ControlClient::handle_timeout`] must run.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         [self.link_timeout(), self.next_key_expiry].into_iter().flatten().min()
     }
 
@@ -298,7 +299,7 @@ impl ControlClient {
         }
     }
 
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         if self.next_key_expiry.is_some_and(|at| at <= now) {
             // A key (ours or a peer's) expires now: the netmap changes without a message.
             self.publish_netmap(now, self.clock.wall_at(now));
@@ -317,7 +318,7 @@ impl ControlClient {
 
     /// The endpoints peers may reach us at, with their types; sent with the next map request,
     /// or as a lite update while the stream runs.
-    pub fn set_endpoints(&mut self, now: Instant, endpoints: Vec<Endpoint>) {
+    pub(crate) fn set_endpoints(&mut self, now: Instant, endpoints: Vec<Endpoint>) {
         if endpoints != self.endpoints {
             self.endpoints = endpoints;
             self.state_unsent = true;
@@ -328,7 +329,7 @@ impl ControlClient {
     /// Netcheck's latest findings for `Hostinfo.NetInfo`; sent like the endpoints when more
     /// than the latencies changed (they change on every run, and control needs them only
     /// with something else).
-    pub fn set_net_info(&mut self, now: Instant, net_info: NetInfo) {
+    pub(crate) fn set_net_info(&mut self, now: Instant, net_info: NetInfo) {
         let news = !self.net_info.as_ref().is_some_and(|old| old.basically_equal(&net_info));
         self.net_info = Some(net_info);
         if news {
@@ -338,13 +339,13 @@ impl ControlClient {
     }
 
     /// Whether the node has shields up, for the Hostinfo of the next requests.
-    pub fn set_shields_up(&mut self, on: bool) {
+    pub(crate) fn set_shields_up(&mut self, on: bool) {
         self.shields_up = on;
     }
 
     /// Our home DERP region; sent like the endpoints (with the next map request, or as a
     /// lite update while the stream runs).
-    pub fn set_home_derp(&mut self, now: Instant, region: Option<RegionId>) {
+    pub(crate) fn set_home_derp(&mut self, now: Instant, region: Option<RegionId>) {
         if region != self.home_derp {
             self.home_derp = region;
             self.state_unsent = true;
@@ -373,7 +374,7 @@ impl ControlClient {
 
     /// Asks the server to expire our node key; [`Event::LoggedOut`] follows (or, with no
     /// connection, at once).
-    pub fn logout(&mut self, now: Instant) {
+    pub(crate) fn logout(&mut self, now: Instant) {
         self.logging_out = true;
         if matches!(self.link, Link::Session { ref streams, .. } if streams.registered) {
             self.send_register(now);
@@ -418,7 +419,7 @@ impl ControlClient {
     }
 
     /// Bytes for the socket: the `/key` request right after connecting, or session output.
-    pub fn poll_output(&mut self, now: Instant, out: &mut Vec<u8>) {
+    pub(crate) fn poll_output(&mut self, now: Instant, out: &mut Vec<u8>) {
         match &mut self.link {
             Link::FetchingKey { request_sent, .. } if !*request_sent => {
                 let request = format!(
@@ -440,7 +441,7 @@ impl ControlClient {
     }
 
     /// Bytes read from the socket.
-    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+    pub(crate) fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
         match &mut self.link {
             Link::FetchingKey { response, .. } => {
                 response.extend_from_slice(bytes);
@@ -461,7 +462,7 @@ impl ControlClient {
     /// The connection closed (or failed to open).
     /// A close after we already gave up on the connection (a retry or a parked login) changes
     /// nothing: the reason that made us give up stays the one reported.
-    pub fn handle_closed(&mut self, now: Instant, failure: LinkFailure) {
+    pub(crate) fn handle_closed(&mut self, now: Instant, failure: LinkFailure) {
         let during = match &self.link {
             Link::FetchingKey { .. } => Step::FetchingKey,
             Link::Session { .. } => Step::Session,

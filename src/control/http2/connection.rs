@@ -21,7 +21,7 @@ const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const LAST_STREAM_ID: u32 = (1 << 31) - 1;
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     /// The final response headers; `headers` holds the regular fields, without `:status`.
     Response { stream: StreamId, status: u16, headers: Vec<HeaderField> },
     /// Response body bytes. Hand them back with `consume` once processed to keep them coming.
@@ -43,7 +43,7 @@ struct PartialHeaders {
     block: Vec<u8>,
 }
 
-pub struct Connection {
+pub(crate) struct Connection {
     input: Vec<u8>,
     output: Vec<u8>,
     events: VecDeque<Event>,
@@ -69,7 +69,7 @@ impl Default for Connection {
 impl Connection {
     /// A connection with the preface, our SETTINGS and the connection window raise already
     /// queued: the server may close on a preface whose SETTINGS do not follow promptly.
-    pub fn new() -> Connection {
+    pub(crate) fn new() -> Connection {
         let mut connection = Connection {
             input: Vec::new(),
             output: PREFACE.to_vec(),
@@ -98,14 +98,14 @@ impl Connection {
     }
 
     /// The `:authority` sent with requests that do not carry their own.
-    pub fn set_authority(&mut self, authority: &str) {
+    pub(crate) fn set_authority(&mut self, authority: &str) {
         self.authority = Some(authority.to_string());
     }
 
     /// Starts a request. The body follows as DATA as flow control allows, then END_STREAM.
     /// An `:authority` entry in `headers` overrides `set_authority`; other names must be
     /// lower-case regular fields.
-    pub fn send_request(
+    pub(crate) fn send_request(
         &mut self,
         method: &str,
         path: &str,
@@ -132,7 +132,7 @@ impl Connection {
 
     /// Feeds bytes from the peer, split anywhere. An error is final: the connection is dead
     /// and a GOAWAY saying why is queued.
-    pub fn handle_input(&mut self, bytes: &[u8]) -> Result<(), H2Error> {
+    pub(crate) fn handle_input(&mut self, bytes: &[u8]) -> Result<(), H2Error> {
         if self.failed {
             return Err(H2Error::Closed);
         }
@@ -160,7 +160,7 @@ impl Connection {
     }
 
     /// Appends everything ready to send, including request body the windows now allow.
-    pub fn poll_output(&mut self, out: &mut Vec<u8>) {
+    pub(crate) fn poll_output(&mut self, out: &mut Vec<u8>) {
         if !self.failed {
             self.send_bodies();
         }
@@ -168,13 +168,13 @@ impl Connection {
     }
 
     #[must_use]
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub(crate) fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// The application processed `bytes` of `stream`'s data: give that much window back to
     /// the peer, in chunks of half a window.
-    pub fn consume(&mut self, stream: StreamId, bytes: usize) {
+    pub(crate) fn consume(&mut self, stream: StreamId, bytes: usize) {
         if let Some(increment) = self.receive_window.consume(bytes) {
             self.queue(Frame::WindowUpdate { stream: StreamId::CONNECTION, increment });
         }
@@ -191,7 +191,8 @@ impl Connection {
 
     /// Nothing more will happen: the connection failed, or the peer went away and every
     /// stream it kept has finished. Flush `poll_output` once more, then drop the transport.
-    pub fn is_closed(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_closed(&self) -> bool {
         self.failed || (self.going_away && self.streams.is_empty())
     }
 

@@ -6,18 +6,19 @@ use std::fmt;
 /// may send codes this list does not know; those must be treated as INTERNAL_ERROR-like, not
 /// rejected.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct ErrorCode(pub u32);
+pub(crate) struct ErrorCode(pub u32);
 
 impl ErrorCode {
-    pub const NO_ERROR: ErrorCode = ErrorCode(0x0);
-    pub const PROTOCOL_ERROR: ErrorCode = ErrorCode(0x1);
-    pub const INTERNAL_ERROR: ErrorCode = ErrorCode(0x2);
-    pub const FLOW_CONTROL_ERROR: ErrorCode = ErrorCode(0x3);
-    pub const STREAM_CLOSED: ErrorCode = ErrorCode(0x5);
-    pub const FRAME_SIZE_ERROR: ErrorCode = ErrorCode(0x6);
-    pub const REFUSED_STREAM: ErrorCode = ErrorCode(0x7);
-    pub const CANCEL: ErrorCode = ErrorCode(0x8);
-    pub const COMPRESSION_ERROR: ErrorCode = ErrorCode(0x9);
+    #[cfg(test)]
+    pub(crate) const NO_ERROR: ErrorCode = ErrorCode(0x0);
+    pub(crate) const PROTOCOL_ERROR: ErrorCode = ErrorCode(0x1);
+    pub(crate) const FLOW_CONTROL_ERROR: ErrorCode = ErrorCode(0x3);
+    pub(crate) const STREAM_CLOSED: ErrorCode = ErrorCode(0x5);
+    pub(crate) const FRAME_SIZE_ERROR: ErrorCode = ErrorCode(0x6);
+    pub(crate) const REFUSED_STREAM: ErrorCode = ErrorCode(0x7);
+    #[cfg(test)]
+    pub(crate) const CANCEL: ErrorCode = ErrorCode(0x8);
+    pub(crate) const COMPRESSION_ERROR: ErrorCode = ErrorCode(0x9);
 
     fn name(self) -> Option<&'static str> {
         let names = [
@@ -50,7 +51,7 @@ impl fmt::Debug for ErrorCode {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum H2Error {
+pub(crate) enum H2Error {
     /// The peer broke the protocol or our limits. The connection is finished: a GOAWAY with
     /// `code` is queued for the peer.
     Protocol { code: ErrorCode, reason: &'static str },
@@ -63,7 +64,7 @@ pub enum H2Error {
 }
 
 impl H2Error {
-    pub fn protocol(code: ErrorCode, reason: &'static str) -> H2Error {
+    pub(crate) fn protocol(code: ErrorCode, reason: &'static str) -> H2Error {
         H2Error::Protocol { code, reason }
     }
 }

@@ -3,27 +3,27 @@
 use super::error::{ErrorCode, H2Error};
 
 /// The largest window the protocol allows.
-pub const MAX_WINDOW: i64 = (1 << 31) - 1;
+pub(super) const MAX_WINDOW: i64 = (1 << 31) - 1;
 
 /// How much we may still send. Signed: a smaller INITIAL_WINDOW_SIZE from the peer can push
 /// it below zero (RFC 9113 §6.9.2).
-pub struct SendWindow(i64);
+pub(super) struct SendWindow(i64);
 
 impl SendWindow {
-    pub fn new(size: u32) -> SendWindow {
+    pub(super) fn new(size: u32) -> SendWindow {
         SendWindow(i64::from(size))
     }
 
-    pub fn available(&self) -> usize {
+    pub(super) fn available(&self) -> usize {
         self.0.max(0) as usize
     }
 
-    pub fn spend(&mut self, bytes: usize) {
+    pub(super) fn spend(&mut self, bytes: usize) {
         self.0 -= bytes as i64;
     }
 
     /// Grows (or, for a SETTINGS change, shrinks) the window; past 2^31-1 the peer is wrong.
-    pub fn adjust(&mut self, delta: i64) -> Result<(), H2Error> {
+    pub(super) fn adjust(&mut self, delta: i64) -> Result<(), H2Error> {
         let grown = self.0 + delta;
         if grown > MAX_WINDOW {
             return Err(H2Error::protocol(
@@ -39,7 +39,7 @@ impl SendWindow {
 /// How much the peer may still send us, and the bytes the application has consumed but we
 /// have not yet given back. Giving back happens in chunks of at least half the window, so a
 /// steady stream costs one WINDOW_UPDATE per half window rather than one per DATA frame.
-pub struct ReceiveWindow {
+pub(super) struct ReceiveWindow {
     size: usize,
     available: usize,
     /// Received and handed to the application, not consumed yet.
@@ -49,12 +49,12 @@ pub struct ReceiveWindow {
 }
 
 impl ReceiveWindow {
-    pub fn new(size: u32) -> ReceiveWindow {
+    pub(super) fn new(size: u32) -> ReceiveWindow {
         ReceiveWindow { size: size as usize, available: size as usize, buffered: 0, unannounced: 0 }
     }
 
     /// Accounts received bytes; more than the window we advertised is the peer's violation.
-    pub fn receive(&mut self, bytes: usize) -> Result<(), H2Error> {
+    pub(super) fn receive(&mut self, bytes: usize) -> Result<(), H2Error> {
         self.available = self.available.checked_sub(bytes).ok_or_else(|| {
             H2Error::protocol(ErrorCode::FLOW_CONTROL_ERROR, "peer sent more than our window")
         })?;
@@ -64,7 +64,7 @@ impl ReceiveWindow {
 
     /// Marks bytes consumed (capped at what was received) and returns the WINDOW_UPDATE
     /// increment to send, once at least half the window is waiting to be given back.
-    pub fn consume(&mut self, bytes: usize) -> Option<u32> {
+    pub(super) fn consume(&mut self, bytes: usize) -> Option<u32> {
         let bytes = bytes.min(self.buffered);
         self.buffered -= bytes;
         self.unannounced += bytes;

@@ -4,11 +4,11 @@
 
 use super::error::{ErrorCode, H2Error};
 
-pub const HEADER_LEN: usize = 9;
+pub(crate) const HEADER_LEN: usize = 9;
 
 /// The frame size every peer must accept before SETTINGS say otherwise, and the one we keep
 /// advertising: it bounds our input buffer at one frame of this size.
-pub const DEFAULT_MAX_FRAME_SIZE: usize = 16_384;
+pub(crate) const DEFAULT_MAX_FRAME_SIZE: usize = 16_384;
 
 const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
@@ -32,21 +32,21 @@ const STREAM_ID_MASK: u32 = 0x7fff_ffff;
 
 /// A stream identifier. 0 names the connection itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct StreamId(pub u32);
+pub(crate) struct StreamId(pub u32);
 
 impl StreamId {
-    pub const CONNECTION: StreamId = StreamId(0);
+    pub(crate) const CONNECTION: StreamId = StreamId(0);
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Priority {
+pub(crate) struct Priority {
     pub exclusive: bool,
     pub dependency: StreamId,
     pub weight: u8,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Frame {
+pub(crate) enum Frame {
     /// `padding` is the pad length when the PADDED flag is set; the padding still counts
     /// against flow control.
     Data {
@@ -121,7 +121,10 @@ fn read_u32(bytes: &[u8]) -> u32 {
 /// Parses the first frame in `bytes`. `Ok(None)` means more bytes are needed; the length is
 /// checked against `max_frame_size` before waiting for the payload, so a hostile length
 /// cannot make the caller buffer megabytes.
-pub fn parse(bytes: &[u8], max_frame_size: usize) -> Result<Option<(Frame, usize)>, H2Error> {
+pub(crate) fn parse(
+    bytes: &[u8],
+    max_frame_size: usize,
+) -> Result<Option<(Frame, usize)>, H2Error> {
     let Some(header) = bytes.get(..HEADER_LEN) else {
         return Ok(None);
     };
@@ -269,7 +272,7 @@ fn parse_settings(ack: bool, payload: &[u8]) -> Result<Frame, H2Error> {
 impl Frame {
     /// The number of payload bytes this frame takes from the flow-control windows: for DATA,
     /// the whole payload including padding (RFC 9113 §6.1); nothing for other frames.
-    pub fn flow_controlled_len(&self) -> usize {
+    pub(crate) fn flow_controlled_len(&self) -> usize {
         match self {
             Frame::Data { padding, data, .. } => {
                 data.len() + padding.map_or(0, |pad| 1 + usize::from(pad))
@@ -279,7 +282,7 @@ impl Frame {
     }
 
     /// Appends the frame to `out`. The caller keeps it within the peer's MAX_FRAME_SIZE.
-    pub fn write(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
         let start = out.len();
         out.extend_from_slice(&[0; HEADER_LEN]);
         let (kind, flags, stream) = self.write_payload(out);

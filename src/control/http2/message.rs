@@ -11,7 +11,7 @@ const CONNECTION_SPECIFIC: [&str; 6] =
 
 /// The request's header list, pseudo-headers first as RFC 9113 §8.3 requires. `:scheme` is
 /// "http": the transport is Noise, not TLS, and servers do not check it.
-pub fn request_fields<'a>(
+pub(super) fn request_fields<'a>(
     method: &'a str,
     path: &'a str,
     default_authority: Option<&'a str>,
@@ -64,7 +64,7 @@ fn is_clean_value(text: &str) -> bool {
 
 /// Splits a response's `:status` from its regular fields. A missing or malformed status, or
 /// any other pseudo-header, makes the response malformed (RFC 9113 §8.3.2).
-pub fn split_status(fields: Vec<HeaderField>) -> Result<(u16, Vec<HeaderField>), H2Error> {
+pub(super) fn split_status(fields: Vec<HeaderField>) -> Result<(u16, Vec<HeaderField>), H2Error> {
     let malformed = || H2Error::protocol(ErrorCode::PROTOCOL_ERROR, "malformed response headers");
     let mut status = None;
     let mut regular = Vec::with_capacity(fields.len());

@@ -7,13 +7,15 @@ mod connection;
 mod error;
 mod flow;
 pub(crate) mod frame;
-pub mod hpack;
+pub(crate) mod hpack;
 mod message;
 mod settings;
 mod stream;
 #[cfg(test)]
 mod tests;
 
-pub use connection::{Connection, Event};
-pub use error::{ErrorCode, H2Error};
-pub use frame::StreamId;
+pub(crate) use connection::{Connection, Event};
+pub(crate) use error::H2Error;
+pub(crate) use frame::StreamId;
+
+// Named by tests (and fuzz targets) only; the daemon reaches them through the types above.

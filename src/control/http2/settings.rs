@@ -11,24 +11,24 @@ const MAX_FRAME_SIZE: u16 = 0x5;
 const MAX_HEADER_LIST_SIZE: u16 = 0x6;
 
 /// HPACK table size we accept from the peer's encoder; we announce nothing, so the default.
-pub const LOCAL_HEADER_TABLE_SIZE: usize = 4096;
+pub(super) const LOCAL_HEADER_TABLE_SIZE: usize = 4096;
 
 /// Each stream's receive window: large, like Go's client, so the long-lived map response
 /// flows without waiting for a round trip per 64 KiB.
-pub const LOCAL_STREAM_WINDOW: u32 = 4 << 20;
+pub(super) const LOCAL_STREAM_WINDOW: u32 = 4 << 20;
 
 /// The connection receive window, raised by a WINDOW_UPDATE right after our SETTINGS.
-pub const LOCAL_CONNECTION_WINDOW: u32 = 1 << 30;
+pub(super) const LOCAL_CONNECTION_WINDOW: u32 = 1 << 30;
 
 /// Both the decoded header list and the compressed header block are bounded by this, so a
 /// peer cannot make us hold more for one response's headers.
-pub const LOCAL_MAX_HEADER_LIST_SIZE: usize = 64 << 10;
+pub(super) const LOCAL_MAX_HEADER_LIST_SIZE: usize = 64 << 10;
 
 /// The window every stream and the connection start with before SETTINGS change it.
-pub const DEFAULT_WINDOW: u32 = 65_535;
+pub(super) const DEFAULT_WINDOW: u32 = 65_535;
 
 /// Our SETTINGS: no server push, and the windows and header limit above.
-pub fn local() -> Vec<(u16, u32)> {
+pub(super) fn local() -> Vec<(u16, u32)> {
     vec![
         (ENABLE_PUSH, 0),
         (INITIAL_WINDOW_SIZE, LOCAL_STREAM_WINDOW),
@@ -38,14 +38,14 @@ pub fn local() -> Vec<(u16, u32)> {
 
 /// The peer's settings that constrain us. HEADER_TABLE_SIZE is ignored because our encoder
 /// never uses the dynamic table; MAX_HEADER_LIST_SIZE is advisory.
-pub struct PeerSettings {
+pub(super) struct PeerSettings {
     pub max_concurrent_streams: u32,
     pub initial_window_size: u32,
     pub max_frame_size: usize,
 }
 
 impl PeerSettings {
-    pub fn new() -> PeerSettings {
+    pub(super) fn new() -> PeerSettings {
         PeerSettings {
             max_concurrent_streams: u32::MAX,
             initial_window_size: DEFAULT_WINDOW,
@@ -54,7 +54,7 @@ impl PeerSettings {
     }
 
     /// Applies one setting; unknown identifiers are ignored as RFC 9113 §6.5.2 requires.
-    pub fn apply(&mut self, id: u16, value: u32) -> Result<(), H2Error> {
+    pub(super) fn apply(&mut self, id: u16, value: u32) -> Result<(), H2Error> {
         match id {
             ENABLE_PUSH if value != 0 => {
                 Err(H2Error::protocol(ErrorCode::PROTOCOL_ERROR, "server sent ENABLE_PUSH != 0"))

@@ -3,7 +3,7 @@
 
 use super::flow::{ReceiveWindow, SendWindow};
 
-pub struct Stream {
+pub(super) struct Stream {
     pub send_window: SendWindow,
     pub receive_window: ReceiveWindow,
     /// Request body not yet sent; empty once it all went out.
@@ -17,7 +17,7 @@ pub struct Stream {
 impl Stream {
     /// A stream whose HEADERS went out; `body` follows as DATA when windows allow, and
     /// without a body the HEADERS already carried END_STREAM.
-    pub fn new(send_window: u32, receive_window: u32, body: &[u8]) -> Stream {
+    pub(super) fn new(send_window: u32, receive_window: u32, body: &[u8]) -> Stream {
         Stream {
             send_window: SendWindow::new(send_window),
             receive_window: ReceiveWindow::new(receive_window),
@@ -28,18 +28,18 @@ impl Stream {
         }
     }
 
-    pub fn unsent_body(&self) -> &[u8] {
+    pub(super) fn unsent_body(&self) -> &[u8] {
         &self.unsent_body
     }
 
     /// Records that the first `bytes` of the unsent body went out.
-    pub fn body_sent(&mut self, bytes: usize) {
+    pub(super) fn body_sent(&mut self, bytes: usize) {
         self.unsent_body.drain(..bytes);
         self.sent_end_stream = self.unsent_body.is_empty();
     }
 
     /// Both directions are finished, so nothing more can happen on the stream.
-    pub fn is_closed(&self) -> bool {
+    pub(super) fn is_closed(&self) -> bool {
         self.sent_end_stream && self.received_end_stream
     }
 }

@@ -10,13 +10,15 @@ mod peers;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+use crate::control::tailcfg::NodeId;
 use crate::control::tailcfg::{
-    DisplayMessage, DnsConfig, JsonError, MapResponse, Node, NodeId, UserId, UserProfile,
+    DisplayMessage, DnsConfig, JsonError, MapResponse, Node, UserId, UserProfile,
 };
 use crate::netmap::DerpMap;
 use clock::ClockSkew;
 use filters::NamedFilters;
-pub use netmap::Update;
+pub(crate) use netmap::Update;
 use peers::PeerTable;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,7 +26,7 @@ use std::time::SystemTime;
 
 /// Everything the map stream has said so far.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct MapState {
+pub(crate) struct MapState {
     /// This node; `None` until the first full MapResponse.
     self_node: Option<Node>,
     peers: PeerTable,
@@ -44,7 +46,7 @@ pub struct MapState {
 /// Which parts of the state a MapResponse touched. A flag set means "may have changed";
 /// all clear (a keep-alive) means the netmap need not be rebuilt.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Changed {
+pub(crate) struct Changed {
     pub self_node: bool,
     pub peers: bool,
     pub derp_map: bool,
@@ -58,14 +60,14 @@ pub struct Changed {
 }
 
 impl Changed {
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         *self != Changed::default()
     }
 }
 
 /// Why a MapResponse was refused. The state is left exactly as it was.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MapError {
+pub(crate) enum MapError {
     Json(JsonError),
     /// The first non-keep-alive response of a stream must describe this node.
     NoSelfNode,
@@ -83,12 +85,17 @@ impl fmt::Display for MapError {
 impl std::error::Error for MapError {}
 
 impl MapState {
-    pub fn new() -> MapState {
+    pub(crate) fn new() -> MapState {
         MapState::default()
     }
 
     /// Decodes one frame body and applies it.
-    pub fn apply_frame(&mut self, body: &[u8], now: SystemTime) -> Result<Changed, MapError> {
+    #[cfg(any(test, feature = "fuzzing", feature = "bench"))]
+    pub(crate) fn apply_frame(
+        &mut self,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Changed, MapError> {
         let response = MapResponse::from_json(body).map_err(MapError::Json)?;
         self.apply(response, now)
     }
@@ -96,7 +103,11 @@ impl MapState {
     /// Applies one MapResponse received at `now` (local clock). Requests addressed to the
     /// client rather than to the state — `ping_request`, `pop_browser_url`, `debug` — are not
     /// looked at; the caller acts on them before handing the response over.
-    pub fn apply(&mut self, response: MapResponse, now: SystemTime) -> Result<Changed, MapError> {
+    pub(crate) fn apply(
+        &mut self,
+        response: MapResponse,
+        now: SystemTime,
+    ) -> Result<Changed, MapError> {
         if !response.keep_alive && self.self_node.is_none() && response.node.is_none() {
             return Err(MapError::NoSelfNode);
         }
@@ -111,17 +122,19 @@ impl MapState {
         Ok(changed)
     }
 
-    pub fn peer(&self, id: NodeId) -> Option<&Node> {
+    #[cfg(test)]
+    pub(crate) fn peer(&self, id: NodeId) -> Option<&Node> {
         self.peers.get(&id)
     }
 
     /// Control's health warnings and display messages (empty when healthy).
-    pub fn health(&self) -> Vec<String> {
+    pub(crate) fn health(&self) -> Vec<String> {
         self.health.iter().chain(self.display_messages.values()).cloned().collect()
     }
 
     /// Whether control wants the node's service list (Hostinfo.Services) reported.
-    pub fn collect_services(&self) -> Option<bool> {
+    #[cfg(test)]
+    pub(crate) fn collect_services(&self) -> Option<bool> {
         self.collect_services
     }
 

@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 /// What a MapResponse changed, in the form the engine applies.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Update {
+pub(crate) enum Update {
     Full(Box<Netmap>),
     /// Only these peers changed.
     Peers(PeerDelta),
@@ -23,7 +23,7 @@ impl MapState {
     /// it touched when only peers changed (and no key is carried by two nodes, which only the
     /// whole netmap settles), else the whole netmap at local time `now`. `None` until the first
     /// full MapResponse. Either way the record of touched peers starts afresh.
-    pub fn take_update(
+    pub(crate) fn take_update(
         &mut self,
         private_key: PrivateKey,
         now: SystemTime,
@@ -66,7 +66,7 @@ impl MapState {
     /// The netmap at local time `now`, for this node's `private_key`; `None` until the first
     /// full MapResponse. `now` matters because keys expire between messages: rebuild at
     /// [`MapState::next_key_expiry`].
-    pub fn netmap(&self, private_key: PrivateKey, now: SystemTime) -> Option<Netmap> {
+    pub(crate) fn netmap(&self, private_key: PrivateKey, now: SystemTime) -> Option<Netmap> {
         let me = self.self_node.as_ref()?;
         let control_now = self.skew.control_now(now);
         Some(Netmap {
@@ -82,7 +82,7 @@ impl MapState {
 
     /// The local time at which the next key (this node's or a peer's) expires, so the caller
     /// can rebuild the netmap then; `None` if no key is due to expire.
-    pub fn next_key_expiry(&self, now: SystemTime) -> Option<SystemTime> {
+    pub(crate) fn next_key_expiry(&self, now: SystemTime) -> Option<SystemTime> {
         let control_now = self.skew.control_now(now)?;
         self.self_node
             .iter()

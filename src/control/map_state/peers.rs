@@ -35,21 +35,21 @@ pub(super) fn usable_key(node: &Node) -> Option<PublicKey> {
 }
 
 impl PeerTable {
-    pub fn get(&self, id: &NodeId) -> Option<&Node> {
+    pub(super) fn get(&self, id: &NodeId) -> Option<&Node> {
         self.nodes.get(id)
     }
 
-    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+    pub(super) fn nodes(&self) -> impl Iterator<Item = &Node> {
         self.nodes.values()
     }
 
     /// How many nodes carry `key`.
-    pub fn key_users(&self, key: &PublicKey) -> usize {
+    pub(super) fn key_users(&self, key: &PublicKey) -> usize {
         self.key_users.get(key).copied().unwrap_or(0)
     }
 
     /// What changed since the last call, forgetting it.
-    pub fn take_touched(&mut self) -> Touched {
+    pub(super) fn take_touched(&mut self) -> Touched {
         mem::take(&mut self.pending)
     }
 

@@ -16,12 +16,12 @@ pub(super) struct CipherState {
 }
 
 impl CipherState {
-    pub fn new(key: &[u8; 32]) -> CipherState {
+    pub(super) fn new(key: &[u8; 32]) -> CipherState {
         CipherState { aead: ChaCha20Poly1305::new(key.into()), next_nonce: 0 }
     }
 
     /// Encrypts `buffer` in place (no associated data) and returns the tag to append.
-    pub fn seal_in_place(&mut self, buffer: &mut [u8]) -> Result<[u8; TAG_LEN], NoiseError> {
+    pub(super) fn seal_in_place(&mut self, buffer: &mut [u8]) -> Result<[u8; TAG_LEN], NoiseError> {
         let nonce = self.take_nonce()?;
         let tag = self
             .aead
@@ -31,7 +31,7 @@ impl CipherState {
     }
 
     /// Decrypts `buffer` in place given its trailing `tag`.
-    pub fn open_in_place(
+    pub(super) fn open_in_place(
         &mut self,
         buffer: &mut [u8],
         tag: &[u8; TAG_LEN],
@@ -55,7 +55,7 @@ impl CipherState {
     }
 
     #[cfg(test)]
-    pub fn skip_to_nonce(&mut self, counter: u64) {
+    pub(super) fn skip_to_nonce(&mut self, counter: u64) {
         self.next_nonce = counter;
     }
 }

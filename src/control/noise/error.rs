@@ -4,7 +4,7 @@
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NoiseError {
+pub(crate) enum NoiseError {
     /// The server answered with an (unauthenticated) error message instead of a handshake
     /// response; the text is a hint for logs, never something to act on.
     ServerRefused(String),

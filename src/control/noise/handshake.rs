@@ -13,7 +13,7 @@ use x25519_dalek::StaticSecret;
 
 /// A handshake whose initiation has been built and which waits for the server's response.
 #[cfg_attr(test, derive(Clone))]
-pub struct ClientHandshake {
+pub(crate) struct ClientHandshake {
     state: SymmetricState,
     machine_key: StaticSecret,
     ephemeral: StaticSecret,
@@ -25,7 +25,7 @@ impl ClientHandshake {
     /// `ephemeral_seed` is the caller's fresh randomness (this core has no random source); it
     /// becomes the ephemeral private key and must never be reused. `protocol_version` is the
     /// capability version claimed everywhere else too. Fails only on a low-order control key.
-    pub fn new(
+    pub(crate) fn new(
         machine_key: &PrivateKey,
         control_public: &PublicKey,
         protocol_version: u16,
@@ -60,7 +60,7 @@ impl ClientHandshake {
     /// [`NoiseError::ServerRefused`].
     ///
     /// [`ResponseReader`]: super::ResponseReader
-    pub fn handle_response(mut self, reply: &[u8]) -> Result<Transport, NoiseError> {
+    pub(crate) fn handle_response(mut self, reply: &[u8]) -> Result<Transport, NoiseError> {
         let response = match parse_reply(reply)? {
             ReplyProgress::Response(response) if reply.len() == RESPONSE_LEN => response,
             _ => return Err(NoiseError::ResponseSizeMismatch(reply.len())),

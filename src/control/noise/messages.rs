@@ -20,17 +20,17 @@ pub(super) const TAG_LEN: usize = 16;
 /// Initiation payload: ephemeral key, encrypted machine key + tag, tag over the empty payload.
 pub(super) const INITIATION_PAYLOAD_LEN: usize = KEY_LEN + (KEY_LEN + TAG_LEN) + TAG_LEN;
 /// The whole initiation message (101 bytes), sent base64-encoded in the upgrade request.
-pub const INITIATION_LEN: usize = INITIATION_HEADER_LEN + INITIATION_PAYLOAD_LEN;
+pub(crate) const INITIATION_LEN: usize = INITIATION_HEADER_LEN + INITIATION_PAYLOAD_LEN;
 /// Response payload: the server's ephemeral key and the tag over the empty payload.
 pub(super) const RESPONSE_PAYLOAD_LEN: usize = KEY_LEN + TAG_LEN;
 /// The whole handshake response (51 bytes), the first bytes of the upgraded stream.
-pub const RESPONSE_LEN: usize = HEADER_LEN + RESPONSE_PAYLOAD_LEN;
+pub(crate) const RESPONSE_LEN: usize = HEADER_LEN + RESPONSE_PAYLOAD_LEN;
 
 /// The largest record on the wire, header included; larger ones are a fatal error.
-pub const MAX_RECORD_LEN: usize = 4096;
+pub(crate) const MAX_RECORD_LEN: usize = 4096;
 pub(super) const MAX_CIPHERTEXT_LEN: usize = MAX_RECORD_LEN - HEADER_LEN;
 /// The most plaintext one record carries; writers split longer input.
-pub const MAX_PLAINTEXT_LEN: usize = MAX_CIPHERTEXT_LEN - TAG_LEN;
+pub(crate) const MAX_PLAINTEXT_LEN: usize = MAX_CIPHERTEXT_LEN - TAG_LEN;
 
 /// The type and announced length of a 3-byte message header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +41,7 @@ pub(super) struct FrameHeader {
 
 impl FrameHeader {
     /// Reads the header at the front of `bytes`, or `None` while fewer than 3 bytes exist.
-    pub fn peek(bytes: &[u8]) -> Option<FrameHeader> {
+    pub(super) fn peek(bytes: &[u8]) -> Option<FrameHeader> {
         match bytes {
             [message_type, high, low, ..] => Some(FrameHeader {
                 message_type: *message_type,
@@ -51,13 +51,13 @@ impl FrameHeader {
         }
     }
 
-    pub fn encode(message_type: u8, length: usize) -> [u8; HEADER_LEN] {
+    pub(super) fn encode(message_type: u8, length: usize) -> [u8; HEADER_LEN] {
         let [high, low] = (length as u16).to_be_bytes();
         [message_type, high, low]
     }
 
     /// Header plus payload.
-    pub fn total_len(&self) -> usize {
+    pub(super) fn total_len(&self) -> usize {
         HEADER_LEN + self.length
     }
 }

@@ -23,13 +23,12 @@ mod go_interop_tests;
 #[cfg(test)]
 pub(crate) mod test_responder;
 
-pub use error::NoiseError;
-pub use handshake::ClientHandshake;
-pub use messages::{INITIATION_LEN, MAX_PLAINTEXT_LEN, MAX_RECORD_LEN, RESPONSE_LEN};
-pub use response_reader::{CompleteResponse, ResponseReader};
-pub use server_key::{key_request_path, parse_server_key_response, ServerKeyError};
-pub use transport::Transport;
-pub use upgrade::{upgrade_request, UpgradeError, UpgradeResponseReader, UPGRADE_PATH};
+pub(crate) use error::NoiseError;
+pub(crate) use handshake::ClientHandshake;
+pub(crate) use response_reader::ResponseReader;
+pub(crate) use server_key::{key_request_path, parse_server_key_response, ServerKeyError};
+pub(crate) use transport::Transport;
+pub(crate) use upgrade::{upgrade_request, UpgradeError, UpgradeResponseReader};
 
 /// A transport keyed with `key` both ways, so the fuzzer can seal records and open them
 /// without a handshake.

@@ -7,7 +7,7 @@ use super::NoiseError;
 /// A whole handshake response and whatever followed it in the same reads: those are the
 /// first transport records, to be passed to [`Transport::open`](super::Transport::open).
 #[derive(Debug, PartialEq, Eq)]
-pub struct CompleteResponse {
+pub(crate) struct CompleteResponse {
     pub message: [u8; RESPONSE_LEN],
     pub trailing: Vec<u8>,
 }
@@ -15,19 +15,19 @@ pub struct CompleteResponse {
 /// Buffers the start of the stream until the reply is complete. At most one refusal text
 /// (3 + 65535 bytes) is ever held back; a response is complete after 51 bytes.
 #[derive(Debug, Default)]
-pub struct ResponseReader {
+pub(crate) struct ResponseReader {
     received: Vec<u8>,
 }
 
 impl ResponseReader {
-    pub fn new() -> ResponseReader {
+    pub(crate) fn new() -> ResponseReader {
         ResponseReader::default()
     }
 
     /// Adds received bytes. `Ok(None)`: need more. `Ok(Some(..))`: the reply is complete and
     /// this reader is done. Errors: the server refused (with its text), or sent a message of
     /// the wrong type or length.
-    pub fn feed(&mut self, input: &[u8]) -> Result<Option<CompleteResponse>, NoiseError> {
+    pub(crate) fn feed(&mut self, input: &[u8]) -> Result<Option<CompleteResponse>, NoiseError> {
         self.received.extend_from_slice(input);
         let message = match parse_reply(&self.received)? {
             ReplyProgress::Incomplete => return Ok(None),

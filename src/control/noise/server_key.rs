@@ -10,7 +10,7 @@ const MAX_BODY_LEN: usize = 64 * 1024;
 const MACHINE_KEY_PREFIX: &str = "mkey:";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServerKeyError {
+pub(crate) enum ServerKeyError {
     BodyTooLarge(usize),
     /// Not the JSON object, or a key that is not `mkey:` + 64 hex digits.
     Malformed(String),
@@ -34,7 +34,7 @@ impl std::error::Error for ServerKeyError {}
 
 /// The path and query for the key request; the version is the capability version claimed
 /// in the handshake as well.
-pub fn key_request_path(protocol_version: u16) -> String {
+pub(crate) fn key_request_path(protocol_version: u16) -> String {
     format!("/key?v={protocol_version}")
 }
 
@@ -46,7 +46,7 @@ struct KeyResponse {
 }
 
 /// The server's Noise static key from a `/key` response body.
-pub fn parse_server_key_response(body: &[u8]) -> Result<PublicKey, ServerKeyError> {
+pub(crate) fn parse_server_key_response(body: &[u8]) -> Result<PublicKey, ServerKeyError> {
     if body.len() > MAX_BODY_LEN {
         return Err(ServerKeyError::BodyTooLarge(body.len()));
     }

@@ -38,14 +38,14 @@ pub(super) struct SymmetricState {
 
 impl SymmetricState {
     /// The state after `Initialize` and the prologue.
-    pub fn new(protocol_version: u16) -> SymmetricState {
+    pub(super) fn new(protocol_version: u16) -> SymmetricState {
         let name_hash: [u8; 32] = Blake2s256::digest(PROTOCOL_NAME).into();
         let mut state = SymmetricState { hash: name_hash, chaining_key: name_hash };
         state.mix_hash(&prologue(protocol_version));
         state
     }
 
-    pub fn mix_hash(&mut self, data: &[u8]) {
+    pub(super) fn mix_hash(&mut self, data: &[u8]) {
         let mut hasher = Blake2s256::new();
         hasher.update(self.hash);
         hasher.update(data);
@@ -54,7 +54,7 @@ impl SymmetricState {
 
     /// MixKey(DH(private, public)). A low-order public key gives an all-zero secret; Go's
     /// X25519 refuses those, so do we.
-    pub fn mix_dh(
+    pub(super) fn mix_dh(
         &mut self,
         private: &StaticSecret,
         public: &[u8; 32],
@@ -70,7 +70,12 @@ impl SymmetricState {
 
     /// Encrypts `plaintext` with the transcript as associated data, appends ciphertext and
     /// tag to `out` and mixes them into the transcript.
-    pub fn encrypt_and_hash(&mut self, key: HandshakeKey, plaintext: &[u8], out: &mut Vec<u8>) {
+    pub(super) fn encrypt_and_hash(
+        &mut self,
+        key: HandshakeKey,
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) {
         let mut sealed = plaintext.to_vec();
         let tag = key
             .aead()
@@ -82,7 +87,7 @@ impl SymmetricState {
     }
 
     /// Authenticates and decrypts `ciphertext` (plaintext + tag) against the transcript.
-    pub fn decrypt_and_hash(
+    pub(super) fn decrypt_and_hash(
         &mut self,
         key: HandshakeKey,
         ciphertext: &[u8],
@@ -103,7 +108,7 @@ impl SymmetricState {
     }
 
     /// Split: the initiator's sending cipher first, the responder's sending cipher second.
-    pub fn split(self) -> (CipherState, CipherState) {
+    pub(super) fn split(self) -> (CipherState, CipherState) {
         let (initiator_to_responder, responder_to_initiator) = hkdf2(&self.chaining_key, &[]);
         (CipherState::new(&initiator_to_responder), CipherState::new(&responder_to_initiator))
     }

@@ -12,7 +12,7 @@ use super::NoiseError;
 
 /// Both directions of an established connection. Either direction dies at its first error
 /// and stays dead ([`NoiseError::Closed`]): controlbase cannot resynchronise.
-pub struct Transport {
+pub(crate) struct Transport {
     /// `None` once sending failed: a gap in the nonce sequence can never be repaired.
     sending: Option<CipherState>,
     /// `None` once receiving failed: after a bad record the streams are out of step.
@@ -28,7 +28,7 @@ impl Transport {
 
     /// Appends `plaintext` to `out` as records of at most [`MAX_PLAINTEXT_LEN`] bytes each.
     /// Empty input writes nothing. On error `out` is left as it was and sending is dead.
-    pub fn seal(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), NoiseError> {
+    pub(crate) fn seal(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), NoiseError> {
         let cipher = self.sending.as_mut().ok_or(NoiseError::Closed)?;
         let original_len = out.len();
         for chunk in plaintext.chunks(MAX_PLAINTEXT_LEN) {
@@ -45,7 +45,11 @@ impl Transport {
     /// `plaintext_out` and keeps an incomplete tail for the next call. Any bad record (wrong
     /// type, oversized, failed tag) is fatal: receiving is dead afterwards, and `plaintext_out`
     /// keeps only the records authenticated before it.
-    pub fn open(&mut self, input: &[u8], plaintext_out: &mut Vec<u8>) -> Result<(), NoiseError> {
+    pub(crate) fn open(
+        &mut self,
+        input: &[u8],
+        plaintext_out: &mut Vec<u8>,
+    ) -> Result<(), NoiseError> {
         let cipher = self.receiving.as_mut().ok_or(NoiseError::Closed)?;
         self.partial_record.extend_from_slice(input);
         match open_records(cipher, &self.partial_record, plaintext_out) {

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use std::fmt;
 
-pub const UPGRADE_PATH: &str = "/ts2021";
+pub(crate) const UPGRADE_PATH: &str = "/ts2021";
 const UPGRADE_PROTOCOL: &str = "tailscale-control-protocol";
 const HANDSHAKE_HEADER: &str = "X-Tailscale-Handshake";
 /// The server's 101 head is a few short lines; anything this long is not a ts2021 server.
@@ -14,7 +14,7 @@ const MAX_RESPONSE_HEAD_LEN: usize = 16 * 1024;
 const SWITCHING_PROTOCOLS: u16 = 101;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UpgradeError {
+pub(crate) enum UpgradeError {
     /// The host would break the request line structure (control characters, spaces, empty).
     InvalidHost,
     /// No blank line within the size limit.
@@ -51,7 +51,7 @@ impl std::error::Error for UpgradeError {}
 
 /// The upgrade request for `host` (with `:port` when not the default), carrying the handshake
 /// `initiation` as standard padded base64. Go sends `Content-Length: 0` for the empty POST.
-pub fn upgrade_request(host: &str, initiation: &[u8]) -> Result<Vec<u8>, UpgradeError> {
+pub(crate) fn upgrade_request(host: &str, initiation: &[u8]) -> Result<Vec<u8>, UpgradeError> {
     if host.is_empty() || host.bytes().any(|b| b.is_ascii_control() || b == b' ') {
         return Err(UpgradeError::InvalidHost);
     }
@@ -70,19 +70,19 @@ pub fn upgrade_request(host: &str, initiation: &[u8]) -> Result<Vec<u8>, Upgrade
 
 /// Collects the server's response head from arbitrary reads and validates it.
 #[derive(Debug, Default)]
-pub struct UpgradeResponseReader {
+pub(crate) struct UpgradeResponseReader {
     received: Vec<u8>,
 }
 
 impl UpgradeResponseReader {
-    pub fn new() -> UpgradeResponseReader {
+    pub(crate) fn new() -> UpgradeResponseReader {
         UpgradeResponseReader::default()
     }
 
     /// Adds received bytes. `Ok(None)`: the head is still incomplete. `Ok(Some(rest))`: the
     /// server switched to ts2021; `rest` are the bytes after the head, the start of the
     /// Noise stream (normally the handshake response).
-    pub fn feed(&mut self, input: &[u8]) -> Result<Option<Vec<u8>>, UpgradeError> {
+    pub(crate) fn feed(&mut self, input: &[u8]) -> Result<Option<Vec<u8>>, UpgradeError> {
         let search_from = self.received.len().saturating_sub(3);
         self.received.extend_from_slice(input);
         let Some(head_len) = find_head_end(&self.received, search_from) else {

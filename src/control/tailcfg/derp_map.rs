@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct DerpMap {
+pub(crate) struct DerpMap {
     #[serde(rename = "HomeParams")]
     pub home_params: Option<DerpHomeParams>,
     /// `None`: keep the previous regions. A `None` value inside: no such region.
@@ -23,7 +23,7 @@ pub struct DerpMap {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct DerpHomeParams {
+pub(crate) struct DerpHomeParams {
     /// Multipliers for measured latency per region when choosing a home; `None` keeps the
     /// previous scores.
     #[serde(rename = "RegionScore")]
@@ -32,7 +32,7 @@ pub struct DerpHomeParams {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct DerpRegion {
+pub(crate) struct DerpRegion {
     #[serde(rename = "RegionID")]
     pub region_id: RegionId,
     #[serde(rename = "RegionCode")]
@@ -55,7 +55,7 @@ pub struct DerpRegion {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct DerpNode {
+pub(crate) struct DerpNode {
     #[serde(rename = "Name")]
     pub name: String,
     #[serde(rename = "RegionID")]

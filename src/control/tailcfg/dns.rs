@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct DnsConfig {
+pub(crate) struct DnsConfig {
     #[serde(rename = "Resolvers", deserialize_with = "nullable")]
     pub resolvers: Vec<Resolver>,
     /// Split DNS: suffix → resolvers. An empty or null list means "answer locally at
@@ -37,7 +37,7 @@ pub struct DnsConfig {
 /// An upstream: `8.8.8.8`, `1.2.3.4:53`, a DoH URL, or `http://<node>:port/…`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Resolver {
+pub(crate) struct Resolver {
     #[serde(rename = "Addr")]
     pub addr: String,
     #[serde(rename = "BootstrapResolution", deserialize_with = "nullable")]
@@ -49,7 +49,7 @@ pub struct Resolver {
 /// An extra record MagicDNS answers; `Type` empty means A or AAAA by the value's family.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct DnsRecord {
+pub(crate) struct DnsRecord {
     #[serde(rename = "Name")]
     pub name: String,
     #[serde(rename = "Type")]

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct FilterRule {
+pub(crate) struct FilterRule {
     /// `*`, an IP, a CIDR, an inclusive `a-b` range, or `cap:<name>`.
     #[serde(rename = "SrcIPs", deserialize_with = "nullable")]
     pub src_ips: Vec<String>,
@@ -21,7 +21,7 @@ pub struct FilterRule {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct NetPortRange {
+pub(crate) struct NetPortRange {
     /// Same patterns as [`FilterRule::src_ips`].
     #[serde(rename = "IP")]
     pub ip: String,
@@ -32,7 +32,7 @@ pub struct NetPortRange {
 /// Inclusive port range; `{0, 65535}` is "any port".
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct PortRange {
+pub(crate) struct PortRange {
     #[serde(rename = "First")]
     pub first: u16,
     #[serde(rename = "Last")]

@@ -13,25 +13,25 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const GO_ZERO_UNIX_SECONDS: u64 = 62_135_596_800;
 
 /// Go's zero `time.Time`.
-pub fn go_zero_time() -> SystemTime {
+pub(crate) fn go_zero_time() -> SystemTime {
     from_unix(-(GO_ZERO_UNIX_SECONDS as i64), 0)
 }
 
 /// `Some(time)` unless it is absent or Go's zero time, which mean "never"/"unknown".
-pub fn meaningful(time: Option<SystemTime>) -> Option<SystemTime> {
+pub(crate) fn meaningful(time: Option<SystemTime>) -> Option<SystemTime> {
     time.filter(|t| *t != go_zero_time())
 }
 
 /// `None` is written as `null`, which Go reads as "no time" for pointers and as the zero time
 /// for values.
-pub fn serialize<S: Serializer>(time: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize<S: Serializer>(time: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
     match time {
         Some(time) => s.serialize_str(&format(*time)),
         None => s.serialize_none(),
     }
 }
 
-pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
     match Option::<String>::deserialize(d)? {
         None => Ok(None),
         Some(text) => parse(&text).map(Some).map_err(serde::de::Error::custom),
@@ -40,7 +40,7 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>
 
 /// A time text Go would not accept; it holds the text for the message.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NotRfc3339(String);
+pub(crate) struct NotRfc3339(String);
 
 impl std::fmt::Display for NotRfc3339 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -51,7 +51,7 @@ impl std::fmt::Display for NotRfc3339 {
 impl std::error::Error for NotRfc3339 {}
 
 /// Parses RFC 3339 as Go's `time.Time.UnmarshalJSON` accepts it.
-pub fn parse(text: &str) -> Result<SystemTime, NotRfc3339> {
+pub(crate) fn parse(text: &str) -> Result<SystemTime, NotRfc3339> {
     let bad = || NotRfc3339(text.to_string());
     let b = text.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
@@ -78,7 +78,7 @@ pub fn parse(text: &str) -> Result<SystemTime, NotRfc3339> {
 }
 
 /// Formats like Go's `time.RFC3339Nano` in UTC: trailing zeros of the fraction trimmed.
-pub fn format(time: SystemTime) -> String {
+pub(crate) fn format(time: SystemTime) -> String {
     let (seconds, nanos) = to_unix(time);
     let (days, rem) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
     let (year, month, day) = civil_from_days(days);

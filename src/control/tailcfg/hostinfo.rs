@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Hostinfo {
+pub(crate) struct Hostinfo {
     #[serde(rename = "IPNVersion", skip_serializing_if = "String::is_empty")]
     pub ipn_version: String,
     #[serde(rename = "FrontendLogID", skip_serializing_if = "String::is_empty")]
@@ -92,7 +92,7 @@ pub struct Hostinfo {
 impl Hostinfo {
     /// What weft says about the host it runs on; the caller adds logging ids, NetInfo and
     /// advertised routes as it learns them.
-    pub fn for_this_host(hostname: &str) -> Hostinfo {
+    pub(crate) fn for_this_host(hostname: &str) -> Hostinfo {
         Hostinfo {
             ipn_version: crate::VERSION.to_string(),
             os: go_os_name(std::env::consts::OS).to_string(),
@@ -132,7 +132,7 @@ fn is_false(value: &bool) -> bool {
 /// A service the node offers, e.g. `{"Proto":"peerapi4","Port":N}`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Service {
+pub(crate) struct Service {
     #[serde(rename = "Proto")]
     pub proto: String,
     #[serde(rename = "Port")]
@@ -145,7 +145,7 @@ pub struct Service {
 /// region.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct NetInfo {
+pub(crate) struct NetInfo {
     #[serde(rename = "MappingVariesByDestIP", skip_serializing_if = "Option::is_none")]
     pub mapping_varies_by_dest_ip: Option<bool>,
     #[serde(rename = "WorkingIPv6", skip_serializing_if = "Option::is_none")]
@@ -183,7 +183,7 @@ pub struct NetInfo {
 impl NetInfo {
     /// Equal but for `DERPLatency`, which differs on every netcheck run (tailscale's
     /// `NetInfo.BasicallyEqual`): what decides whether control must hear of a change.
-    pub fn basically_equal(&self, other: &NetInfo) -> bool {
+    pub(crate) fn basically_equal(&self, other: &NetInfo) -> bool {
         let without_latency = |n: &NetInfo| NetInfo { derp_latency: BTreeMap::new(), ..n.clone() };
         without_latency(self) == without_latency(other)
     }

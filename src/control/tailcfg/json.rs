@@ -15,7 +15,7 @@ where
 
 /// A body that is not the JSON it should be.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JsonError(pub String);
+pub(crate) struct JsonError(pub String);
 
 impl fmt::Display for JsonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

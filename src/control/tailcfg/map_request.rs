@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 /// `tailcfg.EndpointType`: how a node learned one of its own addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
-pub enum EndpointType {
+pub(crate) enum EndpointType {
     /// An address of a local interface.
     Local = 1,
     /// The address a STUN server saw us at.
@@ -20,13 +20,13 @@ pub enum EndpointType {
 
 /// One address peers may reach this node at, with where it came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     pub addr: SocketAddr,
     pub kind: EndpointType,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct MapRequest {
+pub(crate) struct MapRequest {
     #[serde(rename = "Version")]
     pub version: u32,
     /// `""`: plain JSON frames. weft does not ask for `"zstd"`.
@@ -58,7 +58,11 @@ pub struct MapRequest {
 
 impl MapRequest {
     /// The long poll: a full netmap, then deltas and keep-alives until the stream ends.
-    pub fn long_poll(node_key: NodeKey, disco_key: DiscoKey, hostinfo: Hostinfo) -> MapRequest {
+    pub(crate) fn long_poll(
+        node_key: NodeKey,
+        disco_key: DiscoKey,
+        hostinfo: Hostinfo,
+    ) -> MapRequest {
         MapRequest {
             version: super::CAPABILITY_VERSION,
             compress: String::new(),
@@ -75,7 +79,11 @@ impl MapRequest {
     }
 
     /// A one-shot push of this node's current state; the response carries no netmap.
-    pub fn lite_update(node_key: NodeKey, disco_key: DiscoKey, hostinfo: Hostinfo) -> MapRequest {
+    pub(crate) fn lite_update(
+        node_key: NodeKey,
+        disco_key: DiscoKey,
+        hostinfo: Hostinfo,
+    ) -> MapRequest {
         MapRequest {
             keep_alive: false,
             stream: false,
@@ -85,12 +93,12 @@ impl MapRequest {
     }
 
     /// Fills `Endpoints` and the parallel `EndpointTypes`.
-    pub fn set_endpoints(&mut self, endpoints: &[Endpoint]) {
+    pub(crate) fn set_endpoints(&mut self, endpoints: &[Endpoint]) {
         self.endpoints = endpoints.iter().map(|e| e.addr).collect();
         self.endpoint_types = endpoints.iter().map(|e| e.kind as u8).collect();
     }
 
-    pub fn to_json(&self) -> Vec<u8> {
+    pub(crate) fn to_json(&self) -> Vec<u8> {
         // Serializing plain structs with string keys cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
     }

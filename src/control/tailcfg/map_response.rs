@@ -18,7 +18,7 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct MapResponse {
+pub(crate) struct MapResponse {
     /// Only a keep-alive: apart from `ping_request`, `control_time` and `pop_browser_url`,
     /// nothing in the message counts.
     #[serde(rename = "KeepAlive")]
@@ -84,7 +84,7 @@ pub struct MapResponse {
 
 impl MapResponse {
     /// Decodes one uncompressed frame body.
-    pub fn from_json(body: &[u8]) -> Result<MapResponse, JsonError> {
+    pub(crate) fn from_json(body: &[u8]) -> Result<MapResponse, JsonError> {
         if body.starts_with(&ZSTD_MAGIC) {
             return Err(JsonError(
                 "frame is zstd-compressed, but weft asked for plain JSON".to_string(),
@@ -97,7 +97,7 @@ impl MapResponse {
 /// A patch to one known peer; only the fields present change.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct PeerChange {
+pub(crate) struct PeerChange {
     #[serde(rename = "NodeID")]
     pub node_id: NodeId,
     /// New home DERP region; 0 = unchanged.
@@ -130,7 +130,7 @@ pub struct PeerChange {
 /// One of control's messages for the user.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct DisplayMessage {
+pub(crate) struct DisplayMessage {
     #[serde(rename = "Title")]
     pub title: String,
     #[serde(rename = "Text")]
@@ -140,7 +140,7 @@ pub struct DisplayMessage {
 /// Control asking for proof of life (`types` empty: HEAD the URL) or a ping of a peer.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct PingRequest {
+pub(crate) struct PingRequest {
     #[serde(rename = "URL")]
     pub url: String,
     /// Send the answer over the Noise connection rather than plain HTTPS.
@@ -160,7 +160,7 @@ pub struct PingRequest {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct DebugRequest {
+pub(crate) struct DebugRequest {
     /// Pause before the next poll (cap it at 5 minutes).
     #[serde(rename = "SleepSeconds")]
     pub sleep_seconds: f64,

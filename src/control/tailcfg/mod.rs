@@ -6,7 +6,7 @@
 mod derp_map;
 mod dns;
 mod filter;
-pub mod go_time;
+pub(crate) mod go_time;
 mod hostinfo;
 mod json;
 mod map_request;
@@ -16,26 +16,30 @@ mod register;
 mod user;
 mod wire_key;
 
-pub use derp_map::{DerpHomeParams, DerpMap, DerpNode, DerpRegion};
-pub use dns::{DnsConfig, DnsRecord, Resolver};
-pub use filter::{FilterRule, NetPortRange, PortRange};
-pub use hostinfo::{Hostinfo, NetInfo, Service};
-pub use json::JsonError;
-pub use map_request::{Endpoint, EndpointType, MapRequest};
-pub use map_response::{DebugRequest, DisplayMessage, MapResponse, PeerChange, PingRequest};
-pub use node::{CapMap, Node};
-pub use register::{Login, RegisterAuth, RegisterRequest, RegisterResponse, User};
-pub use user::UserProfile;
-pub use wire_key::{DiscoKey, MachineKey, NlKey, NodeKey, WireKey};
+pub(crate) use derp_map::{DerpMap, DerpNode, DerpRegion};
+pub(crate) use dns::DnsConfig;
+pub(crate) use filter::{FilterRule, NetPortRange};
+pub(crate) use hostinfo::{Hostinfo, NetInfo};
+pub(crate) use json::JsonError;
+pub(crate) use map_request::{Endpoint, EndpointType, MapRequest};
+pub(crate) use map_response::{DisplayMessage, MapResponse, PeerChange, PingRequest};
+pub(crate) use node::{CapMap, Node};
+pub(crate) use register::{RegisterAuth, RegisterRequest, RegisterResponse};
+pub(crate) use user::UserProfile;
+pub(crate) use wire_key::{DiscoKey, MachineKey, NlKey, NodeKey, WireKey};
+
+// Named by tests (and fuzz targets) only; the daemon reaches them through the types above.
+#[cfg(test)]
+pub(crate) use filter::PortRange;
 
 /// Node IDs: Go's `tailcfg.NodeID` (int64), sent as JSON numbers and as decimal map keys.
-pub type NodeId = i64;
+pub(crate) type NodeId = i64;
 /// User IDs: Go's `tailcfg.UserID`.
-pub type UserId = i64;
+pub(crate) type UserId = i64;
 /// DERP region IDs. Real ones are small (Tailscale's 1–99, custom 900–999); the DERP
 /// pseudo-address carries them in a port number, so 16 bits suffice.
-pub type RegionId = u16;
+pub(crate) type RegionId = u16;
 
 /// The capability version weft claims (see the protocol README: 138 keeps headscale's moving
 /// floor far away while staying below the TSMP disco-advertisement obligation of 144).
-pub const CAPABILITY_VERSION: u32 = 138;
+pub(crate) const CAPABILITY_VERSION: u32 = 138;

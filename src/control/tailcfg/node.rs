@@ -11,14 +11,14 @@ use std::time::SystemTime;
 
 /// Node attributes or peer capabilities: capability name → JSON arguments (`null` when the
 /// capability takes none). Authoritative since capver 74.
-pub type CapMap = BTreeMap<String, Option<Vec<serde_json::Value>>>;
+pub(crate) type CapMap = BTreeMap<String, Option<Vec<serde_json::Value>>>;
 
 /// The prefix of the legacy `DERP` field: `127.3.3.40:<region>`.
 const LEGACY_DERP_PREFIX: &str = "127.3.3.40:";
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Node {
+pub(crate) struct Node {
     #[serde(rename = "ID")]
     pub id: NodeId,
     #[serde(rename = "StableID")]
@@ -98,7 +98,7 @@ impl Node {
     /// Brings an old-style node up to the current conventions, as the official client does on
     /// receipt: the legacy `DERP` string becomes `HomeDERP`, a null AllowedIPs becomes the
     /// Addresses, and an unsigned node is limited to its own addresses.
-    pub fn normalize(&mut self) {
+    pub(crate) fn normalize(&mut self) {
         if self.home_derp == 0 {
             self.home_derp = legacy_derp_region(&self.legacy_derp).unwrap_or(0);
         }
@@ -109,7 +109,7 @@ impl Node {
     }
 
     /// The routes to this node, after [`Node::normalize`] has resolved the null case.
-    pub fn allowed_ips(&self) -> &[Prefix] {
+    pub(crate) fn allowed_ips(&self) -> &[Prefix] {
         self.allowed_ips.as_deref().unwrap_or(&self.addresses)
     }
 }

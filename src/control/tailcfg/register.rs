@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::time::SystemTime;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct RegisterRequest {
+pub(crate) struct RegisterRequest {
     /// The capability version (the same number as the Noise protocol version).
     #[serde(rename = "Version")]
     pub version: u32,
@@ -38,7 +38,7 @@ pub struct RegisterRequest {
 impl RegisterRequest {
     /// A request for `node_key` with nothing optional set: the form used on startup with a
     /// saved key; callers add `auth`, `followup`, `expiry` or `old_node_key` per login flow.
-    pub fn new(node_key: NodeKey, hostinfo: Hostinfo) -> RegisterRequest {
+    pub(crate) fn new(node_key: NodeKey, hostinfo: Hostinfo) -> RegisterRequest {
         RegisterRequest {
             version: super::CAPABILITY_VERSION,
             node_key,
@@ -53,7 +53,7 @@ impl RegisterRequest {
         }
     }
 
-    pub fn to_json(&self) -> Vec<u8> {
+    pub(crate) fn to_json(&self) -> Vec<u8> {
         // Serializing plain structs with string keys cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
     }
@@ -61,14 +61,14 @@ impl RegisterRequest {
 
 /// Credentials for a non-interactive login.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct RegisterAuth {
+pub(crate) struct RegisterAuth {
     #[serde(rename = "AuthKey")]
     pub auth_key: AuthKey,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
-pub struct RegisterResponse {
+pub(crate) struct RegisterResponse {
     #[serde(rename = "User")]
     pub user: User,
     #[serde(rename = "Login")]
@@ -89,14 +89,14 @@ pub struct RegisterResponse {
 }
 
 impl RegisterResponse {
-    pub fn from_json(body: &[u8]) -> Result<RegisterResponse, JsonError> {
+    pub(crate) fn from_json(body: &[u8]) -> Result<RegisterResponse, JsonError> {
         decode(body)
     }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
-pub struct User {
+pub(crate) struct User {
     #[serde(rename = "ID")]
     pub id: UserId,
     #[serde(rename = "DisplayName")]
@@ -107,7 +107,7 @@ pub struct User {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
-pub struct Login {
+pub(crate) struct Login {
     #[serde(rename = "ID")]
     pub id: i64,
     #[serde(rename = "Provider")]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct UserProfile {
+pub(crate) struct UserProfile {
     #[serde(rename = "ID")]
     pub id: UserId,
     #[serde(rename = "LoginName")]

@@ -8,18 +8,18 @@ use std::fmt;
 use std::marker::PhantomData;
 
 /// Which kind of key a [`WireKey`] is, by its text prefix.
-pub trait KeyKind {
+pub(crate) trait KeyKind {
     const PREFIX: &'static str;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum NodeKind {}
+pub(crate) enum NodeKind {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DiscoKind {}
+pub(crate) enum DiscoKind {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum MachineKind {}
+pub(crate) enum MachineKind {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum NlKind {}
+pub(crate) enum NlKind {}
 
 impl KeyKind for NodeKind {
     const PREFIX: &'static str = "nodekey:";
@@ -36,27 +36,27 @@ impl KeyKind for NlKind {
 
 /// A 32-byte public key tagged with its kind.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct WireKey<K> {
+pub(crate) struct WireKey<K> {
     pub key: PublicKey,
     kind: PhantomData<K>,
 }
 
 /// The WireGuard key of a node.
-pub type NodeKey = WireKey<NodeKind>;
+pub(crate) type NodeKey = WireKey<NodeKind>;
 /// The key a node's disco messages are boxed with.
-pub type DiscoKey = WireKey<DiscoKind>;
+pub(crate) type DiscoKey = WireKey<DiscoKind>;
 /// The machine (Noise) key.
-pub type MachineKey = WireKey<MachineKind>;
+pub(crate) type MachineKey = WireKey<MachineKind>;
 /// The tailnet-lock key (ed25519, same 32-byte text shape).
-pub type NlKey = WireKey<NlKind>;
+pub(crate) type NlKey = WireKey<NlKind>;
 
 impl<K> WireKey<K> {
-    pub fn new(key: PublicKey) -> WireKey<K> {
+    pub(crate) fn new(key: PublicKey) -> WireKey<K> {
         WireKey { key, kind: PhantomData }
     }
 
     /// The key, or `None` for the all-zero key Tailscale sends to mean "none".
-    pub fn non_zero(&self) -> Option<PublicKey> {
+    pub(crate) fn non_zero(&self) -> Option<PublicKey> {
         (!self.key.is_zero()).then_some(self.key)
     }
 }

@@ -6,101 +6,103 @@ use super::{read_u16, write_u16, WireError};
 use crate::packet::checksum;
 
 /// Where each field sits in the header.
-pub mod field {
+pub(crate) mod field {
     use std::ops::Range;
-    pub const TYPE: usize = 0;
-    pub const CODE: usize = 1;
-    pub const CHECKSUM: Range<usize> = 2..4;
+    pub(crate) const TYPE: usize = 0;
+    pub(crate) const CODE: usize = 1;
+    pub(crate) const CHECKSUM: Range<usize> = 2..4;
     /// Echo request and reply only: the rest of the header of other messages.
-    pub const ECHO_IDENT: Range<usize> = 4..6;
-    pub const ECHO_SEQ: Range<usize> = 6..8;
+    pub(crate) const ECHO_IDENT: Range<usize> = 4..6;
+    pub(crate) const ECHO_SEQ: Range<usize> = 6..8;
     /// Where an echo message's data starts.
-    pub const ECHO_DATA_START: usize = 8;
+    pub(crate) const ECHO_DATA_START: usize = 8;
 }
 
 /// Type, code, checksum and the four bytes every message has after them.
-pub const HEADER_LEN: usize = 8;
+pub(crate) const HEADER_LEN: usize = 8;
 
-pub const ECHO_REPLY_V4: u8 = 0;
-pub const ECHO_REQUEST_V4: u8 = 8;
-pub const ECHO_REQUEST_V6: u8 = 128;
-pub const ECHO_REPLY_V6: u8 = 129;
+pub(crate) const ECHO_REPLY_V4: u8 = 0;
+pub(crate) const ECHO_REQUEST_V4: u8 = 8;
+pub(crate) const ECHO_REQUEST_V6: u8 = 128;
+pub(crate) const ECHO_REPLY_V6: u8 = 129;
 
 /// An ICMP or ICMPv6 message at the start of a buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IcmpPacket<T> {
+pub(crate) struct IcmpPacket<T> {
     buffer: T,
 }
 
 impl<T: AsRef<[u8]>> IcmpPacket<T> {
-    pub fn new_unchecked(buffer: T) -> Self {
+    pub(crate) fn new_unchecked(buffer: T) -> Self {
         IcmpPacket { buffer }
     }
 
     /// A view of a buffer that holds the 8-byte header.
-    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
+    pub(crate) fn new_checked(buffer: T) -> Result<Self, WireError> {
         if buffer.as_ref().len() < HEADER_LEN {
             return Err(WireError::Truncated);
         }
         Ok(Self::new_unchecked(buffer))
     }
 
-    pub fn msg_type(&self) -> u8 {
+    pub(crate) fn msg_type(&self) -> u8 {
         self.buffer.as_ref()[field::TYPE]
     }
 
-    pub fn code(&self) -> u8 {
+    pub(crate) fn code(&self) -> u8 {
         self.buffer.as_ref()[field::CODE]
     }
 
-    pub fn checksum(&self) -> u16 {
+    pub(crate) fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
-    pub fn echo_ident(&self) -> u16 {
+    pub(crate) fn echo_ident(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::ECHO_IDENT)
     }
 
-    pub fn echo_seq(&self) -> u16 {
+    pub(crate) fn echo_seq(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::ECHO_SEQ)
     }
 
     /// An echo message's data: everything after the header.
-    pub fn echo_data(&self) -> &[u8] {
+    #[cfg(test)]
+    pub(crate) fn echo_data(&self) -> &[u8] {
         &self.buffer.as_ref()[field::ECHO_DATA_START..]
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
-    pub fn set_msg_type(&mut self, msg_type: u8) {
+    pub(crate) fn set_msg_type(&mut self, msg_type: u8) {
         self.buffer.as_mut()[field::TYPE] = msg_type;
     }
 
-    pub fn set_code(&mut self, code: u8) {
+    #[cfg(test)]
+    pub(crate) fn set_code(&mut self, code: u8) {
         self.buffer.as_mut()[field::CODE] = code;
     }
 
-    pub fn set_checksum(&mut self, checksum: u16) {
+    pub(crate) fn set_checksum(&mut self, checksum: u16) {
         write_u16(self.buffer.as_mut(), field::CHECKSUM, checksum);
     }
 
-    pub fn set_echo_ident(&mut self, ident: u16) {
+    pub(crate) fn set_echo_ident(&mut self, ident: u16) {
         write_u16(self.buffer.as_mut(), field::ECHO_IDENT, ident);
     }
 
-    pub fn set_echo_seq(&mut self, seq: u16) {
+    pub(crate) fn set_echo_seq(&mut self, seq: u16) {
         write_u16(self.buffer.as_mut(), field::ECHO_SEQ, seq);
     }
 
     /// Computes the checksum over the whole buffer (the message) from `pseudo_header` (0 for
     /// ICMP; ICMPv6 also covers the IPv6 pseudo-header) and stores it.
-    pub fn fill_checksum(&mut self, pseudo_header: u64) {
+    pub(crate) fn fill_checksum(&mut self, pseudo_header: u64) {
         self.set_checksum(0);
         let sum = checksum::finish(checksum::add(pseudo_header, self.buffer.as_ref()));
         self.set_checksum(sum);
     }
 
-    pub fn echo_data_mut(&mut self) -> &mut [u8] {
+    pub(crate) fn echo_data_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[field::ECHO_DATA_START..]
     }
 }

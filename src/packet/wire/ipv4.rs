@@ -5,41 +5,41 @@ use crate::packet::checksum;
 use std::net::Ipv4Addr;
 
 /// Where each field sits in the header.
-pub mod field {
+pub(crate) mod field {
     use std::ops::Range;
-    pub const VERSION_IHL: usize = 0;
-    pub const DSCP_ECN: usize = 1;
-    pub const TOTAL_LEN: Range<usize> = 2..4;
-    pub const IDENT: Range<usize> = 4..6;
-    pub const FLAGS_FRAGMENT: Range<usize> = 6..8;
-    pub const TTL: usize = 8;
-    pub const PROTOCOL: usize = 9;
-    pub const CHECKSUM: Range<usize> = 10..12;
-    pub const SRC: Range<usize> = 12..16;
-    pub const DST: Range<usize> = 16..20;
+    pub(crate) const VERSION_IHL: usize = 0;
+    pub(crate) const DSCP_ECN: usize = 1;
+    pub(crate) const TOTAL_LEN: Range<usize> = 2..4;
+    pub(crate) const IDENT: Range<usize> = 4..6;
+    pub(crate) const FLAGS_FRAGMENT: Range<usize> = 6..8;
+    pub(crate) const TTL: usize = 8;
+    pub(crate) const PROTOCOL: usize = 9;
+    pub(crate) const CHECKSUM: Range<usize> = 10..12;
+    pub(crate) const SRC: Range<usize> = 12..16;
+    pub(crate) const DST: Range<usize> = 16..20;
 }
 
 /// The header without options.
-pub const HEADER_LEN: usize = 20;
+pub(crate) const HEADER_LEN: usize = 20;
 const MORE_FRAGMENTS: u16 = 0x2000;
 const FRAGMENT_OFFSET: u16 = 0x1fff;
 
 /// An IPv4 packet in a buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ipv4Packet<T> {
+pub(crate) struct Ipv4Packet<T> {
     buffer: T,
 }
 
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// A view the caller vouches for (a buffer it is filling in, or one it checked).
-    pub fn new_unchecked(buffer: T) -> Self {
+    pub(crate) fn new_unchecked(buffer: T) -> Self {
         Ipv4Packet { buffer }
     }
 
     /// A view of a whole packet: version 4, header and options within the buffer, total
     /// length covering the header and within the buffer (bytes past it are ignored, as a
     /// receiving stack ignores link padding).
-    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
+    pub(crate) fn new_checked(buffer: T) -> Result<Self, WireError> {
         let packet = Self::new_unchecked(buffer);
         packet.check_header_len()?;
         let total = packet.total_len();
@@ -52,7 +52,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// Checks only what the header accessors rely on, not the total length: for a TSO
     /// super-segment, whose length field the segmenter rewrites anyway. [`Self::payload`] is
     /// only safe after [`Self::new_checked`].
-    pub fn check_header_len(&self) -> Result<(), WireError> {
+    pub(crate) fn check_header_len(&self) -> Result<(), WireError> {
         let bytes = self.buffer.as_ref();
         if bytes.len() < HEADER_LEN {
             return Err(WireError::Truncated);
@@ -67,122 +67,124 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         Ok(())
     }
 
-    pub fn version(&self) -> u8 {
+    pub(crate) fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VERSION_IHL] >> 4
     }
 
     /// The IHL in bytes, options included: where the payload starts.
-    pub fn header_len(&self) -> usize {
+    pub(crate) fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[field::VERSION_IHL] & 0x0f) * 4
     }
 
     /// Type of service (DSCP and ECN).
-    pub fn dscp_ecn(&self) -> u8 {
+    #[cfg(test)]
+    pub(crate) fn dscp_ecn(&self) -> u8 {
         self.buffer.as_ref()[field::DSCP_ECN]
     }
 
-    pub fn total_len(&self) -> usize {
+    pub(crate) fn total_len(&self) -> usize {
         usize::from(read_u16(self.buffer.as_ref(), field::TOTAL_LEN))
     }
 
-    pub fn ident(&self) -> u16 {
+    pub(crate) fn ident(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::IDENT)
     }
 
-    pub fn more_fragments(&self) -> bool {
+    pub(crate) fn more_fragments(&self) -> bool {
         read_u16(self.buffer.as_ref(), field::FLAGS_FRAGMENT) & MORE_FRAGMENTS != 0
     }
 
     /// Where this fragment's data goes in the original payload, in 8-byte units.
-    pub fn fragment_offset(&self) -> u16 {
+    pub(crate) fn fragment_offset(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::FLAGS_FRAGMENT) & FRAGMENT_OFFSET
     }
 
     /// A fragment of some larger packet: more to come, or not the first.
-    pub fn is_fragment(&self) -> bool {
+    pub(crate) fn is_fragment(&self) -> bool {
         self.more_fragments() || self.fragment_offset() != 0
     }
 
-    pub fn ttl(&self) -> u8 {
+    #[cfg(test)]
+    pub(crate) fn ttl(&self) -> u8 {
         self.buffer.as_ref()[field::TTL]
     }
 
-    pub fn protocol(&self) -> u8 {
+    pub(crate) fn protocol(&self) -> u8 {
         self.buffer.as_ref()[field::PROTOCOL]
     }
 
-    pub fn checksum(&self) -> u16 {
+    pub(crate) fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
     /// Whether the header checksum (options included) verifies.
-    pub fn verify_checksum(&self) -> bool {
+    pub(crate) fn verify_checksum(&self) -> bool {
         let header = &self.buffer.as_ref()[..self.header_len()];
         checksum::finish(checksum::add(0, header)) == 0
     }
 
-    pub fn src(&self) -> Ipv4Addr {
+    pub(crate) fn src(&self) -> Ipv4Addr {
         Ipv4Addr::from(read_array::<4>(self.buffer.as_ref(), field::SRC))
     }
 
-    pub fn dst(&self) -> Ipv4Addr {
+    pub(crate) fn dst(&self) -> Ipv4Addr {
         Ipv4Addr::from(read_array::<4>(self.buffer.as_ref(), field::DST))
     }
 
     /// The bytes the total length covers after the header.
-    pub fn payload(&self) -> &[u8] {
+    pub(crate) fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..self.total_len()]
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// Writes version 4 and the IHL for `header_len` bytes (a multiple of 4, 20 to 60).
-    pub fn set_version_and_header_len(&mut self, header_len: usize) {
+    pub(crate) fn set_version_and_header_len(&mut self, header_len: usize) {
         self.buffer.as_mut()[field::VERSION_IHL] = 0x40 | (header_len / 4) as u8;
     }
 
-    pub fn set_total_len(&mut self, len: u16) {
+    pub(crate) fn set_total_len(&mut self, len: u16) {
         write_u16(self.buffer.as_mut(), field::TOTAL_LEN, len);
     }
 
-    pub fn set_ident(&mut self, ident: u16) {
+    pub(crate) fn set_ident(&mut self, ident: u16) {
         write_u16(self.buffer.as_mut(), field::IDENT, ident);
     }
 
     /// Sets or clears Don't Fragment, with no fragment offset.
-    pub fn set_dont_fragment(&mut self, dont_fragment: bool) {
+    pub(crate) fn set_dont_fragment(&mut self, dont_fragment: bool) {
         let flags = if dont_fragment { 0x4000 } else { 0 };
         write_u16(self.buffer.as_mut(), field::FLAGS_FRAGMENT, flags);
     }
 
-    pub fn set_ttl(&mut self, ttl: u8) {
+    pub(crate) fn set_ttl(&mut self, ttl: u8) {
         self.buffer.as_mut()[field::TTL] = ttl;
     }
 
-    pub fn set_protocol(&mut self, protocol: u8) {
+    pub(crate) fn set_protocol(&mut self, protocol: u8) {
         self.buffer.as_mut()[field::PROTOCOL] = protocol;
     }
 
-    pub fn set_checksum(&mut self, checksum: u16) {
+    pub(crate) fn set_checksum(&mut self, checksum: u16) {
         write_u16(self.buffer.as_mut(), field::CHECKSUM, checksum);
     }
 
     /// Computes the header checksum from scratch and stores it.
-    pub fn fill_checksum(&mut self) {
+    pub(crate) fn fill_checksum(&mut self) {
         self.set_checksum(0);
         let sum = checksum::finish(checksum::add(0, &self.buffer.as_ref()[..self.header_len()]));
         self.set_checksum(sum);
     }
 
-    pub fn set_src(&mut self, addr: Ipv4Addr) {
+    pub(crate) fn set_src(&mut self, addr: Ipv4Addr) {
         self.buffer.as_mut()[field::SRC].copy_from_slice(&addr.octets());
     }
 
-    pub fn set_dst(&mut self, addr: Ipv4Addr) {
+    pub(crate) fn set_dst(&mut self, addr: Ipv4Addr) {
         self.buffer.as_mut()[field::DST].copy_from_slice(&addr.octets());
     }
 
-    pub fn payload_mut(&mut self) -> &mut [u8] {
+    pub(crate) fn payload_mut(&mut self) -> &mut [u8] {
         let range = self.header_len()..self.total_len();
         &mut self.buffer.as_mut()[range]
     }

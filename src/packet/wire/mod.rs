@@ -9,42 +9,41 @@
 //! Views borrow; nothing here allocates, so the per-packet path can parse and rewrite packets
 //! in place.
 
-pub mod icmp;
+pub(crate) mod icmp;
 mod ip;
-pub mod ipv4;
-pub mod ipv6;
-pub mod ipv6_fragment;
-pub mod sctp;
-pub mod tcp;
-pub mod tsmp;
-pub mod udp;
+pub(crate) mod ipv4;
+pub(crate) mod ipv6;
+pub(crate) mod ipv6_fragment;
+pub(crate) mod sctp;
+pub(crate) mod tcp;
+pub(crate) mod tsmp;
+pub(crate) mod udp;
 
-pub use icmp::IcmpPacket;
-pub use ip::IpPacket;
-pub use ipv4::Ipv4Packet;
-pub use ipv6::Ipv6Packet;
-pub use ipv6_fragment::Ipv6FragmentHeader;
-pub use sctp::SctpPacket;
-pub use tcp::TcpSegment;
-pub use tsmp::TsmpBody;
-pub use udp::UdpDatagram;
+pub(crate) use icmp::IcmpPacket;
+pub(crate) use ip::IpPacket;
+pub(crate) use ipv4::Ipv4Packet;
+pub(crate) use ipv6::Ipv6Packet;
+pub(crate) use ipv6_fragment::Ipv6FragmentHeader;
+pub(crate) use sctp::SctpPacket;
+pub(crate) use tcp::TcpSegment;
+pub(crate) use udp::UdpDatagram;
 
 use std::ops::Range;
 
 /// IANA protocol numbers (the IPv4 Protocol and IPv6 Next Header fields), defined once.
-pub const PROTO_ICMP: u8 = 1;
-pub const PROTO_TCP: u8 = 6;
-pub const PROTO_UDP: u8 = 17;
+pub(crate) const PROTO_ICMP: u8 = 1;
+pub(crate) const PROTO_TCP: u8 = 6;
+pub(crate) const PROTO_UDP: u8 = 17;
 /// IPv6 Fragment extension header.
-pub const PROTO_IPV6_FRAGMENT: u8 = 44;
-pub const PROTO_ICMPV6: u8 = 58;
+pub(crate) const PROTO_IPV6_FRAGMENT: u8 = 44;
+pub(crate) const PROTO_ICMPV6: u8 = 58;
 /// Tailscale Message Protocol: node-to-node notices such as "connection rejected".
-pub const PROTO_TSMP: u8 = 99;
-pub const PROTO_SCTP: u8 = 132;
+pub(crate) const PROTO_TSMP: u8 = 99;
+pub(crate) const PROTO_SCTP: u8 = 132;
 
 /// Why a buffer cannot be viewed as a header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WireError {
+pub(crate) enum WireError {
     /// The buffer ends before the fixed part of the header does.
     Truncated,
     /// The IP version nibble is not the view's (or, for [`IpPacket`], not 4 or 6).

@@ -7,56 +7,58 @@
 use super::{read_u16, write_u16, WireError};
 
 /// Where each field sits in the header.
-pub mod field {
+pub(crate) mod field {
     use std::ops::Range;
-    pub const SRC_PORT: Range<usize> = 0..2;
-    pub const DST_PORT: Range<usize> = 2..4;
-    pub const LENGTH: Range<usize> = 4..6;
-    pub const CHECKSUM: Range<usize> = 6..8;
+    pub(crate) const SRC_PORT: Range<usize> = 0..2;
+    pub(crate) const DST_PORT: Range<usize> = 2..4;
+    #[cfg(test)]
+    pub(crate) const LENGTH: Range<usize> = 4..6;
+    pub(crate) const CHECKSUM: Range<usize> = 6..8;
 }
 
-pub const HEADER_LEN: usize = 8;
+pub(crate) const HEADER_LEN: usize = 8;
 
 /// A UDP datagram at the start of a buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UdpDatagram<T> {
+pub(crate) struct UdpDatagram<T> {
     buffer: T,
 }
 
 impl<T: AsRef<[u8]>> UdpDatagram<T> {
-    pub fn new_unchecked(buffer: T) -> Self {
+    pub(crate) fn new_unchecked(buffer: T) -> Self {
         UdpDatagram { buffer }
     }
 
     /// A view of a buffer that holds the 8-byte header.
-    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
+    pub(crate) fn new_checked(buffer: T) -> Result<Self, WireError> {
         if buffer.as_ref().len() < HEADER_LEN {
             return Err(WireError::Truncated);
         }
         Ok(Self::new_unchecked(buffer))
     }
 
-    pub fn src_port(&self) -> u16 {
+    pub(crate) fn src_port(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::SRC_PORT)
     }
 
-    pub fn dst_port(&self) -> u16 {
+    pub(crate) fn dst_port(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::DST_PORT)
     }
 
     /// Header plus data, as the header claims it.
-    pub fn length(&self) -> u16 {
+    #[cfg(test)]
+    pub(crate) fn length(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::LENGTH)
     }
 
     /// 0 means "no checksum" over IPv4 (RFC 768); IPv6 requires one.
-    pub fn checksum(&self) -> u16 {
+    pub(crate) fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpDatagram<T> {
-    pub fn set_checksum(&mut self, checksum: u16) {
+    pub(crate) fn set_checksum(&mut self, checksum: u16) {
         write_u16(self.buffer.as_mut(), field::CHECKSUM, checksum);
     }
 }

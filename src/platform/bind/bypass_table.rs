@@ -10,7 +10,7 @@ use crate::platform::router::bsd::{BsdOp, TableDefault};
 /// What moving the table's default from `before` to `after` (two selections, as a
 /// `rebind::Decision` reports them) takes. Nothing for policies without a table, nor when
 /// the gateway stays.
-pub fn default_ops(
+pub(crate) fn default_ops(
     policy: BindingPolicy,
     before: Option<&Selected>,
     after: Option<&Selected>,

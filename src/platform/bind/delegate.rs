@@ -22,10 +22,10 @@ const fn iowr(group: u8, number: u8, size: usize) -> u64 {
 
 /// `SIOCGIFDELEGATE = _IOWR('i', 157, struct ifreq)` from xnu's private
 /// `bsd/sys/sockio.h`; neither the SDK headers nor the `libc` crate have it.
-pub const SIOCGIFDELEGATE: u64 = iowr(b'i', 157, IFREQ_LEN);
+pub(crate) const SIOCGIFDELEGATE: u64 = iowr(b'i', 157, IFREQ_LEN);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BadInterfaceName(String);
+pub(crate) struct BadInterfaceName(String);
 
 impl fmt::Display for BadInterfaceName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -36,7 +36,7 @@ impl fmt::Display for BadInterfaceName {
 impl std::error::Error for BadInterfaceName {}
 
 /// The `ifreq` that asks for `name`'s delegate: the name NUL-terminated, the rest zero.
-pub fn request(name: &str) -> Result<[u8; IFREQ_LEN], BadInterfaceName> {
+pub(crate) fn request(name: &str) -> Result<[u8; IFREQ_LEN], BadInterfaceName> {
     let bytes = name.as_bytes();
     if bytes.is_empty() || bytes.len() >= IFNAMSIZ || bytes.contains(&0) {
         return Err(BadInterfaceName(name.to_string()));
@@ -47,7 +47,7 @@ pub fn request(name: &str) -> Result<[u8; IFREQ_LEN], BadInterfaceName> {
 }
 
 /// The delegate's index in the kernel's reply; 0 means "none".
-pub fn delegate_in(reply: &[u8; IFREQ_LEN]) -> Option<u32> {
+pub(crate) fn delegate_in(reply: &[u8; IFREQ_LEN]) -> Option<u32> {
     let mut index = [0u8; 4];
     index.copy_from_slice(&reply[DELEGATED_AT..DELEGATED_AT + 4]);
     Some(u32::from_ne_bytes(index)).filter(|i| *i != 0)
@@ -55,7 +55,7 @@ pub fn delegate_in(reply: &[u8; IFREQ_LEN]) -> Option<u32> {
 
 /// Asks the running macOS kernel.
 #[cfg(target_os = "macos")]
-pub struct KernelDelegates;
+pub(crate) struct KernelDelegates;
 
 #[cfg(target_os = "macos")]
 impl super::select::DelegateLookup for KernelDelegates {

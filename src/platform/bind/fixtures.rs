@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// macOS with a VPN's default through utun3, whose delegate is en0 (index 6), and en0's
 /// own default left scoped.
-pub const DARWIN_UTUN_DEFAULT: &str = "\
+pub(super) const DARWIN_UTUN_DEFAULT: &str = "\
 Routing tables
 
 Internet:
@@ -24,7 +24,7 @@ default            192.168.1.1        UGScIg                en0
 ";
 
 /// macOS on plain Wi-Fi, with a second scoped default on Ethernet (en7).
-pub const DARWIN_EN0_DEFAULT: &str = "\
+pub(super) const DARWIN_EN0_DEFAULT: &str = "\
 Routing tables
 
 Internet:
@@ -35,7 +35,7 @@ default            10.0.0.1           UGScIg                en7
 ";
 
 /// Linux with Wi-Fi and Ethernet both up: NetworkManager gives Ethernet the lower metric.
-pub const LINUX_TWO_DEFAULTS: &str = "\
+pub(super) const LINUX_TWO_DEFAULTS: &str = "\
 Kernel IP routing table
 Destination     Gateway         Genmask         Flags Metric Ref    Use Iface
 0.0.0.0         192.168.1.1     0.0.0.0         UG    600    0        0 wlan0
@@ -45,7 +45,7 @@ Destination     Gateway         Genmask         Flags Metric Ref    Use Iface
 ";
 
 /// OpenBSD as an exit-node client: our default (priority 2) outranks the DHCP one (8).
-pub const OPENBSD_OWN_DEFAULT: &str = "\
+pub(super) const OPENBSD_OWN_DEFAULT: &str = "\
 Routing tables
 
 Internet:
@@ -57,7 +57,7 @@ default            192.168.1.1        UGS        5      123     -     8 em0
 ";
 
 /// FreeBSD on an IPv6-only network.
-pub const FREEBSD_IPV6_ONLY: &str = "\
+pub(super) const FREEBSD_IPV6_ONLY: &str = "\
 Routing tables
 
 Internet6:
@@ -69,7 +69,7 @@ default                           fe80::1%vtnet0                UGS      vtnet0
 ";
 
 /// NetBSD without any default route (only the local network).
-pub const NETBSD_NO_DEFAULT: &str = "\
+pub(super) const NETBSD_NO_DEFAULT: &str = "\
 Routing tables
 
 Internet:
@@ -79,14 +79,14 @@ Destination        Gateway            Flags    Refs      Use    Mtu Interface
 127.0.0.1          lo0                UHl         -        -  33176  lo0
 ";
 
-pub fn interfaces(list: &[(&str, u32)]) -> Vec<InterfaceInfo> {
+pub(super) fn interfaces(list: &[(&str, u32)]) -> Vec<InterfaceInfo> {
     list.iter()
         .map(|(name, index)| InterfaceInfo { name: name.to_string(), index: *index, up: true })
         .collect()
 }
 
 /// The routes of a recorded table.
-pub fn routes(table: &str) -> Vec<RouteEntry> {
+pub(super) fn routes(table: &str) -> Vec<RouteEntry> {
     let mut ipv6 = false;
     let mut columns: Option<Columns> = None;
     let mut found = Vec::new();

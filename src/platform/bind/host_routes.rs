@@ -17,7 +17,7 @@ use std::net::IpAddr;
 /// selections of each family, as `select::effective_interface` gives them). Endpoints of
 /// a family without a physical gateway get none, and so do those no peer sits at
 /// (loopback, link-local, multicast, the tailnet's own ranges).
-pub fn wanted(
+pub(crate) fn wanted(
     endpoints: impl IntoIterator<Item = IpAddr>,
     physical: &[Selected],
 ) -> BTreeSet<HostRoute> {
@@ -36,7 +36,7 @@ pub fn wanted(
 
 /// The ops that take the kernel from `applied` to `wanted`: deletes first, so that an
 /// endpoint whose gateway moved is free again before its new route is added.
-pub fn plan(applied: &BTreeSet<HostRoute>, wanted: &BTreeSet<HostRoute>) -> Vec<BsdOp> {
+pub(crate) fn plan(applied: &BTreeSet<HostRoute>, wanted: &BTreeSet<HostRoute>) -> Vec<BsdOp> {
     let deletes = applied.difference(wanted).cloned().map(BsdOp::DeleteHostRoute);
     let adds = wanted.difference(applied).cloned().map(BsdOp::AddHostRoute);
     deletes.chain(adds).collect()

@@ -4,12 +4,12 @@
 //! NetBSD has no per-socket means, so it gets host routes to the peers instead
 //! ([`host_routes`]).
 
-pub mod bypass_table;
-pub mod delegate;
-pub mod host_routes;
-pub mod policy;
-pub mod rebind;
-pub mod select;
+pub(crate) mod bypass_table;
+pub(crate) mod delegate;
+pub(crate) mod host_routes;
+pub(crate) mod policy;
+pub(crate) mod rebind;
+pub(crate) mod select;
 
 #[cfg(test)]
 mod fixtures;

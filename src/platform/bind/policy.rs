@@ -15,8 +15,8 @@ use std::os::fd::RawFd;
 
 /// Linux, `include/uapi/asm-generic/socket.h` (sparc has its own numbers: SO_MARK 0x22).
 mod linux {
-    pub const SOL_SOCKET: i32 = 1;
-    pub const SO_MARK: i32 = 36;
+    pub(super) const SOL_SOCKET: i32 = 1;
+    pub(super) const SO_MARK: i32 = 36;
 }
 
 /// `SOL_SOCKET` of the BSD family, `sys/socket.h`.
@@ -32,19 +32,19 @@ const IPPROTO_IPV6: i32 = 41;
 
 /// macOS: `IP_BOUND_IF` in `netinet/in.h`, `IPV6_BOUND_IF` in `netinet6/in6.h`.
 mod darwin {
-    pub const IP_BOUND_IF: i32 = 25;
-    pub const IPV6_BOUND_IF: i32 = 125;
+    pub(super) const IP_BOUND_IF: i32 = 25;
+    pub(super) const IPV6_BOUND_IF: i32 = 125;
 }
 
 /// illumos `netinet/in.h` (both options share the number, at their own levels).
 mod illumos {
-    pub const IP_BOUND_IF: i32 = 0x41;
-    pub const IPV6_BOUND_IF: i32 = 0x41;
+    pub(super) const IP_BOUND_IF: i32 = 0x41;
+    pub(super) const IPV6_BOUND_IF: i32 = 0x41;
 }
 
 /// What keeps a socket's packets out of our tunnel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BindingPolicy {
+pub(crate) enum BindingPolicy {
     /// Linux: the fwmark our policy rules send to the main table.
     Mark(u32),
     /// OpenBSD: a routing table whose default goes via the physical gateway.
@@ -60,14 +60,14 @@ pub enum BindingPolicy {
 
 /// Which kind of socket an option is for: the `BOUND_IF` options exist per family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SocketFamily {
+pub(crate) enum SocketFamily {
     Ipv4,
     /// IPv6 and dual-stack sockets.
     Ipv6,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MismatchError {
+pub(crate) struct MismatchError {
     os: OsKind,
     policy: BindingPolicy,
 }
@@ -82,7 +82,7 @@ impl std::error::Error for MismatchError {}
 
 /// One `setsockopt(fd, level, name, &value, 4)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SocketOption {
+pub(crate) struct SocketOption {
     level: i32,
     name: i32,
     value: u32,
@@ -92,7 +92,7 @@ impl BindingPolicy {
     /// The policy `os` uses. `bypass_table` is the OpenBSD rtable or FreeBSD FIB that the
     /// daemon keeps a physical default route in. macOS and illumos need the selected
     /// interface; without one there is nothing to bind to (`None`).
-    pub fn for_os(
+    pub(crate) fn for_os(
         os: OsKind,
         selected: Option<&Selected>,
         bypass_table: u32,
@@ -108,7 +108,7 @@ impl BindingPolicy {
 
     /// The option that applies this policy on `os` to a socket of `family`; `None` when
     /// sockets need nothing (host routes).
-    pub fn socket_option(
+    pub(crate) fn socket_option(
         self,
         os: OsKind,
         family: SocketFamily,
@@ -145,7 +145,7 @@ impl BindingPolicy {
 impl SocketOption {
     /// Sets the option on `fd`. Do it before `bind`/`connect`/the first send: the BSDs
     /// choose the table, macOS the scoped route, when the socket is first used.
-    pub fn apply(self, fd: RawFd) -> io::Result<()> {
+    pub(crate) fn apply(self, fd: RawFd) -> io::Result<()> {
         // The kernels read these 4 bytes as an int or a u32 alike (a mark above i32::MAX
         // keeps its bits).
         set_int_option(fd, self.level, self.name, self.value as libc::c_int)
@@ -153,7 +153,11 @@ impl SocketOption {
 }
 
 /// Pins `fd` to the physical path by `policy`, on the OS this binary runs on.
-pub fn bind_socket(fd: RawFd, policy: BindingPolicy, family: SocketFamily) -> io::Result<()> {
+pub(crate) fn bind_socket(
+    fd: RawFd,
+    policy: BindingPolicy,
+    family: SocketFamily,
+) -> io::Result<()> {
     let os = OsKind::current().ok_or_else(|| io::Error::from(io::ErrorKind::Unsupported))?;
     match policy.socket_option(os, family) {
         Ok(Some(option)) => option.apply(fd),

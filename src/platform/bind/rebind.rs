@@ -7,7 +7,7 @@ use super::select::Selected;
 use crate::platform::link_monitor::Verdict;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     Keep,
     /// Bind the sockets to the new selection (`None`: no physical default left; unbind).
     Rebind(Option<Selected>),
@@ -17,22 +17,22 @@ pub enum Decision {
 
 /// The selection the daemon's sockets are bound to now.
 #[derive(Debug, Default)]
-pub struct Binding {
+pub(crate) struct Binding {
     current: Option<Selected>,
 }
 
 impl Binding {
-    pub fn new(current: Option<Selected>) -> Binding {
+    pub(crate) fn new(current: Option<Selected>) -> Binding {
         Binding { current }
     }
 
-    pub fn current(&self) -> Option<&Selected> {
+    pub(crate) fn current(&self) -> Option<&Selected> {
         self.current.as_ref()
     }
 
     /// After the monitor's verdict on a batch of changes: selects again (`reselect` reads
     /// the route table; it runs only after a major change) and says what must be redone.
-    pub fn after(
+    pub(crate) fn after(
         &mut self,
         verdict: Verdict,
         reselect: impl FnOnce() -> Option<Selected>,
@@ -44,7 +44,7 @@ impl Binding {
     }
 
     /// Moves to `next` and says what that takes.
-    pub fn decide(&mut self, next: Option<Selected>) -> Decision {
+    pub(crate) fn decide(&mut self, next: Option<Selected>) -> Decision {
         let decision = match (&self.current, &next) {
             (None, None) => Decision::Keep,
             (Some(now), Some(new)) if !now.is_other_interface_than(new) => {

@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// One row of a routing table, as a sysctl/netlink dump or `netstat -rn` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RouteEntry {
+pub(crate) struct RouteEntry {
     pub destination: Prefix,
     pub gateway: Option<IpAddr>,
     /// The outgoing interface's name.
@@ -31,7 +31,7 @@ impl RouteEntry {
     /// A route of a netlink dump (`RTM_GETROUTE`) as a table row, if it is an ordinary
     /// route of the main table with an outgoing interface; `name_of` maps the index to
     /// the interface's name (`if_indextoname`, or the links of the same dump).
-    pub fn from_netlink(
+    pub(crate) fn from_netlink(
         route: &RouteMessage,
         name_of: impl Fn(u32) -> Option<String>,
     ) -> Option<RouteEntry> {
@@ -49,7 +49,7 @@ impl RouteEntry {
 
     /// A default route of a BSD/macOS/illumos table dump (`route_socket::default_routes`)
     /// as a table row; `name_of` maps the index to the interface's name.
-    pub fn from_dump(
+    pub(crate) fn from_dump(
         route: &DumpedDefault,
         name_of: impl Fn(u32) -> Option<String>,
     ) -> Option<RouteEntry> {
@@ -73,7 +73,7 @@ impl RouteEntry {
 
 /// One network interface of the host.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InterfaceInfo {
+pub(crate) struct InterfaceInfo {
     pub name: String,
     pub index: u32,
     pub up: bool,
@@ -81,7 +81,7 @@ pub struct InterfaceInfo {
 
 /// The kernel's answer to "which interface does this (tunnel) interface ride on": its
 /// index, or `None` when it has no delegate. Only macOS keeps such a link.
-pub trait DelegateLookup {
+pub(crate) trait DelegateLookup {
     fn delegate_of(&self, interface: &InterfaceInfo) -> Option<u32>;
 }
 
@@ -92,7 +92,7 @@ impl<F: Fn(&InterfaceInfo) -> Option<u32>> DelegateLookup for F {
 }
 
 /// For the OSes without delegates: every interface stands for itself.
-pub struct NoDelegates;
+pub(crate) struct NoDelegates;
 
 impl DelegateLookup for NoDelegates {
     fn delegate_of(&self, _: &InterfaceInfo) -> Option<u32> {
@@ -103,32 +103,32 @@ impl DelegateLookup for NoDelegates {
 /// The physical interface chosen, and the gateway on it (what host routes and a second
 /// routing table point at).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Selected {
+pub(crate) struct Selected {
     interface: String,
     index: u32,
     gateway: Option<IpAddr>,
 }
 
 impl Selected {
-    pub fn new(interface: &str, index: u32, gateway: Option<IpAddr>) -> Selected {
+    pub(crate) fn new(interface: &str, index: u32, gateway: Option<IpAddr>) -> Selected {
         Selected { interface: interface.to_string(), index, gateway }
     }
 
-    pub fn interface(&self) -> &str {
+    pub(crate) fn interface(&self) -> &str {
         &self.interface
     }
 
-    pub fn index(&self) -> u32 {
+    pub(crate) fn index(&self) -> u32 {
         self.index
     }
 
-    pub fn gateway(&self) -> Option<IpAddr> {
+    pub(crate) fn gateway(&self) -> Option<IpAddr> {
         self.gateway
     }
 
     /// Whether sockets bound to `self` must be rebound to be bound to `other`: another
     /// interface, or the same name under a new index (it was removed and re-created).
-    pub fn is_other_interface_than(&self, other: &Selected) -> bool {
+    pub(crate) fn is_other_interface_than(&self, other: &Selected) -> bool {
         self.interface != other.interface || self.index != other.index
     }
 }
@@ -141,7 +141,7 @@ impl Selected {
 /// our exit-node route outranks) wins. Interfaces that are down or unknown are passed over
 /// too. macOS's interface-scoped defaults count only when no unscoped one is usable: once a
 /// VPN takes the default, the physical interface keeps just its scoped one.
-pub fn effective_interface(
+pub(crate) fn effective_interface(
     routes: &[RouteEntry],
     interfaces: &[InterfaceInfo],
     own_tun: &str,

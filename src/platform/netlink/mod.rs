@@ -12,44 +12,44 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// `linux/netlink.h`, `linux/rtnetlink.h`, `linux/if_addr.h`, `linux/if.h`.
 mod abi {
-    pub const HEADER_LEN: usize = 16;
-    pub const NLMSG_DONE: u16 = 3;
-    pub const NLMSG_OVERRUN: u16 = 4;
-    pub const RTM_NEWLINK: u16 = 16;
-    pub const RTM_DELLINK: u16 = 17;
-    pub const RTM_NEWADDR: u16 = 20;
-    pub const RTM_DELADDR: u16 = 21;
-    pub const RTM_NEWROUTE: u16 = 24;
-    pub const RTM_DELROUTE: u16 = 25;
+    pub(super) const HEADER_LEN: usize = 16;
+    pub(super) const NLMSG_DONE: u16 = 3;
+    pub(super) const NLMSG_OVERRUN: u16 = 4;
+    pub(super) const RTM_NEWLINK: u16 = 16;
+    pub(super) const RTM_DELLINK: u16 = 17;
+    pub(super) const RTM_NEWADDR: u16 = 20;
+    pub(super) const RTM_DELADDR: u16 = 21;
+    pub(super) const RTM_NEWROUTE: u16 = 24;
+    pub(super) const RTM_DELROUTE: u16 = 25;
     /// `struct ifinfomsg`: index i32 @4, flags u32 @8.
-    pub const IFINFOMSG_LEN: usize = 16;
+    pub(super) const IFINFOMSG_LEN: usize = 16;
     /// `struct ifaddrmsg`: family @0, prefixlen @1, index u32 @4.
-    pub const IFADDRMSG_LEN: usize = 8;
+    pub(super) const IFADDRMSG_LEN: usize = 8;
     /// `struct rtmsg`: family @0, dst_len @1, table @4, type @7.
-    pub const RTMSG_LEN: usize = 12;
-    pub const IFA_ADDRESS: u16 = 1;
-    pub const IFA_LOCAL: u16 = 2;
-    pub const RTA_DST: u16 = 1;
-    pub const RTA_OIF: u16 = 4;
-    pub const RTA_GATEWAY: u16 = 5;
-    pub const RTA_PRIORITY: u16 = 6;
-    pub const RTA_TABLE: u16 = 15;
+    pub(super) const RTMSG_LEN: usize = 12;
+    pub(super) const IFA_ADDRESS: u16 = 1;
+    pub(super) const IFA_LOCAL: u16 = 2;
+    pub(super) const RTA_DST: u16 = 1;
+    pub(super) const RTA_OIF: u16 = 4;
+    pub(super) const RTA_GATEWAY: u16 = 5;
+    pub(super) const RTA_PRIORITY: u16 = 6;
+    pub(super) const RTA_TABLE: u16 = 15;
     /// The attribute-type bits; the top two are the nested and byte-order flags.
-    pub const NLA_TYPE_MASK: u16 = 0x3fff;
-    pub const AF_INET: u8 = 2;
-    pub const AF_INET6: u8 = 10;
-    pub const IFF_UP: u32 = 0x1;
-    pub const IFF_RUNNING: u32 = 0x40;
+    pub(super) const NLA_TYPE_MASK: u16 = 0x3fff;
+    pub(super) const AF_INET: u8 = 2;
+    pub(super) const AF_INET6: u8 = 10;
+    pub(super) const IFF_UP: u32 = 0x1;
+    pub(super) const IFF_RUNNING: u32 = 0x40;
 }
 
 /// `rtm_type` of an ordinary route (not local, broadcast, unreachable...).
-pub const RTN_UNICAST: u8 = 1;
+pub(crate) const RTN_UNICAST: u8 = 1;
 /// Linux's main routing table (`RT_TABLE_MAIN`), where the physical defaults live.
-pub const RT_TABLE_MAIN: u32 = 254;
+pub(crate) const RT_TABLE_MAIN: u32 = 254;
 
 /// One change the kernel announced.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum NetlinkEvent {
+pub(crate) enum NetlinkEvent {
     /// `RTM_NEWLINK`, `RTM_DELLINK`. `usable` is administratively up with a carrier.
     Link { index: u32, usable: bool, removed: bool },
     /// `RTM_NEWADDR`, `RTM_DELADDR`: the interface's own (local) address.
@@ -61,7 +61,7 @@ pub enum NetlinkEvent {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RouteMessage {
+pub(crate) struct RouteMessage {
     pub removed: bool,
     pub destination: Prefix,
     /// `RTA_TABLE` when present (tables above 255 need it), else the header's byte.
@@ -74,7 +74,7 @@ pub struct RouteMessage {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum NetlinkError {
+pub(crate) enum NetlinkError {
     /// Fewer bytes than a header or a length field promises.
     Truncated { need: usize, have: usize },
     /// A message length shorter than the netlink header itself.
@@ -117,7 +117,7 @@ impl std::error::Error for NetlinkError {}
 /// The events in one `recv` of a netlink socket (several messages back to back, as a dump
 /// returns them). Stops at `NLMSG_DONE`, and at the first damaged message, since its length
 /// cannot be trusted to find the next one.
-pub fn parse(buf: &[u8]) -> Result<Vec<NetlinkEvent>, NetlinkError> {
+pub(crate) fn parse(buf: &[u8]) -> Result<Vec<NetlinkEvent>, NetlinkError> {
     let mut events = Vec::new();
     let mut rest = buf;
     while !rest.is_empty() {

@@ -6,7 +6,7 @@ use crate::platform::os_kind::OsKind;
 
 /// The message types we react to. `None` where the OS has no such message.
 #[derive(Clone, Copy, Debug)]
-pub struct MessageTypes {
+pub(crate) struct MessageTypes {
     pub add: u8,
     pub delete: u8,
     pub change: u8,
@@ -21,7 +21,7 @@ pub struct MessageTypes {
 /// Offsets in one fixed header: its size, the interface index (u16), flags and the
 /// address bitmap (u32 each).
 #[derive(Clone, Copy, Debug)]
-pub struct Header {
+pub(crate) struct Header {
     pub len: usize,
     pub index: usize,
     pub flags: usize,
@@ -30,7 +30,7 @@ pub struct Header {
 
 /// `if_announcemsghdr`: size, interface index (u16) and `what` (u16: 0 arrival, 1 departure).
 #[derive(Clone, Copy, Debug)]
-pub struct Announce {
+pub(crate) struct Announce {
     pub len: usize,
     pub index: usize,
     pub what: usize,
@@ -38,7 +38,7 @@ pub struct Announce {
 
 /// How the sockaddrs after a header are sized.
 #[derive(Clone, Copy, Debug)]
-pub enum SockaddrSizing {
+pub(crate) enum SockaddrSizing {
     /// `sa_len` in byte 0 and the family in byte 1; each takes `sa_len` rounded up to
     /// `align`, and a zero `sa_len` still takes `align` bytes.
     ByLength { align: usize },
@@ -47,7 +47,7 @@ pub enum SockaddrSizing {
 }
 
 #[derive(Clone, Copy, Debug)]
-pub struct Layout {
+pub(crate) struct Layout {
     pub version: u8,
     pub types: MessageTypes,
     pub route: Header,
@@ -61,12 +61,12 @@ pub struct Layout {
 }
 
 /// `AF_INET6`, `AF_LINK` and their sizes on illumos, where sockaddrs carry no length.
-pub const ILLUMOS_SOCKADDR_SIZES: [(u16, usize); 3] = [(2, 16), (26, 32), (25, 252)];
+pub(crate) const ILLUMOS_SOCKADDR_SIZES: [(u16, usize); 3] = [(2, 16), (26, 32), (25, 252)];
 /// Any other illumos family is a plain 16-byte `struct sockaddr`.
-pub const ILLUMOS_DEFAULT_SOCKADDR_SIZE: usize = 16;
+pub(crate) const ILLUMOS_DEFAULT_SOCKADDR_SIZE: usize = 16;
 
-pub const IFF_UP: u32 = 0x1;
-pub const RTF_HOST: u32 = 0x4;
+pub(crate) const IFF_UP: u32 = 0x1;
+pub(crate) const RTF_HOST: u32 = 0x4;
 
 /// The common route-message numbering of FreeBSD, OpenBSD, macOS and illumos.
 const CLASSIC: MessageTypes = MessageTypes {
@@ -92,7 +92,7 @@ const fn rt_style(len: usize) -> Header {
 
 impl Layout {
     /// `None` for Linux, which speaks netlink instead.
-    pub fn of(os: OsKind) -> Option<Layout> {
+    pub(crate) fn of(os: OsKind) -> Option<Layout> {
         let af_inet6 = os.af_inet6() as u16;
         let layout = match os {
             OsKind::Linux => return None,

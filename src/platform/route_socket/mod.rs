@@ -8,7 +8,7 @@
 //! out-of-bounds read (Tailscale's Go parser needed a panic guard for exactly this).
 //! Not yet wired to a socket; the route monitor that will read one comes later.
 
-pub mod layout;
+pub(crate) mod layout;
 mod sockaddr;
 
 use crate::platform::os_kind::OsKind;
@@ -19,14 +19,14 @@ use std::net::IpAddr;
 
 /// What a route-add, -delete or -change message did to a default route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RouteChange {
+pub(crate) enum RouteChange {
     Added,
     Deleted,
     Changed,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LinkEvent {
+pub(crate) enum LinkEvent {
     DefaultRoute {
         change: RouteChange,
         ipv6: bool,
@@ -55,7 +55,7 @@ pub enum LinkEvent {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ParseError {
+pub(crate) enum ParseError {
     /// The OS speaks netlink, not PF_ROUTE.
     NoRoutingSocket(OsKind),
     /// Fewer bytes than a length field or a header promises.
@@ -99,7 +99,7 @@ const COMMON_LEN: usize = 4;
 /// The events in `buf`: one message as read from the socket, or several back to back as a
 /// sysctl dump returns them. Stops at the first damaged message, since its length cannot be
 /// trusted to find the next one.
-pub fn parse(os: OsKind, buf: &[u8]) -> Result<Vec<LinkEvent>, ParseError> {
+pub(crate) fn parse(os: OsKind, buf: &[u8]) -> Result<Vec<LinkEvent>, ParseError> {
     let layout = Layout::of(os).ok_or(ParseError::NoRoutingSocket(os))?;
     let mut events = Vec::new();
     each_message(buf, |message| {
@@ -111,7 +111,7 @@ pub fn parse(os: OsKind, buf: &[u8]) -> Result<Vec<LinkEvent>, ParseError> {
 
 /// A default route of a routing-table dump, as the physical-interface selection needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DumpedDefault {
+pub(crate) struct DumpedDefault {
     pub ipv6: bool,
     /// `None` for a link-level gateway (`link#N`: the interface itself).
     pub gateway: Option<IpAddr>,
@@ -130,7 +130,7 @@ const DARWIN_RTM_GET2: u8 = 0x14;
 const DARWIN_RTF_IFSCOPE: u32 = 0x100_0000;
 
 /// The default routes in a routing-table dump, in table order.
-pub fn default_routes(os: OsKind, buf: &[u8]) -> Result<Vec<DumpedDefault>, ParseError> {
+pub(crate) fn default_routes(os: OsKind, buf: &[u8]) -> Result<Vec<DumpedDefault>, ParseError> {
     let layout = Layout::of(os).ok_or(ParseError::NoRoutingSocket(os))?;
     let route_kinds = [RTM_GET, layout.types.add, layout.types.change];
     let mut found = Vec::new();

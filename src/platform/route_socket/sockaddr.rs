@@ -8,11 +8,11 @@ use super::ParseError;
 use crate::platform::os_kind::AF_INET;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-pub const RTAX_DST: usize = 0;
-pub const RTAX_GATEWAY: usize = 1;
-pub const RTAX_NETMASK: usize = 2;
+pub(super) const RTAX_DST: usize = 0;
+pub(super) const RTAX_GATEWAY: usize = 1;
+pub(super) const RTAX_NETMASK: usize = 2;
 /// The interface address of an address message; the last slot we read.
-pub const RTAX_IFA: usize = 5;
+pub(super) const RTAX_IFA: usize = 5;
 
 /// Where the address bytes sit: after len+family+port (IPv4), and after flowinfo (IPv6).
 const INET_ADDR_AT: usize = 4;
@@ -22,7 +22,7 @@ const ILLUMOS_ALIGN: usize = 8;
 
 /// One sockaddr: its family and its declared bytes (from the start, `sa_len` long).
 #[derive(Clone, Copy, Debug)]
-pub struct Sockaddr<'a> {
+pub(super) struct Sockaddr<'a> {
     family: u16,
     bytes: &'a [u8],
 }
@@ -30,7 +30,7 @@ pub struct Sockaddr<'a> {
 impl Sockaddr<'_> {
     /// The IPv4 or IPv6 address, reading a short sockaddr as if zero-padded (the kernel
     /// trims trailing zeros, notably from netmasks).
-    pub fn ip(&self, layout: &Layout) -> Option<IpAddr> {
+    pub(super) fn ip(&self, layout: &Layout) -> Option<IpAddr> {
         if u32::from(self.family) == AF_INET {
             let mut octets = [0u8; 4];
             copy_from(&mut octets, self.bytes, INET_ADDR_AT);
@@ -45,7 +45,7 @@ impl Sockaddr<'_> {
     }
 
     /// Whether this netmask is /0: nothing but zeros after the length and family bytes.
-    pub fn is_zero_mask(&self) -> bool {
+    pub(super) fn is_zero_mask(&self) -> bool {
         self.bytes.iter().skip(2).all(|&b| b == 0)
     }
 }
@@ -57,7 +57,7 @@ fn copy_from(out: &mut [u8], bytes: &[u8], at: usize) {
 }
 
 /// The sockaddrs in slots `0..=RTAX_IFA` of `message`, starting at `at`.
-pub fn walk<'a>(
+pub(super) fn walk<'a>(
     layout: &Layout,
     message: &'a [u8],
     mut at: usize,

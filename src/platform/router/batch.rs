@@ -8,7 +8,7 @@ use super::RouterError;
 /// Runs `ops`, IPv4 (with link settings) before IPv6, so the MTU is set before IPv6
 /// addresses arrive. `-force` keeps going past a failed line, so one bad route does not
 /// keep the others out; every real failure is still reported.
-pub fn run(tool: &mut dyn IpTool, ops: &[IpOp]) -> Result<(), RouterError> {
+pub(super) fn run(tool: &mut dyn IpTool, ops: &[IpOp]) -> Result<(), RouterError> {
     let mut failures = Vec::new();
     for family in [Family::V4, Family::V6] {
         let batch: Vec<&IpOp> =

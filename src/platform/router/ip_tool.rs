@@ -1,25 +1,30 @@
 //! The one place that starts the `ip` program. Behind a trait so that tests can stand in for
 //! it and see the exact command text.
 
-use std::io::{self, Write};
+use std::io;
+#[cfg(target_os = "linux")]
+use std::io::Write;
+#[cfg(target_os = "linux")]
 use std::process::{Command, Stdio};
 
 /// What a run of the tool left behind that matters to us.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ToolOutput {
+pub(crate) struct ToolOutput {
     pub success: bool,
     pub stderr: String,
 }
 
 /// Runs iproute2's `ip` with `args`, feeding `stdin` to it.
-pub trait IpTool {
+pub(crate) trait IpTool {
     fn run(&mut self, args: &[&str], stdin: &str) -> io::Result<ToolOutput>;
 }
 
 /// The real `ip` from `PATH`.
+#[cfg(target_os = "linux")]
 #[derive(Debug, Default)]
-pub struct SystemIpTool;
+pub(crate) struct SystemIpTool;
 
+#[cfg(target_os = "linux")]
 impl IpTool for SystemIpTool {
     fn run(&mut self, args: &[&str], stdin: &str) -> io::Result<ToolOutput> {
         let mut child = Command::new("ip")

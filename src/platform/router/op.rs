@@ -5,21 +5,21 @@ use crate::platform::socket::BYPASS_MARK;
 use crate::prefix::Prefix;
 
 /// The routing table that holds every route through the tunnel.
-pub const TABLE: u32 = 52;
+pub(super) const TABLE: u32 = 52;
 
 /// The fwmark bits that belong to the Tailscale scheme; other software may use the rest.
-pub const MARK_MASK: u32 = 0xff0000;
+pub(super) const MARK_MASK: u32 = 0xff0000;
 
 /// An address family. `ip` batch lines cannot carry `-4`/`-6`, so each family's commands
 /// run in their own batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Family {
+pub(super) enum Family {
     V4,
     V6,
 }
 
 impl Family {
-    pub fn of(prefix: &Prefix) -> Family {
+    pub(super) fn of(prefix: &Prefix) -> Family {
         if prefix.is_ipv4() {
             Family::V4
         } else {
@@ -28,7 +28,7 @@ impl Family {
     }
 
     /// The `ip` option that selects this family.
-    pub fn flag(self) -> &'static str {
+    pub(super) fn flag(self) -> &'static str {
         match self {
             Family::V4 => "-4",
             Family::V6 => "-6",
@@ -39,7 +39,7 @@ impl Family {
 /// One policy rule of the scheme: the daemon's own marked packets use the ordinary tables
 /// (or nothing), everyone else consults table 52 first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PolicyRule {
+pub(super) struct PolicyRule {
     pub pref: u32,
     /// Whether the rule matches only packets carrying the bypass mark.
     pub bypass_only: bool,
@@ -47,14 +47,14 @@ pub struct PolicyRule {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RuleAction {
+pub(super) enum RuleAction {
     Lookup(&'static str),
     Unreachable,
 }
 
 /// The four rules, installed identically for IPv4 and IPv6. The gaps between priorities
 /// leave room for administrators' own rules.
-pub const POLICY_RULES: [PolicyRule; 4] = [
+pub(super) const POLICY_RULES: [PolicyRule; 4] = [
     PolicyRule { pref: 5210, bypass_only: true, action: RuleAction::Lookup("main") },
     PolicyRule { pref: 5230, bypass_only: true, action: RuleAction::Lookup("default") },
     PolicyRule { pref: 5250, bypass_only: true, action: RuleAction::Unreachable },
@@ -78,7 +78,7 @@ impl PolicyRule {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum IpOp {
+pub(super) enum IpOp {
     AddAddress {
         tun: String,
         address: Prefix,
@@ -120,7 +120,7 @@ pub enum IpOp {
 impl IpOp {
     /// The family whose batch must run this command; `None` for link settings, which any
     /// batch accepts.
-    pub fn family(&self) -> Option<Family> {
+    pub(super) fn family(&self) -> Option<Family> {
         match self {
             IpOp::AddAddress { address, .. } | IpOp::DeleteAddress { address, .. } => {
                 Some(Family::of(address))
@@ -136,7 +136,7 @@ impl IpOp {
     }
 
     /// The batch line for this change.
-    pub fn command_line(&self) -> String {
+    pub(super) fn command_line(&self) -> String {
         match self {
             IpOp::AddAddress { tun, address } => format!("address add {address} dev {tun}"),
             IpOp::DeleteAddress { tun, address } => format!("address del {address} dev {tun}"),
@@ -156,7 +156,7 @@ impl IpOp {
     /// wanted: adding what exists, deleting what is gone (also when its device is gone).
     /// Accepting these makes every command idempotent, so a retry after a partial failure
     /// or a crash converges instead of failing forever.
-    pub fn failure_is_benign(&self, message: &str) -> bool {
+    pub(super) fn failure_is_benign(&self, message: &str) -> bool {
         let message = message.to_ascii_lowercase();
         let any = |needles: &[&str]| needles.iter().any(|n| message.contains(n));
         match self {

@@ -13,7 +13,7 @@ const IPV6_MIN_MTU: u16 = 1280;
 /// The form in which a configuration is applied and remembered: without duplicates, routes
 /// written as networks (`ip` refuses host bits in a route), and without IPv6 entries when
 /// the kernel or the interface cannot carry IPv6.
-pub fn normalize(desired: &RouterConfig, ipv6: bool) -> RouterConfig {
+pub(super) fn normalize(desired: &RouterConfig, ipv6: bool) -> RouterConfig {
     let keep = |p: &Prefix| p.is_ipv4() || (ipv6 && desired.mtu >= IPV6_MIN_MTU);
     RouterConfig {
         tun: desired.tun.clone(),
@@ -31,7 +31,7 @@ fn unique(prefixes: impl Iterator<Item = Prefix>) -> Vec<Prefix> {
 }
 
 /// The families that get policy rules.
-pub fn rule_families(ipv6: bool) -> &'static [Family] {
+pub(super) fn rule_families(ipv6: bool) -> &'static [Family] {
     if ipv6 {
         &[Family::V4, Family::V6]
     } else {
@@ -43,7 +43,11 @@ pub fn rule_families(ipv6: bool) -> &'static [Family] {
 /// Removals come first so that a prefix moving between lists never collides with itself.
 /// A change of device is a move: everything on the old one is removed, everything on the
 /// new one added.
-pub fn apply_ops(applied: Option<&RouterConfig>, desired: &RouterConfig, ipv6: bool) -> Vec<IpOp> {
+pub(super) fn apply_ops(
+    applied: Option<&RouterConfig>,
+    desired: &RouterConfig,
+    ipv6: bool,
+) -> Vec<IpOp> {
     let nothing = RouterConfig::default();
     let before = applied.unwrap_or(&nothing);
     let new_device = before.tun != desired.tun;
@@ -82,7 +86,7 @@ pub fn apply_ops(applied: Option<&RouterConfig>, desired: &RouterConfig, ipv6: b
 
 /// Commands that undo `applied`: our rules and routes. Addresses stay; they vanish with the
 /// device when the TUN descriptor closes.
-pub fn shutdown_ops(applied: &RouterConfig, ipv6: bool) -> Vec<IpOp> {
+pub(super) fn shutdown_ops(applied: &RouterConfig, ipv6: bool) -> Vec<IpOp> {
     let mut ops = delete_rules(ipv6);
     for &route in &applied.routes {
         ops.push(IpOp::DeleteRoute { tun: applied.tun.clone(), route });
@@ -92,7 +96,7 @@ pub fn shutdown_ops(applied: &RouterConfig, ipv6: bool) -> Vec<IpOp> {
 
 /// Commands that remove whatever a crashed run may have left: our rules, and any table-52
 /// route through `tun` (there are none if the device died with the process).
-pub fn stale_ops(tun: &str, ipv6: bool) -> Vec<IpOp> {
+pub(super) fn stale_ops(tun: &str, ipv6: bool) -> Vec<IpOp> {
     let mut ops = delete_rules(ipv6);
     for &family in rule_families(ipv6) {
         ops.push(IpOp::FlushRoutes { family, tun: tun.to_string() });

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 
 /// The `--tun` name that asks for this device instead of a kernel interface.
-pub const NAME: &str = "fake";
+pub(crate) const NAME: &str = "fake";
 
 /// Replies waiting for the engine; more than a burst's worth means nobody drains them, and
 /// the excess is dropped rather than held.
@@ -21,7 +21,7 @@ const MAX_QUEUED_REPLIES: usize = 256;
 
 /// What the fake did with the packets written to it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FakeTunCounters {
+pub(crate) struct FakeTunCounters {
     /// Echo requests to one of our addresses, answered.
     pub answered: u64,
     /// Echo requests to an address that is not ours.
@@ -34,24 +34,24 @@ pub struct FakeTunCounters {
 
 /// The in-memory device: the node's addresses, the replies not yet taken, the counters.
 #[derive(Debug, Default)]
-pub struct FakeTun {
+pub(crate) struct FakeTun {
     addresses: Vec<IpAddr>,
     replies: VecDeque<Vec<u8>>,
     counters: FakeTunCounters,
 }
 
 impl FakeTun {
-    pub fn new() -> FakeTun {
+    pub(crate) fn new() -> FakeTun {
         FakeTun::default()
     }
 
     /// The addresses the node has; a kernel TUN gets them from the router, the fake here.
-    pub fn set_addresses(&mut self, addresses: impl IntoIterator<Item = IpAddr>) {
+    pub(crate) fn set_addresses(&mut self, addresses: impl IntoIterator<Item = IpAddr>) {
         self.addresses = addresses.into_iter().collect();
     }
 
     /// Takes one packet from the engine, as a kernel TUN's `write` would.
-    pub fn write(&mut self, packet: &[u8]) {
+    pub(crate) fn write(&mut self, packet: &[u8]) {
         let Some((request, data)) = parse_echo_request(packet) else {
             self.counters.unhandled += 1;
             return;
@@ -73,11 +73,11 @@ impl FakeTun {
     }
 
     /// The oldest reply the engine has not taken yet.
-    pub fn next_reply(&mut self) -> Option<Vec<u8>> {
+    pub(crate) fn next_reply(&mut self) -> Option<Vec<u8>> {
         self.replies.pop_front()
     }
 
-    pub fn counters(&self) -> FakeTunCounters {
+    pub(crate) fn counters(&self) -> FakeTunCounters {
         self.counters
     }
 }

@@ -9,11 +9,11 @@ use crate::platform::os_kind::{OsKind, AF_INET};
 use std::fmt;
 
 /// Length of the address-family header where there is one.
-pub const HEADER_LEN: usize = 4;
+pub(crate) const HEADER_LEN: usize = 4;
 
 /// How one OS frames packets on its TUN descriptor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Framing {
+pub(crate) enum Framing {
     /// Packets are read and written bare.
     Bare,
     /// Each packet follows a big-endian u32 address family; `inet6` is this OS's `AF_INET6`.
@@ -21,7 +21,7 @@ pub enum Framing {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FramingError {
+pub(crate) enum FramingError {
     /// Fewer bytes than the header (or than one byte of packet).
     Short { len: usize },
     /// A family number that is neither this OS's `AF_INET` nor its `AF_INET6`.
@@ -48,7 +48,7 @@ impl fmt::Display for FramingError {
 impl std::error::Error for FramingError {}
 
 impl Framing {
-    pub fn of(os: OsKind) -> Framing {
+    pub(crate) fn of(os: OsKind) -> Framing {
         match os {
             OsKind::Linux | OsKind::Illumos => Framing::Bare,
             OsKind::FreeBsd | OsKind::NetBsd | OsKind::OpenBsd | OsKind::Darwin => {
@@ -58,7 +58,7 @@ impl Framing {
     }
 
     /// Bytes to put before each packet.
-    pub fn header_len(self) -> usize {
+    pub(crate) fn header_len(self) -> usize {
         match self {
             Framing::Bare => 0,
             Framing::FamilyHeader { .. } => HEADER_LEN,
@@ -67,7 +67,7 @@ impl Framing {
 
     /// The header to write before `packet` (empty for bare framing), chosen by the packet's
     /// own version nibble.
-    pub fn header_for(self, packet: &[u8]) -> Result<Vec<u8>, FramingError> {
+    pub(crate) fn header_for(self, packet: &[u8]) -> Result<Vec<u8>, FramingError> {
         let version = ip_version(packet)?;
         Ok(match self {
             Framing::Bare => Vec::new(),
@@ -80,7 +80,7 @@ impl Framing {
 
     /// The packet inside a frame read from the device, after checking that the header and
     /// the packet agree on the IP version.
-    pub fn packet_of(self, frame: &[u8]) -> Result<&[u8], FramingError> {
+    pub(crate) fn packet_of(self, frame: &[u8]) -> Result<&[u8], FramingError> {
         let packet = match self {
             Framing::Bare => frame,
             Framing::FamilyHeader { inet6 } => {

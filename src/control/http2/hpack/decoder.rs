@@ -9,7 +9,7 @@ use super::{static_table, HeaderField, HpackError};
 /// uses the same measure for MAX_HEADER_LIST_SIZE.
 const FIELD_OVERHEAD: usize = 32;
 
-pub struct Decoder {
+pub(crate) struct Decoder {
     table: DynamicTable,
     /// The HEADER_TABLE_SIZE we advertised: the ceiling for the peer's size updates.
     table_size_limit: usize,
@@ -24,7 +24,7 @@ enum Indexing {
 }
 
 impl Decoder {
-    pub fn new(table_size_limit: usize, max_header_list_size: usize) -> Decoder {
+    pub(crate) fn new(table_size_limit: usize, max_header_list_size: usize) -> Decoder {
         Decoder {
             table: DynamicTable::new(table_size_limit),
             table_size_limit,
@@ -33,7 +33,7 @@ impl Decoder {
     }
 
     /// Decodes one complete header block (all HEADERS/CONTINUATION fragments joined).
-    pub fn decode(&mut self, block: &[u8]) -> Result<Vec<HeaderField>, HpackError> {
+    pub(crate) fn decode(&mut self, block: &[u8]) -> Result<Vec<HeaderField>, HpackError> {
         let mut reader = Reader::new(block);
         let mut fields = Vec::new();
         let mut list_size = 0;
@@ -109,7 +109,7 @@ impl Decoder {
     }
 
     #[cfg(test)]
-    pub fn table(&self) -> &DynamicTable {
+    pub(crate) fn table(&self) -> &DynamicTable {
         &self.table
     }
 }

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 /// Per-entry bookkeeping overhead that RFC 7541 §4.1 adds to name and value lengths.
 const ENTRY_OVERHEAD: usize = 32;
 
-pub struct DynamicTable {
+pub(crate) struct DynamicTable {
     /// Newest first, so HPACK's relative index `i` is `entries[i]`.
     entries: VecDeque<HeaderField>,
     size: usize,
@@ -18,23 +18,23 @@ fn entry_size(field: &HeaderField) -> usize {
 }
 
 impl DynamicTable {
-    pub fn new(max_size: usize) -> DynamicTable {
+    pub(crate) fn new(max_size: usize) -> DynamicTable {
         DynamicTable { entries: VecDeque::new(), size: 0, max_size }
     }
 
     /// The entry at a 0-based position counted from the newest.
-    pub fn get(&self, position: usize) -> Option<&HeaderField> {
+    pub(crate) fn get(&self, position: usize) -> Option<&HeaderField> {
         self.entries.get(position)
     }
 
-    pub fn set_max_size(&mut self, max_size: usize) {
+    pub(crate) fn set_max_size(&mut self, max_size: usize) {
         self.max_size = max_size;
         self.evict_until_fits(0);
     }
 
     /// Adds a field, evicting the oldest entries; a field larger than the whole table just
     /// empties it (§4.4), which is not an error.
-    pub fn insert(&mut self, field: HeaderField) {
+    pub(crate) fn insert(&mut self, field: HeaderField) {
         let needed = entry_size(&field);
         self.evict_until_fits(needed);
         if needed <= self.max_size {
@@ -53,12 +53,12 @@ impl DynamicTable {
     }
 
     #[cfg(test)]
-    pub fn size(&self) -> usize {
+    pub(crate) fn size(&self) -> usize {
         self.size
     }
 
     #[cfg(test)]
-    pub fn entries(&self) -> impl Iterator<Item = &HeaderField> {
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &HeaderField> {
         self.entries.iter()
     }
 }

@@ -6,7 +6,7 @@ use super::primitive::{write_integer, write_string};
 use super::static_table::{self, Match};
 
 /// Appends the header block for `fields`, in order.
-pub fn encode(out: &mut Vec<u8>, fields: &[(&str, &str)]) {
+pub(crate) fn encode(out: &mut Vec<u8>, fields: &[(&str, &str)]) {
     for (name, value) in fields {
         match static_table::find(name, value) {
             Match::Field(index) => write_integer(out, 0x80, 7, index),

@@ -79,7 +79,7 @@ impl Canonical {
 
 /// Why a Huffman string was rejected (RFC 7541 §5.2 makes each a decoding error).
 #[derive(Debug, PartialEq, Eq)]
-pub enum HuffmanError {
+pub(crate) enum HuffmanError {
     /// EOS inside the string.
     EndOfStringSymbol,
     /// Padding longer than 7 bits or not made of 1-bits (the EOS prefix).
@@ -87,7 +87,7 @@ pub enum HuffmanError {
 }
 
 /// Decodes a Huffman-coded string, appending the bytes to `out`.
-pub fn decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), HuffmanError> {
+pub(super) fn decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), HuffmanError> {
     let mut code = 0u32;
     let mut length = 0;
     for bit_index in 0..input.len() * 8 {
@@ -114,7 +114,7 @@ pub fn decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), HuffmanError> {
 
 /// Test-side encoder, so round trips can exercise every symbol's code.
 #[cfg(test)]
-pub fn encode(input: &[u8]) -> Vec<u8> {
+pub(super) fn encode(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut pending = 0u64;
     let mut pending_bits = 0;

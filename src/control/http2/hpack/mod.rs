@@ -10,24 +10,24 @@ mod primitive;
 mod rfc7541_examples;
 mod static_table;
 
-pub use decoder::Decoder;
-pub use encoder::encode;
-pub use huffman::HuffmanError;
+pub(crate) use decoder::Decoder;
+pub(crate) use encoder::encode;
+pub(crate) use huffman::HuffmanError;
 
 /// One header field. Octets, not text: HPACK does not promise UTF-8.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HeaderField {
+pub(crate) struct HeaderField {
     pub name: Vec<u8>,
     pub value: Vec<u8>,
 }
 
 impl HeaderField {
-    pub fn new(name: &[u8], value: &[u8]) -> HeaderField {
+    pub(crate) fn new(name: &[u8], value: &[u8]) -> HeaderField {
         HeaderField { name: name.to_vec(), value: value.to_vec() }
     }
 
     /// The value as text, if it is UTF-8.
-    pub fn value_str(&self) -> Option<&str> {
+    pub(crate) fn value_str(&self) -> Option<&str> {
         std::str::from_utf8(&self.value).ok()
     }
 }
@@ -35,7 +35,7 @@ impl HeaderField {
 /// Why a header block was rejected. Any of these desynchronises the dynamic table, so the
 /// connection must end with COMPRESSION_ERROR (RFC 9113 §4.3).
 #[derive(Debug, PartialEq, Eq)]
-pub enum HpackError {
+pub(crate) enum HpackError {
     Truncated,
     IntegerOverflow,
     Huffman(HuffmanError),

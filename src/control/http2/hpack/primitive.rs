@@ -7,17 +7,17 @@ use super::{huffman, HpackError};
 const MAX_INTEGER: u64 = u32::MAX as u64;
 
 /// A cursor over one header block.
-pub struct Reader<'a> {
+pub(super) struct Reader<'a> {
     bytes: &'a [u8],
     position: usize,
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(bytes: &'a [u8]) -> Reader<'a> {
+    pub(super) fn new(bytes: &'a [u8]) -> Reader<'a> {
         Reader { bytes, position: 0 }
     }
 
-    pub fn peek(&self) -> Option<u8> {
+    pub(super) fn peek(&self) -> Option<u8> {
         self.bytes.get(self.position).copied()
     }
 
@@ -28,7 +28,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An integer whose first `prefix_bits` bits sit in the low bits of the current byte.
-    pub fn integer(&mut self, prefix_bits: u32) -> Result<usize, HpackError> {
+    pub(super) fn integer(&mut self, prefix_bits: u32) -> Result<usize, HpackError> {
         let prefix_max = (1u64 << prefix_bits) - 1;
         let mut value = u64::from(self.next_byte()?) & prefix_max;
         if value < prefix_max {
@@ -52,7 +52,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A string literal, Huffman-decoded when its H bit says so.
-    pub fn string(&mut self) -> Result<Vec<u8>, HpackError> {
+    pub(super) fn string(&mut self) -> Result<Vec<u8>, HpackError> {
         let is_huffman = self.peek().ok_or(HpackError::Truncated)? & 0x80 != 0;
         let length = self.integer(7)?;
         let end = self.position.checked_add(length).ok_or(HpackError::Truncated)?;
@@ -68,7 +68,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Writes `value` with a `prefix_bits`-bit prefix; `flags` fills the byte's high bits.
-pub fn write_integer(out: &mut Vec<u8>, flags: u8, prefix_bits: u32, value: usize) {
+pub(super) fn write_integer(out: &mut Vec<u8>, flags: u8, prefix_bits: u32, value: usize) {
     let prefix_max = (1usize << prefix_bits) - 1;
     if value < prefix_max {
         out.push(flags | value as u8);
@@ -85,7 +85,7 @@ pub fn write_integer(out: &mut Vec<u8>, flags: u8, prefix_bits: u32, value: usiz
 
 /// Writes a string literal without Huffman coding: our requests are short, and plain octets
 /// keep the encoder trivially correct.
-pub fn write_string(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(super) fn write_string(out: &mut Vec<u8>, bytes: &[u8]) {
     write_integer(out, 0x00, 7, bytes.len());
     out.extend_from_slice(bytes);
 }

@@ -66,21 +66,21 @@ const ENTRIES: [(&str, &str); 61] = [
 ];
 
 /// Number of static entries; dynamic-table indices start right after.
-pub const LEN: usize = ENTRIES.len();
+pub(super) const LEN: usize = ENTRIES.len();
 
 /// The entry at a 1-based HPACK index, if it is a static one.
-pub fn get(index: usize) -> Option<(&'static str, &'static str)> {
+pub(super) fn get(index: usize) -> Option<(&'static str, &'static str)> {
     index.checked_sub(1).and_then(|i| ENTRIES.get(i)).copied()
 }
 
 /// What the static table offers for a field: an exact match wins over a name-only match.
-pub enum Match {
+pub(super) enum Match {
     Field(usize),
     Name(usize),
     None,
 }
 
-pub fn find(name: &str, value: &str) -> Match {
+pub(super) fn find(name: &str, value: &str) -> Match {
     let mut best = Match::None;
     for (i, (entry_name, entry_value)) in ENTRIES.iter().enumerate() {
         if *entry_name != name {

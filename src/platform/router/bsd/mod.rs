@@ -15,16 +15,20 @@ mod state_file;
 #[cfg(test)]
 mod fake_tools_test;
 
-pub use op::{BsdOp, CommandLine, HostRoute, TableDefault};
-pub use runner::{CommandRunner, PathRunner};
-pub use state_file::DEFAULT_DIR;
+pub(crate) use op::{BsdOp, HostRoute, TableDefault};
+pub(crate) use runner::{CommandRunner, PathRunner};
+pub(crate) use state_file::DEFAULT_DIR;
+
+// Named by tests (and fuzz targets) only; the daemon reaches them through the types above.
+#[cfg(test)]
+pub(crate) use op::CommandLine;
 
 use super::{RouterConfig, RouterError};
 use crate::platform::os_kind::OsKind;
 use plan::KernelState;
 use std::path::PathBuf;
 
-pub struct BsdRouter {
+pub(crate) struct BsdRouter {
     os: OsKind,
     runner: Box<dyn CommandRunner>,
     record: PathBuf,
@@ -35,14 +39,14 @@ pub struct BsdRouter {
 
 impl BsdRouter {
     /// A router speaking `os`'s grammar through `runner`, recording in `state_dir`.
-    pub fn new(os: OsKind, runner: Box<dyn CommandRunner>, state_dir: PathBuf) -> BsdRouter {
+    pub(crate) fn new(os: OsKind, runner: Box<dyn CommandRunner>, state_dir: PathBuf) -> BsdRouter {
         BsdRouter { os, runner, record: state_file::path_in(&state_dir), applied: None }
     }
 
     /// Brings the kernel to `desired`. Every command is tried; the failures come back as
     /// one error naming each command with the tool's words, and the remembered state stays
     /// as it was, so the next call tries the unfinished part again.
-    pub fn apply(&mut self, desired: &RouterConfig) -> Result<(), RouterError> {
+    pub(crate) fn apply(&mut self, desired: &RouterConfig) -> Result<(), RouterError> {
         let desired = plan::normalize(self.os, desired);
         let target = plan::kernel_state(self.os, &desired);
         let mut problems = Vec::new();
@@ -92,12 +96,14 @@ impl BsdRouter {
     /// FreeBSD FIB's default. Not recorded in the state file: the planner's owner keeps
     /// what was applied, and a leftover route points outside the tunnel, through the
     /// physical gateway.
-    pub fn run_bypass_routes(&mut self, ops: &[BsdOp]) -> Result<(), RouterError> {
+    // NetBSD's socket binding (host routes to peer endpoints); wired with it (issue 9).
+    #[allow(dead_code)]
+    pub(crate) fn run_bypass_routes(&mut self, ops: &[BsdOp]) -> Result<(), RouterError> {
         joined(self.run(ops))
     }
 
     /// Removes our routes and addresses; the record goes once they are gone.
-    pub fn shutdown(&mut self) -> Result<(), RouterError> {
+    pub(crate) fn shutdown(&mut self) -> Result<(), RouterError> {
         match self.applied.take() {
             Some(applied) => self.undo(&[applied]),
             None => Ok(()),
@@ -106,7 +112,7 @@ impl BsdRouter {
 
     /// Removes everything the record names: what a crashed run left. Call before the first
     /// apply.
-    pub fn remove_stale(&mut self) -> Result<(), RouterError> {
+    pub(crate) fn remove_stale(&mut self) -> Result<(), RouterError> {
         let leftovers = state_file::load(&self.record).map_err(RouterError)?;
         self.undo(&leftovers)
     }

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 /// A route as one OS's kernel holds it: what `route add` created and `route delete` must
 /// name again.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Route {
+pub(crate) struct Route {
     pub destination: Prefix,
     pub gateway: Gateway,
     /// OpenBSD's route priority (lower wins); `None` for the kernel's default.
@@ -24,7 +24,7 @@ pub struct Route {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Gateway {
+pub(crate) enum Gateway {
     /// The TUN interface itself, by name (FreeBSD, macOS).
     Interface,
     /// Our own address on the TUN interface (NetBSD, OpenBSD, illumos).
@@ -35,7 +35,7 @@ pub enum Gateway {
 /// way to keep the daemon's own traffic off an exit-node default (planned in
 /// `platform::bind::host_routes`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct HostRoute {
+pub(crate) struct HostRoute {
     pub endpoint: IpAddr,
     pub gateway: IpAddr,
     /// The physical interface, which names the zone of a link-local IPv6 gateway.
@@ -47,29 +47,52 @@ pub struct HostRoute {
 /// (planned in `platform::bind::bypass_table`). Only those two OSes have such tables;
 /// elsewhere the tool refuses the command.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TableDefault {
+pub(crate) struct TableDefault {
     pub table: u32,
     pub gateway: IpAddr,
     pub interface: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BsdOp {
-    AddAddress { tun: String, address: Prefix },
-    DeleteAddress { tun: String, address: Prefix },
-    SetMtu { tun: String, mtu: u16 },
-    SetUp { tun: String },
-    AddRoute { tun: String, route: Route },
-    DeleteRoute { tun: String, route: Route },
+pub(crate) enum BsdOp {
+    AddAddress {
+        tun: String,
+        address: Prefix,
+    },
+    DeleteAddress {
+        tun: String,
+        address: Prefix,
+    },
+    SetMtu {
+        tun: String,
+        mtu: u16,
+    },
+    SetUp {
+        tun: String,
+    },
+    AddRoute {
+        tun: String,
+        route: Route,
+    },
+    DeleteRoute {
+        tun: String,
+        route: Route,
+    },
+    // Socket binding by host routes (NetBSD) and per-table defaults (OpenBSD rtable,
+    // FreeBSD FIB): built by the bind planner, not yet run by the daemon (issue 9).
+    #[allow(dead_code)]
     AddHostRoute(HostRoute),
+    #[allow(dead_code)]
     DeleteHostRoute(HostRoute),
+    #[allow(dead_code)]
     AddTableDefault(TableDefault),
+    #[allow(dead_code)]
     DeleteTableDefault(TableDefault),
 }
 
 /// A program and its arguments, run without a shell.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CommandLine {
+pub(crate) struct CommandLine {
     pub program: &'static str,
     pub args: Vec<String>,
 }
@@ -81,7 +104,7 @@ impl std::fmt::Display for CommandLine {
 }
 
 impl BsdOp {
-    pub fn command(&self, os: OsKind) -> CommandLine {
+    pub(crate) fn command(&self, os: OsKind) -> CommandLine {
         match self {
             BsdOp::AddAddress { tun, address } => add_address(os, tun, address),
             BsdOp::DeleteAddress { tun, address } => delete_address(os, tun, address),
@@ -99,7 +122,7 @@ impl BsdOp {
     /// Whether the tool's complaint means the kernel already is where this command wanted
     /// it: adding what exists, removing what is gone (also with its interface). Accepting
     /// these makes every command idempotent, so retries and crash clean-ups converge.
-    pub fn failure_is_benign(&self, stderr: &str) -> bool {
+    pub(crate) fn failure_is_benign(&self, stderr: &str) -> bool {
         let stderr = stderr.to_ascii_lowercase();
         let any = |needles: &[&str]| needles.iter().any(|n| stderr.contains(n));
         match self {

@@ -18,7 +18,7 @@ const BSD_IPV6_ADDRESS_LEN: u8 = 48;
 
 /// What the kernel holds for one configuration.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct KernelState {
+pub(super) struct KernelState {
     pub tun: String,
     pub mtu: u16,
     pub addresses: Vec<Prefix>,
@@ -27,12 +27,12 @@ pub struct KernelState {
 
 /// The normalized configuration `os` can carry: illumos is IPv4-only for now (the tuntap
 /// plumbing we know of is), the others follow the Linux rules.
-pub fn normalize(os: OsKind, desired: &RouterConfig) -> RouterConfig {
+pub(super) fn normalize(os: OsKind, desired: &RouterConfig) -> RouterConfig {
     plan::normalize(desired, os != OsKind::Illumos)
 }
 
 /// The kernel state `os` ends up in for the normalized `config`.
-pub fn kernel_state(os: OsKind, config: &RouterConfig) -> KernelState {
+pub(super) fn kernel_state(os: OsKind, config: &RouterConfig) -> KernelState {
     let addresses: Vec<Prefix> = config.addresses.iter().map(|a| assigned(os, *a)).collect();
     // Routes the kernel makes itself for an address cannot be added (`File exists`), and
     // deleting them would cut the address off.
@@ -84,7 +84,7 @@ fn default_route_form(os: OsKind, route: &Prefix) -> Vec<(Prefix, Option<u8>)> {
 
 /// Commands from `before` (`None` when nothing is known to be in place) to `after`.
 /// Removals come first; a change of interface moves everything.
-pub fn apply_ops(before: Option<&KernelState>, after: &KernelState) -> Vec<BsdOp> {
+pub(super) fn apply_ops(before: Option<&KernelState>, after: &KernelState) -> Vec<BsdOp> {
     let nothing = KernelState::default();
     let old = before.unwrap_or(&nothing);
     let moved = old.tun != after.tun;
@@ -113,7 +113,7 @@ pub fn apply_ops(before: Option<&KernelState>, after: &KernelState) -> Vec<BsdOp
 
 /// Commands that remove `state`: routes first, then the addresses (which on FreeBSD and
 /// NetBSD outlive the daemon, because the interface does).
-pub fn undo_ops(state: &KernelState) -> Vec<BsdOp> {
+pub(super) fn undo_ops(state: &KernelState) -> Vec<BsdOp> {
     let routes = state
         .routes
         .iter()

@@ -8,20 +8,21 @@ use std::ffi::OsString;
 use std::io;
 use std::process::{Command, Stdio};
 
-pub trait CommandRunner {
+pub(crate) trait CommandRunner {
     fn run(&mut self, command: &CommandLine) -> io::Result<ToolOutput>;
 }
 
 /// Runs the first program of that name on `PATH` (the daemon's, unless overridden).
 #[derive(Debug, Default)]
-pub struct PathRunner {
+pub(crate) struct PathRunner {
     env: Vec<(OsString, OsString)>,
 }
 
 impl PathRunner {
     /// A runner whose children see the daemon's environment plus `env` (a `PATH` given here
     /// is also where the program is looked up).
-    pub fn with_env(env: Vec<(OsString, OsString)>) -> PathRunner {
+    #[cfg(test)]
+    pub(crate) fn with_env(env: Vec<(OsString, OsString)>) -> PathRunner {
         PathRunner { env }
     }
 }

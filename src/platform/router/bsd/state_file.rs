@@ -19,18 +19,18 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// The directory of the record on a real system.
-pub const DEFAULT_DIR: &str = "/var/run/weft";
+pub(crate) const DEFAULT_DIR: &str = "/var/run/weft";
 
 /// Far more than any routing table weft writes; a bigger file is not ours.
 const MAX_RECORD_BYTES: u64 = 16 << 20;
 
 /// The record in `dir`. One per daemon, whatever the interface is called: the name asked
 /// for at start (`tun`) may differ from the one the kernel gives.
-pub fn path_in(dir: &Path) -> PathBuf {
+pub(super) fn path_in(dir: &Path) -> PathBuf {
     dir.join("routes")
 }
 
-pub fn save(path: &Path, configs: &[&RouterConfig]) -> Result<(), String> {
+pub(super) fn save(path: &Path, configs: &[&RouterConfig]) -> Result<(), String> {
     let mut text = String::from("# weft: routes and addresses to remove after a crash\n");
     for config in configs {
         text += &format!("tun {}\nmtu {}\n", config.tun, config.mtu);
@@ -46,7 +46,7 @@ pub fn save(path: &Path, configs: &[&RouterConfig]) -> Result<(), String> {
 }
 
 /// The recorded configurations; none when there is no record.
-pub fn load(path: &Path) -> Result<Vec<RouterConfig>, String> {
+pub(super) fn load(path: &Path) -> Result<Vec<RouterConfig>, String> {
     let text = match regular_file::read(path, MAX_RECORD_BYTES) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) if e.is_not_found() => return Ok(Vec::new()),
@@ -55,7 +55,7 @@ pub fn load(path: &Path) -> Result<Vec<RouterConfig>, String> {
     parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-pub fn remove(path: &Path) -> Result<(), String> {
+pub(super) fn remove(path: &Path) -> Result<(), String> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => {
             Err(format!("removing {}: {e}", path.display()))
