@@ -10,7 +10,9 @@
 #   BENCH_UDP_BUF      iperf3 -w socket buffer for UDP (default 4M)
 #   BENCH_IDLE_SECONDS idle window for wake-up counting (default 5)
 #   BENCH_SETTLE_SECONDS quiet time after the handshake before that window (default 35)
-#   BENCH_IMPLS        rows to run (default "veth weft wireguard-go boringtun"; "" = none)
+#   BENCH_IMPLS        rows to run (default "veth weft wireguard-go boringtun tailscaled
+#                      weft-tailscaled weft-tailscaled-derp"; "" = none; the last three
+#                      run through a real tailnet: bench/tailnet_row.sh)
 #   BENCH_SCALE_PEERS  peer counts of the scale rows (default "1000 10000"; "" = none)
 #   BENCH_OUT          Markdown file to write (default docs/benchmarks.md; "-" = don't)
 #   WEFT_BIN           weft binary (default target/release/weft)
@@ -34,47 +36,23 @@ BENCH_UDP_LEN=${BENCH_UDP_LEN:-1200}
 BENCH_UDP_BUF=${BENCH_UDP_BUF:-4M}
 BENCH_IDLE_SECONDS=${BENCH_IDLE_SECONDS:-5}
 BENCH_SETTLE_SECONDS=${BENCH_SETTLE_SECONDS:-35}
-BENCH_IMPLS=${BENCH_IMPLS-"veth weft wireguard-go boringtun"}
+BENCH_IMPLS=${BENCH_IMPLS-"veth weft wireguard-go boringtun tailscaled weft-tailscaled weft-tailscaled-derp"}
 BENCH_SCALE_PEERS=${BENCH_SCALE_PEERS-"1000 10000"}
 BENCH_OUT=${BENCH_OUT:-$repo/docs/benchmarks.md}
 export WEFT_BIN=${WEFT_BIN:-$repo/target/release/weft}
 case "$WEFT_BIN" in /*) ;; *) WEFT_BIN="$(pwd)/$WEFT_BIN" ;; esac
 export SCALE_BIN=${SCALE_BIN:-$repo/target/release/examples/scale}
-export BENCH_SECONDS BENCH_UDP_RATES BENCH_UDP_LEN BENCH_UDP_BUF BENCH_IDLE_SECONDS
+export BENCH_SECONDS BENCH_UDP_RATES BENCH_UDP_LEN BENCH_UDP_BUF BENCH_IDLE_SECONDS BENCH_SETTLE_SECONDS
 
 # ------------------------------------------------------------ one row
-# Sum of voluntary+nonvoluntary context switches over all threads of PIDs.
-ctxt_sum() {
-    local pid t s=0 v
-    for pid in "$@"; do
-        for t in /proc/"$pid"/task/*/status; do
-            v=$(awk '/^(voluntary|nonvoluntary)_ctxt_switches:/ { n += $2 } END { print n + 0 }' "$t" 2>/dev/null || echo 0)
-            s=$((s + v))
-        done
-    done
-    echo "$s"
-}
-# CPU clock ticks (utime+stime, all threads) summed over PIDs.
-cpu_ticks() {
-    local pid s=0
-    for pid in "$@"; do
-        s=$((s + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat")))
-    done
-    echo "$s"
-}
-# status_kb FIELD PID...: max of a /proc/PID/status kB field over PIDs.
-status_kb() {
-    local f=$1 pid m=0 v
-    shift
-    for pid in "$@"; do
-        v=$(awk -v f="$f:" '$1 == f { print $2 }' "/proc/$pid/status")
-        [ "${v:-0}" -gt "$m" ] && m=$v
-    done
-    echo "$m"
-}
+# shellcheck source=measure.sh
+. "$here/measure.sh"
 
 row() {
     local impl=$1 out=$2
+    case "$impl" in
+    tailscaled | weft-tailscaled | weft-tailscaled-derp) exec bash "$here/tailnet_row.sh" "$impl" "$out" ;;
+    esac
     # shellcheck source=../tests/lab/lib.sh
     . "$repo/tests/lab/lib.sh"
     local per_test=$((BENCH_SECONDS + 20)) ntests
@@ -149,71 +127,15 @@ row() {
     lab_ping_first a "$dst" 10
     lab_ping a "$dst" 3
 
-    # Idle: no keepalives are configured, so a quiet daemon should sleep. WireGuard's own
-    # timers may still run for a while after the handshake (weftd ticks for 30 s after the
-    # last packet, for retries and passive keepalives); count once they had time to settle.
-    local idle_rss=0 wake=""
-    if [ "${#pids[@]}" -gt 0 ]; then
-        sleep "$BENCH_SETTLE_SECONDS"
-        local c0 c1
-        c0=$(ctxt_sum "${pids[@]}")
-        sleep "$BENCH_IDLE_SECONDS"
-        c1=$(ctxt_sum "${pids[@]}")
-        wake=$(python3 -c "print(round(($c1 - $c0) / $BENCH_IDLE_SECONDS / ${#pids[@]}, 1))")
-        idle_rss=$(status_kb VmRSS "${pids[@]}")
-    fi
-
-    lab_spawn b iperf3 iperf3 -s -p 5201
-    lab_wait_for 10 lab_listening b 5201 || lab_fail "iperf3 server did not start"
-    local t0=0
-    [ "${#pids[@]}" -gt 0 ] && t0=$(cpu_ticks "${pids[@]}")
-    local ip3=(timeout $((BENCH_SECONDS + 20)) iperf3 -c "$dst" -p 5201 -t "$BENCH_SECONDS" -J)
-    lab_log "$impl: TCP 1 stream, ${BENCH_SECONDS}s"
-    lab_x a "${ip3[@]}" >"$LAB_TMP/tcp1.json" || lab_fail "iperf3 TCP failed: $(tail -c 300 "$LAB_TMP/tcp1.json")"
-    lab_log "$impl: TCP 4 streams"
-    lab_x a "${ip3[@]}" -P 4 >"$LAB_TMP/tcp4.json" || lab_fail "iperf3 TCP -P 4 failed: $(tail -c 300 "$LAB_TMP/tcp4.json")"
-    local r udp=()
-    for r in $BENCH_UDP_RATES; do
-        lab_log "$impl: UDP $r"
-        lab_x a "${ip3[@]}" -u -b "$r" -l "$BENCH_UDP_LEN" -w "$BENCH_UDP_BUF" >"$LAB_TMP/udp-$r.json" ||
-            lab_fail "iperf3 UDP $r failed: $(tail -c 300 "$LAB_TMP/udp-$r.json")"
-        udp+=("$r=$LAB_TMP/udp-$r.json")
-    done
-    local t1=0 peak=0
-    if [ "${#pids[@]}" -gt 0 ]; then
-        t1=$(cpu_ticks "${pids[@]}")
-        peak=$(status_kb VmHWM "${pids[@]}")
-        local p
-        for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || lab_fail "daemon $p died during the run"; done
-    fi
-    python3 - "$out" "$impl" "$note" "${#pids[@]}" "$((t1 - t0))" "$(getconf CLK_TCK)" \
-        "$idle_rss" "$peak" "$wake" "$LAB_TMP/tcp1.json" "$LAB_TMP/tcp4.json" "${udp[@]}" <<'EOF'
-import json, sys
-out, impl, note, ndaemons, ticks, hz, idle_rss, peak, wake, tcp1, tcp4 = sys.argv[1:12]
-res = {"impl": impl, "note": note, "status": "ok"}
-moved = 0
-def tcp(path):
-    global moved
-    e = json.load(open(path))["end"]
-    moved += e["sum_received"]["bytes"]
-    return e["sum_received"]["bits_per_second"] / 1e6
-res["tcp1"] = tcp(tcp1)
-res["tcp4"] = tcp(tcp4)
-res["udp"] = {}
-for arg in sys.argv[12:]:
-    rate, path = arg.split("=", 1)
-    e = json.load(open(path))["end"]
-    s = e.get("sum_received") or e["sum"]
-    moved += s["bytes"]
-    res["udp"][rate] = {"mbps": s["bits_per_second"] / 1e6, "loss": e["sum"]["lost_percent"]}
-res["gb"] = moved / 1e9
-if int(ndaemons) > 0:
-    res["cpu_s_per_gb"] = int(ticks) / int(hz) / (moved / 1e9) if moved else None
-    res["idle_rss_mib"] = int(idle_rss) / 1024
-    res["peak_rss_mib"] = int(peak) / 1024
-    res["wakeups"] = float(wake)
-json.dump(res, open(out, "w"))
-EOF
+    bench_in_a() { lab_x a "$@"; }
+    bench_iperf_server() {
+        lab_spawn b iperf3 iperf3 -s -p "$1"
+        lab_wait_for 10 lab_listening b "$1" || lab_fail "iperf3 server did not start"
+    }
+    bench_log() { lab_log "$@"; }
+    bench_fail() { lab_fail "$@"; }
+    BENCH_TMP=$LAB_TMP
+    measure_tunnel "$out" "$impl" "$note" "$dst" "${pids[@]}"
 }
 
 # ------------------------------------------------------------ one scale row
@@ -342,7 +264,9 @@ hdr += ["daemon CPU s/GB", "idle RSS MiB", "peak RSS MiB", "idle wake-ups/s", "n
 print("| " + " | ".join(hdr) + " |")
 print("|" + "|".join(["---"] + ["---:"] * (len(hdr) - 2) + ["---"]) + "|")
 for r in rows:
-    name = {"veth": "raw veth", "weft": "weftd", "wireguard-go": "wireguard-go", "boringtun": "boringtun-cli"}.get(r["impl"], r["impl"])
+    name = {"veth": "raw veth", "weft": "weftd", "wireguard-go": "wireguard-go", "boringtun": "boringtun-cli",
+            "tailscaled": "tailscaled ↔ tailscaled", "weft-tailscaled": "weftd ↔ tailscaled",
+            "weft-tailscaled-derp": "weftd ↔ tailscaled via DERP"}.get(r["impl"], r["impl"])
     if r.get("status") != "ok":
         print("| " + " | ".join([name] + ["–"] * (len(hdr) - 2) + [r["status"].replace("|", "/")]) + " |")
         continue
@@ -423,6 +347,16 @@ if [ "$BENCH_OUT" != "-" ]; then
         echo "- **idle wake-ups/s**: voluntary + nonvoluntary context switches, summed"
         echo "  over all threads, during ${BENCH_IDLE_SECONDS}s of idle, ${BENCH_SETTLE_SECONDS}s after a handshake with"
         echo "  no keepalives configured; mean per daemon."
+        echo
+        echo "The last three rows run through a real tailnet (bench/tailnet_row.sh): Tailscale's"
+        echo "testcontrol with its DERP and STUN server in a third namespace, tailscaled built"
+        echo "from Go modules by tests/interop/build.sh, the pair registered with it and the path"
+        echo "checked before measuring (a disco-proven CurAddr for the direct rows, none for the"
+        echo "DERP row, where nftables drops the UDP between the nodes). The DERP server's CPU is"
+        echo "not in *daemon CPU s/GB*; in the mixed rows the RSS columns are tailscaled's (the"
+        echo "larger of the pair). tailscaled's idle wake-ups include its own timers"
+        echo "(netcheck, map poll keep-alives, disco heartbeats), which a static-config row has no"
+        echo "counterpart of."
         echo
         echo "One run on a shared 2-core machine: expect noise of ±10% or more;"
         echo "compare rows from the same run, not across runs."

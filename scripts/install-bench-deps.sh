@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything the benchmark harness (bench/run.sh) needs on Debian 12:
-# the test dependencies plus boringtun-cli, built once from crates.io with
+# the test dependencies, the Go-built Tailscale peers of the tailnet rows, plus boringtun-cli, built once from crates.io with
 # cargo and cached under <repo>/.cache/boringtun (override: BORINGTUN_ROOT).
 # Idempotent: a second run does nothing.
 set -euo pipefail
@@ -14,6 +14,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 "$here/install-test-deps.sh"
+# tailscaled, tailscale and testcontrol for the tailnet rows (cached; a no-op once built).
+bash "$repo/tests/interop/build.sh"
 
 root=${BORINGTUN_ROOT:-$repo/.cache/boringtun}
 bin=$root/bin/boringtun-cli
