@@ -10,6 +10,8 @@ use crate::packet::icmp::{echo_request, Echo};
 use crate::packet::IpHeader;
 use std::time::Duration;
 
+mod lazy;
+
 #[derive(Default)]
 struct Recorder {
     udp: Vec<(SocketAddr, Vec<u8>)>,
