@@ -13,6 +13,7 @@ mod peers;
 pub(crate) mod ping;
 #[cfg(test)]
 mod scale_tests;
+mod signature;
 pub(crate) mod status;
 mod tsmp;
 
@@ -141,6 +142,9 @@ pub(crate) struct Engine {
     clock_anchor: WallClock,
     disco: disco::Disco,
     lazy: lazy::Lazy,
+    signer: signature::Signer,
+    /// The signature of the running configuration; `None` after a delta changed it.
+    signature: Option<signature::Signature>,
 }
 
 impl Engine {
@@ -168,6 +172,8 @@ impl Engine {
                 environment.disco_seed,
             ),
             lazy: lazy::Lazy::new(environment.lazy),
+            signer: signature::Signer::new(),
+            signature: None,
         };
         engine.apply_netmap(netmap, now);
         engine

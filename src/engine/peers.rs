@@ -50,12 +50,21 @@ pub(crate) struct NetmapChange {
     /// The routed prefixes or this node's addresses or MTU may differ: the OS's routes and
     /// addresses need applying again.
     pub routes_changed: bool,
+    /// The netmap configured nothing new (same signature): only names and other descriptions
+    /// were taken from it.
+    pub skipped: bool,
 }
 
 impl Engine {
     /// Applies `netmap`: new peers get sessions, vanished ones lose theirs, and peers whose key
     /// material is unchanged keep their running session (only endpoints and routes move).
     pub(crate) fn apply_netmap(&mut self, netmap: Netmap, now: Instant) -> NetmapChange {
+        let signature = self.signer.sign(&netmap);
+        if signature.is_some() && signature == self.signature {
+            self.take_descriptions(netmap);
+            return NetmapChange { skipped: true, ..NetmapChange::default() };
+        }
+        self.signature = signature;
         let Netmap { peers, self_node, domain, user_profiles, derp_map, packet_filter, dns } =
             netmap;
         let mut change = NetmapChange::default();
@@ -94,8 +103,34 @@ impl Engine {
         change
     }
 
+    /// A netmap of the running configuration: its names, DNS, DERP map and peers'
+    /// descriptions (online, last seen, host names) replace the old ones; sessions, routes and
+    /// the compiled filter stay.
+    fn take_descriptions(&mut self, netmap: Netmap) {
+        let Netmap { peers, self_node, domain, user_profiles, derp_map, packet_filter, dns } =
+            netmap;
+        self.netmap = Netmap {
+            self_node,
+            peers: Vec::new(),
+            domain,
+            user_profiles,
+            derp_map,
+            packet_filter,
+            dns,
+        };
+        for peer in peers {
+            let index = self.by_key.get(&peer.public_key);
+            if let Some(state) = index.and_then(|index| self.peers.get_mut(index)) {
+                state.config = peer;
+            }
+        }
+    }
+
     /// Applies a change to the named peers only; everything else stays as it is.
     pub(crate) fn apply_peer_delta(&mut self, delta: PeerDelta, now: Instant) -> NetmapChange {
+        // Signing the whole result would cost time in proportion to the netmap: the next full
+        // netmap is applied in full instead.
+        self.signature = None;
         let mut change = NetmapChange::default();
         for key in &delta.remove {
             self.remove_peer(key, &mut change);

@@ -5,12 +5,13 @@ use super::path::Path;
 use super::*;
 use crate::engine::peers::PeerState;
 use crate::keys::PrivateKey;
-use crate::netmap::{Peer, SelfNode};
+use crate::netmap::{Peer, PeerDelta, SelfNode};
 use crate::packet::icmp::{echo_request, Echo};
 use crate::packet::IpHeader;
 use std::time::Duration;
 
 mod lazy;
+mod signature;
 
 #[derive(Default)]
 struct Recorder {
