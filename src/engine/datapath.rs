@@ -111,11 +111,12 @@ impl Engine {
         sink: &mut dyn PacketSink,
     ) {
         self.disco_note_send(index, now, sink);
-        self.wake(index, now, true);
         let Some(state) = self.peers.get_mut(&index) else {
             self.drops.no_route += 1;
             return;
         };
+        let own_key = &self.netmap.self_node.private_key;
+        self.lazy.wake(index, state, now, true, own_key, &self.handshake_gate);
         state.activity.note_send(now);
         let Some(session) = state.session.as_mut() else {
             return;

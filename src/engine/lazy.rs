@@ -12,8 +12,11 @@
 //! single peer address, and such peers carry traffic for many hosts. Neither are peers with
 //! persistent keepalives, whose configuration asks for a session kept open.
 
+use super::peers::PeerState;
 use super::{Engine, PacketSink};
+use crate::keys::PrivateKey;
 use crate::netmap::Peer;
+use crate::wg::gate::HandshakeGate;
 use crate::wg::Session;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -113,6 +116,35 @@ impl Lazy {
         self.idle_checks.push(Reverse((at, index)));
     }
 
+    /// Gives peer `index` (`state`) a session again if it was trimmed; packets for it wait
+    /// for the handshake when `hold` (an outbound packet woke it). A no-op for a peer with a
+    /// session, so the data path calls it for every packet at the cost of one test.
+    pub(super) fn wake(
+        &mut self,
+        index: u32,
+        state: &mut PeerState,
+        now: Instant,
+        hold: bool,
+        own_key: &PrivateKey,
+        gate: &HandshakeGate,
+    ) {
+        if state.session.is_some() {
+            return;
+        }
+        state.session = Some(Box::new(Session::new(
+            own_key,
+            &state.config.public_key,
+            state.config.preshared_key.map(|key| key.0),
+            state.config.persistent_keepalive,
+            index,
+            gate.session_limiter(),
+        )));
+        state.activity.note_receive(now);
+        state.activity.held = hold.then(VecDeque::new);
+        self.arm(index, &state.config, &mut state.activity, now);
+        log::debug!("peer {index}: back in the WireGuard configuration");
+    }
+
     /// Takes the peers whose idle check is due at `now`.
     fn take_due(&mut self, now: Instant, out: &mut Vec<(Instant, u32)>) {
         while let Some(Reverse((at, index))) = self.idle_checks.peek().copied() {
@@ -159,31 +191,12 @@ impl PeerActivity {
 }
 
 impl Engine {
-    /// Gives trimmed peer `index` a session again, at `now`; packets for it wait for the
-    /// handshake when `hold` (it was an outbound packet that woke it). Returns whether it was
-    /// trimmed.
-    pub(super) fn wake(&mut self, index: u32, now: Instant, hold: bool) -> bool {
-        let own_key = &self.netmap.self_node.private_key;
-        let limiter = &self.handshake_gate;
-        let Some(state) = self.peers.get_mut(&index) else {
-            return false;
-        };
-        if state.session.is_some() {
-            return false;
+    /// Gives trimmed peer `index` a session again (see [`Lazy::wake`]).
+    pub(super) fn wake(&mut self, index: u32, now: Instant, hold: bool) {
+        if let Some(state) = self.peers.get_mut(&index) {
+            let own_key = &self.netmap.self_node.private_key;
+            self.lazy.wake(index, state, now, hold, own_key, &self.handshake_gate);
         }
-        state.session = Some(Box::new(Session::new(
-            own_key,
-            &state.config.public_key,
-            state.config.preshared_key.map(|key| key.0),
-            state.config.persistent_keepalive,
-            index,
-            limiter.session_limiter(),
-        )));
-        state.activity.note_receive(now);
-        state.activity.held = hold.then(VecDeque::new);
-        self.lazy.arm(index, &state.config, &mut state.activity, now);
-        log::debug!("peer {index}: back in the WireGuard configuration");
-        true
     }
 
     /// Trims every peer whose idle check is due and that stayed idle; a peer that was active
