@@ -123,11 +123,12 @@ impl Engine {
         };
         let sent = match state.activity.outbound(packet) {
             Outbound::Encrypt => session.tunn.encapsulate(packet, &mut self.scratch),
-            // Held: the handshake starts unless it is under way already.
-            Outbound::Held => session.tunn.format_handshake_initiation(&mut self.scratch, false),
-            Outbound::Dropped => {
-                self.drops.handshake_queue_full += 1;
-                return;
+            waiting => {
+                if matches!(waiting, Outbound::Dropped) {
+                    self.drops.handshake_queue_full += 1;
+                }
+                // The handshake starts — again, if the last one timed out — unless under way.
+                session.tunn.format_handshake_initiation(&mut self.scratch, false)
             }
         };
         match sent {
