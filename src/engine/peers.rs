@@ -56,18 +56,20 @@ pub(crate) struct NetmapChange {
 }
 
 impl Engine {
-    /// Applies `netmap`: new peers get sessions, vanished ones lose theirs, and peers whose key
-    /// material is unchanged keep their running session (only endpoints and routes move).
+    /// Applies `netmap`: new peers are added (with a session only if they may not be
+    /// trimmed), vanished ones removed, and peers whose key material is unchanged keep their
+    /// running session (only endpoints and routes move). A netmap with the running
+    /// configuration's signature only updates descriptions.
     pub(crate) fn apply_netmap(&mut self, netmap: Netmap, now: Instant) -> NetmapChange {
         let signature = self.signer.sign(&netmap);
         if signature.is_some() && signature == self.signature {
-            self.take_descriptions(netmap);
+            let peers = self.take_all_but_peers(netmap);
+            self.take_descriptions(peers);
             return NetmapChange { skipped: true, ..NetmapChange::default() };
         }
         self.signature = signature;
-        let Netmap { peers, self_node, domain, user_profiles, derp_map, packet_filter, dns } =
-            netmap;
         let mut change = NetmapChange::default();
+        let self_node = &netmap.self_node;
         if self_node.private_key != self.netmap.self_node.private_key {
             change.removed += self.peers.len();
             change.routes_changed |= !self.routes.is_empty();
@@ -80,15 +82,7 @@ impl Engine {
         change.routes_changed |= self_node.addresses != self.netmap.self_node.addresses
             || self_node.mtu != self.netmap.self_node.mtu;
         // Sessions created below use the new identity; peers live in `self.peers` only.
-        self.netmap = Netmap {
-            self_node,
-            peers: Vec::new(),
-            domain,
-            user_profiles,
-            derp_map,
-            packet_filter,
-            dns,
-        };
+        let peers = self.take_all_but_peers(netmap);
         let wanted: HashSet<PublicKey> = peers.iter().map(|p| p.public_key).collect();
         let gone: Vec<PublicKey> =
             self.by_key.keys().filter(|k| !wanted.contains(k)).copied().collect();
@@ -103,10 +97,8 @@ impl Engine {
         change
     }
 
-    /// A netmap of the running configuration: its names, DNS, DERP map and peers'
-    /// descriptions (online, last seen, host names) replace the old ones; sessions, routes and
-    /// the compiled filter stay.
-    fn take_descriptions(&mut self, netmap: Netmap) {
+    /// Makes `netmap` the running one but for its peers, which it returns.
+    fn take_all_but_peers(&mut self, netmap: Netmap) -> Vec<Peer> {
         let Netmap { peers, self_node, domain, user_profiles, derp_map, packet_filter, dns } =
             netmap;
         self.netmap = Netmap {
@@ -118,6 +110,12 @@ impl Engine {
             packet_filter,
             dns,
         };
+        peers
+    }
+
+    /// The peers of a netmap with the running configuration: their descriptions (online, last
+    /// seen, host names) replace the old ones; sessions and routes stay.
+    fn take_descriptions(&mut self, peers: Vec<Peer>) {
         for peer in peers {
             let index = self.by_key.get(&peer.public_key);
             if let Some(state) = index.and_then(|index| self.peers.get_mut(index)) {
