@@ -24,7 +24,8 @@ const DATA: u8 = 4;
 /// Whether boringtun's answer to a message of `message_type` proves that its sender holds the
 /// peer's keys — the only thing that may move the peer's endpoint, as in wireguard-go and the
 /// kernel: an initiation it answered with a response (signed with the peer's static key; a
-/// replay fails boringtun's timestamp check), a response it confirmed with a keepalive, or data
+/// replay fails boringtun's timestamp check — but for a session's first, see
+/// `PeerActivity::take_first_initiation`), a response it confirmed with a keepalive, or data
 /// (keepalives included) that decrypted under a session key. A cookie reply proves nothing:
 /// anyone can make one from an observed initiation and the peer's public key.
 fn proves_peer_keys(message_type: Option<u8>, answer: &TunnResult) -> bool {
@@ -262,7 +263,11 @@ impl Engine {
             if is_handshake {
                 state.last_handshake = Some(now);
             }
-            if let Some(addr) = from.udp() {
+            // A new session's first initiation may be a replay: the data that follows it will
+            // prove where the peer is.
+            let replayable = message_type == Some(HANDSHAKE_INITIATION)
+                && state.activity.take_first_initiation();
+            if let Some(addr) = from.udp().filter(|_| !replayable) {
                 state.endpoint = Some(addr);
                 state.endpoint_proven = true;
             }

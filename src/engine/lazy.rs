@@ -70,6 +70,10 @@ pub(super) struct PeerActivity {
     /// Packets waiting for the first handshake of a session brought back by an outbound
     /// packet; `None` once that handshake is done (or when the peer was never trimmed).
     held: Option<VecDeque<Vec<u8>>>,
+    /// The session is new and has accepted no initiation yet. WireGuard refuses an initiation
+    /// whose timestamp is not newer than the last one accepted, but a new session knows no
+    /// last one: its first initiation may be a replay, and answering it proves nothing.
+    replayable: bool,
 }
 
 /// What became of an outbound packet for a peer.
@@ -141,6 +145,7 @@ impl Lazy {
         )));
         state.activity.note_receive(now);
         state.activity.held = hold.then(VecDeque::new);
+        state.activity.replayable = true;
         self.arm(index, &state.config, &mut state.activity, now);
         log::debug!("peer {index}: back in the WireGuard configuration");
     }
@@ -182,6 +187,12 @@ impl PeerActivity {
                 Outbound::Held
             }
         }
+    }
+
+    /// An initiation was accepted: whether it was the session's first, which a replay could
+    /// have been.
+    pub(super) fn take_first_initiation(&mut self) -> bool {
+        std::mem::take(&mut self.replayable)
     }
 
     /// The first handshake is done: the held packets, to send now.

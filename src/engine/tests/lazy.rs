@@ -158,3 +158,31 @@ fn a_disco_ping_from_a_trimmed_peer_brings_it_back() {
     }
     assert!(in_engine(&b, t0), "the disco ping alone brought A back on B");
 }
+
+/// A trimmed peer's new session has no record of the peer's last initiation, so it accepts a
+/// replayed one: that must not count as proof that moves the peer's endpoint.
+#[test]
+fn a_replayed_initiation_wakes_a_trimmed_peer_but_does_not_move_its_endpoint() {
+    let t0 = Instant::now();
+    let (mut a, mut b) = pair_with(t0, LazyConfig::default(), LazyConfig::default());
+    let mut map = b.engine.netmap();
+    map.peers[0].endpoints = vec![a.addr];
+    b.engine.apply_netmap(map, t0);
+    // B starts the conversation; an eavesdropper keeps B's initiation.
+    b.engine.handle_tun_packet(t0, &echo("100.64.0.2", "100.64.0.1", 1), &mut b.out);
+    let captured = b.out.udp.iter().find(|(_, d)| d[0] == 1).expect("B's initiation").1.clone();
+    exchange(&mut a, &mut b, t0);
+    assert_eq!(a.out.tun.len(), 1);
+    let later = t0 + 2 * IDLE_THRESHOLD;
+    idle_until(&mut a, &mut b, later);
+    assert!(!in_engine(&a, later));
+    a.engine.handle_datagram(later, attacker(), &captured, &mut a.out);
+    let state = &a.engine.peers[&only_peer_index(&a)];
+    assert_eq!(state.endpoint, Some(b.addr), "the replay moved the endpoint");
+    // The real B still gets through: its next handshake is newer than the replayed one.
+    a.out.udp.clear();
+    let from_b = echo("100.64.0.2", "100.64.0.1", 2);
+    b.engine.handle_tun_packet(later, &from_b, &mut b.out);
+    exchange(&mut a, &mut b, later);
+    assert_eq!(a.out.tun.last(), Some(&from_b));
+}
