@@ -536,6 +536,7 @@ pub fn disco_datagram(data: &[u8]) {
         clock: crate::wall_clock::WallClock::new(now, UNIX_EPOCH),
         disco_key: ours.clone(),
         disco_seed: [0; 16],
+        lazy: Default::default(),
     };
     let mut engine = Engine::new(netmap, now, environment);
     let from: SocketAddr = (Ipv4Addr::new(192, 0, 2, 1), 41641).into();

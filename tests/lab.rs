@@ -136,10 +136,15 @@ fn lab_weft_sighup() {
     run_script("weft_sighup");
 }
 
+#[test]
+fn lab_weft_lazy() {
+    run_script("weft_lazy");
+}
+
 /// Every script in tests/lab has a test above.
 #[test]
 fn lab_scripts_all_covered() {
-    let known = ["wggo_pair", "weft_pair", "weft_wggo", "weft_routes", "weft_sighup"];
+    let known = ["wggo_pair", "weft_pair", "weft_wggo", "weft_routes", "weft_sighup", "weft_lazy"];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab");
     for e in std::fs::read_dir(&dir).expect("read tests/lab") {
         let p = e.expect("dir entry").path();

@@ -4,9 +4,10 @@
 
 use crate::control::client;
 use crate::engine;
+use crate::engine::lazy::LazyConfig;
 use crate::keys::{PrivateKey, PublicKey};
 use crate::wall_clock::WallClock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Eight bytes from the OS random source, or why there are none.
 pub(super) fn random_u64() -> Result<u64, getrandom::Error> {
@@ -39,7 +40,37 @@ pub(super) fn for_engine(now: Instant, disco_key: PrivateKey) -> engine::Environ
         clock: WallClock::read_os(now),
         disco_key,
         disco_seed,
+        lazy: lazy_config(
+            std::env::var("WEFT_DEBUG_TRIM_WIREGUARD").ok().as_deref(),
+            std::env::var("WEFT_DEBUG_LAZY_IDLE").ok().as_deref(),
+        ),
     }
+}
+
+/// The engine's trimming policy from `WEFT_DEBUG_TRIM_WIREGUARD` (`false` or `0`: every peer
+/// keeps its WireGuard session) and `WEFT_DEBUG_LAZY_IDLE` (seconds of idleness before a peer
+/// is trimmed, for tests; 5 minutes otherwise). A value that does not parse is reported and
+/// ignored.
+fn lazy_config(trim: Option<&str>, idle: Option<&str>) -> LazyConfig {
+    let mut config = LazyConfig::default();
+    match trim {
+        None => {}
+        Some("false" | "0") => {
+            config.trim = false;
+            log::info!("WEFT_DEBUG_TRIM_WIREGUARD=false: every peer keeps its WireGuard session");
+        }
+        Some("true" | "1") => {}
+        Some(other) => log::warn!("WEFT_DEBUG_TRIM_WIREGUARD={other:?} ignored: true or false"),
+    }
+    match idle.map(str::parse::<u64>) {
+        None => {}
+        Some(Ok(seconds)) if seconds > 0 => {
+            config.idle = Duration::from_secs(seconds);
+            log::info!("WEFT_DEBUG_LAZY_IDLE: idle peers are trimmed after {seconds} s");
+        }
+        Some(_) => log::warn!("WEFT_DEBUG_LAZY_IDLE ignored: a whole number of seconds above 0"),
+    }
+    config
 }
 
 /// The DERP driver's settings: its reconnect jitter seed and the test-only plain-HTTP switch.
@@ -81,4 +112,21 @@ pub(super) fn netcheck_seed() -> u64 {
         log::warn!("netcheck: no randomness for STUN transaction ids: {e}");
         std::process::id().into()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lazy_settings_come_from_the_two_variables_and_bad_values_are_ignored() {
+        assert_eq!(lazy_config(None, None), LazyConfig::default());
+        assert!(!lazy_config(Some("false"), None).trim);
+        assert!(!lazy_config(Some("0"), None).trim);
+        assert!(lazy_config(Some("maybe"), None).trim);
+        assert_eq!(lazy_config(None, Some("2")).idle, Duration::from_secs(2));
+        for bad in ["0", "-1", "2s", ""] {
+            assert_eq!(lazy_config(None, Some(bad)).idle, LazyConfig::default().idle, "{bad}");
+        }
+    }
 }

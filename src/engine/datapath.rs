@@ -1,6 +1,7 @@
 //! The per-packet path: TUN → encrypt → UDP, and UDP → decrypt → check → TUN. Allocates nothing
 //! (but for the rare TSMP answers and resets the engine writes itself).
 
+use super::lazy::Outbound;
 use super::path::Source;
 use super::{Engine, PacketSink};
 use crate::control::tailcfg::RegionId;
@@ -23,7 +24,8 @@ const DATA: u8 = 4;
 /// Whether boringtun's answer to a message of `message_type` proves that its sender holds the
 /// peer's keys — the only thing that may move the peer's endpoint, as in wireguard-go and the
 /// kernel: an initiation it answered with a response (signed with the peer's static key; a
-/// replay fails boringtun's timestamp check), a response it confirmed with a keepalive, or data
+/// replay fails boringtun's timestamp check — but for a session's first, see
+/// `PeerActivity::take_first_initiation`), a response it confirmed with a keepalive, or data
 /// (keepalives included) that decrypted under a session key. A cookie reply proves nothing:
 /// anyone can make one from an observed initiation and the peer's public key.
 fn proves_peer_keys(message_type: Option<u8>, answer: &TunnResult) -> bool {
@@ -114,7 +116,23 @@ impl Engine {
             self.drops.no_route += 1;
             return;
         };
-        match state.session.tunn.encapsulate(packet, &mut self.scratch) {
+        let own_key = &self.netmap.self_node.private_key;
+        self.lazy.wake(index, state, now, true, own_key, &self.handshake_gate);
+        state.activity.note_send(now);
+        let Some(session) = state.session.as_mut() else {
+            return;
+        };
+        let sent = match state.activity.outbound(packet) {
+            Outbound::Encrypt => session.tunn.encapsulate(packet, &mut self.scratch),
+            waiting => {
+                if matches!(waiting, Outbound::Dropped) {
+                    self.drops.handshake_queue_full += 1;
+                }
+                // The handshake starts — again, if the last one timed out — unless under way.
+                session.tunn.format_handshake_initiation(&mut self.scratch, false)
+            }
+        };
+        match sent {
             TunnResult::WriteToNetwork(datagram) if !state.send(now, sink, datagram) => {
                 self.drops.no_endpoint += 1;
             }
@@ -167,6 +185,7 @@ impl Engine {
         // Lent to the steps, so the decrypted packet can borrow it while they use the engine;
         // taking a `Vec` leaves an empty one behind and allocates nothing.
         let mut scratch = std::mem::take(&mut self.scratch);
+        let mut handshake_done = false;
         match self.decrypt(index, now, from, datagram, &mut scratch, sink) {
             Decrypted::Packet { src, packet, masqueraded } => {
                 if masqueraded {
@@ -174,10 +193,16 @@ impl Engine {
                 }
                 self.admit(index, now, from, src, packet, sink);
             }
-            Decrypted::HandshakeProven => self.send_queued(index, from, &mut scratch, sink),
+            Decrypted::HandshakeProven => {
+                self.send_queued(index, from, &mut scratch, sink);
+                handshake_done = true;
+            }
             Decrypted::Done => {}
         }
         self.scratch = scratch;
+        if handshake_done {
+            self.send_held(index, now, sink);
+        }
         self.send_answers(now, sink);
     }
 
@@ -194,8 +219,12 @@ impl Engine {
         let gate = &mut self.handshake_gate;
         match route_datagram(own_key, gate, now, from.addr().ip(), datagram) {
             Destination::LocalIndex(index) => return Some(index),
-            Destination::Initiator(key) => match self.by_key.get(&key) {
-                Some(index) => return Some(*index),
+            Destination::Initiator(key) => match self.by_key.get(&key).copied() {
+                Some(index) => {
+                    // A trimmed peer comes back to answer.
+                    self.wake(index, now, false);
+                    return Some(index);
+                }
                 None => self.drops.unknown_initiator += 1,
             },
             Destination::CookieReply(reply) => from.reply(sink, &reply),
@@ -220,15 +249,25 @@ impl Engine {
             self.drops.invalid_datagram += 1;
             return Decrypted::Done;
         };
+        let Some(session) = state.session.as_mut() else {
+            // For a session trimmed away: nothing can decrypt it.
+            self.drops.session_error += 1;
+            return Decrypted::Done;
+        };
         let message_type = datagram.first().copied();
         let is_handshake = matches!(message_type, Some(HANDSHAKE_INITIATION | HANDSHAKE_RESPONSE));
-        let answer = state.session.tunn.decapsulate(Some(from.addr().ip()), datagram, scratch);
+        let answer = session.tunn.decapsulate(Some(from.addr().ip()), datagram, scratch);
         let proven = proves_peer_keys(message_type, &answer);
         if proven {
+            state.activity.note_receive(now);
             if is_handshake {
                 state.last_handshake = Some(now);
             }
-            if let Some(addr) = from.udp() {
+            // A new session's first initiation may be a replay: the data that follows it will
+            // prove where the peer is.
+            let replayable = message_type == Some(HANDSHAKE_INITIATION)
+                && state.activity.take_first_initiation();
+            if let Some(addr) = from.udp().filter(|_| !replayable) {
                 state.endpoint = Some(addr);
                 state.endpoint_proven = true;
             }
@@ -304,11 +343,10 @@ impl Engine {
         scratch: &mut [u8],
         sink: &mut dyn PacketSink,
     ) {
-        let Some(state) = self.peers.get_mut(&index) else {
+        let Some(session) = self.peers.get_mut(&index).and_then(|s| s.session.as_mut()) else {
             return;
         };
-        while let TunnResult::WriteToNetwork(queued) =
-            state.session.tunn.decapsulate(None, &[], scratch)
+        while let TunnResult::WriteToNetwork(queued) = session.tunn.decapsulate(None, &[], scratch)
         {
             to.reply(sink, queued);
         }

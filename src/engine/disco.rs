@@ -271,13 +271,18 @@ impl Engine {
         ping: &Ping,
         sink: &mut dyn PacketSink,
     ) {
-        let Some(state) = self.peers.get_mut(&index) else {
+        let Some(state) = self.peers.get(&index) else {
             return;
         };
         if ping.node_key().is_some_and(|k| k != state.config.public_key) {
             self.drops.disco_invalid += 1;
             return;
         }
+        // A peer looking for a path to us is about to send: bring it back if trimmed.
+        self.wake(index, now, false);
+        let Some(state) = self.peers.get_mut(&index) else {
+            return;
+        };
         let Some(disco) = state.disco.as_mut() else {
             return;
         };

@@ -7,11 +7,13 @@
 mod datapath;
 mod disco;
 mod disco_paths;
+pub(crate) mod lazy;
 mod path;
 mod peers;
 pub(crate) mod ping;
 #[cfg(test)]
 mod scale_tests;
+mod signature;
 pub(crate) mod status;
 mod tsmp;
 
@@ -79,6 +81,8 @@ pub(crate) struct Drops {
     pub disco_invalid: u64,
     /// Disco ping left unanswered: the peer's pong budget was spent.
     pub disco_rate_limited: u64,
+    /// Packet for a trimmed peer coming back, beyond those held while its handshake completes.
+    pub handshake_queue_full: u64,
 }
 
 /// What the engine would otherwise read from the OS, read once by the daemon and handed to
@@ -98,6 +102,8 @@ pub(crate) struct Environment {
     pub disco_key: PrivateKey,
     /// Random bytes that make disco nonces and transaction ids unique to this run.
     pub disco_seed: [u8; 16],
+    /// When idle peers lose their WireGuard session.
+    pub lazy: lazy::LazyConfig,
 }
 
 /// Largest IP packet we accept from the TUN or produce for it.
@@ -109,8 +115,8 @@ pub(crate) struct Engine {
     netmap: Netmap,
     /// Handshake messages pass here before any Diffie-Hellman.
     handshake_gate: HandshakeGate,
-    /// Boxed: a peer's state is some 12 KB (mostly boringtun's `Tunn`), and inline entries
-    /// would make every growth of the map copy all of them and leave its spare slots as large.
+    /// Boxed, so that growing the map moves pointers; a peer's session (some 12 KB, mostly
+    /// boringtun's `Tunn`) is boxed apart, present only while the peer is not trimmed.
     peers: HashMap<u32, Box<PeerState>>,
     by_key: HashMap<PublicKey, u32>,
     routes: AllowedIps<u32>,
@@ -135,6 +141,10 @@ pub(crate) struct Engine {
     /// that stay the same from one status request to the next.
     clock_anchor: WallClock,
     disco: disco::Disco,
+    lazy: lazy::Lazy,
+    signer: signature::Signer,
+    /// The signature of the running configuration; `None` after a delta changed it.
+    signature: Option<signature::Signature>,
 }
 
 impl Engine {
@@ -161,6 +171,9 @@ impl Engine {
                 DiscoKey::from_private(environment.disco_key),
                 environment.disco_seed,
             ),
+            lazy: lazy::Lazy::new(environment.lazy),
+            signer: signature::Signer::new(),
+            signature: None,
         };
         engine.apply_netmap(netmap, now);
         engine
@@ -222,16 +235,22 @@ impl Engine {
     /// The earliest time [`Engine::handle_timeout`] must run; `None` when nothing is pending.
     #[must_use]
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        [self.schedule.poll_timeout(), self.pings.poll_timeout(), self.disco_poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.schedule.poll_timeout(),
+            self.pings.poll_timeout(),
+            self.disco_poll_timeout(),
+            self.lazy.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
-    /// Runs WireGuard timers and disco heartbeats that are due and expires pings that went
-    /// unanswered.
+    /// Runs WireGuard timers and disco heartbeats that are due, trims peers idle long enough
+    /// and expires pings that went unanswered.
     pub(crate) fn handle_timeout(&mut self, now: Instant, sink: &mut dyn PacketSink) {
         self.run_due_timers(now, sink);
+        self.trim_idle(now);
         self.run_disco_heartbeats(now, sink);
         self.pings.expire(now);
     }

@@ -6,6 +6,7 @@
 //! proportion to its size, with no rebuild of the route table.
 
 use super::disco::DiscoPeer;
+use super::lazy::PeerActivity;
 use super::{Engine, PacketSink};
 use crate::keys::PublicKey;
 use crate::netmap::{Netmap, Peer, PeerDelta};
@@ -21,7 +22,12 @@ use std::time::Instant;
 /// A peer as the engine runs it.
 pub(super) struct PeerState {
     pub config: Peer,
-    pub session: Session,
+    /// `None` while the peer is trimmed (see [`super::lazy`]); boxed, so a trimmed peer does
+    /// not carry the session's space.
+    pub session: Option<Box<Session>>,
+    /// Plaintext bytes sent and received in sessions trimmed away since.
+    pub trimmed_traffic: (u64, u64),
+    pub activity: PeerActivity,
     pub clock: Clock,
     /// The UDP address outside disco's proof: the first configured or control-listed
     /// endpoint, then wherever authenticated packets came from (WireGuard roaming).
@@ -44,15 +50,26 @@ pub(crate) struct NetmapChange {
     /// The routed prefixes or this node's addresses or MTU may differ: the OS's routes and
     /// addresses need applying again.
     pub routes_changed: bool,
+    /// The netmap configured nothing new (same signature): only names and other descriptions
+    /// were taken from it.
+    pub skipped: bool,
 }
 
 impl Engine {
-    /// Applies `netmap`: new peers get sessions, vanished ones lose theirs, and peers whose key
-    /// material is unchanged keep their running session (only endpoints and routes move).
+    /// Applies `netmap`: new peers are added (with a session only if they may not be
+    /// trimmed), vanished ones removed, and peers whose key material is unchanged keep their
+    /// running session (only endpoints and routes move). A netmap with the running
+    /// configuration's signature only updates descriptions.
     pub(crate) fn apply_netmap(&mut self, netmap: Netmap, now: Instant) -> NetmapChange {
-        let Netmap { peers, self_node, domain, user_profiles, derp_map, packet_filter, dns } =
-            netmap;
+        let signature = self.signer.sign(&netmap);
+        if signature.is_some() && signature == self.signature {
+            let peers = self.take_all_but_peers(netmap);
+            self.take_descriptions(peers);
+            return NetmapChange { skipped: true, ..NetmapChange::default() };
+        }
+        self.signature = signature;
         let mut change = NetmapChange::default();
+        let self_node = &netmap.self_node;
         if self_node.private_key != self.netmap.self_node.private_key {
             change.removed += self.peers.len();
             change.routes_changed |= !self.routes.is_empty();
@@ -65,15 +82,7 @@ impl Engine {
         change.routes_changed |= self_node.addresses != self.netmap.self_node.addresses
             || self_node.mtu != self.netmap.self_node.mtu;
         // Sessions created below use the new identity; peers live in `self.peers` only.
-        self.netmap = Netmap {
-            self_node,
-            peers: Vec::new(),
-            domain,
-            user_profiles,
-            derp_map,
-            packet_filter,
-            dns,
-        };
+        let peers = self.take_all_but_peers(netmap);
         let wanted: HashSet<PublicKey> = peers.iter().map(|p| p.public_key).collect();
         let gone: Vec<PublicKey> =
             self.by_key.keys().filter(|k| !wanted.contains(k)).copied().collect();
@@ -88,8 +97,38 @@ impl Engine {
         change
     }
 
+    /// Makes `netmap` the running one but for its peers, which it returns.
+    fn take_all_but_peers(&mut self, netmap: Netmap) -> Vec<Peer> {
+        let Netmap { peers, self_node, domain, user_profiles, derp_map, packet_filter, dns } =
+            netmap;
+        self.netmap = Netmap {
+            self_node,
+            peers: Vec::new(),
+            domain,
+            user_profiles,
+            derp_map,
+            packet_filter,
+            dns,
+        };
+        peers
+    }
+
+    /// The peers of a netmap with the running configuration: their descriptions (online, last
+    /// seen, host names) replace the old ones; sessions and routes stay.
+    fn take_descriptions(&mut self, peers: Vec<Peer>) {
+        for peer in peers {
+            let index = self.by_key.get(&peer.public_key);
+            if let Some(state) = index.and_then(|index| self.peers.get_mut(index)) {
+                state.config = peer;
+            }
+        }
+    }
+
     /// Applies a change to the named peers only; everything else stays as it is.
     pub(crate) fn apply_peer_delta(&mut self, delta: PeerDelta, now: Instant) -> NetmapChange {
+        // Signing the whole result would cost time in proportion to the netmap: the next full
+        // netmap is applied in full instead.
+        self.signature = None;
         let mut change = NetmapChange::default();
         for key in &delta.remove {
             self.remove_peer(key, &mut change);
@@ -110,16 +149,10 @@ impl Engine {
         }
     }
 
+    /// Adds `peer` trimmed, without a session, unless it may not be trimmed.
     fn add_peer(&mut self, peer: Peer, now: Instant, change: &mut NetmapChange) {
         let index = self.allocate_local_index();
-        let session = Session::new(
-            &self.netmap.self_node.private_key,
-            &peer.public_key,
-            peer.preshared_key.map(|key| key.0),
-            peer.persistent_keepalive,
-            index,
-            self.handshake_gate.session_limiter(),
-        );
+        let trimmable = self.lazy.trimmable(&peer);
         for prefix in &peer.allowed_ips {
             self.routes.insert(*prefix, index);
         }
@@ -130,7 +163,9 @@ impl Engine {
             endpoint_proven: false,
             disco: self.disco.peer(&peer),
             last_handshake: None,
-            session,
+            session: None,
+            trimmed_traffic: (0, 0),
+            activity: PeerActivity::default(),
             config: peer,
         });
         if state.clock.keepalive {
@@ -139,17 +174,22 @@ impl Engine {
         self.by_key.insert(state.config.public_key, index);
         self.disco.index_peer(state.disco.as_ref(), index);
         self.peers.insert(index, state);
+        if !trimmable {
+            self.wake(index, now, false);
+        }
     }
 
     fn remove_peer(&mut self, key: &PublicKey, change: &mut NetmapChange) {
-        let Some(state) = self.by_key.remove(key).and_then(|index| self.peers.remove(&index))
-        else {
+        let Some(index) = self.by_key.remove(key) else {
+            return;
+        };
+        let Some(state) = self.peers.remove(&index) else {
             return;
         };
         for prefix in &state.config.allowed_ips {
-            self.routes.remove(*prefix, state.session.local_index);
+            self.routes.remove(*prefix, index);
         }
-        self.disco.forget_peer(state.disco.as_ref(), state.session.local_index);
+        self.disco.forget_peer(state.disco.as_ref(), index);
         change.routes_changed |= !state.config.allowed_ips.is_empty();
         change.removed += 1;
     }
@@ -199,6 +239,14 @@ impl Engine {
             }
         }
         state.config = peer;
+        // Gaining a subnet route makes the peer untrimmable; losing its last one, trimmable.
+        match state.session {
+            None if !self.lazy.trimmable(&state.config) => {
+                self.wake(index, now, false);
+            }
+            None => {}
+            Some(_) => self.lazy.arm(index, &state.config, &mut state.activity, now),
+        }
     }
 
     fn allocate_local_index(&mut self) -> u32 {
@@ -223,8 +271,12 @@ impl Engine {
                 Due::Cold(at) if state.clock.hot || state.clock.cold_at != Some(at) => continue,
                 Due::Cold(_) => state.clock.cold_at = None,
             }
+            // A trimmed peer has no timers; it is scheduled again when it comes back.
+            let Some(session) = state.session.as_mut() else {
+                continue;
+            };
             if let TunnResult::WriteToNetwork(datagram) =
-                state.session.tunn.update_timers(&mut self.scratch)
+                session.tunn.update_timers(&mut self.scratch)
             {
                 if state.send(now, sink, datagram) {
                     state.clock.last_activity = now;
@@ -234,5 +286,21 @@ impl Engine {
             }
             self.schedule.settle(index, &mut state.clock, now);
         }
+    }
+}
+
+impl PeerState {
+    /// Plaintext bytes sent and received, over all of the peer's sessions.
+    pub(super) fn traffic(&self) -> (u64, u64) {
+        let (tx, rx) = self.session.as_ref().map_or((0, 0), |session| session.traffic());
+        (self.trimmed_traffic.0 + tx, self.trimmed_traffic.1 + rx)
+    }
+
+    /// Frees the peer's WireGuard session (and any packets held for it), keeping its traffic
+    /// counts.
+    pub(super) fn trim(&mut self) {
+        self.trimmed_traffic = self.traffic();
+        self.session = None;
+        self.activity.release_held();
     }
 }

@@ -206,3 +206,34 @@ fn only_changes_of_routes_or_own_addresses_call_for_new_os_routes() {
     netmap.self_node.mtu += 1;
     assert!(engine.apply_netmap(netmap, now).routes_changed, "our MTU");
 }
+
+/// A large tailnet costs sessions only for the peers in use.
+#[test]
+fn of_ten_thousand_idle_peers_only_the_one_written_to_gets_a_session() {
+    let now = Instant::now();
+    let mut engine = engine_of(10_000);
+    let sessions = |engine: &Engine| engine.peers.values().filter(|p| p.session.is_some()).count();
+    assert_eq!(sessions(&engine), 0);
+    let packet = crate::packet::icmp::echo_request(
+        &crate::packet::icmp::Echo {
+            src: "100.127.255.254".parse().unwrap(),
+            dst: v4(4321),
+            identifier: 1,
+            sequence: 1,
+        },
+        b"wake",
+    )
+    .unwrap();
+    struct Discard;
+    impl PacketSink for Discard {
+        fn send_udp(&mut self, _: SocketAddr, _: &[u8]) {}
+        fn send_derp(&mut self, _: RegionId, _: PublicKey, _: &[u8]) {}
+        fn write_tun(&mut self, _: &[u8]) {}
+    }
+    engine.handle_tun_packet(now, &packet, &mut Discard);
+    assert_eq!(sessions(&engine), 1);
+    assert!(engine.peers[&engine.by_key[&key(4321)]].session.is_some());
+    let idle = now + super::lazy::IDLE_THRESHOLD;
+    engine.handle_timeout(idle, &mut Discard);
+    assert_eq!(sessions(&engine), 0, "trimmed again once idle");
+}

@@ -135,7 +135,7 @@ impl Engine {
             .peers
             .values()
             .map(|state| {
-                let (tx, rx) = state.session.traffic();
+                let (tx, rx) = state.traffic();
                 let since = state.last_handshake.map(|at| now.saturating_duration_since(at));
                 let handshake = state.last_handshake.map(|at| self.wall_time(at));
                 let active = match &state.disco {
@@ -154,7 +154,7 @@ impl Engine {
                     // Control knows best; a static config only has the handshake to go by.
                     online: state.config.online.unwrap_or(since.is_some_and(|d| d < ONLINE_WINDOW)),
                     active,
-                    in_engine: true,
+                    in_engine: state.session.is_some(),
                     relay: self.region_code(state.config.derp_region),
                     ..describe(&state.config)
                 };

@@ -5,10 +5,13 @@ use super::path::Path;
 use super::*;
 use crate::engine::peers::PeerState;
 use crate::keys::PrivateKey;
-use crate::netmap::{Peer, SelfNode};
+use crate::netmap::{Peer, PeerDelta, SelfNode};
 use crate::packet::icmp::{echo_request, Echo};
 use crate::packet::IpHeader;
 use std::time::Duration;
+
+mod lazy;
+mod signature;
 
 #[derive(Default)]
 struct Recorder {
@@ -66,6 +69,7 @@ pub(super) fn environment(now: Instant, index_seed: u32) -> Environment {
         clock: WallClock::new(now, wall),
         disco_key: PrivateKey([index_seed.to_le_bytes()[2]; 32]),
         disco_seed: [index_seed.to_le_bytes()[2]; 16],
+        lazy: Default::default(),
     }
 }
 
@@ -367,9 +371,11 @@ fn public_of(node: &Node) -> x25519_dalek::PublicKey {
     x25519_dalek::PublicKey::from(node.engine.self_node().private_key.public_key().0)
 }
 
-/// The only peer's session on `node`.
+/// The only peer's session on `node` (brought back if trimmed).
 fn session_of(node: &mut Node) -> &mut boringtun::noise::Tunn {
-    &mut node.engine.peers.values_mut().next().unwrap().session.tunn
+    let index = *node.engine.peers.keys().next().unwrap();
+    node.engine.wake(index, Instant::now(), false);
+    &mut node.engine.peers.get_mut(&index).unwrap().session.as_mut().unwrap().tunn
 }
 
 /// A new initiation from `node`'s session, as its retransmit or rekey timer would send.

@@ -23,9 +23,6 @@ pub(crate) const MIN_BUFFER: usize = 148;
 /// A WireGuard session with one peer.
 pub(crate) struct Session {
     pub tunn: Tunn,
-    /// Our 24-bit local index for this peer; incoming packets carry it (shifted) as their
-    /// receiver index.
-    pub local_index: u32,
 }
 
 impl Session {
@@ -45,7 +42,7 @@ impl Session {
             local_index,
             Some(mac1_checker),
         );
-        Session { tunn, local_index }
+        Session { tunn }
     }
 
     /// Plaintext bytes sent and received.
