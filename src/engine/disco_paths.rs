@@ -234,6 +234,22 @@ impl DiscoPaths {
         probe
     }
 
+    /// A ping the user asked for (`weft ping`): to the trusted best path alone while there is
+    /// one (so the answers do not hop between near-equal paths), else to every candidate
+    /// whatever the interval. Their pongs prove paths like any other.
+    pub(super) fn user_probe(&mut self, now: Instant, tx_ids: &mut dyn FnMut() -> TxId) -> Probe {
+        self.forget_stale(now);
+        let targets: Vec<SocketAddr> = match self.trusted_best(now) {
+            Some(best) => vec![best],
+            None => self.candidates.iter().map(|c| c.addr).collect(),
+        };
+        let mut probe = Probe::default();
+        for addr in targets {
+            self.ping(now, addr, tx_ids, &mut probe);
+        }
+        probe
+    }
+
     fn ping(
         &mut self,
         now: Instant,

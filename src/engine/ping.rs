@@ -1,8 +1,12 @@
-//! `weft ping`: ICMP echo (or a TSMP ping, which the peer's daemon answers without its OS)
-//! through the tunnel, sent and recognised by the daemon itself, so each reply proves the
-//! encrypted path end to end and names the endpoint it came from.
+//! `weft ping`: a disco ping (the default, as tailscale's: it names the path, direct or
+//! through which DERP region), an ICMP echo or a TSMP ping (answered by the peer's daemon
+//! without its OS) through the tunnel. The daemon sends and recognises them itself, and
+//! control's `PingRequest`s are served the same way.
 
+use super::path::Source;
 use super::{Engine, PacketSink};
+use crate::control::tailcfg::RegionId;
+use crate::disco::TxId;
 use crate::packet::icmp::{echo_request, parse_echo_reply, Echo};
 use crate::packet::tsmp::{self, TsmpMessage, TsmpPacket};
 use std::collections::VecDeque;
@@ -17,6 +21,8 @@ const PAYLOAD: &[u8] = b"weft ping";
 /// What a ping sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PingKind {
+    /// A disco ping, answered by the peer's magicsock over the path it came on.
+    Disco,
     /// An ICMP echo request, answered by the peer's OS.
     Icmp,
     /// A TSMP ping, answered by the peer's daemon.
@@ -28,9 +34,20 @@ impl PingKind {
     /// not send.
     pub(crate) fn from_api_name(name: &str) -> Option<PingKind> {
         match name.to_ascii_lowercase().as_str() {
+            "disco" => Some(PingKind::Disco),
             "icmp" => Some(PingKind::Icmp),
             "tsmp" => Some(PingKind::Tsmp),
             _ => None,
+        }
+    }
+
+    /// tailscale's name of the kind (`tailcfg.PingType`), as control and the local API
+    /// spell it.
+    pub(crate) fn api_name(self) -> &'static str {
+        match self {
+            PingKind::Disco => "disco",
+            PingKind::Icmp => "ICMP",
+            PingKind::Tsmp => "TSMP",
         }
     }
 }
@@ -49,9 +66,15 @@ pub(crate) struct PingResult {
     pub err: String,
     #[serde(rename = "LatencySeconds")]
     pub latency_seconds: f64,
-    /// The peer's `ip:port` the reply came from.
-    #[serde(rename = "Endpoint")]
+    /// The peer's `ip:port` the reply came from directly; empty when it came through DERP.
+    #[serde(rename = "Endpoint", default)]
     pub endpoint: String,
+    /// The DERP region a disco pong came through; 0 (left out) when it came directly.
+    #[serde(rename = "DERPRegionID", default, skip_serializing_if = "is_zero")]
+    pub derp_region_id: RegionId,
+    /// That region's short code from the DERP map.
+    #[serde(rename = "DERPRegionCode", default, skip_serializing_if = "String::is_empty")]
+    pub derp_region_code: String,
     /// A TSMP pong's PeerAPI port of the responder; 0 (left out) otherwise.
     #[serde(rename = "PeerAPIPort", default, skip_serializing_if = "is_zero")]
     pub peerapi_port: u16,
@@ -59,6 +82,18 @@ pub(crate) struct PingResult {
 
 fn is_zero(port: &u16) -> bool {
     *port == 0
+}
+
+impl PingResult {
+    /// Whether the ping went unanswered within its timeout (tailscale's CLI says so and tries
+    /// again, where any other error ends it).
+    pub(crate) fn timed_out(&self) -> bool {
+        self.err == timeout_message(&self.ip)
+    }
+}
+
+fn timeout_message(ip: &str) -> String {
+    format!("ping {ip:?} timed out")
 }
 
 struct Pending {
@@ -69,6 +104,9 @@ struct Pending {
     node_name: String,
     started: Instant,
     deadline: Instant,
+    /// A disco ping's peer and the transaction ids of its pings on each path: the first
+    /// pong to any of them answers it.
+    disco: Option<(u32, Vec<TxId>)>,
 }
 
 /// Pings in flight and answers not yet collected.
@@ -103,8 +141,7 @@ impl Pings {
             self.pending.drain(..).partition(|p| p.deadline <= now);
         self.pending = waiting;
         for p in late {
-            let result =
-                result_for(&p, format!("ping {:?} timed out", p.target.to_string()), 0.0, "");
+            let result = result_for(&p, timeout_message(&p.target.to_string()), 0.0, "");
             self.finished.push_back((p.id, result));
         }
     }
@@ -162,6 +199,37 @@ impl Pings {
         true
     }
 
+    /// If the authenticated disco pong `tx_id` from peer `index` answers one of our disco
+    /// pings, completes it with the path it came on (the region's code for DERP) and returns
+    /// true.
+    pub(super) fn take_disco_pong(
+        &mut self,
+        index: u32,
+        tx_id: &TxId,
+        now: Instant,
+        via: &Source,
+        region_code: impl FnOnce(RegionId) -> String,
+    ) -> bool {
+        let answers = |p: &Pending| {
+            p.disco.as_ref().is_some_and(|(peer, ids)| *peer == index && ids.contains(tx_id))
+        };
+        let Some(at) = self.pending.iter().position(answers) else {
+            return false;
+        };
+        let p = self.pending.swap_remove(at);
+        let latency = now.saturating_duration_since(p.started).as_secs_f64();
+        let result = match via {
+            Source::Udp(addr) => result_for(&p, String::new(), latency, &addr.to_string()),
+            Source::Derp { region, .. } => PingResult {
+                derp_region_id: *region,
+                derp_region_code: region_code(*region),
+                ..result_for(&p, String::new(), latency, "")
+            },
+        };
+        self.finished.push_back((p.id, result));
+        true
+    }
+
     fn register(
         &mut self,
         now: Instant,
@@ -169,6 +237,7 @@ impl Pings {
         target: IpAddr,
         node_name: String,
         timeout: Duration,
+        disco: Option<(u32, Vec<TxId>)>,
     ) -> (PingId, u16) {
         let (id, sequence) = (self.next_id, self.next_sequence);
         self.next_id += 1;
@@ -181,6 +250,7 @@ impl Pings {
             node_name,
             started: now,
             deadline: now + timeout,
+            disco,
         });
         (id, sequence)
     }
@@ -194,6 +264,8 @@ fn result_for(p: &Pending, err: String, latency_seconds: f64, endpoint: &str) ->
         err,
         latency_seconds,
         endpoint: endpoint.to_string(),
+        derp_region_id: 0,
+        derp_region_code: String::new(),
         peerapi_port: 0,
     }
 }
@@ -225,7 +297,8 @@ impl Engine {
         self.start_ping_of(now, PingKind::Icmp, target, timeout, sink)
     }
 
-    /// Sends one ping of `kind` to `target` through its peer's session.
+    /// Sends one ping of `kind` to `target`: a disco ping along the peer's paths, or an echo
+    /// through its session.
     pub(crate) fn start_ping_of(
         &mut self,
         now: Instant,
@@ -238,6 +311,13 @@ impl Engine {
             .routes
             .lookup(target)
             .ok_or_else(|| format!("no peer's AllowedIPs contain {target}"))?;
+        let name = self.peers.get(&index).map(|p| p.config.name.clone()).unwrap_or_default();
+        let echo = match kind {
+            PingKind::Disco => {
+                return self.start_disco_ping(now, index, target, name, timeout, sink)
+            }
+            PingKind::Icmp | PingKind::Tsmp => kind,
+        };
         let src = self
             .netmap
             .self_node
@@ -246,20 +326,29 @@ impl Engine {
             .map(|p| p.addr())
             .find(|a| a.is_ipv4() == target.is_ipv4())
             .ok_or_else(|| format!("this node has no address of {target}'s family to ping from"))?;
-        let name = self.peers.get(&index).map(|p| p.config.name.clone()).unwrap_or_default();
-        let (id, sequence) = self.pings.register(now, kind, target, name, timeout);
+        let (id, sequence) = self.pings.register(now, echo, target, name, timeout, None);
         let identifier = self.pings.identifier;
-        let packet = match kind {
-            PingKind::Icmp => {
-                echo_request(&Echo { src, dst: target, identifier, sequence }, PAYLOAD)
-            }
-            PingKind::Tsmp => {
-                tsmp::ping(src, target, u32::from(sequence), tsmp_data(identifier, sequence))
-            }
+        let packet = if echo == PingKind::Icmp {
+            echo_request(&Echo { src, dst: target, identifier, sequence }, PAYLOAD)
+        } else {
+            tsmp::ping(src, target, u32::from(sequence), tsmp_data(identifier, sequence))
         };
         let packet = packet.expect("source chosen from the target's family");
         self.send_inside(index, now, src, &packet, sink);
         Ok(id)
+    }
+
+    /// Registers a disco ping to peer `index` whose pings carry `tx_ids`.
+    pub(super) fn register_disco_ping(
+        &mut self,
+        now: Instant,
+        target: IpAddr,
+        name: String,
+        timeout: Duration,
+        (index, tx_ids): (u32, Vec<TxId>),
+    ) -> PingId {
+        let disco = Some((index, tx_ids));
+        self.pings.register(now, PingKind::Disco, target, name, timeout, disco).0
     }
 
     /// The next finished ping, if any.
