@@ -1170,6 +1170,8 @@ fn a_disco_ping_answered_directly_names_the_endpoint_and_proves_the_path() {
     assert_eq!((result.derp_region_id, result.node_ip.as_str()), (0, "100.64.0.2"));
     assert!((result.latency_seconds - 0.003).abs() < 1e-6);
     assert_eq!(path_of(&a, later), Path::Udp(b.addr), "the user's ping proved the path too");
+    let status = a.engine.status(later, true);
+    assert_eq!(status.peer.values().next().unwrap().cur_addr, b.addr.to_string());
     // With a trusted path, the next ping goes there alone: nothing through DERP.
     disco_ping(&mut a, later).unwrap();
     assert!(drain_derp(&mut a).iter().all(|(_, _, d)| !crate::disco::looks_like_disco(d)));
@@ -1197,6 +1199,10 @@ fn a_disco_ping_answered_through_derp_names_the_region_code() {
     assert_eq!((result.endpoint.as_str(), result.err.as_str()), ("", ""));
     assert!((result.latency_seconds - 0.040).abs() < 1e-6);
     assert_eq!(path_of(&a, later), Path::Derp(7), "a relayed pong proves no direct path");
+    let status = a.engine.status(later, true);
+    let peer = status.peer.values().next().unwrap();
+    assert_eq!((peer.cur_addr.as_str(), peer.relay.as_str()), ("", "fra"));
+    assert!(peer.active, "a ping is traffic to the peer, as tailscale counts it");
 }
 
 #[test]
