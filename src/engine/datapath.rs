@@ -227,6 +227,7 @@ impl Engine {
         if proven {
             if is_handshake {
                 state.last_handshake = Some(now);
+                state.path_log.handshake_completed();
             }
             if let Some(addr) = from.udp() {
                 state.endpoint = Some(addr);

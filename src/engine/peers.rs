@@ -6,6 +6,7 @@
 //! proportion to its size, with no rebuild of the route table.
 
 use super::disco::DiscoPeer;
+use super::path::PathLog;
 use super::{Engine, PacketSink};
 use crate::keys::PublicKey;
 use crate::netmap::{Netmap, Peer, PeerDelta};
@@ -33,6 +34,8 @@ pub(super) struct PeerState {
     pub disco: Option<DiscoPeer>,
     /// When the last handshake message of this peer's was accepted.
     pub last_handshake: Option<Instant>,
+    /// What the log last said about the peer's path and handshake.
+    pub path_log: PathLog,
 }
 
 /// What a netmap change did, for logs and for deciding whether the OS routes need touching.
@@ -130,6 +133,7 @@ impl Engine {
             endpoint_proven: false,
             disco: self.disco.peer(&peer),
             last_handshake: None,
+            path_log: PathLog::default(),
             session,
             config: peer,
         });
