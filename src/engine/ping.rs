@@ -5,7 +5,7 @@
 
 use super::path::Source;
 use super::{Engine, PacketSink};
-use crate::control::tailcfg::RegionId;
+use crate::control::tailcfg::{PingResponse, RegionId};
 use crate::disco::TxId;
 use crate::packet::icmp::{echo_request, parse_echo_reply, Echo};
 use crate::packet::tsmp::{self, TsmpMessage, TsmpPacket};
@@ -85,6 +85,37 @@ fn is_zero(port: &u16) -> bool {
 }
 
 impl PingResult {
+    /// The result as control wants it back for its `PingRequest` of `kind`.
+    pub(crate) fn to_ping_response(&self, kind: PingKind) -> PingResponse {
+        PingResponse {
+            kind: kind.api_name().to_string(),
+            ip: self.ip.clone(),
+            node_ip: self.node_ip.clone(),
+            node_name: self.node_name.clone(),
+            err: self.err.clone(),
+            latency_seconds: self.latency_seconds,
+            endpoint: self.endpoint.clone(),
+            derp_region_id: self.derp_region_id,
+            derp_region_code: self.derp_region_code.clone(),
+            peerapi_port: self.peerapi_port,
+        }
+    }
+
+    /// A ping that could not even start, for `target`.
+    pub(crate) fn failed(target: IpAddr, err: String) -> PingResult {
+        PingResult {
+            ip: target.to_string(),
+            node_ip: String::new(),
+            node_name: String::new(),
+            err,
+            latency_seconds: 0.0,
+            endpoint: String::new(),
+            derp_region_id: 0,
+            derp_region_code: String::new(),
+            peerapi_port: 0,
+        }
+    }
+
     /// Whether the ping went unanswered within its timeout (tailscale's CLI says so and tries
     /// again, where any other error ends it).
     pub(crate) fn timed_out(&self) -> bool {
@@ -355,5 +386,32 @@ impl Engine {
     #[must_use]
     pub(crate) fn poll_ping(&mut self) -> Option<(PingId, PingResult)> {
         self.pings.finished.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_result_goes_back_to_control_as_tailcfg_ping_response() {
+        let relayed = PingResult {
+            derp_region_id: 7,
+            derp_region_code: "fra".into(),
+            latency_seconds: 0.25,
+            node_name: "b".into(),
+            node_ip: "100.64.0.2".into(),
+            ..PingResult::failed("100.64.0.2".parse().unwrap(), String::new())
+        };
+        let json = serde_json::to_value(relayed.to_ping_response(PingKind::Disco)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"Type": "disco", "IP": "100.64.0.2", "NodeIP": "100.64.0.2",
+                "NodeName": "b", "LatencySeconds": 0.25, "DERPRegionID": 7,
+                "DERPRegionCode": "fra"})
+        );
+        let failed = PingResult::failed("100.64.0.9".parse().unwrap(), "no peer".into());
+        let json = serde_json::to_value(failed.to_ping_response(PingKind::Tsmp)).unwrap();
+        assert_eq!(json, serde_json::json!({"Type": "TSMP", "IP": "100.64.0.9", "Err": "no peer"}));
     }
 }
