@@ -144,9 +144,7 @@ impl Engine {
         };
         let region = state.config.derp_region;
         let Some(disco) = state.disco.as_mut() else {
-            return Err(format!(
-                "{target} belongs to a peer that does not speak disco; ping it with --icmp or --tsmp"
-            ));
+            return Err(format!("{target} belongs to a peer that does not speak disco"));
         };
         let relayed = region.filter(|_| disco.paths.trusted_best(now).is_none());
         let ids = &mut self.disco;

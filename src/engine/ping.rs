@@ -342,12 +342,18 @@ impl Engine {
             .routes
             .lookup(target)
             .ok_or_else(|| format!("no peer's AllowedIPs contain {target}"))?;
-        let name = self.peers.get(&index).map(|p| p.config.name.clone()).unwrap_or_default();
+        let peer = self.peers.get(&index);
+        let name = peer.map(|p| p.config.name.clone()).unwrap_or_default();
+        let speaks_disco = peer.is_some_and(|p| p.disco.is_some());
         let echo = match kind {
-            PingKind::Disco => {
+            PingKind::Disco if speaks_disco => {
                 return self.start_disco_ping(now, index, target, name, timeout, sink)
             }
-            PingKind::Icmp | PingKind::Tsmp => kind,
+            // A plain WireGuard peer (a static config's, control's WireGuard-only) has no
+            // disco to answer: an echo through the tunnel is the ping it can answer, as
+            // tailscale does for WireGuard-only peers.
+            PingKind::Disco | PingKind::Icmp => PingKind::Icmp,
+            PingKind::Tsmp => PingKind::Tsmp,
         };
         let src = self
             .netmap
