@@ -146,44 +146,20 @@ impl Engine {
         let Some(disco) = state.disco.as_mut() else {
             return Err(format!("{target} belongs to a peer that does not speak disco"));
         };
-        let relayed = region.filter(|_| disco.paths.trusted_best(now).is_none());
+        let relayed = region.is_some() && disco.paths.trusted_best(now).is_none();
         let ids = &mut self.disco;
-        let probe = disco.paths.user_probe(now, &mut || ids.tx_id());
-        let derp_tx_id = relayed.map(|_| self.disco.tx_id());
-        if probe.pings.is_empty() && derp_tx_id.is_none() {
+        let mut probe = disco.paths.user_probe(now, &mut || ids.tx_id());
+        probe.derp_ping = relayed.then(|| self.disco.tx_id());
+        if probe.pings.is_empty() && probe.derp_ping.is_none() {
             return Err(format!("no path to {target}: no endpoint and no home DERP region"));
         }
         let mut tx_ids: Vec<TxId> = probe.pings.iter().map(|(_, tx_id)| *tx_id).collect();
-        tx_ids.extend(derp_tx_id);
+        tx_ids.extend(probe.derp_ping);
         let id = self.register_disco_ping(now, target, name, timeout, (index, tx_ids));
         self.send_probe(index, probe, sink);
-        if let (Some(region), Some(tx_id)) = (relayed, derp_tx_id) {
-            self.send_ping_via_derp(index, region, tx_id, sink);
-        }
         // Like traffic, a ping keeps the peer's paths searched and refreshed for a while.
         self.disco_note_send(index, now, sink);
         Ok(id)
-    }
-
-    fn send_ping_via_derp(
-        &mut self,
-        index: u32,
-        region: RegionId,
-        tx_id: TxId,
-        sink: &mut dyn PacketSink,
-    ) {
-        let Some(state) = self.peers.get(&index) else {
-            return;
-        };
-        let Some(disco) = &state.disco else {
-            return;
-        };
-        let node_key = self.netmap.self_node.private_key.public_key();
-        let Some(ping) = Ping::new(tx_id, node_key, 0) else {
-            return;
-        };
-        let packet = disco.session.seal(&self.disco.nonce(), &Message::Ping(ping));
-        sink.send_derp(region, state.config.public_key, &packet);
     }
 
     /// The earliest disco heartbeat; `None` when every peer is idle.
@@ -212,7 +188,8 @@ impl Engine {
         }
     }
 
-    /// Seals and sends a probe's pings, and the CallMeMaybe that asks the peer to ping back.
+    /// Seals and sends a probe's pings (over UDP, and the one through the peer's home DERP
+    /// region), and the CallMeMaybe that asks the peer to ping back.
     fn send_probe(&mut self, index: u32, probe: Probe, sink: &mut dyn PacketSink) {
         let Some(state) = self.peers.get(&index) else {
             return;
@@ -221,24 +198,26 @@ impl Engine {
             return;
         };
         let node_key = self.netmap.self_node.private_key.public_key();
+        let own_endpoints = &self.disco.own_endpoints;
+        let call_me_maybe = probe.call_me_maybe && !own_endpoints.is_empty();
+        let call = CallMeMaybe::new(own_endpoints.clone()).filter(|_| call_me_maybe);
+        let nonces = &mut self.disco;
+        let mut seal = |message: Message| disco.session.seal(&nonces.nonce(), &message);
         for (to, tx_id) in probe.pings {
-            let Some(ping) = Ping::new(tx_id, node_key, 0) else {
-                continue;
-            };
-            let packet = disco.session.seal(&self.disco.nonce(), &Message::Ping(ping));
-            sink.send_udp(to, &packet);
+            if let Some(ping) = Ping::new(tx_id, node_key, 0) {
+                sink.send_udp(to, &seal(Message::Ping(ping)));
+            }
         }
         let Some(region) = state.config.derp_region else {
             return;
         };
-        if !probe.call_me_maybe || self.disco.own_endpoints.is_empty() {
-            return;
+        let to = state.config.public_key;
+        if let Some(ping) = probe.derp_ping.and_then(|tx_id| Ping::new(tx_id, node_key, 0)) {
+            sink.send_derp(region, to, &seal(Message::Ping(ping)));
         }
-        let Some(call) = CallMeMaybe::new(self.disco.own_endpoints.clone()) else {
-            return;
-        };
-        let packet = disco.session.seal(&self.disco.nonce(), &Message::CallMeMaybe(call));
-        sink.send_derp(region, state.config.public_key, &packet);
+        if let Some(call) = call {
+            sink.send_derp(region, to, &seal(Message::CallMeMaybe(call)));
+        }
     }
 
     /// A disco packet that came over UDP from `from`.

@@ -103,6 +103,9 @@ pub(super) struct Probe {
     pub pings: Vec<(SocketAddr, TxId)>,
     /// Discovery pings went out: tell the peer (over DERP) to ping us back at once.
     pub call_me_maybe: bool,
+    /// A ping through the peer's home DERP region (`weft ping` while no direct path is
+    /// trusted); its pong proves no path.
+    pub derp_ping: Option<TxId>,
 }
 
 #[derive(Debug)]
