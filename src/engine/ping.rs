@@ -10,7 +10,7 @@ use crate::disco::TxId;
 use crate::packet::icmp::{echo_request, parse_echo_reply, Echo};
 use crate::packet::tsmp::{self, TsmpMessage, TsmpPacket};
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Identifies one ping request across the local API.
@@ -180,59 +180,44 @@ impl Pings {
     /// If `packet` answers one of our pings, completes it and returns true (the kernel never
     /// sees it); otherwise false.
     #[must_use]
-    pub(crate) fn take_reply(&mut self, packet: &[u8], now: Instant, from: SocketAddr) -> bool {
+    pub(super) fn take_reply(
+        &mut self,
+        packet: &[u8],
+        now: Instant,
+        via: &Source,
+        region_code: impl FnOnce(RegionId) -> String,
+    ) -> bool {
         let Some(echo) = parse_echo_reply(packet) else {
             return false;
         };
-        if echo.identifier != self.identifier {
-            return false;
-        }
-        self.complete(PingKind::Icmp, echo.sequence, echo.src, now, from, 0)
+        let answers = |p: &Pending| {
+            p.kind == PingKind::Icmp && p.sequence == echo.sequence && p.target == echo.src
+        };
+        echo.identifier == self.identifier && self.complete(answers, now, via, region_code, 0)
     }
 
     /// If `pong` answers one of our TSMP pings, completes it and returns true.
     #[must_use]
-    pub(crate) fn take_tsmp_pong(
+    pub(super) fn take_tsmp_pong(
         &mut self,
         pong: &TsmpPacket,
         now: Instant,
-        from: SocketAddr,
+        via: &Source,
+        region_code: impl FnOnce(RegionId) -> String,
     ) -> bool {
         let TsmpMessage::Pong { data, peerapi_port } = pong.message else {
             return false;
         };
         let (identifier, sequence) = tsmp_data_fields(data);
-        identifier == Some(self.identifier)
-            && self.complete(PingKind::Tsmp, sequence, pong.src, now, from, peerapi_port)
-    }
-
-    fn complete(
-        &mut self,
-        kind: PingKind,
-        sequence: u16,
-        src: IpAddr,
-        now: Instant,
-        from: SocketAddr,
-        peerapi_port: u16,
-    ) -> bool {
-        let Some(at) = self
-            .pending
-            .iter()
-            .position(|p| p.kind == kind && p.sequence == sequence && p.target == src)
-        else {
-            return false;
+        let answers = |p: &Pending| {
+            p.kind == PingKind::Tsmp && p.sequence == sequence && p.target == pong.src
         };
-        let p = self.pending.swap_remove(at);
-        let latency = now.saturating_duration_since(p.started).as_secs_f64();
-        let mut result = result_for(&p, String::new(), latency, &from.to_string());
-        result.peerapi_port = peerapi_port;
-        self.finished.push_back((p.id, result));
-        true
+        identifier == Some(self.identifier)
+            && self.complete(answers, now, via, region_code, peerapi_port)
     }
 
     /// If the authenticated disco pong `tx_id` from peer `index` answers one of our disco
-    /// pings, completes it with the path it came on (the region's code for DERP) and returns
-    /// true.
+    /// pings, completes it and returns true.
     pub(super) fn take_disco_pong(
         &mut self,
         index: u32,
@@ -244,12 +229,25 @@ impl Pings {
         let answers = |p: &Pending| {
             p.disco.as_ref().is_some_and(|(peer, ids)| *peer == index && ids.contains(tx_id))
         };
+        self.complete(answers, now, via, region_code, 0)
+    }
+
+    /// Completes the first pending ping `answers` accepts, with the path the answer came on:
+    /// the peer's `ip:port`, or the DERP region (with its code) that relayed it.
+    fn complete(
+        &mut self,
+        answers: impl Fn(&Pending) -> bool,
+        now: Instant,
+        via: &Source,
+        region_code: impl FnOnce(RegionId) -> String,
+        peerapi_port: u16,
+    ) -> bool {
         let Some(at) = self.pending.iter().position(answers) else {
             return false;
         };
         let p = self.pending.swap_remove(at);
         let latency = now.saturating_duration_since(p.started).as_secs_f64();
-        let result = match via {
+        let mut result = match via {
             Source::Udp(addr) => result_for(&p, String::new(), latency, &addr.to_string()),
             Source::Derp { region, .. } => PingResult {
                 derp_region_id: *region,
@@ -257,6 +255,7 @@ impl Pings {
                 ..result_for(&p, String::new(), latency, "")
             },
         };
+        result.peerapi_port = peerapi_port;
         self.finished.push_back((p.id, result));
         true
     }

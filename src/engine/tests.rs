@@ -1221,3 +1221,21 @@ fn a_disco_ping_falls_back_to_icmp_for_plain_wireguard_and_times_out_unanswered(
     let (_, result) = a.engine.poll_ping().unwrap();
     assert!(result.timed_out(), "{result:?}");
 }
+
+#[test]
+fn an_echo_answered_through_derp_names_the_region_not_a_magic_address() {
+    let now = Instant::now();
+    let (mut a, mut b) = relayed_pair(now);
+    let id = a
+        .engine
+        .start_ping(now, "100.64.0.2".parse().unwrap(), Duration::from_secs(5), &mut a.out)
+        .unwrap();
+    relay(&mut a, &mut b, now);
+    let request = b.out.tun.pop().expect("the echo request crossed the relay");
+    b.engine.handle_tun_packet(now, &crate::packet::icmp::reply_to(&request), &mut b.out);
+    relay(&mut a, &mut b, now);
+    let (done, result) = a.engine.poll_ping().expect("the reply came back through the relay");
+    assert_eq!(done, id);
+    assert_eq!((result.derp_region_id, result.derp_region_code.as_str()), (HOME, "test"));
+    assert_eq!(result.endpoint, "", "no 127.3.3.40 address for the CLI to print");
+}
