@@ -613,6 +613,13 @@ mod tests {
             PeerDelta { upsert: Vec::new(), remove: vec![PrivateKey([3; 32]).public_key()] };
         control.on_client_event(Event::PeerDelta(delta.clone()), poll.registry());
         assert_eq!(events(&mut control), [ControlEvent::PeerDelta(delta)]);
+        let ping = PeerPing {
+            kind: crate::engine::ping::PingKind::Tsmp,
+            ip: "100.64.0.2".parse().unwrap(),
+            path: "/machine/ping/1".into(),
+        };
+        control.on_client_event(Event::PingPeer(ping.clone()), poll.registry());
+        assert_eq!(events(&mut control), [ControlEvent::PingPeer(ping)]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
