@@ -184,6 +184,10 @@ impl Engine {
             if let Some(next) = disco.paths.poll_timeout() {
                 self.disco.heartbeats.insert((next, index));
             }
+            if let Some(state) = self.peers.get(&index) {
+                // A trust that lapsed without a pong shows here, between sends.
+                state.current_path(now);
+            }
             self.send_probe(index, probe, sink);
         }
     }
@@ -340,12 +344,16 @@ impl Engine {
     }
 
     fn take_pong(&mut self, index: u32, now: Instant, from: SocketAddr, pong: &Pong) {
-        let Some(disco) = self.peers.get_mut(&index).and_then(|s| s.disco.as_mut()) else {
+        let Some(state) = self.peers.get_mut(&index) else {
+            return;
+        };
+        let Some(disco) = state.disco.as_mut() else {
             return;
         };
         match disco.paths.on_pong(now, pong.tx_id(), from) {
             PongOutcome::Proven { addr, latency, best } => {
                 log::debug!("disco: peer {index} answers at {addr} in {latency:?} (best: {best})");
+                state.current_path(now);
                 let via = Source::Udp(from);
                 self.pings.take_disco_pong(index, &pong.tx_id(), now, &via, |_| String::new());
             }

@@ -92,10 +92,7 @@ impl PeerState {
     /// other than the last one used, and a handshake initiation sent while an earlier one is
     /// still unanswered, are logged (once each).
     pub(super) fn send(&self, now: Instant, sink: &mut dyn PacketSink, datagram: &[u8]) -> bool {
-        let path = self.path_for(now);
-        if let Some(change) = self.path_log.note_path(path) {
-            log::debug!("peer {}: {change}", self.log_name());
-        }
+        let path = self.current_path(now);
         if datagram.first() == Some(&HANDSHAKE_INITIATION) {
             if let Some(waited) = self.path_log.note_initiation(now) {
                 log::debug!(
@@ -112,6 +109,16 @@ impl PeerState {
             Path::None => return false,
         }
         true
+    }
+
+    /// [`PeerState::path_for`], logged when it differs from the path last seen: called on
+    /// every send, and where a path may change without one (a pong, a heartbeat).
+    pub(super) fn current_path(&self, now: Instant) -> Path {
+        let path = self.path_for(now);
+        if let Some(change) = self.path_log.note_path(path) {
+            log::debug!("peer {}: {change}", self.log_name());
+        }
+        path
     }
 
     /// The peer's name for the log, else its short key.
