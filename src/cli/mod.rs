@@ -17,9 +17,15 @@ use std::time::Duration;
 const USAGE: &str = "Usage: weft [--socket PATH] <command> [flags]
 
 Commands:
-  status [--json]              show this node and its peers (exit 1 when it is not up)
-  ping [-c N] [--timeout S] <ip|name>
-                               ICMP echo through the tunnel; prints latency and endpoint
+  status [--json]              show this node and its peers, each active one with its
+                               path (direct IP:PORT or relay \"CODE\"); exit 1 when
+                               the node is not up
+  ping [-c N] [--timeout D] [--until-direct=BOOL] [--icmp|--tsmp] <ip|name>
+                               as tailscale ping: disco pings, printing each pong's
+                               path (via IP:PORT or via DERP(CODE)), until a direct
+                               one answers (default 10 pings, 5s each);
+                               --until-direct=false sends them all; --icmp or
+                               --tsmp: one ping through the tunnel
   ip [-4|-6] [peer]            show this node's (or a peer's) Tailscale IPs
   up [--login-server URL] [--auth-key KEY] [--hostname NAME] [--timeout S] [--shields-up]
                                join a tailnet through a control server (prints the

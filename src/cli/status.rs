@@ -130,20 +130,22 @@ fn owner(status: &Status, user_id: i64) -> String {
     }
 }
 
-/// The status column, worded as tailscale words it.
+/// The status column, worded as tailscale words it: while active, the path in use (a direct
+/// address, else the home DERP region's code); else idle, offline or `-`.
 fn activity(peer: &PeerStatus) -> String {
     let traffic = peer.tx_bytes > 0 || peer.rx_bytes > 0;
+    let offline = if peer.online { "" } else { "; offline" };
     let mut text = if peer.active {
-        match peer.cur_addr.as_str() {
-            "" => "active".to_string(),
-            addr => format!("active; direct {addr}"),
-        }
-    } else if !peer.online && peer.last_handshake.starts_with("0001-") {
-        "-".to_string()
-    } else if !peer.online {
-        "offline".to_string()
+        let path = match (peer.cur_addr.as_str(), peer.relay.as_str()) {
+            ("", "") => String::new(),
+            ("", relay) => format!("relay {relay:?}"),
+            (addr, _) => format!("direct {addr}"),
+        };
+        format!("active; {path}{offline}")
     } else if traffic {
-        "idle".to_string()
+        format!("idle{offline}")
+    } else if !peer.online && !peer.last_handshake.starts_with("0001-") {
+        "offline".to_string()
     } else {
         "-".to_string()
     };
@@ -217,6 +219,21 @@ mod tests {
              100.64.0.3   nas     alice@  -      offline\n\
              \n# Health check:\n#     - routing: ip failed\n"
         );
+    }
+
+    #[test]
+    fn an_active_peer_shows_its_path_direct_or_through_its_relay() {
+        let mut p = peer("laptop", "100.64.0.22");
+        (p.online, p.relay, p.tx_bytes, p.rx_bytes) = (true, "fra".into(), 10, 20);
+        assert_eq!(activity(&p), "idle, tx 10 rx 20");
+        p.active = true;
+        assert_eq!(activity(&p), "active; relay \"fra\", tx 10 rx 20");
+        p.cur_addr = "192.0.2.4:41641".into();
+        assert_eq!(activity(&p), "active; direct 192.0.2.4:41641, tx 10 rx 20");
+        p.online = false;
+        assert_eq!(activity(&p), "active; direct 192.0.2.4:41641; offline, tx 10 rx 20");
+        p.active = false;
+        assert_eq!(activity(&p), "idle; offline, tx 10 rx 20");
     }
 
     #[test]

@@ -27,8 +27,8 @@ const NETCHECK_WAIT: Duration = Duration::from_secs(10);
 pub(super) enum ApiCommand {
     /// `weft status`: the engine's status with the login state.
     Status,
-    /// `weft ping`: an ICMP echo (or TSMP ping) to `target`, answered when it returns or
-    /// `timeout` passes.
+    /// `weft ping`: a disco ping, ICMP echo or TSMP ping to `target`, answered when it returns
+    /// or `timeout` passes.
     Ping { kind: PingKind, target: IpAddr, timeout: Duration },
     /// `weft up`.
     Up(UpRequest),
@@ -203,7 +203,7 @@ fn ping_command(request: &Request) -> Result<ApiCommand, Refusal> {
         None => PingKind::Icmp,
         Some(name) => PingKind::from_api_name(name).ok_or_else(|| {
             Refusal::bad_request(format!(
-                "ping type {name:?} is not supported yet; weft pings with ICMP or TSMP"
+                "ping type {name:?} is not supported; weft pings with disco, ICMP or TSMP"
             ))
         })?,
     };
@@ -257,6 +257,9 @@ mod tests {
             command(&request("POST", PING_PATH, &[("ip", "100.64.0.2"), ("type", "TSMP")], ""));
         let timeout = DEFAULT_PING_TIMEOUT;
         assert_eq!(tsmp, Ok(ApiCommand::Ping { kind: PingKind::Tsmp, target, timeout }));
+        let disco =
+            command(&request("POST", PING_PATH, &[("ip", "100.64.0.2"), ("type", "disco")], ""));
+        assert_eq!(disco, Ok(ApiCommand::Ping { kind: PingKind::Disco, target, timeout }));
     }
 
     #[test]
@@ -269,7 +272,7 @@ mod tests {
         assert_eq!(status(request("POST", PING_PATH, &[], "")), 400);
         assert_eq!(status(request("POST", PING_PATH, &[("ip", "x")], "")), 400);
         assert_eq!(
-            status(request("POST", PING_PATH, &[("ip", "::1"), ("type", "disco")], "")),
+            status(request("POST", PING_PATH, &[("ip", "::1"), ("type", "peerapi")], "")),
             400
         );
         assert_eq!(

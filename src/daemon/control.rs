@@ -11,7 +11,9 @@
 use super::control_socket::{tls_config, ControlSocket, Progress};
 use super::resolving::{Resolution, Resolving};
 use super::{environment, tokens};
-use crate::control::client::{Action, BackendState, ControlClient, Event, Identity, LinkFailure};
+use crate::control::client::{
+    Action, BackendState, ControlClient, Event, Identity, LinkFailure, PeerPing,
+};
 use crate::control::server_url::ServerUrl;
 use crate::control::tailcfg::{Endpoint, EndpointType, NetInfo, RegionId};
 use crate::engine::status::Status;
@@ -41,6 +43,9 @@ pub(super) enum ControlEvent {
     /// Whether the node refuses new inbound connections, as the login asks (`weft up
     /// --shields-up`, kept in the state file).
     ShieldsUp(bool),
+    /// Control asks for a ping of a peer: run it and hand the result to
+    /// [`Control::post_ping_result`].
+    PingPeer(PeerPing),
 }
 
 pub(super) struct Control {
@@ -132,6 +137,21 @@ impl Control {
         self.home_derp = region;
         if let Some(link) = &mut self.link {
             link.client.set_home_derp(now, region);
+            self.pump(registry, now);
+        }
+    }
+
+    /// Sends the result of a ping control asked for to the path it named (dropped when the
+    /// connection is gone meanwhile: control asks again if it still cares).
+    pub(super) fn post_ping_result(
+        &mut self,
+        path: &str,
+        response_json: &[u8],
+        registry: &Registry,
+        now: Instant,
+    ) {
+        if let Some(link) = &mut self.link {
+            link.client.post_ping_result(now, path, response_json);
             self.pump(registry, now);
         }
     }
@@ -498,6 +518,7 @@ impl Control {
             }
             Event::Netmap(netmap) => self.events.push_back(ControlEvent::Netmap(netmap)),
             Event::PeerDelta(delta) => self.events.push_back(ControlEvent::PeerDelta(delta)),
+            Event::PingPeer(ping) => self.events.push_back(ControlEvent::PingPeer(ping)),
             Event::LoginFailed(why) => self.login_error = Some(why.to_string()),
             Event::LoggedOut => {
                 if let Err(e) = self.forget_login(registry) {
@@ -592,6 +613,13 @@ mod tests {
             PeerDelta { upsert: Vec::new(), remove: vec![PrivateKey([3; 32]).public_key()] };
         control.on_client_event(Event::PeerDelta(delta.clone()), poll.registry());
         assert_eq!(events(&mut control), [ControlEvent::PeerDelta(delta)]);
+        let ping = PeerPing {
+            kind: crate::engine::ping::PingKind::Tsmp,
+            ip: "100.64.0.2".parse().unwrap(),
+            path: "/machine/ping/1".into(),
+        };
+        control.on_client_event(Event::PingPeer(ping.clone()), poll.registry());
+        assert_eq!(events(&mut control), [ControlEvent::PingPeer(ping)]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

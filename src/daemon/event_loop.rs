@@ -10,6 +10,8 @@ use super::derp::{Derp, DerpEvent};
 use super::signals::{Signal, Signals};
 use super::tokens::{self, Driver};
 use super::{environment, Options};
+use crate::control::client::PeerPing;
+use crate::engine::ping::{PingId, PingKind, PingResult};
 use crate::engine::{Engine, NetmapChange};
 use crate::keys::PrivateKey;
 use crate::localapi::{NetcheckAnswer, RegionLabel};
@@ -20,10 +22,14 @@ use crate::platform::tun::fake::NAME as FAKE_TUN;
 use crate::private_fs::{create_private_dir, exposure_warning};
 use crate::state::StateStore;
 use mio::{Events, Poll};
+use std::collections::HashMap;
 use std::io;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long a ping control asked for may take (tailscale's pinger allows 10 s).
+const CONTROL_PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The loop's state: the drivers, and the engine and router their events feed.
 struct Daemon {
@@ -37,6 +43,9 @@ struct Daemon {
     /// STUN probes to the DERP regions; see [`Daemon::route_netcheck`].
     netcheck: Netcheck,
     api: Api,
+    /// Pings control asked for, by the engine's id: their kind and the path their result is
+    /// POSTed to.
+    control_pings: HashMap<PingId, (PingKind, String)>,
     signals: Signals,
     /// Problems with the host (routes, config reloads) shown in `weft status`.
     router_problem: Option<String>,
@@ -147,6 +156,7 @@ impl Daemon {
             control,
             derp: Derp::new(environment::for_derp()),
             api,
+            control_pings: HashMap::new(),
             signals,
             router_problem: None,
             reload_problem: None,
@@ -362,6 +372,10 @@ impl Daemon {
                     let key = self.engine.self_node().private_key.clone();
                     self.engine.apply_netmap(Netmap::new(SelfNode::new(key)), now)
                 }
+                ControlEvent::PingPeer(ping) => {
+                    self.start_control_ping(ping, now);
+                    continue;
+                }
             };
             self.follow_netmap_change(&change);
             self.apply_derp_map(now);
@@ -487,12 +501,38 @@ impl Daemon {
         self.api.netcheck_finished(&body, self.poll.registry(), now);
     }
 
-    /// Sends every finished ping's result to the connection that asked for it.
+    /// Sends every finished ping's result to whoever asked: control, or a local API caller.
     fn answer_finished_pings(&mut self) {
         while let Some((id, result)) = self.engine.poll_ping() {
+            let now = Instant::now();
+            if let Some((kind, path)) = self.control_pings.remove(&id) {
+                self.post_ping_result(kind, &path, &result, now);
+                continue;
+            }
             let body = serde_json::to_vec(&result).unwrap_or_default();
-            self.api.ping_finished(id, body, self.poll.registry(), Instant::now());
+            self.api.ping_finished(id, body, self.poll.registry(), now);
         }
+    }
+
+    /// Runs a ping control asked for; its result (or why it could not start) is POSTed back.
+    fn start_control_ping(&mut self, ping: PeerPing, now: Instant) {
+        let PeerPing { kind, ip, path } = ping;
+        let started = {
+            // Dropping the sink sends the ping.
+            let sink = &mut self.datapath.sink();
+            self.engine.start_ping_of(now, kind, ip, CONTROL_PING_TIMEOUT, sink)
+        };
+        match started {
+            Ok(id) => {
+                self.control_pings.insert(id, (kind, path));
+            }
+            Err(e) => self.post_ping_result(kind, &path, &PingResult::failed(ip, e), now),
+        }
+    }
+
+    fn post_ping_result(&mut self, kind: PingKind, path: &str, result: &PingResult, now: Instant) {
+        let body = serde_json::to_vec(&result.to_ping_response(kind)).unwrap_or_default();
+        self.control.post_ping_result(path, &body, self.poll.registry(), now);
     }
 
     /// SIGHUP: re-read the config and apply only the difference.

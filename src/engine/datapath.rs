@@ -262,6 +262,7 @@ impl Engine {
             state.activity.note_receive(now);
             if is_handshake {
                 state.last_handshake = Some(now);
+                state.path_log.handshake_completed();
             }
             // A new session's first initiation may be a replay: the data that follows it will
             // prove where the peer is.
@@ -322,7 +323,7 @@ impl Engine {
         if self.routes.lookup(src) != Some(index) {
             self.drops.spoofed_source += 1;
         } else if carries_tsmp(packet) {
-            self.handle_tsmp(index, now, from.addr(), packet, sink);
+            self.handle_tsmp(index, now, from, packet, sink);
         } else if let Verdict::Drop(reason) = self.filter.check_inbound(now, packet) {
             log::trace!("filtered inbound packet from {src}: {reason:?}");
             match reason {
@@ -330,8 +331,12 @@ impl Engine {
                 _ => self.drops.filtered += 1,
             }
             self.refuse(index, packet, reason);
-        } else if !self.pings.take_reply(packet, now, from.addr()) {
-            sink.write_tun(packet);
+        } else {
+            let derp_map = self.netmap.derp_map.as_ref();
+            let code = |region| super::status::region_code(derp_map, Some(region));
+            if !self.pings.take_reply(packet, now, &from, code) {
+                sink.write_tun(packet);
+            }
         }
     }
 

@@ -4,6 +4,7 @@
 
 use super::disco_paths::{DiscoPaths, PongOutcome, Probe};
 use super::path::Source;
+use super::ping::PingId;
 use super::{Engine, PacketSink};
 use crate::control::tailcfg::RegionId;
 use crate::disco::{self, CallMeMaybe, DiscoKey, Message, PeerSession, Ping, Pong, TxId};
@@ -11,8 +12,8 @@ use crate::keys::PublicKey;
 use crate::naclbox::Nonce;
 use crate::netmap::Peer;
 use std::collections::{BTreeSet, HashMap};
-use std::net::SocketAddr;
-use std::time::Instant;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
 /// The engine's disco identity and what is shared by all peers.
 pub(super) struct Disco {
@@ -126,6 +127,41 @@ impl Engine {
         }
     }
 
+    /// `weft ping`'s (or control's) disco ping to peer `index`: through its home DERP region
+    /// while no direct path is trusted, and along [`DiscoPaths::user_probe`]'s paths. The
+    /// first pong answers it, naming the path it came on.
+    pub(super) fn start_disco_ping(
+        &mut self,
+        now: Instant,
+        index: u32,
+        target: IpAddr,
+        name: String,
+        timeout: Duration,
+        sink: &mut dyn PacketSink,
+    ) -> Result<PingId, String> {
+        let Some(state) = self.peers.get_mut(&index) else {
+            return Err(format!("no peer's AllowedIPs contain {target}"));
+        };
+        let region = state.config.derp_region;
+        let Some(disco) = state.disco.as_mut() else {
+            return Err(format!("{target} belongs to a peer that does not speak disco"));
+        };
+        let relayed = region.is_some() && disco.paths.trusted_best(now).is_none();
+        let ids = &mut self.disco;
+        let mut probe = disco.paths.user_probe(now, &mut || ids.tx_id());
+        probe.derp_ping = relayed.then(|| self.disco.tx_id());
+        if probe.pings.is_empty() && probe.derp_ping.is_none() {
+            return Err(format!("no path to {target}: no endpoint and no home DERP region"));
+        }
+        let mut tx_ids: Vec<TxId> = probe.pings.iter().map(|(_, tx_id)| *tx_id).collect();
+        tx_ids.extend(probe.derp_ping);
+        let id = self.register_disco_ping(now, target, name, timeout, (index, tx_ids));
+        self.send_probe(index, probe, sink);
+        // Like traffic, a ping keeps the peer's paths searched and refreshed for a while.
+        self.disco_note_send(index, now, sink);
+        Ok(id)
+    }
+
     /// The earliest disco heartbeat; `None` when every peer is idle.
     pub(super) fn disco_poll_timeout(&self) -> Option<Instant> {
         self.disco.heartbeats.first().map(|(at, _)| *at)
@@ -148,11 +184,16 @@ impl Engine {
             if let Some(next) = disco.paths.poll_timeout() {
                 self.disco.heartbeats.insert((next, index));
             }
+            if let Some(state) = self.peers.get(&index) {
+                // A trust that lapsed without a pong shows here, between sends.
+                state.current_path(now);
+            }
             self.send_probe(index, probe, sink);
         }
     }
 
-    /// Seals and sends a probe's pings, and the CallMeMaybe that asks the peer to ping back.
+    /// Seals and sends a probe's pings (over UDP, and the one through the peer's home DERP
+    /// region), and the CallMeMaybe that asks the peer to ping back.
     fn send_probe(&mut self, index: u32, probe: Probe, sink: &mut dyn PacketSink) {
         let Some(state) = self.peers.get(&index) else {
             return;
@@ -161,24 +202,26 @@ impl Engine {
             return;
         };
         let node_key = self.netmap.self_node.private_key.public_key();
+        let own_endpoints = &self.disco.own_endpoints;
+        let call_me_maybe = probe.call_me_maybe && !own_endpoints.is_empty();
+        let call = CallMeMaybe::new(own_endpoints.clone()).filter(|_| call_me_maybe);
+        let nonces = &mut self.disco;
+        let mut seal = |message: Message| disco.session.seal(&nonces.nonce(), &message);
         for (to, tx_id) in probe.pings {
-            let Some(ping) = Ping::new(tx_id, node_key, 0) else {
-                continue;
-            };
-            let packet = disco.session.seal(&self.disco.nonce(), &Message::Ping(ping));
-            sink.send_udp(to, &packet);
+            if let Some(ping) = Ping::new(tx_id, node_key, 0) {
+                sink.send_udp(to, &seal(Message::Ping(ping)));
+            }
         }
         let Some(region) = state.config.derp_region else {
             return;
         };
-        if !probe.call_me_maybe || self.disco.own_endpoints.is_empty() {
-            return;
+        let to = state.config.public_key;
+        if let Some(ping) = probe.derp_ping.and_then(|tx_id| Ping::new(tx_id, node_key, 0)) {
+            sink.send_derp(region, to, &seal(Message::Ping(ping)));
         }
-        let Some(call) = CallMeMaybe::new(self.disco.own_endpoints.clone()) else {
-            return;
-        };
-        let packet = disco.session.seal(&self.disco.nonce(), &Message::CallMeMaybe(call));
-        sink.send_derp(region, state.config.public_key, &packet);
+        if let Some(call) = call {
+            sink.send_derp(region, to, &seal(Message::CallMeMaybe(call)));
+        }
     }
 
     /// A disco packet that came over UDP from `from`.
@@ -225,8 +268,15 @@ impl Engine {
             Message::Ping(ping) => {
                 self.answer_ping(index, now, Source::Derp { region, key: from }, &ping, sink)
             }
-            // A pong over DERP proves no direct path.
-            Message::Pong(_) => {}
+            // A pong over DERP proves no direct path; it may answer `weft ping`.
+            Message::Pong(pong) => {
+                let derp_map = self.netmap.derp_map.as_ref();
+                let via = Source::Derp { region, key: from };
+                let code = |region| super::status::region_code(derp_map, Some(region));
+                if !self.pings.take_disco_pong(index, &pong.tx_id(), now, &via, code) {
+                    log::trace!("disco: unsolicited pong via DERP region {region} dropped");
+                }
+            }
             Message::CallMeMaybe(call) => {
                 let Some(disco) = state.disco.as_mut() else {
                     return;
@@ -299,12 +349,18 @@ impl Engine {
     }
 
     fn take_pong(&mut self, index: u32, now: Instant, from: SocketAddr, pong: &Pong) {
-        let Some(disco) = self.peers.get_mut(&index).and_then(|s| s.disco.as_mut()) else {
+        let Some(state) = self.peers.get_mut(&index) else {
+            return;
+        };
+        let Some(disco) = state.disco.as_mut() else {
             return;
         };
         match disco.paths.on_pong(now, pong.tx_id(), from) {
             PongOutcome::Proven { addr, latency, best } => {
                 log::debug!("disco: peer {index} answers at {addr} in {latency:?} (best: {best})");
+                state.current_path(now);
+                let via = Source::Udp(from);
+                self.pings.take_disco_pong(index, &pong.tx_id(), now, &via, |_| String::new());
             }
             PongOutcome::WrongSource => self.drops.disco_invalid += 1,
             PongOutcome::Unknown => {}

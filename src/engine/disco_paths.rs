@@ -103,6 +103,9 @@ pub(super) struct Probe {
     pub pings: Vec<(SocketAddr, TxId)>,
     /// Discovery pings went out: tell the peer (over DERP) to ping us back at once.
     pub call_me_maybe: bool,
+    /// A ping through the peer's home DERP region (`weft ping` while no direct path is
+    /// trusted); its pong proves no path.
+    pub derp_ping: Option<TxId>,
 }
 
 #[derive(Debug)]
@@ -230,6 +233,22 @@ impl DiscoPaths {
         if !probe.pings.is_empty() {
             self.last_full_ping = Some(now);
             probe.call_me_maybe = true;
+        }
+        probe
+    }
+
+    /// A ping the user asked for (`weft ping`): to the trusted best path alone while there is
+    /// one (so the answers do not hop between near-equal paths), else to every candidate
+    /// whatever the interval. Their pongs prove paths like any other.
+    pub(super) fn user_probe(&mut self, now: Instant, tx_ids: &mut dyn FnMut() -> TxId) -> Probe {
+        self.forget_stale(now);
+        let targets: Vec<SocketAddr> = match self.trusted_best(now) {
+            Some(best) => vec![best],
+            None => self.candidates.iter().map(|c| c.addr).collect(),
+        };
+        let mut probe = Probe::default();
+        for addr in targets {
+            self.ping(now, addr, tx_ids, &mut probe);
         }
         probe
     }

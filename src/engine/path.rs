@@ -6,6 +6,8 @@ use super::peers::PeerState;
 use super::PacketSink;
 use crate::control::tailcfg::RegionId;
 use crate::keys::PublicKey;
+use std::cell::Cell;
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
@@ -86,13 +88,165 @@ impl PeerState {
         by_disco.or(self.endpoint.filter(|_| self.endpoint_proven))
     }
 
-    /// Sends `datagram` along [`PeerState::path_for`]; false when there is no path.
+    /// Sends `datagram` along [`PeerState::path_for`]; false when there is no path. A path
+    /// other than the last one used, and a handshake initiation sent while an earlier one is
+    /// still unanswered, are logged (once each).
     pub(super) fn send(&self, now: Instant, sink: &mut dyn PacketSink, datagram: &[u8]) -> bool {
-        match self.path_for(now) {
+        let path = self.current_path(now);
+        if datagram.first() == Some(&HANDSHAKE_INITIATION) {
+            if let Some(waited) = self.path_log.note_initiation(now) {
+                log::debug!(
+                    "peer {}: handshake not completing: no answer for {}s to the initiation \
+                     sent {path}; retrying",
+                    self.log_name(),
+                    waited.as_secs()
+                );
+            }
+        }
+        match path {
             Path::Udp(addr) => sink.send_udp(addr, datagram),
             Path::Derp(region) => sink.send_derp(region, self.config.public_key, datagram),
             Path::None => return false,
         }
         true
+    }
+
+    /// [`PeerState::path_for`], logged when it differs from the path last seen: called on
+    /// every send, and where a path may change without one (a pong, a heartbeat).
+    pub(super) fn current_path(&self, now: Instant) -> Path {
+        let path = self.path_for(now);
+        if let Some(change) = self.path_log.note_path(path) {
+            log::debug!("peer {}: {change}", self.log_name());
+        }
+        path
+    }
+
+    /// The peer's name for the log, else its short key.
+    fn log_name(&self) -> String {
+        match self.config.name.as_str() {
+            "" => self.config.public_key.short(),
+            name => name.to_string(),
+        }
+    }
+}
+
+/// The first byte of a WireGuard handshake initiation.
+const HANDSHAKE_INITIATION: u8 = 1;
+
+impl fmt::Display for Path {
+    /// How a log line names the path: `direct to ip:port`, `through DERP region N`, or `nowhere`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Path::Udp(addr) => write!(f, "direct to {addr}"),
+            Path::Derp(region) => write!(f, "through DERP region {region}"),
+            Path::None => f.write_str("nowhere"),
+        }
+    }
+}
+
+/// What the log last said about a peer's path and handshake, so that each change is told
+/// once, not once per packet. Cells: [`PeerState::send`] borrows the peer shared.
+#[derive(Debug, Default)]
+pub(super) struct PathLog {
+    /// The path of the last send; `None` before the first.
+    path: Cell<Option<Path>>,
+    /// When the first initiation still unanswered went out, and whether its silence was
+    /// logged already.
+    initiation: Cell<Option<(Instant, bool)>>,
+}
+
+impl PathLog {
+    /// The sentence for the log when `path` differs from the last one.
+    fn note_path(&self, path: Path) -> Option<String> {
+        let before = self.path.replace(Some(path));
+        let said = match (before, path) {
+            (before, now) if before == Some(now) => return None,
+            (_, Path::None) => {
+                "no path: no endpoint proven and no home DERP region; packets are dropped \
+                 and no handshake can start"
+                    .to_string()
+            }
+            (None | Some(Path::None), Path::Udp(addr)) => format!("path found: direct to {addr}"),
+            (None | Some(Path::None), Path::Derp(region)) => {
+                format!("path found: through DERP region {region} (no direct path proven yet)")
+            }
+            (Some(Path::Udp(old)), Path::Udp(new)) => {
+                format!("direct path changed from {old} to {new}")
+            }
+            (Some(Path::Derp(_)), Path::Udp(addr)) => format!("path now direct to {addr}"),
+            (Some(Path::Udp(old)), Path::Derp(region)) => {
+                format!("direct path to {old} lost; relaying through DERP region {region}")
+            }
+            (Some(Path::Derp(old)), Path::Derp(new)) => {
+                format!("relay changed from DERP region {old} to {new}")
+            }
+        };
+        Some(said)
+    }
+
+    /// A handshake initiation goes out: how long the first unanswered one has waited, the
+    /// first time there is one to speak of.
+    fn note_initiation(&self, now: Instant) -> Option<std::time::Duration> {
+        match self.initiation.get() {
+            None => {
+                self.initiation.set(Some((now, false)));
+                None
+            }
+            Some((since, false)) => {
+                self.initiation.set(Some((since, true)));
+                Some(now.saturating_duration_since(since))
+            }
+            Some((_, true)) => None,
+        }
+    }
+
+    /// A handshake completed: the next unanswered initiation is news again.
+    pub(super) fn handshake_completed(&self) {
+        self.initiation.set(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn each_path_change_is_told_once() {
+        let log = PathLog::default();
+        let direct: SocketAddr = "192.0.2.4:41641".parse().unwrap();
+        let told: Vec<Option<String>> =
+            [Path::Derp(7), Path::Derp(7), Path::Udp(direct), Path::Udp(direct), Path::Derp(7)]
+                .into_iter()
+                .map(|p| log.note_path(p))
+                .collect();
+        assert_eq!(
+            told,
+            [
+                Some("path found: through DERP region 7 (no direct path proven yet)".into()),
+                None,
+                Some("path now direct to 192.0.2.4:41641".into()),
+                None,
+                Some("direct path to 192.0.2.4:41641 lost; relaying through DERP region 7".into()),
+            ]
+        );
+        assert!(log.note_path(Path::None).unwrap().starts_with("no path"));
+        assert_eq!(log.note_path(Path::None), None);
+    }
+
+    #[test]
+    fn an_unanswered_handshake_is_told_once_until_one_completes() {
+        let log = PathLog::default();
+        let t0 = Instant::now();
+        assert_eq!(log.note_initiation(t0), None, "the first initiation is no news");
+        let retry = t0 + Duration::from_secs(5);
+        assert_eq!(log.note_initiation(retry), Some(Duration::from_secs(5)));
+        assert_eq!(log.note_initiation(retry + Duration::from_secs(5)), None);
+        log.handshake_completed();
+        assert_eq!(log.note_initiation(retry), None);
+        assert_eq!(
+            log.note_initiation(retry + Duration::from_secs(5)),
+            Some(Duration::from_secs(5))
+        );
     }
 }

@@ -7,6 +7,7 @@
 
 use super::disco::DiscoPeer;
 use super::lazy::PeerActivity;
+use super::path::PathLog;
 use super::{Engine, PacketSink};
 use crate::keys::PublicKey;
 use crate::netmap::{Netmap, Peer, PeerDelta};
@@ -39,6 +40,8 @@ pub(super) struct PeerState {
     pub disco: Option<DiscoPeer>,
     /// When the last handshake message of this peer's was accepted.
     pub last_handshake: Option<Instant>,
+    /// What the log last said about the peer's path and handshake.
+    pub path_log: PathLog,
 }
 
 /// What a netmap change did, for logs and for deciding whether the OS routes need touching.
@@ -166,6 +169,7 @@ impl Engine {
             session: None,
             trimmed_traffic: (0, 0),
             activity: PeerActivity::default(),
+            path_log: PathLog::default(),
             config: peer,
         });
         if state.clock.keepalive {

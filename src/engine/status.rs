@@ -2,8 +2,8 @@
 //! `tailscale status --json` for the fields weft has.
 
 use super::Engine;
-use crate::control::tailcfg::go_time;
-use crate::netmap::Peer;
+use crate::control::tailcfg::{go_time, RegionId};
+use crate::netmap::{DerpMap, Peer};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -155,7 +155,7 @@ impl Engine {
                     online: state.config.online.unwrap_or(since.is_some_and(|d| d < ONLINE_WINDOW)),
                     active,
                     in_engine: state.session.is_some(),
-                    relay: self.region_code(state.config.derp_region),
+                    relay: region_code(self.netmap.derp_map.as_ref(), state.config.derp_region),
                     ..describe(&state.config)
                 };
                 (state.config.public_key.to_nodekey(), status)
@@ -202,12 +202,11 @@ impl Engine {
     }
 }
 
-impl Engine {
-    /// The short code of DERP region `region` (tailscale's `Relay`), empty when unknown.
-    fn region_code(&self, region: Option<crate::control::tailcfg::RegionId>) -> String {
-        let regions = self.netmap.derp_map.as_ref().map(|m| &m.regions);
-        region.and_then(|r| regions?.get(&r)).map(|r| r.region_code.clone()).unwrap_or_default()
-    }
+/// The short code of DERP region `region` (tailscale's `Relay`, a ping's `DERPRegionCode`),
+/// empty when unknown.
+pub(super) fn region_code(derp_map: Option<&DerpMap>, region: Option<RegionId>) -> String {
+    let regions = derp_map.map(|m| &m.regions);
+    region.and_then(|r| regions?.get(&r)).map(|r| r.region_code.clone()).unwrap_or_default()
 }
 
 /// The netmap's facts about a peer, before runtime state is added.

@@ -1131,3 +1131,117 @@ fn a_home_relay_learned_later_beats_the_unproven_candidate() {
     engine.apply_netmap(homed, now);
     assert_eq!(engine.peers.values().next().unwrap().path_for(now), Path::Derp(HOME));
 }
+
+// `weft ping`'s disco pings: the first pong answers, naming its path.
+
+fn disco_ping(node: &mut Node, now: Instant) -> Result<ping::PingId, String> {
+    let target = "100.64.0.2".parse().unwrap();
+    node.engine.start_ping_of(
+        now,
+        ping::PingKind::Disco,
+        target,
+        Duration::from_secs(5),
+        &mut node.out,
+    )
+}
+
+/// Gives `node` the DERP map naming region 7 `code`.
+fn name_region_7(node: &mut Node, code: &str, now: Instant) {
+    let mut map = node.engine.netmap();
+    let region = crate::control::tailcfg::DerpRegion {
+        region_id: 7,
+        region_code: code.into(),
+        ..Default::default()
+    };
+    map.derp_map = Some(crate::netmap::DerpMap {
+        regions: [(7, region)].into_iter().collect(),
+        ..Default::default()
+    });
+    node.engine.apply_netmap(map, now);
+}
+
+#[test]
+fn a_disco_ping_answered_directly_names_the_endpoint_and_proves_the_path() {
+    let now = Instant::now();
+    let (mut a, mut b) = disco_pair(now);
+    let id = disco_ping(&mut a, now).unwrap();
+    assert_eq!(a.out.udp.len(), 1, "one ping to B's only candidate");
+    let derp = drain_derp(&mut a);
+    assert!(derp.iter().any(|(region, _, _)| *region == 7), "and one through B's home DERP");
+    let later = now + Duration::from_millis(3);
+    exchange(&mut a, &mut b, later);
+    let (done, result) = a.engine.poll_ping().expect("the direct pong answered");
+    assert_eq!(done, id);
+    assert_eq!((result.err.as_str(), result.endpoint.clone()), ("", b.addr.to_string()));
+    assert_eq!((result.derp_region_id, result.node_ip.as_str()), (0, "100.64.0.2"));
+    assert!((result.latency_seconds - 0.003).abs() < 1e-6);
+    assert_eq!(path_of(&a, later), Path::Udp(b.addr), "the user's ping proved the path too");
+    let status = a.engine.status(later, true);
+    assert_eq!(status.peer.values().next().unwrap().cur_addr, b.addr.to_string());
+    // With a trusted path, the next ping goes there alone: nothing through DERP.
+    disco_ping(&mut a, later).unwrap();
+    assert!(drain_derp(&mut a).iter().all(|(_, _, d)| !crate::disco::looks_like_disco(d)));
+    assert_eq!(a.out.udp.len(), 1);
+}
+
+#[test]
+fn a_disco_ping_answered_through_derp_names_the_region_code() {
+    let now = Instant::now();
+    let (mut a, mut b) = disco_pair(now);
+    name_region_7(&mut a, "fra", now);
+    let id = disco_ping(&mut a, now).unwrap();
+    a.out.udp.clear(); // UDP between the nodes is lost.
+    let (ka, kb) = (key_of(&a), key_of(&b));
+    for (region, _, datagram) in drain_derp(&mut a) {
+        b.engine.handle_derp_datagram(now, region, ka, &datagram, &mut b.out);
+    }
+    let later = now + Duration::from_millis(40);
+    for (region, _, datagram) in drain_derp(&mut b) {
+        a.engine.handle_derp_datagram(later, region, kb, &datagram, &mut a.out);
+    }
+    let (done, result) = a.engine.poll_ping().expect("the pong through DERP answered");
+    assert_eq!(done, id);
+    assert_eq!((result.derp_region_id, result.derp_region_code.as_str()), (7, "fra"));
+    assert_eq!((result.endpoint.as_str(), result.err.as_str()), ("", ""));
+    assert!((result.latency_seconds - 0.040).abs() < 1e-6);
+    assert_eq!(path_of(&a, later), Path::Derp(7), "a relayed pong proves no direct path");
+    let status = a.engine.status(later, true);
+    let peer = status.peer.values().next().unwrap();
+    assert_eq!((peer.cur_addr.as_str(), peer.relay.as_str()), ("", "fra"));
+    assert!(peer.active, "a ping is traffic to the peer, as tailscale counts it");
+}
+
+#[test]
+fn a_disco_ping_falls_back_to_icmp_for_plain_wireguard_and_times_out_unanswered() {
+    let now = Instant::now();
+    // A plain WireGuard peer cannot answer disco: it gets an echo through the tunnel.
+    let (mut plain, mut other) = pair(now);
+    disco_ping(&mut plain, now).unwrap();
+    exchange(&mut plain, &mut other, now);
+    let request = other.out.tun.pop().expect("an echo request reached the peer's kernel");
+    assert_eq!(crate::packet::IpHeader::parse(&request).unwrap().protocol, 1, "ICMP");
+    // A pong under another transaction id, or unanswered pings, finish only by the timeout.
+    let (mut a, _b) = disco_pair(now);
+    disco_ping(&mut a, now).unwrap();
+    a.engine.handle_timeout(now + Duration::from_secs(6), &mut a.out);
+    let (_, result) = a.engine.poll_ping().unwrap();
+    assert!(result.timed_out(), "{result:?}");
+}
+
+#[test]
+fn an_echo_answered_through_derp_names_the_region_not_a_magic_address() {
+    let now = Instant::now();
+    let (mut a, mut b) = relayed_pair(now);
+    let id = a
+        .engine
+        .start_ping(now, "100.64.0.2".parse().unwrap(), Duration::from_secs(5), &mut a.out)
+        .unwrap();
+    relay(&mut a, &mut b, now);
+    let request = b.out.tun.pop().expect("the echo request crossed the relay");
+    b.engine.handle_tun_packet(now, &crate::packet::icmp::reply_to(&request), &mut b.out);
+    relay(&mut a, &mut b, now);
+    let (done, result) = a.engine.poll_ping().expect("the reply came back through the relay");
+    assert_eq!(done, id);
+    assert_eq!((result.derp_region_id, result.derp_region_code.as_str()), (HOME, "test"));
+    assert_eq!(result.endpoint, "", "no 127.3.3.40 address for the CLI to print");
+}

@@ -4,6 +4,7 @@
 //! so `connect()` fails at once on both sides instead of timing out. No TSMP packet ever
 //! reaches the OS, in either direction.
 
+use super::path::Source;
 use super::{Engine, PacketSink};
 use crate::filter::flow_table::{FlowKey, FlowTable};
 use crate::filter::DropReason;
@@ -71,7 +72,7 @@ impl Engine {
         &mut self,
         index: u32,
         now: Instant,
-        from: SocketAddr,
+        from: Source,
         packet: &[u8],
         sink: &mut dyn PacketSink,
     ) {
@@ -90,7 +91,9 @@ impl Engine {
                 None => self.drops.malformed_tsmp += 1,
             },
             TsmpMessage::Pong { .. } => {
-                if !self.pings.take_tsmp_pong(&tsmp, now, from) {
+                let derp_map = self.netmap.derp_map.as_ref();
+                let code = |region| super::status::region_code(derp_map, Some(region));
+                if !self.pings.take_tsmp_pong(&tsmp, now, &from, code) {
                     log::trace!("dropped TSMP pong from peer {index}: it answers no ping of ours");
                 }
             }

@@ -112,7 +112,7 @@ test_ping() {
     log "w1 -> w2 icmp: $(grep -m1 'bytes from' <<<"$out")"
     out=$(lab_exec w2 ping -c 3 -W 2 "$ip1" 2>&1) || die "kernel ping w2 -> w1 failed: $out"
     log "w2 -> w1 icmp: $(grep -m1 'bytes from' <<<"$out")"
-    out=$(wf w1 ping -c 2 w2 2>&1) || die "weft ping -c 2 w2 failed: $out"
+    out=$(wf w1 ping -c 2 --until-direct=false w2 2>&1) || die "weft ping -c 2 w2 failed: $out"
     # tailscale prints the peer's ComputedName (its name without the tailnet
     # suffix: "pong from w2 (…)"); the name's form is not what is tested here.
     grep -Eq "^pong from w2[ .].*\($ip2\)" <<<"$out" || die "weft ping -c 2 w2: no pong line: $out"

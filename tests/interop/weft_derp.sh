@@ -6,9 +6,13 @@
 #   1 relay-home     weft connects to the DERP region; tailscaled's status shows
 #                    weft with Relay "test"
 #   2 ping           kernel ICMP weft -> tailscaled through weft0, and
-#                    tailscaled -> weft through tailscale0 (both directions)
+#                    tailscaled -> weft through tailscale0 (both directions);
+#                    `weft ping` (disco) gets pongs "via DERP(test)", and with
+#                    --until-direct (the default) ends with "direct connection
+#                    not established" and exit 1, as `tailscale ping` does
 #   3 tcp            1 MiB over TCP tailscaled -> weft, byte for byte (sha256)
-#   4 status         weft's status shows tailscaled's Relay "test"; tailscaled's
+#   4 status         weft's status shows tailscaled's Relay "test" and no
+#                    CurAddr, its table 'active; relay "test"'; tailscaled's
 #                    shows no CurAddr for weft (no UDP path was ever used)
 #
 #   tests/interop/weft_derp.sh
@@ -71,6 +75,14 @@ test_ping() {
     log "t1 -> w1: $(grep -m1 'bytes from' <<<"$out")"
     out=$(ts t1 ping --icmp --c 2 --timeout 3s "$WIP" 2>&1) || die "tailscale ping --icmp w1 failed: $out"
     log "tailscale ping --icmp: $(head -1 <<<"$out")"
+    out=$(wf w1 ping -c 2 --timeout 3s --until-direct=false t1 2>&1) || die "weft ping t1 failed: $out"
+    log "weft ping t1: $out"
+    [[ $(grep -Ec "^pong from t1 \($TIP\) via DERP\(test\) in [0-9.]+m?s\$" <<<"$out") == 2 ]] \
+        || die "weft ping t1: want 2 pongs via DERP(test): $out"
+    local rc=0
+    out=$(wf w1 ping -c 2 --timeout 3s t1 2>&1) || rc=$?
+    [[ $rc == 1 ]] && grep -q "direct connection not established" <<<"$out" \
+        || die "weft ping --until-direct over DERP: exit $rc: $out"
 }
 
 test_tcp() {
@@ -105,6 +117,12 @@ test_status() {
     peer=$(wf_status w1 | jq -c '.Peer[]')
     log "weft's view of t1: $(jq -c '{HostName, Relay, CurAddr, RxBytes, TxBytes}' <<<"$peer"), drops $(wf_status w1 | jq -c .Drops)"
     [[ $(jq -r .Relay <<<"$peer") == test ]] || die "weft shows Relay $(jq -r .Relay <<<"$peer"), want test"
+    [[ $(jq -r .CurAddr <<<"$peer") == "" ]] || die "weft shows a CurAddr for t1 with UDP blocked: $peer"
+    local row
+    lab_exec w1 ping -c 1 -W 2 "$TIP" >/dev/null || die "no traffic w1 -> t1 before the status check"
+    row=$(wf w1 status | grep -w t1)
+    log "weft status: $row"
+    grep -q 'active; relay "test"' <<<"$row" || die "weft status shows t1 as: $row"
     [[ $(t1_view_of_weft | jq -r '.CurAddr // ""') == "" ]] || die "tailscaled has a direct CurAddr for weft: $(t1_view_of_weft)"
     log "tailscale status: $(ts t1 status | grep -w w1 | tr -s ' ')"
 }

@@ -8,6 +8,9 @@
 #   b) t1's `tailscale status --json` then shows a CurAddr for w1.
 #   c) weft's own status shows t1's direct CurAddr once traffic flowed (weft
 #      pinged t1's endpoints and t1's pong proved the path).
+#   d) `weft ping t1` (disco, as `tailscale ping`) gets a pong "via <t1's
+#      ip:port>" and stops there (exit 0), and `weft status` says
+#      "active; direct <t1's ip:port>".
 #
 #   tests/interop/weft_disco.sh
 # Exit 0 on pass, 1 on failure, 77 when skipped.
@@ -55,4 +58,13 @@ T1_IP=$(ts_ip t1)
 wait_for "kernel ping w1 -> t1" 20 lab_exec w1 ping -c 1 -W 1 "$T1_IP" || die "w1 cannot ping t1 over the tunnel"
 wcur=$(wf_status w1 | jq -r '.Peer[] | select(.HostName == "t1") | .CurAddr')
 [[ $wcur == "$LAB_SUBNET.11:41641" ]] || die "w1's CurAddr for t1 is '$wcur' (drops: $(wf_status w1 | jq -c .Drops))"
+
+# d) weft's own disco ping names the direct path, and its status table says so.
+out=$(wf w1 ping -c 5 --timeout 3s t1 2>&1) || die "weft ping t1 failed: $out"
+log "weft ping t1: $out"
+grep -Eq "^pong from t1 \($T1_IP\) via $LAB_SUBNET\.11:41641 in [0-9.]+m?s\$" <<<"$out" \
+    || die "weft ping t1: no direct pong line: $out"
+row=$(wf w1 status | grep -w t1)
+log "weft status: $row"
+grep -q "active; direct $LAB_SUBNET\.11:41641" <<<"$row" || die "weft status shows t1 as: $row"
 echo "RESULT disco PASS"

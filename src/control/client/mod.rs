@@ -24,6 +24,8 @@ use super::tailcfg::{
 use crate::keys::{AuthKey, PrivateKey, PublicKey};
 use crate::netmap::{Netmap, PeerDelta};
 use crate::wall_clock::WallClock;
+pub(crate) use ping_request::PeerPing;
+use ping_request::Task;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -101,6 +103,9 @@ pub(crate) enum Event {
     LoginFailed(ControlError),
     /// The server confirmed the logout; forget the keys.
     LoggedOut,
+    /// Control asks for a ping of a peer; its result goes back with
+    /// [`ControlClient::post_ping_result`].
+    PingPeer(PeerPing),
 }
 
 /// The user-visible login state, with tailscale's names.
@@ -191,6 +196,10 @@ pub(crate) struct ControlClient {
     /// Told to control in Hostinfo: the node refuses inbound connections.
     shields_up: bool,
     logging_out: bool,
+    /// The last `PingRequest`'s URL: control may repeat a request, which is served once.
+    last_ping_url: String,
+    /// `PingRequest`s (or parts of them) refused, for the log.
+    refused_ping_requests: u64,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
 }
@@ -231,6 +240,8 @@ impl ControlClient {
             state_unsent: false,
             shields_up: false,
             logging_out: false,
+            last_ping_url: String::new(),
+            refused_ping_requests: 0,
             actions: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -780,16 +791,35 @@ impl ControlClient {
         }
     }
 
-    /// Control's proof-of-life check (capability versions 12 and 31): a HEAD to the URL it
-    /// names. Only the Noise-carried form is answered; peer pings (`Types`) and plain-HTTPS
-    /// URLs need disco and a second connection, which weft does not have yet.
+    /// Control's `PingRequest`: a proof-of-life HEAD (capability versions 12 and 31), sent at
+    /// once, or pings of a peer, handed to the daemon as events. A request repeating the last
+    /// one's URL is ignored, as tailscale's client does; refusals are counted and logged.
     fn answer_ping_request(&mut self, now: Instant, ping: &PingRequest) {
-        if !ping.types.is_empty() || !ping.url_is_noise {
-            log::debug!("control: ping request of type {:?} not answered", ping.types);
+        if ping.url == self.last_ping_url {
             return;
         }
-        let path = url_path(&ping.url);
-        self.send_request(now, "HEAD", &path, &[], |_, _| {});
+        self.last_ping_url.clone_from(&ping.url);
+        match ping_request::task(ping) {
+            Ok(Task::Head(path)) => self.send_request(now, "HEAD", &path, &[], |_, _| {}),
+            Ok(Task::Pings { pings, refused }) => {
+                for kind in refused {
+                    self.refuse_ping_request(&format!("ping type {kind:?} is not supported"));
+                }
+                self.events.extend(pings.into_iter().map(Event::PingPeer));
+            }
+            Err(why) => self.refuse_ping_request(&why),
+        }
+    }
+
+    fn refuse_ping_request(&mut self, why: &str) {
+        self.refused_ping_requests += 1;
+        log::info!("control: ping request refused ({} so far): {why}", self.refused_ping_requests);
+    }
+
+    /// Sends the result of a ping control asked for (a `PingResponse` as JSON) to the path it
+    /// named, over the Noise session; its answer is not waited for.
+    pub(crate) fn post_ping_result(&mut self, now: Instant, path: &str, response_json: &[u8]) {
+        self.send_request(now, "POST", path, response_json, |_, _| {});
     }
 
     /// Hands on the whole netmap, as when a key expires with no message.
@@ -869,15 +899,6 @@ impl ControlClient {
     }
 }
 
-/// The path and query of a URL (`https://host/p?q` → `/p?q`).
-fn url_path(url: &str) -> String {
-    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    match after_scheme.find('/') {
-        Some(at) => after_scheme[at..].to_string(),
-        None => "/".to_string(),
-    }
-}
-
 /// A request that could not go out: our own malformed request, or a connection that takes no
 /// more work.
 fn send_error(path: &str, error: H2Error) -> ControlError {
@@ -897,5 +918,6 @@ fn retry_after(headers: &[HeaderField]) -> Option<Duration> {
 
 #[cfg(test)]
 mod fake_server;
+mod ping_request;
 #[cfg(test)]
 mod tests;

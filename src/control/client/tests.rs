@@ -697,6 +697,59 @@ fn a_ping_request_over_noise_is_answered_with_a_head() {
 }
 
 #[test]
+fn a_peer_ping_request_becomes_an_event_and_its_result_is_posted_over_noise() {
+    let mut h = Harness::new();
+    let map = h.logged_in();
+    let request = r#"{"KeepAlive":true,"PingRequest":{"URL":"https://control.test/machine/ping/9","URLIsNoise":true,"Types":"disco,peerapi","IP":"100.64.0.2"}}"#;
+    h.send_map(map, request);
+    // The same request again (control may repeat itself) is served once.
+    h.send_map(map, request);
+    let pings: Vec<&PeerPing> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::PingPeer(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let want = PeerPing {
+        kind: crate::engine::ping::PingKind::Disco,
+        ip: "100.64.0.2".parse().unwrap(),
+        path: "/machine/ping/9".into(),
+    };
+    assert_eq!(pings, [&want], "peerapi is refused, disco asked for once");
+    let now = h.now;
+    h.client.post_ping_result(now, &want.path, br#"{"Type":"disco","Endpoint":"192.0.2.4:41641"}"#);
+    h.run();
+    let post = h.server().take_request("/machine/ping/9").expect("the result POSTed");
+    assert_eq!(post.method, "POST");
+    assert_eq!(post.body, br#"{"Type":"disco","Endpoint":"192.0.2.4:41641"}"#);
+    h.server().respond_head(post.stream, 200, true);
+    h.run();
+    assert!(h.client.is_connected());
+}
+
+#[test]
+fn bad_ping_requests_are_refused_and_the_session_carries_on() {
+    let mut h = Harness::new();
+    let map = h.logged_in();
+    for ping in [
+        r#"{"URL":"https://control.test/p1","URLIsNoise":false,"Types":"disco","IP":"100.64.0.2"}"#,
+        r#"{"URL":"https://control.test/p2","URLIsNoise":true,"Types":"TSMP"}"#,
+        r#"{"URL":"https://control.test/p 3\r\n","URLIsNoise":true}"#,
+        r#"{"URL":"gopher://control.test/p4","URLIsNoise":true,"Types":"ICMP","IP":"100.64.0.2"}"#,
+        r#"{"URL":"https://control.test/p5","URLIsNoise":true,"Types":"c2n,nonsense","IP":"100.64.0.2"}"#,
+    ] {
+        h.send_map(map, &format!(r#"{{"KeepAlive":true,"PingRequest":{ping}}}"#));
+        assert!(h.server.is_some(), "{ping} {:?}", h.client.last_error());
+    }
+    assert!(!h.events.iter().any(|e| matches!(e, Event::PingPeer(_))), "{:?}", h.events);
+    assert!(h.server().take_request("/p").is_none());
+    assert_eq!(h.client.refused_ping_requests, 6);
+    assert!(h.server.is_some() && h.client.is_connected());
+}
+
+#[test]
 fn a_peer_key_expiring_between_messages_takes_the_peer_off_the_netmap() {
     let mut h = Harness::new();
     let map = h.logged_in();

@@ -158,6 +158,42 @@ pub(crate) struct PingRequest {
     pub payload: String,
 }
 
+/// The result of a peer ping control asked for, POSTed to the request's URL (tailcfg's
+/// `PingResponse`: every field but `Type` left out when empty).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct PingResponse {
+    /// `disco`, `TSMP` or `ICMP`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    #[serde(rename = "IP", skip_serializing_if = "String::is_empty")]
+    pub ip: String,
+    #[serde(rename = "NodeIP", skip_serializing_if = "String::is_empty")]
+    pub node_ip: String,
+    #[serde(rename = "NodeName", skip_serializing_if = "String::is_empty")]
+    pub node_name: String,
+    #[serde(rename = "Err", skip_serializing_if = "String::is_empty")]
+    pub err: String,
+    #[serde(rename = "LatencySeconds", skip_serializing_if = "is_zero_f64")]
+    pub latency_seconds: f64,
+    #[serde(rename = "Endpoint", skip_serializing_if = "String::is_empty")]
+    pub endpoint: String,
+    #[serde(rename = "DERPRegionID", skip_serializing_if = "is_zero_u16")]
+    pub derp_region_id: RegionId,
+    #[serde(rename = "DERPRegionCode", skip_serializing_if = "String::is_empty")]
+    pub derp_region_code: String,
+    #[serde(rename = "PeerAPIPort", skip_serializing_if = "is_zero_u16")]
+    pub peerapi_port: u16,
+}
+
+fn is_zero_f64(value: &f64) -> bool {
+    *value == 0.0
+}
+
+fn is_zero_u16(value: &u16) -> bool {
+    *value == 0
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub(crate) struct DebugRequest {

@@ -22,7 +22,7 @@ pub(crate) use filter::{FilterRule, NetPortRange};
 pub(crate) use hostinfo::{Hostinfo, NetInfo};
 pub(crate) use json::JsonError;
 pub(crate) use map_request::{Endpoint, EndpointType, MapRequest};
-pub(crate) use map_response::{DisplayMessage, MapResponse, PeerChange, PingRequest};
+pub(crate) use map_response::{DisplayMessage, MapResponse, PeerChange, PingRequest, PingResponse};
 pub(crate) use node::{CapMap, Node};
 pub(crate) use register::{RegisterAuth, RegisterRequest, RegisterResponse};
 pub(crate) use user::UserProfile;

@@ -1,0 +1,137 @@
+//! Control's `PingRequest`, read as the untrusted input it is: what it asks this node to do
+//! (a HEAD to prove the node alive, or pings of a peer whose results are POSTed back), or why
+//! it is refused. Only requests answered over the Noise session are served: weft opens no
+//! second connection to control.
+
+use crate::control::tailcfg::PingRequest;
+use crate::engine::ping::PingKind;
+use std::net::IpAddr;
+
+/// One ping control asks for: of `ip`, by `kind`, its result POSTed to `path` over Noise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PeerPing {
+    pub kind: PingKind,
+    pub ip: IpAddr,
+    pub path: String,
+}
+
+/// What a request asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Task {
+    /// Proof of life: a HEAD to this path.
+    Head(String),
+    /// Pings of a peer, and the types that were refused (`peerapi`, `c2n`, unknown ones).
+    Pings { pings: Vec<PeerPing>, refused: Vec<String> },
+}
+
+/// What `request` asks for, or why none of it can be served.
+pub(super) fn task(request: &PingRequest) -> Result<Task, String> {
+    if !request.url_is_noise {
+        return Err(
+            "its URL is not to be answered over Noise, and weft has no other channel".into()
+        );
+    }
+    let path = noise_path(&request.url)?;
+    if request.types.is_empty() {
+        return Ok(Task::Head(path));
+    }
+    let ip = request.ip.ok_or("a peer ping without an IP")?;
+    let mut pings = Vec::new();
+    let mut refused = Vec::new();
+    for name in request.types.split(',') {
+        match tailcfg_kind(name) {
+            Some(kind) if !pings.iter().any(|p: &PeerPing| p.kind == kind) => {
+                pings.push(PeerPing { kind, ip, path: path.clone() })
+            }
+            Some(_) => {}
+            None => refused.push(name.chars().take(32).collect()),
+        }
+    }
+    Ok(Task::Pings { pings, refused })
+}
+
+/// tailcfg's ping type names, exactly as spelled there.
+fn tailcfg_kind(name: &str) -> Option<PingKind> {
+    match name {
+        "disco" => Some(PingKind::Disco),
+        "TSMP" => Some(PingKind::Tsmp),
+        "ICMP" => Some(PingKind::Icmp),
+        _ => None,
+    }
+}
+
+/// The path and query of an `http(s)://` URL, which the Noise session's requests carry; an
+/// empty path is `/`. Refused: other schemes, and any byte that is not visible ASCII (it could
+/// not go into a request line or HTTP/2 header, and sending it would fail the session).
+fn noise_path(url: &str) -> Result<String, String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("the URL is not http(s)")?;
+    if !rest.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("the URL has spaces, control characters or non-ASCII bytes".into());
+    }
+    Ok(match rest.find('/') {
+        Some(at) => rest[at..].to_string(),
+        None => "/".to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(url: &str, noise: bool, types: &str, ip: Option<&str>) -> PingRequest {
+        PingRequest {
+            url: url.into(),
+            url_is_noise: noise,
+            types: types.into(),
+            ip: ip.map(|s| s.parse().unwrap()),
+            ..PingRequest::default()
+        }
+    }
+
+    #[test]
+    fn types_become_pings_to_answer_at_the_urls_path() {
+        let url = "https://control.test/machine/ping/7?k=v";
+        let path = "/machine/ping/7?k=v".to_string();
+        let ip: IpAddr = "100.64.0.2".parse().unwrap();
+        assert_eq!(task(&request(url, true, "", None)), Ok(Task::Head(path.clone())));
+        let Ok(Task::Pings { pings, refused }) =
+            task(&request(url, true, "disco,TSMP,peerapi,disco,ICMP", Some("100.64.0.2")))
+        else {
+            panic!("pings expected");
+        };
+        let kinds: Vec<PingKind> = pings.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, [PingKind::Disco, PingKind::Tsmp, PingKind::Icmp]);
+        assert!(pings.iter().all(|p| p.ip == ip && p.path == path));
+        assert_eq!(refused, ["peerapi"]);
+        assert_eq!(
+            task(&request("http://c", true, "", None)),
+            Ok(Task::Head("/".into())),
+            "a URL without a path is the root"
+        );
+    }
+
+    #[test]
+    fn bad_requests_are_refused_with_a_reason() {
+        let url = "https://control.test/p";
+        for bad in [
+            request(url, false, "disco", Some("100.64.0.2")),
+            request(url, true, "disco", None),
+            request("ftp://control.test/p", true, "", None),
+            request("https://control.test/p q", true, "", None),
+            request("https://control.test/p\r\nx: y", true, "", None),
+            request("https://control.test/é", true, "", None),
+        ] {
+            assert!(task(&bad).is_err(), "{bad:?}");
+        }
+        let Ok(Task::Pings { pings, refused }) =
+            task(&request(url, true, "DISCO,,x", Some("100.64.0.2")))
+        else {
+            panic!("a list of unknown types is refused type by type");
+        };
+        assert!(pings.is_empty());
+        assert_eq!(refused, ["DISCO", "", "x"]);
+    }
+}
