@@ -1,13 +1,15 @@
 //! The scale rows of `make bench`: builds netmaps of N peers in memory and times what the
 //! daemon's one thread does with them — the first load, a full reconfiguration, one-peer
-//! deltas, a status answer, and a one-peer change arriving from control — and measures the
-//! engine's resident memory per peer. Prints one JSON object per N on stdout.
+//! deltas, a status answer (a slice of peers at a time, as the daemon writes it), and a
+//! one-peer change arriving from control — and measures the engine's resident memory per
+//! peer. Prints one JSON object per N on stdout.
 //!
 //! `cargo run --release --features bench --example scale -- 1000 10000`
 //!
 //! Run it in release: debug timings mean nothing. Times are the CPU time of the one thread.
 
 use crate::control::map_state::{MapState, Update};
+use crate::engine::status::STATUS_SLICE;
 use crate::engine::{Engine, Environment};
 use crate::keys::{PrivateKey, PublicKey};
 use crate::netmap::{Netmap, Peer, PeerDelta, SelfNode};
@@ -63,10 +65,7 @@ fn measure(n: u32) -> serde_json::Value {
         let delta = PeerDelta { upsert: vec![moved], remove: vec![] };
         timed(|| engine.apply_peer_delta(delta, now))
     });
-    let mut status_bytes = 0;
-    let status = median(FULL_ROUNDS, |_| {
-        timed(|| status_bytes = serde_json::to_vec(&engine.status(now, true)).unwrap().len())
-    });
+    let (status, status_slice, status_bytes) = status_answer(&engine, now);
     let routes = median(FULL_ROUNDS, |_| timed(|| black_box(engine.routes())));
     let (control_full, control_delta) = control_path(n);
     let config = config_text(n);
@@ -82,6 +81,7 @@ fn measure(n: u32) -> serde_json::Value {
         "delta_remove_us": us(delta_remove),
         "delta_routes_us": us(delta_routes),
         "status_ms": ms(status),
+        "status_slice_max_ms": ms(status_slice),
         "status_bytes": status_bytes,
         "routes_ms": ms(routes),
         "control_full_ms": ms(control_full),
@@ -91,6 +91,30 @@ fn measure(n: u32) -> serde_json::Value {
         "engine_rss_kib_per_peer": rss_kib_per_peer,
         "tunn_bytes": std::mem::size_of::<boringtun::noise::Tunn>(),
     })
+}
+
+/// A `weft status` answer as the daemon writes it: the median of the whole answer's time,
+/// the median of the longest time one step of it holds the loop (a slice of peers, or the
+/// last step that puts the answer together), and the answer's size.
+fn status_answer(engine: &Engine, now: Instant) -> (Duration, Duration, usize) {
+    let mut bytes = 0;
+    let mut longest = Vec::new();
+    let whole = median(FULL_ROUNDS, |_| {
+        let mut steps = Vec::new();
+        let started = thread_cpu_time();
+        let mut build = engine.start_status();
+        while !build.is_done() {
+            steps.push(timed(|| engine.write_status_slice(&mut build, now, STATUS_SLICE)));
+        }
+        steps.push(timed(|| {
+            let status = engine.status_without_peers(true);
+            bytes = build.to_json(&status).expect("a status of our own making").len();
+        }));
+        longest.push(steps.into_iter().max().unwrap_or_default());
+        thread_cpu_time().saturating_sub(started)
+    });
+    longest.sort_unstable();
+    (whole, longest[longest.len() / 2], bytes)
 }
 
 /// The control path: a full MapResponse of `n` peers decoded, turned into a netmap and
