@@ -65,7 +65,7 @@ fn measure(n: u32) -> serde_json::Value {
         let delta = PeerDelta { upsert: vec![moved], remove: vec![] };
         timed(|| engine.apply_peer_delta(delta, now))
     });
-    let (status, status_slice, status_bytes) = status_answer(&engine, now);
+    let status = status_answer(&engine, now);
     let routes = median(FULL_ROUNDS, |_| timed(|| black_box(engine.routes())));
     let (control_full, control_delta) = control_path(n);
     let config = config_text(n);
@@ -80,9 +80,10 @@ fn measure(n: u32) -> serde_json::Value {
         "delta_add_us": us(delta_add),
         "delta_remove_us": us(delta_remove),
         "delta_routes_us": us(delta_routes),
-        "status_ms": ms(status),
-        "status_slice_max_ms": ms(status_slice),
-        "status_bytes": status_bytes,
+        "status_ms": ms(status.whole),
+        "status_slice_max_ms": ms(status.slice),
+        "status_finish_ms": ms(status.finish),
+        "status_bytes": status.bytes,
         "routes_ms": ms(routes),
         "control_full_ms": ms(control_full),
         "control_delta_ms": ms(control_delta),
@@ -93,28 +94,39 @@ fn measure(n: u32) -> serde_json::Value {
     })
 }
 
-/// A `weft status` answer as the daemon writes it: the median of the whole answer's time,
-/// the median of the longest time one step of it holds the loop (a slice of peers, or the
-/// last step that puts the answer together), and the answer's size.
-fn status_answer(engine: &Engine, now: Instant) -> (Duration, Duration, usize) {
+/// A `weft status` answer as the daemon writes it: medians of the whole answer's time, of
+/// the longest slice of peers (the longest the loop is held while the answer grows) and of
+/// the last step that puts the answer together; and the answer's size.
+fn status_answer(engine: &Engine, now: Instant) -> StatusTimes {
     let mut bytes = 0;
-    let mut longest = Vec::new();
+    let (mut slices, mut finishes) = (Vec::new(), Vec::new());
     let whole = median(FULL_ROUNDS, |_| {
-        let mut steps = Vec::new();
+        let mut longest = Duration::ZERO;
         let started = thread_cpu_time();
         let mut build = engine.start_status();
         while !build.is_done() {
-            steps.push(timed(|| engine.write_status_slice(&mut build, now, STATUS_SLICE)));
+            longest =
+                longest.max(timed(|| engine.write_status_slice(&mut build, now, STATUS_SLICE)));
         }
-        steps.push(timed(|| {
+        finishes.push(timed(|| {
             let status = engine.status_without_peers(true);
             bytes = build.to_json(&status).expect("a status of our own making").len();
         }));
-        longest.push(steps.into_iter().max().unwrap_or_default());
+        slices.push(longest);
         thread_cpu_time().saturating_sub(started)
     });
-    longest.sort_unstable();
-    (whole, longest[longest.len() / 2], bytes)
+    let mid = |mut times: Vec<Duration>| {
+        times.sort_unstable();
+        times[times.len() / 2]
+    };
+    StatusTimes { whole, slice: mid(slices), finish: mid(finishes), bytes }
+}
+
+struct StatusTimes {
+    whole: Duration,
+    slice: Duration,
+    finish: Duration,
+    bytes: usize,
 }
 
 /// The control path: a full MapResponse of `n` peers decoded, turned into a netmap and
