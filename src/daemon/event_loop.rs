@@ -46,10 +46,10 @@ struct Daemon {
     key_files: Vec<PathBuf>,
     /// Warnings about those of them other users can read, found at start and on SIGHUP.
     exposed_key_files: Vec<String>,
-    /// `weft status` answers, shared by the clients that ask while nothing changes.
+    /// `weft status` answers, shared by the clients that ask while one is being written.
     status_answers: StatusAnswers,
-    /// Bumped on every change `weft status` would show but those packets make (which
-    /// [`status_answers`](super::status_answers) bounds by age instead).
+    /// Bumped on every change `weft status` would show but those packets make: a request
+    /// made after it does not join an answer started before it.
     generation: u64,
 }
 
@@ -428,8 +428,8 @@ impl Daemon {
         self.answer_netcheck_waiters(now);
     }
 
-    /// Serves a local API command and answers its caller (a ping, a netcheck and most
-    /// status requests answer later).
+    /// Serves a local API command and answers its caller (a ping, a netcheck and a status
+    /// request answer later).
     fn serve_api(&mut self, caller: Caller, command: ApiCommand) {
         let now = Instant::now();
         if command != ApiCommand::Status {
@@ -440,12 +440,7 @@ impl Daemon {
             result.map(|()| b"{}".to_vec()).map_err(Refusal::bad_request)
         };
         let answer = match command {
-            ApiCommand::Status => {
-                if let Some(body) = self.status_answers.request(caller, now, self.generation) {
-                    self.api.reply_ok(caller, body, registry, now);
-                }
-                return;
-            }
+            ApiCommand::Status => return self.status_answers.request(caller, self.generation),
             ApiCommand::Ping { kind, target, timeout } => {
                 // Dropping the sink sends the echo request.
                 let sink = &mut self.datapath.sink();
@@ -476,7 +471,7 @@ impl Daemon {
     /// waiting once it is whole.
     fn write_status_answer(&mut self) {
         let now = Instant::now();
-        let Some(Done { build, generation, callers }) =
+        let Some(Done { build, callers }) =
             self.status_answers.work(&self.engine, now, self.generation)
         else {
             return;
@@ -498,7 +493,6 @@ impl Daemon {
                 for caller in callers {
                     self.api.reply_ok(caller, &body, registry, now);
                 }
-                self.status_answers.finished(body, generation, now);
             }
             Err(e) => {
                 for caller in callers {
