@@ -5,10 +5,11 @@
 #      is dropped by weft's filter, and weft answers the SYN with a TSMP
 #      rejection. tailscaled matches it to the connect it is tracking and logs
 #      "open-conn-track: flow TCP <t1>:<port> > <w1>:<port> rejected due to
-#      shields" well under a second after the SYN. (tailscaled with a kernel
-#      TUN only records the rejection: its own socket still waits for its
-#      timeout, so the lab checks that the connect does not succeed, not that
-#      it is refused.)
+#      shields" well under a second after the SYN; over IPv6 too (tailscaled
+#      itself sends rejections over IPv4 only, weft over both). tailscaled with
+#      a kernel TUN only records the rejection: its own socket still waits for
+#      its timeout, so the lab checks that the connect does not succeed, not
+#      that it is refused.
 #   b) the other way round: with t1's shields up, tailscaled drops weft's SYN
 #      and sends the rejection; weft turns it into a RST for its local socket,
 #      so a connect from w1 to a port t1 listens on fails with "connection
@@ -56,7 +57,7 @@ tcp_connect() {
     lab_exec "$1" timeout 30 python3 - "$2" "$3" "$4" "${5:-0}" <<'EOF'
 import socket, sys, time
 ip, port, limit, sport = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-s = socket.socket()
+s = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET)
 s.settimeout(limit)
 s.bind(("", sport))
 started_at = int(time.time() * 1000)
@@ -74,13 +75,14 @@ print(outcome, int((time.monotonic() - start) * 1000), started_at)
 EOF
 }
 
-# tcp_listen NODE : a listener on NODE's PORT that accepts and closes.
+# tcp_listen NODE : a listener on NODE's PORT (IPv4 and IPv6) that accepts and closes.
 tcp_listen() {
     lab_bg "$1" "$LAB_DIR/$1/listener.log" python3 -c "
 import socket
-s = socket.socket()
+s = socket.socket(socket.AF_INET6)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('0.0.0.0', $PORT))
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(('::', $PORT))
 s.listen()
 while True:
     s.accept()[0].close()
@@ -94,35 +96,47 @@ w1_connects_to_t1() { [[ $(tcp_connect w1 "$T1_IP" "$PORT" 2) == connected* ]]; 
 wait_for "kernel ping w1 -> t1" 20 lab_exec w1 ping -c 1 -W 1 "$T1_IP" \
     || die "w1 cannot ping t1 over the tunnel"
 
-failed=0
-# a) weft rejects t1's SYN; tailscaled records the rejection of that very flow.
-(
-    sport=40123
-    tcp_listen w1
-    tcp_connect t1 "$W1_IP" "$PORT" 3 "$sport" >"$LAB_DIR/a.out" &
-    connect=$!
-    pattern="open-conn-track: flow TCP $T1_IP:$sport > $W1_IP:$PORT rejected due to shields"
-    seen_at=""
-    deadline=$((SECONDS + 5))
+# weft_rejects FROM TO SPORT : a connect from t1 (address FROM, source port
+# SPORT) to w1's address TO, which w1's shields drop; tailscaled must log the
+# rejection of that very flow within FAST_MS.
+weft_rejects() {
+    local from=$1 to=$2 sport=$3 flow
+    flow="$from:$sport > $to:$PORT"
+    [[ $to == *:* ]] && flow="[$from]:$sport > [$to]:$PORT"
+    tcp_connect t1 "$to" "$PORT" 3 "$sport" >"$LAB_DIR/a.out" &
+    local connect=$! seen_at="" deadline=$((SECONDS + 5))
     while ((SECONDS < deadline)); do
-        if grep -qF "$pattern" "$LAB_DIR/t1/tailscaled.log"; then
+        if grep -qF "open-conn-track: flow TCP $flow rejected due to shields" "$LAB_DIR/t1/tailscaled.log"; then
             seen_at=$(($(date +%s%N) / 1000000))
             break
         fi
         sleep 0.02
     done
     wait "$connect" || true
+    local outcome ms started_at seen_ms
     read -r outcome ms started_at <"$LAB_DIR/a.out"
     seen_ms=${seen_at:+$((seen_at - started_at))}
-    log "a) t1 -> w1:$PORT with w1's shields up: $outcome after $ms ms; rejection logged by tailscaled after ${seen_ms:-never} ms"
+    log "a) t1 -> w1 ($flow) with w1's shields up: $outcome after $ms ms; rejection logged by tailscaled after ${seen_ms:-never} ms"
     [[ -n $seen_ms ]] || { grep -F open-conn-track "$LAB_DIR/t1/tailscaled.log" >&2 || true
-        die "tailscaled never logged a TSMP rejection of $T1_IP:$sport > $W1_IP:$PORT"; }
+        die "tailscaled never logged a TSMP rejection of $flow"; }
     (( seen_ms < FAST_MS )) || die "the rejection took $seen_ms ms"
     [[ $outcome != connected ]] || die "t1 connected through w1's shields"
+}
+
+failed=0
+# a) weft rejects t1's SYN; tailscaled records the rejection of that very flow.
+# tailscaled sends rejections over IPv4 only, weft over IPv6 too.
+tcp_listen w1
+(
+    weft_rejects "$T1_IP" "$W1_IP" 40123
     drops=$(wf_status w1 | jq -r '.Drops.ShieldsUp // 0')
     (( drops > 0 )) || die "w1 counted no shields-up drop"
     echo "RESULT tsmp weft-rejects PASS"
 ) || { echo "RESULT tsmp weft-rejects FAIL"; failed=1; }
+(
+    weft_rejects "$(ts t1 ip -6)" "$(wf_status w1 | jq -r '[.Self.TailscaleIPs[] | select(contains(":"))][0]')" 40124
+    echo "RESULT tsmp weft-rejects-ipv6 PASS"
+) || { echo "RESULT tsmp weft-rejects-ipv6 FAIL"; failed=1; }
 
 # b) tailscaled rejects weft's SYN; weft's socket sees a RST at once.
 (
