@@ -1,13 +1,15 @@
 //! The scale rows of `make bench`: builds netmaps of N peers in memory and times what the
 //! daemon's one thread does with them — the first load, a full reconfiguration, one-peer
-//! deltas, a status answer, and a one-peer change arriving from control — and measures the
-//! engine's resident memory per peer. Prints one JSON object per N on stdout.
+//! deltas, a status answer (a slice of peers at a time, as the daemon writes it), and a
+//! one-peer change arriving from control — and measures the engine's resident memory per
+//! peer. Prints one JSON object per N on stdout.
 //!
 //! `cargo run --release --features bench --example scale -- 1000 10000`
 //!
 //! Run it in release: debug timings mean nothing. Times are the CPU time of the one thread.
 
 use crate::control::map_state::{MapState, Update};
+use crate::engine::status::STATUS_SLICE;
 use crate::engine::{Engine, Environment};
 use crate::keys::{PrivateKey, PublicKey};
 use crate::netmap::{Netmap, Peer, PeerDelta, SelfNode};
@@ -63,10 +65,7 @@ fn measure(n: u32) -> serde_json::Value {
         let delta = PeerDelta { upsert: vec![moved], remove: vec![] };
         timed(|| engine.apply_peer_delta(delta, now))
     });
-    let mut status_bytes = 0;
-    let status = median(FULL_ROUNDS, |_| {
-        timed(|| status_bytes = serde_json::to_vec(&engine.status(now, true)).unwrap().len())
-    });
+    let status = status_answer(&engine, now);
     let routes = median(FULL_ROUNDS, |_| timed(|| black_box(engine.routes())));
     let (control_full, control_delta) = control_path(n);
     let config = config_text(n);
@@ -81,8 +80,10 @@ fn measure(n: u32) -> serde_json::Value {
         "delta_add_us": us(delta_add),
         "delta_remove_us": us(delta_remove),
         "delta_routes_us": us(delta_routes),
-        "status_ms": ms(status),
-        "status_bytes": status_bytes,
+        "status_ms": ms(status.whole),
+        "status_slice_max_ms": ms(status.slice),
+        "status_finish_ms": ms(status.finish),
+        "status_bytes": status.bytes,
         "routes_ms": ms(routes),
         "control_full_ms": ms(control_full),
         "control_delta_ms": ms(control_delta),
@@ -91,6 +92,41 @@ fn measure(n: u32) -> serde_json::Value {
         "engine_rss_kib_per_peer": rss_kib_per_peer,
         "tunn_bytes": std::mem::size_of::<boringtun::noise::Tunn>(),
     })
+}
+
+/// A `weft status` answer as the daemon writes it: medians of the whole answer's time, of
+/// the longest slice of peers (the longest the loop is held while the answer grows) and of
+/// the last step that puts the answer together; and the answer's size.
+fn status_answer(engine: &Engine, now: Instant) -> StatusTimes {
+    let mut bytes = 0;
+    let (mut slices, mut finishes) = (Vec::new(), Vec::new());
+    let whole = median(FULL_ROUNDS, |_| {
+        let mut longest = Duration::ZERO;
+        let started = thread_cpu_time();
+        let mut build = engine.start_status();
+        while !build.is_done() {
+            longest =
+                longest.max(timed(|| engine.write_status_slice(&mut build, now, STATUS_SLICE)));
+        }
+        finishes.push(timed(|| {
+            let status = engine.status_without_peers(true);
+            bytes = build.to_json(&status).expect("a status of our own making").len();
+        }));
+        slices.push(longest);
+        thread_cpu_time().saturating_sub(started)
+    });
+    let mid = |mut times: Vec<Duration>| {
+        times.sort_unstable();
+        times[times.len() / 2]
+    };
+    StatusTimes { whole, slice: mid(slices), finish: mid(finishes), bytes }
+}
+
+struct StatusTimes {
+    whole: Duration,
+    slice: Duration,
+    finish: Duration,
+    bytes: usize,
 }
 
 /// The control path: a full MapResponse of `n` peers decoded, turned into a netmap and

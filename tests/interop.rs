@@ -148,3 +148,11 @@ fn weft_netcheck_with_testcontrol() {
 fn weft_disco_with_tailscaled() {
     run_lab("weft_disco.sh", &[], &[&TAILSCALE[..], &["testcontrol-runner"]].concat(), 170);
 }
+
+/// TSMP rejects with tailscaled: weft's shields drop t1's SYN (IPv4 and IPv6) and tailscaled
+/// logs the rejection of that flow within a second; t1's shields drop weft's SYN and weft's
+/// local connect is refused at once.
+#[test]
+fn weft_tsmp_rejects_with_tailscaled() {
+    run_lab("weft_tsmp.sh", &[], &[&TAILSCALE[..], &["testcontrol-runner"]].concat(), 150);
+}

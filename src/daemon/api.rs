@@ -42,7 +42,7 @@ pub(super) enum ApiCommand {
 
 /// The connection a command came from, to address the reply to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Caller(Token);
+pub(super) struct Caller(pub(super) Token);
 
 /// A request the loop could not serve: the HTTP status and the reason.
 #[derive(Debug, PartialEq, Eq)]
@@ -120,6 +120,17 @@ impl Api {
             Err(refusal) => (refusal.status, error_body(&refusal.message)),
         };
         self.server.respond(caller.0, status, &body, registry, now);
+    }
+
+    /// Answers `caller` with a JSON body and 200.
+    pub(super) fn reply_ok(
+        &mut self,
+        caller: Caller,
+        body: &[u8],
+        registry: &Registry,
+        now: Instant,
+    ) {
+        self.server.respond(caller.0, 200, body, registry, now);
     }
 
     /// `caller`'s ping is out: its answer comes with [`Api::ping_finished`], and its

@@ -8,6 +8,7 @@ use super::control::{Control, ControlEvent};
 use super::datapath::{answer_from_fake_tun, DataPath};
 use super::derp::{Derp, DerpEvent};
 use super::signals::{Signal, Signals};
+use super::status_answers::{Done, StatusAnswers};
 use super::tokens::{self, Driver};
 use super::{environment, Options};
 use crate::control::client::PeerPing;
@@ -54,6 +55,11 @@ struct Daemon {
     key_files: Vec<PathBuf>,
     /// Warnings about those of them other users can read, found at start and on SIGHUP.
     exposed_key_files: Vec<String>,
+    /// `weft status` answers, shared by the clients that ask while one is being written.
+    status_answers: StatusAnswers,
+    /// Bumped on every change `weft status` would show but those packets make: a request
+    /// made after it does not join an answer started before it.
+    generation: u64,
 }
 
 pub(super) fn run(options: &Options) -> Result<(), String> {
@@ -162,6 +168,8 @@ impl Daemon {
             reload_problem: None,
             key_files,
             exposed_key_files,
+            status_answers: StatusAnswers::default(),
+            generation: 0,
         };
         daemon.register().map_err(|e| format!("registering with poll: {e}"))?;
         // A fake TUN has no interface to route to: the host's tables stay untouched.
@@ -198,7 +206,13 @@ impl Daemon {
     fn serve(&mut self) -> Result<(), String> {
         let mut events = Events::with_capacity(256);
         loop {
-            let timeout = self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+            // While a status answer is being written, the loop only looks for readiness
+            // between its slices.
+            let timeout = if self.status_answers.is_wanted() {
+                Some(Duration::ZERO)
+            } else {
+                self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()))
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -210,6 +224,7 @@ impl Daemon {
                     return Ok(());
                 }
             }
+            self.write_status_answer();
             self.run_timers();
         }
     }
@@ -225,6 +240,7 @@ impl Daemon {
                 self.take_stun_answers();
             }
             Driver::Signals => {
+                self.generation += 1;
                 for signal in self.signals.on_ready() {
                     match signal {
                         Signal::Terminate => return ControlFlow::Break(()),
@@ -233,6 +249,7 @@ impl Daemon {
                 }
             }
             Driver::Control => {
+                self.generation += 1;
                 let now = Instant::now();
                 self.control.on_ready(token, registry, now);
                 self.route_control_events(now);
@@ -268,6 +285,8 @@ impl Daemon {
     fn run_timers(&mut self) {
         let now = Instant::now();
         if self.next_deadline().is_some_and(|d| d <= now) {
+            // Control's timers may move its state (a retry, a login step).
+            self.generation += 1;
             // Dropping the sink sends what the timers queued.
             self.engine.handle_timeout(now, &mut self.datapath.sink());
             self.api.on_timeout(now, self.poll.registry());
@@ -343,6 +362,7 @@ impl Daemon {
     /// Applies what the control driver reported.
     fn route_control_events(&mut self, now: Instant) {
         while let Some(event) = self.control.poll_event() {
+            self.generation += 1;
             let change = match event {
                 ControlEvent::Netmap(netmap) => {
                     let change = self.engine.apply_netmap(*netmap, now);
@@ -422,23 +442,19 @@ impl Daemon {
         self.answer_netcheck_waiters(now);
     }
 
-    /// Serves a local API command and answers its caller (a ping answers later).
+    /// Serves a local API command and answers its caller (a ping, a netcheck and a status
+    /// request answer later).
     fn serve_api(&mut self, caller: Caller, command: ApiCommand) {
         let now = Instant::now();
+        if command != ApiCommand::Status {
+            self.generation += 1;
+        }
         let registry = self.poll.registry();
         let done = |result: Result<(), String>| {
             result.map(|()| b"{}".to_vec()).map_err(Refusal::bad_request)
         };
         let answer = match command {
-            ApiCommand::Status => {
-                let mut status = self.engine.status(now, self.datapath.fake_counters().is_none());
-                status.tun_name = self.datapath.tun_name().to_string();
-                self.control.add_to_status(&mut status);
-                let derp_dropped = self.derp.dropped() + self.datapath.derp_outbox().dropped();
-                status.drops.insert("DerpDropped".to_string(), derp_dropped);
-                serde_json::to_vec_pretty(&status)
-                    .map_err(|e| Refusal::internal(format!("encoding status: {e}")))
-            }
+            ApiCommand::Status => return self.status_answers.request(caller, self.generation),
             ApiCommand::Ping { kind, target, timeout } => {
                 // Dropping the sink sends the echo request.
                 let sink = &mut self.datapath.sink();
@@ -465,13 +481,49 @@ impl Daemon {
         self.api.reply(caller, answer, self.poll.registry(), now);
     }
 
+    /// Writes the next slice of the status answer in the making, and sends it to everyone
+    /// waiting once it is whole.
+    fn write_status_answer(&mut self) {
+        let now = Instant::now();
+        let Some(Done { build, callers }) =
+            self.status_answers.work(&self.engine, now, self.generation)
+        else {
+            return;
+        };
+        let mut status = self.engine.status_without_peers(self.datapath.fake_counters().is_none());
+        status.tun_name = self.datapath.tun_name().to_string();
+        self.control.add_to_status(&mut status);
+        let derp_dropped = self.derp.dropped() + self.datapath.derp_outbox().dropped();
+        status.drops.insert("DerpDropped".to_string(), derp_dropped);
+        let registry = self.poll.registry();
+        match build.to_json(&status) {
+            Ok(body) => {
+                log::debug!(
+                    "status answer {} ({} bytes) for {} clients",
+                    self.status_answers.started(),
+                    body.len(),
+                    callers.len()
+                );
+                for caller in callers {
+                    self.api.reply_ok(caller, &body, registry, now);
+                }
+            }
+            Err(e) => {
+                for caller in callers {
+                    let refusal = Refusal::internal(format!("encoding status: {e}"));
+                    self.api.reply(caller, Err(refusal), registry, now);
+                }
+            }
+        }
+    }
+
     /// Why `weft netcheck` cannot run, if it cannot.
     fn netcheck_unavailable(&self) -> Option<&'static str> {
         if self.netcheck.is_enabled() {
             None
         } else if self.options.config.is_some() {
             Some("netcheck measures the DERP servers a control server names; a static config has none")
-        } else if self.engine.netmap().derp_map.is_none() {
+        } else if self.engine.derp_map().is_none() {
             Some("netcheck needs the DERP map from the control server, and there is none yet (is the node up?)")
         } else {
             Some("the DERP map names no server with an IP address to send STUN requests to")
@@ -486,9 +538,8 @@ impl Daemon {
         let Some(report) = self.netcheck.last_report() else { return };
         let regions = self
             .engine
-            .netmap()
-            .derp_map
-            .iter()
+            .derp_map()
+            .into_iter()
             .flat_map(|map| map.regions.values())
             .map(|r| {
                 let label =
@@ -613,6 +664,7 @@ impl Daemon {
             .chain(&self.exposed_key_files)
             .cloned()
             .collect();
+        self.generation += 1;
         self.engine.set_health(problems);
     }
 

@@ -9,6 +9,7 @@ mod environment;
 mod event_loop;
 mod resolving;
 mod signals;
+mod status_answers;
 mod tokens;
 mod udp;
 

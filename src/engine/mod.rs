@@ -194,6 +194,7 @@ impl Engine {
 
     /// The running netmap, reassembled with its peers sorted by key. It copies every peer:
     /// for inspection and tests, not for every change.
+    #[cfg(any(test, feature = "bench"))]
     pub(crate) fn netmap(&self) -> Netmap {
         let mut peers: Vec<_> = self.peers.values().map(|state| state.config.clone()).collect();
         peers.sort_by_key(|peer| peer.public_key);
