@@ -7,6 +7,7 @@ use super::api::{Api, ApiCommand, Caller, Refusal};
 use super::control::{Control, ControlEvent};
 use super::datapath::{answer_from_fake_tun, DataPath};
 use super::derp::{Derp, DerpEvent};
+use super::link_monitor::{LinkMonitor, NetworkChanged};
 use super::signals::{Signal, Signals};
 use super::tokens::{self, Driver};
 use super::{environment, Options};
@@ -38,6 +39,8 @@ struct Daemon {
     netcheck: Netcheck,
     api: Api,
     signals: Signals,
+    /// Network changes of the host; see [`Daemon::on_network_change`].
+    link_monitor: LinkMonitor,
     /// Problems with the host (routes, config reloads) shown in `weft status`.
     router_problem: Option<String>,
     reload_problem: Option<String>,
@@ -123,6 +126,7 @@ impl Daemon {
             }
         }
         let datapath = DataPath::open(&options.tun, port)?;
+        let link_monitor = LinkMonitor::open(datapath.tun_name());
         let api = Api::bind(&options.socket).map_err(|e| format!("local API socket: {e}"))?;
         let signals = Signals::install().map_err(|e| format!("installing signal handlers: {e}"))?;
         let poll = Poll::new().map_err(|e| format!("creating poll: {e}"))?;
@@ -148,6 +152,7 @@ impl Daemon {
             derp: Derp::new(environment::for_derp()),
             api,
             signals,
+            link_monitor,
             router_problem: None,
             reload_problem: None,
             key_files,
@@ -181,6 +186,7 @@ impl Daemon {
         let registry = self.poll.registry();
         self.datapath.register(registry)?;
         self.signals.register(registry)?;
+        self.link_monitor.register(registry)?;
         self.api.register(registry)
     }
 
@@ -227,6 +233,7 @@ impl Daemon {
                 self.control.on_ready(token, registry, now);
                 self.route_control_events(now);
             }
+            Driver::LinkMonitor => self.link_monitor.on_ready(Instant::now()),
             Driver::Derp => {
                 let now = Instant::now();
                 self.derp.on_ready(token, registry, now);
@@ -249,6 +256,7 @@ impl Daemon {
             self.control.poll_timeout(),
             self.derp.poll_timeout(),
             self.netcheck.poll_timeout(),
+            self.link_monitor.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -267,6 +275,10 @@ impl Daemon {
             self.route_derp_events(now);
             self.netcheck.handle_timeout(now);
             self.route_netcheck(now);
+            self.link_monitor.on_timeout(now);
+            if let Some(changed) = self.link_monitor.poll_event() {
+                self.on_network_change(changed, now);
+            }
         }
         self.relay_outbox(now);
         self.answer_finished_pings();
@@ -406,6 +418,27 @@ impl Daemon {
             self.route_derp_events(now);
         }
         self.answer_netcheck_waiters(now);
+    }
+
+    /// After a burst of major network changes (an address, a link, the default route):
+    /// the sockets follow the new path where the OS's binding needs it, routes that failed
+    /// are tried again, control hears of our local endpoints again, and netcheck looks for
+    /// the public ones (its report reaches control and the engine in `route_netcheck`).
+    fn on_network_change(&mut self, changed: NetworkChanged, now: Instant) {
+        log::info!(
+            "network changed ({:?}, {} batches of messages): re-reading endpoints{}{}",
+            changed.cause,
+            changed.batches,
+            if self.router_problem.is_some() { ", re-applying routes" } else { "" },
+            if self.netcheck.is_enabled() { ", re-running netcheck" } else { "" },
+        );
+        if self.router_problem.is_some() {
+            self.apply_routes();
+        }
+        self.control.refresh_endpoints(self.poll.registry(), now);
+        self.engine.set_own_endpoints(self.control.endpoint_addrs());
+        self.netcheck.start(now);
+        self.route_netcheck(now);
     }
 
     /// Serves a local API command and answers its caller (a ping answers later).

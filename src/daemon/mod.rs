@@ -7,6 +7,7 @@ mod datapath;
 mod derp;
 mod environment;
 mod event_loop;
+mod link_monitor;
 mod resolving;
 mod signals;
 mod tokens;

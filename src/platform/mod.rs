@@ -12,15 +12,14 @@
 pub(crate) mod bind;
 pub(crate) mod fd;
 pub(crate) mod hostname;
-#[allow(dead_code)]
 pub(crate) mod interfaces;
-#[allow(dead_code)]
 pub(crate) mod link_monitor;
-#[allow(dead_code)]
+pub(crate) mod monitor_socket;
 pub(crate) mod netlink;
-#[allow(dead_code)]
 pub(crate) mod os_kind;
-#[allow(dead_code)]
+// PF_ROUTE messages, which Linux does not have (it speaks netlink): compiled and tested on
+// Linux, used by the monitor and the route dumps of the BSD family, macOS and illumos.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
 pub(crate) mod route_socket;
 pub(crate) mod router;
 pub(crate) mod signal_pipe;

@@ -26,6 +26,7 @@ impl OsKind {
     ];
 
     /// The BSD-derived systems, whose routes are set with `route(8)` and `ifconfig(8)`.
+    #[cfg(test)]
     pub(crate) const BSD_FAMILY: [OsKind; 5] =
         [OsKind::FreeBsd, OsKind::NetBsd, OsKind::OpenBsd, OsKind::Darwin, OsKind::Illumos];
 

@@ -105,7 +105,10 @@ mod tests {
         fn events(&mut self, table: &str, events: &[LinkEvent]) -> Decision {
             self.table = table.into();
             let changes: Vec<Change> = events.iter().map(Change::from).collect();
-            let verdict = self.monitor.judge_all(&changes);
+            let verdict = match self.monitor.first_major(&changes) {
+                Some(_) => Verdict::Major,
+                None => Verdict::Ignore,
+            };
             let (table, interfaces, count) = (&self.table, &self.interfaces, &self.selections);
             self.binding.after(verdict, || select(table, interfaces, count))
         }
