@@ -1,9 +1,12 @@
 //! The daemon's route/link monitor against a real kernel: `weftd --tun fake` runs in a
 //! network namespace the test creates (a thread unshares its own, and the daemon and the
 //! `ip` commands it starts inherit it), the test adds a link and addresses there, and the
-//! daemon must react once per burst of changes, in its log. Needs root and `ip`; without
+//! daemon must react once per burst of changes, in its log, and follow the new default
+//! route with its own traffic. Needs root and `ip`; without
 //! them the test prints a skip, or fails under `WEFT_LAB_REQUIRE=1`. The namespace goes
 //! with the thread and the daemon, which the test kills by its own PID.
+
+#![cfg(target_os = "linux")]
 
 use std::fs;
 use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
@@ -74,9 +77,15 @@ fn the_daemon_reacts_once_to_a_burst_of_network_changes_in_its_namespace() {
         ip(&["address", "add", "192.0.2.7/24", "dev", "weftmon0"])?;
         ip(&["link", "set", "weftmon0", "up"])?;
         ip(&["link", "set", "weftmon1", "up"])?;
+        ip(&["route", "add", "default", "via", "192.0.2.1", "dev", "weftmon0"])?;
         daemon.wait_for_reactions(1);
         std::thread::sleep(Duration::from_secs(2));
-        assert_eq!(daemon.reactions(), 1, "one burst, one reaction:\n{}", daemon.log());
+        let log = daemon.log();
+        assert_eq!(daemon.reactions(), 1, "one burst, one reaction:\n{log}");
+        assert!(
+            log.contains("own traffic leaves by weftmon0"),
+            "the new default is followed:\n{log}"
+        );
 
         ip(&["address", "add", "198.51.100.7/24", "dev", "weftmon0"])?;
         daemon.wait_for_reactions(2);

@@ -16,6 +16,8 @@ use crate::keys::PrivateKey;
 use crate::localapi::{NetcheckAnswer, RegionLabel};
 use crate::netcheck::{Families, Netcheck};
 use crate::netmap::{Netmap, SelfNode};
+use crate::platform::bind::{kernel::effective_interface, pinning::Pinning};
+use crate::platform::os_kind::OsKind;
 use crate::platform::router::{Router, RouterConfig};
 use crate::platform::tun::fake::NAME as FAKE_TUN;
 use crate::private_fs::{create_private_dir, exposure_warning};
@@ -41,9 +43,13 @@ struct Daemon {
     signals: Signals,
     /// Network changes of the host; see [`Daemon::on_network_change`].
     link_monitor: LinkMonitor,
+    /// How our own sockets are kept off the tunnel; see [`Daemon::follow_physical_path`].
+    /// `None` on an OS we do not know.
+    pinning: Option<Pinning>,
     /// Problems with the host (routes, config reloads) shown in `weft status`.
     router_problem: Option<String>,
     reload_problem: Option<String>,
+    pinning_problem: Option<String>,
     /// The files holding private keys: the config, or the login state.
     key_files: Vec<PathBuf>,
     /// Warnings about those of them other users can read, found at start and on SIGHUP.
@@ -153,8 +159,10 @@ impl Daemon {
             api,
             signals,
             link_monitor,
+            pinning: None,
             router_problem: None,
             reload_problem: None,
+            pinning_problem: None,
             key_files,
             exposed_key_files,
         };
@@ -168,7 +176,10 @@ impl Daemon {
                 None
             }
         };
+        daemon.pinning =
+            daemon.router.as_ref().map(Router::os).or_else(OsKind::current).map(Pinning::new);
         daemon.apply_routes();
+        daemon.follow_physical_path();
         let endpoints = daemon.control.endpoint_addrs();
         daemon.engine.set_own_endpoints(endpoints);
         log::info!(
@@ -435,10 +446,55 @@ impl Daemon {
         if self.router_problem.is_some() {
             self.apply_routes();
         }
+        self.follow_physical_path();
         self.control.refresh_endpoints(self.poll.registry(), now);
         self.engine.set_own_endpoints(self.control.endpoint_addrs());
         self.netcheck.start(now);
         self.route_netcheck(now);
+    }
+
+    /// Chooses the physical interface behind the default route again and keeps our own
+    /// sockets on it: the OS's bypass routes follow it, and the UDP sockets are made again
+    /// when their pinning changed (new TCP connections take it as they come).
+    fn follow_physical_path(&mut self) {
+        let Some(pinning) = &mut self.pinning else { return };
+        let before = pinning.current().cloned();
+        let outcome =
+            pinning.follow(effective_interface(self.datapath.tun_name()), self.router.as_mut());
+        match pinning.current() {
+            Some(now) if Some(now) != before.as_ref() => log::info!(
+                "own traffic leaves by {} (index {}, gateway {:?})",
+                now.interface(),
+                now.index(),
+                now.gateway()
+            ),
+            None if before.is_some() => log::info!("no default route: own traffic is not pinned"),
+            _ => {}
+        }
+        if outcome.rebind_sockets {
+            if let Err(e) = self.datapath.rebind_udp(self.poll.registry()) {
+                log::error!("rebinding the UDP sockets: {e}");
+            }
+        }
+        if let Some(problem) = &outcome.problem {
+            log::error!("{problem}");
+        }
+        self.pinning_problem = outcome.problem;
+        self.publish_health();
+    }
+
+    /// NetBSD: host routes follow the peers' endpoints (elsewhere nothing to do).
+    fn follow_peer_endpoints(&mut self) {
+        // Only NetBSD asks: the netmap is copied out of the engine for it.
+        let Some(pinning) = self.pinning.as_mut().filter(|p| p.wants_peer_endpoints()) else {
+            return;
+        };
+        let netmap = self.engine.netmap();
+        let endpoints = netmap.peers.iter().flat_map(|p| p.endpoints.iter().map(|e| e.ip()));
+        if let Some(problem) = pinning.set_endpoints(endpoints, self.router.as_mut()) {
+            log::error!("{problem}");
+            self.pinning_problem = Some(problem);
+        }
     }
 
     /// Serves a local API command and answers its caller (a ping answers later).
@@ -575,6 +631,7 @@ impl Daemon {
     /// differ or when the last attempt failed. A change of endpoints alone, as most control
     /// deltas are, leaves the kernel and its 10,000 routes alone.
     fn follow_netmap_change(&mut self, change: &NetmapChange) {
+        self.follow_peer_endpoints();
         if change.routes_changed || self.router_problem.is_some() {
             self.apply_routes();
         } else {
@@ -600,16 +657,21 @@ impl Daemon {
     fn publish_health(&mut self) {
         let derp_problem = (self.derp.has_map() && !self.derp.home_connected())
             .then(|| "not connected to DERP".to_string());
-        let problems = [&self.router_problem, &self.reload_problem, &derp_problem]
-            .into_iter()
-            .flatten()
-            .chain(&self.exposed_key_files)
-            .cloned()
-            .collect();
+        let problems =
+            [&self.router_problem, &self.reload_problem, &self.pinning_problem, &derp_problem]
+                .into_iter()
+                .flatten()
+                .chain(&self.exposed_key_files)
+                .cloned()
+                .collect();
         self.engine.set_health(problems);
     }
 
     fn shutdown(&mut self) {
+        if let Some(problem) = self.pinning.as_mut().and_then(|p| p.shutdown(self.router.as_mut()))
+        {
+            log::error!("{problem}");
+        }
         if let Some(router) = &mut self.router {
             if let Err(e) = router.shutdown() {
                 log::error!("removing routes: {e}");

@@ -23,6 +23,7 @@ pub(crate) enum Change {
         interface: u32,
     },
     /// A route in our own routing table (Linux's table 52): ours by construction.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     OwnTableRoute,
     /// An interface's state: administratively up and (on Linux) with a carrier.
     Link {
@@ -73,6 +74,8 @@ impl From<&LinkEvent> for Change {
 impl Change {
     /// The change a netlink message announces, given our own routing table; `None` for
     /// routes that are neither defaults nor ours (the kernel's connected and local routes).
+    // Netlink is Linux's; the other OSes announce changes as `LinkEvent`s.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn from_netlink(event: &NetlinkEvent, own_table: u32) -> Option<Change> {
         Some(match event {
             NetlinkEvent::Link { index, removed: true, .. } => {

@@ -43,6 +43,11 @@ impl BsdRouter {
         BsdRouter { os, runner, record: state_file::path_in(&state_dir), applied: None }
     }
 
+    /// The OS whose grammar this router speaks.
+    pub(crate) fn os(&self) -> OsKind {
+        self.os
+    }
+
     /// Brings the kernel to `desired`. Every command is tried; the failures come back as
     /// one error naming each command with the tool's words, and the remembered state stays
     /// as it was, so the next call tries the unfinished part again.
@@ -96,8 +101,6 @@ impl BsdRouter {
     /// FreeBSD FIB's default. Not recorded in the state file: the planner's owner keeps
     /// what was applied, and a leftover route points outside the tunnel, through the
     /// physical gateway.
-    // NetBSD's socket binding (host routes to peer endpoints); wired with it (issue 9).
-    #[allow(dead_code)]
     pub(crate) fn run_bypass_routes(&mut self, ops: &[BsdOp]) -> Result<(), RouterError> {
         joined(self.run(ops))
     }

@@ -78,15 +78,11 @@ pub(crate) enum BsdOp {
         tun: String,
         route: Route,
     },
-    // Socket binding by host routes (NetBSD) and per-table defaults (OpenBSD rtable,
-    // FreeBSD FIB): built by the bind planner, not yet run by the daemon (issue 9).
-    #[allow(dead_code)]
+    /// Socket binding by host routes (NetBSD) and per-table defaults (OpenBSD rtable,
+    /// FreeBSD FIB), planned by `platform::bind` and run through `Router::run_bypass_routes`.
     AddHostRoute(HostRoute),
-    #[allow(dead_code)]
     DeleteHostRoute(HostRoute),
-    #[allow(dead_code)]
     AddTableDefault(TableDefault),
-    #[allow(dead_code)]
     DeleteTableDefault(TableDefault),
 }
 
