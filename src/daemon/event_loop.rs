@@ -77,6 +77,7 @@ pub(super) fn run(options: &Options) -> Result<(), String> {
     }
     let result = daemon.serve();
     daemon.shutdown();
+    daemon.close_tun();
     result
 }
 
@@ -118,7 +119,9 @@ impl Daemon {
         let fake_tun = options.tun == FAKE_TUN;
         // The fake TUN needs nothing from the OS but UDP sockets: it runs anywhere.
         if !fake_tun {
-            crate::platform::check_supported()?;
+            if let Some(warning) = crate::platform::check_supported()? {
+                log::warn!("{warning}");
+            }
         }
         create_private_dir(&options.statedir)
             .map_err(|e| format!("state directory {}: {e}", options.statedir.display()))?;
@@ -665,6 +668,19 @@ impl Daemon {
                 .cloned()
                 .collect();
         self.engine.set_health(problems);
+    }
+
+    /// Closes the TUN and, where the interface outlives its descriptor (the BSDs), destroys
+    /// it: only once closed, since destroying an open one may wait for the close.
+    fn close_tun(self) {
+        let Daemon { datapath, router, .. } = self;
+        let tun = datapath.tun_name().to_string();
+        drop(datapath);
+        if let Some(mut router) = router {
+            if let Err(e) = router.destroy_interface(&tun) {
+                log::error!("destroying {tun}: {e}");
+            }
+        }
     }
 
     fn shutdown(&mut self) {

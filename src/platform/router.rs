@@ -166,6 +166,15 @@ impl Router {
         }
     }
 
+    /// Destroys the TUN interface `tun` where it outlives its descriptor (the BSDs'
+    /// `/dev/tunN`); call after closing it. Elsewhere it went with the descriptor.
+    pub(crate) fn destroy_interface(&mut self, tun: &str) -> Result<(), RouterError> {
+        match &mut self.0 {
+            Backend::Ip { .. } => Ok(()),
+            Backend::Bsd(router) => router.destroy_interface(tun),
+        }
+    }
+
     /// Removes what a crashed run may have left behind: our rules in both families and any
     /// table-52 route through `tun`. Call it at start-up, before the first apply.
     pub(crate) fn remove_stale(tun: &str) -> Result<(), RouterError> {

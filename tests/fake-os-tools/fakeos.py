@@ -171,6 +171,9 @@ def ifconfig(osname, table, args):
         raise Refused(f"ifconfig: interface {name} does not exist")
     if args == ["up"]:
         iface["up"] = True
+    elif args == ["destroy"] and osname in ("freebsd", "netbsd", "openbsd"):
+        del table["interfaces"][name]
+        table["routes"] = [r for r in table["routes"] if r["iface"] != name]
     elif len(args) == 2 and args[0] == "mtu":
         mtu = int(args[1]) if args[1].isdigit() else -1
         low, high = (576, 1500) if osname == "netbsd" else (68, 65535)

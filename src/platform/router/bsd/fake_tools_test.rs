@@ -127,6 +127,15 @@ impl Lab {
         assert_eq!(self.table()["interfaces"]["tun0"]["mtu"], 1280);
     }
 
+    /// What opening `/dev/tun0` again does: the interface exists (down, no addresses).
+    fn reopen_tun(&self) {
+        let mut table = self.table();
+        if table["interfaces"].get("tun0").is_none() {
+            table["interfaces"]["tun0"] = json!({"addresses": [], "mtu": 1500, "up": false});
+            self.write_table(&table);
+        }
+    }
+
     fn assert_clean(&self) {
         assert_eq!(self.tun_routes(), Vec::<String>::new(), "{}", self.os);
         assert_eq!(self.tun_addresses(), Vec::<String>::new(), "{}", self.os);
@@ -224,9 +233,16 @@ fn leftovers_of_a_crash_are_removed_at_the_next_start() {
         lab.assert_holds(&START);
         let mut next = lab.router();
         next.remove_stale().unwrap_or_else(|e| panic!("{os}: {e}"));
+        let tun_left = lab.table()["interfaces"].get("tun0").is_some();
+        assert_eq!(tun_left, !os.tun_outlives_descriptor(), "{os}: the BSDs' tun0 is destroyed");
+        lab.reopen_tun();
         lab.assert_clean();
         next.apply(&CHANGED.router_config()).unwrap();
         lab.assert_holds(&CHANGED);
+        next.shutdown().unwrap();
+        next.destroy_interface("tun0").unwrap_or_else(|e| panic!("{os}: {e}"));
+        let tun_left = lab.table()["interfaces"].get("tun0").is_some();
+        assert_eq!(tun_left, !os.tun_outlives_descriptor(), "{os}: destroyed at stop");
     }
 }
 
@@ -350,8 +366,12 @@ fn the_daemons_router_front_drives_the_bsd_backend() {
     drop(router);
     let mut next = crate::platform::router::Router::bsd(lab.router());
     next.remove_stale_with_own_tool("tun0").unwrap();
+    assert!(lab.table()["interfaces"].get("tun0").is_none(), "the leftover tun0 is destroyed");
+    lab.reopen_tun();
     lab.assert_clean();
     next.apply(&CHANGED.router_config()).unwrap();
     next.shutdown().unwrap();
     lab.assert_clean();
+    next.destroy_interface("tun0").unwrap();
+    assert!(lab.table()["interfaces"].get("tun0").is_none(), "and ours at stop");
 }

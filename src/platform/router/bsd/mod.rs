@@ -113,11 +113,32 @@ impl BsdRouter {
         }
     }
 
-    /// Removes everything the record names: what a crashed run left. Call before the first
-    /// apply.
+    /// Removes everything the record names: what a crashed run left, the TUN interface
+    /// included where it outlives its descriptor (the BSDs). Call before the first apply
+    /// and before the TUN is opened.
     pub(crate) fn remove_stale(&mut self) -> Result<(), RouterError> {
         let leftovers = state_file::load(&self.record).map_err(RouterError)?;
-        self.undo(&leftovers)
+        let undone = self.undo(&leftovers);
+        let tuns: Vec<&str> = leftovers.iter().map(|config| config.tun.as_str()).collect();
+        let destroyed = self.destroy(&tuns);
+        undone.and(destroyed)
+    }
+
+    /// Destroys our TUN interface where it outlives its descriptor: call after closing it.
+    pub(crate) fn destroy_interface(&mut self, tun: &str) -> Result<(), RouterError> {
+        self.destroy(&[tun])
+    }
+
+    fn destroy(&mut self, tuns: &[&str]) -> Result<(), RouterError> {
+        if !self.os.tun_outlives_descriptor() {
+            return Ok(());
+        }
+        let mut tuns = tuns.to_vec();
+        tuns.sort_unstable();
+        tuns.dedup();
+        let ops: Vec<BsdOp> =
+            tuns.iter().map(|tun| BsdOp::DestroyInterface { tun: tun.to_string() }).collect();
+        joined(self.run(&ops))
     }
 
     fn undo(&mut self, configs: &[RouterConfig]) -> Result<(), RouterError> {

@@ -84,6 +84,10 @@ pub(crate) enum BsdOp {
     DeleteHostRoute(HostRoute),
     AddTableDefault(TableDefault),
     DeleteTableDefault(TableDefault),
+    /// `ifconfig tunN destroy`: a BSD TUN interface left after its descriptor closed.
+    DestroyInterface {
+        tun: String,
+    },
 }
 
 /// A program and its arguments, run without a shell.
@@ -112,6 +116,7 @@ impl BsdOp {
             BsdOp::DeleteHostRoute(route) => host_route_command(os, "delete", route),
             BsdOp::AddTableDefault(route) => table_default_command(os, "add", route),
             BsdOp::DeleteTableDefault(route) => table_default_command(os, "delete", route),
+            BsdOp::DestroyInterface { tun } => ifconfig(&[tun, "destroy"]),
         }
     }
 
@@ -131,7 +136,8 @@ impl BsdOp {
             BsdOp::DeleteAddress { .. }
             | BsdOp::DeleteRoute { .. }
             | BsdOp::DeleteHostRoute(_)
-            | BsdOp::DeleteTableDefault(_) => any(&[
+            | BsdOp::DeleteTableDefault(_)
+            | BsdOp::DestroyInterface { .. } => any(&[
                 "not in table",
                 "no such process",
                 "can't assign requested address",
