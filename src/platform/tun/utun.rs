@@ -7,7 +7,6 @@
 //! `struct sockaddr_ctl` of `sys/kern_control.h`); only the calls are macOS code.
 
 /// `CTLIOCGINFO = _IOWR('N', 3, struct ctl_info)`.
-#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
 const CTLIOCGINFO: u64 = 0xc064_4e03;
 const CONTROL_NAME: &[u8] = b"com.apple.net.utun_control";
 /// `struct ctl_info`: `ctl_id` u32, then a 96-byte name.
