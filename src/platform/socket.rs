@@ -50,12 +50,26 @@ pub(crate) fn unbound_udp() -> io::Result<std::net::UdpSocket> {
 /// socket can hold the same port. A failed pin (no CAP_NET_ADMIN) is logged, not fatal:
 /// without tunnel routes over our peers it is not needed.
 pub(crate) fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    bind_udp_pinned(addr, true)
+}
+
+/// [`bind_udp`] for a socket that talks to loopback only (a local DNS resolver): pinned on
+/// Linux, as always (the mark is harmless there: the local table comes first), and nowhere
+/// else, where a socket bound to the physical interface or pointed at a second table
+/// could not reach loopback at all.
+pub(crate) fn bind_udp_for_loopback(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    bind_udp_pinned(addr, cfg!(target_os = "linux"))
+}
+
+fn bind_udp_pinned(addr: SocketAddr, pin: bool) -> io::Result<std::net::UdpSocket> {
     let socket = std::net::UdpSocket::from(open(&addr, libc::SOCK_DGRAM)?);
     if addr.is_ipv6() {
         set_int_option(socket.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
     }
-    if let Err(e) = pin_socket(socket.as_raw_fd(), SocketFamily::of(&addr)) {
-        log::warn!("could not pin the UDP socket on {addr} to bypass the tunnel: {e}");
+    if pin {
+        if let Err(e) = pin_socket(socket.as_raw_fd(), SocketFamily::of(&addr)) {
+            log::warn!("could not pin the UDP socket on {addr} to bypass the tunnel: {e}");
+        }
     }
     let (storage, len) = to_sockaddr(addr);
     // SAFETY: storage holds a valid sockaddr of `len` bytes for the socket's family.
