@@ -448,7 +448,7 @@ pub fn netlink(data: &[u8]) {
     let mut monitor = Monitor::new();
     monitor.set_own_tun(Some(9));
     let changes: Vec<Change> = events.iter().filter_map(|e| Change::from_netlink(e, 52)).collect();
-    monitor.judge_all(&changes);
+    monitor.first_major(&changes);
 }
 
 /// A STUN answer on our UDP sockets: whatever parses names the transaction it answers and an

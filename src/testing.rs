@@ -90,3 +90,42 @@ pub(crate) fn unhex(text: &str) -> Vec<u8> {
         .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
         .collect()
 }
+
+/// Runs `body` on a thread of its own in a fresh network namespace (Linux namespaces are
+/// per thread: the `ip` commands it starts change that namespace alone, and it vanishes
+/// with the thread). When the namespace cannot be made (not root), or `body` says it
+/// cannot run (no `ip`, a link type missing), the test prints why and passes, except under
+/// `WEFT_LAB_REQUIRE=1` (as `make test` sets), where not running is a failure. Assertions
+/// in `body` fail the test as usual.
+#[cfg(target_os = "linux")]
+pub(crate) fn in_new_network_namespace(
+    test: &str,
+    body: impl FnOnce() -> Result<(), String> + Send + 'static,
+) {
+    let outcome = std::thread::spawn(move || {
+        // SAFETY: unshare only changes this thread's network namespace.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            return Err(format!("unshare: {}", std::io::Error::last_os_error()));
+        }
+        body()
+    })
+    .join()
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    if let Err(reason) = outcome {
+        if std::env::var("WEFT_LAB_REQUIRE").as_deref() == Ok("1") {
+            panic!("the {test} namespace test cannot run: {reason}");
+        }
+        println!("skipping the {test} namespace test: {reason}");
+    }
+}
+
+/// Runs `ip` with `args`; its complaint as the error.
+#[cfg(target_os = "linux")]
+pub(crate) fn ip(args: &[&str]) -> Result<(), String> {
+    let out =
+        std::process::Command::new("ip").args(args).output().map_err(|e| format!("ip: {e}"))?;
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(format!("ip {args:?}: {}", String::from_utf8_lossy(&out.stderr))),
+    }
+}

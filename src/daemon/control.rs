@@ -177,6 +177,16 @@ impl Control {
         self.pump(registry, now);
     }
 
+    /// The host's addresses changed: control hears of our endpoints again (the local ones
+    /// are read afresh; the STUN ones stay until netcheck has new ones).
+    pub(super) fn refresh_endpoints(&mut self, registry: &Registry, now: Instant) {
+        let endpoints = self.endpoints();
+        if let Some(link) = &mut self.link {
+            link.client.set_endpoints(now, endpoints);
+        }
+        self.pump(registry, now);
+    }
+
     /// Reconnects with a saved login, at start-up.
     pub(super) fn resume(&mut self, state: NodeState, registry: &Registry, now: Instant) {
         self.start(state, None, registry, now);

@@ -51,6 +51,12 @@ impl DataPath {
         Ok(DataPath { tun, udp, buffers, stun: StunInbox::default() })
     }
 
+    /// Makes the UDP sockets again, on the same port, so they take the pinning to the
+    /// physical interface published since.
+    pub(super) fn rebind_udp(&mut self, registry: &Registry) -> io::Result<()> {
+        self.udp.rebind(registry, tokens::UDP4, tokens::UDP6)
+    }
+
     pub(super) fn register(&mut self, registry: &Registry) -> io::Result<()> {
         if let Device::Kernel(tun) = &self.tun {
             let fd = tun.as_raw_fd();

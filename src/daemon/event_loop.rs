@@ -7,6 +7,7 @@ use super::api::{Api, ApiCommand, Caller, Refusal};
 use super::control::{Control, ControlEvent};
 use super::datapath::{answer_from_fake_tun, DataPath};
 use super::derp::{Derp, DerpEvent};
+use super::link_monitor::{LinkMonitor, NetworkChanged};
 use super::signals::{Signal, Signals};
 use super::status_answers::{Done, StatusAnswers};
 use super::tokens::{self, Driver};
@@ -18,6 +19,8 @@ use crate::keys::PrivateKey;
 use crate::localapi::{NetcheckAnswer, RegionLabel};
 use crate::netcheck::{Families, Netcheck};
 use crate::netmap::{Netmap, SelfNode};
+use crate::platform::bind::{kernel::effective_interface, pinning::Pinning};
+use crate::platform::os_kind::OsKind;
 use crate::platform::router::{Router, RouterConfig};
 use crate::platform::tun::fake::NAME as FAKE_TUN;
 use crate::private_fs::{create_private_dir, exposure_warning};
@@ -48,9 +51,15 @@ struct Daemon {
     /// POSTed to.
     control_pings: HashMap<PingId, (PingKind, String)>,
     signals: Signals,
+    /// Network changes of the host; see [`Daemon::on_network_change`].
+    link_monitor: LinkMonitor,
+    /// How our own sockets are kept off the tunnel; see [`Daemon::follow_physical_path`].
+    /// `None` on an OS we do not know.
+    pinning: Option<Pinning>,
     /// Problems with the host (routes, config reloads) shown in `weft status`.
     router_problem: Option<String>,
     reload_problem: Option<String>,
+    pinning_problem: Option<String>,
     /// The files holding private keys: the config, or the login state.
     key_files: Vec<PathBuf>,
     /// Warnings about those of them other users can read, found at start and on SIGHUP.
@@ -83,6 +92,7 @@ pub(super) fn run(options: &Options) -> Result<(), String> {
     }
     let result = daemon.serve();
     daemon.shutdown();
+    daemon.close_tun();
     result
 }
 
@@ -124,7 +134,9 @@ impl Daemon {
         let fake_tun = options.tun == FAKE_TUN;
         // The fake TUN needs nothing from the OS but UDP sockets: it runs anywhere.
         if !fake_tun {
-            crate::platform::check_supported()?;
+            if let Some(warning) = crate::platform::check_supported()? {
+                log::warn!("{warning}");
+            }
         }
         create_private_dir(&options.statedir)
             .map_err(|e| format!("state directory {}: {e}", options.statedir.display()))?;
@@ -138,6 +150,7 @@ impl Daemon {
             }
         }
         let datapath = DataPath::open(&options.tun, port)?;
+        let link_monitor = LinkMonitor::open(datapath.tun_name());
         let api = Api::bind(&options.socket).map_err(|e| format!("local API socket: {e}"))?;
         let signals = Signals::install().map_err(|e| format!("installing signal handlers: {e}"))?;
         let poll = Poll::new().map_err(|e| format!("creating poll: {e}"))?;
@@ -164,8 +177,11 @@ impl Daemon {
             api,
             control_pings: HashMap::new(),
             signals,
+            link_monitor,
+            pinning: None,
             router_problem: None,
             reload_problem: None,
+            pinning_problem: None,
             key_files,
             exposed_key_files,
             status_answers: StatusAnswers::default(),
@@ -181,7 +197,10 @@ impl Daemon {
                 None
             }
         };
+        daemon.pinning =
+            daemon.router.as_ref().map(Router::os).or_else(OsKind::current).map(Pinning::new);
         daemon.apply_routes();
+        daemon.follow_physical_path();
         let endpoints = daemon.control.endpoint_addrs();
         daemon.engine.set_own_endpoints(endpoints);
         log::info!(
@@ -199,6 +218,7 @@ impl Daemon {
         let registry = self.poll.registry();
         self.datapath.register(registry)?;
         self.signals.register(registry)?;
+        self.link_monitor.register(registry)?;
         self.api.register(registry)
     }
 
@@ -254,6 +274,7 @@ impl Daemon {
                 self.control.on_ready(token, registry, now);
                 self.route_control_events(now);
             }
+            Driver::LinkMonitor => self.link_monitor.on_ready(Instant::now()),
             Driver::Derp => {
                 let now = Instant::now();
                 self.derp.on_ready(token, registry, now);
@@ -276,6 +297,7 @@ impl Daemon {
             self.control.poll_timeout(),
             self.derp.poll_timeout(),
             self.netcheck.poll_timeout(),
+            self.link_monitor.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -296,6 +318,10 @@ impl Daemon {
             self.route_derp_events(now);
             self.netcheck.handle_timeout(now);
             self.route_netcheck(now);
+            self.link_monitor.on_timeout(now);
+            if let Some(changed) = self.link_monitor.poll_event() {
+                self.on_network_change(changed, now);
+            }
         }
         self.relay_outbox(now);
         self.answer_finished_pings();
@@ -440,6 +466,71 @@ impl Daemon {
             self.route_derp_events(now);
         }
         self.answer_netcheck_waiters(now);
+    }
+
+    /// After a burst of major network changes (an address, a link, the default route):
+    /// the sockets follow the new path where the OS's binding needs it, routes that failed
+    /// are tried again, control hears of our local endpoints again, and netcheck looks for
+    /// the public ones (its report reaches control and the engine in `route_netcheck`).
+    fn on_network_change(&mut self, changed: NetworkChanged, now: Instant) {
+        log::info!(
+            "network changed ({:?}, {} batches of messages): re-reading endpoints{}{}",
+            changed.cause,
+            changed.batches,
+            if self.router_problem.is_some() { ", re-applying routes" } else { "" },
+            if self.netcheck.is_enabled() { ", re-running netcheck" } else { "" },
+        );
+        if self.router_problem.is_some() {
+            self.apply_routes();
+        }
+        self.follow_physical_path();
+        self.control.refresh_endpoints(self.poll.registry(), now);
+        self.engine.set_own_endpoints(self.control.endpoint_addrs());
+        self.netcheck.start(now);
+        self.route_netcheck(now);
+    }
+
+    /// Chooses the physical interface behind the default route again and keeps our own
+    /// sockets on it: the OS's bypass routes follow it, and the UDP sockets are made again
+    /// when their pinning changed (new TCP connections take it as they come).
+    fn follow_physical_path(&mut self) {
+        let Some(pinning) = &mut self.pinning else { return };
+        let before = pinning.current().cloned();
+        let outcome =
+            pinning.follow(effective_interface(self.datapath.tun_name()), self.router.as_mut());
+        match pinning.current() {
+            Some(now) if Some(now) != before.as_ref() => log::info!(
+                "own traffic leaves by {} (index {}, gateway {:?})",
+                now.interface(),
+                now.index(),
+                now.gateway()
+            ),
+            None if before.is_some() => log::info!("no default route: own traffic is not pinned"),
+            _ => {}
+        }
+        if outcome.rebind_sockets {
+            if let Err(e) = self.datapath.rebind_udp(self.poll.registry()) {
+                log::error!("rebinding the UDP sockets: {e}");
+            }
+        }
+        if let Some(problem) = &outcome.problem {
+            log::error!("{problem}");
+        }
+        self.pinning_problem = outcome.problem;
+        self.publish_health();
+    }
+
+    /// NetBSD: host routes follow the peers' endpoints (elsewhere nothing to do).
+    fn follow_peer_endpoints(&mut self) {
+        // Only NetBSD asks.
+        let Some(pinning) = self.pinning.as_mut().filter(|p| p.wants_peer_endpoints()) else {
+            return;
+        };
+        let endpoints = self.engine.peer_endpoint_ips();
+        if let Some(problem) = pinning.set_endpoints(endpoints, self.router.as_mut()) {
+            log::error!("{problem}");
+            self.pinning_problem = Some(problem);
+        }
     }
 
     /// Serves a local API command and answers its caller (a ping, a netcheck and a status
@@ -633,6 +724,7 @@ impl Daemon {
     /// differ or when the last attempt failed. A change of endpoints alone, as most control
     /// deltas are, leaves the kernel and its 10,000 routes alone.
     fn follow_netmap_change(&mut self, change: &NetmapChange) {
+        self.follow_peer_endpoints();
         if change.routes_changed || self.router_problem.is_some() {
             self.apply_routes();
         } else {
@@ -658,17 +750,35 @@ impl Daemon {
     fn publish_health(&mut self) {
         let derp_problem = (self.derp.has_map() && !self.derp.home_connected())
             .then(|| "not connected to DERP".to_string());
-        let problems = [&self.router_problem, &self.reload_problem, &derp_problem]
-            .into_iter()
-            .flatten()
-            .chain(&self.exposed_key_files)
-            .cloned()
-            .collect();
+        let problems =
+            [&self.router_problem, &self.reload_problem, &self.pinning_problem, &derp_problem]
+                .into_iter()
+                .flatten()
+                .chain(&self.exposed_key_files)
+                .cloned()
+                .collect();
         self.generation += 1;
         self.engine.set_health(problems);
     }
 
+    /// Closes the TUN and, where the interface outlives its descriptor (the BSDs), destroys
+    /// it: only once closed, since destroying an open one may wait for the close.
+    fn close_tun(self) {
+        let Daemon { datapath, router, .. } = self;
+        let tun = datapath.tun_name().to_string();
+        drop(datapath);
+        if let Some(mut router) = router {
+            if let Err(e) = router.destroy_interface(&tun) {
+                log::error!("destroying {tun}: {e}");
+            }
+        }
+    }
+
     fn shutdown(&mut self) {
+        if let Some(problem) = self.pinning.as_mut().and_then(|p| p.shutdown(self.router.as_mut()))
+        {
+            log::error!("{problem}");
+        }
         if let Some(router) = &mut self.router {
             if let Err(e) = router.shutdown() {
                 log::error!("removing routes: {e}");

@@ -7,6 +7,7 @@ mod datapath;
 mod derp;
 mod environment;
 mod event_loop;
+mod link_monitor;
 mod resolving;
 mod signals;
 mod status_answers;
@@ -16,7 +17,19 @@ mod udp;
 use crate::localapi::DEFAULT_SOCKET;
 use std::path::PathBuf;
 
+/// The TUN interface asked for when `--tun` is not given: a name of our own on Linux; the
+/// BSDs' `/dev/tunN` only makes `tunN`; macOS's `utun` means any free `utunN`.
+#[cfg(not(any(
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "macos"
+)))]
 pub(crate) const DEFAULT_TUN: &str = "weft0";
+#[cfg(any(target_os = "freebsd", target_os = "netbsd", target_os = "openbsd"))]
+pub(crate) const DEFAULT_TUN: &str = "tun0";
+#[cfg(target_os = "macos")]
+pub(crate) const DEFAULT_TUN: &str = "utun";
 pub(crate) const DEFAULT_PORT: u16 = 41641;
 pub(crate) const DEFAULT_STATEDIR: &str = "/var/lib/weft";
 
@@ -149,7 +162,7 @@ mod tests {
         let o = parse_options(&[]).unwrap().unwrap();
         assert_eq!(
             (o.tun.as_str(), o.port, o.socket.to_str().unwrap()),
-            ("weft0", 41641, DEFAULT_SOCKET)
+            (DEFAULT_TUN, 41641, DEFAULT_SOCKET)
         );
         let o =
             parse_options(&args("--config a.conf --port 0 --tun wg7 --socket /tmp/s --verbose 2"))

@@ -127,7 +127,11 @@ impl Resolving {
             if !nameservers.iter().any(|ns| ns.is_ipv6() == any.is_ipv6()) {
                 continue;
             }
-            match open_socket(SocketAddr::new(any, 0), registry, token) {
+            let loopback_only = nameservers
+                .iter()
+                .filter(|ns| ns.is_ipv6() == any.is_ipv6())
+                .all(|ns| ns.ip().is_loopback());
+            match open_socket(SocketAddr::new(any, 0), loopback_only, registry, token) {
                 Ok(socket) => *slot = Some(socket),
                 Err(e) => {
                     log::warn!("no DNS socket on {any}: {e}");
@@ -153,10 +157,20 @@ impl Resolving {
     }
 }
 
-/// A non-blocking UDP socket on `bind`, marked like the daemon's other sockets so queries
-/// bypass the tunnel's routes, registered for reading.
-fn open_socket(bind: SocketAddr, registry: &Registry, token: Token) -> io::Result<UdpSocket> {
-    let mut socket = UdpSocket::from_std(crate::platform::socket::bind_udp(bind)?);
+/// A non-blocking UDP socket on `bind`, pinned like the daemon's other sockets so queries
+/// bypass the tunnel's routes (except, off Linux, when every nameserver it serves is on
+/// loopback, which a pinned socket cannot reach), registered for reading.
+fn open_socket(
+    bind: SocketAddr,
+    loopback_only: bool,
+    registry: &Registry,
+    token: Token,
+) -> io::Result<UdpSocket> {
+    let socket = match loopback_only {
+        true => crate::platform::socket::bind_udp_for_loopback(bind)?,
+        false => crate::platform::socket::bind_udp(bind)?,
+    };
+    let mut socket = UdpSocket::from_std(socket);
     registry.register(&mut socket, token, Interest::READABLE)?;
     Ok(socket)
 }

@@ -21,9 +21,11 @@ pub(super) const SIGNALS: Token = Token(3);
 pub(super) const CONTROL: Token = Token(4);
 /// The DNS sockets of the control server's name lookup ([`Driver::Control`]).
 pub(super) const RESOLVER: Token = Token(5);
+/// The route/link change socket ([`Driver::LinkMonitor`]).
+pub(super) const LINK_MONITOR: Token = Token(6);
 /// The first of the DERP connections' tokens: two per connection slot, its socket then its
 /// name lookup ([`Driver::Derp`]).
-const DERP_FIRST: usize = 6;
+const DERP_FIRST: usize = 7;
 const DERP_END: usize = DERP_FIRST + 2 * super::derp::MAX_CONNECTIONS;
 /// The local API listener; its connections take the tokens after it ([`Driver::Api`]).
 pub(super) const API: Token = Token(DERP_END);
@@ -34,6 +36,7 @@ pub(super) enum Driver {
     DataPath,
     Signals,
     Control,
+    LinkMonitor,
     Derp,
     Api,
 }
@@ -44,6 +47,7 @@ pub(super) fn driver_of(token: Token) -> Driver {
         TUN | UDP4 | UDP6 => Driver::DataPath,
         SIGNALS => Driver::Signals,
         CONTROL | RESOLVER => Driver::Control,
+        LINK_MONITOR => Driver::LinkMonitor,
         Token(n) if (DERP_FIRST..DERP_END).contains(&n) => Driver::Derp,
         _ => Driver::Api,
     }
@@ -71,9 +75,12 @@ mod tests {
 
     #[test]
     fn every_token_has_one_owner_and_the_api_takes_the_rest() {
-        let owners: Vec<Driver> = (0..8).map(|n| driver_of(Token(n))).collect();
+        let owners: Vec<Driver> = (0..9).map(|n| driver_of(Token(n))).collect();
         use Driver::*;
-        assert_eq!(owners, [DataPath, DataPath, DataPath, Signals, Control, Control, Derp, Derp]);
+        assert_eq!(
+            owners,
+            [DataPath, DataPath, DataPath, Signals, Control, Control, LinkMonitor, Derp, Derp]
+        );
         assert_eq!(driver_of(Token(API.0 - 1)), Derp);
         assert_eq!(driver_of(API), Api);
         assert_eq!(driver_of(Token(API.0 + 5)), Api);

@@ -153,6 +153,26 @@ impl UdpSockets {
         Ok(())
     }
 
+    /// Binds both sockets again on the same port, so that they take the pinning published
+    /// since (macOS's `IP_BOUND_IF` holds the interface a socket was bound with). Should the
+    /// port have been taken in between, any port is better than none: control then hears
+    /// of the new one with our endpoints.
+    pub(super) fn rebind(&mut self, registry: &Registry, v4: Token, v6: Token) -> io::Result<()> {
+        let port = self.port();
+        let _ = registry.deregister(&mut self.v4);
+        if let Some(mut socket) = self.v6.take() {
+            let _ = registry.deregister(&mut socket);
+        }
+        // The port is free only once the old socket is closed: an unbound one holds its place.
+        let placeholder = UdpSocket::from_std(crate::platform::socket::unbound_udp()?);
+        drop(std::mem::replace(&mut self.v4, placeholder));
+        *self = UdpSockets::bind(port).or_else(|e| {
+            log::error!("UDP port {port} was taken while rebinding ({e}): taking another");
+            UdpSockets::bind(0)
+        })?;
+        self.register(registry, v4, v6)
+    }
+
     /// The socket of one family.
     pub(super) fn family(&self, v6: bool) -> Option<&UdpSocket> {
         if v6 {

@@ -192,6 +192,12 @@ impl Engine {
         self.peers.len()
     }
 
+    /// The IP addresses of every peer's configured endpoints (with repeats): where NetBSD's
+    /// host routes must keep our own traffic off the tunnel. Nothing is copied.
+    pub(crate) fn peer_endpoint_ips(&self) -> impl Iterator<Item = std::net::IpAddr> + '_ {
+        self.peers.values().flat_map(|state| state.config.endpoints.iter().map(|e| e.ip()))
+    }
+
     /// The running netmap, reassembled with its peers sorted by key. It copies every peer:
     /// for inspection and tests, not for every change.
     #[cfg(any(test, feature = "bench"))]

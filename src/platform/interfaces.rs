@@ -70,6 +70,14 @@ pub(crate) fn snapshot() -> Snapshot {
     Snapshot { interfaces: interfaces.into_values().collect(), addresses }
 }
 
+/// The kernel's index of interface `name`; `None` when there is no such interface.
+pub(crate) fn index_of(name: &str) -> Option<u32> {
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: if_nametoindex only reads the NUL-terminated name.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    (index != 0).then_some(index)
+}
+
 fn all_addresses() -> Vec<IpAddr> {
     let mut found = Vec::new();
     each_entry(|entry| {
@@ -180,6 +188,8 @@ mod tests {
         let lo = lo.expect("a loopback interface");
         assert!(lo.up && lo.index > 0, "{lo:?}");
         assert!(snapshot.addresses.contains(&(lo.index, "127.0.0.1".parse().unwrap())));
+        assert_eq!(index_of(&lo.name), Some(lo.index));
+        assert_eq!(index_of("no-such-if0"), None);
         let mut indexes: Vec<u32> = snapshot.interfaces.iter().map(|i| i.index).collect();
         indexes.dedup();
         assert_eq!(indexes.len(), snapshot.interfaces.len(), "one entry per interface");

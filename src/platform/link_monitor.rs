@@ -6,7 +6,7 @@
 //! another round of rebinding.
 //!
 //! Sans-IO: routing-socket [`LinkEvent`]s and netlink [`NetlinkEvent`]s come in as
-//! [`Change`]s, a [`Verdict`] goes out. Not wired into the poll loop yet.
+//! [`Change`]s, a [`Verdict`] goes out. The daemon's `link_monitor` driver feeds it.
 
 use crate::platform::bind::select::InterfaceInfo;
 use crate::platform::interfaces::usable_endpoint;
@@ -23,6 +23,7 @@ pub(crate) enum Change {
         interface: u32,
     },
     /// A route in our own routing table (Linux's table 52): ours by construction.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     OwnTableRoute,
     /// An interface's state: administratively up and (on Linux) with a carrier.
     Link {
@@ -73,6 +74,8 @@ impl From<&LinkEvent> for Change {
 impl Change {
     /// The change a netlink message announces, given our own routing table; `None` for
     /// routes that are neither defaults nor ours (the kernel's connected and local routes).
+    // Netlink is Linux's; the other OSes announce changes as `LinkEvent`s.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn from_netlink(event: &NetlinkEvent, own_table: u32) -> Option<Change> {
         Some(match event {
             NetlinkEvent::Link { index, removed: true, .. } => {
@@ -128,16 +131,16 @@ impl Monitor {
         self.addresses = addresses.iter().copied().collect();
     }
 
-    /// Judges a batch (what one read of the socket gave): major if any change is.
-    pub(crate) fn judge_all<'a>(
-        &mut self,
-        changes: impl IntoIterator<Item = &'a Change>,
-    ) -> Verdict {
-        let verdicts: Vec<Verdict> = changes.into_iter().map(|c| self.judge(c)).collect();
-        match verdicts.contains(&Verdict::Major) {
-            true => Verdict::Major,
-            false => Verdict::Ignore,
+    /// Judges a batch (what one read of the socket gave), every change of it so that the
+    /// remembered state follows them all; the first major change, if any.
+    pub(crate) fn first_major<'a>(&mut self, changes: &'a [Change]) -> Option<&'a Change> {
+        let mut first = None;
+        for change in changes {
+            if self.judge(change) == Verdict::Major && first.is_none() {
+                first = Some(change);
+            }
         }
+        first
     }
 
     pub(crate) fn judge(&mut self, change: &Change) -> Verdict {
@@ -279,9 +282,11 @@ mod tests {
     fn a_batch_is_major_if_anything_in_it_is() {
         let mut m = monitor();
         let ours = Change::from(&default_route(OWN as u16));
-        assert_eq!(m.judge_all([&ours, &Change::OwnTableRoute]), Verdict::Ignore);
+        assert_eq!(m.first_major(&[ours.clone(), Change::OwnTableRoute]), None);
         let theirs = Change::from(&default_route(6));
-        assert_eq!(m.judge_all([&ours, &theirs]), Verdict::Major);
+        let batch = [ours, theirs.clone(), Change::from(&default_route(7))];
+        assert_eq!(m.first_major(&batch), Some(&theirs));
+        assert_eq!(judge(&mut m, default_route(7)), Verdict::Major, "judged too, after the first");
     }
 
     #[test]

@@ -26,6 +26,7 @@ impl OsKind {
     ];
 
     /// The BSD-derived systems, whose routes are set with `route(8)` and `ifconfig(8)`.
+    #[cfg(test)]
     pub(crate) const BSD_FAMILY: [OsKind; 5] =
         [OsKind::FreeBsd, OsKind::NetBsd, OsKind::OpenBsd, OsKind::Darwin, OsKind::Illumos];
 
@@ -48,6 +49,13 @@ impl OsKind {
             OsKind::Darwin => "darwin",
             OsKind::Illumos => "illumos",
         }
+    }
+
+    /// Whether a TUN interface stays when its descriptor is closed (the BSDs' `/dev/tunN`),
+    /// so that it must be destroyed (`ifconfig tunN destroy`) at stop and after a crash.
+    /// macOS's utun and Linux's TUN go with their descriptor.
+    pub(crate) fn tun_outlives_descriptor(self) -> bool {
+        matches!(self, OsKind::FreeBsd | OsKind::NetBsd | OsKind::OpenBsd)
     }
 
     /// `AF_INET6` on this OS (`AF_INET` is 2 everywhere).

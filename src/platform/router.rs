@@ -134,6 +134,26 @@ impl Router {
         Ok(())
     }
 
+    /// The OS whose grammar this router speaks.
+    pub(crate) fn os(&self) -> OsKind {
+        match &self.0 {
+            Backend::Ip { .. } => OsKind::Linux,
+            Backend::Bsd(router) => router.os(),
+        }
+    }
+
+    /// Runs the routes that keep our own traffic off the tunnel, as `platform::bind`
+    /// planned them (the BSD family only: Linux's bypass is the mark and its rules).
+    pub(crate) fn run_bypass_routes(&mut self, ops: &[bsd::BsdOp]) -> Result<(), RouterError> {
+        match &mut self.0 {
+            Backend::Bsd(router) => router.run_bypass_routes(ops),
+            Backend::Ip { .. } if ops.is_empty() => Ok(()),
+            Backend::Ip { .. } => {
+                Err(RouterError("bypass routes are for the BSD-family routers".into()))
+            }
+        }
+    }
+
     /// Removes our rules and routes. On Linux the addresses go when the TUN descriptor is
     /// closed; elsewhere they are removed too, as the interface may outlive us.
     pub(crate) fn shutdown(&mut self) -> Result<(), RouterError> {
@@ -143,6 +163,15 @@ impl Router {
                 None => Ok(()),
             },
             Backend::Bsd(router) => router.shutdown(),
+        }
+    }
+
+    /// Destroys the TUN interface `tun` where it outlives its descriptor (the BSDs'
+    /// `/dev/tunN`); call after closing it. Elsewhere it went with the descriptor.
+    pub(crate) fn destroy_interface(&mut self, tun: &str) -> Result<(), RouterError> {
+        match &mut self.0 {
+            Backend::Ip { .. } => Ok(()),
+            Backend::Bsd(router) => router.destroy_interface(tun),
         }
     }
 

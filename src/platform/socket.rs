@@ -5,6 +5,8 @@
 //! back into its own TUN. Marked sockets match the bypass rules (prefs 5210–5250) instead and
 //! use the main table.
 
+use super::bind::pinning::pin_socket;
+use super::bind::policy::SocketFamily;
 use super::sockaddr::to_sockaddr;
 use std::io;
 use std::net::SocketAddr;
@@ -13,34 +15,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 /// The fwmark that tells the policy rules "this packet comes from the daemon itself".
 /// It sits in the bits 0xff0000 that the Tailscale scheme reserves for itself.
 pub(crate) const BYPASS_MARK: u32 = 0x80000;
-
-/// Marks the socket `fd` with [`BYPASS_MARK`]. Needs CAP_NET_ADMIN.
-#[cfg(target_os = "linux")]
-pub(crate) fn mark_bypass(fd: RawFd) -> io::Result<()> {
-    let mark: u32 = BYPASS_MARK;
-    // SAFETY: the option value is a live `u32` whose size we pass alongside it.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_MARK,
-            (&mark as *const u32).cast(),
-            std::mem::size_of::<u32>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Does nothing yet: the other OSes keep the daemon's traffic off the tunnel by other means
-/// (FIBs and rtables, `IP_BOUND_IF`, host routes via the physical gateway) that need the
-/// default interface, so they will get their own function rather than a fake mark.
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn mark_bypass(_fd: RawFd) -> io::Result<()> {
-    Ok(())
-}
 
 /// A fresh non-blocking, close-on-exec socket of `addr`'s family.
 fn open(addr: &SocketAddr, kind: libc::c_int) -> io::Result<OwnedFd> {
@@ -64,16 +38,38 @@ const CREATE_FLAGS: libc::c_int = libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
 #[cfg(any(target_os = "macos", target_os = "ios"))]
 const CREATE_FLAGS: libc::c_int = 0;
 
-/// A non-blocking UDP socket bound to `addr`, marked to bypass the tunnel before it can send;
-/// an IPv6 one is v6-only, so an IPv4 socket can hold the same port. A failed mark (no
-/// CAP_NET_ADMIN) is logged, not fatal: without tunnel routes over our peers it is not needed.
+/// A non-blocking, close-on-exec IPv4 UDP socket bound to nothing: what holds a socket's
+/// place while the port it had is bound again (see `daemon::udp`).
+pub(crate) fn unbound_udp() -> io::Result<std::net::UdpSocket> {
+    let any = SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0));
+    open(&any, libc::SOCK_DGRAM).map(std::net::UdpSocket::from)
+}
+
+/// A non-blocking UDP socket bound to `addr`, pinned to bypass the tunnel before it can send
+/// (`bind::pinning::pin_socket`: the mark on Linux); an IPv6 one is v6-only, so an IPv4
+/// socket can hold the same port. A failed pin (no CAP_NET_ADMIN) is logged, not fatal:
+/// without tunnel routes over our peers it is not needed.
 pub(crate) fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    bind_udp_pinned(addr, true)
+}
+
+/// [`bind_udp`] for a socket that talks to loopback only (a local DNS resolver): pinned on
+/// Linux, as always (the mark is harmless there: the local table comes first), and nowhere
+/// else, where a socket bound to the physical interface or pointed at a second table
+/// could not reach loopback at all.
+pub(crate) fn bind_udp_for_loopback(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    bind_udp_pinned(addr, cfg!(target_os = "linux"))
+}
+
+fn bind_udp_pinned(addr: SocketAddr, pin: bool) -> io::Result<std::net::UdpSocket> {
     let socket = std::net::UdpSocket::from(open(&addr, libc::SOCK_DGRAM)?);
     if addr.is_ipv6() {
         set_int_option(socket.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
     }
-    if let Err(e) = mark_bypass(socket.as_raw_fd()) {
-        log::warn!("could not mark the UDP socket on {addr} to bypass the tunnel: {e}");
+    if pin {
+        if let Err(e) = pin_socket(socket.as_raw_fd(), SocketFamily::of(&addr)) {
+            log::warn!("could not pin the UDP socket on {addr} to bypass the tunnel: {e}");
+        }
     }
     let (storage, len) = to_sockaddr(addr);
     // SAFETY: storage holds a valid sockaddr of `len` bytes for the socket's family.
@@ -86,13 +82,13 @@ pub(crate) fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     Ok(socket)
 }
 
-/// A non-blocking connect to `addr` on a socket marked before the SYN leaves, so the route
-/// chosen is never the tunnel's (loopback needs no mark).
+/// A non-blocking connect to `addr` on a socket pinned before the SYN leaves, so the route
+/// chosen is never the tunnel's (loopback needs no pin).
 pub(crate) fn connect_tcp(addr: SocketAddr) -> io::Result<std::net::TcpStream> {
     let stream = std::net::TcpStream::from(open(&addr, libc::SOCK_STREAM)?);
     if !addr.ip().is_loopback() {
-        if let Err(e) = mark_bypass(stream.as_raw_fd()) {
-            log::debug!("TCP socket to {addr} not marked: {e}");
+        if let Err(e) = pin_socket(stream.as_raw_fd(), SocketFamily::of(&addr)) {
+            log::debug!("TCP socket to {addr} not pinned: {e}");
         }
     }
     let (storage, len) = to_sockaddr(addr);

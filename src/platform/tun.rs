@@ -1,7 +1,9 @@
 //! The TUN device: the daemon's end of the virtual interface that carries raw IP packets.
 //!
 //! One `read` yields exactly one IPv4 or IPv6 packet and one `write` injects one; there is no
-//! packet-info header on Linux (`IFF_NO_PI`). With offloads on ([`Tun::has_vnet_hdr`]) every
+//! packet-info header on Linux (`IFF_NO_PI`). The BSDs' `/dev/tunN` and macOS's utun put a
+//! 4-byte address family before each packet ([`framing`]), which `read` strips and `write`
+//! adds. With offloads on ([`Tun::has_vnet_hdr`]) every
 //! read starts with a `virtio_net_hdr` and may hold a TCP super-segment (see `packet::gso`),
 //! and every write carries such a header too ([`Tun::write`] adds an empty one). The
 //! descriptor is non-blocking so the event loop can register it and drain it until
@@ -11,12 +13,19 @@ use crate::packet::gso::VIRTIO_NET_HDR_LEN;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
+#[cfg(any(target_os = "freebsd", target_os = "netbsd", target_os = "openbsd"))]
+mod bsd;
 pub(crate) mod fake;
-// Framing of the BSD and macOS TUN devices; wired when their TUN opens (issue 9).
-#[allow(dead_code)]
+// illumos's TUN (bare packets) is not written: its framing is unused there.
+#[cfg_attr(target_os = "illumos", allow(dead_code))]
 pub(crate) mod framing;
 #[cfg(target_os = "linux")]
 mod linux;
+// macOS's utun: its layouts are compiled and tested everywhere, opened on macOS only.
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+mod utun;
+
+use framing::Framing;
 
 /// Longest interface name the kernels we target accept (IFNAMSIZ 16 minus the NUL).
 pub(crate) const MAX_NAME_LEN: usize = 15;
@@ -54,6 +63,7 @@ pub(crate) struct Tun {
     fd: OwnedFd,
     name: String,
     vnet_hdr: bool,
+    framing: Framing,
 }
 
 impl Tun {
@@ -75,17 +85,39 @@ impl Tun {
     }
 
     /// Reads one packet, preceded by its `virtio_net_hdr` when [`Tun::has_vnet_hdr`];
-    /// `WouldBlock` when none is queued.
+    /// `WouldBlock` when none is queued. A frame whose address-family header does not fit
+    /// its packet is dropped (logged) and the next one read.
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: the pointer and length describe `buf`, which outlives the call.
-        let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        byte_count(n)
+        loop {
+            // SAFETY: the pointer and length describe `buf`, which outlives the call.
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            let n = byte_count(n)?;
+            if self.framing == Framing::Bare {
+                return Ok(n);
+            }
+            match self.framing.packet_of(&buf[..n]) {
+                Ok(packet) => {
+                    let len = packet.len();
+                    buf.copy_within(n - len..n, 0);
+                    return Ok(len);
+                }
+                Err(e) => log::debug!("dropped a TUN frame of {n} bytes: {e}"),
+            }
+        }
     }
 
     /// Writes one plain packet into the kernel's stack as if it had arrived on the interface.
     pub(crate) fn write(&self, packet: &[u8]) -> io::Result<usize> {
         if self.vnet_hdr {
             return self.write_with_hdr(&[0; VIRTIO_NET_HDR_LEN], packet);
+        }
+        let header = self
+            .framing
+            .header_for(packet)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        if let Some(header) = header {
+            let n = self.write_parts(&header, packet)?;
+            return Ok(n.saturating_sub(header.len()));
         }
         // SAFETY: the pointer and length describe `packet`, which outlives the call.
         let n = unsafe { libc::write(self.fd.as_raw_fd(), packet.as_ptr().cast(), packet.len()) };
@@ -99,8 +131,13 @@ impl Tun {
         hdr: &[u8; VIRTIO_NET_HDR_LEN],
         packet: &[u8],
     ) -> io::Result<usize> {
+        self.write_parts(hdr, packet)
+    }
+
+    /// One `writev` of a header and a packet.
+    fn write_parts(&self, header: &[u8], packet: &[u8]) -> io::Result<usize> {
         let iov = [
-            libc::iovec { iov_base: hdr.as_ptr() as *mut libc::c_void, iov_len: hdr.len() },
+            libc::iovec { iov_base: header.as_ptr() as *mut libc::c_void, iov_len: header.len() },
             libc::iovec { iov_base: packet.as_ptr() as *mut libc::c_void, iov_len: packet.len() },
         ];
         // SAFETY: both iovecs describe live buffers that outlive the call; writev only reads.
@@ -148,10 +185,42 @@ pub(crate) fn validate_name(name: &str) -> Result<(), String> {
 #[cfg(target_os = "linux")]
 fn open_device(name: &str) -> io::Result<Tun> {
     let (fd, name, vnet_hdr) = linux::open(name)?;
-    Ok(Tun { fd, name, vnet_hdr })
+    Ok(Tun { fd, name, vnet_hdr, framing: own_framing() })
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(any(target_os = "freebsd", target_os = "netbsd", target_os = "openbsd"))]
+fn open_device(name: &str) -> io::Result<Tun> {
+    let fd = bsd::open(name)?;
+    Ok(Tun { fd, name: name.to_string(), vnet_hdr: false, framing: own_framing() })
+}
+
+#[cfg(target_os = "macos")]
+fn open_device(name: &str) -> io::Result<Tun> {
+    let (fd, name) = utun::open(name)?;
+    Ok(Tun { fd, name, vnet_hdr: false, framing: own_framing() })
+}
+
+/// This OS's framing (none on Linux).
+#[cfg(any(
+    target_os = "linux",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "macos"
+))]
+fn own_framing() -> Framing {
+    crate::platform::os_kind::OsKind::current().map_or(Framing::Bare, Framing::of)
+}
+
+/// illumos's tun driver is a STREAMS module that needs plumbing (`I_PUSH`, `TUNNEWPPA`,
+/// an IP multiplexor link) not written yet; `platform::check_supported` says so at start.
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "macos"
+)))]
 fn open_device(_name: &str) -> io::Result<Tun> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
@@ -191,9 +260,51 @@ mod tests {
         assert_eq!(device.name(), "fake");
     }
 
-    #[cfg(not(target_os = "linux"))]
+    /// The read and write paths of a framed device, over a packet socket pair standing in
+    /// for `/dev/tunN`: what is written carries the OS's header, what is read loses it, and
+    /// a frame whose header lies is dropped, not returned.
     #[test]
-    fn open_is_unsupported_elsewhere() {
+    fn framed_devices_add_and_strip_the_family_header() {
+        use crate::platform::os_kind::OsKind;
+        use std::os::fd::FromRawFd;
+        let mut pair = [0; 2];
+        // SAFETY: socketpair fills `pair` with two fresh descriptors we own.
+        let rc =
+            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0, pair.as_mut_ptr()) };
+        assert_eq!(rc, 0);
+        // SAFETY: both descriptors are fresh and owned by nothing else.
+        let (ours, kernel) =
+            unsafe { (OwnedFd::from_raw_fd(pair[0]), OwnedFd::from_raw_fd(pair[1])) };
+        let tun = Tun {
+            fd: ours,
+            name: "tun0".into(),
+            vnet_hdr: false,
+            framing: Framing::of(OsKind::FreeBsd),
+        };
+        let v4 = [0x45, 0, 0, 20, 1, 2, 3, 4];
+        assert_eq!(tun.write(&v4).unwrap(), v4.len());
+        let mut frame = [0u8; 64];
+        // SAFETY: reading into a live buffer of the given length.
+        let n = unsafe { libc::read(kernel.as_raw_fd(), frame.as_mut_ptr().cast(), frame.len()) };
+        assert_eq!(&frame[..n as usize], [&[0, 0, 0, 2][..], &v4].concat());
+
+        let v6 = [0x60, 0, 0, 0, 9, 9];
+        let lying = [&[0, 0, 0, 2][..], &v6].concat();
+        let good = [&[0, 0, 0, 28][..], &v6].concat();
+        for frame in [&lying, &good] {
+            // SAFETY: writing a live buffer of the given length.
+            let n = unsafe { libc::write(kernel.as_raw_fd(), frame.as_ptr().cast(), frame.len()) };
+            assert_eq!(n as usize, frame.len());
+        }
+        let mut buf = [0u8; 64];
+        assert_eq!(tun.read(&mut buf).unwrap(), v6.len(), "the lying frame is skipped");
+        assert_eq!(buf[..v6.len()], v6);
+        assert_eq!(tun.write(&[0x50]).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[cfg(target_os = "illumos")]
+    #[test]
+    fn open_is_unsupported_on_illumos() {
         let err = Tun::open("weft0").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::Unsupported);
     }

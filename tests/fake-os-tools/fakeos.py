@@ -11,6 +11,7 @@ The kernel's state is a JSON file named by $FAKE_OS_TABLE:
   {"interfaces": {"tun0": {"addresses": [{"address": "100.64.0.1/32", "label": null}],
                            "mtu": 1500, "up": false}},
    "routes": [{"dest": "0.0.0.0/0", "gateway": "192.168.1.1", "iface": "em0", "priority": 8}]}
+A route in another routing table (OpenBSD `-T N`, FreeBSD `-fib N`) also has "table": N.
 """
 import ipaddress
 import json
@@ -62,7 +63,13 @@ def owner_of(table, address):
 
 
 def route(osname, table, args):
-    while args and args[0] in ("-q", "-n"):
+    rtable = 0
+    while args and args[0] in ("-q", "-n", "-T"):
+        if args[0] == "-T":
+            if osname != "openbsd":
+                raise Refused("route: illegal option -- T")
+            rtable = number(args[1] if len(args) > 1 else "", "rtable", 255)
+            args = args[1:]
         args = args[1:]
     if not args:
         raise Refused("usage: route [-nqv] command [[modifiers] args]")
@@ -71,11 +78,16 @@ def route(osname, table, args):
         raise Refused(f"route: botched keyword: {verb}\nusage: route [-nqv] command [[modifiers] args]")
     if verb not in ("add", "delete", "del"):
         raise Refused(f"fake route: {verb} is not implemented")
-    family, positional, iface_word, ifp, priority = 4, [], None, None, None
+    family, positional, iface_word, ifp, priority, host = 4, [], None, None, None, False
     i = 0
     while i < len(args):
         word = args[i]
-        if word in ("-inet", "-4"):
+        if word == "-fib" and osname == "freebsd":
+            i += 1
+            rtable = number(args[i] if i < len(args) else "", "fib", 15)
+        elif word == "-host":
+            host = True
+        elif word in ("-inet", "-4"):
             family = 4
         elif word in ("-inet6", "-6"):
             family = 6
@@ -99,6 +111,10 @@ def route(osname, table, args):
         i += 1
     if not positional:
         raise Refused("route: missing destination")
+    if positional[0] == "default":
+        positional[0] = "0.0.0.0/0" if family == 4 else "::/0"
+    elif host:
+        positional[0] += "/32" if family == 4 else "/128"
     dest = network(positional[0], family)
     gateway_word = positional[1] if len(positional) > 1 else None
     if len(positional) > 2:
@@ -109,16 +125,17 @@ def route(osname, table, args):
     if osname in ("freebsd", "darwin") and iface_word and gateway_word in table["interfaces"]:
         iface = gateway_word
     elif gateway_word is not None:
+        address, _, zone = gateway_word.partition("%")
         try:
-            gateway = ipaddress.ip_address(gateway_word)
+            gateway = ipaddress.ip_address(address)
         except ValueError:
             raise Refused(f"route: {gateway_word}: bad value")
         if gateway.version != family:
             raise Refused(f"route: {gateway_word}: bad value")
-        if not iface_word:
-            raise Refused("fake route: only interface routes are implemented")
-        iface = owner_of(table, gateway)
-        if iface is None:
+        # An interface route names our own address; a gateway route a neighbour on a link
+        # (a link-local one with its zone).
+        iface = owner_of(table, gateway) if iface_word else (zone or on_link(table, gateway))
+        if iface is None or iface not in table["interfaces"]:
             raise Refused(f"{verb} net {dest}: gateway {gateway_word}: Network is unreachable")
     if osname == "illumos":
         if gateway_word is None:
@@ -129,34 +146,52 @@ def route(osname, table, args):
     if verb == "add":
         if gateway_word is None:
             raise Refused("route: missing gateway specification")
-        add_route(osname, table, dest, gateway_word, iface, priority)
+        add_route(osname, table, dest, gateway_word, iface, priority, rtable)
     else:
-        delete_route(osname, table, dest, priority)
+        delete_route(osname, table, dest, priority, rtable)
 
 
-def same_slot(osname, entry, dest, priority):
-    if entry["dest"] != str(dest):
+def number(text, what, highest):
+    if not text.isdigit() or int(text) > highest:
+        raise Refused(f"route: {what} {text}: invalid")
+    return int(text)
+
+
+def on_link(table, gateway):
+    for name, iface in table["interfaces"].items():
+        for entry in iface["addresses"]:
+            if gateway in ipaddress.ip_interface(entry["address"]).network:
+                return name
+    return None
+
+
+def same_slot(osname, entry, dest, priority, rtable):
+    if entry["dest"] != str(dest) or entry.get("table", 0) != rtable:
         return False
     if osname == "openbsd":
         return entry["priority"] == (priority or STATIC_PRIORITY)
     return True
 
 
-def add_route(osname, table, dest, gateway, iface, priority):
+def add_route(osname, table, dest, gateway, iface, priority, rtable):
     if osname != "openbsd" and priority is not None:
         raise Refused("route: bad keyword: -priority")
-    if any(same_slot(osname, e, dest, priority) for e in table["routes"]):
+    if any(same_slot(osname, e, dest, priority, rtable) for e in table["routes"]):
         raise Refused(f"route: writing to routing socket: File exists\n"
                       f"add net {dest}: gateway {gateway}: File exists")
-    table["routes"].append({"dest": str(dest), "gateway": gateway, "iface": iface,
-                            "priority": priority or STATIC_PRIORITY})
+    entry = {"dest": str(dest), "gateway": gateway, "iface": iface,
+             "priority": priority or STATIC_PRIORITY}
+    if rtable:
+        entry["table"] = rtable
+    table["routes"].append(entry)
 
 
-def delete_route(osname, table, dest, priority):
+def delete_route(osname, table, dest, priority, rtable):
     # Like the real kernels, a delete matches by destination (macOS even takes the first
-    # route to it, whoever owns it); OpenBSD also by priority.
+    # route to it, whoever owns it); OpenBSD also by priority; the table (OpenBSD `-T`,
+    # FreeBSD `-fib`) always.
     for entry in table["routes"]:
-        if same_slot(osname, entry, dest, priority):
+        if same_slot(osname, entry, dest, priority, rtable):
             table["routes"].remove(entry)
             return
     raise Refused(f"route: writing to routing socket: No such process\ndelete net {dest}: not in table")
@@ -171,6 +206,9 @@ def ifconfig(osname, table, args):
         raise Refused(f"ifconfig: interface {name} does not exist")
     if args == ["up"]:
         iface["up"] = True
+    elif args == ["destroy"] and osname in ("freebsd", "netbsd", "openbsd"):
+        del table["interfaces"][name]
+        table["routes"] = [r for r in table["routes"] if r["iface"] != name]
     elif len(args) == 2 and args[0] == "mtu":
         mtu = int(args[1]) if args[1].isdigit() else -1
         low, high = (576, 1500) if osname == "netbsd" else (68, 65535)

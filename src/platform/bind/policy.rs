@@ -88,6 +88,15 @@ pub(crate) struct SocketOption {
     value: u32,
 }
 
+impl SocketFamily {
+    pub(crate) fn of(addr: &std::net::SocketAddr) -> SocketFamily {
+        match addr {
+            std::net::SocketAddr::V4(_) => SocketFamily::Ipv4,
+            std::net::SocketAddr::V6(_) => SocketFamily::Ipv6,
+        }
+    }
+}
+
 impl BindingPolicy {
     /// The policy `os` uses. `bypass_table` is the OpenBSD rtable or FreeBSD FIB that the
     /// daemon keeps a physical default route in. macOS and illumos need the selected

@@ -4,7 +4,6 @@
 //! host routes, the OpenBSD rtable's or FreeBSD FIB's default).
 
 use super::select::Selected;
-use crate::platform::link_monitor::Verdict;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Decision {
@@ -28,19 +27,6 @@ impl Binding {
 
     pub(crate) fn current(&self) -> Option<&Selected> {
         self.current.as_ref()
-    }
-
-    /// After the monitor's verdict on a batch of changes: selects again (`reselect` reads
-    /// the route table; it runs only after a major change) and says what must be redone.
-    pub(crate) fn after(
-        &mut self,
-        verdict: Verdict,
-        reselect: impl FnOnce() -> Option<Selected>,
-    ) -> Decision {
-        match verdict {
-            Verdict::Ignore => Decision::Keep,
-            Verdict::Major => self.decide(reselect()),
-        }
     }
 
     /// Moves to `next` and says what that takes.
@@ -105,9 +91,12 @@ mod tests {
         fn events(&mut self, table: &str, events: &[LinkEvent]) -> Decision {
             self.table = table.into();
             let changes: Vec<Change> = events.iter().map(Change::from).collect();
-            let verdict = self.monitor.judge_all(&changes);
+            // As the daemon does: only a major change has the table read again.
+            if self.monitor.first_major(&changes).is_none() {
+                return Decision::Keep;
+            }
             let (table, interfaces, count) = (&self.table, &self.interfaces, &self.selections);
-            self.binding.after(verdict, || select(table, interfaces, count))
+            self.binding.decide(select(table, interfaces, count))
         }
     }
 

@@ -31,6 +31,8 @@ impl RouteEntry {
     /// A route of a netlink dump (`RTM_GETROUTE`) as a table row, if it is an ordinary
     /// route of the main table with an outgoing interface; `name_of` maps the index to
     /// the interface's name (`if_indextoname`, or the links of the same dump).
+    // Netlink is Linux's; the other OSes' dumps come through `from_dump`.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn from_netlink(
         route: &RouteMessage,
         name_of: impl Fn(u32) -> Option<String>,
@@ -49,6 +51,8 @@ impl RouteEntry {
 
     /// A default route of a BSD/macOS/illumos table dump (`route_socket::default_routes`)
     /// as a table row; `name_of` maps the index to the interface's name.
+    // Not on Linux (netlink, `from_netlink`) nor illumos (no routing sysctl).
+    #[cfg_attr(any(target_os = "linux", target_os = "illumos"), allow(dead_code))]
     pub(crate) fn from_dump(
         route: &DumpedDefault,
         name_of: impl Fn(u32) -> Option<String>,
@@ -91,7 +95,9 @@ impl<F: Fn(&InterfaceInfo) -> Option<u32>> DelegateLookup for F {
     }
 }
 
-/// For the OSes without delegates: every interface stands for itself.
+/// For the OSes without delegates: every interface stands for itself. (macOS asks the
+/// kernel, `delegate::KernelDelegates`.)
+#[cfg_attr(target_os = "macos", allow(dead_code))]
 pub(crate) struct NoDelegates;
 
 impl DelegateLookup for NoDelegates {

@@ -3,8 +3,8 @@
 //!
 //! Pure parsing of what the kernel wrote (host byte order, everything 4-byte aligned):
 //! every length, the message's and each attribute's, is checked against the bytes really
-//! there, so a short or lying message is a [`NetlinkError`], never a panic. Not wired to a
-//! socket yet; the route-monitor driver will read one.
+//! there, so a short or lying message is a [`NetlinkError`], never a panic. Read from the monitor
+//! socket (`platform::monitor_socket`) and from route dumps (`platform::bind::kernel`).
 
 use crate::prefix::Prefix;
 use std::fmt;
@@ -13,6 +13,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// `linux/netlink.h`, `linux/rtnetlink.h`, `linux/if_addr.h`, `linux/if.h`.
 mod abi {
     pub(super) const HEADER_LEN: usize = 16;
+    pub(super) const NLMSG_ERROR: u16 = 2;
+    pub(super) const RTM_GETROUTE: u16 = 26;
+    pub(super) const NLM_F_REQUEST: u16 = 0x1;
+    /// `NLM_F_ROOT | NLM_F_MATCH`: every entry.
+    pub(super) const NLM_F_DUMP: u16 = 0x300;
     pub(super) const NLMSG_DONE: u16 = 3;
     pub(super) const NLMSG_OVERRUN: u16 = 4;
     pub(super) const RTM_NEWLINK: u16 = 16;
@@ -134,6 +139,39 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Vec<NetlinkEvent>, NetlinkError> {
         rest = &rest[align(len).min(rest.len())..];
     }
     Ok(events)
+}
+
+/// The request for a dump of every route of both families (`RTM_GETROUTE` with
+/// `NLM_F_DUMP`, an all-zero `rtmsg` of family `AF_UNSPEC`), numbered `seq`.
+pub(crate) fn route_dump_request(seq: u32) -> Vec<u8> {
+    let len = abi::HEADER_LEN + abi::RTMSG_LEN;
+    let mut request = Vec::with_capacity(len);
+    request.extend((len as u32).to_ne_bytes());
+    request.extend(abi::RTM_GETROUTE.to_ne_bytes());
+    request.extend((abi::NLM_F_REQUEST | abi::NLM_F_DUMP).to_ne_bytes());
+    request.extend(seq.to_ne_bytes());
+    request.extend(0u32.to_ne_bytes());
+    request.resize(len, 0);
+    request
+}
+
+/// Whether `buf` (one `recv` of a dump's answer) holds its end: `NLMSG_DONE`, or an
+/// `NLMSG_ERROR` (the kernel refused the request). A damaged message ends it too, since
+/// nothing after it can be found.
+pub(crate) fn ends_dump(buf: &[u8]) -> bool {
+    let mut rest = buf;
+    while !rest.is_empty() {
+        let (Ok(len), Ok(kind)) = (read_u32(rest, 0), read_u16(rest, 4)) else { return true };
+        let len = len as usize;
+        if len < abi::HEADER_LEN || len > rest.len() {
+            return true;
+        }
+        if kind == abi::NLMSG_DONE || kind == abi::NLMSG_ERROR {
+            return true;
+        }
+        rest = &rest[align(len).min(rest.len())..];
+    }
+    false
 }
 
 /// One message's body (after the netlink header).

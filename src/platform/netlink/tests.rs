@@ -10,12 +10,16 @@ const AF_INET6: u8 = 10;
 
 /// One netlink message: 16-byte header (len, type, flags, seq, pid) and `body`, padded.
 fn message(kind: u16, body: &[u8]) -> Vec<u8> {
+    message_with_flags(kind, 0, 7, body)
+}
+
+fn message_with_flags(kind: u16, flags: u16, seq: u32, body: &[u8]) -> Vec<u8> {
     let len = 16 + body.len();
     let mut out = Vec::new();
     out.extend((len as u32).to_ne_bytes());
     out.extend(kind.to_ne_bytes());
-    out.extend(0u16.to_ne_bytes());
-    out.extend(7u32.to_ne_bytes());
+    out.extend(flags.to_ne_bytes());
+    out.extend(seq.to_ne_bytes());
     out.extend(0u32.to_ne_bytes());
     out.extend(body);
     out.resize(len.next_multiple_of(4), 0);
@@ -138,6 +142,20 @@ fn stops_at_done_and_skips_what_it_does_not_judge() {
     dump.extend(default_route_v4());
     assert_eq!(parse(&dump), Ok(vec![]));
     assert_eq!(parse(&message(4, &[])), Ok(vec![NetlinkEvent::Overrun]));
+}
+
+#[test]
+fn a_route_dump_request_is_a_getroute_with_the_dump_flags_and_ends_at_done() {
+    let request = route_dump_request(9);
+    // len 28, type 26, flags REQUEST|ROOT|MATCH, seq 9, pid 0, rtmsg all zero (AF_UNSPEC).
+    assert_eq!(request, message_with_flags(26, 0x301, 9, &[0; 12]));
+    let mut answer = default_route_v4();
+    assert!(!ends_dump(&answer), "more to come");
+    assert!(!ends_dump(&[]));
+    answer.extend(message(3, &[0; 4]));
+    assert!(ends_dump(&answer));
+    assert!(ends_dump(&message(2, &[0; 20])), "an error ends it");
+    assert!(ends_dump(&answer[..answer.len() - 3]), "so does a damaged message");
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //! layout taken as a value (see [`layout`]). Every length field is checked against the
 //! bytes really there: a short or lying message is a [`ParseError`], never a panic or an
 //! out-of-bounds read (Tailscale's Go parser needed a panic guard for exactly this).
-//! Not yet wired to a socket; the route monitor that will read one comes later.
+//! Read from the monitor socket (`platform::monitor_socket`) and from sysctl route dumps
+//! (`platform::bind::kernel`).
 
 pub(crate) mod layout;
 mod sockaddr;
@@ -110,6 +111,7 @@ pub(crate) fn parse(os: OsKind, buf: &[u8]) -> Result<Vec<LinkEvent>, ParseError
 }
 
 /// A default route of a routing-table dump, as the physical-interface selection needs it.
+/// (illumos has no routing sysctl to dump with, so the dump parts are unused there.)
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct DumpedDefault {
     pub ipv6: bool,
@@ -122,14 +124,18 @@ pub(crate) struct DumpedDefault {
 
 /// `RTM_GET`, the type of every message of a table dump (sysctl `NET_RT_DUMP`) and of a
 /// lookup's answer: 4 on every PF_ROUTE system.
+#[cfg_attr(target_os = "illumos", allow(dead_code))]
 const RTM_GET: u8 = 4;
 /// macOS's `RTM_GET2`, the type of a `NET_RT_DUMP2` dump (`rt_msghdr2`, whose index, flags
 /// and address bitmap sit where `rt_msghdr` keeps them). NetBSD uses 0x14 for IFINFO.
+#[cfg_attr(target_os = "illumos", allow(dead_code))]
 const DARWIN_RTM_GET2: u8 = 0x14;
 /// macOS `net/route.h`.
+#[cfg_attr(target_os = "illumos", allow(dead_code))]
 const DARWIN_RTF_IFSCOPE: u32 = 0x100_0000;
 
 /// The default routes in a routing-table dump, in table order.
+#[cfg_attr(target_os = "illumos", allow(dead_code))]
 pub(crate) fn default_routes(os: OsKind, buf: &[u8]) -> Result<Vec<DumpedDefault>, ParseError> {
     let layout = Layout::of(os).ok_or(ParseError::NoRoutingSocket(os))?;
     let route_kinds = [RTM_GET, layout.types.add, layout.types.change];
@@ -145,6 +151,7 @@ pub(crate) fn default_routes(os: OsKind, buf: &[u8]) -> Result<Vec<DumpedDefault
     Ok(found)
 }
 
+#[cfg_attr(target_os = "illumos", allow(dead_code))]
 fn dumped_default(
     os: OsKind,
     layout: &Layout,

@@ -9,6 +9,8 @@ use crate::platform::os_kind::AF_INET;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub(super) const RTAX_DST: usize = 0;
+// Read by the table dumps only, which illumos does not have.
+#[cfg_attr(target_os = "illumos", allow(dead_code))]
 pub(super) const RTAX_GATEWAY: usize = 1;
 pub(super) const RTAX_NETMASK: usize = 2;
 /// The interface address of an address message; the last slot we read.

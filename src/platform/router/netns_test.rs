@@ -4,7 +4,8 @@
 //! nothing unless that run marked it with an environment variable.
 
 use super::{Router, RouterConfig};
-use crate::platform::socket::mark_bypass;
+use crate::platform::bind::pinning::pin_socket;
+use crate::platform::bind::policy::SocketFamily;
 use crate::platform::tun::Tun;
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
@@ -146,7 +147,7 @@ fn packets_follow_the_rules(tun: &Tun) {
     socket.send_to(b"hello", "100.64.0.2:9").expect("send to a peer");
     assert!(wait_for_packet_to(tun, [100, 64, 0, 2]), "no packet arrived on the TUN");
 
-    mark_bypass(socket.as_raw_fd()).expect("SO_MARK");
+    pin_socket(socket.as_raw_fd(), SocketFamily::Ipv4).expect("SO_MARK");
     assert!(socket.send_to(b"hello", "100.64.0.2:9").is_err(), "marked packet was routed");
 }
 

@@ -57,23 +57,18 @@ impl Framing {
         }
     }
 
-    /// Bytes to put before each packet.
-    pub(crate) fn header_len(self) -> usize {
-        match self {
-            Framing::Bare => 0,
-            Framing::FamilyHeader { .. } => HEADER_LEN,
-        }
-    }
-
-    /// The header to write before `packet` (empty for bare framing), chosen by the packet's
-    /// own version nibble.
-    pub(crate) fn header_for(self, packet: &[u8]) -> Result<Vec<u8>, FramingError> {
+    /// The header to write before `packet` (`None` for bare framing), chosen by the
+    /// packet's own version nibble.
+    pub(crate) fn header_for(
+        self,
+        packet: &[u8],
+    ) -> Result<Option<[u8; HEADER_LEN]>, FramingError> {
         let version = ip_version(packet)?;
         Ok(match self {
-            Framing::Bare => Vec::new(),
+            Framing::Bare => None,
             Framing::FamilyHeader { inet6 } => {
                 let family = if version == 4 { AF_INET } else { inet6 };
-                family.to_be_bytes().to_vec()
+                Some(family.to_be_bytes())
             }
         })
     }
@@ -81,27 +76,37 @@ impl Framing {
     /// The packet inside a frame read from the device, after checking that the header and
     /// the packet agree on the IP version.
     pub(crate) fn packet_of(self, frame: &[u8]) -> Result<&[u8], FramingError> {
-        let packet = match self {
-            Framing::Bare => frame,
-            Framing::FamilyHeader { inet6 } => {
+        match self {
+            Framing::Bare => {
+                ip_version(frame)?;
+                Ok(frame)
+            }
+            Framing::FamilyHeader { .. } => {
                 let (header, packet) = frame
                     .split_first_chunk::<HEADER_LEN>()
                     .ok_or(FramingError::Short { len: frame.len() })?;
-                let family = u32::from_be_bytes(*header);
-                let expected = match family {
-                    AF_INET => 4,
-                    _ if family == inet6 => 6,
-                    _ => return Err(FramingError::UnknownFamily(family)),
-                };
-                let version = ip_version(packet)?;
-                if version != expected {
-                    return Err(FramingError::FamilyMismatch { family, version });
-                }
-                packet
+                self.check(*header, packet)?;
+                Ok(packet)
             }
+        }
+    }
+
+    /// Checks that the family is this OS's and agrees with the packet's version.
+    fn check(self, header: [u8; HEADER_LEN], packet: &[u8]) -> Result<(), FramingError> {
+        let Framing::FamilyHeader { inet6 } = self else {
+            return ip_version(packet).map(drop);
         };
-        ip_version(packet)?;
-        Ok(packet)
+        let family = u32::from_be_bytes(header);
+        let expected = match family {
+            AF_INET => 4,
+            _ if family == inet6 => 6,
+            _ => return Err(FramingError::UnknownFamily(family)),
+        };
+        let version = ip_version(packet)?;
+        if version != expected {
+            return Err(FramingError::FamilyMismatch { family, version });
+        }
+        Ok(())
     }
 }
 
@@ -122,7 +127,7 @@ mod tests {
 
     fn framed(os: OsKind, packet: &[u8]) -> Vec<u8> {
         let framing = Framing::of(os);
-        let mut frame = framing.header_for(packet).unwrap();
+        let mut frame = framing.header_for(packet).unwrap().map(Vec::from).unwrap_or_default();
         frame.extend_from_slice(packet);
         frame
     }
@@ -138,7 +143,7 @@ mod tests {
         for (os, inet6) in cases {
             assert_eq!(framed(os, &V6)[..4], inet6, "{os}");
             assert_eq!(framed(os, &V4)[..4], [0, 0, 0, 2], "{os}");
-            assert_eq!(Framing::of(os).header_len(), 4);
+            assert_eq!(Framing::of(os).header_for(&V4).unwrap().map(|h| h.len()), Some(4));
         }
     }
 
@@ -147,7 +152,7 @@ mod tests {
         for os in [OsKind::Linux, OsKind::Illumos] {
             assert_eq!(framed(os, &V6), V6);
             assert_eq!(Framing::of(os).packet_of(&V4), Ok(&V4[..]));
-            assert_eq!(Framing::of(os).header_len(), 0);
+            assert_eq!(Framing::of(os).header_for(&V4), Ok(None));
         }
     }
 

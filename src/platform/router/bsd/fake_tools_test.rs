@@ -104,6 +104,7 @@ impl Lab {
         let routes = table["routes"].as_array().unwrap().iter();
         routes
             .filter(|r| r["iface"] == "em0" && r["dest"].as_str().unwrap().ends_with("/0"))
+            .filter(|r| r.get("table").is_none())
             .count()
     }
 
@@ -125,6 +126,15 @@ impl Lab {
         }
         assert_eq!(self.physical_defaults(), 2, "{}: physical defaults survive", self.os);
         assert_eq!(self.table()["interfaces"]["tun0"]["mtu"], 1280);
+    }
+
+    /// What opening `/dev/tun0` again does: the interface exists (down, no addresses).
+    fn reopen_tun(&self) {
+        let mut table = self.table();
+        if table["interfaces"].get("tun0").is_none() {
+            table["interfaces"]["tun0"] = json!({"addresses": [], "mtu": 1500, "up": false});
+            self.write_table(&table);
+        }
     }
 
     fn assert_clean(&self) {
@@ -224,9 +234,16 @@ fn leftovers_of_a_crash_are_removed_at_the_next_start() {
         lab.assert_holds(&START);
         let mut next = lab.router();
         next.remove_stale().unwrap_or_else(|e| panic!("{os}: {e}"));
+        let tun_left = lab.table()["interfaces"].get("tun0").is_some();
+        assert_eq!(tun_left, !os.tun_outlives_descriptor(), "{os}: the BSDs' tun0 is destroyed");
+        lab.reopen_tun();
         lab.assert_clean();
         next.apply(&CHANGED.router_config()).unwrap();
         lab.assert_holds(&CHANGED);
+        next.shutdown().unwrap();
+        next.destroy_interface("tun0").unwrap_or_else(|e| panic!("{os}: {e}"));
+        let tun_left = lab.table()["interfaces"].get("tun0").is_some();
+        assert_eq!(tun_left, !os.tun_outlives_descriptor(), "{os}: destroyed at stop");
     }
 }
 
@@ -350,8 +367,81 @@ fn the_daemons_router_front_drives_the_bsd_backend() {
     drop(router);
     let mut next = crate::platform::router::Router::bsd(lab.router());
     next.remove_stale_with_own_tool("tun0").unwrap();
+    assert!(lab.table()["interfaces"].get("tun0").is_none(), "the leftover tun0 is destroyed");
+    lab.reopen_tun();
     lab.assert_clean();
     next.apply(&CHANGED.router_config()).unwrap();
     next.shutdown().unwrap();
     lab.assert_clean();
+    next.destroy_interface("tun0").unwrap();
+    assert!(lab.table()["interfaces"].get("tun0").is_none(), "and ours at stop");
+}
+
+/// The routes that keep our own traffic off the tunnel, planned by `bind::pinning` and run
+/// by the router against each OS's fake: OpenBSD's rtable 1 and FreeBSD's FIB 1 get a
+/// default via the physical gateway that follows it, NetBSD host routes to the peers;
+/// all of it goes at shutdown, and the main table's defaults are never touched.
+#[test]
+fn bypass_routes_follow_the_physical_gateway_in_each_oss_grammar() {
+    use crate::platform::bind::pinning::Pinning;
+    use crate::platform::bind::select::Selected;
+    use crate::platform::router::Router;
+    let em0 = |gateway: &str| Some(Selected::new("em0", 1, Some(gateway.parse().unwrap())));
+    let bypass = |lab: &Lab| -> Vec<String> {
+        let table = lab.table();
+        let mut routes: Vec<String> = table["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r.get("table").is_some() || r["dest"].as_str().unwrap().ends_with("/32"))
+            .map(|r| format!("{} via {} table {}", r["dest"], r["gateway"], r["table"]))
+            .collect();
+        routes.sort();
+        routes
+    };
+    for os in [OsKind::OpenBsd, OsKind::FreeBsd, OsKind::NetBsd] {
+        let lab = Lab::new(os, "bypass");
+        let mut router = Router::bsd(lab.router());
+        let mut pinning = Pinning::new(os);
+        let endpoints = ["203.0.113.7".parse().unwrap()];
+        assert_eq!(pinning.set_endpoints(endpoints, Some(&mut router)), None);
+        let first = pinning.follow(em0("192.168.1.1"), Some(&mut router));
+        assert_eq!(first.problem, None, "{os}");
+        let moved = pinning.follow(em0("192.168.1.254"), Some(&mut router));
+        assert_eq!(moved.problem, None, "{os}");
+        let expected = match os {
+            OsKind::NetBsd => r#""203.0.113.7/32" via "192.168.1.254" table null"#,
+            _ => r#""0.0.0.0/0" via "192.168.1.254" table 1"#,
+        };
+        assert_eq!(bypass(&lab), [expected], "{os}");
+        assert_eq!(lab.physical_defaults(), 2, "{os}: the main table is untouched");
+        assert_eq!(pinning.shutdown(Some(&mut router)), None, "{os}");
+        assert!(bypass(&lab).is_empty(), "{os}: {:?}", bypass(&lab));
+    }
+}
+
+#[test]
+fn the_fake_route_knows_whose_tables_are_whose() {
+    let refused = |os: OsKind, args: &[&str], complaint: &str| {
+        let lab = Lab::new(os, "tables");
+        let command =
+            CommandLine { program: "route", args: args.iter().map(|a| a.to_string()).collect() };
+        let output = lab.runner().run(&command).unwrap();
+        assert!(!output.success && output.stderr.contains(complaint), "{os}: {}", output.stderr);
+    };
+    refused(
+        OsKind::FreeBsd,
+        &["-T", "1", "-q", "-n", "add", "default", "192.168.1.1"],
+        "illegal option",
+    );
+    refused(
+        OsKind::OpenBsd,
+        &["-q", "-n", "add", "-fib", "1", "default", "192.168.1.1"],
+        "bad keyword: -fib",
+    );
+    refused(
+        OsKind::NetBsd,
+        &["-q", "-n", "add", "-host", "203.0.113.7", "10.9.9.9"],
+        "Network is unreachable",
+    );
 }

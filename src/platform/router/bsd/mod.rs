@@ -43,6 +43,11 @@ impl BsdRouter {
         BsdRouter { os, runner, record: state_file::path_in(&state_dir), applied: None }
     }
 
+    /// The OS whose grammar this router speaks.
+    pub(crate) fn os(&self) -> OsKind {
+        self.os
+    }
+
     /// Brings the kernel to `desired`. Every command is tried; the failures come back as
     /// one error naming each command with the tool's words, and the remembered state stays
     /// as it was, so the next call tries the unfinished part again.
@@ -96,8 +101,6 @@ impl BsdRouter {
     /// FreeBSD FIB's default. Not recorded in the state file: the planner's owner keeps
     /// what was applied, and a leftover route points outside the tunnel, through the
     /// physical gateway.
-    // NetBSD's socket binding (host routes to peer endpoints); wired with it (issue 9).
-    #[allow(dead_code)]
     pub(crate) fn run_bypass_routes(&mut self, ops: &[BsdOp]) -> Result<(), RouterError> {
         joined(self.run(ops))
     }
@@ -110,11 +113,32 @@ impl BsdRouter {
         }
     }
 
-    /// Removes everything the record names: what a crashed run left. Call before the first
-    /// apply.
+    /// Removes everything the record names: what a crashed run left, the TUN interface
+    /// included where it outlives its descriptor (the BSDs). Call before the first apply
+    /// and before the TUN is opened.
     pub(crate) fn remove_stale(&mut self) -> Result<(), RouterError> {
         let leftovers = state_file::load(&self.record).map_err(RouterError)?;
-        self.undo(&leftovers)
+        let undone = self.undo(&leftovers);
+        let tuns: Vec<&str> = leftovers.iter().map(|config| config.tun.as_str()).collect();
+        let destroyed = self.destroy(&tuns);
+        undone.and(destroyed)
+    }
+
+    /// Destroys our TUN interface where it outlives its descriptor: call after closing it.
+    pub(crate) fn destroy_interface(&mut self, tun: &str) -> Result<(), RouterError> {
+        self.destroy(&[tun])
+    }
+
+    fn destroy(&mut self, tuns: &[&str]) -> Result<(), RouterError> {
+        if !self.os.tun_outlives_descriptor() {
+            return Ok(());
+        }
+        let mut tuns = tuns.to_vec();
+        tuns.sort_unstable();
+        tuns.dedup();
+        let ops: Vec<BsdOp> =
+            tuns.iter().map(|tun| BsdOp::DestroyInterface { tun: tun.to_string() }).collect();
+        joined(self.run(&ops))
     }
 
     fn undo(&mut self, configs: &[RouterConfig]) -> Result<(), RouterError> {

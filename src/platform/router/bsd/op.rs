@@ -78,16 +78,16 @@ pub(crate) enum BsdOp {
         tun: String,
         route: Route,
     },
-    // Socket binding by host routes (NetBSD) and per-table defaults (OpenBSD rtable,
-    // FreeBSD FIB): built by the bind planner, not yet run by the daemon (issue 9).
-    #[allow(dead_code)]
+    /// Socket binding by host routes (NetBSD) and per-table defaults (OpenBSD rtable,
+    /// FreeBSD FIB), planned by `platform::bind` and run through `Router::run_bypass_routes`.
     AddHostRoute(HostRoute),
-    #[allow(dead_code)]
     DeleteHostRoute(HostRoute),
-    #[allow(dead_code)]
     AddTableDefault(TableDefault),
-    #[allow(dead_code)]
     DeleteTableDefault(TableDefault),
+    /// `ifconfig tunN destroy`: a BSD TUN interface left after its descriptor closed.
+    DestroyInterface {
+        tun: String,
+    },
 }
 
 /// A program and its arguments, run without a shell.
@@ -116,6 +116,7 @@ impl BsdOp {
             BsdOp::DeleteHostRoute(route) => host_route_command(os, "delete", route),
             BsdOp::AddTableDefault(route) => table_default_command(os, "add", route),
             BsdOp::DeleteTableDefault(route) => table_default_command(os, "delete", route),
+            BsdOp::DestroyInterface { tun } => ifconfig(&[tun, "destroy"]),
         }
     }
 
@@ -135,7 +136,8 @@ impl BsdOp {
             BsdOp::DeleteAddress { .. }
             | BsdOp::DeleteRoute { .. }
             | BsdOp::DeleteHostRoute(_)
-            | BsdOp::DeleteTableDefault(_) => any(&[
+            | BsdOp::DeleteTableDefault(_)
+            | BsdOp::DestroyInterface { .. } => any(&[
                 "not in table",
                 "no such process",
                 "can't assign requested address",
