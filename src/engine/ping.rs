@@ -374,6 +374,24 @@ impl Engine {
         Ok(id)
     }
 
+    /// Sends one ping of `kind` that control asked for, if `target` is a peer's own tailnet
+    /// address: an address a peer only routes (a subnet router's LAN, an exit node's
+    /// internet) is outside the tailnet, and control must not make this node probe it.
+    pub(crate) fn start_control_ping(
+        &mut self,
+        now: Instant,
+        kind: PingKind,
+        target: IpAddr,
+        timeout: Duration,
+        sink: &mut dyn PacketSink,
+    ) -> Result<PingId, String> {
+        let owner = self.routes.lookup(target).and_then(|index| self.peers.get(&index));
+        if !owner.is_some_and(|state| state.config.addresses.iter().any(|a| a.addr() == target)) {
+            return Err(format!("{target} is no peer's tailnet address"));
+        }
+        self.start_ping_of(now, kind, target, timeout, sink)
+    }
+
     /// Registers a disco ping to peer `index` whose pings carry `tx_ids`.
     pub(super) fn register_disco_ping(
         &mut self,

@@ -11,6 +11,7 @@ use crate::packet::IpHeader;
 use std::time::Duration;
 
 mod lazy;
+mod pings;
 mod signature;
 
 #[derive(Default)]
