@@ -18,6 +18,10 @@ pub(crate) type PingId = u64;
 
 const PAYLOAD: &[u8] = b"weft ping";
 
+/// Pings in flight at most: control may ask for pings in every message and local callers
+/// may start them at will, but each one waits in a list scanned per reply.
+pub(crate) const MAX_PENDING_PINGS: usize = 64;
+
 /// What a ping sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PingKind {
@@ -337,6 +341,9 @@ impl Engine {
         timeout: Duration,
         sink: &mut dyn PacketSink,
     ) -> Result<PingId, String> {
+        if self.pings.pending.len() >= MAX_PENDING_PINGS {
+            return Err(format!("{MAX_PENDING_PINGS} pings are in flight already; try later"));
+        }
         let index = self
             .routes
             .lookup(target)

@@ -2,7 +2,7 @@
 //! tailnet and to a bounded number in flight.
 
 use super::*;
-use crate::engine::ping::PingKind;
+use crate::engine::ping::{PingKind, MAX_PENDING_PINGS};
 
 /// A and B where B is also an exit node and a subnet router: A routes the whole internet
 /// and 192.168.7.0/24 to it. B's own address is 100.64.0.2.
@@ -36,4 +36,20 @@ fn control_may_ping_a_peers_own_address_but_nothing_it_only_routes() {
     // The local user may still ping through a subnet router, as with tailscale.
     let subnet = "192.168.7.1".parse().unwrap();
     assert!(a.engine.start_ping(now, subnet, timeout, &mut a.out).is_ok());
+}
+
+#[test]
+fn pings_in_flight_are_bounded() {
+    let now = Instant::now();
+    let (mut a, _b) = pair(now);
+    let target = "100.64.0.2".parse().unwrap();
+    let timeout = Duration::from_secs(10);
+    let started = (0..10 * MAX_PENDING_PINGS)
+        .filter(|_| a.engine.start_ping(now, target, timeout, &mut a.out).is_ok())
+        .count();
+    assert_eq!(started, MAX_PENDING_PINGS, "beyond the bound, a clear error");
+    // Once they time out, there is room again.
+    a.engine.handle_timeout(now + timeout, &mut a.out);
+    while a.engine.poll_ping().is_some() {}
+    assert!(a.engine.start_ping(now + timeout, target, timeout, &mut a.out).is_ok());
 }
