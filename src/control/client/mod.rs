@@ -198,7 +198,7 @@ pub(crate) struct ControlClient {
     logging_out: bool,
     /// The last `PingRequest`'s URL: control may repeat a request, which is served once.
     last_ping_url: String,
-    /// `PingRequest`s (or parts of them) refused, for the log.
+    /// `PingRequest`s refused in whole or in part, for the log (one line each).
     refused_ping_requests: u64,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
@@ -802,8 +802,14 @@ impl ControlClient {
         match ping_request::task(ping) {
             Ok(Task::Head(path)) => self.send_request(now, "HEAD", &path, &[], |_, _| {}),
             Ok(Task::Pings { pings, refused }) => {
-                for kind in refused {
-                    self.refuse_ping_request(&format!("ping type {kind:?} is not supported"));
+                if refused.count > 0 {
+                    let more = refused.count - refused.names.len();
+                    let and_more =
+                        if more > 0 { format!(" and {more} more") } else { String::new() };
+                    let names = &refused.names;
+                    self.refuse_ping_request(&format!(
+                        "ping types {names:?}{and_more} are not supported"
+                    ));
                 }
                 self.events.extend(pings.into_iter().map(Event::PingPeer));
             }

@@ -15,13 +15,36 @@ pub(crate) struct PeerPing {
     pub path: String,
 }
 
+/// Refused type names kept for the log line; control may list any number of them.
+const NAMED_REFUSALS: usize = 4;
+/// Characters of a refused type name kept for the log line.
+const REFUSED_NAME_CHARS: usize = 32;
+
 /// What a request asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Task {
     /// Proof of life: a HEAD to this path.
     Head(String),
-    /// Pings of a peer, and the types that were refused (`peerapi`, `c2n`, unknown ones).
-    Pings { pings: Vec<PeerPing>, refused: Vec<String> },
+    /// Pings of a peer, and the types that were refused.
+    Pings { pings: Vec<PeerPing>, refused: Refused },
+}
+
+/// The types of a request that were refused (`peerapi`, `c2n`, unknown ones): how many, and
+/// the first few distinct names (cut short), so one request makes one short log line.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Refused {
+    pub count: usize,
+    pub names: Vec<String>,
+}
+
+impl Refused {
+    fn add(&mut self, name: &str) {
+        self.count += 1;
+        let name: String = name.chars().take(REFUSED_NAME_CHARS).collect();
+        if self.names.len() < NAMED_REFUSALS && !self.names.contains(&name) {
+            self.names.push(name);
+        }
+    }
 }
 
 /// What `request` asks for, or why none of it can be served.
@@ -37,14 +60,14 @@ pub(super) fn task(request: &PingRequest) -> Result<Task, String> {
     }
     let ip = request.ip.ok_or("a peer ping without an IP")?;
     let mut pings = Vec::new();
-    let mut refused = Vec::new();
+    let mut refused = Refused::default();
     for name in request.types.split(',') {
         match tailcfg_kind(name) {
             Some(kind) if !pings.iter().any(|p: &PeerPing| p.kind == kind) => {
                 pings.push(PeerPing { kind, ip, path: path.clone() })
             }
             Some(_) => {}
-            None => refused.push(name.chars().take(32).collect()),
+            None => refused.add(name),
         }
     }
     Ok(Task::Pings { pings, refused })
@@ -105,7 +128,7 @@ mod tests {
         let kinds: Vec<PingKind> = pings.iter().map(|p| p.kind).collect();
         assert_eq!(kinds, [PingKind::Disco, PingKind::Tsmp, PingKind::Icmp]);
         assert!(pings.iter().all(|p| p.ip == ip && p.path == path));
-        assert_eq!(refused, ["peerapi"]);
+        assert_eq!(refused, Refused { count: 1, names: vec!["peerapi".into()] });
         assert_eq!(
             task(&request("http://c", true, "", None)),
             Ok(Task::Head("/".into())),
@@ -132,6 +155,9 @@ mod tests {
             panic!("a list of unknown types is refused type by type");
         };
         assert!(pings.is_empty());
-        assert_eq!(refused, ["DISCO", "", "x"]);
+        assert_eq!(
+            refused,
+            Refused { count: 3, names: vec!["DISCO".into(), "".into(), "x".into()] }
+        );
     }
 }

@@ -745,8 +745,23 @@ fn bad_ping_requests_are_refused_and_the_session_carries_on() {
     }
     assert!(!h.events.iter().any(|e| matches!(e, Event::PingPeer(_))), "{:?}", h.events);
     assert!(h.server().take_request("/p").is_none());
-    assert_eq!(h.client.refused_ping_requests, 6);
+    assert_eq!(h.client.refused_ping_requests, 5, "one refusal (one log line) per request");
     assert!(h.server.is_some() && h.client.is_connected());
+}
+
+#[test]
+fn a_request_of_thousands_of_unknown_types_is_one_refusal() {
+    let mut h = Harness::new();
+    let map = h.logged_in();
+    let types: Vec<String> = (0..10_000).map(|i| format!("x{i}")).collect();
+    let ping = format!(
+        r#"{{"URL":"https://control.test/p","URLIsNoise":true,"Types":"disco,{}","IP":"100.64.0.2"}}"#,
+        types.join(",")
+    );
+    h.send_map(map, &format!(r#"{{"KeepAlive":true,"PingRequest":{ping}}}"#));
+    assert_eq!(h.client.refused_ping_requests, 1, "not one log line per type");
+    let pings = h.events.iter().filter(|e| matches!(e, Event::PingPeer(_))).count();
+    assert_eq!(pings, 1, "the known type is still served");
 }
 
 #[test]
