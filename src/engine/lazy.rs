@@ -76,6 +76,26 @@ pub(super) struct PeerActivity {
     replayable: bool,
 }
 
+/// A trimmed peer was given a session: what it was like before, to go back to if what woke
+/// it proves nothing (see [`Engine::trim_back`]).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Woken {
+    active_at: Option<Instant>,
+}
+
+/// What wakes a trimmed peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Waker {
+    /// A packet to send: it and the next ones wait for the handshake.
+    Outbound,
+    /// The peer's handshake initiation, or what looks like one until the session reads it:
+    /// the peer is put in line for trimming only once the session accepted it
+    /// ([`Engine::keep_woken`]), else trimmed back ([`Engine::trim_back`]).
+    Initiation,
+    /// A disco ping (authenticated) or a netmap that makes the peer untrimmable.
+    Other,
+}
+
 /// What became of an outbound packet for a peer.
 pub(super) enum Outbound {
     /// The session can take it.
@@ -121,20 +141,22 @@ impl Lazy {
     }
 
     /// Gives peer `index` (`state`) a session again if it was trimmed; packets for it wait
-    /// for the handshake when `hold` (an outbound packet woke it). A no-op for a peer with a
-    /// session, so the data path calls it for every packet at the cost of one test.
+    /// for the handshake when an outbound packet woke it. A no-op for a peer with a
+    /// session, so the data path calls it for every packet at the cost of one test. `None`
+    /// when the peer had a session.
     pub(super) fn wake(
         &mut self,
         index: u32,
         state: &mut PeerState,
         now: Instant,
-        hold: bool,
+        waker: Waker,
         own_key: &PrivateKey,
         gate: &HandshakeGate,
-    ) {
+    ) -> Option<Woken> {
         if state.session.is_some() {
-            return;
+            return None;
         }
+        let woken = Woken { active_at: state.activity.active_at };
         state.session = Some(Box::new(Session::new(
             own_key,
             &state.config.public_key,
@@ -144,10 +166,14 @@ impl Lazy {
             gate.session_limiter(),
         )));
         state.activity.note_receive(now);
-        state.activity.held = hold.then(VecDeque::new);
+        state.activity.held = (waker == Waker::Outbound).then(VecDeque::new);
         state.activity.replayable = true;
-        self.arm(index, &state.config, &mut state.activity, now);
-        log::debug!("peer {index}: back in the WireGuard configuration");
+        if waker != Waker::Initiation {
+            self.arm(index, &state.config, &mut state.activity, now);
+        }
+        // Trace: forged initiations can wake a peer (for a moment) at will.
+        log::trace!("peer {index}: back in the WireGuard configuration");
+        Some(woken)
     }
 
     /// Takes the peers whose idle check is due at `now`.
@@ -195,6 +221,11 @@ impl PeerActivity {
         std::mem::take(&mut self.replayable)
     }
 
+    /// The session that [`Lazy::wake`] made is gone again: the peer is as it was before.
+    fn undo_wake(&mut self, woken: Woken) {
+        *self = PeerActivity { active_at: woken.active_at, ..PeerActivity::default() };
+    }
+
     /// The first handshake is done: the held packets, to send now.
     pub(super) fn release_held(&mut self) -> VecDeque<Vec<u8>> {
         self.held.take().unwrap_or_default()
@@ -203,10 +234,28 @@ impl PeerActivity {
 
 impl Engine {
     /// Gives trimmed peer `index` a session again (see [`Lazy::wake`]).
-    pub(super) fn wake(&mut self, index: u32, now: Instant, hold: bool) {
+    pub(super) fn wake(&mut self, index: u32, now: Instant, waker: Waker) -> Option<Woken> {
+        let state = self.peers.get_mut(&index)?;
+        let own_key = &self.netmap.self_node.private_key;
+        self.lazy.wake(index, state, now, waker, own_key, &self.handshake_gate)
+    }
+
+    /// Peer `index`, woken by an initiation its session accepted, is in use again: in line
+    /// for trimming when idle.
+    pub(super) fn keep_woken(&mut self, index: u32, now: Instant) {
         if let Some(state) = self.peers.get_mut(&index) {
-            let own_key = &self.netmap.self_node.private_key;
-            self.lazy.wake(index, state, now, hold, own_key, &self.handshake_gate);
+            self.lazy.arm(index, &state.config, &mut state.activity, now);
+        }
+    }
+
+    /// Trims peer `index` back at once: the initiation that woke it proved nothing. Anyone
+    /// who can compute mac1 (who knows our public key) can name any peer's key in an
+    /// initiation, and only the session finds it forged; without this, each forged
+    /// initiation would keep a session (some 12 KB) for the idle time.
+    pub(super) fn trim_back(&mut self, index: u32, woken: Woken) {
+        if let Some(state) = self.peers.get_mut(&index) {
+            state.trim();
+            state.activity.undo_wake(woken);
         }
     }
 
