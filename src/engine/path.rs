@@ -98,7 +98,7 @@ impl PeerState {
                 log::debug!(
                     "peer {}: handshake not completing: no answer for {}s to the initiation \
                      sent {path}; retrying",
-                    self.log_name(),
+                    log_name(&self.config),
                     waited.as_secs()
                 );
             }
@@ -116,17 +116,18 @@ impl PeerState {
     pub(super) fn current_path(&self, now: Instant) -> Path {
         let path = self.path_for(now);
         if let Some(change) = self.path_log.note_path(now, path) {
-            log::debug!("peer {}: {change}", self.log_name());
+            log::debug!("peer {}: {change}", log_name(&self.config));
         }
         path
     }
+}
 
-    /// The peer's name for the log, else its short key.
-    fn log_name(&self) -> String {
-        match self.config.name.as_str() {
-            "" => self.config.public_key.short(),
-            name => name.to_string(),
-        }
+/// The peer's name for the log (escaped: control chose it, and a newline or an escape
+/// sequence in it would forge log lines), else its short key.
+fn log_name(peer: &crate::netmap::Peer) -> String {
+    match peer.name.as_str() {
+        "" => peer.public_key.short(),
+        name => name.escape_debug().to_string(),
     }
 }
 
@@ -286,6 +287,18 @@ mod tests {
         let next = log.note_path(t0 + PATH_LOG_INTERVAL, Path::Udp(b)).expect("a summary");
         assert!(next.contains(&b.to_string()) && next.contains("999 earlier changes"), "{next}");
         assert_eq!(log.note_path(t0 + 3 * PATH_LOG_INTERVAL, Path::Udp(b)), None, "settled");
+    }
+
+    /// Control names the peers: a name must not break a log line or forge another one.
+    #[test]
+    fn a_peer_name_in_the_log_carries_no_control_characters() {
+        let peer = crate::netmap::Peer {
+            name: "box\nweftd: forged line\u{1b}[31m".into(),
+            ..crate::netmap::Peer::new(PublicKey([4; 32]))
+        };
+        let name = log_name(&peer);
+        assert!(!name.chars().any(char::is_control), "{name:?}");
+        assert!(name.starts_with("box") && name.contains("forged line"), "still readable");
     }
 
     #[test]
