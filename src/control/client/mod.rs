@@ -162,6 +162,11 @@ struct RegisterStream {
     body: Vec<u8>,
 }
 
+/// Streams open on the Noise session at most for a `PingRequest` to be answered: control
+/// may send one in every message and never answer our HEADs and POSTs, and a stream beyond
+/// its own limit would fail the session.
+pub(super) const MAX_OPEN_STREAMS: usize = 32;
+
 pub(crate) struct ControlClient {
     server: ServerUrl,
     identity: Identity,
@@ -799,6 +804,9 @@ impl ControlClient {
             return;
         }
         self.last_ping_url.clone_from(&ping.url);
+        if !self.has_room_for_ping_answer() {
+            return self.refuse_ping_request("too many of our answers are still open");
+        }
         match ping_request::task(ping) {
             Ok(Task::Head(path)) => self.send_request(now, "HEAD", &path, &[], |_, _| {}),
             Ok(Task::Pings { pings, refused }) => {
@@ -825,7 +833,18 @@ impl ControlClient {
     /// Sends the result of a ping control asked for (a `PingResponse` as JSON) to the path it
     /// named, over the Noise session; its answer is not waited for.
     pub(crate) fn post_ping_result(&mut self, now: Instant, path: &str, response_json: &[u8]) {
+        if !self.has_room_for_ping_answer() {
+            return self.refuse_ping_request("too many of our answers are still open");
+        }
         self.send_request(now, "POST", path, response_json, |_, _| {});
+    }
+
+    /// Whether the Noise session has fewer than [`MAX_OPEN_STREAMS`] streams open.
+    fn has_room_for_ping_answer(&mut self) -> bool {
+        let Link::Session { session, .. } = &mut self.link else {
+            return true;
+        };
+        session.h2().is_none_or(|h2| h2.open_streams() < MAX_OPEN_STREAMS)
     }
 
     /// Hands on the whole netmap, as when a key expires with no message.

@@ -749,6 +749,26 @@ fn bad_ping_requests_are_refused_and_the_session_carries_on() {
     assert!(h.server.is_some() && h.client.is_connected());
 }
 
+/// Control can ask for a proof of life (or a ping) in every message and never answer our
+/// HEADs and POSTs: the streams they leave open are bounded, the requests beyond refused.
+#[test]
+fn ping_answers_control_leaves_unanswered_are_bounded() {
+    let mut h = Harness::new();
+    let map = h.logged_in();
+    let asked = 200;
+    for i in 0..asked {
+        let url = format!("https://control.test/machine/ping/{i}");
+        let ping = format!(r#"{{"URL":"{url}","URLIsNoise":true}}"#);
+        h.send_map(map, &format!(r#"{{"KeepAlive":true,"PingRequest":{ping}}}"#));
+    }
+    let answered = (0..asked)
+        .filter(|i| h.server().take_request(&format!("/machine/ping/{i}")).is_some())
+        .count();
+    assert!(answered > 0 && answered <= MAX_OPEN_STREAMS, "{answered} HEADs left open");
+    assert_eq!(h.client.refused_ping_requests, (asked - answered) as u64);
+    assert!(h.client.is_connected(), "{:?}", h.client.last_error());
+}
+
 #[test]
 fn a_request_of_thousands_of_unknown_types_is_one_refusal() {
     let mut h = Harness::new();
