@@ -943,6 +943,6 @@ fn retry_after(headers: &[HeaderField]) -> Option<Duration> {
 
 #[cfg(test)]
 mod fake_server;
-mod ping_request;
+pub(crate) mod ping_request;
 #[cfg(test)]
 mod tests;
