@@ -5,9 +5,9 @@
 //! Compiled only with the `fuzzing` feature, so the library's internals stay private and the
 //! normal build does not carry this code. `docs/security.md` lists the targets.
 
+use crate::control::client::ping_request::{self, assert_task_invariants};
 use crate::control::http2::frame::{self, DEFAULT_MAX_FRAME_SIZE};
 use crate::control::http2::hpack::Decoder;
-use crate::control::client::ping_request::{self, assert_task_invariants};
 use crate::control::http2::Connection;
 use crate::control::map_state::MapState;
 use crate::control::mapstream::FrameReader;

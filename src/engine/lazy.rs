@@ -135,7 +135,11 @@ impl Lazy {
         if activity.idle_check.is_some() || !self.trimmable(peer) {
             return;
         }
-        let at = activity.active_at.unwrap_or(now) + self.config.idle;
+        // An idle time past the clock's range (any number of seconds may be configured):
+        // never idle long enough.
+        let Some(at) = activity.active_at.unwrap_or(now).checked_add(self.config.idle) else {
+            return;
+        };
         activity.idle_check = Some(at);
         self.idle_checks.push(Reverse((at, index)));
     }
@@ -273,7 +277,7 @@ impl Engine {
             }
             state.activity.idle_check = None;
             let idle_since = state.activity.active_at.unwrap_or(now);
-            if now < idle_since + self.lazy.config.idle {
+            if now.saturating_duration_since(idle_since) < self.lazy.config.idle {
                 self.lazy.arm(index, &state.config, &mut state.activity, now);
             } else if self.lazy.trimmable(&state.config) {
                 state.trim();

@@ -231,3 +231,15 @@ fn a_forged_initiation_naming_a_trimmed_peer_leaves_it_trimmed() {
     idle_until(&mut a, &mut b, later + 2 * IDLE_THRESHOLD);
     assert!(!in_engine(&a, later + 2 * IDLE_THRESHOLD), "and trimmed when idle");
 }
+
+/// `WEFT_DEBUG_LAZY_IDLE` is any number of seconds: one too large to add to a time means
+/// never idle long enough, not a panic.
+#[test]
+fn an_idle_time_beyond_the_clock_never_trims() {
+    let t0 = Instant::now();
+    let forever = LazyConfig { trim: true, idle: Duration::from_secs(u64::MAX) };
+    let (mut a, mut b) = talking_pair(t0, forever, forever);
+    let later = t0 + 10 * IDLE_THRESHOLD;
+    idle_until(&mut a, &mut b, later);
+    assert!(in_engine(&a, later) && in_engine(&b, later));
+}
