@@ -825,9 +825,15 @@ impl ControlClient {
         }
     }
 
+    /// Counts a refusal. Control may send a request to refuse in every message, so the log
+    /// tells the first and then those at each doubling of the count: a handful of lines for
+    /// any number of refusals.
     fn refuse_ping_request(&mut self, why: &str) {
         self.refused_ping_requests += 1;
-        log::info!("control: ping request refused ({} so far): {why}", self.refused_ping_requests);
+        let count = self.refused_ping_requests;
+        if count.is_power_of_two() {
+            log::info!("control: ping request refused ({count} so far): {why}");
+        }
     }
 
     /// Sends the result of a ping control asked for (a `PingResponse` as JSON) to the path it

@@ -769,6 +769,25 @@ fn ping_answers_control_leaves_unanswered_are_bounded() {
     assert!(h.client.is_connected(), "{:?}", h.client.last_error());
 }
 
+/// Control can send a request to refuse in every message: the log tells the first ones
+/// and then ever more rarely, with the count, not one line per message.
+#[test]
+fn refused_ping_requests_do_not_flood_the_log() {
+    let mut h = Harness::new();
+    let map = h.logged_in();
+    let asked = 1000;
+    let ((), lines) = crate::log_capture::capture_logs(|| {
+        for i in 0..asked {
+            let ping = format!(r#"{{"URL":"https://control.test/p{i}","URLIsNoise":false}}"#);
+            h.send_map(map, &format!(r#"{{"KeepAlive":true,"PingRequest":{ping}}}"#));
+        }
+    });
+    assert_eq!(h.client.refused_ping_requests, asked);
+    let told: Vec<&String> = lines.iter().filter(|l| l.contains("ping request")).collect();
+    assert!(!told.is_empty() && told.len() <= 11, "{} lines: {:?}", told.len(), told.first());
+    assert!(told.last().unwrap().contains("512 so far"), "{told:?}");
+}
+
 #[test]
 fn a_request_of_thousands_of_unknown_types_is_one_refusal() {
     let mut h = Harness::new();
