@@ -5,6 +5,7 @@
 //! Compiled only with the `fuzzing` feature, so the library's internals stay private and the
 //! normal build does not carry this code. `docs/security.md` lists the targets.
 
+use crate::control::client::ping_request::{self, assert_task_invariants};
 use crate::control::http2::frame::{self, DEFAULT_MAX_FRAME_SIZE};
 use crate::control::http2::hpack::Decoder;
 use crate::control::http2::Connection;
@@ -352,9 +353,14 @@ pub fn map_stream(data: &[u8]) {
     assert!(reader.pending_len() <= data.len());
 }
 
-/// One MapResponse JSON body, applied to a fresh state and decoded on its own.
+/// One MapResponse JSON body, applied to a fresh state and decoded on its own; its
+/// PingRequest, if any, read as the control client reads it.
 pub fn map_response(data: &[u8]) {
-    let _ = MapResponse::from_json(data);
+    if let Ok(response) = MapResponse::from_json(data) {
+        if let Some(request) = &response.ping_request {
+            assert_task_invariants(request, &ping_request::task(request));
+        }
+    }
     apply_map_frame(&mut MapState::new(), data);
 }
 

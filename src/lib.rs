@@ -21,6 +21,8 @@ pub mod fuzzing;
 mod http1;
 mod keys;
 mod localapi;
+#[cfg(test)]
+mod log_capture;
 mod naclbox;
 mod netcheck;
 mod netmap;

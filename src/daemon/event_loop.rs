@@ -662,7 +662,7 @@ impl Daemon {
         let started = {
             // Dropping the sink sends the ping.
             let sink = &mut self.datapath.sink();
-            self.engine.start_ping_of(now, kind, ip, CONTROL_PING_TIMEOUT, sink)
+            self.engine.start_control_ping(now, kind, ip, CONTROL_PING_TIMEOUT, sink)
         };
         match started {
             Ok(id) => {

@@ -1,7 +1,7 @@
 //! The per-packet path: TUN → encrypt → UDP, and UDP → decrypt → check → TUN. Allocates nothing
 //! (but for the rare TSMP answers and resets the engine writes itself).
 
-use super::lazy::Outbound;
+use super::lazy::{Outbound, Waker, Woken};
 use super::path::Source;
 use super::{Engine, PacketSink};
 use crate::control::tailcfg::RegionId;
@@ -117,7 +117,7 @@ impl Engine {
             return;
         };
         let own_key = &self.netmap.self_node.private_key;
-        self.lazy.wake(index, state, now, true, own_key, &self.handshake_gate);
+        self.lazy.wake(index, state, now, Waker::Outbound, own_key, &self.handshake_gate);
         state.activity.note_send(now);
         let Some(session) = state.session.as_mut() else {
             return;
@@ -179,7 +179,7 @@ impl Engine {
     }
 
     fn receive(&mut self, now: Instant, from: Source, datagram: &[u8], sink: &mut dyn PacketSink) {
-        let Some(index) = self.demux(now, from, datagram, sink) else {
+        let Some((index, woken)) = self.demux(now, from, datagram, sink) else {
             return;
         };
         // Lent to the steps, so the decrypted packet can borrow it while they use the engine;
@@ -200,31 +200,34 @@ impl Engine {
             Decrypted::Done => {}
         }
         self.scratch = scratch;
+        match woken {
+            Some(_) if handshake_done => self.keep_woken(index, now),
+            Some(woken) => self.trim_back(index, woken),
+            None => {}
+        }
         if handshake_done {
             self.send_held(index, now, sink);
         }
         self.send_answers(now, sink);
     }
 
-    /// The local index of the peer `datagram` is for; `None` when the demultiplexer answered
-    /// it (a cookie reply under load) or dropped it (counted).
+    /// The local index of the peer `datagram` is for, and whether it woke that peer from
+    /// trimming; `None` when the demultiplexer answered it (a cookie reply under load) or
+    /// dropped it (counted).
     fn demux(
         &mut self,
         now: Instant,
         from: Source,
         datagram: &[u8],
         sink: &mut dyn PacketSink,
-    ) -> Option<u32> {
+    ) -> Option<(u32, Option<Woken>)> {
         let own_key = &self.netmap.self_node.private_key;
         let gate = &mut self.handshake_gate;
         match route_datagram(own_key, gate, now, from.addr().ip(), datagram) {
-            Destination::LocalIndex(index) => return Some(index),
+            Destination::LocalIndex(index) => return Some((index, None)),
             Destination::Initiator(key) => match self.by_key.get(&key).copied() {
-                Some(index) => {
-                    // A trimmed peer comes back to answer.
-                    self.wake(index, now, false);
-                    return Some(index);
-                }
+                // A trimmed peer comes back to answer (or is trimmed back if it was forged).
+                Some(index) => return Some((index, self.wake(index, now, Waker::Initiation))),
                 None => self.drops.unknown_initiator += 1,
             },
             Destination::CookieReply(reply) => from.reply(sink, &reply),

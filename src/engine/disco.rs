@@ -3,6 +3,7 @@
 //! pings and CallMeMaybes. Which path to use is [`super::disco_paths`]'s decision.
 
 use super::disco_paths::{DiscoPaths, PongOutcome, Probe};
+use super::lazy::Waker;
 use super::path::Source;
 use super::ping::PingId;
 use super::{Engine, PacketSink};
@@ -329,7 +330,7 @@ impl Engine {
             return;
         }
         // A peer looking for a path to us is about to send: bring it back if trimmed.
-        self.wake(index, now, false);
+        self.wake(index, now, Waker::Other);
         let Some(state) = self.peers.get_mut(&index) else {
             return;
         };

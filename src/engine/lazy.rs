@@ -6,7 +6,8 @@
 //!
 //! The first outbound packet to a trimmed peer, its handshake initiation or its disco ping
 //! brings it back with a fresh session. Packets sent while that first handshake completes wait
-//! in a small queue of the peer's own ([`HELD_PACKETS`], counted drops beyond).
+//! in a small queue of the peer's own ([`HELD_PACKETS`], and [`HELD_BYTES`] across all peers;
+//! counted drops beyond).
 //!
 //! Subnet routers (a wider AllowedIP) are never trimmed: a packet routed to a subnet names no
 //! single peer address, and such peers carry traffic for many hosts. Neither are peers with
@@ -20,6 +21,8 @@ use crate::wg::gate::HandshakeGate;
 use crate::wg::Session;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// No traffic either way for this long and a trimmable peer loses its session (tailscaled's
@@ -33,6 +36,9 @@ pub(crate) const SEND_RECORD_INTERVAL: Duration = Duration::from_secs(10);
 /// Packets held for a peer coming back while its first handshake completes; more are dropped
 /// and counted (`Drops::handshake_queue_full`).
 pub(crate) const HELD_PACKETS: usize = 32;
+/// Bytes held across all peers at most: a program writing to every address of a large
+/// tailnet of unreachable peers would otherwise have [`HELD_PACKETS`] held for each.
+pub(crate) const HELD_BYTES: usize = 4 << 20;
 
 /// The trimming policy, read by the daemon from its environment (`WEFT_DEBUG_TRIM_WIREGUARD`,
 /// `WEFT_DEBUG_LAZY_IDLE`) and handed to the engine.
@@ -57,6 +63,47 @@ pub(super) struct Lazy {
     /// enough. At most one entry per peer is current (`PeerActivity::idle_check`); others are
     /// skipped when they come due.
     idle_checks: BinaryHeap<Reverse<(Instant, u32)>>,
+    /// Bytes held for all peers.
+    held_bytes: HeldBudget,
+}
+
+/// Bytes held across all peers, shared by their queues (see [`HELD_BYTES`]).
+#[derive(Clone, Debug, Default)]
+struct HeldBudget(Arc<AtomicUsize>);
+
+/// Packets held for one peer. Their bytes count against the engine's budget for as long as
+/// they exist, however they go (sent, trimmed, or dropped with a peer control removed).
+#[derive(Debug)]
+struct Held {
+    packets: VecDeque<Vec<u8>>,
+    bytes: usize,
+    budget: HeldBudget,
+}
+
+impl Held {
+    fn new(budget: HeldBudget) -> Held {
+        Held { packets: VecDeque::new(), bytes: 0, budget }
+    }
+
+    /// Holds `packet` if this peer's queue and the budget have room.
+    fn hold(&mut self, packet: &[u8]) -> bool {
+        let total = &self.budget.0;
+        let room = |held: usize| held.checked_add(packet.len()).filter(|&t| t <= HELD_BYTES);
+        if self.packets.len() >= HELD_PACKETS
+            || total.fetch_update(Ordering::Relaxed, Ordering::Relaxed, room).is_err()
+        {
+            return false;
+        }
+        self.bytes += packet.len();
+        self.packets.push_back(packet.to_vec());
+        true
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.0.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 /// A peer's activity, as lazy configuration needs it.
@@ -69,11 +116,31 @@ pub(super) struct PeerActivity {
     idle_check: Option<Instant>,
     /// Packets waiting for the first handshake of a session brought back by an outbound
     /// packet; `None` once that handshake is done (or when the peer was never trimmed).
-    held: Option<VecDeque<Vec<u8>>>,
+    held: Option<Held>,
     /// The session is new and has accepted no initiation yet. WireGuard refuses an initiation
     /// whose timestamp is not newer than the last one accepted, but a new session knows no
     /// last one: its first initiation may be a replay, and answering it proves nothing.
     replayable: bool,
+}
+
+/// A trimmed peer was given a session: what it was like before, to go back to if what woke
+/// it proves nothing (see [`Engine::trim_back`]).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Woken {
+    active_at: Option<Instant>,
+}
+
+/// What wakes a trimmed peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Waker {
+    /// A packet to send: it and the next ones wait for the handshake.
+    Outbound,
+    /// The peer's handshake initiation, or what looks like one until the session reads it:
+    /// the peer is put in line for trimming only once the session accepted it
+    /// ([`Engine::keep_woken`]), else trimmed back ([`Engine::trim_back`]).
+    Initiation,
+    /// A disco ping (authenticated) or a netmap that makes the peer untrimmable.
+    Other,
 }
 
 /// What became of an outbound packet for a peer.
@@ -88,7 +155,7 @@ pub(super) enum Outbound {
 
 impl Lazy {
     pub(super) fn new(config: LazyConfig) -> Lazy {
-        Lazy { config, idle_checks: BinaryHeap::new() }
+        Lazy { config, idle_checks: BinaryHeap::new(), held_bytes: HeldBudget::default() }
     }
 
     /// Whether `peer` may go without a session while idle.
@@ -115,26 +182,32 @@ impl Lazy {
         if activity.idle_check.is_some() || !self.trimmable(peer) {
             return;
         }
-        let at = activity.active_at.unwrap_or(now) + self.config.idle;
+        // An idle time past the clock's range (any number of seconds may be configured):
+        // never idle long enough.
+        let Some(at) = activity.active_at.unwrap_or(now).checked_add(self.config.idle) else {
+            return;
+        };
         activity.idle_check = Some(at);
         self.idle_checks.push(Reverse((at, index)));
     }
 
     /// Gives peer `index` (`state`) a session again if it was trimmed; packets for it wait
-    /// for the handshake when `hold` (an outbound packet woke it). A no-op for a peer with a
-    /// session, so the data path calls it for every packet at the cost of one test.
+    /// for the handshake when an outbound packet woke it. A no-op for a peer with a
+    /// session, so the data path calls it for every packet at the cost of one test. `None`
+    /// when the peer had a session.
     pub(super) fn wake(
         &mut self,
         index: u32,
         state: &mut PeerState,
         now: Instant,
-        hold: bool,
+        waker: Waker,
         own_key: &PrivateKey,
         gate: &HandshakeGate,
-    ) {
+    ) -> Option<Woken> {
         if state.session.is_some() {
-            return;
+            return None;
         }
+        let woken = Woken { active_at: state.activity.active_at };
         state.session = Some(Box::new(Session::new(
             own_key,
             &state.config.public_key,
@@ -144,10 +217,15 @@ impl Lazy {
             gate.session_limiter(),
         )));
         state.activity.note_receive(now);
-        state.activity.held = hold.then(VecDeque::new);
+        state.activity.held =
+            (waker == Waker::Outbound).then(|| Held::new(self.held_bytes.clone()));
         state.activity.replayable = true;
-        self.arm(index, &state.config, &mut state.activity, now);
-        log::debug!("peer {index}: back in the WireGuard configuration");
+        if waker != Waker::Initiation {
+            self.arm(index, &state.config, &mut state.activity, now);
+        }
+        // Trace: forged initiations can wake a peer (for a moment) at will.
+        log::trace!("peer {index}: back in the WireGuard configuration");
+        Some(woken)
     }
 
     /// Takes the peers whose idle check is due at `now`.
@@ -181,11 +259,10 @@ impl PeerActivity {
     pub(super) fn outbound(&mut self, packet: &[u8]) -> Outbound {
         match &mut self.held {
             None => Outbound::Encrypt,
-            Some(queue) if queue.len() >= HELD_PACKETS => Outbound::Dropped,
-            Some(queue) => {
-                queue.push_back(packet.to_vec());
-                Outbound::Held
-            }
+            Some(held) => match held.hold(packet) {
+                true => Outbound::Held,
+                false => Outbound::Dropped,
+            },
         }
     }
 
@@ -195,18 +272,41 @@ impl PeerActivity {
         std::mem::take(&mut self.replayable)
     }
 
+    /// The session that [`Lazy::wake`] made is gone again: the peer is as it was before.
+    fn undo_wake(&mut self, woken: Woken) {
+        *self = PeerActivity { active_at: woken.active_at, ..PeerActivity::default() };
+    }
+
     /// The first handshake is done: the held packets, to send now.
     pub(super) fn release_held(&mut self) -> VecDeque<Vec<u8>> {
-        self.held.take().unwrap_or_default()
+        self.held.take().map(|mut held| std::mem::take(&mut held.packets)).unwrap_or_default()
     }
 }
 
 impl Engine {
     /// Gives trimmed peer `index` a session again (see [`Lazy::wake`]).
-    pub(super) fn wake(&mut self, index: u32, now: Instant, hold: bool) {
+    pub(super) fn wake(&mut self, index: u32, now: Instant, waker: Waker) -> Option<Woken> {
+        let state = self.peers.get_mut(&index)?;
+        let own_key = &self.netmap.self_node.private_key;
+        self.lazy.wake(index, state, now, waker, own_key, &self.handshake_gate)
+    }
+
+    /// Peer `index`, woken by an initiation its session accepted, is in use again: in line
+    /// for trimming when idle.
+    pub(super) fn keep_woken(&mut self, index: u32, now: Instant) {
         if let Some(state) = self.peers.get_mut(&index) {
-            let own_key = &self.netmap.self_node.private_key;
-            self.lazy.wake(index, state, now, hold, own_key, &self.handshake_gate);
+            self.lazy.arm(index, &state.config, &mut state.activity, now);
+        }
+    }
+
+    /// Trims peer `index` back at once: the initiation that woke it proved nothing. Anyone
+    /// who can compute mac1 (who knows our public key) can name any peer's key in an
+    /// initiation, and only the session finds it forged; without this, each forged
+    /// initiation would keep a session (some 12 KB) for the idle time.
+    pub(super) fn trim_back(&mut self, index: u32, woken: Woken) {
+        if let Some(state) = self.peers.get_mut(&index) {
+            state.trim();
+            state.activity.undo_wake(woken);
         }
     }
 
@@ -224,7 +324,7 @@ impl Engine {
             }
             state.activity.idle_check = None;
             let idle_since = state.activity.active_at.unwrap_or(now);
-            if now < idle_since + self.lazy.config.idle {
+            if now.saturating_duration_since(idle_since) < self.lazy.config.idle {
                 self.lazy.arm(index, &state.config, &mut state.activity, now);
             } else if self.lazy.trimmable(&state.config) {
                 state.trim();
@@ -284,12 +384,16 @@ mod tests {
 
     #[test]
     fn the_hold_queue_is_bounded() {
-        let mut activity = PeerActivity { held: Some(VecDeque::new()), ..Default::default() };
+        let budget = HeldBudget::default();
+        let held = Some(Held::new(budget.clone()));
+        let mut activity = PeerActivity { held, ..Default::default() };
         for _ in 0..HELD_PACKETS {
             assert!(matches!(activity.outbound(b"p"), Outbound::Held));
         }
         assert!(matches!(activity.outbound(b"p"), Outbound::Dropped));
+        assert_eq!(budget.0.load(Ordering::Relaxed), HELD_PACKETS);
         assert_eq!(activity.release_held().len(), HELD_PACKETS);
+        assert_eq!(budget.0.load(Ordering::Relaxed), 0, "released: off the budget");
         assert!(matches!(activity.outbound(b"p"), Outbound::Encrypt), "released: straight on");
     }
 }

@@ -98,7 +98,7 @@ impl PeerState {
                 log::debug!(
                     "peer {}: handshake not completing: no answer for {}s to the initiation \
                      sent {path}; retrying",
-                    self.log_name(),
+                    log_name(&self.config),
                     waited.as_secs()
                 );
             }
@@ -115,18 +115,19 @@ impl PeerState {
     /// every send, and where a path may change without one (a pong, a heartbeat).
     pub(super) fn current_path(&self, now: Instant) -> Path {
         let path = self.path_for(now);
-        if let Some(change) = self.path_log.note_path(path) {
-            log::debug!("peer {}: {change}", self.log_name());
+        if let Some(change) = self.path_log.note_path(now, path) {
+            log::debug!("peer {}: {change}", log_name(&self.config));
         }
         path
     }
+}
 
-    /// The peer's name for the log, else its short key.
-    fn log_name(&self) -> String {
-        match self.config.name.as_str() {
-            "" => self.config.public_key.short(),
-            name => name.to_string(),
-        }
+/// The peer's name for the log (escaped: control chose it, and a newline or an escape
+/// sequence in it would forge log lines), else its short key.
+fn log_name(peer: &crate::netmap::Peer) -> String {
+    match peer.name.as_str() {
+        "" => peer.public_key.short(),
+        name => name.escape_debug().to_string(),
     }
 }
 
@@ -144,44 +145,47 @@ impl fmt::Display for Path {
     }
 }
 
+/// Path changes are logged at most once per interval per peer; the ones between are counted
+/// and told with the next line.
+const PATH_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What the log last said about a peer's path and handshake, so that each change is told
 /// once, not once per packet. Cells: [`PeerState::send`] borrows the peer shared.
 #[derive(Debug, Default)]
 pub(super) struct PathLog {
     /// The path of the last send; `None` before the first.
     path: Cell<Option<Path>>,
+    /// When a path change was last told.
+    told_at: Cell<Option<Instant>>,
+    /// Changes since then, not told yet ([`PATH_LOG_INTERVAL`]).
+    untold: Cell<u32>,
     /// When the first initiation still unanswered went out, and whether its silence was
     /// logged already.
     initiation: Cell<Option<(Instant, bool)>>,
 }
 
 impl PathLog {
-    /// The sentence for the log when `path` differs from the last one.
-    fn note_path(&self, path: Path) -> Option<String> {
+    /// The sentence for the log when `path` differs from the last one, at most once per
+    /// [`PATH_LOG_INTERVAL`]: changes in between are counted, and the first look after it
+    /// tells where the path is then and how many changes went untold.
+    fn note_path(&self, now: Instant, path: Path) -> Option<String> {
         let before = self.path.replace(Some(path));
-        let said = match (before, path) {
-            (before, now) if before == Some(now) => return None,
-            (_, Path::None) => {
-                "no path: no endpoint proven and no home DERP region; packets are dropped \
-                 and no handshake can start"
-                    .to_string()
-            }
-            (None | Some(Path::None), Path::Udp(addr)) => format!("path found: direct to {addr}"),
-            (None | Some(Path::None), Path::Derp(region)) => {
-                format!("path found: through DERP region {region} (no direct path proven yet)")
-            }
-            (Some(Path::Udp(old)), Path::Udp(new)) => {
-                format!("direct path changed from {old} to {new}")
-            }
-            (Some(Path::Derp(_)), Path::Udp(addr)) => format!("path now direct to {addr}"),
-            (Some(Path::Udp(old)), Path::Derp(region)) => {
-                format!("direct path to {old} lost; relaying through DERP region {region}")
-            }
-            (Some(Path::Derp(old)), Path::Derp(new)) => {
-                format!("relay changed from DERP region {old} to {new}")
-            }
-        };
-        Some(said)
+        let changed = before != Some(path);
+        let untold = self.untold.get().saturating_add(u32::from(changed));
+        if untold == 0 {
+            return None;
+        }
+        if self.told_at.get().is_some_and(|at| now < at + PATH_LOG_INTERVAL) {
+            self.untold.set(untold);
+            return None;
+        }
+        self.told_at.set(Some(now));
+        self.untold.set(0);
+        let said = if changed { describe_change(before, path) } else { format!("path now {path}") };
+        Some(match untold - u32::from(changed) {
+            0 => said,
+            skipped => format!("{said} ({skipped} earlier changes not logged)"),
+        })
     }
 
     /// A handshake initiation goes out: how long the first unanswered one has waited, the
@@ -206,6 +210,31 @@ impl PathLog {
     }
 }
 
+/// How the log tells that the path went from `before` to `after` (they differ).
+fn describe_change(before: Option<Path>, after: Path) -> String {
+    match (before, after) {
+        (_, Path::None) => {
+            "no path: no endpoint proven and no home DERP region; packets are dropped \
+             and no handshake can start"
+                .to_string()
+        }
+        (None | Some(Path::None), Path::Udp(addr)) => format!("path found: direct to {addr}"),
+        (None | Some(Path::None), Path::Derp(region)) => {
+            format!("path found: through DERP region {region} (no direct path proven yet)")
+        }
+        (Some(Path::Udp(old)), Path::Udp(new)) => {
+            format!("direct path changed from {old} to {new}")
+        }
+        (Some(Path::Derp(_)), Path::Udp(addr)) => format!("path now direct to {addr}"),
+        (Some(Path::Udp(old)), Path::Derp(region)) => {
+            format!("direct path to {old} lost; relaying through DERP region {region}")
+        }
+        (Some(Path::Derp(old)), Path::Derp(new)) => {
+            format!("relay changed from DERP region {old} to {new}")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,10 +244,12 @@ mod tests {
     fn each_path_change_is_told_once() {
         let log = PathLog::default();
         let direct: SocketAddr = "192.0.2.4:41641".parse().unwrap();
+        let t0 = Instant::now();
         let told: Vec<Option<String>> =
             [Path::Derp(7), Path::Derp(7), Path::Udp(direct), Path::Udp(direct), Path::Derp(7)]
                 .into_iter()
-                .map(|p| log.note_path(p))
+                .zip(0..)
+                .map(|(p, i)| log.note_path(t0 + i * PATH_LOG_INTERVAL, p))
                 .collect();
         assert_eq!(
             told,
@@ -230,8 +261,44 @@ mod tests {
                 Some("direct path to 192.0.2.4:41641 lost; relaying through DERP region 7".into()),
             ]
         );
-        assert!(log.note_path(Path::None).unwrap().starts_with("no path"));
-        assert_eq!(log.note_path(Path::None), None);
+        let later = t0 + 5 * PATH_LOG_INTERVAL;
+        assert!(log.note_path(later, Path::None).unwrap().starts_with("no path"));
+        assert_eq!(log.note_path(later + PATH_LOG_INTERVAL, Path::None), None);
+    }
+
+    /// A peer (or whoever races its packets from elsewhere) that flaps between two paths
+    /// must not make a log line per packet: the changes between lines are counted.
+    #[test]
+    fn a_flapping_path_makes_a_line_per_interval_not_per_packet() {
+        let log = PathLog::default();
+        let (a, b): (SocketAddr, SocketAddr) =
+            ("192.0.2.4:41641".parse().unwrap(), "198.51.100.7:4444".parse().unwrap());
+        let t0 = Instant::now();
+        let flaps = 1000;
+        let told: Vec<String> = (0..flaps)
+            .filter_map(|i| {
+                let at = t0 + PATH_LOG_INTERVAL * i / flaps;
+                log.note_path(at, Path::Udp(if i % 2 == 0 { a } else { b }))
+            })
+            .collect();
+        assert_eq!(told.len(), 1, "{:?}", told.first());
+        // After the interval, the next look tells where the path is now and how much was
+        // left untold.
+        let next = log.note_path(t0 + PATH_LOG_INTERVAL, Path::Udp(b)).expect("a summary");
+        assert!(next.contains(&b.to_string()) && next.contains("999 earlier changes"), "{next}");
+        assert_eq!(log.note_path(t0 + 3 * PATH_LOG_INTERVAL, Path::Udp(b)), None, "settled");
+    }
+
+    /// Control names the peers: a name must not break a log line or forge another one.
+    #[test]
+    fn a_peer_name_in_the_log_carries_no_control_characters() {
+        let peer = crate::netmap::Peer {
+            name: "box\nweftd: forged line\u{1b}[31m".into(),
+            ..crate::netmap::Peer::new(PublicKey([4; 32]))
+        };
+        let name = log_name(&peer);
+        assert!(!name.chars().any(char::is_control), "{name:?}");
+        assert!(name.starts_with("box") && name.contains("forged line"), "still readable");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! proportion to its size, with no rebuild of the route table.
 
 use super::disco::DiscoPeer;
-use super::lazy::PeerActivity;
+use super::lazy::{PeerActivity, Waker};
 use super::path::PathLog;
 use super::{Engine, PacketSink};
 use crate::keys::PublicKey;
@@ -179,7 +179,7 @@ impl Engine {
         self.disco.index_peer(state.disco.as_ref(), index);
         self.peers.insert(index, state);
         if !trimmable {
-            self.wake(index, now, false);
+            self.wake(index, now, Waker::Other);
         }
     }
 
@@ -246,7 +246,7 @@ impl Engine {
         // Gaining a subnet route makes the peer untrimmable; losing its last one, trimmable.
         match state.session {
             None if !self.lazy.trimmable(&state.config) => {
-                self.wake(index, now, false);
+                self.wake(index, now, Waker::Other);
             }
             None => {}
             Some(_) => self.lazy.arm(index, &state.config, &mut state.activity, now),

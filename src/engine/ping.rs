@@ -18,6 +18,10 @@ pub(crate) type PingId = u64;
 
 const PAYLOAD: &[u8] = b"weft ping";
 
+/// Pings in flight at most: control may ask for pings in every message and local callers
+/// may start them at will, but each one waits in a list scanned per reply.
+pub(crate) const MAX_PENDING_PINGS: usize = 64;
+
 /// What a ping sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PingKind {
@@ -337,6 +341,9 @@ impl Engine {
         timeout: Duration,
         sink: &mut dyn PacketSink,
     ) -> Result<PingId, String> {
+        if self.pings.pending.len() >= MAX_PENDING_PINGS {
+            return Err(format!("{MAX_PENDING_PINGS} pings are in flight already; try later"));
+        }
         let index = self
             .routes
             .lookup(target)
@@ -372,6 +379,24 @@ impl Engine {
         let packet = packet.expect("source chosen from the target's family");
         self.send_inside(index, now, src, &packet, sink);
         Ok(id)
+    }
+
+    /// Sends one ping of `kind` that control asked for, if `target` is a peer's own tailnet
+    /// address: an address a peer only routes (a subnet router's LAN, an exit node's
+    /// internet) is outside the tailnet, and control must not make this node probe it.
+    pub(crate) fn start_control_ping(
+        &mut self,
+        now: Instant,
+        kind: PingKind,
+        target: IpAddr,
+        timeout: Duration,
+        sink: &mut dyn PacketSink,
+    ) -> Result<PingId, String> {
+        let owner = self.routes.lookup(target).and_then(|index| self.peers.get(&index));
+        if !owner.is_some_and(|state| state.config.addresses.iter().any(|a| a.addr() == target)) {
+            return Err(format!("{target} is no peer's tailnet address"));
+        }
+        self.start_ping_of(now, kind, target, timeout, sink)
     }
 
     /// Registers a disco ping to peer `index` whose pings carry `tx_ids`.

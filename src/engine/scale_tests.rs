@@ -237,3 +237,43 @@ fn of_ten_thousand_idle_peers_only_the_one_written_to_gets_a_session() {
     engine.handle_timeout(idle, &mut Discard);
     assert_eq!(sessions(&engine), 0, "trimmed again once idle");
 }
+
+/// Packets held for peers coming back are bounded across all peers, not only per peer: a
+/// local program writing to every address of a large tailnet of unreachable peers must not
+/// make the daemon hold 32 packets for each.
+#[test]
+fn packets_held_for_waking_peers_are_bounded_across_peers() {
+    struct Discard;
+    impl PacketSink for Discard {
+        fn send_udp(&mut self, _: SocketAddr, _: &[u8]) {}
+        fn send_derp(&mut self, _: RegionId, _: PublicKey, _: &[u8]) {}
+        fn write_tun(&mut self, _: &[u8]) {}
+    }
+    let now = Instant::now();
+    let peers = 1000;
+    let mut engine = engine_of(peers);
+    let packet_to = |i: u32| {
+        let echo = crate::packet::icmp::Echo {
+            src: "100.127.255.254".parse().unwrap(),
+            dst: v4(i),
+            identifier: 1,
+            sequence: 1,
+        };
+        crate::packet::icmp::echo_request(&echo, &[0; 1372]).unwrap()
+    };
+    let size = packet_to(0).len();
+    for i in 0..peers {
+        for _ in 0..super::lazy::HELD_PACKETS {
+            engine.handle_tun_packet(now, &packet_to(i), &mut Discard);
+        }
+    }
+    let sent = peers as usize * super::lazy::HELD_PACKETS;
+    let held = sent - engine.drops().handshake_queue_full as usize;
+    assert_eq!(held, super::lazy::HELD_BYTES / size, "held up to the budget, the rest dropped");
+    // Peers that go take their held packets' share of the budget with them.
+    engine.apply_netmap(netmap_of(std::iter::empty()), now);
+    engine.apply_netmap(netmap_of((0..peers).map(peer)), now);
+    let dropped = engine.drops().handshake_queue_full;
+    engine.handle_tun_packet(now, &packet_to(7), &mut Discard);
+    assert_eq!(engine.drops().handshake_queue_full, dropped, "the budget is free again");
+}

@@ -11,6 +11,7 @@ use crate::packet::IpHeader;
 use std::time::Duration;
 
 mod lazy;
+mod pings;
 mod signature;
 
 #[derive(Default)]
@@ -374,7 +375,7 @@ fn public_of(node: &Node) -> x25519_dalek::PublicKey {
 /// The only peer's session on `node` (brought back if trimmed).
 fn session_of(node: &mut Node) -> &mut boringtun::noise::Tunn {
     let index = *node.engine.peers.keys().next().unwrap();
-    node.engine.wake(index, Instant::now(), false);
+    node.engine.wake(index, Instant::now(), super::lazy::Waker::Other);
     &mut node.engine.peers.get_mut(&index).unwrap().session.as_mut().unwrap().tunn
 }
 

@@ -162,6 +162,11 @@ struct RegisterStream {
     body: Vec<u8>,
 }
 
+/// Streams open on the Noise session at most for a `PingRequest` to be answered: control
+/// may send one in every message and never answer our HEADs and POSTs, and a stream beyond
+/// its own limit would fail the session.
+pub(super) const MAX_OPEN_STREAMS: usize = 32;
+
 pub(crate) struct ControlClient {
     server: ServerUrl,
     identity: Identity,
@@ -198,7 +203,7 @@ pub(crate) struct ControlClient {
     logging_out: bool,
     /// The last `PingRequest`'s URL: control may repeat a request, which is served once.
     last_ping_url: String,
-    /// `PingRequest`s (or parts of them) refused, for the log.
+    /// `PingRequest`s refused in whole or in part, for the log (one line each).
     refused_ping_requests: u64,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
@@ -799,11 +804,20 @@ impl ControlClient {
             return;
         }
         self.last_ping_url.clone_from(&ping.url);
+        if !self.has_room_for_ping_answer() {
+            return self.refuse_ping_request("too many of our answers are still open");
+        }
         match ping_request::task(ping) {
             Ok(Task::Head(path)) => self.send_request(now, "HEAD", &path, &[], |_, _| {}),
             Ok(Task::Pings { pings, refused }) => {
-                for kind in refused {
-                    self.refuse_ping_request(&format!("ping type {kind:?} is not supported"));
+                if refused.count > 0 {
+                    let more = refused.count - refused.names.len();
+                    let and_more =
+                        if more > 0 { format!(" and {more} more") } else { String::new() };
+                    let names = &refused.names;
+                    self.refuse_ping_request(&format!(
+                        "ping types {names:?}{and_more} are not supported"
+                    ));
                 }
                 self.events.extend(pings.into_iter().map(Event::PingPeer));
             }
@@ -811,15 +825,32 @@ impl ControlClient {
         }
     }
 
+    /// Counts a refusal. Control may send a request to refuse in every message, so the log
+    /// tells the first and then those at each doubling of the count: a handful of lines for
+    /// any number of refusals.
     fn refuse_ping_request(&mut self, why: &str) {
         self.refused_ping_requests += 1;
-        log::info!("control: ping request refused ({} so far): {why}", self.refused_ping_requests);
+        let count = self.refused_ping_requests;
+        if count.is_power_of_two() {
+            log::info!("control: ping request refused ({count} so far): {why}");
+        }
     }
 
     /// Sends the result of a ping control asked for (a `PingResponse` as JSON) to the path it
     /// named, over the Noise session; its answer is not waited for.
     pub(crate) fn post_ping_result(&mut self, now: Instant, path: &str, response_json: &[u8]) {
+        if !self.has_room_for_ping_answer() {
+            return self.refuse_ping_request("too many of our answers are still open");
+        }
         self.send_request(now, "POST", path, response_json, |_, _| {});
+    }
+
+    /// Whether the Noise session has fewer than [`MAX_OPEN_STREAMS`] streams open.
+    fn has_room_for_ping_answer(&mut self) -> bool {
+        let Link::Session { session, .. } = &mut self.link else {
+            return true;
+        };
+        session.h2().is_none_or(|h2| h2.open_streams() < MAX_OPEN_STREAMS)
     }
 
     /// Hands on the whole netmap, as when a key expires with no message.
@@ -918,6 +949,6 @@ fn retry_after(headers: &[HeaderField]) -> Option<Duration> {
 
 #[cfg(test)]
 mod fake_server;
-mod ping_request;
+pub(crate) mod ping_request;
 #[cfg(test)]
 mod tests;

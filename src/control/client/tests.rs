@@ -745,8 +745,62 @@ fn bad_ping_requests_are_refused_and_the_session_carries_on() {
     }
     assert!(!h.events.iter().any(|e| matches!(e, Event::PingPeer(_))), "{:?}", h.events);
     assert!(h.server().take_request("/p").is_none());
-    assert_eq!(h.client.refused_ping_requests, 6);
+    assert_eq!(h.client.refused_ping_requests, 5, "one refusal (one log line) per request");
     assert!(h.server.is_some() && h.client.is_connected());
+}
+
+/// Control can ask for a proof of life (or a ping) in every message and never answer our
+/// HEADs and POSTs: the streams they leave open are bounded, the requests beyond refused.
+#[test]
+fn ping_answers_control_leaves_unanswered_are_bounded() {
+    let mut h = Harness::new();
+    let map = h.logged_in();
+    let asked = 200;
+    for i in 0..asked {
+        let url = format!("https://control.test/machine/ping/{i}");
+        let ping = format!(r#"{{"URL":"{url}","URLIsNoise":true}}"#);
+        h.send_map(map, &format!(r#"{{"KeepAlive":true,"PingRequest":{ping}}}"#));
+    }
+    let answered = (0..asked)
+        .filter(|i| h.server().take_request(&format!("/machine/ping/{i}")).is_some())
+        .count();
+    assert!(answered > 0 && answered <= MAX_OPEN_STREAMS, "{answered} HEADs left open");
+    assert_eq!(h.client.refused_ping_requests, (asked - answered) as u64);
+    assert!(h.client.is_connected(), "{:?}", h.client.last_error());
+}
+
+/// Control can send a request to refuse in every message: the log tells the first ones
+/// and then ever more rarely, with the count, not one line per message.
+#[test]
+fn refused_ping_requests_do_not_flood_the_log() {
+    let mut h = Harness::new();
+    let map = h.logged_in();
+    let asked = 1000;
+    let ((), lines) = crate::log_capture::capture_logs(|| {
+        for i in 0..asked {
+            let ping = format!(r#"{{"URL":"https://control.test/p{i}","URLIsNoise":false}}"#);
+            h.send_map(map, &format!(r#"{{"KeepAlive":true,"PingRequest":{ping}}}"#));
+        }
+    });
+    assert_eq!(h.client.refused_ping_requests, asked);
+    let told: Vec<&String> = lines.iter().filter(|l| l.contains("ping request")).collect();
+    assert!(!told.is_empty() && told.len() <= 11, "{} lines: {:?}", told.len(), told.first());
+    assert!(told.last().unwrap().contains("512 so far"), "{told:?}");
+}
+
+#[test]
+fn a_request_of_thousands_of_unknown_types_is_one_refusal() {
+    let mut h = Harness::new();
+    let map = h.logged_in();
+    let types: Vec<String> = (0..10_000).map(|i| format!("x{i}")).collect();
+    let ping = format!(
+        r#"{{"URL":"https://control.test/p","URLIsNoise":true,"Types":"disco,{}","IP":"100.64.0.2"}}"#,
+        types.join(",")
+    );
+    h.send_map(map, &format!(r#"{{"KeepAlive":true,"PingRequest":{ping}}}"#));
+    assert_eq!(h.client.refused_ping_requests, 1, "not one log line per type");
+    let pings = h.events.iter().filter(|e| matches!(e, Event::PingPeer(_))).count();
+    assert_eq!(pings, 1, "the known type is still served");
 }
 
 #[test]

@@ -189,6 +189,11 @@ impl Connection {
         }
     }
 
+    /// Streams not finished yet: sent requests whose responses have not ended.
+    pub(crate) fn open_streams(&self) -> usize {
+        self.streams.len()
+    }
+
     /// Nothing more will happen: the connection failed, or the peer went away and every
     /// stream it kept has finished. Flush `poll_output` once more, then drop the transport.
     #[cfg(test)]

@@ -186,3 +186,60 @@ fn a_replayed_initiation_wakes_a_trimmed_peer_but_does_not_move_its_endpoint() {
     exchange(&mut a, &mut b, later);
     assert_eq!(a.out.tun.last(), Some(&from_b));
 }
+
+/// What a forger makes of a peer's initiation: the static key (which anyone who knows our
+/// public key can encrypt) kept, the timestamp (which needs the peer's private key) garbled,
+/// and mac1 made anew from our public key, so the handshake gate lets it through.
+fn forged_initiation(mut initiation: Vec<u8>, responder: &x25519_dalek::PublicKey) -> Vec<u8> {
+    use blake2::digest::{consts::U16, Mac};
+    use blake2::{Blake2s256, Blake2sMac, Digest};
+    const TIMESTAMP: std::ops::Range<usize> = 88..116;
+    initiation[TIMESTAMP].iter_mut().for_each(|b| *b ^= 0x5a);
+    let key = Blake2s256::new().chain_update(b"mac1----").chain_update(responder.as_bytes());
+    let mut mac = Blake2sMac::<U16>::new_from_slice(&key.finalize()).unwrap();
+    mac.update(&initiation[..TIMESTAMP.end]);
+    initiation[116..132].copy_from_slice(&mac.finalize().into_bytes());
+    initiation
+}
+
+/// Anyone who knows A's public key can name B in an initiation: A looks B up and wakes it
+/// before boringtun finds the initiation forged. The session so made goes again at once, so
+/// forged initiations cost no memory for the idle time, and the peer stays never-active.
+#[test]
+fn a_forged_initiation_naming_a_trimmed_peer_leaves_it_trimmed() {
+    let t0 = Instant::now();
+    let (mut a, mut b) = pair_with(t0, LazyConfig::default(), FULL);
+    assert!(!in_engine(&a, t0));
+    let forged = forged_initiation(force_initiation(&mut b), &public_of(&a));
+    a.engine.handle_datagram(t0, attacker(), &forged, &mut a.out);
+    assert_eq!(a.engine.drops().session_error, 1, "boringtun refused it");
+    assert!(a.out.udp.is_empty(), "and answered nothing");
+    assert!(!in_engine(&a, t0), "the forged initiation left B trimmed on A");
+    assert_eq!(a.engine.poll_timeout(), None, "and scheduled nothing");
+    // The real B still wakes A's session for it, kept for the idle time.
+    let later = t0 + Duration::from_secs(1);
+    let initiation = force_initiation(&mut b);
+    a.engine.handle_datagram(later, b.addr, &initiation, &mut a.out);
+    assert!(in_engine(&a, later), "B's own initiation woke it");
+    exchange(&mut a, &mut b, later);
+    let from_b = echo("100.64.0.2", "100.64.0.1", 3);
+    b.engine.handle_tun_packet(later, &from_b, &mut b.out);
+    exchange(&mut a, &mut b, later);
+    assert_eq!(a.out.tun, vec![from_b]);
+    idle_until(&mut a, &mut b, later + IDLE_THRESHOLD - Duration::from_secs(1));
+    assert!(in_engine(&a, later + IDLE_THRESHOLD - Duration::from_secs(1)));
+    idle_until(&mut a, &mut b, later + 2 * IDLE_THRESHOLD);
+    assert!(!in_engine(&a, later + 2 * IDLE_THRESHOLD), "and trimmed when idle");
+}
+
+/// `WEFT_DEBUG_LAZY_IDLE` is any number of seconds: one too large to add to a time means
+/// never idle long enough, not a panic.
+#[test]
+fn an_idle_time_beyond_the_clock_never_trims() {
+    let t0 = Instant::now();
+    let forever = LazyConfig { trim: true, idle: Duration::from_secs(u64::MAX) };
+    let (mut a, mut b) = talking_pair(t0, forever, forever);
+    let later = t0 + 10 * IDLE_THRESHOLD;
+    idle_until(&mut a, &mut b, later);
+    assert!(in_engine(&a, later) && in_engine(&b, later));
+}
