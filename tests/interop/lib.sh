@@ -386,14 +386,16 @@ ts_peers() { ts_status_json "$1" | jq -r '.Peer[]? | "\(.HostName) \(.TailscaleI
 
 # ------------------------------------------------------------------ paths
 
-# lab_block_udp NAME PEER_ADDR : drop all UDP between namespace NAME and the
-# lab address PEER_ADDR (nft, inside NAME only), forcing DERP. Control, DERP
-# (TCP) and STUN (to the server address) are untouched.
+# lab_block_udp NAME PEER_ADDR... : drop all UDP between namespace NAME and
+# the lab addresses PEER_ADDR... (nft, inside NAME only), forcing DERP.
+# Control, DERP (TCP) and STUN (to the server address) are untouched.
 lab_block_udp() {
-    lab_exec "$1" nft -f - <<NFT
+    local name=$1 set; shift
+    set=$(IFS=,; echo "$*")
+    lab_exec "$name" nft -f - <<NFT
 table inet weftlab {
-  chain out { type filter hook output priority 0; ip daddr $2 meta l4proto udp drop; }
-  chain in  { type filter hook input priority 0; ip saddr $2 meta l4proto udp drop; }
+  chain out { type filter hook output priority 0; ip daddr { $set } meta l4proto udp drop; }
+  chain in  { type filter hook input priority 0; ip saddr { $set } meta l4proto udp drop; }
 }
 NFT
 }
