@@ -157,3 +157,12 @@ fn weft_disco_with_tailscaled() {
 fn weft_path_switches_with_tailscaled_and_weft() {
     run_lab("weft_paths.sh", &[], &[&TAILSCALE[..], &["testcontrol-runner"]].concat(), 300);
 }
+
+/// NAT traversal (issue 8, item 5): every node behind its own nftables NAT router; weft and
+/// tailscaled, and two weftd, go direct through endpoint-independent NATs via their STUN
+/// endpoints, and still reach each other (through DERP, no false CurAddr) when one side's NAT
+/// maps every destination to a new port.
+#[test]
+fn weft_through_nats_with_tailscaled_and_weft() {
+    run_lab("weft_nat.sh", &[], &[&TAILSCALE[..], &["testcontrol-runner"]].concat(), 240);
+}

@@ -402,3 +402,65 @@ NFT
 
 # lab_unblock_udp NAME : undo lab_block_udp.
 lab_unblock_udp() { lab_exec "$1" nft delete table inet weftlab; }
+
+# ------------------------------------------------------------------ NAT
+
+# lab_add_router NAME PUBLIC_IP LAN [MASQUERADE_FLAGS] : a NAT router namespace
+# with eth0 PUBLIC_IP/24 on the hub bridge (the "public" network) and lan0
+# LAN.1/24 (LAN is a /24 prefix such as 192.168.2) for the nodes behind it.
+# It forwards only between lan0 and eth0 and masquerades what leaves eth0.
+# Without flags Linux keeps the source port when it is free: one mapping for
+# every destination (endpoint-independent). "fully-random" picks a new port for
+# every new conntrack entry, i.e. every destination (endpoint-dependent).
+# Inbound packets pass only when they match a mapping (conntrack); anything
+# else is dropped before conntrack records it (address-and-port-dependent
+# filtering, as a home NAT does). Were it recorded, an early hole-punching
+# packet from the peer would hold the tuple <public>:41641 <-> peer, and the
+# node's own first packet to the peer would then be masqueraded to another
+# port, which the peer's NAT has no mapping for: a lab-made deadlock.
+lab_add_router() {
+    local name=$1 public=$2 lan=$3 flags=${4:-}
+    lab_add_ns "$name" "$public"
+    local ns; ns=$(lab_ns "$name")
+    ip -n "$ns" route del default 2>/dev/null
+    ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1
+    eval "LAB_LAN_$name=$lan"
+    ip netns exec "$ns" nft -f - <<NFT || die "nft failed in router $name"
+table ip weftnat {
+  chain post { type nat hook postrouting priority srcnat; oifname "eth0" masquerade $flags; }
+  chain inbound {
+    type filter hook prerouting priority mangle; policy accept;
+    iifname "eth0" ct state new drop
+  }
+  chain forward_lan {
+    type filter hook forward priority 0; policy drop;
+    iifname "lan0" oifname "eth0" accept
+    iifname "eth0" oifname "lan0" ct state established,related accept
+  }
+}
+NFT
+    log "netns $ns: NAT router, public $public, LAN $lan.0/24, masquerade ${flags:-(port-preserving)}"
+}
+
+# lab_add_behind NAME ROUTER IP : a node namespace on ROUTER's LAN (a veth to
+# its lan0; the first node behind a router creates lan0), default route via
+# the router, so everything it sends to the lab goes through the NAT.
+lab_add_behind() {
+    local name=$1 router=$2 addr=$3 ns rns lan
+    ns=$(lab_ns "$name"); rns=$(lab_ns "$router")
+    eval "lan=\$LAB_LAN_$router"
+    ip netns add "$ns"
+    LAB_NODES+=("$name")
+    ip -n "$ns" link set lo up
+    if ! ip -n "$rns" link show lan0 >/dev/null 2>&1; then
+        ip -n "$rns" link add lan0 type bridge
+        ip -n "$rns" addr add "$lan.1/24" dev lan0
+        ip -n "$rns" link set lan0 up
+    fi
+    ip -n "$rns" link add "v-$name" type veth peer name eth0 netns "$ns"
+    ip -n "$rns" link set "v-$name" master lan0 up
+    ip -n "$ns" addr add "$addr/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" route add default via "$lan.1"
+    log "netns $ns: eth0 $addr/24 behind $router"
+}
