@@ -166,3 +166,29 @@ fn weft_path_switches_with_tailscaled_and_weft() {
 fn weft_through_nats_with_tailscaled_and_weft() {
     run_lab("weft_nat.sh", &[], &[&TAILSCALE[..], &["testcontrol-runner"]].concat(), 240);
 }
+
+/// Relayed through headscale's embedded DERP over plain HTTP (`WEFT_DEBUG_USE_DERP_HTTP=1`,
+/// tailscaled with `TS_DEBUG_USE_DERP_HTTP=1`): weft <-> tailscaled and weft <-> weft with UDP
+/// dropped, then headscale (and with it the DERP server) killed, down 5 s and restarted:
+/// relayed traffic resumes within 30 s.
+#[test]
+fn weft_relayed_through_headscale_embedded_derp() {
+    run_lab(
+        "weft_headscale_derp.sh",
+        &["embedded"],
+        &[&TAILSCALE[..], &["headscale"]].concat(),
+        200,
+    );
+}
+
+/// The same with headscale pointing at a separate derper (TLS); the derper alone is killed,
+/// down 5 s and restarted: weft's DERP driver reconnects and relayed traffic resumes.
+#[test]
+fn weft_relayed_through_a_restarted_derper() {
+    run_lab(
+        "weft_headscale_derp.sh",
+        &["derper"],
+        &[&TAILSCALE[..], &["headscale", "derper"]].concat(),
+        200,
+    );
+}

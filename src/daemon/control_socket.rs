@@ -61,7 +61,7 @@ impl ControlSocket {
         }
         match self.receive(received) {
             Ok(true) => Progress::Open,
-            Ok(false) => Progress::Closed("connection closed by the control server".into()),
+            Ok(false) => Progress::Closed("connection closed by the server".into()),
             Err(e) => Progress::Closed(e.to_string()),
         }
     }

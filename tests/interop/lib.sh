@@ -219,10 +219,7 @@ start_headscale() {
     if [[ $derptls == 1 ]]; then
         lab_need_bins derper
         mkdir -p "$d/derper"
-        lab_bg "$name" "$d/derper.log" "$INTEROP_BIN/derper" -a "$ip:3340" -http-port -1 \
-            -stun-port 3478 -certmode manual -hostname "$ip" -certdir "$d/derper" -c "$d/derper/derper.json"
-        wait_for "derper TLS on $ip:3340" 20 lab_exec "$name" curl -ksf "https://$ip:3340/derp/probe" \
-            || { tail -20 "$d/derper.log" >&2; die "derper did not start"; }
+        start_derper "$name"
         cat >"$d/derpmap.yaml" <<YAML
 regions:
   900:
@@ -305,6 +302,34 @@ YAML
     HS_KEY=$(hs "$name" preauthkeys create -u "$HS_USER_ID" --reusable -e 1h -o json | jq -r .key)
     [[ -n $HS_KEY && $HS_KEY != null ]] || die "could not create pre-auth key"
     log "headscale up: $HS_URL, user weft (id $HS_USER_ID), pre-auth key ${HS_KEY:0:12}..."
+}
+
+# start_derper NAME : the pinned derper in namespace NAME on its eth0 address:
+# TLS on :3340 (self-signed IP cert), STUN on :3478, its key and cert kept in
+# $LAB_DIR/headscale/derper, so a restarted derper is the same server. Sets
+# DERPER_PID; earlier logs are kept as derper.log.N.
+start_derper() {
+    local name=$1 d=$LAB_DIR/headscale n=1 ip
+    ip=$(lab_exec "$name" ip -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1)
+    if [[ -e $d/derper.log ]]; then
+        while [[ -e $d/derper.log.$n ]]; do n=$((n + 1)); done
+        mv "$d/derper.log" "$d/derper.log.$n"
+    fi
+    lab_bg "$name" "$d/derper.log" "$INTEROP_BIN/derper" -a "$ip:3340" -http-port -1 \
+        -stun-port 3478 -certmode manual -hostname "$ip" -certdir "$d/derper" -c "$d/derper/derper.json"
+    DERPER_PID=$LAST_PID
+    wait_for "derper TLS on $ip:3340" 20 lab_exec "$name" curl -ksf "https://$ip:3340/derp/probe" \
+        || { tail -20 "$d/derper.log" >&2; die "derper did not start"; }
+}
+
+# lab_crash_pid PID DESC : SIGKILL the daemon a lab_bg PID runs (the child of
+# its `timeout`), as a crash would: the kernel resets its connections. Waits
+# (10 s) for both to be gone.
+lab_crash_pid() {
+    local pid=$1 desc=${2:-process} child
+    child=$(pgrep -P "$pid") || return 1
+    kill -KILL "$child"
+    wait_for "$desc (pid $child) to die" 10 lab_pid_gone "$pid"
 }
 
 # hs NAME ARGS... : headscale CLI (talks to the unix socket).
