@@ -317,6 +317,7 @@ start_derper() {
     fi
     lab_bg "$name" "$d/derper.log" "$INTEROP_BIN/derper" -a "$ip:3340" -http-port -1 \
         -stun-port 3478 -certmode manual -hostname "$ip" -certdir "$d/derper" -c "$d/derper/derper.json"
+    # shellcheck disable=SC2034 # for callers
     DERPER_PID=$LAST_PID
     wait_for "derper TLS on $ip:3340" 20 lab_exec "$name" curl -ksf "https://$ip:3340/derp/probe" \
         || { tail -20 "$d/derper.log" >&2; die "derper did not start"; }

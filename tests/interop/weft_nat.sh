@@ -73,6 +73,9 @@ paths() {
     log "paths: t1->w1 '$(ts_cur "$W1KEY")', w1->t1 '$(wf_cur w1 t1)', w1->w2 '$(wf_cur w1 w2)', w2->w1 '$(wf_cur w2 w1)'," \
         "t1->w3 '$(ts_cur "$W3KEY")', w3->t1 '$(wf_cur w3 t1)', w1->w3 '$(wf_cur w1 w3)', w3->w1 '$(wf_cur w3 w1)'"
 }
+t1_direct_to_w1() { [[ $(ts_cur "$W1KEY") == "$R2:41641" ]]; }
+w1_direct_to_t1() { [[ $(wf_cur w1 t1) == "$R1:41641" ]]; }
+wefts_direct() { [[ $(wf_cur w1 w2) == "$R3:41641" && $(wf_cur w2 w1) == "$R2:41641" ]]; }
 stun_v4() { wf "$1" netcheck --json | jq -r '.GlobalV4 // ""'; }
 kping() { lab_exec "$1" ping -c 3 -i 0.3 -W 2 "$2" >/dev/null; }
 
@@ -93,8 +96,8 @@ test_stun() {
 test_eim_ts() {
     reach w1 t1 "$TIP"
     reach t1 w1 "$W1IP"
-    wait_for "t1 direct to w1 via r2" 30 eval '[[ $(ts_cur "$W1KEY") == "$R2:41641" ]]' || { paths; die "tailscaled has no direct path to w1"; }
-    wait_for "w1 direct to t1 via r1" 30 eval '[[ $(wf_cur w1 t1) == "$R1:41641" ]]' || { paths; die "weft has no direct path to t1"; }
+    wait_for "t1 direct to w1 via r2" 30 t1_direct_to_w1 || { paths; die "tailscaled has no direct path to w1"; }
+    wait_for "w1 direct to t1 via r1" 30 w1_direct_to_t1 || { paths; die "weft has no direct path to t1"; }
     tcp_xfer t1 w1 "$W1IP" "$LAB_DIR/data" 5201 60 || die "TCP t1 -> w1 failed"
     tcp_xfer w1 t1 "$TIP" "$LAB_DIR/data" 5201 60 || die "TCP w1 -> t1 failed"
     paths
@@ -103,8 +106,7 @@ test_eim_ts() {
 test_eim_weft() {
     reach w1 w2 "$W2IP"
     reach w2 w1 "$W1IP"
-    wait_for "w1 and w2 direct through their NATs" 30 \
-        eval '[[ $(wf_cur w1 w2) == "$R3:41641" && $(wf_cur w2 w1) == "$R2:41641" ]]' || { paths; die "no direct path w1 <-> w2"; }
+    wait_for "w1 and w2 direct through their NATs" 30 wefts_direct || { paths; die "no direct path w1 <-> w2"; }
     tcp_xfer w2 w1 "$W1IP" "$LAB_DIR/data" 5202 60 || die "TCP w2 -> w1 failed"
 }
 

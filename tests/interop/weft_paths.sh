@@ -66,6 +66,9 @@ ts_cur() { ts_status_json t1 | jq -r --arg k "$WKEY" '.Peer[] | select(.PublicKe
 wf_cur() { wf_status "$1" | jq -r --arg h "$2" '.Peer[] | select(.HostName == $h) | .CurAddr // ""'; }
 ts_cur_is() { [[ $(ts_cur) == "$1" ]]; }
 wf_cur_is() { [[ $(wf_cur "$1" "$2") == "$3" ]]; }
+both_direct() { ts_cur_is "$W1:41641" && wf_cur_is w1 t1 "$T1:41641"; }
+wefts_direct() { wf_cur_is w1 w2 "$W2:41641" && wf_cur_is w2 w1 "$W1:41641"; }
+wefts_relayed() { wf_cur_is w1 w2 "" && wf_cur_is w2 w1 ""; }
 paths() { log "paths: t1->w1 '$(ts_cur)', w1->t1 '$(wf_cur w1 t1)', w1->w2 '$(wf_cur w1 w2)', w2->w1 '$(wf_cur w2 w1)'"; }
 
 # ts_pong_via WANT : `tailscale ping` t1 -> w1 gets a pong "via WANT".
@@ -110,20 +113,20 @@ test_switch() {
 
 test_direct() {
     lab_unblock_udp w1 2>/dev/null || true
-    wait_for "both sides direct" 30 eval 'ts_cur_is "$W1:41641" && wf_cur_is w1 t1 "$T1:41641"' || { paths; die "no direct path"; }
+    wait_for "both sides direct" 30 both_direct || { paths; die "no direct path"; }
     ts_pong_via "$W1:41641" || die "tailscale ping did not pong via $W1:41641"
     kping w1 "$TIP" || die "ICMP w1 -> t1 lost packets"
     kping t1 "$W1IP" || die "ICMP t1 -> w1 lost packets"
     tcp_xfer t1 w1 "$W1IP" "$LAB_DIR/bulk" 5201 120 || die "TCP t1 -> w1 failed"
     tcp_xfer w1 t1 "$TIP" "$LAB_DIR/bulk" 5201 120 || die "TCP w1 -> t1 failed"
     paths
-    ts_cur_is "$W1:41641" && wf_cur_is w1 t1 "$T1:41641" || die "the direct path was lost during the transfers"
+    both_direct || die "the direct path was lost during the transfers"
 }
 
 test_weft_direct() {
     wait_for "ICMP w1 -> w2" 20 lab_exec w1 ping -c 1 -W 2 "$W2IP" || die "no ICMP w1 -> w2"
     kping w2 "$W1IP" || die "ICMP w2 -> w1 lost packets"
-    wait_for "w1 and w2 direct" 20 eval 'wf_cur_is w1 w2 "$W2:41641" && wf_cur_is w2 w1 "$W1:41641"' || { paths; die "no direct path between the two weftd"; }
+    wait_for "w1 and w2 direct" 20 wefts_direct || { paths; die "no direct path between the two weftd"; }
     tcp_xfer w1 w2 "$W2IP" "$LAB_DIR/small" 5203 60 || die "TCP w1 -> w2 failed"
     tcp_xfer w2 w1 "$W1IP" "$LAB_DIR/small" 5203 60 || die "TCP w2 -> w1 failed"
 }
@@ -132,7 +135,7 @@ test_weft_derp() {
     lab_block_udp w2 "$W1" || die "nft failed in w2"
     # Traffic keeps the peers active, so their heartbeats notice the loss.
     lab_bg w1 "$LAB_DIR/w1-w2-ping.log" ping -i 0.5 -c 40 "$W2IP"
-    wait_for "w1 and w2 fall back to DERP" 20 eval 'wf_cur_is w1 w2 "" && wf_cur_is w2 w1 ""' || { paths; die "the weftd kept a direct path"; }
+    wait_for "w1 and w2 fall back to DERP" 20 wefts_relayed || { paths; die "the weftd kept a direct path"; }
     kping w1 "$W2IP" || die "ICMP w1 -> w2 through DERP lost packets"
     kping w2 "$W1IP" || die "ICMP w2 -> w1 through DERP lost packets"
     tcp_xfer w2 w1 "$W1IP" "$LAB_DIR/small" 5204 60 || die "TCP w2 -> w1 through DERP failed"
