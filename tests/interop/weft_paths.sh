@@ -16,8 +16,10 @@
 #                  still direct on both sides afterwards
 #   4 weft-direct  w1 <-> w2 (two weftd): ICMP both ways and TCP each way over
 #                  the direct path (CurAddr on both)
-#   5 weft-derp    UDP w1<->w2 dropped: both fall back to DERP, ICMP and TCP
-#                  still flow
+#   5 weft-switch  under a TCP stream w2 -> w1, UDP w1<->w2 is dropped: both
+#                  weftd fall back to DERP within 15 s, ICMP and TCP flow there;
+#                  the drop is lifted: direct again within 30 s; the stream
+#                  arrives byte for byte
 #
 #   tests/interop/weft_paths.sh
 #   WEFT_BIN=target/debug/weft LAB_KEEP=1 WEFT_LAB_BULK_MB=10 tests/interop/weft_paths.sh
@@ -131,20 +133,26 @@ test_weft_direct() {
     tcp_xfer w2 w1 "$W1IP" "$LAB_DIR/small" 5203 60 || die "TCP w2 -> w1 failed"
 }
 
-test_weft_derp() {
+test_weft_switch() {
+    local t0
+    stream_start w2 w1 "$W1IP" $((512 * 1024)) 5205 || die "stream did not start"
     lab_block_udp w2 "$W1" || die "nft failed in w2"
-    # Traffic keeps the peers active, so their heartbeats notice the loss.
-    lab_bg w1 "$LAB_DIR/w1-w2-ping.log" ping -i 0.5 -c 40 "$W2IP"
-    wait_for "w1 and w2 fall back to DERP" 20 wefts_relayed || { paths; die "the weftd kept a direct path"; }
+    t0=$SECONDS
+    wait_for "w1 and w2 fall back to DERP" 15 wefts_relayed || { paths; die "the weftd kept a direct path"; }
+    log "w1 and w2 fell back to DERP after $((SECONDS - t0)) s"
     kping w1 "$W2IP" || die "ICMP w1 -> w2 through DERP lost packets"
     kping w2 "$W1IP" || die "ICMP w2 -> w1 through DERP lost packets"
-    tcp_xfer w2 w1 "$W1IP" "$LAB_DIR/small" 5204 60 || die "TCP w2 -> w1 through DERP failed"
-    paths
+    tcp_xfer w1 w2 "$W2IP" "$LAB_DIR/small" 5204 60 || die "TCP w1 -> w2 through DERP failed"
+    lab_unblock_udp w2
+    t0=$SECONDS
+    wait_for "w1 and w2 direct again" 30 wefts_direct || { paths; die "the weftd did not upgrade to direct again"; }
+    log "w1 and w2 upgraded to direct after $((SECONDS - t0)) s"
+    stream_finish || die "the stream did not survive the path changes"
 }
 
 lab_test paths 1-relayed test_relayed
 lab_test paths 2-switch test_switch
 lab_test paths 3-direct test_direct
 lab_test paths 4-weft-direct test_weft_direct
-lab_test paths 5-weft-derp test_weft_derp
+lab_test paths 5-weft-switch test_weft_switch
 lab_results paths
