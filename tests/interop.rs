@@ -161,7 +161,8 @@ fn weft_path_switches_with_tailscaled_and_weft() {
 /// NAT traversal (issue 8, item 5): every node behind its own nftables NAT router; weft and
 /// tailscaled, and two weftd, go direct through endpoint-independent NATs via their STUN
 /// endpoints, and still reach each other (through DERP, no false CurAddr) when one side's NAT
-/// maps every destination to a new port.
+/// maps every destination to a new port; nodes without NAT go direct with both kinds, the
+/// endpoint-dependent side's address learned from its pings.
 #[test]
 fn weft_through_nats_with_tailscaled_and_weft() {
     run_lab("weft_nat.sh", &[], &[&TAILSCALE[..], &["testcontrol-runner"]].concat(), 240);
