@@ -21,6 +21,11 @@
 #                  the drop is lifted: direct again within 30 s; the stream
 #                  arrives byte for byte
 #
+#   6 move         w1's eth0 address changes (.21 -> .31) and UDP w1<->t1 is
+#                  dropped: weft's control and DERP connections, bound to the
+#                  vanished address, are replaced: within 40 s control lists
+#                  w1's new endpoint and ICMP w1 <-> t1 flows through DERP
+#
 #   tests/interop/weft_paths.sh
 #   WEFT_BIN=target/debug/weft LAB_KEEP=1 WEFT_LAB_BULK_MB=10 tests/interop/weft_paths.sh
 # Exit 0 only if every test passed; 77 if the lab cannot run here.
@@ -42,14 +47,17 @@ command -v python3 >/dev/null || skip "python3 not found; the TCP tests use it"
 lab_init
 weft_init
 
-SRV=$LAB_SUBNET.1 T1=$LAB_SUBNET.11 W1=$LAB_SUBNET.21 W2=$LAB_SUBNET.22
+SRV=$LAB_SUBNET.1 T1=$LAB_SUBNET.11 W1=$LAB_SUBNET.21 W2=$LAB_SUBNET.22 W1_MOVED=$LAB_SUBNET.31
 lab_add_ns srv "$SRV"
 lab_add_ns t1 "$T1"
 lab_add_ns w1 "$W1"
 lab_add_ns w2 "$W2"
 lab_block_udp w1 "$T1" || die "nft failed in w1"
 
-start_testcontrol srv --authkey "tskey-weft-paths-$$"
+# No --authkey: weft's control client registers again on every new connection (test 6
+# makes one), which testcontrol refuses without the key; real control servers accept a
+# known node key. Any registration is accepted without --authkey.
+start_testcontrol srv
 start_weftd w1
 start_weftd w2
 start_tailscaled t1
@@ -150,9 +158,31 @@ test_weft_switch() {
     stream_finish || die "the stream did not survive the path changes"
 }
 
+w1_endpoint_is() {
+    tc_admin srv GET 'nodes?full=1' | jq -e --arg ep "$1" '[.[] | select(.Hostinfo.Hostname == "w1") | select((.Endpoints // []) | index($ep))] | length == 1' >/dev/null
+}
+
+test_move() {
+    local t0
+    lab_bg w1 "$LAB_DIR/move-ping.log" ping -i 0.5 -c 120 "$TIP"
+    lab_exec w1 ip addr flush dev eth0
+    lab_exec w1 ip addr add "$W1_MOVED/24" dev eth0
+    lab_exec w1 ip route add default via "$SRV"
+    lab_block_udp w1 "$T1" || die "nft failed in w1"
+    t0=$SECONDS
+    wait_for "control lists w1's new endpoint" 40 w1_endpoint_is "$W1_MOVED:41641" \
+        || die "control still has $(tc_admin srv GET 'nodes?full=1' | jq -c '[.[] | select(.Hostinfo.Hostname == "w1") | .Endpoints]')"
+    log "control has w1's new endpoint after $((SECONDS - t0)) s"
+    wait_for "ICMP w1 -> t1 through DERP from the new address" $((t0 + 40 - SECONDS)) lab_exec w1 ping -c 1 -W 1 "$TIP" \
+        || die "no ICMP w1 -> t1 through DERP after the move"
+    kping t1 "$W1IP" || die "ICMP t1 -> w1 lost packets after the move"
+    log "relayed traffic flows $((SECONDS - t0)) s after the move"
+}
+
 lab_test paths 1-relayed test_relayed
 lab_test paths 2-switch test_switch
 lab_test paths 3-direct test_direct
 lab_test paths 4-weft-direct test_weft_direct
 lab_test paths 5-weft-switch test_weft_switch
+lab_test paths 6-move test_move
 lab_results paths
