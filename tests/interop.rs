@@ -152,7 +152,8 @@ fn weft_disco_with_tailscaled() {
 /// Path choice against tailscaled and between two weftd on a flat network (issue 8, items 5
 /// and the flat/DERP tests): relayed while UDP is dropped, upgrade to direct within 30 s and
 /// fall back to DERP within 15 s with a TCP stream surviving both switches, then 100 MB of
-/// TCP each way on the direct path, and weft <-> weft direct and through DERP.
+/// TCP each way on the direct path, weft <-> weft direct and through DERP and back, and an
+/// address move that leaves weft's control and DERP connections on a vanished address.
 #[test]
 fn weft_path_switches_with_tailscaled_and_weft() {
     run_lab("weft_paths.sh", &[], &[&TAILSCALE[..], &["testcontrol-runner"]].concat(), 300);
