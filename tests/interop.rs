@@ -156,3 +156,49 @@ fn weft_disco_with_tailscaled() {
 fn weft_tsmp_rejects_with_tailscaled() {
     run_lab("weft_tsmp.sh", &[], &[&TAILSCALE[..], &["testcontrol-runner"]].concat(), 150);
 }
+
+/// Path choice against tailscaled and between two weftd on a flat network (issue 8, items 5
+/// and the flat/DERP tests): relayed while UDP is dropped, upgrade to direct within 30 s and
+/// fall back to DERP within 15 s with a TCP stream surviving both switches, then 100 MB of
+/// TCP each way on the direct path, weft <-> weft direct and through DERP and back, and an
+/// address move that leaves weft's control and DERP connections on a vanished address.
+#[test]
+fn weft_path_switches_with_tailscaled_and_weft() {
+    run_lab("weft_paths.sh", &[], &[&TAILSCALE[..], &["testcontrol-runner"]].concat(), 300);
+}
+
+/// NAT traversal (issue 8, item 5): every node behind its own nftables NAT router; weft and
+/// tailscaled, and two weftd, go direct through endpoint-independent NATs via their STUN
+/// endpoints, and still reach each other (through DERP, no false CurAddr) when one side's NAT
+/// maps every destination to a new port; nodes without NAT go direct with both kinds, the
+/// endpoint-dependent side's address learned from its pings.
+#[test]
+fn weft_through_nats_with_tailscaled_and_weft() {
+    run_lab("weft_nat.sh", &[], &[&TAILSCALE[..], &["testcontrol-runner"]].concat(), 240);
+}
+
+/// Relayed through headscale's embedded DERP over plain HTTP (`WEFT_DEBUG_USE_DERP_HTTP=1`,
+/// tailscaled with `TS_DEBUG_USE_DERP_HTTP=1`): weft <-> tailscaled and weft <-> weft with UDP
+/// dropped, then headscale (and with it the DERP server) killed, down 5 s and restarted:
+/// relayed traffic resumes within 30 s.
+#[test]
+fn weft_relayed_through_headscale_embedded_derp() {
+    run_lab(
+        "weft_headscale_derp.sh",
+        &["embedded"],
+        &[&TAILSCALE[..], &["headscale"]].concat(),
+        200,
+    );
+}
+
+/// The same with headscale pointing at a separate derper (TLS); the derper alone is killed,
+/// down 5 s and restarted: weft's DERP driver reconnects and relayed traffic resumes.
+#[test]
+fn weft_relayed_through_a_restarted_derper() {
+    run_lab(
+        "weft_headscale_derp.sh",
+        &["derper"],
+        &[&TAILSCALE[..], &["headscale", "derper"]].concat(),
+        200,
+    );
+}

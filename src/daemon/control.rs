@@ -391,6 +391,29 @@ impl Control {
         self.events.push_back(ControlEvent::Stopped);
     }
 
+    /// Drops the connection if it left from an address the host no longer has (`host`: its
+    /// addresses now): it is dead, and the client reconnects as after any network failure,
+    /// from an address that works, instead of the lite update waiting behind it.
+    pub(super) fn drop_link_from_vanished_address(
+        &mut self,
+        host: &[IpAddr],
+        registry: &Registry,
+        now: Instant,
+    ) {
+        let Some(link) = &mut self.link else {
+            return;
+        };
+        let Some(local) = link.socket.as_ref().and_then(|s| s.vanished_local_address(host)) else {
+            return;
+        };
+        if let Some(mut socket) = link.socket.take() {
+            let _ = registry.deregister(socket.source());
+        }
+        let why = format!("the local address {local} is gone");
+        link.client.handle_closed(now, LinkFailure::Network(why));
+        self.pump(registry, now);
+    }
+
     fn on_socket_ready(&mut self, registry: &Registry, now: Instant) {
         let Some(link) = &mut self.link else {
             return;

@@ -5,7 +5,7 @@ use mio::net::TcpStream;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 pub(super) struct ControlSocket {
@@ -45,6 +45,15 @@ impl ControlSocket {
         &mut self.stream
     }
 
+    /// The local address this connection left from, when it is no longer one of the host's
+    /// (`host`: every address the kernel lists now). Such a connection is dead without
+    /// knowing it: nothing can leave from that address or come back to it, and TCP would
+    /// retransmit into the void for many minutes.
+    pub(super) fn vanished_local_address(&self, host: &[IpAddr]) -> Option<IpAddr> {
+        let local = self.stream.local_addr().ok()?.ip();
+        vanished(local, host).then_some(local)
+    }
+
     /// Queues plaintext and writes as much as the socket takes.
     pub(super) fn send(&mut self, plaintext: &[u8]) -> io::Result<()> {
         match &mut self.tls {
@@ -61,7 +70,7 @@ impl ControlSocket {
         }
         match self.receive(received) {
             Ok(true) => Progress::Open,
-            Ok(false) => Progress::Closed("connection closed by the control server".into()),
+            Ok(false) => Progress::Closed("connection closed by the server".into()),
             Err(e) => Progress::Closed(e.to_string()),
         }
     }
@@ -176,4 +185,31 @@ pub(super) fn tls_config_with(
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Whether `local` is gone from the host's addresses. An empty list says nothing (the
+/// listing failed): no connection is judged on it. Unspecified and loopback addresses
+/// cannot vanish.
+fn vanished(local: IpAddr, host: &[IpAddr]) -> bool {
+    !host.is_empty() && !local.is_unspecified() && !local.is_loopback() && !host.contains(&local)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_local_address_vanishes_only_when_the_host_lists_others() {
+        let host = [ip("10.77.0.31"), ip("127.0.0.1"), ip("fd00::5")];
+        assert!(vanished(ip("10.77.0.21"), &host), "the address moved");
+        assert!(!vanished(ip("10.77.0.31"), &host));
+        assert!(!vanished(ip("fd00::5"), &host));
+        assert!(!vanished(ip("127.0.0.1"), &[ip("10.0.0.1")]), "loopback never goes");
+        assert!(!vanished(ip("0.0.0.0"), &host), "not yet bound");
+        assert!(!vanished(ip("10.77.0.21"), &[]), "a failed listing judges nothing");
+    }
 }

@@ -313,6 +313,29 @@ impl Derp {
         }
     }
 
+    /// Drops (and redials after the backoff's first, short step) every connection that left
+    /// from an address the host no longer has (`host`: its addresses now), instead of
+    /// waiting out the two minutes of silence that would reveal it.
+    pub(super) fn drop_links_from_vanished_addresses(
+        &mut self,
+        host: &[IpAddr],
+        registry: &Registry,
+        now: Instant,
+    ) {
+        let stale: Vec<(RegionId, IpAddr)> = self
+            .regions
+            .iter()
+            .filter_map(|(id, region)| match &region.link {
+                Link::Open(open) => open.socket.vanished_local_address(host).map(|ip| (*id, ip)),
+                _ => None,
+            })
+            .collect();
+        for (id, local) in stale {
+            let why = LinkError::Closed(format!("the local address {local} is gone"));
+            self.fail(id, why, registry, now);
+        }
+    }
+
     /// A readiness event on one of the driver's tokens.
     pub(super) fn on_ready(&mut self, token: Token, registry: &Registry, now: Instant) {
         let Some((slot, is_resolver)) = tokens::derp_slot(token) else {

@@ -28,6 +28,7 @@ use crate::state::StateStore;
 use mio::{Events, Poll};
 use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -459,6 +460,16 @@ impl Daemon {
         let net_info = report.net_info();
         // 0: no region answered; DERP keeps the home it has.
         let preferred_derp = report.preferred_derp;
+        // A finished netcheck is when we look at the host's addresses anyway: connections
+        // left from one that is gone are dead, and the updates below would wait behind them.
+        let host: Vec<IpAddr> = crate::platform::interfaces::snapshot()
+            .addresses
+            .into_iter()
+            .map(|(_, ip)| ip)
+            .collect();
+        self.control.drop_link_from_vanished_address(&host, self.poll.registry(), now);
+        self.derp.drop_links_from_vanished_addresses(&host, self.poll.registry(), now);
+        self.route_derp_events(now);
         self.control.set_netcheck(self.poll.registry(), now, endpoints, net_info);
         self.engine.set_own_endpoints(self.control.endpoint_addrs());
         if preferred_derp != 0 {

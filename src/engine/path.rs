@@ -61,10 +61,10 @@ impl Source {
 
 impl PeerState {
     /// The peer's outbound path, the one choice magicsock's endpoint makes per packet: a direct
-    /// path a disco pong proved (while its trust lasts), else a UDP endpoint proven by
-    /// authenticated WireGuard, else the peer's home DERP region, else — only for a peer
-    /// without a relay, which has nothing better — the first unproven candidate control gave.
-    /// A plain WireGuard peer (no disco, no relay: a static config's or control's
+    /// path a disco pong proved (while its trust lasts), else — for a peer without disco only —
+    /// a UDP endpoint proven by authenticated WireGuard, else the peer's home DERP region, else
+    /// (only for a peer without a relay, which has nothing better) the first unproven candidate
+    /// control gave. A plain WireGuard peer (no disco, no relay: a static config's or control's
     /// WireGuard-only peer) trusts its configured endpoint; a Tailscale node's candidates are
     /// not trusted, even before its home region is known.
     pub(super) fn path_for(&self, now: Instant) -> Path {
@@ -72,7 +72,7 @@ impl PeerState {
             return Path::Udp(direct);
         }
         let plain_wireguard = self.config.disco_key.is_none() && self.config.derp_region.is_none();
-        let trusted = self.endpoint_proven || plain_wireguard;
+        let trusted = self.wireguard_proven_endpoint().is_some() || plain_wireguard;
         match (self.endpoint, trusted, self.config.derp_region) {
             (Some(addr), true, _) => Path::Udp(addr),
             (_, _, Some(region)) => Path::Derp(region),
@@ -85,7 +85,16 @@ impl PeerState {
     /// authenticated WireGuard came from; never a merely configured or listed endpoint.
     pub(super) fn proven_direct(&self, now: Instant) -> Option<SocketAddr> {
         let by_disco = self.disco.as_ref().and_then(|d| d.paths.trusted_best(now));
-        by_disco.or(self.endpoint.filter(|_| self.endpoint_proven))
+        by_disco.or(self.wireguard_proven_endpoint())
+    }
+
+    /// Where authenticated WireGuard last came from, for a peer without disco. A disco peer's
+    /// paths are proven by pongs alone, as magicsock's are: WireGuard arriving on an address
+    /// says nothing about whether our packets still reach it, and keeping that address after
+    /// the pongs stop would hold the peer on a dead path instead of falling back to DERP.
+    fn wireguard_proven_endpoint(&self) -> Option<SocketAddr> {
+        let proven = self.endpoint_proven && self.config.disco_key.is_none();
+        self.endpoint.filter(|_| proven)
     }
 
     /// Sends `datagram` along [`PeerState::path_for`]; false when there is no path. A path

@@ -657,6 +657,37 @@ fn the_direct_path_expires_without_pongs_and_comes_back_with_them() {
     assert_eq!(path_of(&a, now), Path::Udp(b.addr));
 }
 
+/// Found by the path-switch lab (tests/interop/weft_paths.sh): once WireGuard had crossed the
+/// direct path, a lapsed pong kept the peer on that dead UDP address forever, because the
+/// WireGuard-proven endpoint outranked DERP. For a disco peer only a pong proves a path, as in
+/// tailscale's magicsock.
+#[test]
+fn a_lapsed_direct_path_falls_back_to_derp_after_wireguard_used_it() {
+    let mut now = Instant::now();
+    let (mut a, mut b) = disco_pair(now);
+    a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 1), &mut a.out);
+    b.engine.handle_tun_packet(now, &echo("100.64.0.2", "100.64.0.1", 1), &mut b.out);
+    exchange(&mut a, &mut b, now);
+    assert_eq!(path_of(&b, now), Path::Udp(a.addr), "each side proved the path with its pings");
+    // WireGuard handshakes and carries data over the proven direct path.
+    let init = force_initiation(&mut a);
+    b.engine.handle_datagram(now, a.addr, &init, &mut b.out);
+    exchange(&mut a, &mut b, now);
+    b.engine.handle_tun_packet(now, &echo("100.64.0.2", "100.64.0.1", 2), &mut b.out);
+    exchange(&mut a, &mut b, now);
+    assert!(!a.out.tun.is_empty(), "B's data reached A over UDP");
+    assert_eq!(path_of(&a, now), Path::Udp(b.addr));
+    // The direct path dies: A keeps sending and heartbeating, no pong comes back.
+    for _ in 0..4 {
+        now += Duration::from_secs(2);
+        a.engine.handle_tun_packet(now, &echo("100.64.0.1", "100.64.0.2", 3), &mut a.out);
+        a.engine.handle_timeout(now, &mut a.out);
+        a.out.udp.clear();
+    }
+    assert_eq!(path_of(&a, now), Path::Derp(7), "no pong for 6.5 s: back to the home DERP");
+    assert_eq!(current_endpoint(&a, now), "");
+}
+
 #[test]
 fn idle_disco_peers_schedule_no_wakeups() {
     let mut now = Instant::now();

@@ -219,10 +219,7 @@ start_headscale() {
     if [[ $derptls == 1 ]]; then
         lab_need_bins derper
         mkdir -p "$d/derper"
-        lab_bg "$name" "$d/derper.log" "$INTEROP_BIN/derper" -a "$ip:3340" -http-port -1 \
-            -stun-port 3478 -certmode manual -hostname "$ip" -certdir "$d/derper" -c "$d/derper/derper.json"
-        wait_for "derper TLS on $ip:3340" 20 lab_exec "$name" curl -ksf "https://$ip:3340/derp/probe" \
-            || { tail -20 "$d/derper.log" >&2; die "derper did not start"; }
+        start_derper "$name"
         cat >"$d/derpmap.yaml" <<YAML
 regions:
   900:
@@ -307,6 +304,35 @@ YAML
     log "headscale up: $HS_URL, user weft (id $HS_USER_ID), pre-auth key ${HS_KEY:0:12}..."
 }
 
+# start_derper NAME : the pinned derper in namespace NAME on its eth0 address:
+# TLS on :3340 (self-signed IP cert), STUN on :3478, its key and cert kept in
+# $LAB_DIR/headscale/derper, so a restarted derper is the same server. Sets
+# DERPER_PID; earlier logs are kept as derper.log.N.
+start_derper() {
+    local name=$1 d=$LAB_DIR/headscale n=1 ip
+    ip=$(lab_exec "$name" ip -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1)
+    if [[ -e $d/derper.log ]]; then
+        while [[ -e $d/derper.log.$n ]]; do n=$((n + 1)); done
+        mv "$d/derper.log" "$d/derper.log.$n"
+    fi
+    lab_bg "$name" "$d/derper.log" "$INTEROP_BIN/derper" -a "$ip:3340" -http-port -1 \
+        -stun-port 3478 -certmode manual -hostname "$ip" -certdir "$d/derper" -c "$d/derper/derper.json"
+    # shellcheck disable=SC2034 # for callers
+    DERPER_PID=$LAST_PID
+    wait_for "derper TLS on $ip:3340" 20 lab_exec "$name" curl -ksf "https://$ip:3340/derp/probe" \
+        || { tail -20 "$d/derper.log" >&2; die "derper did not start"; }
+}
+
+# lab_crash_pid PID DESC : SIGKILL the daemon a lab_bg PID runs (the child of
+# its `timeout`), as a crash would: the kernel resets its connections. Waits
+# (10 s) for both to be gone.
+lab_crash_pid() {
+    local pid=$1 desc=${2:-process} child
+    child=$(pgrep -P "$pid") || return 1
+    kill -KILL "$child"
+    wait_for "$desc (pid $child) to die" 10 lab_pid_gone "$pid"
+}
+
 # hs NAME ARGS... : headscale CLI (talks to the unix socket).
 hs() { local name=$1; shift; lab_exec "$name" timeout 30 "$INTEROP_BIN/headscale" -c "$HS_CFG" "$@"; }
 
@@ -386,17 +412,81 @@ ts_peers() { ts_status_json "$1" | jq -r '.Peer[]? | "\(.HostName) \(.TailscaleI
 
 # ------------------------------------------------------------------ paths
 
-# lab_block_udp NAME PEER_ADDR : drop all UDP between namespace NAME and the
-# lab address PEER_ADDR (nft, inside NAME only), forcing DERP. Control, DERP
-# (TCP) and STUN (to the server address) are untouched.
+# lab_block_udp NAME PEER_ADDR... : drop all UDP between namespace NAME and
+# the lab addresses PEER_ADDR... (nft, inside NAME only), forcing DERP.
+# Control, DERP (TCP) and STUN (to the server address) are untouched.
 lab_block_udp() {
-    lab_exec "$1" nft -f - <<NFT
+    local name=$1 set; shift
+    set=$(IFS=,; echo "$*")
+    lab_exec "$name" nft -f - <<NFT
 table inet weftlab {
-  chain out { type filter hook output priority 0; ip daddr $2 meta l4proto udp drop; }
-  chain in  { type filter hook input priority 0; ip saddr $2 meta l4proto udp drop; }
+  chain out { type filter hook output priority 0; ip daddr { $set } meta l4proto udp drop; }
+  chain in  { type filter hook input priority 0; ip saddr { $set } meta l4proto udp drop; }
 }
 NFT
 }
 
 # lab_unblock_udp NAME : undo lab_block_udp.
 lab_unblock_udp() { lab_exec "$1" nft delete table inet weftlab; }
+
+# ------------------------------------------------------------------ NAT
+
+# lab_add_router NAME PUBLIC_IP LAN [MASQUERADE_FLAGS] : a NAT router namespace
+# with eth0 PUBLIC_IP/24 on the hub bridge (the "public" network) and lan0
+# LAN.1/24 (LAN is a /24 prefix such as 192.168.2) for the nodes behind it.
+# It forwards only between lan0 and eth0 and masquerades what leaves eth0.
+# Without flags Linux keeps the source port when it is free: one mapping for
+# every destination (endpoint-independent). "fully-random" picks a new port for
+# every new conntrack entry, i.e. every destination (endpoint-dependent).
+# Inbound packets pass only when they match a mapping (conntrack); anything
+# else is dropped before conntrack records it (address-and-port-dependent
+# filtering, as a home NAT does). Were it recorded, an early hole-punching
+# packet from the peer would hold the tuple <public>:41641 <-> peer, and the
+# node's own first packet to the peer would then be masqueraded to another
+# port, which the peer's NAT has no mapping for: a lab-made deadlock.
+lab_add_router() {
+    local name=$1 public=$2 lan=$3 flags=${4:-}
+    lab_add_ns "$name" "$public"
+    local ns; ns=$(lab_ns "$name")
+    ip -n "$ns" route del default 2>/dev/null
+    ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1
+    eval "LAB_LAN_$name=$lan"
+    ip netns exec "$ns" nft -f - <<NFT || die "nft failed in router $name"
+table ip weftnat {
+  chain post { type nat hook postrouting priority srcnat; oifname "eth0" masquerade $flags; }
+  chain inbound {
+    type filter hook prerouting priority mangle; policy accept;
+    iifname "eth0" ct state new drop
+  }
+  chain forward_lan {
+    type filter hook forward priority 0; policy drop;
+    iifname "lan0" oifname "eth0" accept
+    iifname "eth0" oifname "lan0" ct state established,related accept
+  }
+}
+NFT
+    log "netns $ns: NAT router, public $public, LAN $lan.0/24, masquerade ${flags:-(port-preserving)}"
+}
+
+# lab_add_behind NAME ROUTER IP : a node namespace on ROUTER's LAN (a veth to
+# its lan0; the first node behind a router creates lan0), default route via
+# the router, so everything it sends to the lab goes through the NAT.
+lab_add_behind() {
+    local name=$1 router=$2 addr=$3 ns rns lan
+    ns=$(lab_ns "$name"); rns=$(lab_ns "$router")
+    eval "lan=\$LAB_LAN_$router"
+    ip netns add "$ns"
+    LAB_NODES+=("$name")
+    ip -n "$ns" link set lo up
+    if ! ip -n "$rns" link show lan0 >/dev/null 2>&1; then
+        ip -n "$rns" link add lan0 type bridge
+        ip -n "$rns" addr add "$lan.1/24" dev lan0
+        ip -n "$rns" link set lan0 up
+    fi
+    ip -n "$rns" link add "v-$name" type veth peer name eth0 netns "$ns"
+    ip -n "$rns" link set "v-$name" master lan0 up
+    ip -n "$ns" addr add "$addr/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" route add default via "$lan.1"
+    log "netns $ns: eth0 $addr/24 behind $router"
+}

@@ -113,3 +113,86 @@ wf_table52() {
     lab_exec "$1" ip -4 route show table 52 2>/dev/null
     lab_exec "$1" ip -6 route show table 52 2>/dev/null
 }
+
+# ------------------------------------------------------------------ traffic
+
+TCPXFER=$_INTEROP_REPO/tests/lab/tcpxfer.py
+
+# tcp_xfer SRC DST DST_ADDR FILE [PORT] [SECONDS] : send FILE over TCP from
+# namespace SRC to DST_ADDR (an address of namespace DST) and fail unless the
+# receiver's copy has the same sha256. Logs the throughput.
+tcp_xfer() {
+    local src=$1 dst=$2 addr=$3 file=$4 port=${5:-5201} secs=${6:-120}
+    local out=$LAB_DIR/xfer-$src-$dst.out rpid t0 ms
+    rm -f "$out"
+    lab_bg "$dst" "$LAB_DIR/xfer-$src-$dst.log" python3 "$TCPXFER" recv "$port" "$out"
+    rpid=$LAST_PID
+    wait_for "TCP receiver in $dst on :$port" 10 tcp_listening "$dst" "$port" || return 1
+    t0=$(date +%s%N)
+    lab_exec "$src" timeout "$secs" python3 "$TCPXFER" send "$addr" "$port" "$file" \
+        || { log "TCP send $src -> $dst ($addr) failed"; return 1; }
+    wait "$rpid" || { log "TCP receiver in $dst failed: $(cat "$LAB_DIR/xfer-$src-$dst.log")"; return 1; }
+    ms=$(( ($(date +%s%N) - t0) / 1000000 + 1 ))
+    same_bytes "$file" "$out" || return 1
+    log "TCP $src -> $dst ($addr): $(stat -c %s "$file") bytes byte for byte, $(( $(stat -c %s "$file") * 8 / 1000 / ms )) Mbit/s"
+    rm -f "$out"
+}
+
+tcp_listening() { lab_exec "$1" ss -Htln "sport = :$2" | grep -q .; }
+
+# same_bytes A B : files A and B have the same sha256.
+same_bytes() {
+    [[ $(sha256sum <"$1") == "$(sha256sum <"$2")" ]] && return 0
+    log "$2 differs from $1 ($(stat -c %s "$2") of $(stat -c %s "$1") bytes)"
+    return 1
+}
+
+# stream_start SRC DST DST_ADDR RATE [PORT] : a long-lived TCP flow of random
+# bytes at RATE bytes/s from SRC to DST_ADDR, for as long as path changes take;
+# stream_finish ends it and checks that every byte arrived, in order.
+stream_start() {
+    local src=$1 dst=$2 addr=$3 rate=$4 port=${5:-5202}
+    STREAM_DIR=$LAB_DIR/stream-$src-$dst
+    mkdir -p "$STREAM_DIR"
+    lab_bg "$dst" "$STREAM_DIR/recv.log" python3 "$TCPXFER" recv "$port" "$STREAM_DIR/received"
+    STREAM_RECV_PID=$LAST_PID
+    wait_for "stream receiver in $dst on :$port" 10 tcp_listening "$dst" "$port" || return 1
+    lab_bg "$src" "$STREAM_DIR/send.log" python3 "$TCPXFER" stream "$addr" "$port" "$rate" \
+        "$STREAM_DIR/stop" "$STREAM_DIR/sent"
+    STREAM_SEND_PID=$LAST_PID
+}
+
+# stream_alive : the stream's sender is still sending (no TCP timeout yet).
+stream_alive() { ! lab_pid_gone "$STREAM_SEND_PID"; }
+
+stream_finish() {
+    touch "$STREAM_DIR/stop"
+    wait "$STREAM_SEND_PID" || { log "stream sender failed: $(cat "$STREAM_DIR/send.log")"; return 1; }
+    wait "$STREAM_RECV_PID" || { log "stream receiver failed: $(cat "$STREAM_DIR/recv.log")"; return 1; }
+    same_bytes "$STREAM_DIR/sent" "$STREAM_DIR/received" || return 1
+    log "stream: $(stat -c %s "$STREAM_DIR/sent") bytes arrived byte for byte"
+}
+
+# ------------------------------------------------------------------ results
+
+# lab_test SETUP NAME FN : run FN in a subshell (set -e), record
+# "RESULT SETUP NAME PASS|FAIL Ns"; a failure does not stop later tests.
+# lab_results prints the lines and dies if any test failed.
+LAB_RESULTS=()
+LAB_FAILED=0
+lab_test() {
+    local setup=$1 name=$2 fn=$3 t0=$SECONDS rc=0
+    log "=== $setup: test $name"
+    (set -euo pipefail; "$fn") || rc=$?
+    if [[ $rc == 0 ]]; then
+        LAB_RESULTS+=("RESULT $setup $name PASS $((SECONDS - t0))s")
+    else
+        LAB_RESULTS+=("RESULT $setup $name FAIL $((SECONDS - t0))s")
+        LAB_FAILED=1
+    fi
+}
+lab_results() {
+    printf '%s\n' "${LAB_RESULTS[@]}"
+    [[ $LAB_FAILED == 0 ]] || die "some tests failed (logs in $LAB_DIR)"
+    log "PASS: $1"
+}
