@@ -47,6 +47,10 @@ pub(crate) enum Remedy {
     RefetchKeyAndRetry,
     /// Close and wait as the server asked (`None`: a default pause).
     RetryAfter(Option<Duration>),
+    /// As `Retry`, but register before polling the map again: the server refused the map
+    /// poll itself, so it no longer takes the node as logged in (a removed node, an unknown
+    /// node key) and only a register tells what it wants now.
+    RegisterAndRetry,
     /// Stop and tell the user: retrying cannot help.
     GiveUp,
 }
@@ -59,6 +63,13 @@ impl ControlError {
                 match refusal.status {
                     429 => Remedy::RetryAfter(refusal.retry_after),
                     400..=499 => Remedy::GiveUp,
+                    _ => Remedy::Retry,
+                }
+            }
+            ControlError::Refused(refusal) if refusal.request == Request::Map => {
+                // 429 only asks us to slow down.
+                match refusal.status {
+                    400..=428 | 430..=499 => Remedy::RegisterAndRetry,
                     _ => Remedy::Retry,
                 }
             }
@@ -307,7 +318,10 @@ mod tests {
         assert_eq!(refused(Request::Register, 401).remedy(), Remedy::GiveUp);
         assert_eq!(refused(Request::Register, 429).remedy(), Remedy::RetryAfter(None));
         assert_eq!(refused(Request::Register, 502).remedy(), Remedy::Retry);
-        assert_eq!(refused(Request::Map, 401).remedy(), Remedy::Retry);
+        assert_eq!(refused(Request::Map, 401).remedy(), Remedy::RegisterAndRetry);
+        assert_eq!(refused(Request::Map, 404).remedy(), Remedy::RegisterAndRetry);
+        assert_eq!(refused(Request::Map, 429).remedy(), Remedy::Retry);
+        assert_eq!(refused(Request::Map, 502).remedy(), Remedy::Retry);
         let lost = ControlError::Network(NetworkError::GoingAway);
         assert_eq!(lost.remedy(), Remedy::Retry);
         assert_eq!(ControlError::ServerKey(Box::new(lost)).remedy(), Remedy::RefetchKeyAndRetry);

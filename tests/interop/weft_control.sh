@@ -220,13 +220,16 @@ test_server_restart_headscale() {
 # empty node table. (testcontrol makes its key lazily, on the first /key
 # request, and panics on a /ts2021 upgrade before that -- a real server always
 # has its key -- so the test asks for /key once right after the restart.)
-# weft's register carries no auth key after the first login (weft, like
-# tailscaled, does not keep it), and the runner's --authkey refuses that, so
-# weft cannot re-register by itself. What is meaningful here:
+# weft's map poll, refused by the new runner (400 "node not found"), makes it
+# register again -- without the auth key, which weft dropped once its first
+# register was accepted -- and the runner's --authkey refuses that, so weft
+# cannot get back in by itself. (tailscaled keeps the key for the run but never
+# registers again on a refused map poll: it polls on.) What is meaningful here:
 # While the runner restarts, the lab nodes' TCP to :9911 is refused (nft in
 # srv) until /key has been asked for once, so nobody hits that panic.
 #  a) weftd reconnects within 30 s: fetches the new server key (GET /key from
-#     w1 in the runner's log) and talks ts2021 with it (a register from w1),
+#     w1 in the runner's log) and talks ts2021 with it (the refused map poll,
+#     then a register from w1),
 #     then reports the refusal (NeedsLogin + LoginError) instead of sitting in
 #     Running with a stale netmap;
 #  b) `weft up --auth-key K` (same server) re-registers the SAME node key and

@@ -24,7 +24,10 @@
 #   6 move         w1's eth0 address changes (.21 -> .31) and UDP w1<->t1 is
 #                  dropped: weft's control and DERP connections, bound to the
 #                  vanished address, are replaced: within 40 s control lists
-#                  w1's new endpoint and ICMP w1 <-> t1 flows through DERP
+#                  w1's new endpoint and ICMP w1 <-> t1 flows through DERP;
+#                  w1 stays Running with its one register (the new control
+#                  connection only polls the map; testcontrol's --authkey
+#                  would refuse a second register)
 #
 #   tests/interop/weft_paths.sh
 #   WEFT_BIN=target/debug/weft LAB_KEEP=1 WEFT_LAB_BULK_MB=10 tests/interop/weft_paths.sh
@@ -54,10 +57,9 @@ lab_add_ns w1 "$W1"
 lab_add_ns w2 "$W2"
 lab_block_udp w1 "$T1" || die "nft failed in w1"
 
-# No --authkey: weft's control client registers again on every new connection (test 6
-# makes one), which testcontrol refuses without the key; real control servers accept a
-# known node key. Any registration is accepted without --authkey.
-start_testcontrol srv
+# With --authkey testcontrol refuses every register without the key: weftd registers
+# once and only polls the map again on its later connections (test 6 makes one).
+start_testcontrol srv --authkey "tskey-weft-paths-$$"
 start_weftd w1
 start_weftd w2
 start_tailscaled t1
@@ -177,6 +179,11 @@ test_move() {
         || die "no ICMP w1 -> t1 through DERP after the move"
     kping t1 "$W1IP" || die "ICMP t1 -> w1 lost packets after the move"
     log "relayed traffic flows $((SECONDS - t0)) s after the move"
+    local registers
+    registers=$(grep -c 'POST /machine/register.*hostname="w1"' "$LAB_DIR/testcontrol.log")
+    [[ $registers == 1 ]] || die "w1 sent $registers registers; one login, then map polls only"
+    wf_state_is w1 Running \
+        || die "w1 after the move: $(wf_status w1 | jq -c '{BackendState, LoginError}')"
 }
 
 lab_test paths 1-relayed test_relayed

@@ -150,8 +150,8 @@ struct Streams {
     register: Option<RegisterStream>,
     map: Option<StreamId>,
     lite: Option<StreamId>,
-    /// Requests sent on this session (register first, then the map poll).
-    registered: bool,
+    /// The session's first request went out: the register, or the map poll once logged in.
+    started: bool,
 }
 
 /// The register request's answer, collected until its stream ends.
@@ -172,7 +172,14 @@ pub(crate) struct ControlClient {
     identity: Identity,
     disco_key: PublicKey,
     hostname: String,
+    /// Sent with the first register, and dropped once control accepted it (or the login
+    /// failed for good): the secret lives no longer than it is needed.
     auth_key: Option<AuthKey>,
+    /// Control accepted our register in this run. Later sessions go straight to the map poll,
+    /// as tailscaled's map routine does after a broken connection: a register without the
+    /// (spent) auth key is refused by servers that want a key in every one (testcontrol
+    /// `--authkey`). Cleared when control refuses the map poll itself.
+    logged_in: bool,
     /// The pending interactive login URL, if any.
     auth_url: String,
     control_key: Option<PublicKey>,
@@ -226,6 +233,7 @@ impl ControlClient {
             disco_key,
             hostname,
             auth_key,
+            logged_in: false,
             auth_url: String::new(),
             control_key: None,
             link: Link::Waiting(now),
@@ -392,7 +400,7 @@ impl ControlClient {
     /// connection, at once).
     pub(crate) fn logout(&mut self, now: Instant) {
         self.logging_out = true;
-        if matches!(self.link, Link::Session { ref streams, .. } if streams.registered) {
+        if matches!(self.link, Link::Session { ref streams, .. } if streams.started) {
             self.send_register(now);
         } else {
             self.park();
@@ -547,9 +555,12 @@ impl ControlClient {
         if session.h2().is_none() {
             return;
         }
-        if !streams.registered {
-            streams.registered = true;
-            self.send_register(now);
+        if !streams.started {
+            streams.started = true;
+            match self.logged_in {
+                true => self.start_map_poll(now),
+                false => self.send_register(now),
+            }
         }
         while let Some(event) = self.next_h2_event() {
             self.handle_h2_event(now, event);
@@ -725,6 +736,7 @@ impl ControlClient {
         }
         self.auth_url.clear();
         self.auth_key = None;
+        self.logged_in = true;
         self.last_error = None;
         self.state = if response.machine_authorized {
             BackendState::Starting
@@ -900,6 +912,10 @@ impl ControlClient {
                     wait.unwrap_or_else(|| DEFAULT_RETRY_AFTER.mul_f64(1.0 + self.jitter.draw()));
                 self.link = Link::Waiting(now + wait);
             }
+            Remedy::RegisterAndRetry => {
+                self.logged_in = false;
+                self.retry(now, error);
+            }
             Remedy::GiveUp => self.fail_login(error),
         }
     }
@@ -923,7 +939,10 @@ impl ControlClient {
         self.events.push_back(Event::LoginFailed(error));
     }
 
+    /// Nothing more until the user acts, which makes a new client: the auth key is of no
+    /// more use.
     fn park(&mut self) {
+        self.auth_key = None;
         self.actions.push_back(Action::Disconnect);
         self.link = Link::Parked;
         self.last_frame = None;

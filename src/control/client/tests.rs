@@ -145,6 +145,39 @@ impl Harness {
         request
     }
 
+    /// Waits out the backoff after a failure, up to the next connection's first requests.
+    fn reconnect(&mut self) {
+        let wake = self.client.poll_timeout().expect("a retry is scheduled");
+        assert!(self.server.is_none(), "the old connection is closed");
+        self.advance(wake.saturating_duration_since(self.now));
+        assert!(self.server.is_some(), "reconnected");
+    }
+
+    /// Answers the map poll of a new session with 200 and a full netmap; returns its stream.
+    fn resume_map_poll(&mut self) -> StreamId {
+        let map = self.server().take_request("/machine/map").expect("a map poll");
+        let body: serde_json::Value = serde_json::from_slice(&map.body).unwrap();
+        assert_eq!(body["Stream"], true, "the long poll, not a lite update");
+        self.server().respond_head(map.stream, 200, false);
+        let me = self.client.identity().node_key.public_key();
+        self.send_map(map.stream, &full_map(&me));
+        map.stream
+    }
+
+    /// A server whose auth key was single-use (or testcontrol with `--authkey`, which wants
+    /// the key in every register): any register after the first is refused.
+    fn refuse_a_second_register(&mut self) {
+        if let Some(request) = self.server().take_request("/machine/register") {
+            self.server().respond_head(request.stream, 200, false);
+            self.server().respond_data(request.stream, br#"{"Error":"invalid authkey"}"#, true);
+            self.run();
+        }
+    }
+
+    fn registrations(&self) -> usize {
+        self.events.iter().filter(|e| matches!(e, Event::Registered)).count()
+    }
+
     /// Registers and opens the map stream; returns the map stream.
     fn logged_in(&mut self) -> StreamId {
         self.answer_register(r#"{"MachineAuthorized":true,"User":{"ID":1}}"#);
@@ -442,6 +475,133 @@ fn interactive_login_shows_the_url_then_follows_up() {
 }
 
 #[test]
+fn a_reconnect_resumes_the_map_poll_without_registering_again() {
+    let mut h = Harness::new();
+    let map = h.logged_in();
+    let me = h.client.identity().node_key.public_key();
+    h.send_map(map, &full_map(&me));
+    assert!(h.client.auth_key.is_none(), "the accepted auth key is dropped");
+    h.lose_connection();
+    h.reconnect();
+    assert!(h.server().take_request("/machine/register").is_none(), "no second register");
+    h.resume_map_poll();
+    assert_eq!(h.netmaps().len(), 2);
+    assert_eq!(h.client.state(), BackendState::Running);
+    assert!(h.client.is_connected());
+    assert_eq!(h.registrations(), 1);
+}
+
+/// Every way a map poll's connection breaks, other than a refusal of the node itself, ends
+/// in a new map poll; a server that takes its auth key once keeps the node.
+#[test]
+fn a_single_use_auth_key_keeps_the_node_in_the_tailnet_across_reconnects() {
+    let mut h = Harness::new();
+    let mut map = h.logged_in();
+    let me = h.client.identity().node_key.public_key();
+    h.send_map(map, &full_map(&me));
+    type BreakIt = fn(&mut Harness, StreamId);
+    let breaks: [(&str, BreakIt); 5] = [
+        ("connection lost", |h, _| {
+            h.lose_connection();
+        }),
+        ("map stream ended", |h, map| h.server().respond_data(map, &[], true)),
+        ("GOAWAY", |h, _| {
+            // Length 8, type 7 (GOAWAY), stream 0; last stream 0, NO_ERROR.
+            let go_away = [0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            h.server().send_plaintext(&go_away)
+        }),
+        ("watchdog", |h, _| h.advance(MAP_WATCHDOG + Duration::from_secs(1))),
+        ("server error on the map poll", |h, _| {
+            h.lose_connection();
+            h.reconnect();
+            h.refuse_a_second_register();
+            let map = h.server().take_request("/machine/map").expect("a map poll");
+            h.server().respond_head(map.stream, 502, true);
+        }),
+    ];
+    for (how, break_it) in breaks {
+        break_it(&mut h, map);
+        h.run();
+        h.reconnect();
+        h.refuse_a_second_register();
+        assert!(login_failure(&h.events).is_none(), "after {how}: {:?}", h.client.last_error());
+        map = h.resume_map_poll();
+        assert_eq!(h.client.state(), BackendState::Running, "after {how}");
+    }
+    assert_eq!(h.registrations(), 1);
+    assert_eq!(h.netmaps().len(), 1 + breaks.len());
+}
+
+#[test]
+fn a_map_poll_refused_for_the_node_registers_again_and_only_then() {
+    let mut h = Harness::new();
+    let _map = h.logged_in();
+    h.lose_connection();
+    h.reconnect();
+    assert!(h.server().take_request("/machine/register").is_none());
+    // testcontrol answers 400 "node not found", headscale 404, when it no longer knows the
+    // node key: the login is gone, and only a register can tell what is needed now.
+    let map = h.server().take_request("/machine/map").expect("a map poll");
+    h.server().respond_head(map.stream, 404, false);
+    h.server().respond_data(map.stream, b"node not found", true);
+    h.run();
+    assert!(login_failure(&h.events).is_none(), "not the user's problem yet");
+    h.reconnect();
+    let register = h.answer_register(r#"{"MachineAuthorized":true}"#);
+    let body: serde_json::Value = serde_json::from_slice(&register.body).unwrap();
+    assert!(body.get("Auth").is_none(), "the used auth key is gone");
+    assert_eq!(body["NodeKey"], h.client.identity().node_key.public_key().to_nodekey());
+    assert_eq!(h.registrations(), 2);
+    h.resume_map_poll();
+    assert_eq!(h.client.state(), BackendState::Running);
+    // Registered again: the next reconnect goes straight to the map poll.
+    h.lose_connection();
+    h.reconnect();
+    assert!(h.server().take_request("/machine/register").is_none());
+    h.resume_map_poll();
+}
+
+#[test]
+fn a_map_poll_refused_after_a_re_register_is_told_to_the_user() {
+    let mut h = Harness::new();
+    let _map = h.logged_in();
+    h.lose_connection();
+    h.reconnect();
+    let map = h.server().take_request("/machine/map").expect("a map poll");
+    h.server().respond_head(map.stream, 401, true);
+    h.run();
+    h.reconnect();
+    // The server forgot the node and wants a login: the user must act.
+    h.answer_register(r#"{"AuthURL":"http://control.test/register/xyz"}"#);
+    assert_eq!(h.client.state(), BackendState::NeedsLogin);
+    assert_eq!(h.client.auth_url(), "http://control.test/register/xyz");
+}
+
+#[test]
+fn logout_after_a_reconnect_still_expires_the_key() {
+    let mut h = Harness::new();
+    let _map = h.logged_in();
+    h.lose_connection();
+    h.reconnect();
+    h.resume_map_poll();
+    let now = h.now;
+    h.client.logout(now);
+    h.run();
+    let request = h.answer_register(r#"{}"#);
+    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(body["Expiry"], "1970-01-01T00:02:03Z");
+    assert!(matches!(h.events.last(), Some(Event::LoggedOut)));
+}
+
+#[test]
+fn a_refused_login_drops_the_auth_key() {
+    let mut h = Harness::new();
+    h.answer_register(r#"{"Error":"invalid authkey"}"#);
+    assert!(login_failure(&h.events).is_some());
+    assert!(h.client.auth_key.is_none(), "a parked client never sends it again");
+}
+
+#[test]
 fn a_bad_handshake_reply_resets_and_retries() {
     let mut h = Harness::new();
     // Drop the session; the next one (the server key is cached) gets a corrupted reply.
@@ -477,7 +637,7 @@ fn a_connection_lost_after_noise_opened_keeps_the_server_key() {
     let before = h.connects;
     h.advance(Duration::ZERO);
     assert_eq!(h.connects, before + 1, "straight to the session: the key is still good");
-    assert!(h.server().take_request("/machine/register").is_some());
+    assert!(h.server().take_request("/machine/map").is_some());
 }
 
 #[test]
@@ -559,10 +719,7 @@ fn malformed_map_json_resets_and_the_next_session_resynchronises() {
     h.send_map(map, r#"{"Peers": [{"ID": "not a number"#);
     assert_eq!(h.netmaps().len(), 1, "no netmap from a broken frame");
     h.assert_reset_with_backoff();
-    // The new session registers again (with the saved key, no auth key) and streams afresh.
-    let register = h.answer_register(r#"{"MachineAuthorized":true}"#);
-    let body: serde_json::Value = serde_json::from_slice(&register.body).unwrap();
-    assert!(body.get("Auth").is_none(), "an accepted auth key is not sent again");
+    // The new session polls the map afresh.
     let map = h.server().take_request("/machine/map").unwrap();
     h.server().respond_head(map.stream, 200, false);
     h.send_map(map.stream, &full_map(&me));
