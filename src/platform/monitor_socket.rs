@@ -96,8 +96,9 @@ fn parse(datagram: &[u8]) -> Vec<Change> {
 
 #[cfg(target_os = "linux")]
 mod shim {
+    use crate::platform::socket::raw_socket;
     use std::io;
-    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::fd::{AsRawFd, OwnedFd};
 
     /// `linux/rtnetlink.h`: the multicast groups of link, address and route changes.
     const GROUPS: u32 = libc::RTMGRP_LINK as u32
@@ -108,13 +109,8 @@ mod shim {
 
     pub(super) fn open() -> io::Result<OwnedFd> {
         let kind = libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
-        // SAFETY: plain socket(2); ownership passes to the OwnedFd right after.
-        let fd = unsafe { libc::socket(libc::AF_NETLINK, kind, libc::NETLINK_ROUTE) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd is a fresh socket owned by nobody else.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        let owned = raw_socket(libc::AF_NETLINK, kind, libc::NETLINK_ROUTE)?;
+        let fd = owned.as_raw_fd();
         // SAFETY: sockaddr_nl is plain data; all zeroes is a valid value.
         let mut address: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         address.nl_family = libc::AF_NETLINK as libc::sa_family_t;
@@ -137,18 +133,13 @@ mod shim {
     target_os = "illumos"
 ))]
 mod shim {
+    use crate::platform::socket::raw_socket;
     use std::io;
-    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::fd::{AsRawFd, OwnedFd};
 
     pub(super) fn open() -> io::Result<OwnedFd> {
-        // SAFETY: plain socket(2); ownership passes to the OwnedFd right after.
-        let fd = unsafe { libc::socket(libc::PF_ROUTE, libc::SOCK_RAW, libc::AF_UNSPEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd is a fresh socket owned by nobody else.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        crate::platform::fd::set_nonblocking_cloexec(fd)?;
+        let owned = raw_socket(libc::PF_ROUTE, libc::SOCK_RAW, libc::AF_UNSPEC)?;
+        crate::platform::fd::set_nonblocking_cloexec(owned.as_raw_fd())?;
         Ok(owned)
     }
 }

@@ -16,18 +16,28 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 /// It sits in the bits 0xff0000 that the Tailscale scheme reserves for itself.
 pub(crate) const BYPASS_MARK: u32 = 0x80000;
 
-/// A fresh non-blocking, close-on-exec socket of `addr`'s family.
-fn open(addr: &SocketAddr, kind: libc::c_int) -> io::Result<OwnedFd> {
-    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+/// socket(2) as an owned descriptor: the one place the daemon makes a socket by hand (the
+/// UDP/TCP sockets here, the netlink and routing sockets, macOS's control sockets).
+pub(crate) fn raw_socket(
+    domain: libc::c_int,
+    kind: libc::c_int,
+    protocol: libc::c_int,
+) -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2); ownership passes to the OwnedFd right after.
-    let fd = unsafe { libc::socket(domain, kind | CREATE_FLAGS, 0) };
+    let fd = unsafe { libc::socket(domain, kind, protocol) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: fd is a fresh socket owned by nobody else.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A fresh non-blocking, close-on-exec socket of `addr`'s family.
+fn open(addr: &SocketAddr, kind: libc::c_int) -> io::Result<OwnedFd> {
+    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    let owned = raw_socket(domain, kind | CREATE_FLAGS, 0)?;
     #[cfg(any(target_os = "macos", target_os = "ios"))]
-    super::fd::set_nonblocking_cloexec(fd)?;
+    super::fd::set_nonblocking_cloexec(owned.as_raw_fd())?;
     Ok(owned)
 }
 

@@ -62,15 +62,11 @@ impl super::select::DelegateLookup for KernelDelegates {
     /// Failures (an interface gone meanwhile) count as "no delegate".
     fn delegate_of(&self, interface: &super::select::InterfaceInfo) -> Option<u32> {
         let mut ifreq = request(&interface.name).ok()?;
-        // SAFETY: a plain datagram socket, closed below.
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
-        if fd < 0 {
-            return None;
-        }
+        let socket =
+            crate::platform::socket::raw_socket(libc::AF_INET, libc::SOCK_DGRAM, 0).ok()?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
         // SAFETY: ifreq is a live 32-byte buffer, the size SIOCGIFDELEGATE encodes.
         let rc = unsafe { libc::ioctl(fd, SIOCGIFDELEGATE as libc::c_ulong, ifreq.as_mut_ptr()) };
-        // SAFETY: fd is ours and closed once.
-        unsafe { libc::close(fd) };
         if rc < 0 {
             return None;
         }

@@ -30,7 +30,7 @@ mod shim {
     use crate::platform::bind::select::NoDelegates;
     use crate::platform::netlink::{self, NetlinkEvent};
     use std::io;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::fd::{AsRawFd, OwnedFd};
 
     pub(super) const DELEGATES: NoDelegates = NoDelegates;
 
@@ -69,15 +69,10 @@ mod shim {
     /// A blocking netlink socket that gives up after a second: a dump is answered at once,
     /// and the loop must not hang on a kernel that does not answer.
     fn open() -> io::Result<OwnedFd> {
-        // SAFETY: plain socket(2); ownership passes to the OwnedFd right after.
-        let fd = unsafe {
-            libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE)
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd is a fresh socket owned by nobody else.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        let kind = libc::SOCK_RAW | libc::SOCK_CLOEXEC;
+        let owned =
+            crate::platform::socket::raw_socket(libc::AF_NETLINK, kind, libc::NETLINK_ROUTE)?;
+        let fd = owned.as_raw_fd();
         let timeout = libc::timeval { tv_sec: 1, tv_usec: 0 };
         // SAFETY: the option value is a live timeval whose size we pass alongside it.
         let rc = unsafe {

@@ -64,7 +64,7 @@ pub(super) use shim::open;
 #[cfg(target_os = "macos")]
 mod shim {
     use std::io;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::fd::{AsRawFd, OwnedFd};
 
     const SYSPROTO_CONTROL: libc::c_int = 2;
     const UTUN_OPT_IFNAME: libc::c_int = 2;
@@ -73,15 +73,9 @@ mod shim {
     pub(in crate::platform::tun) fn open(name: &str) -> io::Result<(OwnedFd, String)> {
         let unit =
             super::unit_for(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        // SAFETY: plain socket(2); ownership passes to the OwnedFd right after.
-        let raw = unsafe {
-            libc::socket(libc::c_int::from(super::AF_SYSTEM), libc::SOCK_DGRAM, SYSPROTO_CONTROL)
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: raw is a fresh socket owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let domain = libc::c_int::from(super::AF_SYSTEM);
+        let fd = crate::platform::socket::raw_socket(domain, libc::SOCK_DGRAM, SYSPROTO_CONTROL)?;
+        let raw = fd.as_raw_fd();
         let mut info = super::ctl_info_request();
         // SAFETY: CTLIOCGINFO reads and writes a ctl_info, which `info` is in size.
         if unsafe { libc::ioctl(raw, super::CTLIOCGINFO as libc::c_ulong, info.as_mut_ptr()) } < 0 {
