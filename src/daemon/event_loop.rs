@@ -202,6 +202,8 @@ impl Daemon {
             daemon.router.as_ref().map(Router::os).or_else(OsKind::current).map(Pinning::new);
         daemon.apply_routes();
         daemon.follow_physical_path();
+        // The config's text, its parse and the routing commands are gone: their pages go back.
+        crate::platform::memory::release_free_heap();
         let endpoints = daemon.control.endpoint_addrs();
         daemon.engine.set_own_endpoints(endpoints);
         log::info!(
@@ -390,6 +392,7 @@ impl Daemon {
     fn route_control_events(&mut self, now: Instant) {
         while let Some(event) = self.control.poll_event() {
             self.generation += 1;
+            let full_netmap = matches!(event, ControlEvent::Netmap(_));
             let change = match event {
                 ControlEvent::Netmap(netmap) => {
                     let change = self.engine.apply_netmap(*netmap, now);
@@ -425,6 +428,10 @@ impl Daemon {
                 }
             };
             self.follow_netmap_change(&change);
+            if full_netmap {
+                // The response's JSON and its parse are gone: their pages go back.
+                crate::platform::memory::release_free_heap();
+            }
             self.apply_derp_map(now);
             self.netcheck.set_derp_map(now, self.engine.derp_map());
             self.route_netcheck(now);
@@ -712,6 +719,7 @@ impl Daemon {
                 );
                 self.reload_problem = None;
                 self.follow_netmap_change(&change);
+                crate::platform::memory::release_free_heap();
             }
             Err(e) => {
                 log::error!("config reload failed, keeping the running config: {e}");

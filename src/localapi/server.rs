@@ -19,6 +19,10 @@ struct Connection {
     unsent: Unsent,
 }
 
+/// An answer this large (a `weft status` of thousands of peers, and the answer's parts built
+/// before it) leaves its pages with the allocator when it is gone; they are handed back.
+const LARGE_ANSWER: usize = 1 << 20;
+
 /// An answer on its way out: its bytes and how many of them the socket has taken. A
 /// 10,000-peer status answer is megabytes and leaves in many writes; moving the rest to the
 /// front after each one would copy it over and over.
@@ -198,6 +202,11 @@ impl Server {
     fn close(&mut self, token: Token, registry: &Registry) {
         if let Some(mut conn) = self.connections.remove(token) {
             let _ = registry.deregister(&mut conn.stream);
+            let large = conn.unsent.bytes.len() >= LARGE_ANSWER;
+            drop(conn);
+            if large {
+                crate::platform::memory::release_free_heap();
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ pub(crate) mod fd;
 pub(crate) mod hostname;
 pub(crate) mod interfaces;
 pub(crate) mod link_monitor;
+pub(crate) mod memory;
 pub(crate) mod monitor_socket;
 // Linux's rtnetlink, which the other OSes do not have: compiled and tested everywhere, used
 // on Linux only.
