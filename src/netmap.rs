@@ -119,7 +119,8 @@ pub(crate) struct Peer {
     pub endpoints: Vec<SocketAddr>,
     /// Seconds between keepalives, `None` when off.
     pub persistent_keepalive: Option<u16>,
-    pub preshared_key: Option<PresharedKey>,
+    /// Boxed: rare, and 32 bytes inline in each of a large tailnet's peers.
+    pub preshared_key: Option<Box<PresharedKey>>,
     // What a control server says about the peer besides WireGuard; all empty for a static
     // config.
     /// Control's node ID; 0 for a static config.

@@ -9,6 +9,7 @@
 //! Run it in release: debug timings mean nothing. Times are the CPU time of the one thread.
 
 use crate::control::map_state::{MapState, Update};
+use crate::engine::scale_fixtures::{key, peer, v4, v6};
 use crate::engine::status::STATUS_SLICE;
 use crate::engine::{Engine, Environment};
 use crate::keys::{PrivateKey, PublicKey};
@@ -16,7 +17,7 @@ use crate::netmap::{Netmap, Peer, PeerDelta, SelfNode};
 use crate::prefix::Prefix;
 use crate::wall_clock::WallClock;
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 /// Repetitions of each one-peer delta; the median is reported.
@@ -217,30 +218,6 @@ fn environment(now: Instant) -> Environment {
         disco_key: PrivateKey([3; 32]),
         disco_seed: [0; 16],
         lazy: Default::default(),
-    }
-}
-
-/// Peer `i`'s key: distinct bytes are all a session needs.
-fn key(i: u32) -> PublicKey {
-    let mut bytes = [7u8; 32];
-    bytes[..4].copy_from_slice(&i.to_le_bytes());
-    PublicKey(bytes)
-}
-
-fn v4(i: u32) -> IpAddr {
-    Ipv4Addr::from(0x6440_0000 + i).into()
-}
-
-fn v6(i: u32) -> IpAddr {
-    Ipv6Addr::from((0xfd7a_115c_a1e0u128 << 80) + u128::from(i)).into()
-}
-
-fn peer(i: u32, port: u16) -> Peer {
-    Peer {
-        name: format!("peer{i}"),
-        allowed_ips: vec![Prefix::host(v4(i)), Prefix::host(v6(i))],
-        endpoints: vec![SocketAddr::new(v4(i), port)],
-        ..Peer::new(key(i))
     }
 }
 

@@ -126,7 +126,7 @@ impl PeerSection {
             allowed_ips: without_repeats(networks),
             endpoints: self.endpoint.into_iter().collect(),
             persistent_keepalive: self.persistent_keepalive,
-            preshared_key: self.preshared_key,
+            preshared_key: self.preshared_key.map(Box::new),
             ..Peer::new(public_key)
         };
         Ok((peer, key_line))

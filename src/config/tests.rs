@@ -100,7 +100,7 @@ fn reads_a_full_config() {
         allowed_ips: prefixes(&["100.64.0.2/32", "fd7a:115c:a1e0::2/128"]),
         endpoints: vec!["192.0.2.2:51820".parse().unwrap()],
         persistent_keepalive: None,
-        preshared_key: Some(PresharedKey([2; 32])),
+        preshared_key: Some(Box::new(PresharedKey([2; 32]))),
         ..Peer::new(peer_key(1))
     };
     let gamma = Peer {

@@ -54,13 +54,13 @@ impl Disco {
     }
 
     /// The disco state for `peer`, if it speaks disco.
-    pub(super) fn peer(&self, peer: &Peer) -> Option<DiscoPeer> {
+    pub(super) fn peer(&self, peer: &Peer) -> Option<Box<DiscoPeer>> {
         let key = peer.disco_key.filter(|k| !k.is_zero() && !peer.key_expired)?;
-        Some(DiscoPeer {
+        Some(Box::new(DiscoPeer {
             key,
             session: self.key.session(key),
             paths: DiscoPaths::new(&peer.endpoints),
-        })
+        }))
     }
 
     fn next_unique(&mut self) -> [u8; 24] {

@@ -116,7 +116,7 @@ pub(super) struct PeerActivity {
     idle_check: Option<Instant>,
     /// Packets waiting for the first handshake of a session brought back by an outbound
     /// packet; `None` once that handshake is done (or when the peer was never trimmed).
-    held: Option<Held>,
+    held: Option<Box<Held>>,
     /// The session is new and has accepted no initiation yet. WireGuard refuses an initiation
     /// whose timestamp is not newer than the last one accepted, but a new session knows no
     /// last one: its first initiation may be a replay, and answering it proves nothing.
@@ -211,14 +211,14 @@ impl Lazy {
         state.session = Some(Box::new(Session::new(
             own_key,
             &state.config.public_key,
-            state.config.preshared_key.map(|key| key.0),
+            state.config.preshared_key.as_ref().map(|key| key.0),
             state.config.persistent_keepalive,
             index,
             gate.session_limiter(),
         )));
         state.activity.note_receive(now);
         state.activity.held =
-            (waker == Waker::Outbound).then(|| Held::new(self.held_bytes.clone()));
+            (waker == Waker::Outbound).then(|| Box::new(Held::new(self.held_bytes.clone())));
         state.activity.replayable = true;
         if waker != Waker::Initiation {
             self.arm(index, &state.config, &mut state.activity, now);
@@ -385,7 +385,7 @@ mod tests {
     #[test]
     fn the_hold_queue_is_bounded() {
         let budget = HeldBudget::default();
-        let held = Some(Held::new(budget.clone()));
+        let held = Some(Box::new(Held::new(budget.clone())));
         let mut activity = PeerActivity { held, ..Default::default() };
         for _ in 0..HELD_PACKETS {
             assert!(matches!(activity.outbound(b"p"), Outbound::Held));

@@ -11,6 +11,8 @@ pub(crate) mod lazy;
 mod path;
 mod peers;
 pub(crate) mod ping;
+#[cfg(any(test, feature = "bench"))]
+pub(crate) mod scale_fixtures;
 #[cfg(test)]
 mod scale_tests;
 mod signature;

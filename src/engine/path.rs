@@ -159,9 +159,14 @@ impl fmt::Display for Path {
 const PATH_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What the log last said about a peer's path and handshake, so that each change is told
-/// once, not once per packet. Cells: [`PeerState::send`] borrows the peer shared.
+/// once, not once per packet. Made at the first send: a peer never written to (most of a
+/// large tailnet) carries one pointer's worth of it. Cells: [`PeerState::send`] borrows the
+/// peer shared.
 #[derive(Debug, Default)]
-pub(super) struct PathLog {
+pub(super) struct PathLog(std::cell::OnceCell<Box<PathLogState>>);
+
+#[derive(Debug, Default)]
+struct PathLogState {
     /// The path of the last send; `None` before the first.
     path: Cell<Option<Path>>,
     /// When a path change was last told.
@@ -174,6 +179,27 @@ pub(super) struct PathLog {
 }
 
 impl PathLog {
+    fn state(&self) -> &PathLogState {
+        self.0.get_or_init(Box::default)
+    }
+
+    fn note_path(&self, now: Instant, path: Path) -> Option<String> {
+        self.state().note_path(now, path)
+    }
+
+    fn note_initiation(&self, now: Instant) -> Option<std::time::Duration> {
+        self.state().note_initiation(now)
+    }
+
+    /// A handshake completed: the next unanswered initiation is news again.
+    pub(super) fn handshake_completed(&self) {
+        if let Some(state) = self.0.get() {
+            state.initiation.set(None);
+        }
+    }
+}
+
+impl PathLogState {
     /// The sentence for the log when `path` differs from the last one, at most once per
     /// [`PATH_LOG_INTERVAL`]: changes in between are counted, and the first look after it
     /// tells where the path is then and how many changes went untold.
@@ -211,11 +237,6 @@ impl PathLog {
             }
             Some((_, true)) => None,
         }
-    }
-
-    /// A handshake completed: the next unanswered initiation is news again.
-    pub(super) fn handshake_completed(&self) {
-        self.initiation.set(None);
     }
 }
 

@@ -37,7 +37,7 @@ pub(super) struct PeerState {
     /// [`PeerState::path_for`] for when a configured endpoint is trusted without proof).
     pub endpoint_proven: bool,
     /// Disco's view of the peer's paths; `None` for a peer without a disco key.
-    pub disco: Option<DiscoPeer>,
+    pub disco: Option<Box<DiscoPeer>>,
     /// When the last handshake message of this peer's was accepted.
     pub last_handshake: Option<Instant>,
     /// What the log last said about the peer's path and handshake.
@@ -176,7 +176,7 @@ impl Engine {
             self.schedule.activity(index, &mut state.clock, now);
         }
         self.by_key.insert(state.config.public_key, index);
-        self.disco.index_peer(state.disco.as_ref(), index);
+        self.disco.index_peer(state.disco.as_deref(), index);
         self.peers.insert(index, state);
         if !trimmable {
             self.wake(index, now, Waker::Other);
@@ -193,7 +193,7 @@ impl Engine {
         for prefix in &state.config.allowed_ips {
             self.routes.remove(*prefix, index);
         }
-        self.disco.forget_peer(state.disco.as_ref(), index);
+        self.disco.forget_peer(state.disco.as_deref(), index);
         change.routes_changed |= !state.config.allowed_ips.is_empty();
         change.removed += 1;
     }
@@ -218,9 +218,9 @@ impl Engine {
         if state.config.disco_key != peer.disco_key || state.config.key_expired != peer.key_expired
         {
             // A new disco key: the peer restarted, and what was proven about it is void.
-            self.disco.forget_peer(state.disco.as_ref(), index);
+            self.disco.forget_peer(state.disco.as_deref(), index);
             state.disco = self.disco.peer(&peer);
-            self.disco.index_peer(state.disco.as_ref(), index);
+            self.disco.index_peer(state.disco.as_deref(), index);
         } else if state.config.endpoints != peer.endpoints {
             if let Some(disco) = state.disco.as_mut() {
                 disco.paths.set_endpoints(&peer.endpoints);

@@ -1,36 +1,17 @@
 //! The engine at tailnet scale: a 10,000-peer netmap loads and routes every peer's addresses,
 //! and deltas change exactly the peers they name. Correctness only; how fast is for
-//! `examples/scale.rs` (run by `make bench`).
+//! `crate::scale_bench` (run by `make bench`).
 
+use super::scale_fixtures::{key, v4, v6};
 use super::tests::environment;
 use super::*;
 use crate::keys::{PresharedKey, PrivateKey, PublicKey};
 use crate::netmap::{Peer, PeerDelta, SelfNode};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
-/// Peer `i`'s key: distinct bytes are all a session needs, and far cheaper than real keys.
-fn key(i: u32) -> PublicKey {
-    let mut bytes = [7u8; 32];
-    bytes[..4].copy_from_slice(&i.to_le_bytes());
-    PublicKey(bytes)
-}
-
-fn v4(i: u32) -> IpAddr {
-    Ipv4Addr::from(0x6440_0000 + i).into()
-}
-
-fn v6(i: u32) -> IpAddr {
-    Ipv6Addr::from((0xfd7a_115c_a1e0u128 << 80) + u128::from(i)).into()
-}
-
-/// A tailnet peer: its two Tailscale addresses as host routes.
+/// A tailnet peer on the default port.
 fn peer(i: u32) -> Peer {
-    Peer {
-        name: format!("peer{i}"),
-        allowed_ips: vec![Prefix::host(v4(i)), Prefix::host(v6(i))],
-        endpoints: vec![SocketAddr::new(v4(i), 41641)],
-        ..Peer::new(key(i))
-    }
+    super::scale_fixtures::peer(i, 41641)
 }
 
 fn netmap_of(peers: impl IntoIterator<Item = Peer>) -> Netmap {
@@ -125,7 +106,7 @@ fn a_delta_with_new_key_material_replaces_the_session_and_keeps_the_routes() {
     let now = Instant::now();
     let mut engine = engine_of(100);
     let index_before = engine.by_key[&key(3)];
-    let rekeyed = Peer { preshared_key: Some(PresharedKey([1; 32])), ..peer(3) };
+    let rekeyed = Peer { preshared_key: Some(Box::new(PresharedKey([1; 32]))), ..peer(3) };
     let change = engine.apply_peer_delta(PeerDelta { upsert: vec![rekeyed], remove: vec![] }, now);
     assert_eq!((change.added, change.removed, change.updated), (0, 0, 1));
     assert_ne!(engine.by_key[&key(3)], index_before, "a new session, under a new index");

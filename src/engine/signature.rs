@@ -44,7 +44,7 @@ impl Signer {
 /// Everything of `peer` the engine configures; not its names, owner, online state or times.
 fn hash_peer(peer: &Peer, hasher: &mut impl Hasher) {
     peer.public_key.hash(hasher);
-    peer.preshared_key.map(|key| key.0).hash(hasher);
+    peer.preshared_key.as_ref().map(|key| key.0).hash(hasher);
     peer.persistent_keepalive.hash(hasher);
     peer.allowed_ips.hash(hasher);
     peer.endpoints.hash(hasher);

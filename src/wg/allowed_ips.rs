@@ -37,8 +37,17 @@ struct LengthMaps<K, V> {
 #[derive(Clone, Debug)]
 struct Claims<V> {
     owner: V,
-    /// Later claimants; empty (and unallocated) unless AllowedIPs overlap exactly.
-    waiting: Vec<V>,
+    /// Later claimants; `None` unless AllowedIPs overlap exactly. Boxed, so that the
+    /// common entry is two words: a large tailnet has two of them per peer. (A thin pointer
+    /// on purpose: a `Vec` or a boxed slice would be three or two words in every entry.)
+    #[allow(clippy::box_collection)]
+    waiting: Option<Box<Vec<V>>>,
+}
+
+impl<V> Claims<V> {
+    fn waiting(&self) -> &[V] {
+        self.waiting.as_deref().map_or(&[], Vec::as_slice)
+    }
 }
 
 impl<V> Default for AllowedIps<V> {
@@ -66,12 +75,12 @@ impl<K: Hash + Eq + Copy, V: Copy + PartialEq> LengthMaps<K, V> {
         });
         match self.by_length[at].1.entry(key) {
             Entry::Vacant(vacant) => {
-                vacant.insert(Claims { owner: value, waiting: Vec::new() });
+                vacant.insert(Claims { owner: value, waiting: None });
             }
             Entry::Occupied(mut occupied) => {
                 let claims = occupied.get_mut();
-                if claims.owner != value && !claims.waiting.contains(&value) {
-                    claims.waiting.push(value);
+                if claims.owner != value && !claims.waiting().contains(&value) {
+                    claims.waiting.get_or_insert_with(Box::default).push(value);
                 }
             }
         }
@@ -87,19 +96,32 @@ impl<K: Hash + Eq + Copy, V: Copy + PartialEq> LengthMaps<K, V> {
             return false;
         };
         if claims.owner == value {
-            if claims.waiting.is_empty() {
-                map.remove(&key);
-                if map.is_empty() {
-                    self.by_length.remove(at);
+            match claims.waiting.as_mut() {
+                None => {
+                    map.remove(&key);
+                    if map.is_empty() {
+                        self.by_length.remove(at);
+                    }
                 }
-            } else {
-                claims.owner = claims.waiting.remove(0);
+                Some(waiting) => {
+                    claims.owner = waiting.remove(0);
+                    if waiting.is_empty() {
+                        claims.waiting = None;
+                    }
+                }
             }
             return true;
         }
-        let before = claims.waiting.len();
-        claims.waiting.retain(|waiting| *waiting != value);
-        claims.waiting.len() != before
+        let Some(waiting) = claims.waiting.as_mut() else {
+            return false;
+        };
+        let before = waiting.len();
+        waiting.retain(|w| *w != value);
+        let withdrew = waiting.len() != before;
+        if waiting.is_empty() {
+            claims.waiting = None;
+        }
+        withdrew
     }
 
     fn lookup(&self, mask: impl Fn(u8) -> K) -> Option<V> {
