@@ -309,8 +309,9 @@ for r in rows:
 tunn = next((r["tunn_bytes"] for r in rows if r.get("status") == "ok"), None)
 if tunn:
     print()
-    print(f"Every peer holds a boringtun `Tunn` of {tunn} bytes, made for every peer at load")
-    print("(with an x25519 computation each): most of the memory per peer and of the first load.")
+    print(f"A peer in use holds a boringtun `Tunn` of {tunn} bytes (with an x25519 computation to")
+    print("make it). Idle single-address peers hold none (lazy WireGuard configuration): the rows")
+    print("above are of such peers, which is why a load makes no session at all.")
 EOF
 )
 [ -z "$BENCH_SCALE_PEERS" ] || { echo; echo "$scale_table"; }
@@ -372,7 +373,8 @@ if [ "$BENCH_OUT" != "-" ]; then
             echo
             echo "- **weftd RSS KiB/peer**: VmRSS of a weftd started with a generated N-peer"
             echo "  static config (two addresses, an endpoint and a random key per peer; no"
-            echo "  traffic), minus that of one started with no peers, over N."
+            echo "  traffic), minus that of one started with no peers, over N; read after each has answered
+            echo "  one \`weft status\`.""
             echo "- **engine RSS KiB/peer** and the times: src/scale_bench.rs (run as examples/scale), one process"
             echo "  building N-peer netmaps in memory; times are the CPU time of its thread,"
             echo "  so the machine's other load does not count. *First load*: Engine::new, one"
