@@ -373,8 +373,8 @@ if [ "$BENCH_OUT" != "-" ]; then
             echo
             echo "- **weftd RSS KiB/peer**: VmRSS of a weftd started with a generated N-peer"
             echo "  static config (two addresses, an endpoint and a random key per peer; no"
-            echo "  traffic), minus that of one started with no peers, over N; read after each has answered
-            echo "  one \`weft status\`.""
+            echo "  traffic), minus that of one started with no peers, over N; read after each"
+            echo "  has answered one \`weft status\`."
             echo "- **engine RSS KiB/peer** and the times: src/scale_bench.rs (run as examples/scale), one process"
             echo "  building N-peer netmaps in memory; times are the CPU time of its thread,"
             echo "  so the machine's other load does not count. *First load*: Engine::new, one"
