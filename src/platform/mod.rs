@@ -47,7 +47,8 @@ const SUPPORT: Support = Support::Tested;
     target_os = "freebsd",
     target_os = "netbsd",
     target_os = "openbsd",
-    target_os = "macos"
+    target_os = "macos",
+    target_os = "illumos"
 ))]
 const SUPPORT: Support = Support::Unverified;
 #[cfg(not(any(
@@ -55,12 +56,13 @@ const SUPPORT: Support = Support::Unverified;
     target_os = "freebsd",
     target_os = "netbsd",
     target_os = "openbsd",
-    target_os = "macos"
+    target_os = "macos",
+    target_os = "illumos"
 )))]
 const SUPPORT: Support = Support::Missing("the TUN device");
 
 /// Refuses, in one clear sentence at start-up, to run on an OS where a piece the daemon
-/// needs is not written (illumos: the TUN device), rather than failing later at the first
+/// needs is not written (an OS outside the list: the TUN device), rather than failing later at the first
 /// missing piece; on an OS where everything is written but has never run, says so as a
 /// warning. (UDP offloads are optional: without them the daemon only runs slower.) The
 /// daemon does not ask with `--tun fake`, which needs neither a TUN device nor routes.
@@ -97,10 +99,10 @@ mod tests {
     fn unverified_oses_run_with_a_warning_and_missing_pieces_are_refused_by_name() {
         let warning = message(Support::Unverified, "netbsd").unwrap().unwrap();
         assert!(warning.contains("never run on netbsd"), "{warning}");
-        let refusal = message(Support::Missing("the TUN device"), "illumos").unwrap_err();
+        let refusal = message(Support::Missing("the TUN device"), "dragonfly").unwrap_err();
         assert_eq!(
             refusal,
-            "weftd cannot run on illumos yet: the TUN device is not implemented on this OS \
+            "weftd cannot run on dragonfly yet: the TUN device is not implemented on this OS \
              (see docs/platforms.md)"
         );
     }

@@ -1,7 +1,8 @@
 //! The TUN device: the daemon's end of the virtual interface that carries raw IP packets.
 //!
 //! One `read` yields exactly one IPv4 or IPv6 packet and one `write` injects one; there is no
-//! packet-info header on Linux (`IFF_NO_PI`). The BSDs' `/dev/tunN` and macOS's utun put a
+//! packet-info header on Linux (`IFF_NO_PI`) nor on illumos (one packet per STREAMS
+//! message). The BSDs' `/dev/tunN` and macOS's utun put a
 //! 4-byte address family before each packet ([`framing`]), which `read` strips and `write`
 //! adds. With offloads on ([`Tun::has_vnet_hdr`]) every
 //! read starts with a `virtio_net_hdr` and may hold a TCP super-segment (see `packet::gso`),
@@ -16,9 +17,11 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 #[cfg(any(target_os = "freebsd", target_os = "netbsd", target_os = "openbsd"))]
 mod bsd;
 pub(crate) mod fake;
-// illumos's TUN (bare packets) is not written: its framing is unused there.
-#[cfg_attr(target_os = "illumos", allow(dead_code))]
 pub(crate) mod framing;
+// illumos's STREAMS tuntap: its layouts are compiled and tested everywhere, opened on
+// illumos only.
+#[cfg_attr(not(target_os = "illumos"), allow(dead_code))]
+mod illumos;
 #[cfg(target_os = "linux")]
 mod linux;
 // macOS's utun: its layouts are compiled and tested everywhere, opened on macOS only.
@@ -200,26 +203,33 @@ fn open_device(name: &str) -> io::Result<Tun> {
     Ok(Tun { fd, name, vnet_hdr: false, framing: own_framing() })
 }
 
-/// This OS's framing (none on Linux).
+#[cfg(target_os = "illumos")]
+fn open_device(name: &str) -> io::Result<Tun> {
+    let fd = illumos::open(name)?;
+    Ok(Tun { fd, name: name.to_string(), vnet_hdr: false, framing: own_framing() })
+}
+
+/// This OS's framing (none on Linux and illumos).
 #[cfg(any(
     target_os = "linux",
     target_os = "freebsd",
     target_os = "netbsd",
     target_os = "openbsd",
-    target_os = "macos"
+    target_os = "macos",
+    target_os = "illumos"
 ))]
 fn own_framing() -> Framing {
     crate::platform::os_kind::OsKind::current().map_or(Framing::Bare, Framing::of)
 }
 
-/// illumos's tun driver is a STREAMS module that needs plumbing (`I_PUSH`, `TUNNEWPPA`,
-/// an IP multiplexor link) not written yet; `platform::check_supported` says so at start.
+/// An OS without a TUN shim; `platform::check_supported` refuses it at start.
 #[cfg(not(any(
     target_os = "linux",
     target_os = "freebsd",
     target_os = "netbsd",
     target_os = "openbsd",
-    target_os = "macos"
+    target_os = "macos",
+    target_os = "illumos"
 )))]
 fn open_device(_name: &str) -> io::Result<Tun> {
     Err(io::Error::new(
@@ -304,8 +314,9 @@ mod tests {
 
     #[cfg(target_os = "illumos")]
     #[test]
-    fn open_is_unsupported_on_illumos() {
+    fn open_on_illumos_wants_a_tun_n_name() {
         let err = Tun::open("weft0").unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::Unsupported);
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("name it tunN"), "{err}");
     }
 }
