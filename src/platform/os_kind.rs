@@ -51,11 +51,12 @@ impl OsKind {
         }
     }
 
-    /// Whether a TUN interface stays when its descriptor is closed (the BSDs' `/dev/tunN`),
-    /// so that it must be destroyed (`ifconfig tunN destroy`) at stop and after a crash.
-    /// macOS's utun and Linux's TUN go with their descriptor.
+    /// Whether a TUN interface stays when its descriptor is closed (the BSDs' `/dev/tunN`,
+    /// illumos's persistently linked `tunN`), so that it must be destroyed (`ifconfig tunN
+    /// destroy`, `unplumb` on illumos) at stop and after a crash. macOS's utun and Linux's
+    /// TUN go with their descriptor.
     pub(crate) fn tun_outlives_descriptor(self) -> bool {
-        matches!(self, OsKind::FreeBsd | OsKind::NetBsd | OsKind::OpenBsd)
+        matches!(self, OsKind::FreeBsd | OsKind::NetBsd | OsKind::OpenBsd | OsKind::Illumos)
     }
 
     /// `AF_INET6` on this OS (`AF_INET` is 2 everywhere).

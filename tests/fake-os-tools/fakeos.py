@@ -206,7 +206,7 @@ def ifconfig(osname, table, args):
         raise Refused(f"ifconfig: interface {name} does not exist")
     if args == ["up"]:
         iface["up"] = True
-    elif args == ["destroy"] and osname in ("freebsd", "netbsd", "openbsd"):
+    elif args == (["unplumb"] if osname == "illumos" else ["destroy"]) and osname != "darwin":
         del table["interfaces"][name]
         table["routes"] = [r for r in table["routes"] if r["iface"] != name]
     elif len(args) == 2 and args[0] == "mtu":

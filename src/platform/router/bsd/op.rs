@@ -84,7 +84,8 @@ pub(crate) enum BsdOp {
     DeleteHostRoute(HostRoute),
     AddTableDefault(TableDefault),
     DeleteTableDefault(TableDefault),
-    /// `ifconfig tunN destroy`: a BSD TUN interface left after its descriptor closed.
+    /// `ifconfig tunN destroy` (illumos: `unplumb`): a TUN interface left after its
+    /// descriptor closed.
     DestroyInterface {
         tun: String,
     },
@@ -116,6 +117,7 @@ impl BsdOp {
             BsdOp::DeleteHostRoute(route) => host_route_command(os, "delete", route),
             BsdOp::AddTableDefault(route) => table_default_command(os, "add", route),
             BsdOp::DeleteTableDefault(route) => table_default_command(os, "delete", route),
+            BsdOp::DestroyInterface { tun } if os == OsKind::Illumos => ifconfig(&[tun, "unplumb"]),
             BsdOp::DestroyInterface { tun } => ifconfig(&[tun, "destroy"]),
         }
     }
