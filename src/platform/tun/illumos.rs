@@ -11,8 +11,6 @@
 //! and the tuntap driver's `if_tun.h` (see shared notes); they are checked here on Linux as
 //! bytes, and the sequence has never run on illumos.
 
-use std::io;
-
 /// `STR = 'S' << 8`: the STREAMS ioctl group of `sys/stropts.h`.
 const STR: u32 = 0x5300;
 /// `I_PUSH = STR | 02`: push a module (here `ip`) onto a stream.
@@ -79,6 +77,7 @@ pub(super) use device::open;
 #[cfg(target_os = "illumos")]
 mod device {
     use super::*;
+    use std::io;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
     /// Creates and plumbs `name` (`tunN`); returns the packet stream, non-blocking, in
