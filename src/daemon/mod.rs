@@ -18,15 +18,22 @@ use crate::localapi::DEFAULT_SOCKET;
 use std::path::PathBuf;
 
 /// The TUN interface asked for when `--tun` is not given: a name of our own on Linux; the
-/// BSDs' `/dev/tunN` only makes `tunN`; macOS's `utun` means any free `utunN`.
+/// BSDs' `/dev/tunN` and illumos's tuntap only make `tunN`; macOS's `utun` means any free
+/// `utunN`.
 #[cfg(not(any(
     target_os = "freebsd",
     target_os = "netbsd",
     target_os = "openbsd",
-    target_os = "macos"
+    target_os = "macos",
+    target_os = "illumos"
 )))]
 pub(crate) const DEFAULT_TUN: &str = "weft0";
-#[cfg(any(target_os = "freebsd", target_os = "netbsd", target_os = "openbsd"))]
+#[cfg(any(
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "illumos"
+))]
 pub(crate) const DEFAULT_TUN: &str = "tun0";
 #[cfg(target_os = "macos")]
 pub(crate) const DEFAULT_TUN: &str = "utun";
