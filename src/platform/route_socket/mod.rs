@@ -157,6 +157,25 @@ fn dumped_default(
     layout: &Layout,
     message: &[u8],
 ) -> Result<Option<DumpedDefault>, ParseError> {
+    Ok(default_of(layout, message)?.map(|route| DumpedDefault {
+        ipv6: route.ipv6,
+        gateway: route.gateway,
+        interface: route.fields.index,
+        scoped: os == OsKind::Darwin && route.fields.flags & DARWIN_RTF_IFSCOPE != 0,
+    }))
+}
+
+/// A route message's route when it is a default one (0/0 or ::/0; host routes never are).
+struct DefaultOf {
+    fields: Fields,
+    ipv6: bool,
+    /// Only the dump reads it, and illumos has no dump yet.
+    #[cfg_attr(target_os = "illumos", allow(dead_code))]
+    gateway: Option<IpAddr>,
+}
+
+/// The one reading of a route message that both the monitor and the dump use.
+fn default_of(layout: &Layout, message: &[u8]) -> Result<Option<DefaultOf>, ParseError> {
     let fields = Fields::read(layout, &layout.route, message)?;
     if fields.flags & RTF_HOST != 0 {
         return Ok(None);
@@ -165,11 +184,10 @@ fn dumped_default(
     let destination = addresses[RTAX_DST].and_then(|s| s.ip(layout));
     let mask_is_zero = addresses[RTAX_NETMASK].is_none_or(|mask| mask.is_zero_mask());
     Ok(match destination {
-        Some(dst) if dst.is_unspecified() && mask_is_zero => Some(DumpedDefault {
+        Some(dst) if dst.is_unspecified() && mask_is_zero => Some(DefaultOf {
             ipv6: dst.is_ipv6(),
             gateway: addresses[RTAX_GATEWAY].and_then(|s| s.ip(layout)),
-            interface: fields.index,
-            scoped: os == OsKind::Darwin && fields.flags & DARWIN_RTF_IFSCOPE != 0,
+            fields,
         }),
         _ => None,
     })
@@ -229,19 +247,11 @@ fn default_route(
     message: &[u8],
     change: RouteChange,
 ) -> Result<Option<LinkEvent>, ParseError> {
-    let fields = Fields::read(layout, &layout.route, message)?;
-    if fields.flags & RTF_HOST != 0 {
-        return Ok(None);
-    }
-    let addresses = sockaddr::walk(layout, message, fields.sockaddrs_at, fields.addrs)?;
-    let destination = addresses[RTAX_DST].and_then(|s| s.ip(layout));
-    let mask_is_zero = addresses[RTAX_NETMASK].is_none_or(|mask| mask.is_zero_mask());
-    Ok(match destination {
-        Some(dst) if dst.is_unspecified() && mask_is_zero => {
-            Some(LinkEvent::DefaultRoute { change, ipv6: dst.is_ipv6(), interface: fields.index })
-        }
-        _ => None,
-    })
+    Ok(default_of(layout, message)?.map(|route| LinkEvent::DefaultRoute {
+        change,
+        ipv6: route.ipv6,
+        interface: route.fields.index,
+    }))
 }
 
 fn address(layout: &Layout, message: &[u8], added: bool) -> Result<Option<LinkEvent>, ParseError> {
