@@ -489,12 +489,17 @@ pub fn derp_stream(data: &[u8]) {
     }
 }
 
-/// A routing-socket read on each OS whose layout we parse: events or a typed error.
+/// A routing-socket read on each OS whose layout we parse: events or a typed error; and on
+/// illumos, the same bytes as the answer to a default-route lookup (numbered by the first
+/// bytes, so that the fuzzer can find the matching answer's deeper paths).
 pub fn route_socket(data: &[u8]) {
     use crate::platform::os_kind::OsKind;
+    use crate::platform::route_socket::{lookup, parse};
     for os in OsKind::ALL.into_iter().filter(|os| *os != OsKind::Linux) {
-        let _ = crate::platform::route_socket::parse(os, data);
+        let _ = parse(os, data);
     }
+    let seq = data.get(20..24).map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+    let _ = lookup::answer(OsKind::Illumos, data, seq);
 }
 
 /// Disco on the shared UDP socket, into an engine with one disco peer: once as raw bytes

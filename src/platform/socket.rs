@@ -32,6 +32,31 @@ pub(crate) fn raw_socket(
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Makes reads on a blocking socket give up after `timeout` (`WouldBlock`): for the
+/// kernel sockets asked one question and read at once, which must not hang the loop on a
+/// kernel that never answers.
+// Linux's netlink dump and illumos's route lookup; the BSDs and macOS read by sysctl.
+#[cfg_attr(not(any(target_os = "linux", target_os = "illumos")), allow(dead_code))]
+pub(crate) fn set_receive_timeout(fd: RawFd, timeout: std::time::Duration) -> io::Result<()> {
+    // Seconds clamped to what a 32-bit time_t holds; microseconds are under a million.
+    let seconds = timeout.as_secs().min(i32::MAX as u64);
+    let timeout = libc::timeval { tv_sec: seconds as _, tv_usec: timeout.subsec_micros() as _ };
+    // SAFETY: the option value is a live timeval whose size we pass alongside it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&timeout as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
 /// A fresh non-blocking, close-on-exec socket of `addr`'s family.
 fn open(addr: &SocketAddr, kind: libc::c_int) -> io::Result<OwnedFd> {
     let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };

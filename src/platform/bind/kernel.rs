@@ -1,6 +1,6 @@
 //! The physical interface as the kernel sees it now: the default routes read from the
 //! kernel (a netlink dump on Linux, sysctl `NET_RT_DUMP` on the BSDs, `NET_RT_DUMP2` on
-//! macOS), the interface list, and on macOS the utun delegates, handed to
+//! macOS, an `RTM_GET` per family on illumos), the interface list, and on macOS the utun delegates, handed to
 //! [`select::effective_interface`]. Only the reads are per OS (thin shims below); the
 //! parsing and the choice are the portable, tested code of `netlink`, `route_socket` and
 //! `select`.
@@ -9,7 +9,7 @@ use super::select::{self, RouteEntry, Selected};
 use crate::platform::interfaces;
 
 /// The interface our own traffic must leave by now, never `own_tun`; `None` without a
-/// default route (or where the OS's routes are not read: illumos).
+/// default route.
 pub(crate) fn effective_interface(own_tun: &str) -> Option<Selected> {
     let snapshot = interfaces::snapshot();
     let name_of =
@@ -73,20 +73,7 @@ mod shim {
         let owned =
             crate::platform::socket::raw_socket(libc::AF_NETLINK, kind, libc::NETLINK_ROUTE)?;
         let fd = owned.as_raw_fd();
-        let timeout = libc::timeval { tv_sec: 1, tv_usec: 0 };
-        // SAFETY: the option value is a live timeval whose size we pass alongside it.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&timeout as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        crate::platform::socket::set_receive_timeout(fd, std::time::Duration::from_secs(1))?;
         Ok(owned)
     }
 }
@@ -174,29 +161,30 @@ mod shim {
     }
 }
 
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "macos"
-)))]
+#[cfg(target_os = "illumos")]
 mod shim {
     use super::RouteEntry;
+    use crate::platform::bind::route_lookup;
     use crate::platform::bind::select::NoDelegates;
+    use crate::platform::os_kind::OsKind;
     use std::io;
+    use std::os::fd::{AsFd, AsRawFd};
 
     pub(super) const DELEGATES: NoDelegates = NoDelegates;
 
-    /// illumos has no routing sysctl (its table is read through `/dev/ip` or by an
-    /// `RTM_GET` on a routing socket, neither written yet).
+    /// The default routes, asked of the kernel on a routing socket of their own (illumos
+    /// has no routing sysctl to dump the table with).
     pub(super) fn default_routes(
-        _name_of: &dyn Fn(u32) -> Option<String>,
+        name_of: &dyn Fn(u32) -> Option<String>,
     ) -> io::Result<Vec<RouteEntry>> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "the default route is not read on this OS yet",
-        ))
+        let kind = libc::SOCK_RAW | libc::SOCK_CLOEXEC;
+        let socket = crate::platform::socket::raw_socket(libc::PF_ROUTE, kind, 0)?;
+        // A blocking socket that gives up after a second: the kernel answers at once, and
+        // the loop must not hang on one that does not.
+        let timeout = std::time::Duration::from_secs(1);
+        crate::platform::socket::set_receive_timeout(socket.as_raw_fd(), timeout)?;
+        let defaults = route_lookup::ask_default_routes(socket.as_fd(), OsKind::Illumos)?;
+        Ok(defaults.iter().filter_map(|d| RouteEntry::from_dump(d, name_of)).collect())
     }
 }
 

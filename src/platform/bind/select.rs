@@ -49,10 +49,11 @@ impl RouteEntry {
         })
     }
 
-    /// A default route of a BSD/macOS/illumos table dump (`route_socket::default_routes`)
-    /// as a table row; `name_of` maps the index to the interface's name.
-    // Not on Linux (netlink, `from_netlink`) nor illumos (no routing sysctl).
-    #[cfg_attr(any(target_os = "linux", target_os = "illumos"), allow(dead_code))]
+    /// A default route of a BSD/macOS table dump (`route_socket::default_routes`) or of
+    /// illumos's answer to a lookup (`route_socket::lookup`) as a table row; `name_of` maps
+    /// the index to the interface's name.
+    // Not on Linux (netlink, `from_netlink`).
+    #[cfg_attr(target_os = "linux", allow(dead_code))]
     pub(crate) fn from_dump(
         route: &DumpedDefault,
         name_of: impl Fn(u32) -> Option<String>,

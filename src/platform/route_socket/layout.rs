@@ -42,7 +42,9 @@ pub(crate) enum SockaddrSizing {
     /// `sa_len` in byte 0 and the family in byte 1; each takes `sa_len` rounded up to
     /// `align`, and a zero `sa_len` still takes `align` bytes.
     ByLength { align: usize },
-    /// illumos: no `sa_len`; a u16 family at 0 decides the size, rounded up to 8.
+    /// illumos: no `sa_len`; a u16 family at 0 decides the size, and the kernel packs
+    /// them back to back, unpadded (`rts_fill_msg` advances by `sizeof`: 16, 32, and 252
+    /// for a `sockaddr_dl`).
     ByFamily,
 }
 
@@ -58,10 +60,29 @@ pub(crate) struct Layout {
     pub header_len_at: Option<usize>,
     pub sockaddrs: SockaddrSizing,
     pub af_inet6: u16,
+    /// Where the route header keeps what a lookup's answer is matched and judged by;
+    /// `None` where the daemon dumps the table by sysctl instead of asking (all but illumos).
+    pub lookup: Option<LookupFields>,
 }
 
-/// `AF_INET6`, `AF_LINK` and their sizes on illumos, where sockaddrs carry no length.
-pub(crate) const ILLUMOS_SOCKADDR_SIZES: [(u16, usize); 3] = [(2, 16), (26, 32), (25, 252)];
+/// The route-header fields of an `RTM_GET` exchange, and the link-level family the answer
+/// names the interface with.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LookupFields {
+    /// `rtm_seq` (i32): the question's number, echoed in the answer.
+    pub seq: usize,
+    /// `rtm_errno` (i32): why there is no answer (`ESRCH`: no such route).
+    pub errno: usize,
+    /// `AF_LINK`, the family of the `RTA_IFP` sockaddr.
+    pub af_link: u16,
+}
+
+/// illumos `AF_LINK` (sys/socket.h).
+pub(crate) const ILLUMOS_AF_LINK: u16 = 25;
+/// `AF_INET`, `AF_INET6`, `AF_LINK` and their sizes on illumos, where sockaddrs carry no
+/// length.
+pub(crate) const ILLUMOS_SOCKADDR_SIZES: [(u16, usize); 3] =
+    [(2, 16), (26, 32), (ILLUMOS_AF_LINK, 252)];
 /// Any other illumos family is a plain 16-byte `struct sockaddr`.
 pub(crate) const ILLUMOS_DEFAULT_SOCKADDR_SIZE: usize = 16;
 
@@ -106,6 +127,7 @@ impl Layout {
                 header_len_at: None,
                 sockaddrs: SockaddrSizing::ByLength { align: 8 },
                 af_inet6,
+                lookup: None,
             },
             // NetBSD 8 renumbered the interface messages and moved ifam_index forward.
             OsKind::NetBsd => Layout {
@@ -124,6 +146,7 @@ impl Layout {
                 header_len_at: None,
                 sockaddrs: SockaddrSizing::ByLength { align: 8 },
                 af_inet6,
+                lookup: None,
             },
             OsKind::OpenBsd => Layout {
                 version: 5,
@@ -135,6 +158,7 @@ impl Layout {
                 header_len_at: Some(4),
                 sockaddrs: SockaddrSizing::ByLength { align: 8 },
                 af_inet6,
+                lookup: None,
             },
             OsKind::Darwin => Layout {
                 version: 5,
@@ -146,6 +170,7 @@ impl Layout {
                 header_len_at: None,
                 sockaddrs: SockaddrSizing::ByLength { align: 4 },
                 af_inet6,
+                lookup: None,
             },
             OsKind::Illumos => Layout {
                 version: 3,
@@ -157,6 +182,7 @@ impl Layout {
                 header_len_at: None,
                 sockaddrs: SockaddrSizing::ByFamily,
                 af_inet6,
+                lookup: Some(LookupFields { seq: 20, errno: 24, af_link: ILLUMOS_AF_LINK }),
             },
         };
         Some(layout)

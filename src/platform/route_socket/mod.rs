@@ -6,10 +6,14 @@
 //! layout taken as a value (see [`layout`]). Every length field is checked against the
 //! bytes really there: a short or lying message is a [`ParseError`], never a panic or an
 //! out-of-bounds read (Tailscale's Go parser needed a panic guard for exactly this).
-//! Read from the monitor socket (`platform::monitor_socket`) and from sysctl route dumps
-//! (`platform::bind::kernel`).
+//! Read from the monitor socket (`platform::monitor_socket`), from sysctl route dumps and
+//! from the answers to a default-route lookup ([`lookup`]; both in `platform::bind::kernel`).
 
 pub(crate) mod layout;
+// Only illumos asks for its default route (the others dump the table): compiled and
+// tested everywhere, used on illumos.
+#[cfg_attr(not(target_os = "illumos"), allow(dead_code))]
+pub(crate) mod lookup;
 mod sockaddr;
 
 use crate::platform::os_kind::OsKind;
@@ -110,8 +114,9 @@ pub(crate) fn parse(os: OsKind, buf: &[u8]) -> Result<Vec<LinkEvent>, ParseError
     Ok(events)
 }
 
-/// A default route of a routing-table dump, as the physical-interface selection needs it.
-/// (illumos has no routing sysctl to dump with, so the dump parts are unused there.)
+/// A default route of a routing-table dump or of a lookup's answer, as the
+/// physical-interface selection needs it. (illumos has no routing sysctl to dump with: it
+/// asks, [`lookup`], and the dump parts are unused there.)
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct DumpedDefault {
     pub ipv6: bool,
@@ -123,8 +128,7 @@ pub(crate) struct DumpedDefault {
 }
 
 /// `RTM_GET`, the type of every message of a table dump (sysctl `NET_RT_DUMP`) and of a
-/// lookup's answer: 4 on every PF_ROUTE system.
-#[cfg_attr(target_os = "illumos", allow(dead_code))]
+/// lookup's question and answer ([`lookup`]): 4 on every PF_ROUTE system.
 const RTM_GET: u8 = 4;
 /// macOS's `RTM_GET2`, the type of a `NET_RT_DUMP2` dump (`rt_msghdr2`, whose index, flags
 /// and address bitmap sit where `rt_msghdr` keeps them). NetBSD uses 0x14 for IFINFO.
@@ -169,8 +173,6 @@ fn dumped_default(
 struct DefaultOf {
     fields: Fields,
     ipv6: bool,
-    /// Only the dump reads it, and illumos has no dump yet.
-    #[cfg_attr(target_os = "illumos", allow(dead_code))]
     gateway: Option<IpAddr>,
 }
 

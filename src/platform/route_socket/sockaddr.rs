@@ -9,18 +9,16 @@ use crate::platform::os_kind::AF_INET;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub(super) const RTAX_DST: usize = 0;
-// Read by the table dumps only, which illumos does not have.
-#[cfg_attr(target_os = "illumos", allow(dead_code))]
 pub(super) const RTAX_GATEWAY: usize = 1;
 pub(super) const RTAX_NETMASK: usize = 2;
+/// The interface of a route (a link-level sockaddr), as a lookup's answer names it.
+pub(super) const RTAX_IFP: usize = 4;
 /// The interface address of an address message; the last slot we read.
 pub(super) const RTAX_IFA: usize = 5;
 
 /// Where the address bytes sit: after len+family+port (IPv4), and after flowinfo (IPv6).
 const INET_ADDR_AT: usize = 4;
 const INET6_ADDR_AT: usize = 8;
-/// On illumos there is no `sa_len`: sizes are by family, padded to 8.
-const ILLUMOS_ALIGN: usize = 8;
 
 /// One sockaddr: its family and its declared bytes (from the start, `sa_len` long).
 #[derive(Clone, Copy, Debug)]
@@ -44,6 +42,13 @@ impl Sockaddr<'_> {
         } else {
             None
         }
+    }
+
+    /// The interface index of a link-level sockaddr (`sdl_index`, a u16 at 2 in every
+    /// `sockaddr_dl`); `None` for another family or a sockaddr cut short.
+    pub(super) fn link_index(&self, af_link: u16) -> Option<u16> {
+        let index = self.bytes.get(2..4).filter(|_| self.family == af_link)?;
+        Some(u16::from_ne_bytes([index[0], index[1]]))
     }
 
     /// Whether this netmask is /0: nothing but zeros after the length and family bytes.
@@ -97,7 +102,7 @@ fn measure(layout: &Layout, rest: &[u8], index: usize) -> Result<(u16, usize, us
                 .iter()
                 .find(|(f, _)| *f == family)
                 .map_or(ILLUMOS_DEFAULT_SOCKADDR_SIZE, |(_, size)| *size);
-            Ok((family, size, size.next_multiple_of(ILLUMOS_ALIGN)))
+            Ok((family, size, size))
         }
     }
 }

@@ -222,7 +222,8 @@ fn addresses_after_a_netmask_and_an_interface_name() {
         let d = doc(os);
         let v6_mask = sockaddr(os, "ffff:ffff:ffff::");
         let link = match d.align {
-            0 => [&25u16.to_ne_bytes()[..], &[0; 254]].concat(), // sockaddr_dl: 252, padded 256
+            // sockaddr_dl: 252 bytes, and illumos packs the next one right after it.
+            0 => [&25u16.to_ne_bytes()[..], &[0; 250]].concat(),
             align => pad(vec![12, 18, 7, 0, 0, 4, 0, 0, b't', b'u', b'n', b'0'], align),
         };
         let added = message(
