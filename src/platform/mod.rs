@@ -16,6 +16,7 @@ pub(crate) mod monitor_socket;
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) mod netlink;
 pub(crate) mod os_kind;
+pub(crate) mod ports;
 // PF_ROUTE messages, which Linux does not have (it speaks netlink): compiled and tested on
 // Linux, used by the monitor and the route dumps of the BSD family, macOS and illumos.
 #[cfg_attr(target_os = "linux", allow(dead_code))]

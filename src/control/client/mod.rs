@@ -19,7 +19,7 @@ use super::server_url::ServerUrl;
 use super::session::Session;
 use super::tailcfg::{
     Endpoint, Hostinfo, MapRequest, MapResponse, NetInfo, PingRequest, RegionId, RegisterAuth,
-    RegisterRequest, RegisterResponse, WireKey, CAPABILITY_VERSION,
+    RegisterRequest, RegisterResponse, Service, WireKey, CAPABILITY_VERSION,
 };
 use crate::keys::{AuthKey, PrivateKey, PublicKey};
 use crate::netmap::{Netmap, PeerDelta};
@@ -203,7 +203,11 @@ pub(crate) struct ControlClient {
     /// Our home DERP region (the DERP driver's connected home), told to control as
     /// NetInfo.PreferredDERP: how peers learn where to relay to us.
     home_derp: Option<RegionId>,
-    /// Endpoints, NetInfo or the home region changed since control last heard them.
+    /// The host's listening services, for `Hostinfo.Services`; told only while
+    /// [`ControlClient::wants_services`].
+    services: Vec<Service>,
+    /// Endpoints, NetInfo, the home region or the services changed since control last heard
+    /// them.
     state_unsent: bool,
     /// Told to control in Hostinfo: the node refuses inbound connections.
     shields_up: bool,
@@ -250,6 +254,7 @@ impl ControlClient {
             endpoints: Vec::new(),
             net_info: None,
             home_derp: None,
+            services: Vec::new(),
             state_unsent: false,
             shields_up: false,
             logging_out: false,
@@ -367,6 +372,23 @@ impl ControlClient {
         self.shields_up = on;
     }
 
+    /// Whether control hears of the host's services: when it asks for them
+    /// (`MapResponse.CollectServices`, per map stream) and the shields are down, as
+    /// tailscaled decides (`shouldUploadServices`). The daemon reads the ports only then.
+    pub(crate) fn wants_services(&self) -> bool {
+        self.map.collect_services() == Some(true) && !self.shields_up
+    }
+
+    /// The host's listening services; sent like the endpoints when they changed and control
+    /// wants them (kept otherwise, for when it does).
+    pub(crate) fn set_services(&mut self, now: Instant, services: Vec<Service>) {
+        if services != self.services {
+            self.services = services;
+            self.state_unsent |= self.wants_services();
+            self.send_lite_update_if_due(now);
+        }
+    }
+
     /// Our home DERP region; sent like the endpoints (with the next map request, or as a
     /// lite update while the stream runs).
     pub(crate) fn set_home_derp(&mut self, now: Instant, region: Option<RegionId>) {
@@ -389,9 +411,11 @@ impl ControlClient {
             (None, Some(home)) => Some(NetInfo { preferred_derp: home, ..NetInfo::default() }),
             (None, None) => None,
         };
+        let services = if self.wants_services() { self.services.clone() } else { Vec::new() };
         Hostinfo {
             shields_up: self.shields_up,
             net_info,
+            services,
             ..Hostinfo::for_this_host(&self.hostname)
         }
     }
@@ -797,10 +821,16 @@ impl ControlClient {
                 Err(e) => return self.fail(now, Violation::MapResponse(MapError::Json(e)).into()),
             };
             let ping = response.ping_request.clone();
+            let wanted_services = self.wants_services();
             match self.map.apply(response, wall) {
                 Ok(changed) if changed.any() => self.publish(now, wall, changed),
                 Ok(_) => {}
                 Err(e) => return self.fail(now, Violation::MapResponse(e).into()),
+            }
+            if self.wants_services() && !wanted_services && !self.services.is_empty() {
+                // Control asks for services we already know of: no need to wait for a change.
+                self.state_unsent = true;
+                self.send_lite_update_if_due(now);
             }
             if let Some(ping) = ping {
                 self.answer_ping_request(now, &ping);

@@ -374,6 +374,75 @@ fn net_info_goes_out_in_the_hostinfo_of_a_lite_update_when_it_changes() {
     assert_eq!(body["Hostinfo"]["NetInfo"]["PreferredDERP"], 8);
 }
 
+fn tcp_service(port: u16) -> Service {
+    Service { proto: "tcp".into(), port, description: String::new() }
+}
+
+/// The `Hostinfo.Services` of the next lite update, if one went out.
+fn lite_services(h: &mut Harness) -> Option<(StreamId, serde_json::Value)> {
+    let lite = h.server().take_request("/machine/map")?;
+    let body: serde_json::Value = serde_json::from_slice(&lite.body).unwrap();
+    assert_eq!(body["Stream"], false, "a lite update");
+    Some((lite.stream, body["Hostinfo"]["Services"].clone()))
+}
+
+#[test]
+fn services_go_out_in_a_lite_update_only_while_control_collects_them() {
+    let mut h = Harness::new();
+    let map = h.logged_in();
+    let me = h.client.identity().node_key.public_key();
+    h.send_map(map, &full_map(&me));
+    let now = h.now;
+    h.client.set_services(now, vec![tcp_service(22)]);
+    h.run();
+    assert!(!h.client.wants_services());
+    assert!(lite_services(&mut h).is_none(), "control did not ask: nothing sent");
+    // Control asks: the services known already go out at once.
+    h.send_map(map, r#"{"CollectServices":true}"#);
+    assert!(h.client.wants_services());
+    let (lite, services) = lite_services(&mut h).expect("a lite update once control asks");
+    assert_eq!(services, serde_json::json!([{"Proto":"tcp","Port":22}]));
+    h.server().respond_head(lite, 200, true);
+    h.run();
+    // The same list again is no news; a new one is.
+    h.client.set_services(now, vec![tcp_service(22)]);
+    h.run();
+    assert!(lite_services(&mut h).is_none(), "an unchanged list sends nothing");
+    h.client.set_services(now, vec![tcp_service(22), tcp_service(8080)]);
+    h.run();
+    let (lite, services) = lite_services(&mut h).expect("a lite update for the change");
+    assert_eq!(
+        services,
+        serde_json::json!([{"Proto":"tcp","Port":22},{"Proto":"tcp","Port":8080}])
+    );
+    h.server().respond_head(lite, 200, true);
+    h.run();
+    // Control stops asking: a change is kept to ourselves, and other updates leave it out.
+    h.send_map(map, r#"{"CollectServices":false}"#);
+    h.client.set_services(now, vec![tcp_service(443)]);
+    h.run();
+    assert!(lite_services(&mut h).is_none());
+    let endpoint = Endpoint { addr: "192.0.2.9:41641".parse().unwrap(), kind: EndpointType::Local };
+    h.client.set_endpoints(now, vec![endpoint]);
+    h.run();
+    let (_, services) = lite_services(&mut h).expect("the endpoints' lite update");
+    assert!(services.is_null(), "no services while control does not collect them: {services}");
+}
+
+#[test]
+fn shields_up_keeps_the_services_from_control() {
+    let mut h = Harness::new();
+    h.client.set_shields_up(true);
+    let map = h.logged_in();
+    let me = h.client.identity().node_key.public_key();
+    h.send_map(map, &full_map(&me).replacen('{', r#"{"CollectServices":true,"#, 1));
+    assert!(!h.client.wants_services(), "shields up: no services whatever control asks");
+    let now = h.now;
+    h.client.set_services(now, vec![tcp_service(22)]);
+    h.run();
+    assert!(lite_services(&mut h).is_none());
+}
+
 #[test]
 fn every_map_request_carries_the_daemons_disco_key() {
     let now = Instant::now();

@@ -133,7 +133,6 @@ impl MapState {
     }
 
     /// Whether control wants the node's service list (Hostinfo.Services) reported.
-    #[cfg(test)]
     pub(crate) fn collect_services(&self) -> Option<bool> {
         self.collect_services
     }

@@ -19,7 +19,7 @@ mod wire_key;
 pub(crate) use derp_map::{DerpMap, DerpNode, DerpRegion};
 pub(crate) use dns::DnsConfig;
 pub(crate) use filter::{FilterRule, NetPortRange};
-pub(crate) use hostinfo::{Hostinfo, NetInfo};
+pub(crate) use hostinfo::{Hostinfo, NetInfo, Service};
 pub(crate) use json::JsonError;
 pub(crate) use map_request::{Endpoint, EndpointType, MapRequest};
 pub(crate) use map_response::{DisplayMessage, MapResponse, PeerChange, PingRequest, PingResponse};

@@ -15,13 +15,10 @@ mod state_file;
 #[cfg(test)]
 mod fake_tools_test;
 
-pub(crate) use op::{BsdOp, HostRoute, TableDefault};
-pub(crate) use runner::{CommandRunner, PathRunner};
-pub(crate) use state_file::DEFAULT_DIR;
-
-// Named by tests (and fuzz targets) only; the daemon reaches them through the types above.
-#[cfg(test)]
 pub(crate) use op::CommandLine;
+pub(crate) use op::{BsdOp, HostRoute, TableDefault};
+pub(crate) use runner::{CaptureLimits, CommandRunner, PathRunner};
+pub(crate) use state_file::DEFAULT_DIR;
 
 use super::{RouterConfig, RouterError};
 use crate::platform::os_kind::OsKind;
