@@ -443,6 +443,24 @@ pub fn resolv_conf(data: &[u8]) {
     assert!((1..=5).contains(&conf.settings.attempts));
 }
 
+/// The listening-port sources (`/proc/net`, the BSDs' and illumos's `netstat` layouts),
+/// whose text may carry names users chose: any bytes give at most one port a line, none of
+/// them port 0.
+pub fn listening_ports(data: &[u8]) {
+    use crate::platform::ports::{netstat, netstat_illumos, proc_net, Proto};
+    let lines = data.split(|&b| b == b'\n').count();
+    let readings = [
+        netstat::parse(data),
+        netstat_illumos::parse(data),
+        proc_net::parse(data, Proto::Tcp),
+        proc_net::parse(data, Proto::Udp),
+    ];
+    for ports in readings {
+        assert!(ports.len() <= lines);
+        assert!(ports.iter().all(|p| p.port != 0));
+    }
+}
+
 /// rtnetlink messages, the Linux route monitor's input, judged by a monitor as the daemon
 /// will: never more events than messages fit in the bytes.
 pub fn netlink(data: &[u8]) {

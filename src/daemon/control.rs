@@ -15,7 +15,7 @@ use crate::control::client::{
     Action, BackendState, ControlClient, Event, Identity, LinkFailure, PeerPing,
 };
 use crate::control::server_url::ServerUrl;
-use crate::control::tailcfg::{Endpoint, EndpointType, NetInfo, RegionId};
+use crate::control::tailcfg::{Endpoint, EndpointType, NetInfo, RegionId, Service};
 use crate::engine::status::Status;
 use crate::keys::{AuthKey, PrivateKey, PublicKey};
 use crate::localapi::UpRequest;
@@ -137,6 +137,26 @@ impl Control {
         self.home_derp = region;
         if let Some(link) = &mut self.link {
             link.client.set_home_derp(now, region);
+            self.pump(registry, now);
+        }
+    }
+
+    /// Whether control wants the host's services now (it asks for them and the shields are
+    /// down); the loop reads the listening ports only then.
+    pub(super) fn wants_services(&self) -> bool {
+        self.link.as_ref().is_some_and(|link| link.client.wants_services())
+    }
+
+    /// The host's listening services; control hears of them (in a lite update) when they
+    /// changed.
+    pub(super) fn set_services(
+        &mut self,
+        services: Vec<Service>,
+        registry: &Registry,
+        now: Instant,
+    ) {
+        if let Some(link) = &mut self.link {
+            link.client.set_services(now, services);
             self.pump(registry, now);
         }
     }

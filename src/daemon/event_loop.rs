@@ -8,6 +8,7 @@ use super::control::{Control, ControlEvent};
 use super::datapath::{answer_from_fake_tun, DataPath};
 use super::derp::{Derp, DerpEvent};
 use super::link_monitor::{LinkMonitor, NetworkChanged};
+use super::ports::Ports;
 use super::signals::{Signal, Signals};
 use super::status_answers::{Done, StatusAnswers};
 use super::tokens::{self, Driver};
@@ -54,6 +55,9 @@ struct Daemon {
     signals: Signals,
     /// Network changes of the host; see [`Daemon::on_network_change`].
     link_monitor: LinkMonitor,
+    /// The host's listening ports, read while control wants them; see
+    /// [`Daemon::follow_listening_ports`].
+    ports: Ports,
     /// How our own sockets are kept off the tunnel; see [`Daemon::follow_physical_path`].
     /// `None` on an OS we do not know.
     pinning: Option<Pinning>,
@@ -179,6 +183,7 @@ impl Daemon {
             control_pings: HashMap::new(),
             signals,
             link_monitor,
+            ports: Ports::new(),
             pinning: None,
             router_problem: None,
             reload_problem: None,
@@ -301,6 +306,7 @@ impl Daemon {
             self.derp.poll_timeout(),
             self.netcheck.poll_timeout(),
             self.link_monitor.poll_timeout(),
+            self.ports.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -326,8 +332,20 @@ impl Daemon {
                 self.on_network_change(changed, now);
             }
         }
+        self.follow_listening_ports(now);
         self.relay_outbox(now);
         self.answer_finished_pings();
+    }
+
+    /// Reads the listening ports when due, while control wants them, and tells control of a
+    /// change. Runs with the timers after each turn of the loop, so a change of what control
+    /// wants is seen by the next turn.
+    fn follow_listening_ports(&mut self, now: Instant) {
+        self.ports.set_wanted(self.control.wants_services(), now);
+        if let Some(services) = self.ports.on_timeout(now) {
+            self.control.set_services(services, self.poll.registry(), now);
+            self.route_control_events(now);
+        }
     }
 
     /// Hands the engine's relayed datagrams to the DERP driver.

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Fakes of route(8), ifconfig(8) and illumos ipadm(8) for weft's router tests.
+"""Fakes of route(8), ifconfig(8) and illumos ipadm(8) for weft's router tests, and of
+netstat(8) on FreeBSD and illumos for its listening-ports tests.
 
 Each OS's directory holds `route` and `ifconfig` (and `ipadm` on illumos) that run this file
 with the OS and tool name. It implements that OS's grammar for the subset weft uses and,
@@ -12,6 +13,10 @@ The kernel's state is a JSON file named by $FAKE_OS_TABLE:
                            "mtu": 1500, "up": false}},
    "routes": [{"dest": "0.0.0.0/0", "gateway": "192.168.1.1", "iface": "em0", "priority": 8}]}
 A route in another routing table (OpenBSD `-T N`, FreeBSD `-fib N`) also has "table": N.
+
+netstat prints the table's sockets, in that OS's layout:
+  {"sockets": [{"proto": "tcp", "family": 4, "local": "*.22", "remote": "*.*", "state": "LISTEN"},
+               {"proto": "udp", "family": 6, "local": "*.546", "remote": "", "state": "Idle"}]}
 """
 import ipaddress
 import json
@@ -288,6 +293,67 @@ def ipadm(osname, table, args):
         raise Refused(f"ipadm: unknown or unsupported command: {' '.join(args)}")
 
 
+NETSTAT_FAMILIES = {"inet": 4, "inet6": 6}
+NETSTAT_PROTOCOLS = {"tcp", "udp"}
+
+
+def netstat_options(osname, args):
+    """The family and protocol asked for; refuses what that OS's netstat refuses."""
+    family = protocol = None
+    flags = {"freebsd": {"-f": "family", "-p": "protocol"},
+             "illumos": {"-f": "family", "-P": "protocol"}}[osname]
+    while args:
+        arg, args = args[0], args[1:]
+        if arg in ("-an", "-na", "-a", "-n"):
+            continue
+        if arg not in flags or not args:
+            raise Refused(f"netstat: illegal option -- {arg.lstrip('-')}")
+        value, args = args[0], args[1:]
+        if flags[arg] == "family":
+            if value not in NETSTAT_FAMILIES:
+                raise Refused(f"netstat: {value}: unknown address family")
+            family = NETSTAT_FAMILIES[value]
+        else:
+            if value not in NETSTAT_PROTOCOLS:
+                raise Refused(f"netstat: {value}: unknown or uninstrumented protocol")
+            protocol = value
+    return family, protocol
+
+
+def netstat(osname, table, args):
+    family, protocol = netstat_options(osname, args)
+    sockets = [s for s in table.get("sockets", [])
+               if family in (None, s["family"]) and protocol in (None, s["proto"])]
+    if osname == "freebsd":
+        print("Active Internet connections (including servers)")
+        print("Proto Recv-Q Send-Q Local Address          Foreign Address        (state)")
+        for s in sockets:
+            # An unconnected socket's remote is `*.*`; UDP has no state.
+            name, remote = f"{s['proto']}{s['family']}", s["remote"] or "*.*"
+            state = s["state"] if s["proto"] == "tcp" else ""
+            print(f"{name:<6} {0:>6} {0:>6} {s['local']:<22} {remote:<22} {state}".rstrip())
+        return
+    # illumos: one section per family and protocol, each only when asked for.
+    for proto in ("tcp", "udp"):
+        for fam in (4, 6):
+            if family not in (None, fam) or protocol not in (None, proto):
+                continue
+            print(f"\n{proto.upper()}: IPv{fam}")
+            if proto == "tcp":
+                print("   Local Address        Remote Address    Swind Send-Q Rwind Recv-Q    State")
+                print("-------------------- -------------------- ----- ------ ----- ------ -----------")
+            else:
+                print("   Local Address        Remote Address      State")
+                print("-------------------- -------------------- ----------")
+            for s in sockets:
+                if s["proto"] != proto or s["family"] != fam:
+                    continue
+                if proto == "tcp":
+                    print(f"{s['local']:>20} {s['remote']:>20} {0:>5} {0:>6} {128000:>5} {0:>6} {s['state']}")
+                else:
+                    print(f"{s['local']:>20} {s['remote']:>20} {s['state']}")
+
+
 def main():
     osname, tool, args = sys.argv[1], sys.argv[2], sys.argv[3:]
     table = load()
@@ -296,7 +362,8 @@ def main():
         with open(log, "a") as f:
             f.write(" ".join([tool] + args) + "\n")
     try:
-        {"route": route, "ifconfig": ifconfig, "ipadm": ipadm}[tool](osname, table, args)
+        tools = {"route": route, "ifconfig": ifconfig, "ipadm": ipadm, "netstat": netstat}
+        tools[tool](osname, table, args)
     except Refused as refusal:
         print(refusal, file=sys.stderr)
         sys.exit(1)

@@ -13,6 +13,8 @@
 //! empty.
 
 mod endpoint;
+#[cfg(test)]
+mod fake_netstat_test;
 pub(crate) mod netstat;
 pub(crate) mod netstat_illumos;
 pub(crate) mod poller;

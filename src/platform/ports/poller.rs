@@ -58,9 +58,8 @@ impl PortPoller {
         now: Instant,
         reading: Result<Vec<ListeningPort>, SourceError>,
     ) -> Option<Vec<ListeningPort>> {
-        if self.next.is_none() {
-            return None;
-        }
+        // A reading finished after the ports stopped being wanted is dropped.
+        self.next?;
         let ports = match reading {
             Ok(ports) => ports,
             Err(error) => {

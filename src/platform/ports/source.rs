@@ -146,3 +146,41 @@ fn run(runner: &PathRunner, command: &CommandLine) -> Result<Vec<u8>, SourceErro
     }
     Ok(captured.stdout)
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::super::Proto;
+    use super::*;
+    use std::net::{TcpListener, UdpSocket};
+
+    /// Our own sockets, read back from this host's real `/proc/net`: the wildcard listener
+    /// and the unconnected UDP socket are there, the loopback listener and the connected UDP
+    /// socket are not.
+    #[test]
+    fn finds_this_processs_listeners_in_proc_net() {
+        let public = TcpListener::bind("0.0.0.0:0").unwrap();
+        let loopback = TcpListener::bind("127.0.0.1:0").unwrap();
+        let loopback6 = TcpListener::bind("[::1]:0").ok();
+        let unconnected = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let connected = UdpSocket::bind("0.0.0.0:0").unwrap();
+        connected.connect("127.0.0.1:9").unwrap();
+        let port = |local: std::io::Result<std::net::SocketAddr>| local.unwrap().port();
+        let ours = [
+            (Proto::Tcp, port(public.local_addr())),
+            (Proto::Tcp, port(loopback.local_addr())),
+            (Proto::Udp, port(unconnected.local_addr())),
+            (Proto::Udp, port(connected.local_addr())),
+        ]
+        .into_iter()
+        .chain(loopback6.iter().map(|l| (Proto::Tcp, port(l.local_addr()))))
+        .map(|(proto, port)| ListeningPort { port, proto })
+        .collect::<Vec<_>>();
+        let runner = PathRunner::default();
+        let found = Source::for_os(OsKind::Linux).read(&runner).expect("/proc/net is readable");
+        let mut seen: Vec<ListeningPort> = found.into_iter().filter(|p| ours.contains(p)).collect();
+        seen.sort();
+        let mut expected = vec![ours[0], ours[2]];
+        expected.sort();
+        assert_eq!(seen, expected);
+    }
+}

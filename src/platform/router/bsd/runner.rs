@@ -138,3 +138,42 @@ impl CommandRunner for PathRunner {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(program: &'static str, args: &[&str]) -> CommandLine {
+        CommandLine { program, args: args.iter().map(|a| a.to_string()).collect() }
+    }
+
+    const LIMITS: CaptureLimits =
+        CaptureLimits { timeout: Duration::from_secs(5), max_stdout: 1000 };
+
+    #[test]
+    fn captures_stdout_stderr_and_the_status() {
+        let runner = PathRunner::default();
+        let script = "printf 'out\\n'; printf 'err\\n' >&2; exit 3";
+        let captured = runner.capture(&command("sh", &["-c", script]), LIMITS).unwrap();
+        assert_eq!(captured.stdout, b"out\n");
+        assert_eq!(captured.stderr, "err\n");
+        assert_eq!(captured.status.code(), Some(3));
+    }
+
+    #[test]
+    fn a_hung_tool_is_killed_at_the_timeout() {
+        let runner = PathRunner::default();
+        let limits = CaptureLimits { timeout: Duration::from_millis(200), ..LIMITS };
+        let started = Instant::now();
+        let error = runner.capture(&command("sleep", &["30"]), limits).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn too_much_output_is_refused() {
+        let runner = PathRunner::default();
+        let error = runner.capture(&command("head", &["-c", "5000", "/dev/zero"]), LIMITS);
+        assert!(error.unwrap_err().to_string().contains("more than 1000 bytes"));
+    }
+}
