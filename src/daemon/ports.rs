@@ -46,7 +46,10 @@ impl Ports {
             return None;
         }
         let reading = self.source.as_ref()?.read(&self.runner);
-        self.poller.on_reading(now, reading).map(|ports| services(&ports))
+        let ports = self.poller.on_reading(now, reading)?;
+        let list: Vec<String> = ports.iter().map(ToString::to_string).collect();
+        log::debug!("listening ports: {}", list.join(" "));
+        Some(services(&ports))
     }
 }
 
