@@ -607,7 +607,7 @@ impl ControlClient {
             }
         }
         if self.is_stream(stream, |s| s.map) || self.is_stream(stream, |s| s.lite) {
-            self.fail(now, self.refusal(Request::Map, status, &[], None));
+            self.fail(now, self.refusal(Request::Map, status, &[], retry_after(headers)));
         }
         // Answers to our answers (ping HEADs) don't matter.
     }
