@@ -28,6 +28,7 @@ use crate::wg::demux::{route_datagram, Destination};
 use crate::wg::gate::{
     HandshakeGate, COOKIE_REPLY_LEN, HANDSHAKE_MESSAGES_PER_SECOND_BEFORE_COOKIES,
 };
+use crate::wg::handshake_limiter::HandshakeSource;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -40,7 +41,7 @@ const MAP_NOW_SECS: u64 = 1_785_578_400;
 /// admitted a second's worth of the fuzzer's own bytes, where they carry a valid mac1).
 pub fn wg_demux(data: &[u8]) {
     let now = Instant::now();
-    let from = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    let from = HandshakeSource::Address(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
     let mut gate = HandshakeGate::new(&OWN_KEY);
     for _ in 0..=HANDSHAKE_MESSAGES_PER_SECOND_BEFORE_COOKIES {
         if let Destination::CookieReply(reply) =

@@ -31,6 +31,9 @@ pub(crate) struct NodeState {
     /// `weft up --shields-up`: refuse new inbound connections, also after a restart.
     #[serde(rename = "ShieldsUp", default)]
     pub shields_up: bool,
+    /// `weft up --accept-routes`: route peers' subnets to them, also after a restart.
+    #[serde(rename = "RouteAll", default)]
+    pub accept_routes: bool,
 }
 
 pub(crate) struct StateStore {
@@ -111,6 +114,7 @@ mod tests {
             node_key: PrivateKey::generate().unwrap(),
             want_running: true,
             shields_up: true,
+            accept_routes: true,
         }
     }
 
@@ -135,12 +139,13 @@ mod tests {
     }
 
     #[test]
-    fn a_state_file_from_before_shields_up_loads_with_shields_down() {
+    fn a_state_file_from_before_shields_up_and_accept_routes_loads_with_both_off() {
         let mut json = serde_json::to_value(sample()).unwrap();
-        assert_eq!(json["ShieldsUp"], true, "saved");
+        assert_eq!((&json["ShieldsUp"], &json["RouteAll"]), (&true.into(), &true.into()), "saved");
         json.as_object_mut().unwrap().remove("ShieldsUp");
+        json.as_object_mut().unwrap().remove("RouteAll");
         let old: NodeState = serde_json::from_value(json).unwrap();
-        assert!(!old.shields_up);
+        assert!(!old.shields_up && !old.accept_routes);
     }
 
     fn mode(path: &Path) -> u32 {

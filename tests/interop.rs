@@ -177,6 +177,14 @@ fn weft_through_nats_with_tailscaled_and_weft() {
     run_lab("weft_nat.sh", &[], &[&TAILSCALE[..], &["testcontrol-runner"]].concat(), 240);
 }
 
+/// Routes from control (headscale, with a tailscaled that is a subnet router and an exit
+/// node, its routes approved): without `--accept-routes` weft routes only the peer's own
+/// addresses; with it the subnet too, reached by ping; never the exit node's default.
+#[test]
+fn weft_takes_only_the_routes_it_should() {
+    run_lab("weft_routes.sh", &[], &[&TAILSCALE[..], &["headscale"]].concat(), 180);
+}
+
 /// Relayed through headscale's embedded DERP over plain HTTP (`WEFT_DEBUG_USE_DERP_HTTP=1`,
 /// tailscaled with `TS_DEBUG_USE_DERP_HTTP=1`): weft <-> tailscaled and weft <-> weft with UDP
 /// dropped, then headscale (and with it the DERP server) killed, down 5 s and restarted:

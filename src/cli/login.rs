@@ -31,6 +31,7 @@ fn up_flags() -> getopts::Options {
     spec.optopt("", "hostname", "name to register this node under", "NAME");
     spec.optopt("", "timeout", "give up after this many seconds (default 300; 0 = never)", "S");
     spec.optflag("", "shields-up", "refuse every incoming connection (replies still arrive)");
+    spec.optflag("", "accept-routes", "route the subnets other nodes advertise to them");
     spec
 }
 
@@ -41,6 +42,7 @@ fn start_request(m: &getopts::Matches) -> serde_json::Value {
         "AuthKey": m.opt_str("auth-key").or_else(|| m.opt_str("authkey")).unwrap_or_default(),
         "Hostname": m.opt_str("hostname").unwrap_or_default(),
         "ShieldsUp": m.opt_present("shields-up"),
+        "RouteAll": m.opt_present("accept-routes"),
     })
 }
 

@@ -45,7 +45,8 @@ pub(crate) enum Remedy {
     Retry,
     /// As `Retry`, but fetch the server's key first.
     RefetchKeyAndRetry,
-    /// Close and wait as the server asked (`None`: a default pause).
+    /// Close and wait as the server asked (`None`: a default pause): HTTP 429 on a register
+    /// or a map poll.
     RetryAfter(Option<Duration>),
     /// As `Retry`, but register before polling the map again: the server refused the map
     /// poll itself, so it no longer takes the node as logged in (a removed node, an unknown
@@ -67,9 +68,10 @@ impl ControlError {
                 }
             }
             ControlError::Refused(refusal) if refusal.request == Request::Map => {
-                // 429 only asks us to slow down.
+                // 429 only asks us to slow down, for as long as the server says.
                 match refusal.status {
-                    400..=428 | 430..=499 => Remedy::RegisterAndRetry,
+                    429 => Remedy::RetryAfter(refusal.retry_after),
+                    400..=499 => Remedy::RegisterAndRetry,
                     _ => Remedy::Retry,
                 }
             }
@@ -320,7 +322,7 @@ mod tests {
         assert_eq!(refused(Request::Register, 502).remedy(), Remedy::Retry);
         assert_eq!(refused(Request::Map, 401).remedy(), Remedy::RegisterAndRetry);
         assert_eq!(refused(Request::Map, 404).remedy(), Remedy::RegisterAndRetry);
-        assert_eq!(refused(Request::Map, 429).remedy(), Remedy::Retry);
+        assert_eq!(refused(Request::Map, 429).remedy(), Remedy::RetryAfter(None));
         assert_eq!(refused(Request::Map, 502).remedy(), Remedy::Retry);
         let lost = ControlError::Network(NetworkError::GoingAway);
         assert_eq!(lost.remedy(), Remedy::Retry);

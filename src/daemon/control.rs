@@ -238,10 +238,11 @@ impl Control {
             (true, Some(s)) if !s.hostname.is_empty() => s.hostname.clone(),
             _ => crate::platform::hostname::hostname(),
         };
-        let shields_up = request.shields_up;
+        let (shields_up, accept_routes) = (request.shields_up, request.accept_routes);
         let state = match saved {
             Some(s) if ServerUrl::parse(&s.login_server).ok() == Some(server.clone()) => {
-                let state = NodeState { hostname, want_running: true, shields_up, ..s };
+                let state =
+                    NodeState { hostname, want_running: true, shields_up, accept_routes, ..s };
                 // Already registered with these keys: remember that the user wants them up.
                 self.store.save(&state)?;
                 state
@@ -253,6 +254,7 @@ impl Control {
                 node_key: PrivateKey::generate()?,
                 want_running: true,
                 shields_up,
+                accept_routes,
             },
         };
         let auth_key = Some(request.auth_key).filter(|k| !k.is_empty());
@@ -388,6 +390,7 @@ impl Control {
             client.set_net_info(now, net_info.clone());
         }
         client.set_shields_up(state.shields_up);
+        client.set_accept_routes(state.accept_routes);
         self.events.push_back(ControlEvent::ShieldsUp(state.shields_up));
         client.set_home_derp(now, self.home_derp);
         self.login_error = None;
@@ -620,6 +623,7 @@ mod tests {
             node_key: PrivateKey([2; 32]),
             want_running,
             shields_up: false,
+            accept_routes: false,
         }
     }
 

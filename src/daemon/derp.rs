@@ -115,6 +115,9 @@ struct Region {
     queue: VecDeque<(PublicKey, Vec<u8>)>,
     backoff: Backoff,
     last_send: Instant,
+    /// Which of the region's dialable nodes the next attempt dials: a failure moves on to
+    /// the next, so one dead node does not keep us off a region its siblings still serve.
+    node_turn: usize,
 }
 
 enum Link {
@@ -412,21 +415,27 @@ impl Derp {
             queue: VecDeque::new(),
             backoff: Backoff::default(),
             last_send: now,
+            node_turn: 0,
         };
         self.regions.insert(region, entry);
         true
     }
 
-    /// Starts an attempt on the region's first dialable node.
+    /// Starts an attempt on the region's dialable node whose turn it is.
     fn dial(&mut self, id: RegionId, registry: &Registry, now: Instant) {
-        let node =
-            self.map.regions.get(&id).and_then(|r| r.nodes.iter().find(|n| !n.stun_only)).cloned();
-        let Some(node) = node else {
-            return self.fail(id, LinkError::NoNode, registry, now);
-        };
         let Some(region) = self.regions.get_mut(&id) else {
             return;
         };
+        let dialable: Vec<&DerpNode> = self
+            .map
+            .regions
+            .get(&id)
+            .map(|r| r.nodes.iter().filter(|n| !n.stun_only).collect())
+            .unwrap_or_default();
+        let Some(node) = dialable.get(region.node_turn % dialable.len().max(1)) else {
+            return self.fail(id, LinkError::NoNode, registry, now);
+        };
+        let node = (*node).clone();
         let resolver_token = tokens::derp_resolver(region.slot);
         match node_address(&node) {
             Some(ip) => self.connect(id, &node, Ok(vec![ip]), registry, now),
@@ -626,6 +635,7 @@ impl Derp {
             return;
         };
         let delay = region.backoff.next_delay(self.jitter.draw());
+        region.node_turn = region.node_turn.wrapping_add(1);
         log::warn!("DERP region {id}: {error}; retrying in {delay:?}");
         self.close_for_retry(id, registry, delay, now, &error.to_string());
     }

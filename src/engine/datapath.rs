@@ -223,7 +223,7 @@ impl Engine {
     ) -> Option<(u32, Option<Woken>)> {
         let own_key = &self.netmap.self_node.private_key;
         let gate = &mut self.handshake_gate;
-        match route_datagram(own_key, gate, now, from.addr().ip(), datagram) {
+        match route_datagram(own_key, gate, now, from.handshake_source(), datagram) {
             Destination::LocalIndex(index) => return Some((index, None)),
             Destination::Initiator(key) => match self.by_key.get(&key).copied() {
                 // A trimmed peer comes back to answer (or is trimmed back if it was forged).

@@ -6,6 +6,7 @@ use super::peers::PeerState;
 use super::PacketSink;
 use crate::control::tailcfg::RegionId;
 use crate::keys::PublicKey;
+use crate::wg::handshake_limiter::HandshakeSource;
 use std::cell::Cell;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -22,7 +23,7 @@ pub(crate) enum Path {
 }
 
 /// The address that stands for "relayed through DERP region N" where a socket address is
-/// expected (ping results, the handshake gate's per-source accounting): tailscale's
+/// expected (ping results, the address handshake cookies are bound to): tailscale's
 /// `127.3.3.40:N`, which no real packet can come from.
 const DERP_MAGIC_IP: Ipv4Addr = Ipv4Addr::new(127, 3, 3, 40);
 
@@ -39,6 +40,17 @@ impl Source {
         match self {
             Source::Udp(addr) => *addr,
             Source::Derp { region, .. } => SocketAddr::new(IpAddr::V4(DERP_MAGIC_IP), *region),
+        }
+    }
+
+    /// Who the handshake gate holds to a share: the sending address, or for a relayed
+    /// message the sender's key (every relayed sender shares the magic address).
+    pub(super) fn handshake_source(&self) -> HandshakeSource {
+        match self {
+            Source::Udp(addr) => HandshakeSource::Address(addr.ip()),
+            Source::Derp { key, .. } => {
+                HandshakeSource::Relayed { address: self.addr().ip(), sender: *key }
+            }
         }
     }
 

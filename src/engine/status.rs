@@ -94,8 +94,12 @@ pub(crate) struct PeerStatus {
     pub user_id: i64,
     #[serde(rename = "TailscaleIPs")]
     pub tailscale_ips: Vec<String>,
+    /// The addresses routed to the peer: its own, and its subnets when accepted.
     #[serde(rename = "AllowedIPs", default)]
     pub allowed_ips: Vec<String>,
+    /// The subnets control made the peer the primary router for, accepted or not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub primary_routes: Vec<String>,
     #[serde(default)]
     pub addrs: Vec<String>,
     pub cur_addr: String,
@@ -314,6 +318,7 @@ fn describe(peer: &Peer) -> PeerStatus {
         key_expiry: peer.key_expiry.map(|t| rfc3339(Some(t))),
         tailscale_ips: peer.tailscale_ips().iter().map(|a| a.to_string()).collect(),
         allowed_ips: peer.allowed_ips.iter().map(|p| p.to_string()).collect(),
+        primary_routes: peer.primary_routes.iter().map(|p| p.to_string()).collect(),
         addrs: peer.endpoints.iter().map(|e| e.to_string()).collect(),
         in_network_map: true,
         ..PeerStatus::default()

@@ -479,36 +479,57 @@ fn handshakes_over_months_never_need_a_cookie_round() {
     assert_eq!(b.out.tun.len(), 2);
 }
 
+/// A key holder that is no peer of B's: it floods B with initiations, solves the cookie B
+/// answers with under load, and floods on with mac2.
+struct Stranger {
+    key: PrivateKey,
+    tunn: boringtun::noise::Tunn,
+}
+
+impl Stranger {
+    fn new(b: &Node) -> Stranger {
+        let key = PrivateKey::generate().unwrap();
+        let tunn = boringtun::noise::Tunn::new(key.secret(), public_of(b), None, None, 1, None);
+        Stranger { key, tunn }
+    }
+
+    fn public_key(&self) -> PublicKey {
+        self.key.public_key()
+    }
+
+    fn initiation(&mut self) -> Vec<u8> {
+        let mut buf = vec![0u8; 256];
+        match self.tunn.format_handshake_initiation(&mut buf, true) {
+            boringtun::noise::TunnResult::WriteToNetwork(init) => init.to_vec(),
+            _ => panic!("no initiation"),
+        }
+    }
+
+    /// Takes B's cookie reply: the next initiations carry mac2.
+    fn solve(&mut self, cookie: &[u8]) {
+        let mut out = vec![0u8; 256];
+        self.tunn.decapsulate(None, cookie, &mut out);
+    }
+}
+
 #[test]
 fn one_source_solving_cookies_cannot_flood_the_diffie_hellman() {
     let now = Instant::now();
     let (mut a, mut b) = pair(now);
-    // The attacker holds a key of its own; B is no peer of its.
-    let stranger = PrivateKey::generate().unwrap();
-    let mut tunn =
-        boringtun::noise::Tunn::new(stranger.secret(), public_of(&b), None, None, 1, None);
-    let mut buf = vec![0u8; 256];
-    let mut initiation = |tunn: &mut boringtun::noise::Tunn| match tunn
-        .format_handshake_initiation(&mut buf, true)
-    {
-        boringtun::noise::TunnResult::WriteToNetwork(init) => init.to_vec(),
-        _ => panic!("no initiation"),
-    };
+    let mut stranger = Stranger::new(&b);
     // Enough initiations to put B under load, then one answered with a cookie, which the
     // attacker solves.
     let mut cookie = None;
     for _ in 0..200 {
         b.out.udp.clear();
-        b.engine.handle_datagram(now, attacker(), &initiation(&mut tunn), &mut b.out);
+        b.engine.handle_datagram(now, attacker(), &stranger.initiation(), &mut b.out);
         cookie = b.out.udp.iter().find(|(_, d)| d[0] == 3).map(|(_, d)| d.clone());
         if cookie.is_some() {
             break;
         }
     }
-    let cookie = cookie.expect("B demands cookies under load");
-    let mut out = vec![0u8; 256];
-    tunn.decapsulate(None, &cookie, &mut out);
-    let with_mac2 = initiation(&mut tunn);
+    stranger.solve(&cookie.expect("B demands cookies under load"));
+    let with_mac2 = stranger.initiation();
     let before = b.engine.drops().clone();
     b.out.udp.clear();
     for _ in 0..1000 {
@@ -530,6 +551,46 @@ fn one_source_solving_cookies_cannot_flood_the_diffie_hellman() {
     b.engine.handle_datagram(now, a.addr, &retry, &mut b.out);
     exchange(&mut a, &mut b, now);
     assert_eq!(b.out.tun.len(), 1, "the peer's packet crossed after its handshake");
+}
+
+/// Through DERP every sender shares the relay's one magic address, so the per-source share is
+/// per sender key (which the relay authenticated): one key flooding with solved cookies
+/// leaves another relayed peer its handshake.
+#[test]
+fn a_relayed_flood_from_one_key_leaves_other_relayed_peers_their_handshakes() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    let mut stranger = Stranger::new(&b);
+    let sent_to = |b: &Node, key: PublicKey, kind: u8| {
+        b.out.derp.iter().find(|(_, to, d)| *to == key && d[0] == kind).map(|(_, _, d)| d.clone())
+    };
+    let mut cookie = None;
+    for _ in 0..200 {
+        b.out.derp.clear();
+        let init = stranger.initiation();
+        b.engine.handle_derp_datagram(now, HOME, stranger.public_key(), &init, &mut b.out);
+        cookie = sent_to(&b, stranger.public_key(), 3);
+        if cookie.is_some() {
+            break;
+        }
+    }
+    stranger.solve(&cookie.expect("B demands cookies under load, through DERP too"));
+    let with_mac2 = stranger.initiation();
+    let before = b.engine.drops().clone();
+    for _ in 0..1000 {
+        b.engine.handle_derp_datagram(now, HOME, stranger.public_key(), &with_mac2, &mut b.out);
+    }
+    let limited = b.engine.drops().handshake_rate_limited - before.handshake_rate_limited;
+    assert!(limited >= 990, "the flooding key is held to its share: {limited} of 1000 limited");
+    // A, relayed by the same region: a cookie round, then its retry is answered.
+    b.out.derp.clear();
+    b.engine.handle_derp_datagram(now, HOME, key_of(&a), &force_initiation(&mut a), &mut b.out);
+    let cookie = sent_to(&b, key_of(&a), 3).expect("B is still under load: a cookie reply first");
+    let mut out = vec![0u8; 256];
+    session_of(&mut a).decapsulate(None, &cookie, &mut out);
+    b.out.derp.clear();
+    b.engine.handle_derp_datagram(now, HOME, key_of(&a), &force_initiation(&mut a), &mut b.out);
+    assert!(sent_to(&b, key_of(&a), 2).is_some(), "A's handshake is answered: {:?}", b.out.derp);
 }
 
 // Disco: two engines that know each other's disco keys, as control tells them.

@@ -36,6 +36,9 @@ pub(crate) struct UpRequest {
     /// Refuse every new inbound connection (`--shields-up`); each `weft up` sets it.
     #[serde(rename = "ShieldsUp", default)]
     pub shields_up: bool,
+    /// Route peers' subnets to them (`--accept-routes`); each `weft up` sets it.
+    #[serde(rename = "RouteAll", default)]
+    pub accept_routes: bool,
 }
 
 /// The answer to [`NETCHECK_PATH`]: the report, and the names of the regions it measured.

@@ -6,10 +6,10 @@
 //! message, names the peer.
 
 use super::gate::{HandshakeGate, Verdict, COOKIE_REPLY_LEN};
+use super::handshake_limiter::HandshakeSource;
 use crate::keys::{PrivateKey, PublicKey};
 use boringtun::noise::handshake::parse_handshake_anon;
 use boringtun::noise::{HandshakeInit, Packet, Tunn};
-use std::net::IpAddr;
 use std::time::Instant;
 
 /// What to do with a datagram before any session sees it.
@@ -33,7 +33,7 @@ pub(crate) fn route_datagram(
     own_key: &PrivateKey,
     gate: &mut HandshakeGate,
     now: Instant,
-    from: IpAddr,
+    from: HandshakeSource,
     datagram: &[u8],
 ) -> Destination {
     let packet = match Tunn::parse_incoming_packet(datagram) {
@@ -71,6 +71,11 @@ mod tests {
     use crate::testing::shake;
     use crate::wg::gate::HANDSHAKE_MESSAGES_PER_SECOND_BEFORE_COOKIES;
     use boringtun::noise::TunnResult;
+    use std::net::IpAddr;
+
+    fn address(ip: [u8; 4]) -> HandshakeSource {
+        HandshakeSource::Address(IpAddr::from(ip))
+    }
 
     const OURS: PrivateKey = PrivateKey([1; 32]);
     const THEIRS: PrivateKey = PrivateKey([2; 32]);
@@ -89,7 +94,7 @@ mod tests {
     /// A gate that has seen `earlier` valid handshake messages in the current second.
     fn gate(now: Instant, earlier: u32) -> HandshakeGate {
         let mut gate = HandshakeGate::new(&OURS);
-        let elsewhere = IpAddr::from([198, 51, 100, 9]);
+        let elsewhere = address([198, 51, 100, 9]);
         for _ in 0..earlier {
             // Only the load these add matters here, not how each one is judged.
             let _ = gate.admit(now, elsewhere, &initiation());
@@ -100,7 +105,7 @@ mod tests {
     #[test]
     fn initiation_names_its_sender_and_load_turns_it_into_a_cookie_reply() {
         let now = Instant::now();
-        let from = IpAddr::from([192, 0, 2, 1]);
+        let from = address([192, 0, 2, 1]);
         let init = initiation();
         assert_eq!(
             route_datagram(&OURS, &mut gate(now, 0), now, from, &init),
@@ -118,7 +123,7 @@ mod tests {
     /// and the AEAD stand between a forger and `Initiator`.
     #[test]
     fn shaken_datagrams_never_panic_or_name_a_stranger() {
-        let from = IpAddr::from([192, 0, 2, 1]);
+        let from = address([192, 0, 2, 1]);
         let now = Instant::now();
         let mut initiators = 0;
         shake(0x776764, 3000, &initiation(), |bytes| {

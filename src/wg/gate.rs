@@ -3,7 +3,7 @@
 //! Cheapest check first: mac1 (the sender knows our public key); then the load counter — past
 //! [`HANDSHAKE_MESSAGES_PER_SECOND_BEFORE_COOKIES`] in the current second we are under load;
 //! under load, mac2 (the sender answered a cookie reply, so it receives at its address), and
-//! then that address's token bucket ([`HandshakeLimiter`]).
+//! then that source's token bucket ([`HandshakeLimiter`]: an address, or a relayed sender's key).
 //!
 //! boringtun's `RateLimiter` holds the cookie cryptography and a counter, but resets the counter
 //! only when its owner asks and only by boringtun's own clock, and a `Tunn` runs every message
@@ -13,11 +13,10 @@
 //! so their second look counts nothing) and one that always is (it checks mac2 and writes the
 //! cookie reply).
 
-use super::handshake_limiter::HandshakeLimiter;
+use super::handshake_limiter::{HandshakeLimiter, HandshakeSource};
 use crate::keys::PrivateKey;
 use boringtun::noise::rate_limiter::RateLimiter;
 use boringtun::noise::TunnResult;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -66,7 +65,7 @@ impl HandshakeGate {
 
     /// Judges one handshake message (initiation or response) from `from`, received at `now`.
     #[must_use]
-    pub(crate) fn admit(&mut self, now: Instant, from: IpAddr, message: &[u8]) -> Verdict {
+    pub(crate) fn admit(&mut self, now: Instant, from: HandshakeSource, message: &[u8]) -> Verdict {
         let mut reply = [0u8; COOKIE_REPLY_LEN];
         if self.mac1_only.verify_packet(None, message, &mut reply).is_err() {
             return Verdict::Invalid;
@@ -74,7 +73,7 @@ impl HandshakeGate {
         if !self.load.count(now) {
             return Verdict::Admit;
         }
-        match self.mac2_required.verify_packet(Some(from), message, &mut reply) {
+        match self.mac2_required.verify_packet(Some(from.address()), message, &mut reply) {
             Ok(_) if self.per_source.allow(now, from) => Verdict::Admit,
             Ok(_) => Verdict::RateLimited,
             Err(TunnResult::WriteToNetwork(written)) => {

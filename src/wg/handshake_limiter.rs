@@ -4,7 +4,9 @@
 //! goes into it is public, so one address can solve it and send thousands of valid initiations a
 //! second, each costing us Diffie-Hellmans on the one thread. Each source therefore gets
 //! [`MESSAGES_PER_SECOND`] with bursts of [`BURST`] — the rates of wireguard-go and the kernel —
-//! where a source is an IPv4 address or an IPv6 /64 (one host commonly holds a whole /64).
+//! where a source is an IPv4 address or an IPv6 /64 (one host commonly holds a whole /64), or,
+//! for a message relayed through DERP, where every sender shares the relay's one address, the
+//! sender's key (which the relay authenticated when the sender logged in).
 //!
 //! Sans-IO and timer-free: fed `now`. A bucket idle for [`IDLE_EXPIRY`] has refilled, so it is
 //! the same as no bucket; such buckets are swept only when the table is full, at most once per
@@ -12,6 +14,7 @@
 //! [`MAX_SOURCES`]: while it is full of sources seen within the last second, a new source is
 //! refused rather than let memory grow with the attacker's address count.
 
+use crate::keys::PublicKey;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -28,15 +31,41 @@ pub(crate) const IDLE_EXPIRY: Duration = Duration::from_secs(1);
 const COST: Duration = Duration::from_nanos(1_000_000_000 / MESSAGES_PER_SECOND as u64);
 const FULL: Duration = Duration::from_nanos(COST.as_nanos() as u64 * BURST as u64);
 
-/// Who is limited together: one IPv4 address, or one IPv6 /64.
+/// Where a handshake message came from, as the limiter tells senders apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HandshakeSource {
+    /// Straight over UDP from this address.
+    Address(IpAddr),
+    /// Through a DERP relay from the holder of this key; `address` is the relay's magic
+    /// address, which cookies are bound to.
+    Relayed { address: IpAddr, sender: PublicKey },
+}
+
+impl HandshakeSource {
+    /// The address a cookie (mac2) is bound to.
+    pub(crate) fn address(&self) -> IpAddr {
+        match self {
+            HandshakeSource::Address(address) | HandshakeSource::Relayed { address, .. } => {
+                *address
+            }
+        }
+    }
+}
+
+/// Who is limited together: one IPv4 address, one IPv6 /64, or one relayed sender.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Source {
     V4([u8; 4]),
     V6Prefix([u8; 8]),
+    RelayedKey([u8; 32]),
 }
 
 impl Source {
-    fn of(addr: IpAddr) -> Source {
+    fn of(from: HandshakeSource) -> Source {
+        let addr = match from {
+            HandshakeSource::Relayed { sender, .. } => return Source::RelayedKey(sender.0),
+            HandshakeSource::Address(addr) => addr,
+        };
         // A dual-stack socket reports IPv4 senders as ::ffff:a.b.c.d; they must not share a /64.
         match addr.to_canonical() {
             IpAddr::V4(v4) => Source::V4(v4.octets()),
@@ -79,7 +108,7 @@ pub(crate) struct HandshakeLimiter {
 impl HandshakeLimiter {
     /// Whether a handshake message from `from` may go on to the Diffie-Hellman.
     #[must_use]
-    pub(crate) fn allow(&mut self, now: Instant, from: IpAddr) -> bool {
+    pub(crate) fn allow(&mut self, now: Instant, from: HandshakeSource) -> bool {
         let source = Source::of(from);
         if let Some(bucket) = self.buckets.get_mut(&source) {
             return bucket.take(now);
@@ -109,8 +138,12 @@ mod tests {
     use crate::testing::Rng;
     use std::net::{Ipv4Addr, Ipv6Addr};
 
-    fn v4(n: u32) -> IpAddr {
-        IpAddr::V4(Ipv4Addr::from(n))
+    fn v4(n: u32) -> HandshakeSource {
+        HandshakeSource::Address(IpAddr::V4(Ipv4Addr::from(n)))
+    }
+
+    fn at(address: &str) -> HandshakeSource {
+        HandshakeSource::Address(address.parse().unwrap())
     }
 
     #[test]
@@ -133,14 +166,31 @@ mod tests {
         let t0 = Instant::now();
         let mut limiter = HandshakeLimiter::default();
         let base: u128 = "2001:db8:1:2::".parse::<Ipv6Addr>().unwrap().into();
-        let allowed =
-            (0..100u128).filter(|host| limiter.allow(t0, IpAddr::V6((base + host).into()))).count();
+        let allowed = (0..100u128).filter(|host| limiter.allow(t0, v6(base + host))).count();
         assert_eq!(allowed, BURST as usize);
-        assert!(limiter.allow(t0, "2001:db8:1:3::1".parse().unwrap()), "the next /64");
-        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
-        assert!(limiter.allow(t0, mapped));
-        assert!(limiter.allow(t0, "::ffff:192.0.2.2".parse().unwrap()), "not one /64");
+        assert!(limiter.allow(t0, at("2001:db8:1:3::1")), "the next /64");
+        assert!(limiter.allow(t0, at("::ffff:192.0.2.1")));
+        assert!(limiter.allow(t0, at("::ffff:192.0.2.2")), "not one /64");
         assert_eq!(limiter.buckets.len(), 4);
+    }
+
+    fn v6(n: u128) -> HandshakeSource {
+        HandshakeSource::Address(IpAddr::V6(Ipv6Addr::from(n)))
+    }
+
+    /// Every relayed sender comes from the relay's one magic address: each key is its own
+    /// source, and none shares a bucket with that address reached over UDP.
+    #[test]
+    fn relayed_senders_are_told_apart_by_key() {
+        let t0 = Instant::now();
+        let mut limiter = HandshakeLimiter::default();
+        let magic = "127.3.3.40".parse().unwrap();
+        let relayed =
+            |n: u8| HandshakeSource::Relayed { address: magic, sender: PublicKey([n; 32]) };
+        assert_eq!((0..100).filter(|_| limiter.allow(t0, relayed(1))).count(), BURST as usize);
+        assert!(limiter.allow(t0, relayed(2)), "another key through the same relay");
+        assert!(limiter.allow(t0, HandshakeSource::Address(magic)), "the address over UDP");
+        assert_eq!(limiter.buckets.len(), 3);
     }
 
     #[test]

@@ -211,6 +211,8 @@ pub(crate) struct ControlClient {
     state_unsent: bool,
     /// Told to control in Hostinfo: the node refuses inbound connections.
     shields_up: bool,
+    /// Route peers' subnets to them (`weft up --accept-routes`); set before the map poll.
+    accept_subnet_routes: bool,
     logging_out: bool,
     /// The last `PingRequest`'s URL: control may repeat a request, which is served once.
     last_ping_url: String,
@@ -257,6 +259,7 @@ impl ControlClient {
             services: Vec::new(),
             state_unsent: false,
             shields_up: false,
+            accept_subnet_routes: false,
             logging_out: false,
             last_ping_url: String::new(),
             refused_ping_requests: 0,
@@ -365,6 +368,12 @@ impl ControlClient {
             self.state_unsent = true;
             self.send_lite_update_if_due(now);
         }
+    }
+
+    /// Whether peers' subnet routes are routed to them, from the next map poll on (each
+    /// `weft up` makes a new client, so it is set before the first).
+    pub(crate) fn set_accept_routes(&mut self, on: bool) {
+        self.accept_subnet_routes = on;
     }
 
     /// Whether the node has shields up, for the Hostinfo of the next requests.
@@ -631,7 +640,7 @@ impl ControlClient {
             }
         }
         if self.is_stream(stream, |s| s.map) || self.is_stream(stream, |s| s.lite) {
-            self.fail(now, self.refusal(Request::Map, status, &[], None));
+            self.fail(now, self.refusal(Request::Map, status, &[], retry_after(headers)));
         }
         // Answers to our answers (ping HEADs) don't matter.
     }
@@ -773,7 +782,7 @@ impl ControlClient {
 
     fn start_map_poll(&mut self, now: Instant) {
         self.frames = FrameReader::default();
-        self.map = MapState::new();
+        self.map = MapState::accepting_subnet_routes(self.accept_subnet_routes);
         self.last_frame = None;
         let mut request = MapRequest::long_poll(
             WireKey::new(self.identity.node_key.public_key()),

@@ -631,6 +631,24 @@ fn a_map_poll_refused_for_the_node_registers_again_and_only_then() {
 }
 
 #[test]
+fn a_rate_limited_map_poll_waits_as_the_server_asks_and_resumes_without_registering() {
+    let mut h = Harness::new();
+    let _map = h.logged_in();
+    h.lose_connection();
+    h.reconnect();
+    let map = h.server().take_request("/machine/map").expect("a map poll");
+    h.server().respond_head_with(map.stream, 429, &[("retry-after", "40")], true);
+    h.run();
+    assert!(h.server.is_none(), "the connection is closed");
+    assert_eq!(h.client.poll_timeout(), Some(h.now + Duration::from_secs(40)));
+    assert!(login_failure(&h.events).is_none(), "429 only asks us to slow down");
+    h.reconnect();
+    assert!(h.server().take_request("/machine/register").is_none(), "still registered");
+    h.resume_map_poll();
+    assert_eq!(h.registrations(), 1);
+}
+
+#[test]
 fn a_map_poll_refused_after_a_re_register_is_told_to_the_user() {
     let mut h = Harness::new();
     let _map = h.logged_in();

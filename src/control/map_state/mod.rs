@@ -36,6 +36,9 @@ pub(crate) struct MapState {
     domain: String,
     user_profiles: BTreeMap<UserId, UserProfile>,
     collect_services: Option<bool>,
+    /// The user accepts peers' subnet routes (`weft up --accept-routes`); without it a peer
+    /// is routed only its own addresses.
+    accept_subnet_routes: bool,
     /// Control's health warnings; empty = healthy.
     health: Vec<String>,
     /// Control's display messages by ID, as "title: text".
@@ -87,6 +90,11 @@ impl std::error::Error for MapError {}
 impl MapState {
     pub(crate) fn new() -> MapState {
         MapState::default()
+    }
+
+    /// A state whose netmaps route peers' subnets to them when `accept` holds.
+    pub(crate) fn accepting_subnet_routes(accept: bool) -> MapState {
+        MapState { accept_subnet_routes: accept, ..MapState::default() }
     }
 
     /// Decodes one frame body and applies it.

@@ -7,6 +7,7 @@ use crate::control::tailcfg::go_time::meaningful;
 use crate::control::tailcfg::Node;
 use crate::keys::PrivateKey;
 use crate::netmap::{Netmap, Peer, PeerDelta, SelfNode};
+use crate::prefix::Prefix;
 use std::collections::HashSet;
 use std::time::SystemTime;
 
@@ -44,7 +45,7 @@ impl MapState {
     fn peer_delta(&self, touched: Touched, control_now: Option<SystemTime>) -> Option<PeerDelta> {
         let mut delta = PeerDelta::default();
         for node in touched.nodes.iter().filter_map(|id| self.peers.get(id)) {
-            let Some(peer) = peer(node, control_now) else {
+            let Some(peer) = peer(node, control_now, self.accept_subnet_routes) else {
                 continue;
             };
             if self.peers.key_users(&peer.public_key) > 1 {
@@ -102,7 +103,7 @@ impl MapState {
         let mut peers: Vec<Peer> = self
             .peers
             .nodes()
-            .filter_map(|node| peer(node, control_now))
+            .filter_map(|node| peer(node, control_now, self.accept_subnet_routes))
             .filter(|peer| seen.insert(peer.public_key))
             .collect();
         peers.sort_by_key(|peer| peer.public_key);
@@ -127,7 +128,7 @@ fn self_node(node: &Node, private_key: PrivateKey, control_now: Option<SystemTim
 }
 
 /// `None` for a node without a usable key.
-fn peer(node: &Node, control_now: Option<SystemTime>) -> Option<Peer> {
+fn peer(node: &Node, control_now: Option<SystemTime>, accept_subnets: bool) -> Option<Peer> {
     let key = usable_key(node)?;
     let expired = is_expired(node, control_now);
     let mut peer = Peer {
@@ -160,10 +161,25 @@ fn peer(node: &Node, control_now: Option<SystemTime>) -> Option<Peer> {
         peer.disco_key = node.disco_key.and_then(|k| k.non_zero());
         peer.derp_region = (node.home_derp != 0).then_some(node.home_derp);
         if reachable(&peer, node) {
-            peer.allowed_ips = node.allowed_ips().to_vec();
+            peer.allowed_ips = accepted_routes(node, accept_subnets);
         }
     }
     Some(peer)
+}
+
+/// The node's AllowedIPs this node routes to it, as tailscaled takes them: never a default
+/// route (an exit node's 0.0.0.0/0 and ::/0 would carry all of the host's traffic, and is
+/// only for the exit node the user chose, which weft cannot choose yet), and subnet routes
+/// (anything but the node's own addresses) only when the user accepts them
+/// (`weft up --accept-routes`).
+fn accepted_routes(node: &Node, accept_subnets: bool) -> Vec<Prefix> {
+    let own = |prefix: &Prefix| prefix.is_host() && node.addresses.contains(prefix);
+    node.allowed_ips()
+        .iter()
+        .filter(|prefix| prefix.bits() != 0)
+        .filter(|prefix| accept_subnets || own(prefix))
+        .copied()
+        .collect()
 }
 
 /// Expired by control's verdict, or by its key-expiry time on control's clock (capver 53).

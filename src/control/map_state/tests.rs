@@ -123,7 +123,7 @@ fn full_map_produces_the_netmap() {
     assert!(!p2.key_expired);
     assert_eq!(p2.tailscale_ips().len(), 2);
     let p3 = peer_by_id(&netmap, 3).unwrap();
-    assert_eq!(p3.allowed_ips.len(), 2);
+    assert_eq!(p3.allowed_ips, vec!["100.64.0.3/32".parse().unwrap()], "its subnet not accepted");
     assert_eq!(
         p3.tailscale_ips(),
         vec![
@@ -144,6 +144,35 @@ fn full_map_produces_the_netmap() {
     assert!(dns.proxied);
     assert_eq!(dns.routes.get("corp.example."), Some(&None));
     assert_eq!(state.collect_services(), Some(true));
+}
+
+/// A subnet router that is also an exit node: its default routes are never taken (they would
+/// carry all of the host's traffic), its subnet only with `--accept-routes`, in full netmaps
+/// and in deltas alike.
+#[test]
+fn exit_routes_are_never_taken_and_subnets_only_when_accepted() {
+    let router = peer_json(
+        4,
+        r#"{"AllowedIPs":["100.64.0.4/32","fd7a:115c:a1e0::4/128","10.4.0.0/16",
+                          "192.0.2.44/32","0.0.0.0/0","::/0"]}"#,
+    );
+    let add = format!(r#"{{"PeersChanged":[{router}]}}"#);
+    use crate::prefix::Prefix;
+    let own: Vec<Prefix> =
+        vec!["100.64.0.4/32".parse().unwrap(), "fd7a:115c:a1e0::4/128".parse().unwrap()];
+    for accept in [false, true] {
+        let mut state = MapState::accepting_subnet_routes(accept);
+        update_after(&mut state, &full_map());
+        let Update::Peers(delta) = update_after(&mut state, &add) else {
+            panic!("one new peer is a delta");
+        };
+        let mut expected = own.clone();
+        if accept {
+            expected.extend(["10.4.0.0/16", "192.0.2.44/32"].map(|p| p.parse::<Prefix>().unwrap()));
+        }
+        assert_eq!(delta.upsert[0].allowed_ips, expected, "accept {accept}");
+        assert_eq!(peer_by_id(&netmap_of(&state), 4).unwrap().allowed_ips, expected);
+    }
 }
 
 #[test]

@@ -181,6 +181,24 @@ fn tls_harness(derper: &Derper, cert_name: &str) -> Harness {
     harness
 }
 
+/// A region whose first node is down: the next attempt dials its second node, as every
+/// node of a region serves the same peers.
+#[test]
+fn a_dead_first_node_is_passed_over_for_the_next_one() {
+    let Some(binary) = derper_or_skip() else {
+        return;
+    };
+    let derper = Derper::start(&binary, false);
+    let dead_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut harness = Harness::new(derper.port, true);
+    let mut two_nodes = map(dead_port);
+    let region = two_nodes.regions.get_mut(&REGION).unwrap();
+    let live = DerpNode { name: "1b".into(), derp_port: derper.port, ..region.nodes[0].clone() };
+    region.nodes.push(live);
+    harness.derp.set_derp_map(Some(&two_nodes), None, harness.poll.registry(), Instant::now());
+    assert!(harness.run_until(Duration::from_secs(15), connected), "{:?}", harness.events);
+}
+
 #[test]
 fn a_pinned_certificate_is_accepted_and_any_other_refused() {
     let Some(binary) = derper_or_skip() else {
