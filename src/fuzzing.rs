@@ -78,7 +78,8 @@ const FILTER_RULES: &str = r#"[
 ]"#;
 
 /// The packet filter: the fuzzer's bytes as our outbound packet, then as inbound packets
-/// (alone, and as the answer to themselves), so both the rule match and the flow table run.
+/// (alone, and as the answer to themselves, also from a jailed peer), so both the rule match
+/// and the flow table run.
 pub fn filter(data: &[u8]) {
     let rules: Vec<FilterRule> = serde_json::from_str(FILTER_RULES).expect("rules parse");
     let local: Vec<Prefix> = ["100.64.0.1", "fd7a:115c:a1e0::1"]
@@ -90,6 +91,7 @@ pub fn filter(data: &[u8]) {
     let _ = filter.check_inbound(now, data);
     filter.note_outbound(now, data);
     let _ = filter.check_inbound(now, data);
+    let _ = filter.check_inbound_shielded(now, data);
 }
 
 /// GSO: `data` is a `virtio_net_hdr` and what the TUN read with it. Every segment must fit

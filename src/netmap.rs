@@ -155,6 +155,9 @@ pub(crate) struct Peer {
     /// (shared nodes, 4via6): our source is rewritten to them on the way out, and back on the
     /// way in.
     pub masquerade_as: Vec<IpAddr>,
+    /// Control jailed the peer (`Node.IsJailed`): it may answer flows this node opens but
+    /// not open any of its own, as if this node's shields were up for it alone.
+    pub jailed: bool,
 }
 
 impl Peer {
@@ -183,6 +186,7 @@ impl Peer {
             disco_key: None,
             derp_region: None,
             masquerade_as: Vec::new(),
+            jailed: false,
         }
     }
 

@@ -131,7 +131,8 @@ fn owner(status: &Status, user_id: i64) -> String {
 }
 
 /// The status column, worded as tailscale words it: while active, the path in use (a direct
-/// address, else the home DERP region's code); else idle, offline or `-`.
+/// address, else the home DERP region's code); else idle, offline or `-`. weft adds `jailed`
+/// for a peer control jailed.
 fn activity(peer: &PeerStatus) -> String {
     let traffic = peer.tx_bytes > 0 || peer.rx_bytes > 0;
     let offline = if peer.online { "" } else { "; offline" };
@@ -149,6 +150,9 @@ fn activity(peer: &PeerStatus) -> String {
     } else {
         "-".to_string()
     };
+    if peer.jailed {
+        text = if text == "-" { "jailed".to_string() } else { format!("{text}; jailed") };
+    }
     if traffic {
         text.push_str(&format!(", tx {} rx {}", peer.tx_bytes, peer.rx_bytes));
     }
@@ -234,6 +238,15 @@ mod tests {
         assert_eq!(activity(&p), "active; direct 192.0.2.4:41641; offline, tx 10 rx 20");
         p.active = false;
         assert_eq!(activity(&p), "idle; offline, tx 10 rx 20");
+    }
+
+    #[test]
+    fn a_jailed_peer_is_marked_in_its_status_column() {
+        let mut p = peer("laptop", "100.64.0.22");
+        p.jailed = true;
+        assert_eq!(activity(&p), "jailed");
+        (p.online, p.active, p.relay, p.tx_bytes, p.rx_bytes) = (true, true, "fra".into(), 10, 20);
+        assert_eq!(activity(&p), "active; relay \"fra\"; jailed, tx 10 rx 20");
     }
 
     #[test]

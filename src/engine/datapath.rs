@@ -311,9 +311,9 @@ impl Engine {
     }
 
     /// Hands a decrypted packet to the kernel if peer `index` may send from `src` (cryptokey
-    /// routing on the way in) and the filter lets it through; a reply to one of our own pings
-    /// ends here instead, and so does TSMP, which the engine handles itself. A SYN the filter
-    /// drops is answered with a TSMP rejection.
+    /// routing on the way in) and the filter lets it through (with shields up for a jailed
+    /// peer); a reply to one of our own pings ends here instead, and so does TSMP, which the
+    /// engine handles itself. A SYN the filter drops is answered with a TSMP rejection.
     fn admit(
         &mut self,
         index: u32,
@@ -327,9 +327,10 @@ impl Engine {
             self.drops.spoofed_source += 1;
         } else if carries_tsmp(packet) {
             self.handle_tsmp(index, now, from, packet, sink);
-        } else if let Verdict::Drop(reason) = self.filter.check_inbound(now, packet) {
+        } else if let Verdict::Drop(reason) = self.check_inbound(index, now, packet) {
             log::trace!("filtered inbound packet from {src}: {reason:?}");
             match reason {
+                DropReason::ShieldsUp if self.is_jailed(index) => self.drops.jailed += 1,
                 DropReason::ShieldsUp => self.drops.shields_up += 1,
                 _ => self.drops.filtered += 1,
             }
@@ -341,6 +342,20 @@ impl Engine {
                 sink.write_tun(packet);
             }
         }
+    }
+
+    /// The filter's verdict on `packet` from peer `index`: a peer control jailed is judged as
+    /// with shields up, as tailscaled picks its jailed filter by the packet's source.
+    fn check_inbound(&mut self, index: u32, now: Instant, packet: &[u8]) -> Verdict {
+        if self.is_jailed(index) {
+            self.filter.check_inbound_shielded(now, packet)
+        } else {
+            self.filter.check_inbound(now, packet)
+        }
+    }
+
+    fn is_jailed(&self, index: u32) -> bool {
+        self.peers.get(&index).is_some_and(|state| state.config.jailed)
     }
 
     /// boringtun queued packets while the handshake was under way: send them now.

@@ -70,6 +70,8 @@ pub(crate) struct Drops {
     pub filtered: u64,
     /// Inbound packet opening a new flow while shields are up.
     pub shields_up: u64,
+    /// Inbound packet opening a new flow from a peer control jailed (`IsJailed`).
+    pub jailed: u64,
     /// TSMP from a peer that is fragmented, cut short or of an unknown type.
     #[serde(rename = "MalformedTSMP")]
     pub malformed_tsmp: u64,

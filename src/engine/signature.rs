@@ -1,8 +1,9 @@
 //! A signature of what a netmap configures in the engine — WireGuard (peers' keys, endpoints,
 //! AllowedIPs, paths), the router (this node's addresses and MTU, every route) and the packet
-//! filter — so that a netmap that changes none of it (control resends the map when only a
-//! peer's online state or last-seen time moved) skips the reconfiguration: no session, route
-//! or filter is touched (tailscaled compares such a hash in `Reconfig` likewise).
+//! filter (its rules, and which peers are jailed) — so that a netmap that changes none of it
+//! (control resends the map when only a peer's online state or last-seen time moved) skips the
+//! reconfiguration: no session, route or filter is touched (tailscaled compares such a hash in
+//! `Reconfig` likewise).
 //!
 //! The hasher is keyed at random per engine: signatures are compared, never shown, and a
 //! chosen netmap cannot aim at a collision.
@@ -52,6 +53,7 @@ fn hash_peer(peer: &Peer, hasher: &mut impl Hasher) {
     peer.derp_region.hash(hasher);
     peer.key_expired.hash(hasher);
     peer.masquerade_as.hash(hasher);
+    peer.jailed.hash(hasher);
 }
 
 /// Feeds serialized bytes to a hasher.

@@ -118,6 +118,10 @@ pub(crate) struct PeerStatus {
     pub expired: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_expiry: Option<String>,
+    /// weft's own addition: control jailed the peer, so it can answer this node's flows but
+    /// open none of its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub jailed: bool,
 }
 
 /// Peers written per slice of a status answer: a few milliseconds of the loop's thread, so
@@ -315,6 +319,7 @@ fn describe(peer: &Peer) -> PeerStatus {
         user_id: peer.user_id,
         last_seen: rfc3339(peer.last_seen),
         expired: peer.key_expired,
+        jailed: peer.jailed,
         key_expiry: peer.key_expiry.map(|t| rfc3339(Some(t))),
         tailscale_ips: peer.tailscale_ips().iter().map(|a| a.to_string()).collect(),
         allowed_ips: peer.allowed_ips.iter().map(|p| p.to_string()).collect(),
@@ -426,6 +431,19 @@ mod tests {
         let json = build.to_json(&engine.status_without_peers(false)).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(value["Peer"], serde_json::json!({}));
+    }
+
+    #[test]
+    fn a_jailed_peer_says_so_and_a_free_one_says_nothing() {
+        let now = Instant::now();
+        let mut engine = engine_with_peers(2, now);
+        let mut jailed = engine.netmap().peers[1].clone();
+        jailed.jailed = true;
+        engine.apply_peer_delta(PeerDelta { upsert: vec![jailed], remove: vec![] }, now);
+        let status = serde_json::to_value(engine.status(now, true)).unwrap();
+        let peer = |i| &status["Peer"][peer_key(i).to_nodekey()];
+        assert_eq!(peer(1)["Jailed"], true);
+        assert!(peer(0).get("Jailed").is_none(), "omitted when false: {}", peer(0));
     }
 
     #[test]

@@ -1003,6 +1003,63 @@ fn shields_up_drops_new_inbound_flows_but_passes_replies_to_our_own() {
     assert_eq!(status.drops.get("ShieldsUp"), Some(&3));
 }
 
+/// B's control allows everything and jails A: A's packets are judged as with shields up.
+fn jail_in_allow_all_tailnet(node: &mut Node, now: Instant) {
+    let mut map = node.engine.netmap().clone();
+    let allow_all =
+        r#"[{"SrcIPs":["*"],"DstPorts":[{"IP":"*","Ports":{"First":0,"Last":65535}}]}]"#;
+    map.packet_filter = Some(serde_json::from_str(allow_all).unwrap());
+    map.peers[0].jailed = true;
+    node.engine.apply_netmap(map, now);
+}
+
+#[test]
+fn a_jailed_peer_may_answer_our_flows_but_open_none_of_its_own() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    jail_in_allow_all_tailnet(&mut b, now);
+    let syn = tcp_segment("100.64.0.1:40000", "100.64.0.2:22", SYN, 100);
+    for packet in [&syn, &echo("100.64.0.1", "100.64.0.2", 1)] {
+        a.engine.handle_tun_packet(now, packet, &mut a.out);
+        exchange(&mut a, &mut b, now);
+    }
+    assert!(b.out.tun.is_empty(), "A opened nothing: {:?}", b.out.tun);
+    let drops = b.engine.drops();
+    assert_eq!((drops.jailed, drops.shields_up, drops.filtered), (2, 0, 0));
+    assert_eq!(b.engine.status(now, true).drops.get("Jailed"), Some(&2));
+    assert_eq!(a.out.tun.len(), 1, "the refusal reset A's connect: {:?}", a.out.tun);
+    assert!(!b.engine.shields_up(), "the jail is A's alone");
+
+    // B's own connect and ping to A go out, and A's answers come in.
+    a.out.tun.clear();
+    let b_syn = tcp_segment("100.64.0.2:41000", "100.64.0.1:80", SYN, 9);
+    b.engine.handle_tun_packet(now, &b_syn, &mut b.out);
+    let ping_id = b
+        .engine
+        .start_ping(now, "100.64.0.1".parse().unwrap(), Duration::from_secs(5), &mut b.out)
+        .unwrap();
+    exchange(&mut a, &mut b, now);
+    assert_eq!(a.out.tun.len(), 2, "B's SYN and echo request reached A: {:?}", a.out.tun);
+    let syn_ack = tcp_segment("100.64.0.1:80", "100.64.0.2:41000", SYN | ACK, 77);
+    let echo_reply = crate::packet::icmp::reply_to(&a.out.tun[1]);
+    for packet in [&syn_ack, &echo_reply] {
+        a.engine.handle_tun_packet(now, packet, &mut a.out);
+    }
+    exchange(&mut a, &mut b, now);
+    assert_eq!(b.out.tun, vec![syn_ack], "A's SYN-ACK passed");
+    assert_eq!(b.engine.poll_ping().map(|(id, r)| (id, r.err)), Some((ping_id, String::new())));
+    assert_eq!(b.engine.drops().jailed, 2, "no reply was dropped");
+
+    // Control frees A with a delta of A alone: its SYN gets in.
+    let mut freed = b.engine.netmap().peers[0].clone();
+    freed.jailed = false;
+    b.engine.apply_peer_delta(PeerDelta { upsert: vec![freed], remove: vec![] }, now);
+    b.out.tun.clear();
+    a.engine.handle_tun_packet(now, &syn, &mut a.out);
+    exchange(&mut a, &mut b, now);
+    assert_eq!(b.out.tun, vec![syn], "a free peer's SYN passes the allow-all filter");
+}
+
 #[test]
 fn refusals_name_the_reason_and_answer_only_syns() {
     use crate::filter::DropReason;
@@ -1016,6 +1073,8 @@ fn refusals_name_the_reason_and_answer_only_syns() {
     };
     let syn = tcp_segment("100.64.0.1:40000", "100.64.0.2:22", SYN, 1);
     b.engine.refuse(index, &syn, DropReason::NoRule);
+    // A jailed peer's SYN, with this node's shields down: still "shields".
+    b.engine.refuse(index, &syn, DropReason::ShieldsUp);
     b.engine.set_shields_up(true);
     b.engine.refuse(index, &syn, DropReason::ShieldsUp);
     // Not-local is a filter drop too, but with shields up tailscaled says "shields".
@@ -1029,6 +1088,7 @@ fn refusals_name_the_reason_and_answer_only_syns() {
         reasons,
         [
             (RejectReason::ACL, 6, 40000, 22),
+            (RejectReason::SHIELDS_UP, 6, 40000, 22),
             (RejectReason::SHIELDS_UP, 6, 40000, 22),
             (RejectReason::SHIELDS_UP, 6, 40000, 22)
         ]

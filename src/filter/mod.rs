@@ -20,6 +20,8 @@
 //! the same steps with no rule at all, whatever control (or a static config's absence of
 //! policy) says. New inbound flows are dropped, counted apart; replies to this node's own flows
 //! still pass — TCP by its flags, UDP and SCTP by the flow table, which is kept, ICMP by type.
+//! A peer control jailed (`IsJailed`) meets the same shields on its own packets alone
+//! ([`Filter::check_inbound_shielded`]): it can answer this node's flows but open none.
 
 mod address_range;
 pub(crate) mod flow_table;
@@ -80,7 +82,8 @@ pub(crate) enum DropReason {
     NotLocal,
     /// No rule allows it and it answers nothing this node sent.
     NoRule,
-    /// Shields are up and it answers nothing this node sent.
+    /// Shields are up (this node's, or those a jailed sender meets) and it answers nothing
+    /// this node sent.
     ShieldsUp,
 }
 
@@ -126,11 +129,24 @@ impl Filter {
     /// An inbound packet (decrypted, source already checked against the peer's AllowedIPs).
     #[must_use]
     pub(crate) fn check_inbound(&mut self, now: Instant, packet: &[u8]) -> Verdict {
-        if self.rules.is_none() && !self.shields_up {
+        self.check(now, packet, self.shields_up)
+    }
+
+    /// An inbound packet judged as if the shields were up, whatever they are: from a peer
+    /// control jailed, which tailscaled judges by the shields-up filter. The flow table is
+    /// the same, so the peer's replies to this node's flows pass.
+    #[must_use]
+    pub(crate) fn check_inbound_shielded(&mut self, now: Instant, packet: &[u8]) -> Verdict {
+        self.check(now, packet, true)
+    }
+
+    /// `shielded`: no rule applies.
+    fn check(&mut self, now: Instant, packet: &[u8], shielded: bool) -> Verdict {
+        if self.rules.is_none() && !shielded {
             return Verdict::Accept;
         }
         let judged = match TransportView::parse(packet) {
-            Ok(view) => self.judge(now, &view),
+            Ok(view) => self.judge(now, &view, shielded),
             Err(_) => Err(DropReason::Malformed),
         };
         match judged {
@@ -139,7 +155,12 @@ impl Filter {
         }
     }
 
-    fn judge(&mut self, now: Instant, view: &TransportView) -> Result<(), DropReason> {
+    fn judge(
+        &mut self,
+        now: Instant,
+        view: &TransportView,
+        shielded: bool,
+    ) -> Result<(), DropReason> {
         refuse_special_destination(view.ip.dst)?;
         if view.transport == Transport::LaterFragment {
             return Ok(());
@@ -150,7 +171,7 @@ impl Filter {
         if !self.local.iter().any(|range| range.contains(view.ip.dst)) {
             return Err(DropReason::NotLocal);
         }
-        match (self.admits(now, view), self.shields_up) {
+        match (self.admits(now, view, shielded), shielded) {
             (true, _) => Ok(()),
             (false, false) => Err(DropReason::NoRule),
             (false, true) => Err(DropReason::ShieldsUp),
@@ -158,26 +179,25 @@ impl Filter {
     }
 
     #[must_use]
-    fn admits(&mut self, now: Instant, view: &TransportView) -> bool {
+    fn admits(&mut self, now: Instant, view: &TransportView, shielded: bool) -> bool {
         let protocol = view.protocol;
+        let rules_allow = |filter: &Filter, scope| !shielded && filter.any_rule_allows(view, scope);
         match view.transport {
             Transport::Tsmp => true,
             Transport::Tcp { ports, flags } => {
                 !flags.opens_connection()
-                    || self.any_rule_allows(view, Scope::Port { protocol, port: ports.dst })
+                    || rules_allow(self, Scope::Port { protocol, port: ports.dst })
             }
             Transport::Udp(ports) | Transport::Sctp(ports) => {
                 self.answers_outbound_flow(now, view)
-                    || self.any_rule_allows(view, Scope::Port { protocol, port: ports.dst })
+                    || rules_allow(self, Scope::Port { protocol, port: ports.dst })
             }
             Transport::Icmp(icmp) => {
-                icmp.is_echo_reply()
-                    || icmp.is_error()
-                    || self.any_rule_allows(view, Scope::AddressesOnly)
+                icmp.is_echo_reply() || icmp.is_error() || rules_allow(self, Scope::AddressesOnly)
             }
             // Later fragments were passed before the destination check and never get here.
             Transport::Other | Transport::LaterFragment => {
-                self.any_rule_allows(view, Scope::WholeAddress { protocol })
+                rules_allow(self, Scope::WholeAddress { protocol })
             }
         }
     }
@@ -187,8 +207,7 @@ impl Filter {
     }
 
     fn any_rule_allows(&self, view: &TransportView, scope: Scope) -> bool {
-        !self.shields_up
-            && self.rules.iter().flatten().any(|rule| rule.allows(view.ip.src, view.ip.dst, scope))
+        self.rules.iter().flatten().any(|rule| rule.allows(view.ip.src, view.ip.dst, scope))
     }
 }
 

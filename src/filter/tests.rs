@@ -250,33 +250,40 @@ fn broken_packets_never_panic() {
     }
 }
 
+/// How a packet meets the shields: this node raised them, or (with them down) its sender is a
+/// peer control jailed.
+type Judge = fn(&mut Filter, Instant, &[u8]) -> Verdict;
+
 #[test]
 fn shields_up_refuses_new_flows_under_any_policy_but_passes_replies() {
     let now = Instant::now();
-    for mut f in [filter(ALLOW_ALL), Filter::new(None, &local())] {
+    let raised: Judge = |f, now, packet| {
         f.set_shields_up(true);
-        assert!(f.shields_up());
-        let shielded = dropped(DropReason::ShieldsUp);
-        assert_eq!(f.check_inbound(now, &tcp(&at(40000, PEER), &at(22, ME), SYN)), shielded);
-        assert_eq!(f.check_inbound(now, &udp(&at(1, PEER), &at(53, ME))), shielded);
-        assert_eq!(f.check_inbound(now, &icmp(PEER, ME, ECHO_REQUEST, 0)), shielded);
-        assert_eq!(f.check_inbound(now, &ip(PEER, ME, GRE, &[0; 8])), shielded);
-        // Replies to what this node opened.
-        assert_eq!(
-            f.check_inbound(now, &tcp(&at(22, PEER), &at(40000, ME), SYN_ACK)),
-            Verdict::Accept
-        );
-        assert_eq!(f.check_inbound(now, &tcp(&at(22, PEER), &at(40000, ME), ACK)), Verdict::Accept);
-        assert_eq!(f.check_inbound(now, &icmp(PEER, ME, ECHO_REPLY, 0)), Verdict::Accept);
-        assert_eq!(f.check_inbound(now, &icmp(PEER, ME, UNREACHABLE, 1)), Verdict::Accept);
-        f.note_outbound(now, &udp(&at(5000, ME), &at(53, PEER)));
-        assert_eq!(f.check_inbound(now, &udp(&at(53, PEER), &at(5000, ME))), Verdict::Accept);
-        let tsmp = ip(PEER, ME, PROTO_TSMP, b"p12345678");
-        assert_eq!(f.check_inbound(now, &tsmp), Verdict::Accept);
-        // Lowered again: the policy rules as before.
-        f.set_shields_up(false);
-        let syn = tcp(&at(40000, PEER), &at(22, ME), SYN);
-        assert_eq!(f.check_inbound(now, &syn), Verdict::Accept);
+        f.check_inbound(now, packet)
+    };
+    let jailed: Judge = |f, now, packet| f.check_inbound_shielded(now, packet);
+    for (judge, raises) in [(raised, true), (jailed, false)] {
+        for mut f in [filter(ALLOW_ALL), Filter::new(None, &local())] {
+            let mut check = |packet: Vec<u8>| judge(&mut f, now, &packet);
+            let shielded = dropped(DropReason::ShieldsUp);
+            assert_eq!(check(tcp(&at(40000, PEER), &at(22, ME), SYN)), shielded);
+            assert_eq!(check(udp(&at(1, PEER), &at(53, ME))), shielded);
+            assert_eq!(check(icmp(PEER, ME, ECHO_REQUEST, 0)), shielded);
+            assert_eq!(check(ip(PEER, ME, GRE, &[0; 8])), shielded);
+            // Replies to what this node opened.
+            assert_eq!(check(tcp(&at(22, PEER), &at(40000, ME), SYN_ACK)), Verdict::Accept);
+            assert_eq!(check(tcp(&at(22, PEER), &at(40000, ME), ACK)), Verdict::Accept);
+            assert_eq!(check(icmp(PEER, ME, ECHO_REPLY, 0)), Verdict::Accept);
+            assert_eq!(check(icmp(PEER, ME, UNREACHABLE, 1)), Verdict::Accept);
+            assert_eq!(check(ip(PEER, ME, PROTO_TSMP, b"p12345678")), Verdict::Accept);
+            f.note_outbound(now, &udp(&at(5000, ME), &at(53, PEER)));
+            assert_eq!(judge(&mut f, now, &udp(&at(53, PEER), &at(5000, ME))), Verdict::Accept);
+            assert_eq!(f.shields_up(), raises, "a jail raises no shields for anyone else");
+            // Lowered again: the policy rules as before.
+            f.set_shields_up(false);
+            let syn = tcp(&at(40000, PEER), &at(22, ME), SYN);
+            assert_eq!(f.check_inbound(now, &syn), Verdict::Accept);
+        }
     }
 }
 

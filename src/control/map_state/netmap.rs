@@ -153,6 +153,7 @@ fn peer(node: &Node, control_now: Option<SystemTime>, accept_subnets: bool) -> O
         .into_iter()
         .flatten()
         .collect(),
+        jailed: node.is_jailed,
         ..Peer::new(key)
     };
     if !expired {

@@ -175,6 +175,32 @@ fn exit_routes_are_never_taken_and_subnets_only_when_accepted() {
     }
 }
 
+/// Control's jail (`IsJailed`) reaches the netmap in full maps and in deltas; a patch, which
+/// cannot carry the flag, leaves it as it was.
+#[test]
+fn a_jailed_peer_is_marked_in_full_maps_and_deltas() {
+    let jailed = |state: &MapState, id| peer_by_id(&netmap_of(state), id).unwrap().jailed;
+    let mut state = MapState::new();
+    let full = full_map().replace(&peer_json(2, "{}"), &peer_json(2, r#"{"IsJailed":true}"#));
+    assert!(matches!(update_after(&mut state, &full), Update::Full(_)));
+    assert!(jailed(&state, 2) && !jailed(&state, 3));
+    let patch = r#"{"PeersChangedPatch":[{"NodeID":2,"Endpoints":["192.0.2.99:1"]}]}"#;
+    let Update::Peers(delta) = update_after(&mut state, patch) else {
+        panic!("a patch of one peer is a delta");
+    };
+    assert!(delta.upsert[0].jailed, "a patch keeps the jail");
+    for (id, on) in [(2, false), (3, true)] {
+        let changed = peer_json(id, &format!(r#"{{"IsJailed":{on}}}"#));
+        let Update::Peers(delta) =
+            update_after(&mut state, &format!(r#"{{"PeersChanged":[{changed}]}}"#))
+        else {
+            panic!("one changed peer is a delta");
+        };
+        assert_eq!((delta.upsert[0].node_id, delta.upsert[0].jailed), (id, on));
+        assert_eq!(jailed(&state, id), on);
+    }
+}
+
 #[test]
 fn no_netmap_before_the_first_full_response() {
     let mut state = MapState::new();

@@ -28,6 +28,11 @@ fn a_netmap_with_the_same_signature_skips_reconfiguration_but_updates_descriptio
     assert_eq!(a.engine.drops().filtered, 1);
     assert!(a.engine.apply_netmap(filtered.clone(), now).skipped);
 
+    let mut jailed = filtered.clone();
+    jailed.peers[0].jailed = true;
+    assert!(!a.engine.apply_netmap(jailed, now).skipped, "a jail changes the filter's verdicts");
+    assert!(!a.engine.apply_netmap(filtered.clone(), now).skipped, "and so does its end");
+
     let mut moved = filtered.clone();
     moved.peers[0].endpoints = vec!["192.0.2.99:3000".parse().unwrap()];
     assert!(!a.engine.apply_netmap(moved.clone(), now).skipped, "a new endpoint");
