@@ -49,10 +49,11 @@ $rules"
 expect_firewall() {
     local what=$1 table
     table=$(lab_x a nft list table inet weft 2>&1) || lab_fail "$what: no nft table inet weft: $table"
-    grep -q 'iifname { "lo", "weft0" } accept' <<<"$table" &&
-        grep -q 'ip saddr 100.64.0.0/10 counter packets [0-9]* bytes [0-9]* drop' <<<"$table" ||
+    if ! grep -q 'iifname { "lo", "weft0" } accept' <<<"$table" ||
+        ! grep -q 'ip saddr 100.64.0.0/10 counter packets [0-9]* bytes [0-9]* drop' <<<"$table"; then
         lab_fail "$what: table inet weft is not the spoofing filter for weft0:
 $table"
+    fi
 }
 
 expect_gone() {
