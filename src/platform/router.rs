@@ -5,7 +5,7 @@
 //! The router remembers what it last applied and changes only the difference, so a netmap
 //! update that adds one peer costs one `route add` rather than a rebuild.
 //!
-//! On Linux it also keeps weft's nftables table ([`firewall`]), which drops packets that
+//! On Linux it also keeps weft's nftables table (`firewall`), which drops packets that
 //! claim a tailnet source without coming through the tunnel; it comes and goes with the
 //! routes. The BSD-family routers have no such table yet.
 
