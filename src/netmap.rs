@@ -85,6 +85,9 @@ pub(crate) struct SelfNode {
     /// False while an admin has yet to approve the node ("needs machine auth"). A static
     /// config is authorized by construction.
     pub machine_authorized: bool,
+    /// Control's node attribute `disable-linux-cgnat-drop-rule`: the Linux router lets in
+    /// packets from the tailnet range that arrive on other interfaces.
+    pub cgnat_drop_disabled: bool,
 }
 
 impl SelfNode {
@@ -103,6 +106,7 @@ impl SelfNode {
             key_expiry: None,
             key_expired: false,
             machine_authorized: true,
+            cgnat_drop_disabled: false,
         }
     }
 }

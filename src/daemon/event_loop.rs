@@ -754,6 +754,7 @@ impl Daemon {
             mtu: self_node.mtu,
             addresses: self_node.addresses.clone(),
             routes: self.engine.routes(),
+            cgnat_drop_disabled: self_node.cgnat_drop_disabled,
         }
     }
 

@@ -50,8 +50,8 @@ pub(crate) struct NetmapChange {
     pub added: usize,
     pub removed: usize,
     pub updated: usize,
-    /// The routed prefixes or this node's addresses or MTU may differ: the OS's routes and
-    /// addresses need applying again.
+    /// The routed prefixes or this node's addresses, MTU or firewall attribute may differ:
+    /// the OS's routes, addresses and firewall table need applying again.
     pub routes_changed: bool,
     /// The netmap configured nothing new (same signature): only names and other descriptions
     /// were taken from it.
@@ -83,7 +83,8 @@ impl Engine {
             self.handshake_gate = HandshakeGate::new(&self_node.private_key);
         }
         change.routes_changed |= self_node.addresses != self.netmap.self_node.addresses
-            || self_node.mtu != self.netmap.self_node.mtu;
+            || self_node.mtu != self.netmap.self_node.mtu
+            || self_node.cgnat_drop_disabled != self.netmap.self_node.cgnat_drop_disabled;
         // Sessions created below use the new identity; peers live in `self.peers` only.
         let peers = self.take_all_but_peers(netmap);
         let wanted: HashSet<PublicKey> = peers.iter().map(|p| p.public_key).collect();

@@ -185,7 +185,9 @@ fn only_changes_of_routes_or_own_addresses_call_for_new_os_routes() {
     netmap.self_node.addresses.push("fd7a:115c:a1e0::1/128".parse().unwrap());
     assert!(engine.apply_netmap(netmap.clone(), now).routes_changed, "our own address");
     netmap.self_node.mtu += 1;
-    assert!(engine.apply_netmap(netmap, now).routes_changed, "our MTU");
+    assert!(engine.apply_netmap(netmap.clone(), now).routes_changed, "our MTU");
+    netmap.self_node.cgnat_drop_disabled = true;
+    assert!(engine.apply_netmap(netmap, now).routes_changed, "control's firewall attribute");
 }
 
 /// A large tailnet costs sessions only for the peers in use.

@@ -1,9 +1,9 @@
 //! A signature of what a netmap configures in the engine — WireGuard (peers' keys, endpoints,
-//! AllowedIPs, paths), the router (this node's addresses and MTU, every route) and the packet
-//! filter (its rules, and which peers are jailed) — so that a netmap that changes none of it
-//! (control resends the map when only a peer's online state or last-seen time moved) skips the
-//! reconfiguration: no session, route or filter is touched (tailscaled compares such a hash in
-//! `Reconfig` likewise).
+//! AllowedIPs, paths), the router (this node's addresses, MTU and firewall attribute, every
+//! route) and the packet filter (its rules, and which peers are jailed) — so that a netmap
+//! that changes none of it (control resends the map when only a peer's online state or
+//! last-seen time moved) skips the reconfiguration: no session, route or filter is touched
+//! (tailscaled compares such a hash in `Reconfig` likewise).
 //!
 //! The hasher is keyed at random per engine: signatures are compared, never shown, and a
 //! chosen netmap cannot aim at a collision.
@@ -32,6 +32,7 @@ impl Signer {
         own.private_key.public_key().hash(&mut hasher);
         own.addresses.hash(&mut hasher);
         own.mtu.hash(&mut hasher);
+        own.cgnat_drop_disabled.hash(&mut hasher);
         netmap.peers.len().hash(&mut hasher);
         for peer in &netmap.peers {
             hash_peer(peer, &mut hasher);

@@ -4,25 +4,33 @@
 //!
 //! The router remembers what it last applied and changes only the difference, so a netmap
 //! update that adds one peer costs one `route add` rather than a rebuild.
+//!
+//! On Linux it also keeps weft's nftables table (`firewall`), which drops packets that
+//! claim a tailnet source without coming through the tunnel; it comes and goes with the
+//! routes. The BSD-family routers have no such table yet.
 
 mod batch;
 pub(crate) mod bsd;
-mod ip_tool;
+mod firewall;
 #[cfg(any(target_os = "linux", test))]
 mod ipv6;
 mod op;
 mod plan;
+mod tool;
 
+#[cfg(all(test, target_os = "linux"))]
+mod firewall_netns_test;
 #[cfg(all(test, target_os = "linux"))]
 mod netns_test;
 
 #[cfg(target_os = "linux")]
-use ip_tool::SystemIpTool;
-pub(crate) use ip_tool::{IpTool, ToolOutput};
+use tool::SystemTool;
+pub(crate) use tool::{Tool, ToolOutput};
 
 use crate::platform::os_kind::OsKind;
 use crate::platform::tun;
 use crate::prefix::Prefix;
+use firewall::{Firewall, FirewallConfig};
 use std::fmt;
 
 /// The smallest MTU an IPv4 interface may have.
@@ -40,6 +48,9 @@ pub(crate) struct RouterConfig {
     pub addresses: Vec<Prefix>,
     /// Destinations routed into the tunnel (peers, subnets, exit-node defaults).
     pub routes: Vec<Prefix>,
+    /// Control's node attribute `disable-linux-cgnat-drop-rule`: packets from the tailnet
+    /// range that arrive on other interfaces are let in (Linux only).
+    pub cgnat_drop_disabled: bool,
 }
 
 /// A routing change that did not happen, with the command and the tool's own words.
@@ -61,7 +72,8 @@ enum Backend {
     /// only Linux (and tests) construct it.
     #[cfg_attr(not(any(target_os = "linux", test)), allow(dead_code))]
     Ip {
-        tool: Box<dyn IpTool>,
+        tool: Box<dyn Tool>,
+        firewall: Firewall,
         ipv6: bool,
         /// What the kernel was last brought to (normalized); `None` before the first apply
         /// and after shutdown.
@@ -95,7 +107,7 @@ impl Router {
     /// A router driving the system's `ip`, with IPv6 included when the kernel supports it.
     #[cfg(target_os = "linux")]
     fn new_ip() -> Result<Router, RouterError> {
-        let mut tool = SystemIpTool;
+        let mut tool = SystemTool::IP;
         tool.run(&["-V"], "").map_err(|err| {
             RouterError(format!("cannot run `ip` (iproute2 is needed for routing): {err}"))
         })?;
@@ -103,7 +115,7 @@ impl Router {
         if !ipv6 {
             log::info!("IPv6 policy routing is unavailable; IPv6 addresses and routes are skipped");
         }
-        Ok(Router::with_tool(Box::new(tool), ipv6))
+        Ok(Router::with_tools(Box::new(tool), Box::new(SystemTool::NFT), ipv6))
     }
 
     #[cfg(not(target_os = "linux"))]
@@ -111,27 +123,32 @@ impl Router {
         Err(not_implemented())
     }
 
-    /// A router driving `tool` instead of the system's `ip`: for tests, and for callers that
-    /// know better whether IPv6 works.
+    /// A router driving `ip` and `nft` instead of the system's: for tests, and for callers
+    /// that know better whether IPv6 works.
     #[cfg_attr(not(any(target_os = "linux", test)), allow(dead_code))]
-    pub(crate) fn with_tool(tool: Box<dyn IpTool>, ipv6: bool) -> Router {
-        Router(Backend::Ip { tool, ipv6, applied: None })
+    pub(crate) fn with_tools(ip: Box<dyn Tool>, nft: Box<dyn Tool>, ipv6: bool) -> Router {
+        Router(Backend::Ip { tool: ip, firewall: Firewall::new(nft), ipv6, applied: None })
     }
 
     /// Brings the kernel from the last applied state to `desired`. On failure the remembered
     /// state stays as it was, so the next call repeats the unfinished part (commands that
-    /// already took effect are then accepted as done).
+    /// already took effect are then accepted as done). On Linux the firewall table follows
+    /// too; its failure leaves the routes in place and is reported like theirs.
     pub(crate) fn apply(&mut self, desired: &RouterConfig) -> Result<(), RouterError> {
         check(desired)?;
-        let (tool, ipv6, applied) = match &mut self.0 {
-            Backend::Ip { tool, ipv6, applied } => (tool, *ipv6, applied),
+        let (tool, firewall, ipv6, applied) = match &mut self.0 {
+            Backend::Ip { tool, firewall, ipv6, applied } => (tool, firewall, *ipv6, applied),
             Backend::Bsd(router) => return router.apply(desired),
         };
+        let wanted =
+            FirewallConfig { tun: desired.tun.clone(), drop_inbound: !desired.cgnat_drop_disabled };
         let desired = plan::normalize(desired, ipv6);
         let ops = plan::apply_ops(applied.as_ref(), &desired, ipv6);
-        batch::run(tool.as_mut(), &ops)?;
-        *applied = Some(desired);
-        Ok(())
+        let routes = batch::run(tool.as_mut(), &ops);
+        if routes.is_ok() {
+            *applied = Some(desired);
+        }
+        both(routes, firewall.apply(&wanted))
     }
 
     /// The OS whose grammar this router speaks.
@@ -154,14 +171,20 @@ impl Router {
         }
     }
 
-    /// Removes our rules and routes. On Linux the addresses go when the TUN descriptor is
-    /// closed; elsewhere they are removed too, as the interface may outlive us.
+    /// Removes our rules and routes, and on Linux our firewall table. On Linux the addresses
+    /// go when the TUN descriptor is closed; elsewhere they are removed too, as the interface
+    /// may outlive us.
     pub(crate) fn shutdown(&mut self) -> Result<(), RouterError> {
         match &mut self.0 {
-            Backend::Ip { tool, ipv6, applied } => match applied.take() {
-                Some(applied) => batch::run(tool.as_mut(), &plan::shutdown_ops(&applied, *ipv6)),
-                None => Ok(()),
-            },
+            Backend::Ip { tool, firewall, ipv6, applied } => {
+                let routes = match applied.take() {
+                    Some(applied) => {
+                        batch::run(tool.as_mut(), &plan::shutdown_ops(&applied, *ipv6))
+                    }
+                    None => Ok(()),
+                };
+                both(routes, firewall.remove())
+            }
             Backend::Bsd(router) => router.shutdown(),
         }
     }
@@ -175,8 +198,9 @@ impl Router {
         }
     }
 
-    /// Removes what a crashed run may have left behind: our rules in both families and any
-    /// table-52 route through `tun`. Call it at start-up, before the first apply.
+    /// Removes what a crashed run may have left behind: our rules in both families, any
+    /// table-52 route through `tun` and our firewall table. Call it at start-up, before the
+    /// first apply.
     pub(crate) fn remove_stale(tun: &str) -> Result<(), RouterError> {
         let mut router = Router::new()?;
         router.remove_stale_with_own_tool(tun)
@@ -187,8 +211,9 @@ impl Router {
     pub(crate) fn remove_stale_with_own_tool(&mut self, tun: &str) -> Result<(), RouterError> {
         check_interface_name(tun)?;
         match &mut self.0 {
-            Backend::Ip { tool, ipv6, .. } => {
-                batch::run(tool.as_mut(), &plan::stale_ops(tun, *ipv6))
+            Backend::Ip { tool, firewall, ipv6, .. } => {
+                let routes = batch::run(tool.as_mut(), &plan::stale_ops(tun, *ipv6));
+                both(routes, firewall.remove_stale())
             }
             Backend::Bsd(router) => router.remove_stale(),
         }
@@ -217,6 +242,18 @@ fn router_os_named(name: Option<String>) -> Result<OsKind, RouterError> {
 
 fn not_implemented() -> RouterError {
     RouterError(format!("routing is not implemented on {} yet", std::env::consts::OS))
+}
+
+/// Both outcomes of two independent steps: either failure, or both joined.
+fn both(
+    first: Result<(), RouterError>,
+    second: Result<(), RouterError>,
+) -> Result<(), RouterError> {
+    match (first, second) {
+        (Err(a), Err(b)) => Err(RouterError(format!("{a}; {b}"))),
+        (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+        (Ok(()), Ok(())) => Ok(()),
+    }
 }
 
 /// Refuses configurations that could only fail, before any command runs.
@@ -251,16 +288,18 @@ mod tests {
     use std::rc::Rc;
 
     type Runs = Rc<RefCell<Vec<String>>>;
+    type Failure = Rc<RefCell<Option<String>>>;
 
-    /// Records each run as `ip <args>` followed by its stdin, and fails when told to.
-    struct RecordingIp {
+    /// Records each run as `<program> <args>` followed by its stdin, and fails when told to.
+    struct RecordingTool {
+        program: &'static str,
         runs: Runs,
-        fail_with: Rc<RefCell<Option<String>>>,
+        fail_with: Failure,
     }
 
-    impl IpTool for RecordingIp {
+    impl Tool for RecordingTool {
         fn run(&mut self, args: &[&str], stdin: &str) -> io::Result<ToolOutput> {
-            self.runs.borrow_mut().push(format!("ip {}\n{stdin}", args.join(" ")));
+            self.runs.borrow_mut().push(format!("{} {}\n{stdin}", self.program, args.join(" ")));
             Ok(match self.fail_with.borrow().clone() {
                 Some(stderr) => ToolOutput { success: false, stderr },
                 None => ToolOutput { success: true, stderr: String::new() },
@@ -268,11 +307,28 @@ mod tests {
         }
     }
 
-    fn router(ipv6: bool) -> (Router, Runs, Rc<RefCell<Option<String>>>) {
-        let runs = Runs::default();
-        let fail_with = Rc::new(RefCell::new(None));
-        let tool = RecordingIp { runs: runs.clone(), fail_with: fail_with.clone() };
-        (Router::with_tool(Box::new(tool), ipv6), runs, fail_with)
+    /// What the router's `ip` and `nft` were asked, and the switches that make them fail.
+    #[derive(Default)]
+    struct Tools {
+        ip: Runs,
+        nft: Runs,
+        ip_fails: Failure,
+        nft_fails: Failure,
+    }
+
+    fn router(ipv6: bool) -> (Router, Tools) {
+        let tools = Tools::default();
+        let ip = RecordingTool {
+            program: "ip",
+            runs: tools.ip.clone(),
+            fail_with: tools.ip_fails.clone(),
+        };
+        let nft = RecordingTool {
+            program: "nft",
+            runs: tools.nft.clone(),
+            fail_with: tools.nft_fails.clone(),
+        };
+        (Router::with_tools(Box::new(ip), Box::new(nft), ipv6), tools)
     }
 
     fn config(routes: &[&str]) -> RouterConfig {
@@ -281,12 +337,13 @@ mod tests {
             mtu: 1280,
             addresses: vec!["100.64.0.1/32".parse().unwrap()],
             routes: routes.iter().map(|r| r.parse().unwrap()).collect(),
+            ..RouterConfig::default()
         }
     }
 
     #[test]
     fn first_apply_is_one_batch_with_the_exact_command_text() {
-        let (mut router, runs, _) = router(false);
+        let (mut router, Tools { ip: runs, .. }) = router(false);
         router.apply(&config(&["100.64.0.2/32"])).unwrap();
         assert_eq!(
             *runs.borrow(),
@@ -304,7 +361,7 @@ mod tests {
 
     #[test]
     fn later_applies_send_only_the_difference() {
-        let (mut router, runs, _) = router(true);
+        let (mut router, Tools { ip: runs, .. }) = router(true);
         router.apply(&config(&["100.64.0.2/32"])).unwrap();
         let first = runs.borrow().len();
         assert_eq!(first, 2, "IPv4 and IPv6 rules");
@@ -322,7 +379,7 @@ mod tests {
 
     #[test]
     fn a_failed_apply_is_retried_in_full_next_time() {
-        let (mut router, runs, fail_with) = router(false);
+        let (mut router, Tools { ip: runs, ip_fails: fail_with, .. }) = router(false);
         router.apply(&config(&[])).unwrap();
         *fail_with.borrow_mut() = Some("Error: no\nCommand failed -:1\n".into());
         let err = router.apply(&config(&["10.0.0.0/8"])).unwrap_err();
@@ -337,7 +394,7 @@ mod tests {
 
     #[test]
     fn shutdown_undoes_rules_and_routes_once() {
-        let (mut router, runs, _) = router(false);
+        let (mut router, Tools { ip: runs, .. }) = router(false);
         router.shutdown().unwrap();
         assert!(runs.borrow().is_empty(), "nothing applied, nothing to undo");
         router.apply(&config(&["10.0.0.0/8"])).unwrap();
@@ -351,7 +408,7 @@ mod tests {
 
     #[test]
     fn refuses_configurations_that_could_only_fail() {
-        let (mut router, runs, _) = router(true);
+        let (mut router, Tools { ip: runs, .. }) = router(true);
         let cases = [
             (RouterConfig { tun: String::new(), ..config(&[]) }, "empty"),
             (RouterConfig { tun: "wg#0".into(), ..config(&[]) }, "'#'"),
@@ -375,11 +432,75 @@ mod tests {
 
     #[test]
     fn stale_removal_deletes_rules_and_flushes_both_families() {
-        let (mut router, runs, _) = router(true);
+        let (mut router, Tools { ip: runs, .. }) = router(true);
         router.remove_stale_with_own_tool("weft0").unwrap();
         let runs = runs.borrow();
         assert_eq!(runs.len(), 2);
         assert!(runs[1].starts_with("ip -6 -force -batch -\nrule del pref 5210"), "{}", runs[1]);
         assert!(runs[1].ends_with("route flush table 52 dev weft0\n"), "{}", runs[1]);
+    }
+
+    fn install(tun: &str, drop_inbound: bool) -> String {
+        let config = FirewallConfig { tun: tun.into(), drop_inbound };
+        format!("nft -f -\n{}", firewall::install_script(&config))
+    }
+
+    fn removal() -> String {
+        format!("nft -f -\n{}", firewall::removal_script())
+    }
+
+    #[test]
+    fn the_firewall_table_comes_and_goes_with_the_routes() {
+        let (mut router, tools) = router(false);
+        router.apply(&config(&["100.64.0.2/32"])).unwrap();
+        router.apply(&config(&["100.64.0.3/32"])).unwrap();
+        assert_eq!(*tools.nft.borrow(), [install("weft0", true)], "installed once");
+        let moved = RouterConfig { tun: "weft1".into(), ..config(&["100.64.0.3/32"]) };
+        router.apply(&moved).unwrap();
+        assert_eq!(tools.nft.borrow()[1], install("weft1", true), "replaced for the new name");
+        router.shutdown().unwrap();
+        assert_eq!(tools.nft.borrow()[2..], [removal()]);
+        router.remove_stale_with_own_tool("weft1").unwrap();
+        assert_eq!(tools.nft.borrow()[3..], [removal()], "stale removal always tries");
+    }
+
+    #[test]
+    fn control_can_let_foreign_tailnet_sources_in() {
+        let (mut router, tools) = router(false);
+        let mut desired = RouterConfig { cgnat_drop_disabled: true, ..config(&[]) };
+        router.apply(&desired).unwrap();
+        desired.cgnat_drop_disabled = false;
+        router.apply(&desired).unwrap();
+        assert_eq!(*tools.nft.borrow(), [install("weft0", false), install("weft0", true)]);
+    }
+
+    #[test]
+    fn a_refused_firewall_is_reported_but_keeps_the_routes() {
+        let (mut router, tools) = router(false);
+        *tools.nft_fails.borrow_mut() = Some("Error: Could not process rule\n".into());
+        let err = router.apply(&config(&["10.0.0.0/8"])).unwrap_err().to_string();
+        assert!(err.contains("`nft -f -` refused weft's firewall table"), "{err}");
+        assert!(err.ends_with("Error: Could not process rule"), "{err}");
+        assert_eq!(tools.ip.borrow().len(), 1);
+        *tools.nft_fails.borrow_mut() = None;
+        router.apply(&config(&["10.0.0.0/8"])).unwrap();
+        assert_eq!(tools.ip.borrow().len(), 1, "the routes were in place already");
+        assert_eq!(tools.nft.borrow().len(), 2, "the table was tried again");
+    }
+
+    #[test]
+    fn route_and_firewall_failures_are_reported_together() {
+        let (mut router, tools) = router(false);
+        *tools.ip_fails.borrow_mut() = Some("Error: no\nCommand failed -:1\n".into());
+        *tools.nft_fails.borrow_mut() = Some("Error: nope\n".into());
+        let err = router.apply(&config(&[])).unwrap_err().to_string();
+        assert!(err.starts_with("`ip -4 -force -batch -` failed"), "{err}");
+        assert!(
+            err.ends_with(
+                "; `nft -f -` refused weft's firewall table, so packets spoofing \
+                               a tailnet source from other interfaces are not dropped: Error: nope"
+            ),
+            "{err}"
+        );
     }
 }

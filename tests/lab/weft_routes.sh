@@ -3,12 +3,14 @@
 # peer AllowedIPs prefix and `ip rule` has prefs 5210/5230/5250/5270; after
 # SIGTERM (exit 0) all of it is gone. After SIGKILL (no chance to clean up),
 # a restart must adopt/replace the stale rules (no duplicates) and a SIGTERM
-# must again leave nothing behind.
+# must again leave nothing behind. The same holds for weft's nftables table
+# `inet weft` (tailnet sources only through the TUN); an nft that refuses it
+# is a line in `weft status` while the routes still work.
 #   WEFT_BIN  path to the weft binary (default target/release/weft)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 lab_init 180
-lab_need python3 wg
+lab_need python3 wg nft
 lab_weft_setup
 
 lab_ns_pair a b          # b only hosts the (silent) peer endpoints
@@ -44,6 +46,16 @@ $rules"
     lab_log "$what: table 52 has $(wc -l <<<"$routes") routes, $(wc -l <<<"$rules") weft rules"
 }
 
+expect_firewall() {
+    local what=$1 table
+    table=$(lab_x a nft list table inet weft 2>&1) || lab_fail "$what: no nft table inet weft: $table"
+    if ! grep -q 'iifname { "lo", "weft0" } accept' <<<"$table" ||
+        ! grep -q 'ip saddr 100.64.0.0/10 counter packets [0-9]* bytes [0-9]* drop' <<<"$table"; then
+        lab_fail "$what: table inet weft is not the spoofing filter for weft0:
+$table"
+    fi
+}
+
 expect_gone() {
     local what=$1 routes rules
     routes=$(lab_table52 a)
@@ -53,7 +65,8 @@ $routes"
     [ -z "$rules" ] || lab_fail "$what: weft's ip rules still there:
 $rules"
     ! lab_x a ip link show dev weft0 >/dev/null 2>&1 || lab_fail "$what: TUN weft0 still exists"
-    lab_log "$what: table 52, rules and TUN all gone"
+    ! lab_x a nft list table inet weft >/dev/null 2>&1 || lab_fail "$what: nft table inet weft still there"
+    lab_log "$what: table 52, rules, firewall table and TUN all gone"
 }
 
 expect_gone "before start"
@@ -62,6 +75,7 @@ expect_gone "before start"
 lab_weftd_up a a weft0 41641
 lab_wait_for 5 expect_present "running" >/dev/null 2>&1 || true
 expect_present "running"
+expect_firewall "running"
 lab_kill "$WEFTD_PID_a" TERM 10; rc=$LAB_RC
 [ "$rc" -eq 0 ] || lab_fail "weftd exited $rc on SIGTERM (want 0)"
 expect_gone "after SIGTERM"
@@ -70,11 +84,34 @@ expect_gone "after SIGTERM"
 lab_weftd_up a a weft0 41641
 lab_wait_for 5 expect_present "running" >/dev/null 2>&1 || true
 expect_present "second run"
+expect_firewall "second run"
 lab_kill "$WEFTD_PID_a" KILL 5
 lab_log "after SIGKILL, left behind: $(lab_weft_rules a | wc -l) rules, $(lab_table52 a | wc -l) routes"
 lab_weftd_up a a weft0 41641
 lab_wait_for 5 expect_present "restarted" >/dev/null 2>&1 || true
 expect_present "restart after SIGKILL"
+expect_firewall "restart after SIGKILL"
 lab_kill "$WEFTD_PID_a" TERM 10; rc=$LAB_RC
 [ "$rc" -eq 0 ] || lab_fail "restarted weftd exited $rc on SIGTERM (want 0)"
 expect_gone "after SIGKILL, restart and SIGTERM"
+
+# 3. an nft that refuses the table (as on a kernel without nftables): the
+# routes still work, `weft status` says what is missing, SIGTERM cleans up.
+mkdir -p "$LAB_TMP/refusing-nft"
+cat >"$LAB_TMP/refusing-nft/nft" <<'NFT'
+#!/bin/sh
+echo "Error: Could not process rule: Operation not supported" >&2
+exit 1
+NFT
+chmod 755 "$LAB_TMP/refusing-nft/nft"
+PATH="$LAB_TMP/refusing-nft:$PATH" lab_weftd_up a a weft0 41641
+lab_wait_for 5 expect_present "running without nft" >/dev/null 2>&1 || true
+expect_present "running without nft"
+status=$(timeout 5 "$WEFT" --socket "$LAB_TMP/a.sock" status || true)
+grep -q "refused weft's firewall table.*Operation not supported" <<<"$status" ||
+    lab_fail "weft status does not report the refused firewall table:
+$status"
+lab_log "weft status says: $(grep -o "routing: .*" <<<"$status")"
+lab_kill "$WEFTD_PID_a" TERM 10; rc=$LAB_RC
+[ "$rc" -eq 0 ] || lab_fail "weftd without nft exited $rc on SIGTERM (want 0)"
+expect_gone "without nft, after SIGTERM"

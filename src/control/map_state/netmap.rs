@@ -11,6 +11,10 @@ use crate::prefix::Prefix;
 use std::collections::HashSet;
 use std::time::SystemTime;
 
+/// The node attribute (capver 136) by which control tells a Linux node not to drop packets
+/// from the tailnet range that arrive on other interfaces.
+const DISABLE_CGNAT_DROP_RULE: &str = "disable-linux-cgnat-drop-rule";
+
 /// What a MapResponse changed, in the form the engine applies.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Update {
@@ -123,6 +127,7 @@ fn self_node(node: &Node, private_key: PrivateKey, control_now: Option<SystemTim
         key_expiry: meaningful(node.key_expiry),
         key_expired: is_expired(node, control_now),
         machine_authorized: node.machine_authorized,
+        cgnat_drop_disabled: node.cap_map.contains_key(DISABLE_CGNAT_DROP_RULE),
         ..SelfNode::new(private_key)
     }
 }

@@ -399,6 +399,19 @@ fn dns_domain_profiles_and_self() {
 }
 
 #[test]
+fn control_can_turn_the_cgnat_drop_rule_off() {
+    let mut state = started();
+    assert!(!netmap_of(&state).self_node.cgnat_drop_disabled, "on unless control says");
+    let body = format!(
+        r#"{{"Node":{{"ID":1,"Key":"{own}","Addresses":["100.64.0.1/32"],"MachineAuthorized":true,
+                     "CapMap":{{"disable-linux-cgnat-drop-rule":null,"other":[1]}}}}}}"#,
+        own = own_key().public_key().to_nodekey()
+    );
+    state.apply_frame(body.as_bytes(), now()).unwrap();
+    assert!(netmap_of(&state).self_node.cgnat_drop_disabled);
+}
+
+#[test]
 fn key_expiry_uses_control_time() {
     let mut state = started();
     // Peer 2's key expires 2027-01-01. The local clock says 2026-08-01, but control's says

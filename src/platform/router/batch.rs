@@ -1,14 +1,14 @@
 //! Running a list of commands as `ip -force -batch -`, one process per address family, and
 //! turning its complaints into one error that names every command that really failed.
 
-use super::ip_tool::IpTool;
 use super::op::{Family, IpOp};
+use super::tool::Tool;
 use super::RouterError;
 
 /// Runs `ops`, IPv4 (with link settings) before IPv6, so the MTU is set before IPv6
 /// addresses arrive. `-force` keeps going past a failed line, so one bad route does not
 /// keep the others out; every real failure is still reported.
-pub(super) fn run(tool: &mut dyn IpTool, ops: &[IpOp]) -> Result<(), RouterError> {
+pub(super) fn run(tool: &mut dyn Tool, ops: &[IpOp]) -> Result<(), RouterError> {
     let mut failures = Vec::new();
     for family in [Family::V4, Family::V6] {
         let batch: Vec<&IpOp> =
@@ -24,7 +24,7 @@ pub(super) fn run(tool: &mut dyn IpTool, ops: &[IpOp]) -> Result<(), RouterError
     }
 }
 
-fn run_family(tool: &mut dyn IpTool, family: Family, batch: &[&IpOp]) -> Result<(), String> {
+fn run_family(tool: &mut dyn Tool, family: Family, batch: &[&IpOp]) -> Result<(), String> {
     if batch.is_empty() {
         return Ok(());
     }
@@ -81,7 +81,7 @@ fn failed_lines(stderr: &str) -> Vec<(usize, String)> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::ip_tool::ToolOutput;
+    use super::super::tool::ToolOutput;
     use super::*;
     use std::io;
 
@@ -92,7 +92,7 @@ mod tests {
         answers: Vec<io::Result<ToolOutput>>,
     }
 
-    impl IpTool for FakeIp {
+    impl Tool for FakeIp {
         fn run(&mut self, args: &[&str], stdin: &str) -> io::Result<ToolOutput> {
             self.runs.push((args.join(" "), stdin.to_string()));
             if self.answers.is_empty() {

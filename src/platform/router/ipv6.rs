@@ -10,7 +10,7 @@ pub(super) fn enabled_in_proc(disable_ipv6: Option<&str>) -> bool {
 /// The kernel's answer, confirmed by `ip -6 rule` working (a kernel can have IPv6 but lack
 /// IPv6 multiple routing tables).
 #[cfg(target_os = "linux")]
-pub(super) fn detect(tool: &mut dyn super::IpTool) -> bool {
+pub(super) fn detect(tool: &mut dyn super::Tool) -> bool {
     let proc = std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6").ok();
     enabled_in_proc(proc.as_deref())
         && tool.run(&["-6", "rule", "show"], "").is_ok_and(|out| out.success)

@@ -101,6 +101,7 @@ fn inner_router_session() {
         mtu: 1280,
         addresses: prefixes(&["100.64.0.1/32", "fd7a:115c:a1e0::1/128"]),
         routes: prefixes(&["100.64.0.2/32", "10.1.0.0/16", "fd7a:115c:a1e0::/48"]),
+        ..RouterConfig::default()
     };
     router.apply(&config).expect("first apply");
 

@@ -20,6 +20,7 @@ pub(super) fn normalize(desired: &RouterConfig, ipv6: bool) -> RouterConfig {
         mtu: desired.mtu,
         addresses: unique(desired.addresses.iter().copied().filter(keep)),
         routes: unique(desired.routes.iter().map(Prefix::network).filter(keep)),
+        cgnat_drop_disabled: desired.cgnat_drop_disabled,
     }
 }
 
@@ -125,6 +126,7 @@ mod tests {
             mtu: 1280,
             addresses: prefixes(addresses),
             routes: prefixes(routes),
+            ..RouterConfig::default()
         }
     }
 

@@ -180,6 +180,7 @@ impl Config {
             mtu: 1280,
             addresses: vec![self.v4.parse().unwrap(), self.v6.parse().unwrap()],
             routes: self.routes.iter().map(|r| r.parse::<Prefix>().unwrap()).collect(),
+            ..RouterConfig::default()
         }
     }
 

@@ -135,6 +135,7 @@ mod tests {
             mtu: 1280,
             addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
             routes: routes.iter().map(|r| r.parse().unwrap()).collect(),
+            ..RouterConfig::default()
         }
     }
 

@@ -97,6 +97,7 @@ mod tests {
             mtu: 1280,
             addresses: vec!["100.64.0.1/32".parse().unwrap()],
             routes: routes.iter().map(|r| r.parse().unwrap()).collect(),
+            ..RouterConfig::default()
         }
     }
 

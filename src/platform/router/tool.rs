@@ -1,5 +1,5 @@
-//! The one place that starts the `ip` program. Behind a trait so that tests can stand in for
-//! it and see the exact command text.
+//! The one place that starts the Linux router's programs, iproute2's `ip` and `nft`. Behind
+//! a trait so that tests can stand in for them and see the exact command text.
 
 use std::io;
 #[cfg(target_os = "linux")]
@@ -14,20 +14,30 @@ pub(crate) struct ToolOutput {
     pub stderr: String,
 }
 
-/// Runs iproute2's `ip` with `args`, feeding `stdin` to it.
-pub(crate) trait IpTool {
+/// Runs one program (`ip` or `nft`) with `args`, feeding `stdin` to it.
+pub(crate) trait Tool {
     fn run(&mut self, args: &[&str], stdin: &str) -> io::Result<ToolOutput>;
 }
 
-/// The real `ip` from `PATH`.
+/// The real program of that name from `PATH`.
 #[cfg(target_os = "linux")]
-#[derive(Debug, Default)]
-pub(crate) struct SystemIpTool;
+#[derive(Debug)]
+pub(crate) struct SystemTool {
+    program: &'static str,
+}
 
 #[cfg(target_os = "linux")]
-impl IpTool for SystemIpTool {
+impl SystemTool {
+    /// iproute2's `ip`.
+    pub(crate) const IP: SystemTool = SystemTool { program: "ip" };
+    /// nftables' `nft`.
+    pub(crate) const NFT: SystemTool = SystemTool { program: "nft" };
+}
+
+#[cfg(target_os = "linux")]
+impl Tool for SystemTool {
     fn run(&mut self, args: &[&str], stdin: &str) -> io::Result<ToolOutput> {
-        let mut child = Command::new("ip")
+        let mut child = Command::new(self.program)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -39,7 +49,7 @@ impl IpTool for SystemIpTool {
         let output = std::thread::scope(|scope| {
             scope.spawn(move || {
                 if let Some(pipe) = input.as_mut() {
-                    // A write error means `ip` exited early; its status and stderr say why.
+                    // A write error means the program quit early; its status and stderr say why.
                     let _ = pipe.write_all(stdin.as_bytes());
                 }
             });
