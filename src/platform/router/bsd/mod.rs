@@ -19,8 +19,7 @@ pub(crate) use op::{BsdOp, HostRoute, TableDefault};
 pub(crate) use runner::{CommandRunner, PathRunner};
 pub(crate) use state_file::DEFAULT_DIR;
 
-// Named by tests (and fuzz targets) only; the daemon reaches them through the types above.
-#[cfg(test)]
+// Also the command type of the DNS managers' tools (`platform::dns`).
 pub(crate) use op::CommandLine;
 
 use super::{RouterConfig, RouterError};
