@@ -31,6 +31,10 @@ pub(crate) struct NodeState {
     /// `weft up --shields-up`: refuse new inbound connections, also after a restart.
     #[serde(rename = "ShieldsUp", default)]
     pub shields_up: bool,
+    /// `weft up --accept-dns`: the tailnet's DNS goes into the host's resolver, also after a
+    /// restart.
+    #[serde(rename = "AcceptDNS", default)]
+    pub accept_dns: bool,
 }
 
 pub(crate) struct StateStore {
@@ -111,6 +115,7 @@ mod tests {
             node_key: PrivateKey::generate().unwrap(),
             want_running: true,
             shields_up: true,
+            accept_dns: true,
         }
     }
 

@@ -31,6 +31,11 @@ fn up_flags() -> getopts::Options {
     spec.optopt("", "hostname", "name to register this node under", "NAME");
     spec.optopt("", "timeout", "give up after this many seconds (default 300; 0 = never)", "S");
     spec.optflag("", "shields-up", "refuse every incoming connection (replies still arrive)");
+    spec.optflag(
+        "",
+        "accept-dns",
+        "use the tailnet's DNS settings (resolvers, search domains) in this host's resolver",
+    );
     spec
 }
 
@@ -41,6 +46,7 @@ fn start_request(m: &getopts::Matches) -> serde_json::Value {
         "AuthKey": m.opt_str("auth-key").or_else(|| m.opt_str("authkey")).unwrap_or_default(),
         "Hostname": m.opt_str("hostname").unwrap_or_default(),
         "ShieldsUp": m.opt_present("shields-up"),
+        "AcceptDNS": m.opt_present("accept-dns"),
     })
 }
 
@@ -205,13 +211,15 @@ mod tests {
     }
 
     #[test]
-    fn shields_up_flag_reaches_the_start_request() {
+    fn shields_up_and_accept_dns_flags_reach_the_start_request() {
         let request = |line: &str| {
             let args: Vec<String> = line.split_whitespace().map(String::from).collect();
             start_request(&up_flags().parse(args).unwrap())
         };
         assert_eq!(request("--shields-up --hostname box")["ShieldsUp"], true);
         assert_eq!(request("--hostname box")["ShieldsUp"], false);
+        assert_eq!(request("--accept-dns")["AcceptDNS"], true);
+        assert_eq!(request("--shields-up")["AcceptDNS"], false);
         assert_eq!(request("--authkey k")["AuthKey"], "k");
     }
 

@@ -36,6 +36,10 @@ pub(crate) struct UpRequest {
     /// Refuse every new inbound connection (`--shields-up`); each `weft up` sets it.
     #[serde(rename = "ShieldsUp", default)]
     pub shields_up: bool,
+    /// Put the tailnet's DNS settings into the host's resolver (`--accept-dns`); each
+    /// `weft up` sets it.
+    #[serde(rename = "AcceptDNS", default)]
+    pub accept_dns: bool,
 }
 
 /// The answer to [`NETCHECK_PATH`]: the report, and the names of the regions it measured.
@@ -99,6 +103,8 @@ mod tests {
         let up: UpRequest = json_object(br#"{"ShieldsUp":true}"#).unwrap();
         assert!(up.shields_up);
         assert!(!json_object::<UpRequest>(b"{}").unwrap().shields_up);
+        assert!(json_object::<UpRequest>(br#"{"AcceptDNS":true}"#).unwrap().accept_dns);
+        assert!(!json_object::<UpRequest>(b"{}").unwrap().accept_dns);
     }
 
     #[test]

@@ -18,7 +18,9 @@ mod translate;
 #[cfg(test)]
 mod fake_tools_test;
 
-pub(crate) use resolv_file::{writer_of, Writer};
+// The resolv.conf reader reads outside bytes: the fuzz target drives it.
+#[cfg(feature = "fuzzing")]
+pub(crate) use resolv_file::{with_search, writer_of, Writer};
 pub(crate) use translate::{os_config, OsDnsConfig, Translation};
 
 use crate::platform::os_kind::OsKind;

@@ -83,7 +83,7 @@ pub(super) fn ours(config: &OsDnsConfig, backup: &std::path::Path) -> String {
 /// `text` with its `search` and `domain` lines replaced by one `search` line naming
 /// `domains` (OpenBSD: resolvd keeps the nameservers, search domains are edited in); the
 /// marker goes on top so a later run knows the file is ours.
-pub(super) fn with_search(text: &str, domains: &[String]) -> String {
+pub(crate) fn with_search(text: &str, domains: &[String]) -> String {
     let mut edited = format!("{MARKER} (search domains edited by weftd --accept-dns)\n");
     for line in text.lines().filter(|line| !line.starts_with(MARKER)) {
         let key = line.split_whitespace().next();
