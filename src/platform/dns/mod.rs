@@ -17,6 +17,8 @@ mod translate;
 
 #[cfg(test)]
 mod fake_tools_test;
+#[cfg(all(test, target_os = "linux"))]
+mod mount_ns_test;
 
 // The resolv.conf reader reads outside bytes: the fuzz target drives it.
 #[cfg(feature = "fuzzing")]
