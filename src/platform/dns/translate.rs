@@ -81,13 +81,16 @@ pub(crate) fn os_config(dns: &DnsConfig, quad100: bool) -> Translation {
 fn split_nameservers(dns: &DnsConfig, notes: &mut Vec<String>) -> (Vec<IpAddr>, Vec<String>) {
     let mut nameservers: Vec<IpAddr> = Vec::new();
     let mut domains = Vec::new();
-    for (domain, resolvers) in &dns.routes {
-        let plain = plain_nameservers(resolvers.as_deref().unwrap_or_default(), notes);
-        if plain.is_empty() {
+    for (name, resolvers) in &dns.routes {
+        let Some(domain) = clean_domains([name]).pop() else {
+            notes.push(format!("split DNS domain {name:?} skipped: not a domain name"));
             continue;
+        };
+        let plain = plain_nameservers(resolvers.as_deref().unwrap_or_default(), notes);
+        if !plain.is_empty() {
+            domains.push(domain);
+            add_new(&mut nameservers, plain);
         }
-        domains.push(domain.clone());
-        add_new(&mut nameservers, plain);
     }
     (nameservers, clean_domains(&domains))
 }
@@ -224,6 +227,12 @@ mod tests {
         let config = os_config(&dns, false).config.unwrap();
         assert_eq!(config.nameservers, ips(&["10.0.0.53", "10.1.0.53"]));
         assert_eq!(config.match_domains, strings(&["corp.example", "lab.example"]));
+        // A domain that is no name never makes its resolvers answer every name.
+        let mut dns = DnsConfig::default();
+        dns.routes.insert("bad\nnameserver 6.6.6.6".into(), Some(resolvers(&["10.0.0.53"])));
+        let t = os_config(&dns, false);
+        assert_eq!(t.config, None);
+        assert!(t.notes[0].contains("not a domain name"), "{:?}", t.notes);
     }
 
     #[test]
