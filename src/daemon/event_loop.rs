@@ -796,6 +796,11 @@ impl Daemon {
     /// Takes back the DNS settings a crashed run left, as its record says (whatever this
     /// run's `--accept-dns`).
     fn take_back_stale_dns(&mut self) {
+        // A fake TUN leaves the host alone, its resolver included (labs run many such
+        // daemons that share the host's /etc).
+        if self.options.tun == FAKE_TUN {
+            return;
+        }
         self.dns = DnsConfigurator::system(&self.options.statedir);
         let Some(dns) = &mut self.dns else { return };
         if let Err(e) = dns.remove_stale() {
