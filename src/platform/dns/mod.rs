@@ -16,6 +16,8 @@ mod tools;
 mod translate;
 
 #[cfg(test)]
+mod fake_os_tools_test;
+#[cfg(test)]
 mod fake_tools_test;
 #[cfg(all(test, target_os = "linux"))]
 mod mount_ns_test;

@@ -30,30 +30,31 @@ pub(crate) trait DnsTools {
     fn run(&mut self, command: &CommandLine, stdin: &str) -> io::Result<ToolReply>;
 }
 
-/// Runs the first program of that name on `PATH` (the daemon's, unless one is given).
+/// Runs the first program of that name on `PATH` (the daemon's, unless overridden).
 #[derive(Debug, Default)]
 pub(crate) struct PathTools {
-    path: Option<OsString>,
+    env: Vec<(OsString, OsString)>,
 }
 
 impl PathTools {
-    /// Tools looked up on `path` instead of the daemon's `PATH`.
+    /// Tools whose children see the daemon's environment plus `env` (a `PATH` given here
+    /// is also where the program is looked up).
     #[cfg(test)]
-    pub(crate) fn on_path(path: OsString) -> PathTools {
-        PathTools { path: Some(path) }
+    pub(crate) fn with_env(env: Vec<(OsString, OsString)>) -> PathTools {
+        PathTools { env }
     }
 }
 
 impl DnsTools for PathTools {
     fn run(&mut self, command: &CommandLine, stdin: &str) -> io::Result<ToolReply> {
         // With `PATH` set on the command, the program is also looked up there.
-        let mut child = Command::new(command.program);
-        child.args(&command.args);
-        if let Some(path) = &self.path {
-            child.env("PATH", path);
-        }
-        let mut child =
-            child.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+        let mut child = Command::new(command.program)
+            .args(&command.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
         let mut input = child.stdin.take();
         // Feed stdin from a second thread while this one drains stdout and stderr, so that
         // neither side waits on a full pipe.
@@ -86,7 +87,7 @@ mod tests {
         let tool = dir.join("resolvconf");
         std::fs::write(&tool, "#!/bin/sh\nwhile read -r line; do echo \"$line\"; done\necho \"args $*\" >&2\nexit 99\n").unwrap();
         std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut tools = PathTools::on_path(dir.clone().into_os_string());
+        let mut tools = PathTools::with_env(vec![("PATH".into(), dir.clone().into())]);
         let command =
             CommandLine { program: "resolvconf", args: vec!["-a".into(), "weft0".into()] };
         let reply = tools.run(&command, "nameserver 10.0.0.53\n").unwrap();
