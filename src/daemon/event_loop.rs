@@ -62,7 +62,7 @@ struct Daemon {
     /// `None` on an OS we do not know.
     pinning: Option<Pinning>,
     /// The host's resolver, told the tailnet's DNS while `accept_dns` (`weft up
-    /// --accept-dns`) asks for it; `None` on an OS we do not know.
+    /// --accept-dns`) asks for it; `None` on an OS we do not know and with a fake TUN.
     dns: Option<DnsConfigurator>,
     accept_dns: bool,
     /// Problems with the host (routes, config reloads) shown in `weft status`.
