@@ -166,8 +166,6 @@ def route_nameserver(table, args):
     iface, addresses = args[0], args[1:]
     if iface not in table["interfaces"]:
         raise Refused(f"route: {iface}: no such interface")
-    if len(addresses) > 5:
-        raise Refused("route: too many nameservers")
     for address in addresses:
         try:
             ipaddress.ip_address(address)
