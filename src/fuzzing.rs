@@ -439,11 +439,20 @@ pub fn hosts(data: &[u8]) {
     }
 }
 
-/// `resolv.conf` text: always some nameserver, never more than resolver(5) allows.
+/// `resolv.conf` text: always some nameserver, never more than resolver(5) allows; the DNS
+/// configurator's reading of who wrote it never panics, and its search-line edit always
+/// leaves a file it recognises as its own, with exactly one `search` line.
 pub fn resolv_conf(data: &[u8]) {
-    let conf = resolv_conf::parse(&String::from_utf8_lossy(data));
+    use crate::platform::dns::{with_search, writer_of, Writer};
+    let text = String::from_utf8_lossy(data);
+    let conf = resolv_conf::parse(&text);
     assert!((1..=3).contains(&conf.nameservers.len()));
     assert!((1..=5).contains(&conf.settings.attempts));
+    let _ = writer_of(&text);
+    let edited = with_search(&text, &["tail.ts.net".to_string()]);
+    assert_eq!(writer_of(&edited), Writer::Weft);
+    let searches = edited.lines().filter(|l| l.split_whitespace().next() == Some("search"));
+    assert_eq!(searches.count(), 1);
 }
 
 /// The listening-port sources (`/proc/net`, the BSDs' and illumos's `netstat` layouts),

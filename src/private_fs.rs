@@ -100,6 +100,12 @@ fn check_private_dir(dir: &Path) -> Result<(), PrivateDirError> {
 /// if anything reappears at the path in between, the write fails instead of following it.
 /// The directory should have passed [`create_private_dir`].
 pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_file_atomically(path, bytes, 0o600)
+}
+
+/// [`write_private_file`] with another exact `mode`: for files others must read (a
+/// resolv.conf is 0644), written with the same care.
+pub(crate) fn write_file_atomically(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let temp = temp_path(path);
     match fs::remove_file(&temp) {
@@ -110,10 +116,10 @@ pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .write(true)
         .create_new(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .mode(0o600)
+        .mode(mode)
         .open(&temp)?;
     let written = file
-        .set_permissions(Permissions::from_mode(0o600))
+        .set_permissions(Permissions::from_mode(mode))
         .and_then(|()| file.write_all(bytes))
         .and_then(|()| file.sync_all())
         .and_then(|()| fs::rename(&temp, path));

@@ -34,6 +34,10 @@ pub(crate) struct NodeState {
     /// `weft up --accept-routes`: route peers' subnets to them, also after a restart.
     #[serde(rename = "RouteAll", default)]
     pub accept_routes: bool,
+    /// `weft up --accept-dns`: the tailnet's DNS goes into the host's resolver, also after a
+    /// restart.
+    #[serde(rename = "AcceptDNS", default)]
+    pub accept_dns: bool,
 }
 
 pub(crate) struct StateStore {
@@ -115,6 +119,7 @@ mod tests {
             want_running: true,
             shields_up: true,
             accept_routes: true,
+            accept_dns: true,
         }
     }
 

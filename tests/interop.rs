@@ -210,3 +210,12 @@ fn weft_relayed_through_a_restarted_derper() {
         200,
     );
 }
+
+/// `weft up --accept-dns` against headscale's DNS settings, in direct mode on the real path
+/// `/etc/resolv.conf` inside a private mount namespace (an overlay over /etc and a file
+/// bind-mounted over resolv.conf; the host's file is checked unchanged): applied, put back
+/// byte for byte by `weft down` and by SIGTERM, and after SIGKILL by the next start.
+#[test]
+fn weft_accept_dns_rewrites_and_restores_resolv_conf() {
+    run_lab("weft_dns.sh", &[], &["headscale"], 120);
+}

@@ -32,6 +32,11 @@ fn up_flags() -> getopts::Options {
     spec.optopt("", "timeout", "give up after this many seconds (default 300; 0 = never)", "S");
     spec.optflag("", "shields-up", "refuse every incoming connection (replies still arrive)");
     spec.optflag("", "accept-routes", "route the subnets other nodes advertise to them");
+    spec.optflag(
+        "",
+        "accept-dns",
+        "use the tailnet's DNS settings (resolvers, search domains) in this host's resolver",
+    );
     spec
 }
 
@@ -43,6 +48,7 @@ fn start_request(m: &getopts::Matches) -> serde_json::Value {
         "Hostname": m.opt_str("hostname").unwrap_or_default(),
         "ShieldsUp": m.opt_present("shields-up"),
         "RouteAll": m.opt_present("accept-routes"),
+        "AcceptDNS": m.opt_present("accept-dns"),
     })
 }
 
@@ -207,13 +213,15 @@ mod tests {
     }
 
     #[test]
-    fn shields_up_flag_reaches_the_start_request() {
+    fn shields_up_and_accept_dns_flags_reach_the_start_request() {
         let request = |line: &str| {
             let args: Vec<String> = line.split_whitespace().map(String::from).collect();
             start_request(&up_flags().parse(args).unwrap())
         };
         assert_eq!(request("--shields-up --hostname box")["ShieldsUp"], true);
         assert_eq!(request("--hostname box")["ShieldsUp"], false);
+        assert_eq!(request("--accept-dns")["AcceptDNS"], true);
+        assert_eq!(request("--shields-up")["AcceptDNS"], false);
         assert_eq!(request("--authkey k")["AuthKey"], "k");
     }
 

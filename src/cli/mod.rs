@@ -28,11 +28,14 @@ Commands:
                                --tsmp: one ping through the tunnel
   ip [-4|-6] [peer]            show this node's (or a peer's) Tailscale IPs
   up [--login-server URL] [--auth-key KEY] [--hostname NAME] [--timeout S] [--shields-up]
+     [--accept-dns]
                                join a tailnet through a control server (prints the
                                login URL when no auth key is given, and why it waits);
                                returns once running, or exits 1 after --timeout seconds
                                (default 300; 0 waits forever); --shields-up refuses
-                               every new inbound connection
+                               every new inbound connection; --accept-dns puts the
+                               tailnet's resolvers and search domains into this host's
+                               resolver (off unless given)
   netcheck [--json]            measure the network: UDP, public IPv4/IPv6 address,
                                NAT behaviour and latency to every DERP region
   down                         disconnect from the tailnet, keeping the keys

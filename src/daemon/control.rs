@@ -43,6 +43,9 @@ pub(super) enum ControlEvent {
     /// Whether the node refuses new inbound connections, as the login asks (`weft up
     /// --shields-up`, kept in the state file).
     ShieldsUp(bool),
+    /// Whether the tailnet's DNS goes into the host's resolver, as the login asks (`weft up
+    /// --accept-dns`, kept in the state file).
+    AcceptDns(bool),
     /// Control asks for a ping of a peer: run it and hand the result to
     /// [`Control::post_ping_result`].
     PingPeer(PeerPing),
@@ -238,11 +241,18 @@ impl Control {
             (true, Some(s)) if !s.hostname.is_empty() => s.hostname.clone(),
             _ => crate::platform::hostname::hostname(),
         };
-        let (shields_up, accept_routes) = (request.shields_up, request.accept_routes);
+        let (shields_up, accept_routes, accept_dns) =
+            (request.shields_up, request.accept_routes, request.accept_dns);
         let state = match saved {
             Some(s) if ServerUrl::parse(&s.login_server).ok() == Some(server.clone()) => {
-                let state =
-                    NodeState { hostname, want_running: true, shields_up, accept_routes, ..s };
+                let state = NodeState {
+                    hostname,
+                    want_running: true,
+                    shields_up,
+                    accept_routes,
+                    accept_dns,
+                    ..s
+                };
                 // Already registered with these keys: remember that the user wants them up.
                 self.store.save(&state)?;
                 state
@@ -255,6 +265,7 @@ impl Control {
                 want_running: true,
                 shields_up,
                 accept_routes,
+                accept_dns,
             },
         };
         let auth_key = Some(request.auth_key).filter(|k| !k.is_empty());
@@ -392,6 +403,7 @@ impl Control {
         client.set_shields_up(state.shields_up);
         client.set_accept_routes(state.accept_routes);
         self.events.push_back(ControlEvent::ShieldsUp(state.shields_up));
+        self.events.push_back(ControlEvent::AcceptDns(state.accept_dns));
         client.set_home_derp(now, self.home_derp);
         self.login_error = None;
         self.link = Some(ControlLink { client, state, socket: None, dialing: None });
@@ -624,6 +636,7 @@ mod tests {
             want_running,
             shields_up: false,
             accept_routes: false,
+            accept_dns: false,
         }
     }
 
@@ -681,13 +694,14 @@ mod tests {
     }
 
     #[test]
-    fn a_resumed_login_tells_the_loop_its_shields() {
+    fn a_resumed_login_tells_the_loop_its_shields_and_dns_wish() {
         let poll = Poll::new().unwrap();
         let (mut control, dir) = logged_in("shields", state(true), Instant::now());
-        let shielded = NodeState { shields_up: true, ..state(true) };
+        let shielded = NodeState { shields_up: true, accept_dns: true, ..state(true) };
         control.resume(shielded, poll.registry(), Instant::now());
         let events = events(&mut control);
         assert!(events.contains(&ControlEvent::ShieldsUp(true)), "{events:?}");
+        assert!(events.contains(&ControlEvent::AcceptDns(true)), "{events:?}");
         control.stop(poll.registry());
         std::fs::remove_dir_all(dir).unwrap();
     }

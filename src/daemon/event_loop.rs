@@ -21,6 +21,7 @@ use crate::localapi::{NetcheckAnswer, RegionLabel};
 use crate::netcheck::{Families, Netcheck};
 use crate::netmap::{Netmap, SelfNode};
 use crate::platform::bind::{kernel::effective_interface, pinning::Pinning};
+use crate::platform::dns::{os_config, DnsConfigurator, Translation};
 use crate::platform::os_kind::OsKind;
 use crate::platform::router::{Router, RouterConfig};
 use crate::platform::tun::fake::NAME as FAKE_TUN;
@@ -36,6 +37,9 @@ use std::time::{Duration, Instant};
 
 /// How long a ping control asked for may take (tailscale's pinger allows 10 s).
 const CONTROL_PING_TIMEOUT: Duration = Duration::from_secs(10);
+/// Whether weftd answers MagicDNS at 100.100.100.100: only then is the host's resolver
+/// pointed there; until then it gets the tailnet's plain resolvers.
+const MAGIC_DNS_ANSWERED: bool = false;
 
 /// The loop's state: the drivers, and the engine and router their events feed.
 struct Daemon {
@@ -61,10 +65,15 @@ struct Daemon {
     /// How our own sockets are kept off the tunnel; see [`Daemon::follow_physical_path`].
     /// `None` on an OS we do not know.
     pinning: Option<Pinning>,
+    /// The host's resolver, told the tailnet's DNS while `accept_dns` (`weft up
+    /// --accept-dns`) asks for it; `None` on an OS we do not know and with a fake TUN.
+    dns: Option<DnsConfigurator>,
+    accept_dns: bool,
     /// Problems with the host (routes, config reloads) shown in `weft status`.
     router_problem: Option<String>,
     reload_problem: Option<String>,
     pinning_problem: Option<String>,
+    dns_problem: Option<String>,
     /// The files holding private keys: the config, or the login state.
     key_files: Vec<PathBuf>,
     /// Warnings about those of them other users can read, found at start and on SIGHUP.
@@ -185,9 +194,12 @@ impl Daemon {
             link_monitor,
             ports: Ports::new(),
             pinning: None,
+            dns: None,
+            accept_dns: false,
             router_problem: None,
             reload_problem: None,
             pinning_problem: None,
+            dns_problem: None,
             key_files,
             exposed_key_files,
             status_answers: StatusAnswers::default(),
@@ -206,6 +218,7 @@ impl Daemon {
         daemon.pinning =
             daemon.router.as_ref().map(Router::os).or_else(OsKind::current).map(Pinning::new);
         daemon.apply_routes();
+        daemon.take_back_stale_dns();
         daemon.follow_physical_path();
         // The config's text, its parse and the routing commands are gone: their pages go back.
         crate::platform::memory::release_free_heap();
@@ -411,6 +424,10 @@ impl Daemon {
         while let Some(event) = self.control.poll_event() {
             self.generation += 1;
             let full_netmap = matches!(event, ControlEvent::Netmap(_));
+            let dns_may_change = matches!(
+                event,
+                ControlEvent::Netmap(_) | ControlEvent::Stopped | ControlEvent::AcceptDns(_)
+            );
             let change = match event {
                 ControlEvent::Netmap(netmap) => {
                     let change = self.engine.apply_netmap(*netmap, now);
@@ -436,6 +453,10 @@ impl Daemon {
                     self.engine.set_shields_up(on);
                     NetmapChange::default()
                 }
+                ControlEvent::AcceptDns(on) => {
+                    self.accept_dns = on;
+                    NetmapChange::default()
+                }
                 ControlEvent::Stopped => {
                     let key = self.engine.self_node().private_key.clone();
                     self.engine.apply_netmap(Netmap::new(SelfNode::new(key)), now)
@@ -446,6 +467,9 @@ impl Daemon {
                 }
             };
             self.follow_netmap_change(&change);
+            if dns_may_change {
+                self.apply_dns();
+            }
             if full_netmap {
                 // The response's JSON and its parse are gone: their pages go back.
                 crate::platform::memory::release_free_heap();
@@ -518,6 +542,9 @@ impl Daemon {
         );
         if self.router_problem.is_some() {
             self.apply_routes();
+        }
+        if self.dns_problem.is_some() {
+            self.apply_dns();
         }
         self.follow_physical_path();
         self.control.refresh_endpoints(self.poll.registry(), now);
@@ -785,16 +812,53 @@ impl Daemon {
         self.publish_health();
     }
 
+    /// Takes back the DNS settings a crashed run left, as its record says (whatever this
+    /// run's `--accept-dns`).
+    fn take_back_stale_dns(&mut self) {
+        // A fake TUN leaves the host alone, its resolver included (labs run many such
+        // daemons that share the host's /etc).
+        if self.options.tun == FAKE_TUN {
+            return;
+        }
+        self.dns = DnsConfigurator::system(&self.options.statedir);
+        let Some(dns) = &mut self.dns else { return };
+        if let Err(e) = dns.remove_stale() {
+            log::error!("DNS: taking back an earlier run's settings: {e}");
+            self.dns_problem = Some(format!("DNS: taking back an earlier run's settings: {e}"));
+        }
+    }
+
+    /// Brings the host's resolver to the tailnet's DNS while `--accept-dns` asks for it, and
+    /// back to its own otherwise. A failure is shown in `weft status` and tried again at the
+    /// next netmap or network change.
+    fn apply_dns(&mut self) {
+        let Some(dns) = &mut self.dns else { return };
+        let wanted = match self.engine.dns_config() {
+            Some(config) if self.accept_dns => os_config(config, MAGIC_DNS_ANSWERED),
+            _ => Translation::default(),
+        };
+        self.dns_problem = dns.set(self.datapath.tun_name(), wanted).err().map(|e| {
+            log::error!("DNS: {e}");
+            format!("DNS: {e}")
+        });
+        self.publish_health();
+    }
+
     fn publish_health(&mut self) {
         let derp_problem = (self.derp.has_map() && !self.derp.home_connected())
             .then(|| "not connected to DERP".to_string());
-        let problems =
-            [&self.router_problem, &self.reload_problem, &self.pinning_problem, &derp_problem]
-                .into_iter()
-                .flatten()
-                .chain(&self.exposed_key_files)
-                .cloned()
-                .collect();
+        let problems = [
+            &self.router_problem,
+            &self.reload_problem,
+            &self.pinning_problem,
+            &self.dns_problem,
+            &derp_problem,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(&self.exposed_key_files)
+        .cloned()
+        .collect();
         self.generation += 1;
         self.engine.set_health(problems);
     }
@@ -820,6 +884,11 @@ impl Daemon {
         if let Some(router) = &mut self.router {
             if let Err(e) = router.shutdown() {
                 log::error!("removing routes: {e}");
+            }
+        }
+        if let Some(dns) = &mut self.dns {
+            if let Err(e) = dns.remove() {
+                log::error!("DNS: putting the host's resolver back: {e}");
             }
         }
         if let Some(counters) = self.datapath.fake_counters() {

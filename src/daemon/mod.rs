@@ -69,7 +69,7 @@ fn option_spec() -> getopts::Options {
         "tun",
         &format!(
             "TUN interface name (default {DEFAULT_TUN}); `fake`: no kernel device, no routes, \
-             no root, only pings to this node answered (for tests)"
+             no DNS changes, no root, only pings to this node answered (for tests)"
         ),
         "NAME",
     );

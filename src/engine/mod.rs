@@ -19,7 +19,7 @@ mod signature;
 pub(crate) mod status;
 mod tsmp;
 
-use crate::control::tailcfg::RegionId;
+use crate::control::tailcfg::{DnsConfig, RegionId};
 use crate::disco::DiscoKey;
 use crate::filter::Filter;
 use crate::keys::{PrivateKey, PublicKey};
@@ -185,6 +185,11 @@ impl Engine {
 
     pub(crate) fn self_node(&self) -> &SelfNode {
         &self.netmap.self_node
+    }
+
+    /// The tailnet's DNS settings in the running netmap, if control sent any.
+    pub(crate) fn dns_config(&self) -> Option<&DnsConfig> {
+        self.netmap.dns.as_ref()
     }
 
     /// The DERP regions of the running netmap, if control sent any.

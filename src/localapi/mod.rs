@@ -39,6 +39,10 @@ pub(crate) struct UpRequest {
     /// Route peers' subnets to them (`--accept-routes`); each `weft up` sets it.
     #[serde(rename = "RouteAll", default)]
     pub accept_routes: bool,
+    /// Put the tailnet's DNS settings into the host's resolver (`--accept-dns`); each
+    /// `weft up` sets it.
+    #[serde(rename = "AcceptDNS", default)]
+    pub accept_dns: bool,
 }
 
 /// The answer to [`NETCHECK_PATH`]: the report, and the names of the regions it measured.
@@ -102,6 +106,8 @@ mod tests {
         let up: UpRequest = json_object(br#"{"ShieldsUp":true}"#).unwrap();
         assert!(up.shields_up);
         assert!(!json_object::<UpRequest>(b"{}").unwrap().shields_up);
+        assert!(json_object::<UpRequest>(br#"{"AcceptDNS":true}"#).unwrap().accept_dns);
+        assert!(!json_object::<UpRequest>(b"{}").unwrap().accept_dns);
     }
 
     #[test]

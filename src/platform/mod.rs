@@ -5,6 +5,7 @@
 //! compiles and is tested on every OS; only thin `#[cfg(target_os)]` shims make syscalls.
 
 pub(crate) mod bind;
+pub(crate) mod dns;
 pub(crate) mod fd;
 pub(crate) mod hostname;
 pub(crate) mod interfaces;

@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
 """Fakes of route(8), ifconfig(8) and illumos ipadm(8) for weft's router tests, and of
-netstat(8) on FreeBSD and illumos for its listening-ports tests.
+netstat(8) on FreeBSD and illumos for its listening-ports tests, and of
+the DNS tools weft's DNS configurator drives: resolvectl(1), resolvconf(8) (openresolv,
+or Debian's with FAKE_RESOLVCONF=debian) and OpenBSD's `route nameserver`.
 
 Each OS's directory holds `route` and `ifconfig` (and `ipadm` on illumos) that run this file
 with the OS and tool name. It implements that OS's grammar for the subset weft uses and,
 like the real tool, rejects what the real one rejects (`route del` on NetBSD/illumos/macOS/
 OpenBSD, an interface name as gateway where an address is needed, a missing illumos
 gateway, a second default route, ...), printing to stderr and exiting 1.
+
+DNS state lives in the same file: "resolved" (link -> {"dns", "domains",
+"default_route"}), "resolvconf" (key -> the text given on stdin), "nameservers"
+(OpenBSD: interface -> proposed addresses).
 
 The kernel's state is a JSON file named by $FAKE_OS_TABLE:
   {"interfaces": {"tun0": {"addresses": [{"address": "100.64.0.1/32", "label": null}],
@@ -81,6 +87,8 @@ def route(osname, table, args):
     verb, args = args[0], args[1:]
     if verb not in VERBS[osname]:
         raise Refused(f"route: botched keyword: {verb}\nusage: route [-nqv] command [[modifiers] args]")
+    if verb == "nameserver":
+        return route_nameserver(table, args)
     if verb not in ("add", "delete", "del"):
         raise Refused(f"fake route: {verb} is not implemented")
     family, positional, iface_word, ifp, priority, host = 4, [], None, None, None, False
@@ -154,6 +162,84 @@ def route(osname, table, args):
         add_route(osname, table, dest, gateway_word, iface, priority, rtable)
     else:
         delete_route(osname, table, dest, priority, rtable)
+
+
+def route_nameserver(table, args):
+    """OpenBSD: `route nameserver IF [ADDR ...]` proposes (none: withdraws) IF's servers."""
+    if not args:
+        raise Refused("route: nameserver: missing interface")
+    iface, addresses = args[0], args[1:]
+    if iface not in table["interfaces"]:
+        raise Refused(f"route: {iface}: no such interface")
+    for address in addresses:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise Refused(f"route: {address}: bad address")
+    servers = table.setdefault("nameservers", {})
+    if addresses:
+        servers[iface] = addresses
+    else:
+        servers.pop(iface, None)
+
+
+DOMAIN = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
+
+
+def resolvectl(osname, table, args):
+    """systemd-resolved's per-link settings: dns, domain, default-route, revert."""
+    if len(args) < 2:
+        raise Refused("fake resolvectl: weft never asks for a status")
+    verb, link, values = args[0], args[1], args[2:]
+    if verb not in ("dns", "domain", "default-route", "revert"):
+        raise Refused(f"Unknown command verb '{verb}'.")
+    if link not in table["interfaces"]:
+        raise Refused(f"Failed to resolve interface \"{link}\": No such device")
+    links = table.setdefault("resolved", {})
+    if verb == "revert":
+        links.pop(link, None)
+        return
+    entry = links.setdefault(link, {})
+    if verb == "dns":
+        for address in values:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise Refused(f"Failed to parse DNS server address: {address}")
+        entry["dns"] = values
+    elif verb == "domain":
+        for domain in values:
+            name = domain[1:] if domain.startswith("~") else domain
+            if name != "." and (not name or not set(name) <= DOMAIN):
+                raise Refused(f"Failed to parse domain: {domain}")
+        entry["domains"] = values
+    else:
+        if values not in (["yes"], ["no"]):
+            raise Refused(f"Failed to parse boolean argument: {' '.join(values)}")
+        entry["default_route"] = values == ["yes"]
+
+
+def resolvconf(osname, table, args):
+    """openresolv (-m N, -x, -a KEY from stdin, -f -d KEY) or Debian's (-a/-d only)."""
+    debian = os.environ.get("FAKE_RESOLVCONF") == "debian"
+    if args == ["--version"]:
+        print("Debian resolvconf 1.91" if debian else "openresolv 3.12.0")
+        return
+    flags, key = args[:-1], args[-1] if args else None
+    records = table.setdefault("resolvconf", {})
+    allowed = {"-a", "-d"} if debian else {"-a", "-d", "-f", "-x", "-m", "0"}
+    if key is None or not set(flags) <= allowed:
+        raise Refused(f"resolvconf: Error: Command not recognized: {' '.join(args)}")
+    if "-a" in flags:
+        text = sys.stdin.read()
+        for line in filter(str.strip, text.splitlines()):
+            if line.split()[0] not in ("nameserver", "search"):
+                raise Refused(f"resolvconf: unexpected line {line!r}")
+        records[key] = text
+    elif "-d" in flags:
+        if key not in records and "-f" not in flags and not debian:
+            raise Refused(f"resolvconf: {key}: No such file or directory")
+        records.pop(key, None)
 
 
 def number(text, what, highest):
@@ -362,7 +448,8 @@ def main():
         with open(log, "a") as f:
             f.write(" ".join([tool] + args) + "\n")
     try:
-        tools = {"route": route, "ifconfig": ifconfig, "ipadm": ipadm, "netstat": netstat}
+        tools = {"route": route, "ifconfig": ifconfig, "ipadm": ipadm, "netstat": netstat,
+                 "resolvectl": resolvectl, "resolvconf": resolvconf}
         tools[tool](osname, table, args)
     except Refused as refusal:
         print(refusal, file=sys.stderr)

@@ -208,6 +208,9 @@ testcontrol_alive() {
 # DERP with --derp-tls: embedded DERP off; a separate `derper` serves TLS
 #   (self-signed IP cert) on :3340 and STUN on :3478, described to headscale
 #   in a derp.paths file with InsecureForTests, like the testcontrol runner.
+# DNS sent to nodes: HS_DNS_GLOBAL (YAML list items, e.g. '"192.0.2.53"'), as
+#   Resolvers when HS_DNS_OVERRIDE=true (else FallbackResolvers), and
+#   HS_DNS_SEARCH (list items) after the base domain.
 start_headscale() {
     local name=$1 derptls=0
     [[ ${2:-} == --derp-tls ]] && derptls=1
@@ -280,9 +283,10 @@ policy:
 dns:
   magic_dns: false
   base_domain: ${HS_BASE_DOMAIN:-weft-interop.test}
-  override_local_dns: false
+  override_local_dns: ${HS_DNS_OVERRIDE:-false}
   nameservers:
-    global: []
+    global: [${HS_DNS_GLOBAL:-}]
+  search_domains: [${HS_DNS_SEARCH:-}]
 unix_socket: $d/headscale.sock
 unix_socket_permission: "0770"
 log:

@@ -17,7 +17,7 @@ mod user;
 mod wire_key;
 
 pub(crate) use derp_map::{DerpMap, DerpNode, DerpRegion};
-pub(crate) use dns::DnsConfig;
+pub(crate) use dns::{DnsConfig, Resolver};
 pub(crate) use filter::{FilterRule, NetPortRange};
 pub(crate) use hostinfo::{Hostinfo, NetInfo, Service};
 pub(crate) use json::JsonError;

@@ -15,6 +15,7 @@ mod state_file;
 #[cfg(test)]
 mod fake_tools_test;
 
+// Also the command type of the DNS managers' tools (`platform::dns`) and the ports' netstat.
 pub(crate) use op::CommandLine;
 pub(crate) use op::{BsdOp, HostRoute, TableDefault};
 pub(crate) use runner::{CaptureLimits, CommandRunner, PathRunner};
