@@ -36,8 +36,9 @@ impl MapState {
     ) -> Option<Update> {
         let touched = self.peers.take_touched();
         let peers_only = changed == Changed { peers: true, ..Changed::default() };
-        if peers_only && !touched.everything && self.self_node.is_some() {
-            if let Some(delta) = self.peer_delta(touched, self.skew.control_now(now)) {
+        let control_now = self.skew.control_now(now);
+        if peers_only && !touched.everything && !self.self_expired(control_now) {
+            if let Some(delta) = self.peer_delta(touched, control_now) {
                 return Some(Update::Peers(delta));
             }
         }
@@ -74,8 +75,14 @@ impl MapState {
     pub(crate) fn netmap(&self, private_key: PrivateKey, now: SystemTime) -> Option<Netmap> {
         let me = self.self_node.as_ref()?;
         let control_now = self.skew.control_now(now);
+        // Expired, this node needs a new login: like tailscaled, it keeps no peer (and so no
+        // session and no route) until control renews the key.
+        let peers = match self.self_expired(control_now) {
+            true => Vec::new(),
+            false => self.peers_at(control_now),
+        };
         Some(Netmap {
-            peers: self.peers_at(control_now),
+            peers,
             domain: self.domain.clone(),
             user_profiles: self.user_profiles.clone(),
             derp_map: self.derp_map.clone(),
@@ -83,6 +90,12 @@ impl MapState {
             dns: self.dns.clone(),
             ..Netmap::new(self_node(me, private_key, control_now))
         })
+    }
+
+    /// Whether this node's own key has expired by control's verdict or clock; also true
+    /// before the first full MapResponse, when there is no netmap a delta could apply to.
+    fn self_expired(&self, control_now: Option<SystemTime>) -> bool {
+        self.self_node.as_ref().is_none_or(|me| is_expired(me, control_now))
     }
 
     /// The local time at which the next key (this node's or a peer's) expires, so the caller

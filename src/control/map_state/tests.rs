@@ -440,6 +440,31 @@ fn key_expiry_uses_control_time() {
     assert!(later.peers.iter().all(|p| p.key_expired));
 }
 
+/// Like tailscaled, which empties WireGuard and the routes when it needs a new login: once
+/// this node's own key has expired (by control's clock), the netmap carries no peers, in
+/// full netmaps and instead of deltas, until control renews the key.
+#[test]
+fn an_expired_node_key_leaves_no_peers_until_it_is_renewed() {
+    let valid = r#""KeyExpiry":"0001-01-01T00:00:00Z""#;
+    let expired = full_map().replacen(valid, r#""KeyExpiry":"2026-07-01T00:00:00Z""#, 1);
+    let mut state = MapState::new();
+    let Update::Full(netmap) = update_after(&mut state, &expired) else {
+        panic!("the first map is a full one");
+    };
+    assert!(netmap.self_node.key_expired);
+    assert_eq!(netmap.peers, [], "no peer while this node's key is expired");
+    let patch = r#"{"PeersChangedPatch":[{"NodeID":2,"Endpoints":["192.0.2.99:1"]}]}"#;
+    match update_after(&mut state, patch) {
+        Update::Full(netmap) => assert_eq!(netmap.peers, []),
+        Update::Peers(delta) => panic!("no peer delta while expired: {delta:?}"),
+    }
+    let Update::Full(renewed) = update_after(&mut state, &full_map()) else {
+        panic!("a new self node is a full netmap");
+    };
+    assert!(!renewed.self_node.key_expired);
+    assert_eq!(renewed.peers.len(), 2, "the peers are back");
+}
+
 #[test]
 fn server_expired_and_unreachable_peers_get_no_routes() {
     let mut state = started();
