@@ -23,6 +23,8 @@ mod keys;
 mod localapi;
 #[cfg(test)]
 mod log_capture;
+#[allow(dead_code)]
+mod magicdns;
 mod naclbox;
 mod netcheck;
 mod netmap;

@@ -85,6 +85,9 @@ pub(crate) struct SelfNode {
     /// False while an admin has yet to approve the node ("needs machine auth"). A static
     /// config is authorized by construction.
     pub machine_authorized: bool,
+    /// Control grants `magicdns-aaaa`: MagicDNS answers AAAA queries with nodes' IPv6
+    /// addresses even when they have IPv4 ones.
+    pub magicdns_peer_aaaa: bool,
 }
 
 impl SelfNode {
@@ -103,6 +106,7 @@ impl SelfNode {
             key_expiry: None,
             key_expired: false,
             machine_authorized: true,
+            magicdns_peer_aaaa: false,
         }
     }
 }

@@ -17,7 +17,7 @@ mod user;
 mod wire_key;
 
 pub(crate) use derp_map::{DerpMap, DerpNode, DerpRegion};
-pub(crate) use dns::DnsConfig;
+pub(crate) use dns::{DnsConfig, DnsRecord, Resolver};
 pub(crate) use filter::{FilterRule, NetPortRange};
 pub(crate) use hostinfo::{Hostinfo, NetInfo};
 pub(crate) use json::JsonError;
