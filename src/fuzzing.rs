@@ -547,6 +547,7 @@ pub fn disco_datagram(data: &[u8]) {
         clock: crate::wall_clock::WallClock::new(now, UNIX_EPOCH),
         disco_key: ours.clone(),
         disco_seed: [0; 16],
+        dns_seed: 0,
         lazy: Default::default(),
     };
     let mut engine = Engine::new(netmap, now, environment);

@@ -23,7 +23,6 @@ mod keys;
 mod localapi;
 #[cfg(test)]
 mod log_capture;
-#[allow(dead_code)]
 mod magicdns;
 mod naclbox;
 mod netcheck;

@@ -8,6 +8,7 @@ use super::control::{Control, ControlEvent};
 use super::datapath::{answer_from_fake_tun, DataPath};
 use super::derp::{Derp, DerpEvent};
 use super::link_monitor::{LinkMonitor, NetworkChanged};
+use super::magicdns::DnsUpstream;
 use super::signals::{Signal, Signals};
 use super::status_answers::{Done, StatusAnswers};
 use super::tokens::{self, Driver};
@@ -45,6 +46,8 @@ struct Daemon {
     datapath: DataPath,
     control: Control,
     derp: Derp,
+    /// The sockets MagicDNS forwards queries from.
+    dns_upstream: DnsUpstream,
     /// STUN probes to the DERP regions; see [`Daemon::route_netcheck`].
     netcheck: Netcheck,
     api: Api,
@@ -175,6 +178,7 @@ impl Daemon {
             datapath,
             control,
             derp: Derp::new(environment::for_derp()),
+            dns_upstream: DnsUpstream::new(),
             api,
             control_pings: HashMap::new(),
             signals,
@@ -259,6 +263,7 @@ impl Daemon {
         match tokens::driver_of(token) {
             Driver::DataPath => {
                 self.datapath.on_ready(token, &mut self.engine);
+                self.dns_upstream.transmit(&mut self.engine, registry);
                 self.relay_outbox(Instant::now());
                 self.take_stun_answers();
             }
@@ -282,6 +287,11 @@ impl Daemon {
                 let now = Instant::now();
                 self.derp.on_ready(token, registry, now);
                 self.route_derp_events(now);
+            }
+            Driver::MagicDns => {
+                // Dropping the sink writes the answers to the TUN.
+                let mut sink = self.datapath.sink();
+                self.dns_upstream.on_ready(token, &mut self.engine, &mut sink);
             }
             Driver::Api => {
                 if let Some((caller, command)) = self.api.on_ready(token, registry, Instant::now())

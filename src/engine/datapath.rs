@@ -62,6 +62,9 @@ impl Engine {
             self.drops.outbound_tsmp += 1;
             return;
         }
+        if self.intercept_dns(now, &header, packet, sink) {
+            return;
+        }
         let Some(index) = self.routes.lookup(header.dst) else {
             self.drops.no_route += 1;
             return;

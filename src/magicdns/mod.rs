@@ -57,6 +57,20 @@ pub(crate) struct Counters {
     pub foreign_answers: u64,
 }
 
+impl Counters {
+    /// Each counter under the name `weft status --json` lists it with the engine's drops.
+    pub(crate) fn by_name(&self) -> impl Iterator<Item = (String, u64)> {
+        [
+            ("MagicDNSUnanswerable", self.unanswerable),
+            ("MagicDNSOverflow", self.overflow),
+            ("MagicDNSTimedOut", self.timed_out),
+            ("MagicDNSForeignAnswers", self.foreign_answers),
+        ]
+        .into_iter()
+        .map(|(name, count)| (name.to_string(), count))
+    }
+}
+
 /// A forwarded query.
 struct Pending {
     client: SocketAddr,

@@ -17,7 +17,9 @@ mod user;
 mod wire_key;
 
 pub(crate) use derp_map::{DerpMap, DerpNode, DerpRegion};
-pub(crate) use dns::{DnsConfig, DnsRecord, Resolver};
+#[cfg(test)]
+pub(crate) use dns::DnsRecord;
+pub(crate) use dns::{DnsConfig, Resolver};
 pub(crate) use filter::{FilterRule, NetPortRange};
 pub(crate) use hostinfo::{Hostinfo, NetInfo};
 pub(crate) use json::JsonError;

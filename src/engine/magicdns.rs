@@ -1,0 +1,123 @@
+//! Quad-100 in the data path: a DNS query the host sends to 100.100.100.100:53 (or
+//! `[fd7a:115c:a1e0::53]:53`) never reaches WireGuard. While the netmap turns MagicDNS on, the
+//! engine hands it to [`MagicDns`] and writes the answer back to the TUN as a UDP packet from
+//! the service address; forwarded queries leave through the daemon's upstream socket
+//! ([`Engine::poll_dns_transmit`]) and their answers come back through
+//! [`Engine::handle_dns_upstream`].
+
+use super::{Engine, PacketSink};
+use crate::magicdns::zone::{Zone, SERVICE_V4, SERVICE_V6};
+use crate::magicdns::Reply;
+use crate::packet::build::udp_packet;
+use crate::packet::wire::{udp, IpPacket, UdpDatagram, PROTO_UDP};
+use crate::packet::{ip_view, IpHeader};
+use crate::prefix::Prefix;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+const DNS_PORT: u16 = 53;
+
+impl Engine {
+    /// Whether the tailnet turned MagicDNS on for this node (an expired node answers nothing,
+    /// as tailscaled drops its DNS configuration).
+    pub(super) fn magic_dns_on(&self) -> bool {
+        let proxied = self.netmap.dns.as_ref().is_some_and(|dns| dns.proxied);
+        proxied && !self.netmap.self_node.key_expired
+    }
+
+    /// The service addresses, routed into the TUN while MagicDNS is on.
+    pub(super) fn magic_dns_routes(&self) -> impl Iterator<Item = Prefix> {
+        let on = self.magic_dns_on();
+        [IpAddr::V4(SERVICE_V4), IpAddr::V6(SERVICE_V6)]
+            .into_iter()
+            .filter(move |_| on)
+            .map(Prefix::host)
+    }
+
+    /// Answers `packet` if it is a DNS query to quad-100 while MagicDNS is on; returns whether
+    /// it was one (answered, forwarded or dropped), so it goes no further.
+    pub(super) fn intercept_dns(
+        &mut self,
+        now: Instant,
+        header: &IpHeader,
+        packet: &[u8],
+        sink: &mut dyn PacketSink,
+    ) -> bool {
+        let to_service =
+            header.dst == IpAddr::V4(SERVICE_V4) || header.dst == IpAddr::V6(SERVICE_V6);
+        if header.protocol != PROTO_UDP || !to_service || !self.magic_dns_on() {
+            return false;
+        }
+        let Some((client, query)) = dns_query(packet) else {
+            self.drops.malformed_outbound += 1;
+            return true;
+        };
+        if self.magic_dns.needs_zone() {
+            let peers = self.peers.values().map(|state| &state.config);
+            let dns = self.netmap.dns.as_ref().cloned().unwrap_or_default();
+            self.magic_dns.set_zone(Zone::new(&self.netmap.self_node, peers, &dns));
+        }
+        if let Some(answer) = self.magic_dns.handle_query(now, client, query) {
+            write_dns_reply(Reply { client, message: answer }, sink);
+        }
+        true
+    }
+
+    /// The next query for an upstream resolver: destination and datagram.
+    pub(crate) fn poll_dns_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.magic_dns.poll_transmit()
+    }
+
+    /// A datagram on the upstream socket: relayed to the host if it answers a forwarded query.
+    pub(crate) fn handle_dns_upstream(
+        &mut self,
+        from: SocketAddr,
+        datagram: &[u8],
+        sink: &mut dyn PacketSink,
+    ) {
+        if let Some(reply) = self.magic_dns.handle_upstream(from, datagram) {
+            write_dns_reply(reply, sink);
+        }
+    }
+
+    /// SERVFAIL for forwarded queries whose time is up.
+    pub(super) fn expire_dns(&mut self, now: Instant, sink: &mut dyn PacketSink) {
+        for reply in self.magic_dns.handle_timeout(now) {
+            write_dns_reply(reply, sink);
+        }
+    }
+}
+
+/// The asking socket and the DNS message of a UDP packet to port 53; `None` for a fragment,
+/// another port, or a datagram whose length field does not fit the packet.
+fn dns_query(packet: &[u8]) -> Option<(SocketAddr, &[u8])> {
+    let ip = ip_view(packet).ok()?;
+    if let IpPacket::V4(v4) = &ip {
+        if v4.is_fragment() {
+            return None;
+        }
+    }
+    let header = IpHeader::of(&ip);
+    let payload = &packet[header.payload_offset..header.total_len];
+    let datagram = UdpDatagram::new_checked(payload).ok()?;
+    let length = usize::from(datagram.length());
+    if datagram.dst_port() != DNS_PORT || length < udp::HEADER_LEN || length > payload.len() {
+        return None;
+    }
+    let client = SocketAddr::new(header.src, datagram.src_port());
+    Some((client, &payload[udp::HEADER_LEN..length]))
+}
+
+/// Writes `reply` to the TUN from the service address of the client's family.
+fn write_dns_reply(reply: Reply, sink: &mut dyn PacketSink) {
+    let service = match reply.client.ip() {
+        IpAddr::V4(_) => IpAddr::V4(SERVICE_V4),
+        IpAddr::V6(_) => IpAddr::V6(SERVICE_V6),
+    };
+    match udp_packet(SocketAddr::new(service, DNS_PORT), reply.client, &reply.message) {
+        Some(packet) => sink.write_tun(&packet),
+        None => {
+            log::debug!("MagicDNS: answer of {} bytes does not fit a packet", reply.message.len())
+        }
+    }
+}
