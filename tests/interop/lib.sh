@@ -208,6 +208,10 @@ testcontrol_alive() {
 # DERP with --derp-tls: embedded DERP off; a separate `derper` serves TLS
 #   (self-signed IP cert) on :3340 and STUN on :3478, described to headscale
 #   in a derp.paths file with InsecureForTests, like the testcontrol runner.
+# DNS: HS_MAGIC_DNS=true turns MagicDNS on (names under HS_BASE_DOMAIN, default
+#   weft-interop.test); HS_NAMESERVERS is the YAML list body of the global
+#   resolvers, e.g. HS_NAMESERVERS=10.77.0.53, which control sends as the
+#   tailnet's Resolvers only with HS_OVERRIDE_LOCAL_DNS=true.
 start_headscale() {
     local name=$1 derptls=0
     [[ ${2:-} == --derp-tls ]] && derptls=1
@@ -278,11 +282,11 @@ policy:
   mode: file
   path: ""
 dns:
-  magic_dns: false
+  magic_dns: ${HS_MAGIC_DNS:-false}
   base_domain: ${HS_BASE_DOMAIN:-weft-interop.test}
-  override_local_dns: false
+  override_local_dns: ${HS_OVERRIDE_LOCAL_DNS:-false}
   nameservers:
-    global: []
+    global: [${HS_NAMESERVERS:-}]
 unix_socket: $d/headscale.sock
 unix_socket_permission: "0770"
 log:
