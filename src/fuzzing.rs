@@ -447,7 +447,7 @@ pub fn magicdns(data: &[u8]) {
         ..Default::default()
     };
     let mut magic = MagicDns::new(1);
-    magic.set_zone(Zone::new(&me, std::iter::empty(), &dns));
+    magic.set_zone(Zone::new(&me, std::iter::empty(), &dns, &[]));
     let client = "100.64.0.1:40000".parse().expect("address");
     let now = Instant::now();
     // A query that is forwarded first, so the input has a waiting query to try to answer.

@@ -193,6 +193,8 @@ impl Daemon {
             generation: 0,
         };
         daemon.register().map_err(|e| format!("registering with poll: {e}"))?;
+        // Read before anything may point the host's resolver at MagicDNS itself.
+        daemon.engine.set_host_nameservers(&super::resolving::host_nameservers());
         // A fake TUN has no interface to route to: the host's tables stay untouched.
         daemon.router = match Router::new() {
             _ if fake_tun => None,

@@ -55,12 +55,22 @@ impl Engine {
         if self.magic_dns.needs_zone() {
             let peers = self.peers.values().map(|state| &state.config);
             let dns = self.netmap.dns.as_ref().cloned().unwrap_or_default();
-            self.magic_dns.set_zone(Zone::new(&self.netmap.self_node, peers, &dns));
+            let host = self.magic_dns.host_nameservers();
+            let zone = Zone::new(&self.netmap.self_node, peers, &dns, host);
+            self.magic_dns.set_zone(zone);
         }
         if let Some(answer) = self.magic_dns.handle_query(now, client, query) {
             write_dns_reply(Reply { client, message: answer }, sink);
         }
         true
+    }
+
+    /// The host's own nameservers, where names go that the tailnet has no resolver for; the
+    /// service addresses themselves are left out (the host may already point at them).
+    pub(crate) fn set_host_nameservers(&mut self, nameservers: &[SocketAddr]) {
+        let service = |ip: IpAddr| ip == IpAddr::V4(SERVICE_V4) || ip == IpAddr::V6(SERVICE_V6);
+        let kept = nameservers.iter().filter(|ns| !service(ns.ip())).copied().collect();
+        self.magic_dns.set_host_nameservers(kept);
     }
 
     /// The next query for an upstream resolver: destination and datagram.

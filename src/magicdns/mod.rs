@@ -88,6 +88,8 @@ pub(crate) struct MagicDns {
     transmit: VecDeque<(SocketAddr, Vec<u8>)>,
     ids: Rng,
     counters: Counters,
+    /// The host's own nameservers, for names the tailnet has no resolver for.
+    host_nameservers: Vec<SocketAddr>,
     /// Unusable upstreams and missing ones are logged once a run, not once a query.
     warned_unsupported: bool,
     warned_no_upstream: bool,
@@ -102,6 +104,7 @@ impl MagicDns {
             transmit: VecDeque::new(),
             ids: Rng::new(seed),
             counters: Counters::default(),
+            host_nameservers: Vec::new(),
             warned_unsupported: false,
             warned_no_upstream: false,
         }
@@ -115,6 +118,17 @@ impl MagicDns {
     /// The netmap changed: the zone is rebuilt at the next query.
     pub(crate) fn invalidate_zone(&mut self) {
         self.zone = None;
+    }
+
+    /// The host's nameservers as they were before MagicDNS (the daemon reads them at start);
+    /// the zone is rebuilt with them at the next query.
+    pub(crate) fn set_host_nameservers(&mut self, nameservers: Vec<SocketAddr>) {
+        self.host_nameservers = nameservers;
+        self.zone = None;
+    }
+
+    pub(crate) fn host_nameservers(&self) -> &[SocketAddr] {
+        &self.host_nameservers
     }
 
     pub(crate) fn set_zone(&mut self, zone: Zone) {

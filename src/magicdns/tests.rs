@@ -68,7 +68,7 @@ fn dns() -> DnsConfig {
 }
 
 fn zone() -> Zone {
-    Zone::new(&me(), [peer()].iter(), &dns())
+    Zone::new(&me(), [peer()].iter(), &dns(), &[])
 }
 
 fn magic_dns() -> MagicDns {
@@ -114,7 +114,7 @@ fn peers_and_own_names_are_answered_case_insensitively() {
     // tailscaled's rule: IPv6 of a node with IPv4 only with control's magicdns-aaaa.
     assert_eq!(ask(&mut magic, "peer.tail.ts.net", RecordType::Aaaa), ips(&[]));
     let aaaa_me = SelfNode { magicdns_peer_aaaa: true, ..me() };
-    magic.set_zone(Zone::new(&aaaa_me, [peer()].iter(), &dns()));
+    magic.set_zone(Zone::new(&aaaa_me, [peer()].iter(), &dns(), &[]));
     assert_eq!(ask(&mut magic, "peer.tail.ts.net", RecordType::Aaaa), ips(&["fd7a:115c:a1e0::2"]));
     assert_eq!(ask(&mut magic, "me.tail.ts.net", RecordType::Aaaa), ips(&["fd7a:115c:a1e0::1"]));
 }
@@ -122,7 +122,7 @@ fn peers_and_own_names_are_answered_case_insensitively() {
 #[test]
 fn an_ipv6_only_node_sees_only_ipv6_addresses() {
     let v6_me = SelfNode { addresses: vec!["fd7a:115c:a1e0::1/128".parse().unwrap()], ..me() };
-    let zone = Zone::new(&v6_me, [peer()].iter(), &dns());
+    let zone = Zone::new(&v6_me, [peer()].iter(), &dns(), &[]);
     let query = message::Query::parse(&query_bytes("peer.tail.ts.net", AAAA)).unwrap();
     let v6: IpAddr = "fd7a:115c:a1e0::2".parse().unwrap();
     assert_eq!(zone.resolve(&query), local(Rcode::NoError, vec![RecordData::Address(v6)]));
@@ -139,6 +139,21 @@ fn unknown_names_under_the_tailnet_are_nxdomain_and_others_are_forwarded() {
     // The default route: the plain resolver only, DoH skipped.
     assert_eq!(resolve("example.com", A), upstreams(&["198.51.100.1:53"]));
     assert_eq!(resolve("ts.net", A), upstreams(&["198.51.100.1:53"]));
+}
+
+#[test]
+fn without_tailnet_resolvers_other_names_go_to_the_hosts_nameservers() {
+    let host: Vec<SocketAddr> = vec!["127.0.0.53:53".parse().unwrap()];
+    let no_resolvers = DnsConfig { resolvers: vec![], ..dns() };
+    let zone = Zone::new(&me(), [peer()].iter(), &no_resolvers, &host);
+    let query = message::Query::parse(&query_bytes("example.com", A)).unwrap();
+    assert_eq!(zone.resolve(&query), upstreams(&["127.0.0.53:53"]));
+    let query = message::Query::parse(&query_bytes("www.corp.example", A)).unwrap();
+    assert_eq!(zone.resolve(&query), upstreams(&["192.0.2.53:53"]), "routes still win");
+    // The tailnet's resolvers, when it has some, win over the host's.
+    let zone = Zone::new(&me(), [peer()].iter(), &dns(), &host);
+    let query = message::Query::parse(&query_bytes("example.com", A)).unwrap();
+    assert_eq!(zone.resolve(&query), upstreams(&["198.51.100.1:53"]));
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! What quad-100 knows, built from the netmap: the nodes' MagicDNS names and control's extra
 //! records (answered locally), the suffixes it is authoritative for (unknown names there are
 //! NXDOMAIN), and where every other name is forwarded (split-DNS routes by longest suffix,
-//! else the tailnet's resolvers). The rules are tailscaled's (`net/dns/resolver/tsdns.go`,
+//! else the tailnet's resolvers, else — as tailscaled falls back to the OS's own DNS settings —
+//! the host's nameservers). The rules are tailscaled's (`net/dns/resolver/tsdns.go`,
 //! `ipn/ipnlocal`'s DNS configuration), facts only.
 
 use super::message::{record_type, Query, Rcode, RecordData};
@@ -51,11 +52,13 @@ pub(crate) struct Zone {
 pub(crate) const PEER_AAAA_CAPABILITY: &str = "magicdns-aaaa";
 
 impl Zone {
-    /// The zone for this node, its peers and the tailnet's DNS configuration.
+    /// The zone for this node, its peers and the tailnet's DNS configuration; names no route
+    /// covers go to the tailnet's resolvers or, when it has none, to `host_nameservers`.
     pub(crate) fn new<'a>(
         self_node: &SelfNode,
         peers: impl Iterator<Item = &'a Peer>,
         dns: &DnsConfig,
+        host_nameservers: &[SocketAddr],
     ) -> Zone {
         let mut zone = Zone::default();
         zone.add_extra_records(dns);
@@ -73,7 +76,10 @@ impl Zone {
         }
         zone.authoritative.extend(tailscale_reverse_zones());
         zone.add_routes(dns);
-        zone.default_upstreams = zone.upstreams(&dns.resolvers);
+        zone.default_upstreams = match dns.resolvers.is_empty() {
+            true => host_nameservers.to_vec(),
+            false => zone.upstreams(&dns.resolvers),
+        };
         zone
     }
 

@@ -132,6 +132,21 @@ fn forwarded_queries_are_answered_from_upstream_or_fail_in_time() {
 }
 
 #[test]
+fn the_hosts_nameservers_answer_when_the_tailnet_has_no_resolvers_but_never_quad_100() {
+    let now = Instant::now();
+    let mut netmap = magic_netmap(true);
+    netmap.dns.as_mut().unwrap().resolvers.clear();
+    let mut engine = Engine::new(netmap, now, environment(now, 0x0c_0000));
+    let host: Vec<SocketAddr> = vec![QUAD_100.parse().unwrap(), "127.0.0.53:53".parse().unwrap()];
+    engine.set_host_nameservers(&host);
+    let mut out = Recorder::default();
+    engine.handle_tun_packet(now, &query_packet(QUAD_100, "www.example.com", 1), &mut out);
+    let (to, _) = engine.poll_dns_transmit().unwrap();
+    assert_eq!(to, "127.0.0.53:53".parse().unwrap());
+    assert_eq!(engine.poll_dns_transmit(), None, "never to itself");
+}
+
+#[test]
 fn without_magic_dns_quad_100_is_not_answered_or_routed() {
     let now = Instant::now();
     let mut engine = engine(false, now);
