@@ -48,9 +48,14 @@ impl Engine {
         if header.protocol != PROTO_UDP || !to_service || !self.magic_dns_on() {
             return false;
         }
-        let Some((client, query)) = dns_query(packet) else {
-            self.drops.malformed_outbound += 1;
-            return true;
+        let (client, query) = match dns_query(packet) {
+            ToService::Dns { client, query } => (client, query),
+            // Not DNS: routed as any packet (no peer has the address, so it is dropped).
+            ToService::OtherPort => return false,
+            ToService::Malformed => {
+                self.drops.malformed_outbound += 1;
+                return true;
+            }
         };
         if self.magic_dns.needs_zone() {
             let peers = self.peers.values().map(|state| &state.config);
@@ -98,24 +103,37 @@ impl Engine {
     }
 }
 
-/// The asking socket and the DNS message of a UDP packet to port 53; `None` for a fragment,
-/// another port, or a datagram whose length field does not fit the packet.
-fn dns_query(packet: &[u8]) -> Option<(SocketAddr, &[u8])> {
-    let ip = ip_view(packet).ok()?;
-    if let IpPacket::V4(v4) = &ip {
-        if v4.is_fragment() {
-            return None;
-        }
+/// A UDP packet to a service address, as the DNS server sees it.
+enum ToService<'a> {
+    /// A query: the asking socket and the DNS message.
+    Dns { client: SocketAddr, query: &'a [u8] },
+    /// Not for port 53.
+    OtherPort,
+    /// A fragment, or a datagram whose header or length field does not fit the packet.
+    Malformed,
+}
+
+fn dns_query(packet: &[u8]) -> ToService<'_> {
+    let Ok(ip) = ip_view(packet) else {
+        return ToService::Malformed;
+    };
+    if matches!(&ip, IpPacket::V4(v4) if v4.is_fragment()) {
+        return ToService::Malformed;
     }
     let header = IpHeader::of(&ip);
     let payload = &packet[header.payload_offset..header.total_len];
-    let datagram = UdpDatagram::new_checked(payload).ok()?;
+    let Ok(datagram) = UdpDatagram::new_checked(payload) else {
+        return ToService::Malformed;
+    };
+    if datagram.dst_port() != DNS_PORT {
+        return ToService::OtherPort;
+    }
     let length = usize::from(datagram.length());
-    if datagram.dst_port() != DNS_PORT || length < udp::HEADER_LEN || length > payload.len() {
-        return None;
+    if length < udp::HEADER_LEN || length > payload.len() {
+        return ToService::Malformed;
     }
     let client = SocketAddr::new(header.src, datagram.src_port());
-    Some((client, &payload[udp::HEADER_LEN..length]))
+    ToService::Dns { client, query: &payload[udp::HEADER_LEN..length] }
 }
 
 /// Writes `reply` to the TUN from the service address of the client's family.

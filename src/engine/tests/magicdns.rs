@@ -178,16 +178,24 @@ fn a_renamed_peer_is_answered_by_its_new_name() {
 }
 
 #[test]
-fn other_ports_and_truncated_datagrams_to_quad_100_are_not_answered() {
+fn other_ports_and_broken_datagrams_to_quad_100_are_not_answered() {
     let now = Instant::now();
     let mut engine = engine(true, now);
     let mut out = Recorder::default();
     let client: SocketAddr = CLIENT.parse().unwrap();
     let web = udp_packet(client, "100.100.100.100:80".parse().unwrap(), b"GET").unwrap();
     engine.handle_tun_packet(now, &web, &mut out);
+    assert_eq!(engine.drops().no_route, 1, "another port is routed as any packet");
     let mut short = query_packet(QUAD_100, "peer.tail.ts.net", 1);
     short[20 + 4..20 + 6].copy_from_slice(&4000u16.to_be_bytes());
     engine.handle_tun_packet(now, &short, &mut out);
+    assert!(out.tun.is_empty() && out.udp.is_empty());
+    let mut fragment = query_packet(QUAD_100, "peer.tail.ts.net", 1);
+    fragment[6] = 0x20; // more fragments
+    fragment[10..12].fill(0);
+    let sum = checksum_finish(checksum_add(0, &fragment[..20]));
+    fragment[10..12].copy_from_slice(&sum.to_be_bytes());
+    engine.handle_tun_packet(now, &fragment, &mut out);
     assert!(out.tun.is_empty() && out.udp.is_empty());
     assert_eq!(engine.drops().malformed_outbound, 2);
 }
