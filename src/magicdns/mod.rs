@@ -184,7 +184,10 @@ impl MagicDns {
         if upstreams.is_empty() {
             if !self.warned_no_upstream {
                 self.warned_no_upstream = true;
-                log::warn!("MagicDNS: no upstream resolver for {}: SERVFAIL", query.name.to_text());
+                log::warn!(
+                    "MagicDNS: no upstream resolver for {:?}: SERVFAIL",
+                    query.name.to_text()
+                );
             }
             return Some(query.server_failure());
         }

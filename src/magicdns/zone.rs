@@ -191,17 +191,13 @@ impl Zone {
         }
         self.routes.sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.labels().count()));
         let mut uncovered = Vec::new();
-        for name in self.extra_record_names(dns) {
-            let covered = self.authoritative.iter().chain(self.routes.iter().map(|(s, _)| s));
-            if !covered.clone().any(|suffix| name.is_within(suffix)) {
+        for name in dns.extra_records.iter().filter_map(|r| Name::from_text(&r.name).ok()) {
+            let mut covered = self.authoritative.iter().chain(self.routes.iter().map(|(s, _)| s));
+            if !covered.any(|suffix| name.is_within(suffix)) {
                 uncovered.push(name);
             }
         }
         self.authoritative.extend(uncovered);
-    }
-
-    fn extra_record_names<'d>(&self, dns: &'d DnsConfig) -> impl Iterator<Item = Name> + 'd {
-        dns.extra_records.iter().filter_map(|record| Name::from_text(&record.name).ok())
     }
 
     /// The plain `IP` or `IP:port` resolvers among `resolvers`; the others are noted.
