@@ -3,8 +3,8 @@
 # on one bridge, and a plain DNS responder in namespace dns that the tailnet
 # names as its global resolver.
 #   names     from w1, an A query to 100.100.100.100 for w2's MagicDNS name
-#             (in any case) and for w1's own name returns their tailnet IPv4
-#             addresses; an unknown name under the tailnet's domain is
+#             (in any case, and over IPv6 at fd7a:115c:a1e0::53) and for w1's
+#             own name returns their tailnet IPv4 addresses; an unknown name under the tailnet's domain is
 #             NXDOMAIN; a PTR query for w2's address names w2; the route to
 #             100.100.100.100 is weft0 (table 52).
 #   forward   a name outside the tailnet is forwarded to the lab's responder
@@ -62,6 +62,9 @@ test_names() {
     answers_are "NOERROR $W2_IP" "W2.Weft-Interop.TEST."
     answers_are "NOERROR $W1_IP" "w1.$DOMAIN"
     answers_are "NXDOMAIN" "nobody.$DOMAIN"
+    local over_v6
+    over_v6=$(lab_exec w1 timeout 10 python3 "$DNSQ" query fd7a:115c:a1e0::53 "w2.$DOMAIN" | paste -sd ' ')
+    [[ $over_v6 == "NOERROR $W2_IP" ]] || { log "over IPv6: got '$over_v6'"; return 1; }
     local reverse
     reverse=$(awk -F. '{print $4"."$3"."$2"."$1".in-addr.arpa"}' <<<"$W2_IP")
     answers_are "NOERROR w2.$DOMAIN." "$reverse" PTR
