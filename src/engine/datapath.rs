@@ -328,6 +328,8 @@ impl Engine {
     ) {
         if self.routes.lookup(src) != Some(index) {
             self.drops.spoofed_source += 1;
+        } else if self.take_dns_answer(packet, sink) {
+            // A resolver inside the tunnel answered MagicDNS.
         } else if carries_tsmp(packet) {
             self.handle_tsmp(index, now, from, packet, sink);
         } else if let Verdict::Drop(reason) = self.filter.check_inbound(now, packet) {

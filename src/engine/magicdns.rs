@@ -1,9 +1,11 @@
 //! Quad-100 in the data path: a DNS query the host sends to 100.100.100.100:53 (or
 //! `[fd7a:115c:a1e0::53]:53`) never reaches WireGuard. While the netmap turns MagicDNS on, the
 //! engine hands it to [`MagicDns`] and writes the answer back to the TUN as a UDP packet from
-//! the service address; forwarded queries leave through the daemon's upstream socket
-//! ([`Engine::poll_dns_transmit`]) and their answers come back through
-//! [`Engine::handle_dns_upstream`].
+//! the service address. A forwarded query to a resolver outside the tunnel leaves through the
+//! daemon's upstream socket ([`Engine::poll_dns_transmit`]) and its answer comes back through
+//! [`Engine::handle_dns_upstream`]; one to a resolver the tunnel routes (a split-DNS server on
+//! a peer or behind a subnet router) goes to that peer from our own address and a port of the
+//! engine's, and the peer's answer is taken out of the inbound path before the OS sees it.
 
 use super::{Engine, PacketSink};
 use crate::magicdns::zone::{Zone, SERVICE_V4, SERVICE_V6};
@@ -16,6 +18,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 const DNS_PORT: u16 = 53;
+/// The ephemeral range (RFC 6335) the tunnel port is drawn from.
+const EPHEMERAL_PORTS: std::ops::Range<u16> = 49152..65535;
+
+/// The source port of this run's queries through the tunnel, drawn from `seed`.
+pub(super) fn tunnel_port(seed: u64) -> u16 {
+    let span = u64::from(EPHEMERAL_PORTS.end - EPHEMERAL_PORTS.start);
+    EPHEMERAL_PORTS.start + (seed.rotate_left(17) % span) as u16
+}
 
 impl Engine {
     /// Whether the tailnet turned MagicDNS on for this node (an expired node answers nothing,
@@ -67,6 +77,49 @@ impl Engine {
         if let Some(answer) = self.magic_dns.handle_query(now, client, query) {
             write_dns_reply(Reply { client, message: answer }, sink);
         }
+        self.route_dns_queries(now, sink);
+        true
+    }
+
+    /// Sends the forwarded queries to resolvers the tunnel routes to their peers; the others
+    /// wait for the daemon's socket.
+    fn route_dns_queries(&mut self, now: Instant, sink: &mut dyn PacketSink) {
+        while let Some((to, query)) = self.magic_dns.poll_transmit() {
+            let mut own = self.netmap.self_node.addresses.iter().map(Prefix::addr);
+            let src = own.find(|a| a.is_ipv4() == to.is_ipv4());
+            let inside = self.routes.lookup(to.ip()).zip(src);
+            let packet = inside.and_then(|(index, src)| {
+                let from = SocketAddr::new(src, self.dns_tunnel_port);
+                udp_packet(from, to, &query).map(|packet| (index, src, packet))
+            });
+            match packet {
+                Some((index, src, packet)) => self.send_inside(index, now, src, &packet, sink),
+                None => self.dns_outbox.push_back((to, query)),
+            }
+        }
+    }
+
+    /// Takes an inbound packet that answers a query sent through the tunnel, writing the
+    /// answer to the host; returns whether it did (anything else goes on to the OS).
+    pub(super) fn take_dns_answer(&mut self, packet: &[u8], sink: &mut dyn PacketSink) -> bool {
+        if !self.magic_dns.is_waiting() {
+            return false;
+        }
+        let Ok(ip) = ip_view(packet) else { return false };
+        if ip.protocol() != PROTO_UDP || matches!(&ip, IpPacket::V4(v4) if v4.is_fragment()) {
+            return false;
+        }
+        let Ok(datagram) = UdpDatagram::new_checked(ip.payload()) else { return false };
+        let from = SocketAddr::new(ip.src(), datagram.src_port());
+        if datagram.dst_port() != self.dns_tunnel_port || !self.magic_dns.waits_on(from) {
+            return false;
+        }
+        let length = usize::from(datagram.length()).clamp(udp::HEADER_LEN, ip.payload().len());
+        if let Some(reply) =
+            self.magic_dns.handle_upstream(from, &ip.payload()[udp::HEADER_LEN..length])
+        {
+            write_dns_reply(reply, sink);
+        }
         true
     }
 
@@ -80,7 +133,7 @@ impl Engine {
 
     /// The next query for an upstream resolver: destination and datagram.
     pub(crate) fn poll_dns_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
-        self.magic_dns.poll_transmit()
+        self.dns_outbox.pop_front()
     }
 
     /// A datagram on the upstream socket: relayed to the host if it answers a forwarded query.

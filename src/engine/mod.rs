@@ -152,6 +152,10 @@ pub(crate) struct Engine {
     signature: Option<signature::Signature>,
     /// The DNS server at 100.100.100.100, while the netmap turns MagicDNS on.
     magic_dns: crate::magicdns::MagicDns,
+    /// Its queries for the daemon's upstream socket (those to resolvers outside the tunnel).
+    dns_outbox: std::collections::VecDeque<(SocketAddr, Vec<u8>)>,
+    /// The UDP port its queries to resolvers inside the tunnel leave from (our own address).
+    dns_tunnel_port: u16,
 }
 
 impl Engine {
@@ -182,6 +186,8 @@ impl Engine {
             signer: signature::Signer::new(),
             signature: None,
             magic_dns: crate::magicdns::MagicDns::new(environment.dns_seed),
+            dns_outbox: std::collections::VecDeque::new(),
+            dns_tunnel_port: magicdns::tunnel_port(environment.dns_seed),
         };
         engine.apply_netmap(netmap, now);
         engine

@@ -236,6 +236,16 @@ impl MagicDns {
         Some(Reply { client: pending.client, message: answer })
     }
 
+    /// Whether any forwarded query waits: cheap, for every inbound packet.
+    pub(crate) fn is_waiting(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Whether a forwarded query waits for an answer from `upstream`.
+    pub(crate) fn waits_on(&self, upstream: SocketAddr) -> bool {
+        self.pending.values().any(|pending| pending.upstreams.contains(&upstream))
+    }
+
     /// When [`MagicDns::handle_timeout`] must run; `None` while nothing waits.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.pending.values().map(|pending| pending.deadline).min()

@@ -199,3 +199,47 @@ fn other_ports_and_broken_datagrams_to_quad_100_are_not_answered() {
     assert!(out.tun.is_empty() && out.udp.is_empty());
     assert_eq!(engine.drops().malformed_outbound, 2);
 }
+
+/// A split-DNS resolver on a peer: the query goes to it through WireGuard from our own
+/// address, its answer comes back the same way and reaches the host from quad-100, and the
+/// answer itself never reaches the OS.
+#[test]
+fn a_resolver_inside_the_tunnel_is_asked_through_it() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(now);
+    let mut netmap = a.engine.netmap();
+    let route = vec![Resolver { addr: "100.64.0.2".into(), ..Resolver::default() }];
+    let mut config = dns(true);
+    config.routes.insert("corp.example".into(), Some(route));
+    netmap.dns = Some(config);
+    a.engine.apply_netmap(netmap, now);
+    a.engine.handle_tun_packet(now, &query_packet(QUAD_100, "git.corp.example", 1), &mut a.out);
+    assert_eq!(a.engine.poll_dns_transmit(), None, "not for the daemon's socket");
+    exchange(&mut a, &mut b, now);
+    assert_eq!(b.out.tun.len(), 1, "the query crossed the tunnel");
+    let query = b.out.tun.remove(0);
+    let header = IpHeader::parse(&query).unwrap();
+    assert_eq!(
+        (header.src, header.dst),
+        (IpAddr::from([100, 64, 0, 1]), IpAddr::from([100, 64, 0, 2]))
+    );
+    let udp = UdpDatagram::new_checked(&query[header.payload_offset..]).unwrap();
+    assert_eq!(udp.dst_port(), 53);
+    let asked = Query::parse(&query[header.payload_offset + 8..]).unwrap();
+    let answer = asked.answer(Rcode::NoError, &[RecordData::Address([10, 1, 2, 3].into())], 60);
+    let back = udp_packet(
+        "100.64.0.2:53".parse().unwrap(),
+        SocketAddr::new(header.src, udp.src_port()),
+        &answer,
+    )
+    .unwrap();
+    b.engine.handle_tun_packet(now, &back, &mut b.out);
+    exchange(&mut a, &mut b, now);
+    assert_eq!(a.out.tun.len(), 1, "only the answer from quad-100 reaches the host");
+    let reply = addresses(&answer_of(&a.out.tun[0]), "git.corp.example");
+    assert_eq!(reply, Reply::Addresses(vec![IpAddr::from([10, 1, 2, 3])]));
+    // Other traffic from the peer to that port still reaches the OS once nothing waits.
+    b.engine.handle_tun_packet(now, &back, &mut b.out);
+    exchange(&mut a, &mut b, now);
+    assert_eq!(a.out.tun.last(), Some(&back));
+}
