@@ -159,7 +159,8 @@ fn weft_tsmp_rejects_with_tailscaled() {
 
 /// MagicDNS with headscale's magic_dns on: from a weftd's namespace, 100.100.100.100 answers
 /// a peer's and its own name (any case), NXDOMAIN under the tailnet's domain, a PTR for the
-/// peer's address, and forwards an outside name to a resolver the lab runs.
+/// peer's address, forwards an outside name to a resolver the lab runs, and asks a split-DNS
+/// resolver on a peer's tailnet address through the tunnel.
 #[test]
 fn weft_magicdns_answers_at_quad_100() {
     run_lab("weft_magicdns.sh", &[], &["headscale"], 120);

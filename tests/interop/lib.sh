@@ -211,7 +211,8 @@ testcontrol_alive() {
 # DNS: HS_MAGIC_DNS=true turns MagicDNS on (names under HS_BASE_DOMAIN, default
 #   weft-interop.test); HS_NAMESERVERS is the YAML list body of the global
 #   resolvers, e.g. HS_NAMESERVERS=10.77.0.53, which control sends as the
-#   tailnet's Resolvers only with HS_OVERRIDE_LOCAL_DNS=true.
+#   tailnet's Resolvers only with HS_OVERRIDE_LOCAL_DNS=true; HS_SPLIT_DNS is
+#   the YAML map body of split DNS, e.g. HS_SPLIT_DNS='corp.test: [100.64.0.2]'.
 start_headscale() {
     local name=$1 derptls=0
     [[ ${2:-} == --derp-tls ]] && derptls=1
@@ -287,6 +288,7 @@ dns:
   override_local_dns: ${HS_OVERRIDE_LOCAL_DNS:-false}
   nameservers:
     global: [${HS_NAMESERVERS:-}]
+    split: {${HS_SPLIT_DNS:-}}
 unix_socket: $d/headscale.sock
 unix_socket_permission: "0770"
 log:

@@ -9,6 +9,8 @@
 #             100.100.100.100 is weft0 (table 52).
 #   forward   a name outside the tailnet is forwarded to the lab's responder
 #             and its answer comes back; the responder saw the question.
+#   split     a split-DNS route names a resolver on w2's tailnet address: w1
+#             asks it through the tunnel and relays its answer.
 #
 #   WEFT_BIN=target/release/weft tests/interop/weft_magicdns.sh
 # Exit 0 on pass, 1 on failure, 77 when skipped.
@@ -29,6 +31,10 @@ DOMAIN=weft-interop.test
 UPSTREAM=$LAB_SUBNET.53
 FORWARDED=outside.lab.example
 FORWARDED_IP=192.0.2.77
+# headscale allocates sequentially: w1 registers first, w2 second.
+SPLIT_RESOLVER=100.64.0.2
+SPLIT_NAME=git.corp.test
+SPLIT_IP=192.0.2.88
 lab_init
 weft_init
 lab_add_ns srv "$LAB_SUBNET.1"
@@ -37,13 +43,16 @@ lab_add_ns w1 "$LAB_SUBNET.21"
 lab_add_ns w2 "$LAB_SUBNET.22"
 lab_bg dns "$LAB_DIR/dns.log" python3 "$DNSQ" serve "$UPSTREAM" 53 "$FORWARDED" "$FORWARDED_IP"
 HS_MAGIC_DNS=true HS_BASE_DOMAIN=$DOMAIN HS_NAMESERVERS=$UPSTREAM HS_OVERRIDE_LOCAL_DNS=true \
-    start_headscale srv
+    HS_SPLIT_DNS="corp.test: [$SPLIT_RESOLVER]" start_headscale srv
+# Plain-HTTP embedded DERP, in case the direct path is slow to come.
+WF_ENVS=(WEFT_DEBUG_USE_DERP_HTTP=1)
 for w in w1 w2; do
     start_weftd "$w"
     wf_up "$w" "$HS_URL" "$HS_KEY" >&2 || die "weft up on $w failed"
 done
 W1_IP=$(wf_ip4 w1)
 W2_IP=$(wf_ip4 w2)
+[[ $W2_IP == "$SPLIT_RESOLVER" ]] || die "w2 got $W2_IP, not $SPLIT_RESOLVER"
 
 # ask NAME [TYPE] : w1's query to quad-100; the response code, then the answers.
 ask() { lab_exec w1 timeout 10 python3 "$DNSQ" query 100.100.100.100 "$@"; }
@@ -79,6 +88,16 @@ test_forward() {
         || { log "the responder did not see w1's forwarded query: $(cat "$LAB_DIR/dns.log")"; return 1; }
 }
 
+test_split() {
+    lab_bg w2 "$LAB_DIR/split-dns.log" python3 "$DNSQ" serve "$SPLIT_RESOLVER" 53 "$SPLIT_NAME" "$SPLIT_IP"
+    wait_for "w2's resolver through the tunnel" 20 answers_are "NOERROR $SPLIT_IP" "$SPLIT_NAME"
+    grep -q "question $SPLIT_NAME. type 1 from $W1_IP" "$LAB_DIR/split-dns.log" \
+        || { log "w2's resolver did not see w1's tailnet address: $(cat "$LAB_DIR/split-dns.log")"; return 1; }
+    ! grep -q "question $SPLIT_NAME" "$LAB_DIR/dns.log" \
+        || { log "the split name leaked to the global resolver"; return 1; }
+}
+
 lab_test headscale names test_names
 lab_test headscale forward test_forward
+lab_test headscale split test_split
 lab_results "weft MagicDNS at 100.100.100.100"
