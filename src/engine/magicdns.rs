@@ -8,7 +8,7 @@
 //! engine's, and the peer's answer is taken out of the inbound path before the OS sees it.
 
 use super::{Engine, PacketSink};
-use crate::magicdns::zone::{Zone, SERVICE_V4, SERVICE_V6};
+use crate::magicdns::zone::{is_service, Zone, SERVICE_V4, SERVICE_V6};
 use crate::magicdns::Reply;
 use crate::packet::build::udp_packet;
 use crate::packet::wire::{udp, IpPacket, UdpDatagram, PROTO_UDP};
@@ -53,9 +53,7 @@ impl Engine {
         packet: &[u8],
         sink: &mut dyn PacketSink,
     ) -> bool {
-        let to_service =
-            header.dst == IpAddr::V4(SERVICE_V4) || header.dst == IpAddr::V6(SERVICE_V6);
-        if header.protocol != PROTO_UDP || !to_service || !self.magic_dns_on() {
+        if header.protocol != PROTO_UDP || !is_service(header.dst) || !self.magic_dns_on() {
             return false;
         }
         let (client, query) = match dns_query(packet) {
@@ -126,8 +124,7 @@ impl Engine {
     /// The host's own nameservers, where names go that the tailnet has no resolver for; the
     /// service addresses themselves are left out (the host may already point at them).
     pub(crate) fn set_host_nameservers(&mut self, nameservers: &[SocketAddr]) {
-        let service = |ip: IpAddr| ip == IpAddr::V4(SERVICE_V4) || ip == IpAddr::V6(SERVICE_V6);
-        let kept = nameservers.iter().filter(|ns| !service(ns.ip())).copied().collect();
+        let kept = nameservers.iter().filter(|ns| !is_service(ns.ip())).copied().collect();
         self.magic_dns.set_host_nameservers(kept);
     }
 

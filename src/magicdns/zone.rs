@@ -17,6 +17,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 /// Where quad-100 listens, and the IPv6 twin inside Tailscale's ULA range.
 pub(crate) const SERVICE_V4: Ipv4Addr = Ipv4Addr::new(100, 100, 100, 100);
 pub(crate) const SERVICE_V6: Ipv6Addr = Ipv6Addr::new(0xfd7a, 0x115c, 0xa1e0, 0, 0, 0, 0, 0x53);
+/// Whether `ip` is one of the service addresses.
+pub(crate) fn is_service(ip: IpAddr) -> bool {
+    ip == IpAddr::V4(SERVICE_V4) || ip == IpAddr::V6(SERVICE_V6)
+}
+
 /// The name a reverse lookup of the service address gets, and which resolves back to it.
 const SERVICE_NAME: &str = "magicdns.localhost-tailscale-daemon.";
 /// The reverse zones of Tailscale's address ranges (100.64.0.0/10, fd7a:115c:a1e0::/48),
@@ -119,7 +124,7 @@ impl Zone {
         let Some(address) = reverse::address_of(name) else {
             return self.forward(name);
         };
-        if address == IpAddr::V4(SERVICE_V4) || address == IpAddr::V6(SERVICE_V6) {
+        if is_service(address) {
             return Resolution::Local(Rcode::NoError, vec![RecordData::Pointer(service_name())]);
         }
         match self.pointers.get(&address) {
