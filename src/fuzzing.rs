@@ -431,6 +431,48 @@ pub fn dns_response(data: &[u8]) {
     }
 }
 
+/// A MagicDNS query from the host, then the same bytes as an upstream's answer to every query
+/// forwarded so far: a query is answered under its own ID (a FORMERR or NOTIMP header when
+/// broken) or forwarded, never both, and a datagram completes at most one waiting query.
+pub fn magicdns(data: &[u8]) {
+    use crate::magicdns::{zone::Zone, MagicDns};
+    use crate::netmap::SelfNode;
+    let me = SelfNode {
+        dns_name: "me.tail.ts.net.".into(),
+        addresses: vec![Prefix::host(IpAddr::V4(Ipv4Addr::new(100, 64, 0, 1)))],
+        ..SelfNode::new(OWN_KEY)
+    };
+    let upstream =
+        crate::control::tailcfg::Resolver { addr: "192.0.2.53".into(), ..Default::default() };
+    let dns = crate::control::tailcfg::DnsConfig {
+        proxied: true,
+        resolvers: vec![upstream],
+        ..Default::default()
+    };
+    let mut magic = MagicDns::new(1);
+    magic.set_zone(Zone::new(&me, std::iter::empty(), &dns, &[]));
+    let client = "100.64.0.1:40000".parse().expect("address");
+    let now = Instant::now();
+    // A query that is forwarded first, so the input has a waiting query to try to answer.
+    let seed =
+        b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x07example\x00\x00\x01\x00\x01";
+    assert_eq!(magic.handle_query(now, client, seed), None);
+    let answer = magic.handle_query(now, client, data);
+    let sent: Vec<Vec<u8>> = std::iter::from_fn(|| magic.poll_transmit()).map(|(_, q)| q).collect();
+    assert_eq!(sent[0][2..], seed[2..], "forwarded but for the ID");
+    match answer {
+        Some(answer) => {
+            assert!(answer.len() >= 12 && answer[..2] == data[..2]);
+            assert_eq!(sent.len(), 1, "answered queries are not forwarded");
+        }
+        None => assert!(sent.len() == 1 || sent[1][2..] == data[2..]),
+    }
+    let from = "192.0.2.53:53".parse().expect("address");
+    let answered = usize::from(magic.handle_upstream(from, data).is_some());
+    let expired = magic.handle_timeout(now + crate::magicdns::FORWARD_TIMEOUT).len();
+    assert!(answered + expired <= 2);
+}
+
 /// `/etc/hosts` text.
 pub fn hosts(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
@@ -577,6 +619,7 @@ pub fn disco_datagram(data: &[u8]) {
         clock: crate::wall_clock::WallClock::new(now, UNIX_EPOCH),
         disco_key: ours.clone(),
         disco_seed: [0; 16],
+        dns_seed: 0,
         lazy: Default::default(),
     };
     let mut engine = Engine::new(netmap, now, environment);

@@ -23,6 +23,7 @@ mod keys;
 mod localapi;
 #[cfg(test)]
 mod log_capture;
+mod magicdns;
 mod naclbox;
 mod netcheck;
 mod netmap;

@@ -88,6 +88,9 @@ pub(crate) struct SelfNode {
     /// Control's node attribute `disable-linux-cgnat-drop-rule`: the Linux router lets in
     /// packets from the tailnet range that arrive on other interfaces.
     pub cgnat_drop_disabled: bool,
+    /// Control grants `magicdns-aaaa`: MagicDNS answers AAAA queries with nodes' IPv6
+    /// addresses even when they have IPv4 ones.
+    pub magicdns_peer_aaaa: bool,
 }
 
 impl SelfNode {
@@ -107,6 +110,7 @@ impl SelfNode {
             key_expired: false,
             machine_authorized: true,
             cgnat_drop_disabled: false,
+            magicdns_peer_aaaa: false,
         }
     }
 }

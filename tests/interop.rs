@@ -157,6 +157,15 @@ fn weft_tsmp_rejects_with_tailscaled() {
     run_lab("weft_tsmp.sh", &[], &[&TAILSCALE[..], &["testcontrol-runner"]].concat(), 150);
 }
 
+/// MagicDNS with headscale's magic_dns on: from a weftd's namespace, 100.100.100.100 answers
+/// a peer's and its own name (any case), NXDOMAIN under the tailnet's domain, a PTR for the
+/// peer's address, forwards an outside name to a resolver the lab runs, and asks a split-DNS
+/// resolver on a peer's tailnet address through the tunnel.
+#[test]
+fn weft_magicdns_answers_at_quad_100() {
+    run_lab("weft_magicdns.sh", &[], &["headscale"], 120);
+}
+
 /// Path choice against tailscaled and between two weftd on a flat network (issue 8, items 5
 /// and the flat/DERP tests): relayed while UDP is dropped, upgrade to direct within 30 s and
 /// fall back to DERP within 15 s with a TCP stream surviving both switches, then 100 MB of

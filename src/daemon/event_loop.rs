@@ -8,6 +8,7 @@ use super::control::{Control, ControlEvent};
 use super::datapath::{answer_from_fake_tun, DataPath};
 use super::derp::{Derp, DerpEvent};
 use super::link_monitor::{LinkMonitor, NetworkChanged};
+use super::magicdns::DnsUpstream;
 use super::ports::Ports;
 use super::signals::{Signal, Signals};
 use super::status_answers::{Done, StatusAnswers};
@@ -37,9 +38,6 @@ use std::time::{Duration, Instant};
 
 /// How long a ping control asked for may take (tailscale's pinger allows 10 s).
 const CONTROL_PING_TIMEOUT: Duration = Duration::from_secs(10);
-/// Whether weftd answers MagicDNS at 100.100.100.100: only then is the host's resolver
-/// pointed there; until then it gets the tailnet's plain resolvers.
-const MAGIC_DNS_ANSWERED: bool = false;
 
 /// The loop's state: the drivers, and the engine and router their events feed.
 struct Daemon {
@@ -50,6 +48,8 @@ struct Daemon {
     datapath: DataPath,
     control: Control,
     derp: Derp,
+    /// The sockets MagicDNS forwards queries from.
+    dns_upstream: DnsUpstream,
     /// STUN probes to the DERP regions; see [`Daemon::route_netcheck`].
     netcheck: Netcheck,
     api: Api,
@@ -188,6 +188,7 @@ impl Daemon {
             datapath,
             control,
             derp: Derp::new(environment::for_derp()),
+            dns_upstream: DnsUpstream::new(),
             api,
             control_pings: HashMap::new(),
             signals,
@@ -219,6 +220,9 @@ impl Daemon {
             daemon.router.as_ref().map(Router::os).or_else(OsKind::current).map(Pinning::new);
         daemon.apply_routes();
         daemon.take_back_stale_dns();
+        // Read once an earlier run's settings are taken back: after a crash resolv.conf may
+        // still name only 100.100.100.100, which MagicDNS must never forward to.
+        daemon.engine.set_host_nameservers(&super::resolving::host_nameservers());
         daemon.follow_physical_path();
         // The config's text, its parse and the routing commands are gone: their pages go back.
         crate::platform::memory::release_free_heap();
@@ -277,6 +281,7 @@ impl Daemon {
         match tokens::driver_of(token) {
             Driver::DataPath => {
                 self.datapath.on_ready(token, &mut self.engine);
+                self.dns_upstream.transmit(&mut self.engine, registry);
                 self.relay_outbox(Instant::now());
                 self.take_stun_answers();
             }
@@ -300,6 +305,11 @@ impl Daemon {
                 let now = Instant::now();
                 self.derp.on_ready(token, registry, now);
                 self.route_derp_events(now);
+            }
+            Driver::MagicDns => {
+                // Dropping the sink writes the answers to the TUN.
+                let mut sink = self.datapath.sink();
+                self.dns_upstream.on_ready(token, &mut self.engine, &mut sink);
             }
             Driver::Api => {
                 if let Some((caller, command)) = self.api.on_ready(token, registry, Instant::now())
@@ -834,7 +844,7 @@ impl Daemon {
     fn apply_dns(&mut self) {
         let Some(dns) = &mut self.dns else { return };
         let wanted = match self.engine.dns_config() {
-            Some(config) if self.accept_dns => os_config(config, MAGIC_DNS_ANSWERED),
+            Some(config) if self.accept_dns => os_config(config),
             _ => Translation::default(),
         };
         self.dns_problem = dns.set(self.datapath.tun_name(), wanted).err().map(|e| {

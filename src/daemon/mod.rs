@@ -8,6 +8,7 @@ mod derp;
 mod environment;
 mod event_loop;
 mod link_monitor;
+mod magicdns;
 mod ports;
 mod resolving;
 mod signals;

@@ -157,6 +157,12 @@ impl Resolving {
     }
 }
 
+/// The nameservers of `/etc/resolv.conf` now: where MagicDNS sends the names the tailnet has
+/// no resolver for, as tailscaled falls back to the host's own DNS settings.
+pub(super) fn host_nameservers() -> Vec<SocketAddr> {
+    resolv_conf::parse(&read_or_empty(RESOLV_CONF_PATH)).nameservers
+}
+
 /// A non-blocking UDP socket on `bind`, pinned like the daemon's other sockets so queries
 /// bypass the tunnel's routes (except, off Linux, when every nameserver it serves is on
 /// loopback, which a pinned socket cannot reach), registered for reading.

@@ -27,8 +27,12 @@ pub(super) const LINK_MONITOR: Token = Token(6);
 /// name lookup ([`Driver::Derp`]).
 const DERP_FIRST: usize = 7;
 const DERP_END: usize = DERP_FIRST + 2 * super::derp::MAX_CONNECTIONS;
+/// The IPv4 socket MagicDNS forwards queries from ([`Driver::MagicDns`]).
+pub(super) const DNS_UPSTREAM4: Token = Token(DERP_END);
+/// The IPv6 socket MagicDNS forwards queries from ([`Driver::MagicDns`]).
+pub(super) const DNS_UPSTREAM6: Token = Token(DERP_END + 1);
 /// The local API listener; its connections take the tokens after it ([`Driver::Api`]).
-pub(super) const API: Token = Token(DERP_END);
+pub(super) const API: Token = Token(DERP_END + 2);
 
 /// The owners of the loop's event sources.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +42,7 @@ pub(super) enum Driver {
     Control,
     LinkMonitor,
     Derp,
+    MagicDns,
     Api,
 }
 
@@ -49,6 +54,7 @@ pub(super) fn driver_of(token: Token) -> Driver {
         CONTROL | RESOLVER => Driver::Control,
         LINK_MONITOR => Driver::LinkMonitor,
         Token(n) if (DERP_FIRST..DERP_END).contains(&n) => Driver::Derp,
+        DNS_UPSTREAM4 | DNS_UPSTREAM6 => Driver::MagicDns,
         _ => Driver::Api,
     }
 }
@@ -81,7 +87,9 @@ mod tests {
             owners,
             [DataPath, DataPath, DataPath, Signals, Control, Control, LinkMonitor, Derp, Derp]
         );
-        assert_eq!(driver_of(Token(API.0 - 1)), Derp);
+        assert_eq!(driver_of(Token(API.0 - 3)), Derp);
+        assert_eq!(driver_of(DNS_UPSTREAM4), MagicDns);
+        assert_eq!(driver_of(Token(API.0 - 1)), MagicDns);
         assert_eq!(driver_of(API), Api);
         assert_eq!(driver_of(Token(API.0 + 5)), Api);
     }

@@ -62,6 +62,9 @@ impl Engine {
             self.drops.outbound_tsmp += 1;
             return;
         }
+        if self.intercept_dns(now, &header, packet, sink) {
+            return;
+        }
         let Some(index) = self.routes.lookup(header.dst) else {
             self.drops.no_route += 1;
             return;
@@ -325,6 +328,8 @@ impl Engine {
     ) {
         if self.routes.lookup(src) != Some(index) {
             self.drops.spoofed_source += 1;
+        } else if self.take_dns_answer(packet, sink) {
+            // A resolver inside the tunnel answered MagicDNS.
         } else if carries_tsmp(packet) {
             self.handle_tsmp(index, now, from, packet, sink);
         } else if let Verdict::Drop(reason) = self.check_inbound(index, now, packet) {

@@ -8,6 +8,7 @@ mod datapath;
 mod disco;
 mod disco_paths;
 pub(crate) mod lazy;
+mod magicdns;
 mod path;
 mod peers;
 pub(crate) mod ping;
@@ -108,6 +109,8 @@ pub(crate) struct Environment {
     pub disco_seed: [u8; 16],
     /// When idle peers lose their WireGuard session.
     pub lazy: lazy::LazyConfig,
+    /// Makes MagicDNS's upstream query IDs unpredictable; the daemon draws it from the OS.
+    pub dns_seed: u64,
 }
 
 /// Largest IP packet we accept from the TUN or produce for it.
@@ -149,6 +152,12 @@ pub(crate) struct Engine {
     signer: signature::Signer,
     /// The signature of the running configuration; `None` after a delta changed it.
     signature: Option<signature::Signature>,
+    /// The DNS server at 100.100.100.100, while the netmap turns MagicDNS on.
+    magic_dns: crate::magicdns::MagicDns,
+    /// Its queries for the daemon's upstream socket (those to resolvers outside the tunnel).
+    dns_outbox: std::collections::VecDeque<(SocketAddr, Vec<u8>)>,
+    /// The UDP port its queries to resolvers inside the tunnel leave from (our own address).
+    dns_tunnel_port: u16,
 }
 
 impl Engine {
@@ -178,6 +187,9 @@ impl Engine {
             lazy: lazy::Lazy::new(environment.lazy),
             signer: signature::Signer::new(),
             signature: None,
+            magic_dns: crate::magicdns::MagicDns::new(environment.dns_seed),
+            dns_outbox: std::collections::VecDeque::new(),
+            dns_tunnel_port: magicdns::tunnel_port(environment.dns_seed),
         };
         engine.apply_netmap(netmap, now);
         engine
@@ -216,11 +228,13 @@ impl Engine {
         Netmap { peers, ..self.netmap.clone() }
     }
 
-    /// Every destination routed into the tunnel: all peers' AllowedIPs as networks, each once,
-    /// sorted.
+    /// Every destination routed into the tunnel: all peers' AllowedIPs as networks and, while
+    /// MagicDNS is on, its service addresses, each once, sorted.
     pub(crate) fn routes(&self) -> Vec<Prefix> {
-        let mut routes: Vec<Prefix> = self.routes.prefixes().collect();
+        let mut routes: Vec<Prefix> =
+            self.routes.prefixes().chain(self.magic_dns_routes()).collect();
         routes.sort_unstable();
+        routes.dedup();
         routes
     }
 
@@ -256,6 +270,7 @@ impl Engine {
             self.pings.poll_timeout(),
             self.disco_poll_timeout(),
             self.lazy.poll_timeout(),
+            self.magic_dns.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -263,12 +278,13 @@ impl Engine {
     }
 
     /// Runs WireGuard timers and disco heartbeats that are due, trims peers idle long enough
-    /// and expires pings that went unanswered.
+    /// and expires pings and forwarded DNS queries that went unanswered.
     pub(crate) fn handle_timeout(&mut self, now: Instant, sink: &mut dyn PacketSink) {
         self.run_due_timers(now, sink);
         self.trim_idle(now);
         self.run_disco_heartbeats(now, sink);
         self.pings.expire(now);
+        self.expire_dns(now, sink);
     }
 }
 

@@ -64,11 +64,15 @@ impl Engine {
     /// running session (only endpoints and routes move). A netmap with the running
     /// configuration's signature only updates descriptions.
     pub(crate) fn apply_netmap(&mut self, netmap: Netmap, now: Instant) -> NetmapChange {
+        // Names, addresses and DNS settings may all have changed.
+        self.magic_dns.invalidate_zone();
+        let magic_dns_was_on = self.magic_dns_on();
         let signature = self.signer.sign(&netmap);
         if signature.is_some() && signature == self.signature {
             let peers = self.take_all_but_peers(netmap);
             self.take_descriptions(peers);
-            return NetmapChange { skipped: true, ..NetmapChange::default() };
+            let routes_changed = magic_dns_was_on != self.magic_dns_on();
+            return NetmapChange { skipped: true, routes_changed, ..NetmapChange::default() };
         }
         self.signature = signature;
         let mut change = NetmapChange::default();
@@ -98,6 +102,7 @@ impl Engine {
         }
         let own = &self.netmap.self_node.addresses;
         self.filter.replace_rules(self.netmap.packet_filter.as_deref(), own);
+        change.routes_changed |= magic_dns_was_on != self.magic_dns_on();
         change
     }
 
@@ -133,6 +138,7 @@ impl Engine {
         // Signing the whole result would cost time in proportion to the netmap: the next full
         // netmap is applied in full instead.
         self.signature = None;
+        self.magic_dns.invalidate_zone();
         let mut change = NetmapChange::default();
         for key in &delta.remove {
             self.remove_peer(key, &mut change);

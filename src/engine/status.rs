@@ -226,10 +226,11 @@ impl Engine {
             key_expiry: self_node.key_expiry.map(|t| rfc3339(Some(t))),
             ..PeerStatus::default()
         };
-        let drops = serde_json::to_value(&self.drops)
+        let mut drops: BTreeMap<String, u64> = serde_json::to_value(&self.drops)
             .ok()
             .and_then(|v| serde_json::from_value(v).ok())
             .unwrap_or_default();
+        drops.extend(self.magic_dns.counters().by_name());
         let suffix = magic_dns_suffix(&self_node.dns_name);
         let current_tailnet = (!self.netmap.domain.is_empty()).then(|| CurrentTailnet {
             name: self.netmap.domain.clone(),

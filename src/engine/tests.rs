@@ -11,6 +11,7 @@ use crate::packet::IpHeader;
 use std::time::Duration;
 
 mod lazy;
+mod magicdns;
 mod pings;
 mod signature;
 
@@ -70,6 +71,7 @@ pub(super) fn environment(now: Instant, index_seed: u32) -> Environment {
         clock: WallClock::new(now, wall),
         disco_key: PrivateKey([index_seed.to_le_bytes()[2]; 32]),
         disco_seed: [index_seed.to_le_bytes()[2]; 16],
+        dns_seed: u64::from(index_seed),
         lazy: Default::default(),
     }
 }

@@ -9,7 +9,7 @@ const MAX_LABEL_LEN: usize = 63;
 /// The two top bits of a length byte that mark a compression pointer.
 const POINTER_TAG: u8 = 0xC0;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Name(Vec<u8>);
 
 impl Name {
@@ -38,6 +38,39 @@ impl Name {
     /// The uncompressed wire form, ending with the root label.
     pub(crate) fn wire(&self) -> &[u8] {
         &self.0
+    }
+
+    /// The labels from the leftmost one, the root label left out.
+    pub(crate) fn labels(&self) -> impl Iterator<Item = &[u8]> {
+        let mut rest = &self.0[..];
+        std::iter::from_fn(move || {
+            let (&length, tail) = rest.split_first()?;
+            let label = tail.get(..usize::from(length)).filter(|_| length > 0)?;
+            rest = &tail[label.len()..];
+            Some(label)
+        })
+    }
+
+    /// Whether this name is `zone` or lies under it (label by label: `xa.b` is not under
+    /// `a.b`).
+    pub(crate) fn is_within(&self, zone: &Name) -> bool {
+        let mut at = 0;
+        loop {
+            if self.0[at..] == zone.0[..] {
+                return true;
+            }
+            match self.0.get(at) {
+                Some(&length) if length > 0 => at += 1 + usize::from(length),
+                _ => return false,
+            }
+        }
+    }
+
+    /// The dotted form with a trailing dot, for logs and PTR answers' readers.
+    pub(crate) fn to_text(&self) -> String {
+        let labels: Vec<String> =
+            self.labels().map(|label| String::from_utf8_lossy(label).into_owned()).collect();
+        format!("{}.", labels.join("."))
     }
 
     /// Reads the name that starts at `start` in `message`, following compression pointers.
@@ -155,6 +188,20 @@ mod tests {
         }
         let last = previous;
         assert_eq!(Name::read(&message, last), Err("name longer than 255 bytes".into()));
+    }
+
+    #[test]
+    fn zones_contain_names_label_by_label() {
+        let name = Name::from_text("Peer.Tail.ts.net").unwrap();
+        for zone in ["peer.tail.ts.net", "tail.ts.net.", "NET"] {
+            assert!(name.is_within(&Name::from_text(zone).unwrap()), "{zone}");
+        }
+        for zone in ["ail.ts.net", "other.tail.ts.net", "eer.tail.ts.net", "x.peer.tail.ts.net"] {
+            assert!(!name.is_within(&Name::from_text(zone).unwrap()), "{zone}");
+        }
+        let labels: Vec<&[u8]> = name.labels().collect();
+        assert_eq!(labels, [&b"peer"[..], b"tail", b"ts", b"net"]);
+        assert_eq!(name.to_text(), "peer.tail.ts.net.");
     }
 
     #[test]

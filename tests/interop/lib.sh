@@ -208,9 +208,12 @@ testcontrol_alive() {
 # DERP with --derp-tls: embedded DERP off; a separate `derper` serves TLS
 #   (self-signed IP cert) on :3340 and STUN on :3478, described to headscale
 #   in a derp.paths file with InsecureForTests, like the testcontrol runner.
-# DNS sent to nodes: HS_DNS_GLOBAL (YAML list items, e.g. '"192.0.2.53"'), as
-#   Resolvers when HS_DNS_OVERRIDE=true (else FallbackResolvers), and
-#   HS_DNS_SEARCH (list items) after the base domain.
+# DNS: HS_MAGIC_DNS=true turns MagicDNS on (names under HS_BASE_DOMAIN, default
+#   weft-interop.test); HS_NAMESERVERS is the YAML list body of the global
+#   resolvers, e.g. HS_NAMESERVERS=10.77.0.53, which control sends as the
+#   tailnet's Resolvers only with HS_OVERRIDE_LOCAL_DNS=true; HS_SPLIT_DNS is
+#   the YAML map body of split DNS, e.g. HS_SPLIT_DNS='corp.test: [100.64.0.2]'.
+#   HS_DNS_SEARCH is the YAML list body of search domains after the base domain.
 start_headscale() {
     local name=$1 derptls=0
     [[ ${2:-} == --derp-tls ]] && derptls=1
@@ -281,11 +284,12 @@ policy:
   mode: file
   path: ""
 dns:
-  magic_dns: false
+  magic_dns: ${HS_MAGIC_DNS:-false}
   base_domain: ${HS_BASE_DOMAIN:-weft-interop.test}
-  override_local_dns: ${HS_DNS_OVERRIDE:-false}
+  override_local_dns: ${HS_OVERRIDE_LOCAL_DNS:-false}
   nameservers:
-    global: [${HS_DNS_GLOBAL:-}]
+    global: [${HS_NAMESERVERS:-}]
+    split: {${HS_SPLIT_DNS:-}}
   search_domains: [${HS_DNS_SEARCH:-}]
 unix_socket: $d/headscale.sock
 unix_socket_permission: "0770"

@@ -74,7 +74,7 @@ bad() { log "FAIL: $*"; echo "RESULT headscale dns-${1%% *} FAIL"; FAIL=$((FAIL 
 
 lab_add_ns srv "$LAB_SUBNET.1"
 lab_add_ns w1 "$LAB_SUBNET.21"
-HS_DNS_OVERRIDE=true HS_DNS_GLOBAL='"192.0.2.53", "https://dns.example/dns-query"' \
+HS_OVERRIDE_LOCAL_DNS=true HS_NAMESERVERS='"192.0.2.53", "https://dns.example/dns-query"' \
     HS_DNS_SEARCH='"corp.example"' start_headscale srv
 
 resolv_is_ours() {

@@ -6,6 +6,7 @@ use super::{Changed, MapState};
 use crate::control::tailcfg::go_time::meaningful;
 use crate::control::tailcfg::Node;
 use crate::keys::PrivateKey;
+use crate::magicdns::zone::PEER_AAAA_CAPABILITY;
 use crate::netmap::{Netmap, Peer, PeerDelta, SelfNode};
 use crate::prefix::Prefix;
 use std::collections::HashSet;
@@ -141,6 +142,7 @@ fn self_node(node: &Node, private_key: PrivateKey, control_now: Option<SystemTim
         key_expired: is_expired(node, control_now),
         machine_authorized: node.machine_authorized,
         cgnat_drop_disabled: node.cap_map.contains_key(DISABLE_CGNAT_DROP_RULE),
+        magicdns_peer_aaaa: node.cap_map.contains_key(PEER_AAAA_CAPABILITY),
         ..SelfNode::new(private_key)
     }
 }

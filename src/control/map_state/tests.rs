@@ -412,6 +412,19 @@ fn control_can_turn_the_cgnat_drop_rule_off() {
 }
 
 #[test]
+fn the_magicdns_aaaa_capability_reaches_the_self_node() {
+    let mut state = started();
+    assert!(!netmap_of(&state).self_node.magicdns_peer_aaaa);
+    let body = format!(
+        r#"{{"Node":{{"ID":1,"Name":"me.tail1234.ts.net.","Key":"{own}","Addresses":["100.64.9.9/32"],
+                    "MachineAuthorized":true,"CapMap":{{"magicdns-aaaa":null}}}}}}"#,
+        own = own_key().public_key().to_nodekey()
+    );
+    state.apply_frame(body.as_bytes(), now()).unwrap();
+    assert!(netmap_of(&state).self_node.magicdns_peer_aaaa);
+}
+
+#[test]
 fn key_expiry_uses_control_time() {
     let mut state = started();
     // Peer 2's key expires 2027-01-01. The local clock says 2026-08-01, but control's says

@@ -17,6 +17,8 @@ mod user;
 mod wire_key;
 
 pub(crate) use derp_map::{DerpMap, DerpNode, DerpRegion};
+#[cfg(test)]
+pub(crate) use dns::DnsRecord;
 pub(crate) use dns::{DnsConfig, Resolver};
 pub(crate) use filter::{FilterRule, NetPortRange};
 pub(crate) use hostinfo::{Hostinfo, NetInfo, Service};

@@ -5,13 +5,13 @@
 //! tailscaled does, whatever the length field says.
 
 use super::{read_u16, write_u16, WireError};
+use crate::packet::checksum;
 
 /// Where each field sits in the header.
 pub(crate) mod field {
     use std::ops::Range;
     pub(crate) const SRC_PORT: Range<usize> = 0..2;
     pub(crate) const DST_PORT: Range<usize> = 2..4;
-    #[cfg(test)]
     pub(crate) const LENGTH: Range<usize> = 4..6;
     pub(crate) const CHECKSUM: Range<usize> = 6..8;
 }
@@ -46,7 +46,6 @@ impl<T: AsRef<[u8]>> UdpDatagram<T> {
     }
 
     /// Header plus data, as the header claims it.
-    #[cfg(test)]
     pub(crate) fn length(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::LENGTH)
     }
@@ -60,5 +59,26 @@ impl<T: AsRef<[u8]>> UdpDatagram<T> {
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpDatagram<T> {
     pub(crate) fn set_checksum(&mut self, checksum: u16) {
         write_u16(self.buffer.as_mut(), field::CHECKSUM, checksum);
+    }
+
+    pub(crate) fn set_src_port(&mut self, port: u16) {
+        write_u16(self.buffer.as_mut(), field::SRC_PORT, port);
+    }
+
+    pub(crate) fn set_dst_port(&mut self, port: u16) {
+        write_u16(self.buffer.as_mut(), field::DST_PORT, port);
+    }
+
+    pub(crate) fn set_length(&mut self, length: u16) {
+        write_u16(self.buffer.as_mut(), field::LENGTH, length);
+    }
+
+    /// Computes the checksum over the whole buffer (header and data) from the pseudo-header
+    /// sum `pseudo_header` and stores it; a computed 0 is sent as 0xffff, since 0 means
+    /// "none" (RFC 768).
+    pub(crate) fn fill_checksum(&mut self, pseudo_header: u64) {
+        self.set_checksum(0);
+        let sum = checksum::finish(checksum::add(pseudo_header, self.buffer.as_ref()));
+        self.set_checksum(if sum == 0 { 0xffff } else { sum });
     }
 }

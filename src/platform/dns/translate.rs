@@ -38,14 +38,13 @@ pub(crate) struct Translation {
     pub notes: Vec<String>,
 }
 
-/// What the OS should use for `dns`. `quad100` says whether weftd answers at
-/// 100.100.100.100: with MagicDNS on (`Proxied`) the OS then asks only it; without it the
-/// tailnet's plain resolvers are used and MagicDNS names stay unanswered (a note says so).
-/// `None` when there is nothing the OS could use.
-pub(crate) fn os_config(dns: &DnsConfig, quad100: bool) -> Translation {
+/// What the OS should use for `dns`: with MagicDNS on (`Proxied`) only 100.100.100.100,
+/// where weftd answers (`magicdns`); otherwise the tailnet's plain resolvers. `None` when
+/// there is nothing the OS could use.
+pub(crate) fn os_config(dns: &DnsConfig) -> Translation {
     let mut notes = Vec::new();
     let search_domains = clean_domains(&dns.domains);
-    if dns.proxied && quad100 {
+    if dns.proxied {
         // Without resolvers for every name, the responder is asked only for the tailnet's
         // own names and the split domains; the host's resolver keeps the rest.
         let match_domains = if dns.resolvers.is_empty() {
@@ -55,13 +54,6 @@ pub(crate) fn os_config(dns: &DnsConfig, quad100: bool) -> Translation {
         };
         let config = OsDnsConfig { nameservers: vec![QUAD100], search_domains, match_domains };
         return Translation { config: Some(config), notes };
-    }
-    if dns.proxied {
-        notes.push(
-            "the tailnet has MagicDNS on, but weftd does not answer at 100.100.100.100 yet: \
-             tailnet names do not resolve; its resolvers and search domains are applied"
-                .to_string(),
-        );
     }
     let mut global = plain_nameservers(&dns.resolvers, &mut notes);
     add_new(&mut global, dns.nameservers.iter().copied());
@@ -182,7 +174,7 @@ mod tests {
 
     #[test]
     fn plain_resolvers_and_search_domains_are_applied_and_the_rest_is_named() {
-        let t = os_config(&tailnet(), false);
+        let t = os_config(&tailnet());
         let config = t.config.unwrap();
         assert_eq!(config.nameservers, ips(&["1.1.1.1", "2606:4700::1111"]));
         assert_eq!(config.search_domains, strings(&["tail1234.ts.net", "corp.example"]));
@@ -195,7 +187,7 @@ mod tests {
     #[test]
     fn magic_dns_with_the_responder_asks_only_quad100() {
         let dns = DnsConfig { proxied: true, ..tailnet() };
-        let config = os_config(&dns, true).config.unwrap();
+        let config = os_config(&dns).config.unwrap();
         assert_eq!(config.nameservers, [QUAD100]);
         assert!(config.is_quad100());
         assert_eq!(config.search_domains, strings(&["tail1234.ts.net", "corp.example"]));
@@ -203,19 +195,11 @@ mod tests {
         // Without global resolvers the responder answers the tailnet's and split domains.
         let mut dns = DnsConfig { resolvers: Vec::new(), ..dns };
         dns.routes.insert("internal.example".into(), None);
-        let config = os_config(&dns, true).config.unwrap();
+        let config = os_config(&dns).config.unwrap();
         assert_eq!(
             config.match_domains,
             strings(&["internal.example", "tail1234.ts.net", "corp.example"])
         );
-    }
-
-    #[test]
-    fn magic_dns_without_the_responder_applies_resolvers_and_says_so() {
-        let dns = DnsConfig { proxied: true, ..tailnet() };
-        let t = os_config(&dns, false);
-        assert_eq!(t.config.unwrap().nameservers, ips(&["1.1.1.1", "2606:4700::1111"]));
-        assert!(t.notes[0].contains("MagicDNS"), "{:?}", t.notes);
     }
 
     #[test]
@@ -224,13 +208,13 @@ mod tests {
         dns.routes.insert("corp.example".into(), Some(resolvers(&["10.0.0.53"])));
         dns.routes.insert("lab.example".into(), Some(resolvers(&["10.0.0.53", "10.1.0.53"])));
         dns.routes.insert("magic.example".into(), None);
-        let config = os_config(&dns, false).config.unwrap();
+        let config = os_config(&dns).config.unwrap();
         assert_eq!(config.nameservers, ips(&["10.0.0.53", "10.1.0.53"]));
         assert_eq!(config.match_domains, strings(&["corp.example", "lab.example"]));
         // A domain that is no name never makes its resolvers answer every name.
         let mut dns = DnsConfig::default();
         dns.routes.insert("bad\nnameserver 6.6.6.6".into(), Some(resolvers(&["10.0.0.53"])));
-        let t = os_config(&dns, false);
+        let t = os_config(&dns);
         assert_eq!(t.config, None);
         assert!(t.notes[0].contains("not a domain name"), "{:?}", t.notes);
     }
@@ -238,18 +222,18 @@ mod tests {
     #[test]
     fn deprecated_nameservers_count_as_resolvers() {
         let dns = DnsConfig { nameservers: ips(&["8.8.8.8"]), ..DnsConfig::default() };
-        assert_eq!(os_config(&dns, false).config.unwrap().nameservers, ips(&["8.8.8.8"]));
+        assert_eq!(os_config(&dns).config.unwrap().nameservers, ips(&["8.8.8.8"]));
     }
 
     #[test]
     fn nothing_usable_means_nothing_to_apply() {
-        assert_eq!(os_config(&DnsConfig::default(), false), Translation::default());
+        assert_eq!(os_config(&DnsConfig::default()), Translation::default());
         let dns = DnsConfig {
             resolvers: resolvers(&["https://dns.example/q"]),
             domains: strings(&["corp.example"]),
             ..DnsConfig::default()
         };
-        let t = os_config(&dns, false);
+        let t = os_config(&dns);
         assert_eq!(t.config, None);
         assert!(t.notes.iter().any(|n| n.contains("search domains")), "{:?}", t.notes);
     }
