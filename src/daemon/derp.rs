@@ -83,6 +83,8 @@ pub(super) enum DerpEvent {
     },
     Connected(RegionId),
     Disconnected(RegionId, String),
+    /// A region's server said it has a problem, or that it is over.
+    ServerHealth(RegionId),
 }
 
 /// Driver settings read once from the daemon's environment.
@@ -118,6 +120,8 @@ struct Region {
     /// Which of the region's dialable nodes the next attempt dials: a failure moves on to
     /// the next, so one dead node does not keep us off a region its siblings still serve.
     node_turn: usize,
+    /// The problem the region's server last said it has (its Health frame), for status.
+    server_problem: Option<String>,
 }
 
 enum Link {
@@ -416,6 +420,7 @@ impl Derp {
             backoff: Backoff::default(),
             last_send: now,
             node_turn: 0,
+            server_problem: None,
         };
         self.regions.insert(region, entry);
         true
@@ -574,9 +579,7 @@ impl Derp {
                 Event::PeerGone { peer, reason } => {
                     self.events.push_back(DerpEvent::PeerGone { region: id, peer, reason })
                 }
-                Event::Health(Some(problem)) => {
-                    log::warn!("DERP region {id}: server says {problem}")
-                }
+                Event::Health(problem) => self.note_server_health(id, problem),
                 Event::Restarting { reconnect_in, .. } => {
                     log::info!("DERP region {id}: server restarting");
                     return self.close_for_retry(
@@ -587,9 +590,35 @@ impl Derp {
                         "server restarting",
                     );
                 }
-                Event::Health(None) | Event::PeerPresent { .. } | Event::PingAnswered { .. } => {}
+                Event::PeerPresent { .. } | Event::PingAnswered { .. } => {}
             }
         }
+    }
+
+    /// Keeps what region `id`'s server says of its health, for status; logged, and told to
+    /// the loop, only when it changes (a server may repeat it as often as it likes).
+    fn note_server_health(&mut self, id: RegionId, problem: Option<String>) {
+        let Some(region) = self.regions.get_mut(&id) else { return };
+        if region.server_problem == problem {
+            return;
+        }
+        match &problem {
+            Some(problem) => log::warn!("DERP region {id}: server says {problem}"),
+            None => log::info!("DERP region {id}: server healthy again"),
+        }
+        region.server_problem = problem;
+        self.events.push_back(DerpEvent::ServerHealth(id));
+    }
+
+    /// What the servers of the regions in use say is wrong with them.
+    pub(super) fn server_problems(&self) -> Vec<String> {
+        self.regions
+            .iter()
+            .filter_map(|(id, region)| {
+                let problem = region.server_problem.as_ref()?;
+                Some(format!("DERP region {id}: server says {problem}"))
+            })
+            .collect()
     }
 
     /// Writes the client's output and as many queued packets as the socket takes.

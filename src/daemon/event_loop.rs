@@ -395,9 +395,9 @@ impl Daemon {
                 DerpEvent::PeerGone { region, peer, reason } => {
                     log::debug!("DERP region {region}: peer {peer} gone ({reason:?})");
                 }
-                DerpEvent::Connected(_) | DerpEvent::Disconnected(..) => {
-                    connectivity_changed = true
-                }
+                DerpEvent::Connected(_)
+                | DerpEvent::Disconnected(..)
+                | DerpEvent::ServerHealth(_) => connectivity_changed = true,
             }
         }
         if connectivity_changed {
@@ -868,6 +868,7 @@ impl Daemon {
         .flatten()
         .chain(&self.exposed_key_files)
         .cloned()
+        .chain(self.derp.server_problems())
         .collect();
         self.generation += 1;
         self.engine.set_health(problems);

@@ -47,7 +47,8 @@ pub(crate) enum Event {
     PeerGone { peer: PublicKey, reason: PeerGoneReason },
     /// `peer` is connected (sent only to mesh watchers).
     PeerPresent { peer: PublicKey },
-    /// The server's problem description; `None` when it is healthy again.
+    /// The server's problem description, cut to [`MAX_HEALTH_TEXT`] bytes with control
+    /// characters escaped; `None` when it is healthy again.
     Health(Option<String>),
     /// The server is restarting: reconnect after `reconnect_in`, keep trying for `try_for`.
     Restarting { reconnect_in: Duration, try_for: Duration },
@@ -359,8 +360,7 @@ impl DerpClient {
                 self.note_pong(now, data);
             }
             FrameType::Health => {
-                let problem =
-                    (!payload.is_empty()).then(|| String::from_utf8_lossy(payload).into_owned());
+                let problem = (!payload.is_empty()).then(|| health_text(payload));
                 self.events.push_back(Event::Health(problem));
             }
             FrameType::Restarting => {
@@ -522,4 +522,26 @@ impl TokenBucket {
         self.tokens -= cost;
         true
     }
+}
+
+/// How much of a server's health text is kept: enough for any real reason, and a hostile
+/// server's megabyte frames cannot fill the log or status.
+pub(crate) const MAX_HEALTH_TEXT: usize = 256;
+
+/// The server's words as a log line and status may show them: about the first
+/// [`MAX_HEALTH_TEXT`] bytes (the last character or escape may run a few over), control
+/// characters escaped so no line can be forged.
+fn health_text(payload: &[u8]) -> String {
+    let cut = &payload[..payload.len().min(MAX_HEALTH_TEXT)];
+    let mut text = String::new();
+    for c in String::from_utf8_lossy(cut).chars() {
+        if text.len() >= MAX_HEALTH_TEXT {
+            break;
+        }
+        match c.is_control() {
+            true => text.extend(c.escape_debug()),
+            false => text.push(c),
+        }
+    }
+    text
 }

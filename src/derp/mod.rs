@@ -1,7 +1,6 @@
 //! DERP, Tailscale's relay: packets addressed by node key over one TLS connection per
 //! region, for peers no direct UDP path reaches (yet). Sans-IO framing and client state
-//! machine; dialing, TLS and region choice belong to the driver. Not yet wired into the
-//! daemon.
+//! machine; dialing, TLS and region choice belong to the driver (`daemon::derp`).
 
 mod client;
 mod frame;
@@ -12,7 +11,7 @@ pub(crate) use client::{DerpClient, DerpError, Event, PeerGoneReason, LOGIN_TIME
 
 // Named by tests (and fuzz targets) only; the daemon reaches them through the types above.
 #[cfg(test)]
-pub(crate) use client::{SendError, PING_TIMEOUT, READ_TIMEOUT};
+pub(crate) use client::{SendError, MAX_HEALTH_TEXT, PING_TIMEOUT, READ_TIMEOUT};
 #[cfg(test)]
 pub(crate) use frame::{
     append_frame, Frame, FrameReader, FrameType, OversizedFrame, HEADER_LEN, KEY_LEN, MAGIC,

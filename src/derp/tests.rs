@@ -232,6 +232,25 @@ fn refuses_server_info_not_from_the_greeting_key() {
     assert_eq!(client.handle_input(now, &short), Err(DerpError::Malformed(FrameType::ServerInfo)));
 }
 
+/// A server's health text is the server's words, shown in status and the log: a hostile
+/// server must not fill the log or forge lines, so it is cut short and its control
+/// characters escaped.
+#[test]
+fn a_servers_health_text_is_cut_short_and_escaped() {
+    let server = Server::new();
+    let now = Instant::now();
+    let mut client = server.connected(now);
+    let mut text = b"overloaded\ncontrol: forged line\x1b[2J".to_vec();
+    text.resize(1024 * 1024 - 16, b'x');
+    client.handle_input(now, &frame(FrameType::Health, &[&text])).unwrap();
+    let [Event::Health(Some(problem))] = &events(&mut client)[..] else {
+        panic!("one health event");
+    };
+    assert!(problem.starts_with(r"overloaded\ncontrol: forged line\u{1b}[2J"), "{problem}");
+    assert!(problem.len() <= MAX_HEALTH_TEXT + 8, "{} bytes", problem.len());
+    assert!(!problem.chars().any(char::is_control), "{problem:?}");
+}
+
 #[test]
 fn turns_server_frames_into_events() {
     let server = Server::new();

@@ -236,6 +236,26 @@ fn a_region_nobody_sends_to_is_closed_after_the_idle_time_but_home_stays() {
     assert!(harness.derp.regions.contains_key(&REGION), "the home region stays");
 }
 
+/// A server repeating its health problem is logged and told to the loop once, shown in
+/// status while it lasts, and cleared when the server says it is over.
+#[test]
+fn a_servers_health_is_noted_once_per_change() {
+    let mut harness = Harness::new(1, true);
+    let ((), lines) = crate::log_capture::capture_logs(|| {
+        for _ in 0..1000 {
+            harness.derp.note_server_health(REGION, Some("overloaded".into()));
+        }
+    });
+    assert_eq!(lines.iter().filter(|l| l.contains("overloaded")).count(), 1, "{lines:?}");
+    assert_eq!(harness.derp.server_problems(), ["DERP region 1: server says overloaded"]);
+    harness.derp.note_server_health(REGION, None);
+    assert!(harness.derp.server_problems().is_empty());
+    let told: Vec<DerpEvent> = std::iter::from_fn(|| harness.derp.poll_event())
+        .filter(|e| matches!(e, DerpEvent::ServerHealth(_)))
+        .collect();
+    assert_eq!(told, [DerpEvent::ServerHealth(REGION), DerpEvent::ServerHealth(REGION)]);
+}
+
 /// A server that answers every connection with `reply` and counts the connections.
 fn broken_server(reply: &'static [u8]) -> (u16, std::sync::mpsc::Receiver<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
