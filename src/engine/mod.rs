@@ -213,10 +213,15 @@ impl Engine {
         self.peers.len()
     }
 
-    /// The IP addresses of every peer's configured endpoints (with repeats): where NetBSD's
-    /// host routes must keep our own traffic off the tunnel. Nothing is copied.
+    /// The peers' endpoint addresses outside the tunnel, for NetBSD's host routes: one a
+    /// route into the tunnel covers (another peer's subnet, a peer's own address) is left out,
+    /// since a host route to it would pull this host's traffic to that address out of the
+    /// tunnel, on the word of the peer that announced it.
     pub(crate) fn peer_endpoint_ips(&self) -> impl Iterator<Item = std::net::IpAddr> + '_ {
-        self.peers.values().flat_map(|state| state.config.endpoints.iter().map(|e| e.ip()))
+        self.peers
+            .values()
+            .flat_map(|state| state.config.endpoints.iter().map(|e| e.ip()))
+            .filter(|ip| self.routes.lookup(*ip).is_none())
     }
 
     /// The running netmap, reassembled with its peers sorted by key. It copies every peer:

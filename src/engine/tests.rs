@@ -76,6 +76,26 @@ pub(super) fn environment(now: Instant, index_seed: u32) -> Environment {
     }
 }
 
+/// NetBSD pins its traffic to peers with host routes to their endpoints: an endpoint a peer
+/// announces inside a route into the tunnel (another peer's subnet) must never be one of
+/// them, or this host's traffic to that address would leave outside the tunnel.
+#[test]
+fn endpoints_inside_the_tunnels_routes_are_not_offered_for_host_routes() {
+    let now = Instant::now();
+    let (own, router, other) =
+        (PrivateKey([1; 32]), PrivateKey::generate().unwrap(), PrivateKey::generate().unwrap());
+    let mut map = netmap(&own, "100.64.0.1", &router, "100.64.0.2", None);
+    map.peers[0].allowed_ips.push("10.1.0.0/16".parse().unwrap());
+    map.peers.push(Peer {
+        allowed_ips: vec!["100.64.0.3/32".parse().unwrap()],
+        endpoints: ["10.1.2.3:41641", "192.0.2.9:41641"].map(|e| e.parse().unwrap()).to_vec(),
+        ..Peer::new(other.public_key())
+    });
+    let engine = Engine::new(map, now, environment(now, 0x0c_0000));
+    let offered: Vec<std::net::IpAddr> = engine.peer_endpoint_ips().collect();
+    assert_eq!(offered, ["192.0.2.9".parse::<std::net::IpAddr>().unwrap()]);
+}
+
 /// A knows B's endpoint; B learns A's from the handshake, as with a roaming client.
 fn pair(now: Instant) -> (Node, Node) {
     let (ka, kb) = (PrivateKey::generate().unwrap(), PrivateKey::generate().unwrap());

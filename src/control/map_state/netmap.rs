@@ -147,6 +147,11 @@ fn self_node(node: &Node, private_key: PrivateKey, control_now: Option<SystemTim
     }
 }
 
+/// The candidate endpoints kept per peer. A node reports its addresses on each interface and
+/// what STUN saw, a handful; the endpoints come from the peer itself, through control, and
+/// each costs disco pings (and on NetBSD a host route), so a peer cannot make them many.
+const MAX_ENDPOINTS_PER_PEER: usize = 64;
+
 /// `None` for a node without a usable key.
 fn peer(node: &Node, control_now: Option<SystemTime>, accept_subnets: bool) -> Option<Peer> {
     let key = usable_key(node)?;
@@ -178,7 +183,12 @@ fn peer(node: &Node, control_now: Option<SystemTime>, accept_subnets: bool) -> O
     };
     if !expired {
         // Skip, rather than fail on, a candidate this build cannot parse.
-        peer.endpoints = node.endpoints.iter().filter_map(|e| e.parse().ok()).collect();
+        peer.endpoints = node
+            .endpoints
+            .iter()
+            .filter_map(|e| e.parse().ok())
+            .take(MAX_ENDPOINTS_PER_PEER)
+            .collect();
         peer.disco_key = node.disco_key.and_then(|k| k.non_zero());
         peer.derp_region = (node.home_derp != 0).then_some(node.home_derp);
         if reachable(&peer, node) {

@@ -478,6 +478,22 @@ fn an_expired_node_key_leaves_no_peers_until_it_is_renewed() {
     assert_eq!(renewed.peers.len(), 2, "the peers are back");
 }
 
+/// A peer's endpoints come from the peer itself: however many it announces, it keeps a
+/// bounded number, the first ones.
+#[test]
+fn a_peer_announcing_thousands_of_endpoints_keeps_a_bounded_few() {
+    let many: Vec<String> =
+        (0..10_000).map(|i| format!("192.0.2.{}:{}", i % 250, 1000 + i)).collect();
+    let node =
+        peer_json(4, &format!(r#"{{"Endpoints":{}}}"#, serde_json::to_string(&many).unwrap()));
+    let mut state = started();
+    state.apply_frame(format!(r#"{{"PeersChanged":[{node}]}}"#).as_bytes(), now()).unwrap();
+    let netmap = netmap_of(&state);
+    let endpoints = &peer_by_id(&netmap, 4).unwrap().endpoints;
+    assert_eq!(endpoints.len(), 64);
+    assert_eq!(endpoints[0], "192.0.2.0:1000".parse().unwrap());
+}
+
 #[test]
 fn server_expired_and_unreachable_peers_get_no_routes() {
     let mut state = started();
