@@ -78,7 +78,9 @@ fn message(support: Support, os: &str) -> Result<Option<String>, String> {
         Support::Unverified => Ok(Some(format!(
             "weftd on {os} is unverified: its TUN device, routing, route monitor and socket \
              pinning type-check for {os} and their logic is tested on Linux (against fakes of \
-             {os}'s route and ifconfig), but weftd has never run on {os} (see docs/platforms.md)"
+             {os}'s route and ifconfig), but weftd has never run on {os}; and packets that \
+             claim a tailnet source from another interface are not dropped here, as they are \
+             on Linux (see docs/platforms.md)"
         ))),
         Support::Missing(piece) => Err(format!(
             "weftd cannot run on {os} yet: {piece} is not implemented on this OS (see \
@@ -101,6 +103,7 @@ mod tests {
     fn unverified_oses_run_with_a_warning_and_missing_pieces_are_refused_by_name() {
         let warning = message(Support::Unverified, "netbsd").unwrap().unwrap();
         assert!(warning.contains("never run on netbsd"), "{warning}");
+        assert!(warning.contains("tailnet source from another interface"), "{warning}");
         let refusal = message(Support::Missing("the TUN device"), "dragonfly").unwrap_err();
         assert_eq!(
             refusal,
