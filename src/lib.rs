@@ -19,6 +19,7 @@ mod filter;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod http1;
+mod inert_text;
 mod keys;
 mod localapi;
 #[cfg(test)]

@@ -6,9 +6,9 @@ mod login;
 mod netcheck;
 mod ping;
 mod status;
-mod terminal;
 
 use crate::engine::status::Status;
+use crate::inert_text::escape_controls;
 use crate::localapi::client::{request, ClientError};
 use crate::localapi::{DEFAULT_SOCKET, STATUS_PATH};
 use std::path::{Path, PathBuf};
@@ -85,18 +85,18 @@ pub(crate) fn main(args: &[String]) -> i32 {
 /// Prints one line on stdout. Everything the CLI shows goes through here or `warn`, so text
 /// from the control server never reaches the terminal raw.
 fn say(line: &str) {
-    println!("{}", terminal::escape_controls(line));
+    println!("{}", escape_controls(line));
 }
 
 /// Prints one line on stdout after `depth` tabs (the indentation is ours; the text is
 /// escaped like [`say`]'s).
 fn say_indented(depth: usize, line: &str) {
-    println!("{}{}", "\t".repeat(depth), terminal::escape_controls(line));
+    println!("{}{}", "\t".repeat(depth), escape_controls(line));
 }
 
 /// Prints one line on stderr, prefixed `weft: `.
 fn warn(line: &str) {
-    eprintln!("weft: {}", terminal::escape_controls(line));
+    eprintln!("weft: {}", escape_controls(line));
 }
 
 fn fail(message: &str) -> i32 {

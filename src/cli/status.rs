@@ -1,8 +1,8 @@
 //! `weft status`: a table like `tailscale status`, or the JSON the daemon sent.
 
-use super::terminal::escape_controls;
 use super::{fetch_status, parse_flags, say};
 use crate::engine::status::{PeerStatus, Status};
+use crate::inert_text::escape_controls;
 use std::path::Path;
 
 pub(super) fn run(args: &[String], socket: &Path) -> Result<i32, String> {

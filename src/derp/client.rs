@@ -528,20 +528,10 @@ impl TokenBucket {
 /// server's megabyte frames cannot fill the log or status.
 pub(crate) const MAX_HEALTH_TEXT: usize = 256;
 
-/// The server's words as a log line and status may show them: about the first
-/// [`MAX_HEALTH_TEXT`] bytes (the last character or escape may run a few over), control
-/// characters escaped so no line can be forged.
+/// The server's words as a log line and status may show them: the first
+/// [`MAX_HEALTH_TEXT`] bytes (a character cut in two becomes U+FFFD), control characters
+/// made inert.
 fn health_text(payload: &[u8]) -> String {
     let cut = &payload[..payload.len().min(MAX_HEALTH_TEXT)];
-    let mut text = String::new();
-    for c in String::from_utf8_lossy(cut).chars() {
-        if text.len() >= MAX_HEALTH_TEXT {
-            break;
-        }
-        match c.is_control() {
-            true => text.extend(c.escape_debug()),
-            false => text.push(c),
-        }
-    }
-    text
+    crate::inert_text::escape_controls(&String::from_utf8_lossy(cut)).into_owned()
 }

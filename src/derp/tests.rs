@@ -246,8 +246,8 @@ fn a_servers_health_text_is_cut_short_and_escaped() {
     let [Event::Health(Some(problem))] = &events(&mut client)[..] else {
         panic!("one health event");
     };
-    assert!(problem.starts_with(r"overloaded\ncontrol: forged line\u{1b}[2J"), "{problem}");
-    assert!(problem.len() <= MAX_HEALTH_TEXT + 8, "{} bytes", problem.len());
+    assert!(problem.starts_with(r"overloaded\u000acontrol: forged line\u001b[2J"), "{problem}");
+    assert!(problem.len() <= MAX_HEALTH_TEXT * 6, "{} bytes", problem.len());
     assert!(!problem.chars().any(char::is_control), "{problem:?}");
 }
 

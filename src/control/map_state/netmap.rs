@@ -77,8 +77,10 @@ impl MapState {
         let me = self.self_node.as_ref()?;
         let control_now = self.skew.control_now(now);
         // Expired, this node needs a new login: like tailscaled, it keeps no peer (and so no
-        // session and no route) until control renews the key.
-        let peers = match self.self_expired(control_now) {
+        // session and no route) and no DNS (the host's resolver is given back) until control
+        // renews the key.
+        let expired = self.self_expired(control_now);
+        let peers = match expired {
             true => Vec::new(),
             false => self.peers_at(control_now),
         };
@@ -88,7 +90,7 @@ impl MapState {
             user_profiles: self.user_profiles.clone(),
             derp_map: self.derp_map.clone(),
             packet_filter: Some(self.filters.effective()),
-            dns: self.dns.clone(),
+            dns: self.dns.clone().filter(|_| !expired),
             ..Netmap::new(self_node(me, private_key, control_now))
         })
     }

@@ -454,8 +454,8 @@ fn key_expiry_uses_control_time() {
 }
 
 /// Like tailscaled, which empties WireGuard and the routes when it needs a new login: once
-/// this node's own key has expired (by control's clock), the netmap carries no peers, in
-/// full netmaps and instead of deltas, until control renews the key.
+/// this node's own key has expired (by control's clock), the netmap carries no peers and no
+/// DNS, in full netmaps and instead of deltas, until control renews the key.
 #[test]
 fn an_expired_node_key_leaves_no_peers_until_it_is_renewed() {
     let valid = r#""KeyExpiry":"0001-01-01T00:00:00Z""#;
@@ -466,6 +466,7 @@ fn an_expired_node_key_leaves_no_peers_until_it_is_renewed() {
     };
     assert!(netmap.self_node.key_expired);
     assert_eq!(netmap.peers, [], "no peer while this node's key is expired");
+    assert_eq!(netmap.dns, None, "no DNS either: the host's resolver goes back");
     let patch = r#"{"PeersChangedPatch":[{"NodeID":2,"Endpoints":["192.0.2.99:1"]}]}"#;
     match update_after(&mut state, patch) {
         Update::Full(netmap) => assert_eq!(netmap.peers, []),
@@ -476,6 +477,7 @@ fn an_expired_node_key_leaves_no_peers_until_it_is_renewed() {
     };
     assert!(!renewed.self_node.key_expired);
     assert_eq!(renewed.peers.len(), 2, "the peers are back");
+    assert!(renewed.dns.is_some(), "and the DNS");
 }
 
 /// A peer's endpoints come from the peer itself: however many it announces, it keeps a

@@ -70,15 +70,20 @@ pub(super) fn removal_script() -> String {
     format!("add table {TABLE}\ndelete table {TABLE}\n")
 }
 
-/// Refuses a name that `nft` would not match literally: a trailing `*` is a wildcard.
+/// Refuses a name that `nft` would not match literally: a trailing `*` is a wildcard, and a
+/// `"` or `\` (which Linux allows in interface names) would end or bend the quoted string
+/// the script names it in.
 fn check_name(tun: &str) -> Result<(), RouterError> {
-    match tun.contains('*') {
-        true => Err(RouterError(format!(
-            "the interface name {tun:?} contains '*', which nft takes as a wildcard; \
-             packets spoofing a tailnet source are not dropped"
-        ))),
-        false => Ok(()),
-    }
+    let why = if tun.contains('*') {
+        "contains '*', which nft takes as a wildcard"
+    } else if tun.contains(['"', '\\']) {
+        "contains a quote or a backslash, which nft's script cannot hold in a name"
+    } else {
+        return Ok(());
+    };
+    Err(RouterError(format!(
+        "the interface name {tun:?} {why}; packets spoofing a tailnet source are not dropped"
+    )))
 }
 
 /// The table as last installed, and the `nft` that installs it.
@@ -266,10 +271,14 @@ mod tests {
     }
 
     #[test]
-    fn refuses_a_name_nft_would_take_as_a_wildcard() {
+    fn refuses_a_name_nft_would_not_take_literally() {
         let (mut firewall, runs, _) = firewall();
         let message = firewall.apply(&config("weft*")).unwrap_err().to_string();
         assert!(message.contains("wildcard"), "{message}");
+        for name in ["we\"ft", "we\\ft"] {
+            let message = firewall.apply(&config(name)).unwrap_err().to_string();
+            assert!(message.contains("quote or a backslash"), "{message}");
+        }
         assert!(runs.borrow().is_empty());
     }
 }

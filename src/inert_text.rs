@@ -1,6 +1,7 @@
-//! What the CLI prints may come from the control server (login URLs, node and host names,
-//! health messages, DNS names), so it passes through here first: a terminal must not act on
-//! control characters someone else chose. They are shown as `\uXXXX` instead, which is
+//! Text someone else chose, made inert before a terminal or a log line shows it: what the
+//! CLI prints may come from the control server (login URLs, node and host names, health
+//! messages, DNS names), and a DERP server names its own health problems. A terminal must
+//! not act on control characters someone else chose, and a log line must stay one line. They are shown as `\uXXXX` instead, which is
 //! readable, turns an ANSI escape sequence into inert text (its ESC or CSI introducer is
 //! escaped), and inside a JSON string is the same character JSON would have written.
 
@@ -9,7 +10,7 @@ use std::borrow::Cow;
 /// Escapes every C0 control (newline and tab included: one value must stay one line), DEL,
 /// every C1 control, and the Unicode bidirectional overrides that can make text display in
 /// another order than it reads.
-pub(super) fn escape_controls(text: &str) -> Cow<'_, str> {
+pub(crate) fn escape_controls(text: &str) -> Cow<'_, str> {
     if !text.chars().any(is_unsafe) {
         return Cow::Borrowed(text);
     }
