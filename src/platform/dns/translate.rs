@@ -3,6 +3,7 @@
 //! Pure, so every rule is tested without touching a host.
 
 use crate::control::tailcfg::{DnsConfig, Resolver};
+use crate::magicdns::zone;
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -38,17 +39,19 @@ pub(crate) struct Translation {
     pub notes: Vec<String>,
 }
 
-/// What the OS should use for `dns`: with MagicDNS on (`Proxied`) only 100.100.100.100,
-/// where weftd answers (`magicdns`); otherwise the tailnet's plain resolvers. `None` when
-/// there is nothing the OS could use.
-pub(crate) fn os_config(dns: &DnsConfig) -> Translation {
+/// What the OS should use for `dns` on the node named `self_dns_name`: with MagicDNS on
+/// (`Proxied`) only 100.100.100.100, where weftd answers (`magicdns`); otherwise the tailnet's
+/// plain resolvers. `None` when there is nothing the OS could use.
+pub(crate) fn os_config(dns: &DnsConfig, self_dns_name: &str) -> Translation {
     let mut notes = Vec::new();
     let search_domains = clean_domains(&dns.domains);
     if dns.proxied {
-        // Without resolvers for every name, the responder is asked only for the tailnet's
-        // own names and the split domains; the host's resolver keeps the rest.
+        // Without resolvers for every name, the responder is asked only for the domains it
+        // answers or routes itself; the host's resolver keeps the rest. Not for the plain
+        // search domains: quad-100 would hand those to the host's resolver, which (were it
+        // systemd-resolved) would send them back to quad-100.
         let match_domains = if dns.resolvers.is_empty() {
-            clean_domains(dns.routes.keys().chain(&dns.domains))
+            clean_domains(&zone::own_domains(self_dns_name, dns))
         } else {
             Vec::new()
         };
@@ -147,6 +150,8 @@ pub(super) fn is_domain(name: &str) -> bool {
 mod tests {
     use super::*;
 
+    const ME: &str = "me.tail1234.ts.net.";
+
     fn resolvers(addrs: &[&str]) -> Vec<Resolver> {
         addrs.iter().map(|a| Resolver { addr: a.to_string(), ..Resolver::default() }).collect()
     }
@@ -174,7 +179,7 @@ mod tests {
 
     #[test]
     fn plain_resolvers_and_search_domains_are_applied_and_the_rest_is_named() {
-        let t = os_config(&tailnet());
+        let t = os_config(&tailnet(), ME);
         let config = t.config.unwrap();
         assert_eq!(config.nameservers, ips(&["1.1.1.1", "2606:4700::1111"]));
         assert_eq!(config.search_domains, strings(&["tail1234.ts.net", "corp.example"]));
@@ -187,19 +192,27 @@ mod tests {
     #[test]
     fn magic_dns_with_the_responder_asks_only_quad100() {
         let dns = DnsConfig { proxied: true, ..tailnet() };
-        let config = os_config(&dns).config.unwrap();
+        let config = os_config(&dns, ME).config.unwrap();
         assert_eq!(config.nameservers, [QUAD100]);
         assert!(config.is_quad100());
         assert_eq!(config.search_domains, strings(&["tail1234.ts.net", "corp.example"]));
         assert!(config.match_domains.is_empty(), "global resolvers: every name");
-        // Without global resolvers the responder answers the tailnet's and split domains.
+        // Without global resolvers the responder is asked for its own names, split domains
+        // and reverse zones, but not for plain search domains, which it could only hand back
+        // to the host's resolver (a loop, were that systemd-resolved pointed at quad-100).
         let mut dns = DnsConfig { resolvers: Vec::new(), ..dns };
         dns.routes.insert("internal.example".into(), None);
-        let config = os_config(&dns).config.unwrap();
+        dns.routes.insert("lab.example".into(), Some(resolvers(&["10.0.0.53"])));
+        let config = os_config(&dns, ME).config.unwrap();
+        assert_eq!(config.search_domains, strings(&["tail1234.ts.net", "corp.example"]));
         assert_eq!(
-            config.match_domains,
-            strings(&["internal.example", "tail1234.ts.net", "corp.example"])
+            config.match_domains[..3],
+            strings(&["tail1234.ts.net", "internal.example", "lab.example"])
         );
+        assert!(config.match_domains.contains(&"64.100.in-addr.arpa".to_string()));
+        assert!(config.match_domains.contains(&"127.100.in-addr.arpa".to_string()));
+        assert!(config.match_domains.contains(&"0.e.1.a.c.5.1.1.a.7.d.f.ip6.arpa".to_string()));
+        assert!(!config.match_domains.contains(&"corp.example".to_string()));
     }
 
     #[test]
@@ -208,13 +221,13 @@ mod tests {
         dns.routes.insert("corp.example".into(), Some(resolvers(&["10.0.0.53"])));
         dns.routes.insert("lab.example".into(), Some(resolvers(&["10.0.0.53", "10.1.0.53"])));
         dns.routes.insert("magic.example".into(), None);
-        let config = os_config(&dns).config.unwrap();
+        let config = os_config(&dns, ME).config.unwrap();
         assert_eq!(config.nameservers, ips(&["10.0.0.53", "10.1.0.53"]));
         assert_eq!(config.match_domains, strings(&["corp.example", "lab.example"]));
         // A domain that is no name never makes its resolvers answer every name.
         let mut dns = DnsConfig::default();
         dns.routes.insert("bad\nnameserver 6.6.6.6".into(), Some(resolvers(&["10.0.0.53"])));
-        let t = os_config(&dns);
+        let t = os_config(&dns, ME);
         assert_eq!(t.config, None);
         assert!(t.notes[0].contains("not a domain name"), "{:?}", t.notes);
     }
@@ -222,18 +235,18 @@ mod tests {
     #[test]
     fn deprecated_nameservers_count_as_resolvers() {
         let dns = DnsConfig { nameservers: ips(&["8.8.8.8"]), ..DnsConfig::default() };
-        assert_eq!(os_config(&dns).config.unwrap().nameservers, ips(&["8.8.8.8"]));
+        assert_eq!(os_config(&dns, ME).config.unwrap().nameservers, ips(&["8.8.8.8"]));
     }
 
     #[test]
     fn nothing_usable_means_nothing_to_apply() {
-        assert_eq!(os_config(&DnsConfig::default()), Translation::default());
+        assert_eq!(os_config(&DnsConfig::default(), ME), Translation::default());
         let dns = DnsConfig {
             resolvers: resolvers(&["https://dns.example/q"]),
             domains: strings(&["corp.example"]),
             ..DnsConfig::default()
         };
-        let t = os_config(&dns);
+        let t = os_config(&dns, ME);
         assert_eq!(t.config, None);
         assert!(t.notes.iter().any(|n| n.contains("search domains")), "{:?}", t.notes);
     }
