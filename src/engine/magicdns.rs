@@ -10,16 +10,16 @@
 //! its query took.
 
 use super::{Engine, PacketSink};
+use crate::control::tailcfg::DnsConfig;
 use crate::magicdns::zone::{is_service, Zone, SERVICE_V4, SERVICE_V6};
 use crate::magicdns::{Path, Reply, Ticket, Transmit};
 use crate::packet::build::udp_packet;
 use crate::packet::wire::{udp, IpPacket, UdpDatagram, PROTO_UDP};
 use crate::packet::{ip_view, IpHeader};
 use crate::prefix::Prefix;
+use crate::resolver::DNS_PORT;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
-
-const DNS_PORT: u16 = 53;
 
 impl Engine {
     /// Whether the tailnet turned MagicDNS on for this node (an expired node answers nothing,
@@ -61,9 +61,10 @@ impl Engine {
         };
         if self.magic_dns.needs_zone() {
             let peers = self.peers.values().map(|state| &state.config);
-            let dns = self.netmap.dns.as_ref().cloned().unwrap_or_default();
+            let no_dns = DnsConfig::default();
+            let dns = self.netmap.dns.as_ref().unwrap_or(&no_dns);
             let host = self.magic_dns.host_nameservers();
-            let zone = Zone::new(&self.netmap.self_node, peers, &dns, host);
+            let zone = Zone::new(&self.netmap.self_node, peers, dns, host);
             self.magic_dns.set_zone(zone);
         }
         if let Some(answer) = self.magic_dns.handle_query(now, client, query) {

@@ -28,7 +28,6 @@ const SERVICE_NAME: &str = "magicdns.localhost-tailscale-daemon.";
 /// which quad-100 answers for when MagicDNS is on.
 const TAILSCALE_IPV6_REVERSE: &str = "0.e.1.a.c.5.1.1.a.7.d.f.ip6.arpa.";
 const CGNAT_SECOND_OCTETS: std::ops::RangeInclusive<u8> = 64..=127;
-const DNS_PORT: u16 = 53;
 
 /// How a question is settled.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,9 +80,8 @@ impl Zone {
         }
         zone.authoritative.extend(tailscale_reverse_zones());
         zone.add_routes(dns);
-        let is_ours = |resolver: &Resolver| {
-            plain_upstream(&resolver.addr).is_some_and(|a| is_service(a.ip()))
-        };
+        let is_ours =
+            |resolver: &Resolver| resolver.plain_address().is_ok_and(|a| is_service(a.ip()));
         zone.default_upstreams = match dns.resolvers.iter().all(is_ours) {
             true => host_nameservers.to_vec(),
             false => zone.upstreams(&dns.resolvers),
@@ -214,10 +212,10 @@ impl Zone {
     fn upstreams(&mut self, resolvers: &[Resolver]) -> Vec<SocketAddr> {
         let mut upstreams = Vec::new();
         for resolver in resolvers {
-            match plain_upstream(&resolver.addr) {
-                Some(address) if is_service(address.ip()) => {}
-                Some(address) => upstreams.push(address),
-                None => self.unsupported.push(resolver.addr.clone()),
+            match resolver.plain_address() {
+                Ok(address) if is_service(address.ip()) => {}
+                Ok(address) => upstreams.push(address),
+                Err(_) => self.unsupported.push(resolver.addr.clone()),
             }
         }
         upstreams
@@ -261,13 +259,6 @@ fn answer_with(addresses: &[IpAddr], asked: u16) -> Resolution {
             addresses.iter().filter(wanted).map(|a| RecordData::Address(*a)).collect(),
         ),
     }
-}
-
-/// `IP` (port 53) or `IP:port`, bracketed for IPv6; `None` for DoH URLs and anything else.
-fn plain_upstream(addr: &str) -> Option<SocketAddr> {
-    addr.parse::<SocketAddr>()
-        .ok()
-        .or_else(|| addr.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, DNS_PORT)))
 }
 
 /// The domains quad-100 answers or routes itself — the MagicDNS suffix of `self_dns_name`,

@@ -3,14 +3,10 @@
 //! Pure, so every rule is tested without touching a host.
 
 use crate::control::tailcfg::{DnsConfig, Resolver};
-use crate::magicdns::zone;
+use crate::magicdns::zone::{self, SERVICE_V4};
+use crate::resolver::DNS_PORT;
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-
-/// The MagicDNS responder's address, which every Tailscale node uses.
-pub(crate) const QUAD100: IpAddr = IpAddr::V4(Ipv4Addr::new(100, 100, 100, 100));
-/// The only port the C library's resolver (and every OS manager here) asks.
-const DNS_PORT: u16 = 53;
+use std::net::IpAddr;
 
 /// What the OS resolver is to use while the tailnet's DNS is applied.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -28,7 +24,7 @@ impl OsDnsConfig {
     /// Whether only 100.100.100.100 is asked: it can answer every name (it forwards what is
     /// not the tailnet's), so an OS without split DNS may take it for all names.
     pub(crate) fn is_quad100(&self) -> bool {
-        self.nameservers == [QUAD100]
+        self.nameservers == [IpAddr::V4(SERVICE_V4)]
     }
 }
 
@@ -55,7 +51,8 @@ pub(crate) fn os_config(dns: &DnsConfig, self_dns_name: &str) -> Translation {
         } else {
             Vec::new()
         };
-        let config = OsDnsConfig { nameservers: vec![QUAD100], search_domains, match_domains };
+        let nameservers = vec![IpAddr::V4(SERVICE_V4)];
+        let config = OsDnsConfig { nameservers, search_domains, match_domains };
         return Translation { config: Some(config), notes };
     }
     let mut global = plain_nameservers(&dns.resolvers, &mut notes);
@@ -104,7 +101,7 @@ fn add_new(list: &mut Vec<IpAddr>, ips: impl IntoIterator<Item = IpAddr>) {
 fn plain_nameservers(resolvers: &[Resolver], notes: &mut Vec<String>) -> Vec<IpAddr> {
     let mut plain: Vec<IpAddr> = Vec::new();
     for resolver in resolvers {
-        match plain_address(&resolver.addr) {
+        match os_address(resolver) {
             Ok(ip) => add_new(&mut plain, [ip]),
             Err(why) => notes.push(format!("resolver {:?} skipped: {why}", resolver.addr)),
         }
@@ -112,18 +109,12 @@ fn plain_nameservers(resolvers: &[Resolver], notes: &mut Vec<String>) -> Vec<IpA
     plain
 }
 
-fn plain_address(addr: &str) -> Result<IpAddr, String> {
-    if let Ok(ip) = addr.parse::<IpAddr>() {
-        return Ok(ip);
-    }
-    match addr.parse::<SocketAddr>() {
+/// The address of `resolver` if the OS resolver can ask it: a plain one on port 53.
+fn os_address(resolver: &Resolver) -> Result<IpAddr, String> {
+    match resolver.plain_address() {
         Ok(socket) if socket.port() == DNS_PORT => Ok(socket.ip()),
         Ok(socket) => Err(format!("port {}: the OS resolver asks port 53 only", socket.port())),
-        Err(_) if addr.contains("://") => {
-            Err("not a plain DNS server (DNS over HTTPS or TLS): the OS resolver cannot use it"
-                .into())
-        }
-        Err(_) => Err("not an IP address".into()),
+        Err(why) => Err(format!("{why}: the OS resolver cannot use it")),
     }
 }
 
@@ -193,7 +184,7 @@ mod tests {
     fn magic_dns_with_the_responder_asks_only_quad100() {
         let dns = DnsConfig { proxied: true, ..tailnet() };
         let config = os_config(&dns, ME).config.unwrap();
-        assert_eq!(config.nameservers, [QUAD100]);
+        assert_eq!(config.nameservers, [IpAddr::V4(SERVICE_V4)]);
         assert!(config.is_quad100());
         assert_eq!(config.search_domains, strings(&["tail1234.ts.net", "corp.example"]));
         assert!(config.match_domains.is_empty(), "global resolvers: every name");
