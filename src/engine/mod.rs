@@ -154,7 +154,7 @@ pub(crate) struct Engine {
     signature: Option<signature::Signature>,
     /// The DNS server at 100.100.100.100, while the netmap turns MagicDNS on.
     magic_dns: crate::magicdns::MagicDns,
-    /// Its queries for the daemon's upstream socket (those to resolvers outside the tunnel).
+    /// Its queries for the daemon's sockets (those to resolvers outside the tunnel), one socket per query.
     dns_outbox: std::collections::VecDeque<crate::magicdns::Transmit>,
     /// The UDP port its queries to resolvers inside the tunnel leave from (our own address).
     dns_tunnel_port: u16,

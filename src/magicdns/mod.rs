@@ -4,7 +4,8 @@
 //!
 //! Sans-IO: [`MagicDns`] is fed queries, upstream datagrams and the time, and hands back
 //! answers and the datagrams to send upstream. The engine carries queries from the TUN to it
-//! and answers back as IP packets; the daemon owns the upstream socket.
+//! and answers back as IP packets; the daemon owns the upstream sockets (one per query, keyed by
+//! its [`Ticket`]).
 //!
 //! Forwarding is bounded and checked: at most [`MAX_PENDING`] queries wait, each for
 //! [`FORWARD_TIMEOUT`] (then the client gets SERVFAIL); each goes upstream under an ID no one
