@@ -435,7 +435,7 @@ pub fn dns_response(data: &[u8]) {
 /// forwarded so far: a query is answered under its own ID (a FORMERR or NOTIMP header when
 /// broken) or forwarded, never both, and a datagram completes at most one waiting query.
 pub fn magicdns(data: &[u8]) {
-    use crate::magicdns::{zone::Zone, MagicDns};
+    use crate::magicdns::{zone::Zone, MagicDns, Path, Transmit};
     use crate::netmap::SelfNode;
     let me = SelfNode {
         dns_name: "me.tail.ts.net.".into(),
@@ -449,7 +449,7 @@ pub fn magicdns(data: &[u8]) {
         resolvers: vec![upstream],
         ..Default::default()
     };
-    let mut magic = MagicDns::new(1);
+    let mut magic = MagicDns::new(&[1; 32]);
     magic.set_zone(Zone::new(&me, std::iter::empty(), &dns, &[]));
     let client = "100.64.0.1:40000".parse().expect("address");
     let now = Instant::now();
@@ -458,7 +458,11 @@ pub fn magicdns(data: &[u8]) {
         b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x07example\x00\x00\x01\x00\x01";
     assert_eq!(magic.handle_query(now, client, seed), None);
     let answer = magic.handle_query(now, client, data);
-    let sent: Vec<Vec<u8>> = std::iter::from_fn(|| magic.poll_transmit()).map(|(_, q)| q).collect();
+    let transmits: Vec<Transmit> = std::iter::from_fn(|| magic.poll_transmit()).collect();
+    for transmit in &transmits {
+        magic.record_path(transmit, Path::Socket(transmit.ticket));
+    }
+    let sent: Vec<&[u8]> = transmits.iter().map(|t| &t.datagram[..]).collect();
     assert_eq!(sent[0][2..], seed[2..], "forwarded but for the ID");
     match answer {
         Some(answer) => {
@@ -468,7 +472,8 @@ pub fn magicdns(data: &[u8]) {
         None => assert!(sent.len() == 1 || sent[1][2..] == data[2..]),
     }
     let from = "192.0.2.53:53".parse().expect("address");
-    let answered = usize::from(magic.handle_upstream(from, data).is_some());
+    let path = Path::Socket(transmits[0].ticket);
+    let answered = usize::from(magic.handle_upstream(path, from, data).is_some());
     let expired = magic.handle_timeout(now + crate::magicdns::FORWARD_TIMEOUT).len();
     assert!(answered + expired <= 2);
 }
@@ -619,7 +624,7 @@ pub fn disco_datagram(data: &[u8]) {
         clock: crate::wall_clock::WallClock::new(now, UNIX_EPOCH),
         disco_key: ours.clone(),
         disco_seed: [0; 16],
-        dns_seed: 0,
+        dns_key: [0; 32],
         lazy: Default::default(),
     };
     let mut engine = Engine::new(netmap, now, environment);

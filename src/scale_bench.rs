@@ -217,7 +217,7 @@ fn environment(now: Instant) -> Environment {
         clock: WallClock::read_os(now),
         disco_key: PrivateKey([3; 32]),
         disco_seed: [0; 16],
-        dns_seed: 0,
+        dns_key: [0; 32],
         lazy: Default::default(),
     }
 }

@@ -34,17 +34,18 @@ pub(super) fn for_engine(now: Instant, disco_key: PrivateKey) -> engine::Environ
         log::warn!("engine: no randomness for session indexes: {e}");
         0
     });
-    let dns_seed = random_u64().unwrap_or_else(|e| {
+    let mut dns_key = [0u8; 32];
+    if let Err(e) = getrandom::getrandom(&mut dns_key) {
+        // Forged answers would then only need the query's socket port right.
         log::warn!("engine: no randomness for MagicDNS query IDs: {e}");
-        index_seed.rotate_left(32)
-    });
+    }
     engine::Environment {
         index_seed: index_seed as u32,
         ping_id: std::process::id() as u16,
         clock: WallClock::read_os(now),
         disco_key,
         disco_seed,
-        dns_seed,
+        dns_key,
         lazy: lazy_config(
             std::env::var("WEFT_DEBUG_TRIM_WIREGUARD").ok().as_deref(),
             std::env::var("WEFT_DEBUG_LAZY_IDLE").ok().as_deref(),

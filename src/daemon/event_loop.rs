@@ -281,7 +281,7 @@ impl Daemon {
         match tokens::driver_of(token) {
             Driver::DataPath => {
                 self.datapath.on_ready(token, &mut self.engine);
-                self.dns_upstream.transmit(&mut self.engine, registry);
+                self.dns_upstream.sync(&mut self.engine, registry);
                 self.relay_outbox(Instant::now());
                 self.take_stun_answers();
             }
@@ -310,6 +310,8 @@ impl Daemon {
                 // Dropping the sink writes the answers to the TUN.
                 let mut sink = self.datapath.sink();
                 self.dns_upstream.on_ready(token, &mut self.engine, &mut sink);
+                drop(sink);
+                self.dns_upstream.sync(&mut self.engine, registry);
             }
             Driver::Api => {
                 if let Some((caller, command)) = self.api.on_ready(token, registry, Instant::now())
@@ -343,6 +345,7 @@ impl Daemon {
             self.generation += 1;
             // Dropping the sink sends what the timers queued.
             self.engine.handle_timeout(now, &mut self.datapath.sink());
+            self.dns_upstream.sync(&mut self.engine, self.poll.registry());
             self.api.on_timeout(now, self.poll.registry());
             self.control.on_timeout(self.poll.registry(), now);
             self.route_control_events(now);
@@ -844,7 +847,7 @@ impl Daemon {
     fn apply_dns(&mut self) {
         let Some(dns) = &mut self.dns else { return };
         let wanted = match self.engine.dns_config() {
-            Some(config) if self.accept_dns => os_config(config),
+            Some(config) if self.accept_dns => os_config(config, &self.engine.self_node().dns_name),
             _ => Translation::default(),
         };
         self.dns_problem = dns.set(self.datapath.tun_name(), wanted).err().map(|e| {

@@ -27,12 +27,12 @@ pub(super) const LINK_MONITOR: Token = Token(6);
 /// name lookup ([`Driver::Derp`]).
 const DERP_FIRST: usize = 7;
 const DERP_END: usize = DERP_FIRST + 2 * super::derp::MAX_CONNECTIONS;
-/// The IPv4 socket MagicDNS forwards queries from ([`Driver::MagicDns`]).
-pub(super) const DNS_UPSTREAM4: Token = Token(DERP_END);
-/// The IPv6 socket MagicDNS forwards queries from ([`Driver::MagicDns`]).
-pub(super) const DNS_UPSTREAM6: Token = Token(DERP_END + 1);
+/// The sockets MagicDNS forwards queries from, one per query and family
+/// ([`Driver::MagicDns`]).
+const DNS_UPSTREAM_FIRST: usize = DERP_END;
+const DNS_UPSTREAM_END: usize = DNS_UPSTREAM_FIRST + super::magicdns::MAX_SOCKETS;
 /// The local API listener; its connections take the tokens after it ([`Driver::Api`]).
-pub(super) const API: Token = Token(DERP_END + 2);
+pub(super) const API: Token = Token(DNS_UPSTREAM_END);
 
 /// The owners of the loop's event sources.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub(super) fn driver_of(token: Token) -> Driver {
         CONTROL | RESOLVER => Driver::Control,
         LINK_MONITOR => Driver::LinkMonitor,
         Token(n) if (DERP_FIRST..DERP_END).contains(&n) => Driver::Derp,
-        DNS_UPSTREAM4 | DNS_UPSTREAM6 => Driver::MagicDns,
+        Token(n) if (DNS_UPSTREAM_FIRST..DNS_UPSTREAM_END).contains(&n) => Driver::MagicDns,
         _ => Driver::Api,
     }
 }
@@ -67,6 +67,17 @@ pub(super) fn derp_socket(slot: usize) -> Token {
 /// The name-lookup token of DERP connection slot `slot`.
 pub(super) fn derp_resolver(slot: usize) -> Token {
     Token(DERP_FIRST + 2 * slot + 1)
+}
+
+/// The token of MagicDNS socket slot `slot`.
+pub(super) fn dns_upstream(slot: usize) -> Token {
+    Token(DNS_UPSTREAM_FIRST + slot)
+}
+
+/// The MagicDNS socket slot of `token`, if it is one.
+pub(super) fn dns_upstream_slot(token: Token) -> Option<usize> {
+    let slot = token.0.checked_sub(DNS_UPSTREAM_FIRST)?;
+    (token.0 < DNS_UPSTREAM_END).then_some(slot)
 }
 
 /// The slot a DERP token belongs to, and whether it is the slot's name lookup.
@@ -87,9 +98,12 @@ mod tests {
             owners,
             [DataPath, DataPath, DataPath, Signals, Control, Control, LinkMonitor, Derp, Derp]
         );
-        assert_eq!(driver_of(Token(API.0 - 3)), Derp);
-        assert_eq!(driver_of(DNS_UPSTREAM4), MagicDns);
+        assert_eq!(driver_of(Token(DNS_UPSTREAM_FIRST - 1)), Derp);
+        assert_eq!(driver_of(dns_upstream(0)), MagicDns);
         assert_eq!(driver_of(Token(API.0 - 1)), MagicDns);
+        let last = super::super::magicdns::MAX_SOCKETS - 1;
+        assert_eq!(dns_upstream_slot(dns_upstream(last)), Some(last));
+        assert_eq!((dns_upstream_slot(API), dns_upstream_slot(Token(DERP_END - 1))), (None, None));
         assert_eq!(driver_of(API), Api);
         assert_eq!(driver_of(Token(API.0 + 5)), Api);
     }

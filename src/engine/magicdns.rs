@@ -1,31 +1,25 @@
 //! Quad-100 in the data path: a DNS query the host sends to 100.100.100.100:53 (or
 //! `[fd7a:115c:a1e0::53]:53`) never reaches WireGuard. While the netmap turns MagicDNS on, the
 //! engine hands it to [`MagicDns`] and writes the answer back to the TUN as a UDP packet from
-//! the service address. A forwarded query to a resolver outside the tunnel leaves through the
-//! daemon's upstream socket ([`Engine::poll_dns_transmit`]) and its answer comes back through
-//! [`Engine::handle_dns_upstream`]; one to a resolver the tunnel routes (a split-DNS server on
-//! a peer or behind a subnet router) goes to that peer from our own address and a port of the
-//! engine's, and the peer's answer is taken out of the inbound path before the OS sees it.
+//! the service address. A forwarded query to a resolver outside the tunnel leaves through a
+//! socket the daemon opens for that one query ([`Engine::poll_dns_transmit`]) and its answer
+//! comes back through [`Engine::handle_dns_upstream`] with the query's ticket; one to a
+//! resolver the tunnel routes (a split-DNS server on a peer or behind a subnet router) goes to
+//! that peer from our own address and a port of the engine's, and the peer's answer is taken
+//! out of the inbound path before the OS sees it. Each answer is believed only from the path
+//! its query took.
 
 use super::{Engine, PacketSink};
+use crate::control::tailcfg::DnsConfig;
 use crate::magicdns::zone::{is_service, Zone, SERVICE_V4, SERVICE_V6};
-use crate::magicdns::Reply;
+use crate::magicdns::{Path, Reply, Ticket, Transmit};
 use crate::packet::build::udp_packet;
 use crate::packet::wire::{udp, IpPacket, UdpDatagram, PROTO_UDP};
 use crate::packet::{ip_view, IpHeader};
 use crate::prefix::Prefix;
+use crate::resolver::DNS_PORT;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
-
-const DNS_PORT: u16 = 53;
-/// The ephemeral range (RFC 6335) the tunnel port is drawn from.
-const EPHEMERAL_PORTS: std::ops::Range<u16> = 49152..65535;
-
-/// The source port of this run's queries through the tunnel, drawn from `seed`.
-pub(super) fn tunnel_port(seed: u64) -> u16 {
-    let span = u64::from(EPHEMERAL_PORTS.end - EPHEMERAL_PORTS.start);
-    EPHEMERAL_PORTS.start + (seed.rotate_left(17) % span) as u16
-}
 
 impl Engine {
     /// Whether the tailnet turned MagicDNS on for this node (an expired node answers nothing,
@@ -67,9 +61,10 @@ impl Engine {
         };
         if self.magic_dns.needs_zone() {
             let peers = self.peers.values().map(|state| &state.config);
-            let dns = self.netmap.dns.as_ref().cloned().unwrap_or_default();
+            let no_dns = DnsConfig::default();
+            let dns = self.netmap.dns.as_ref().unwrap_or(&no_dns);
             let host = self.magic_dns.host_nameservers();
-            let zone = Zone::new(&self.netmap.self_node, peers, &dns, host);
+            let zone = Zone::new(&self.netmap.self_node, peers, dns, host);
             self.magic_dns.set_zone(zone);
         }
         if let Some(answer) = self.magic_dns.handle_query(now, client, query) {
@@ -80,19 +75,26 @@ impl Engine {
     }
 
     /// Sends the forwarded queries to resolvers the tunnel routes to their peers; the others
-    /// wait for the daemon's socket.
+    /// wait for the daemon's sockets. Either way the query's path is recorded.
     fn route_dns_queries(&mut self, now: Instant, sink: &mut dyn PacketSink) {
-        while let Some((to, query)) = self.magic_dns.poll_transmit() {
+        while let Some(transmit) = self.magic_dns.poll_transmit() {
+            let to = transmit.to;
             let mut own = self.netmap.self_node.addresses.iter().map(Prefix::addr);
             let src = own.find(|a| a.is_ipv4() == to.is_ipv4());
             let inside = self.routes.lookup(to.ip()).zip(src);
             let packet = inside.and_then(|(index, src)| {
                 let from = SocketAddr::new(src, self.dns_tunnel_port);
-                udp_packet(from, to, &query).map(|packet| (index, src, packet))
+                udp_packet(from, to, &transmit.datagram).map(|packet| (index, src, packet))
             });
             match packet {
-                Some((index, src, packet)) => self.send_inside(index, now, src, &packet, sink),
-                None => self.dns_outbox.push_back((to, query)),
+                Some((index, src, packet)) => {
+                    self.magic_dns.record_path(&transmit, Path::Tunnel);
+                    self.send_inside(index, now, src, &packet, sink);
+                }
+                None => {
+                    self.magic_dns.record_path(&transmit, Path::Socket(transmit.ticket));
+                    self.dns_outbox.push_back(transmit);
+                }
             }
         }
     }
@@ -109,13 +111,12 @@ impl Engine {
         }
         let Ok(datagram) = UdpDatagram::new_checked(ip.payload()) else { return false };
         let from = SocketAddr::new(ip.src(), datagram.src_port());
-        if datagram.dst_port() != self.dns_tunnel_port || !self.magic_dns.waits_on(from) {
+        if datagram.dst_port() != self.dns_tunnel_port || !self.magic_dns.waits_in_tunnel(from) {
             return false;
         }
         let length = usize::from(datagram.length()).clamp(udp::HEADER_LEN, ip.payload().len());
-        if let Some(reply) =
-            self.magic_dns.handle_upstream(from, &ip.payload()[udp::HEADER_LEN..length])
-        {
+        let answer = &ip.payload()[udp::HEADER_LEN..length];
+        if let Some(reply) = self.magic_dns.handle_upstream(Path::Tunnel, from, answer) {
             write_dns_reply(reply, sink);
         }
         true
@@ -128,19 +129,27 @@ impl Engine {
         self.magic_dns.set_host_nameservers(kept);
     }
 
-    /// The next query for an upstream resolver: destination and datagram.
-    pub(crate) fn poll_dns_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+    /// The next query for an upstream resolver outside the tunnel, to be sent from a socket
+    /// of its query's own (one socket per ticket and family).
+    pub(crate) fn poll_dns_transmit(&mut self) -> Option<Transmit> {
         self.dns_outbox.pop_front()
     }
 
-    /// A datagram on the upstream socket: relayed to the host if it answers a forwarded query.
+    /// The next forwarded query that ended (answered or timed out): its sockets can close.
+    pub(crate) fn poll_dns_finished(&mut self) -> Option<Ticket> {
+        self.magic_dns.poll_finished()
+    }
+
+    /// A datagram on the socket of the query with `ticket`: relayed to the host if it answers
+    /// that query.
     pub(crate) fn handle_dns_upstream(
         &mut self,
+        ticket: Ticket,
         from: SocketAddr,
         datagram: &[u8],
         sink: &mut dyn PacketSink,
     ) {
-        if let Some(reply) = self.magic_dns.handle_upstream(from, datagram) {
+        if let Some(reply) = self.magic_dns.handle_upstream(Path::Socket(ticket), from, datagram) {
             write_dns_reply(reply, sink);
         }
     }

@@ -109,8 +109,8 @@ pub(crate) struct Environment {
     pub disco_seed: [u8; 16],
     /// When idle peers lose their WireGuard session.
     pub lazy: lazy::LazyConfig,
-    /// Makes MagicDNS's upstream query IDs unpredictable; the daemon draws it from the OS.
-    pub dns_seed: u64,
+    /// The key of MagicDNS's upstream query IDs; the daemon draws it from the OS.
+    pub dns_key: [u8; 32],
 }
 
 /// Largest IP packet we accept from the TUN or produce for it.
@@ -154,8 +154,8 @@ pub(crate) struct Engine {
     signature: Option<signature::Signature>,
     /// The DNS server at 100.100.100.100, while the netmap turns MagicDNS on.
     magic_dns: crate::magicdns::MagicDns,
-    /// Its queries for the daemon's upstream socket (those to resolvers outside the tunnel).
-    dns_outbox: std::collections::VecDeque<(SocketAddr, Vec<u8>)>,
+    /// Its queries for the daemon's sockets (those to resolvers outside the tunnel), one socket per query.
+    dns_outbox: std::collections::VecDeque<crate::magicdns::Transmit>,
     /// The UDP port its queries to resolvers inside the tunnel leave from (our own address).
     dns_tunnel_port: u16,
 }
@@ -163,6 +163,7 @@ pub(crate) struct Engine {
 impl Engine {
     pub(crate) fn new(netmap: Netmap, now: Instant, environment: Environment) -> Engine {
         let handshake_gate = HandshakeGate::new(&netmap.self_node.private_key);
+        let magic_dns = crate::magicdns::MagicDns::new(&environment.dns_key);
         let mut engine = Engine {
             netmap: Netmap::new(netmap.self_node.clone()),
             handshake_gate,
@@ -187,9 +188,9 @@ impl Engine {
             lazy: lazy::Lazy::new(environment.lazy),
             signer: signature::Signer::new(),
             signature: None,
-            magic_dns: crate::magicdns::MagicDns::new(environment.dns_seed),
+            dns_tunnel_port: magic_dns.tunnel_port(),
+            magic_dns,
             dns_outbox: std::collections::VecDeque::new(),
-            dns_tunnel_port: magicdns::tunnel_port(environment.dns_seed),
         };
         engine.apply_netmap(netmap, now);
         engine

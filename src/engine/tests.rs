@@ -71,7 +71,7 @@ pub(super) fn environment(now: Instant, index_seed: u32) -> Environment {
         clock: WallClock::new(now, wall),
         disco_key: PrivateKey([index_seed.to_le_bytes()[2]; 32]),
         disco_seed: [index_seed.to_le_bytes()[2]; 16],
-        dns_seed: u64::from(index_seed),
+        dns_key: [index_seed.to_le_bytes()[2]; 32],
         lazy: Default::default(),
     }
 }

@@ -4,18 +4,22 @@
 //!
 //! Sans-IO: [`MagicDns`] is fed queries, upstream datagrams and the time, and hands back
 //! answers and the datagrams to send upstream. The engine carries queries from the TUN to it
-//! and answers back as IP packets; the daemon owns the upstream socket.
+//! and answers back as IP packets; the daemon owns the upstream sockets (one per query, keyed by
+//! its [`Ticket`]).
 //!
 //! Forwarding is bounded and checked: at most [`MAX_PENDING`] queries wait, each for
-//! [`FORWARD_TIMEOUT`] (then the client gets SERVFAIL); each goes upstream under a fresh random
-//! ID, and an upstream datagram is believed only when its ID, its sender and its question all
-//! match a waiting query.
+//! [`FORWARD_TIMEOUT`] (then the client gets SERVFAIL); each goes upstream under an ID no one
+//! can predict ([`ids`]), and an upstream datagram is believed only when its ID, its sender,
+//! the path it came by (the tunnel, or the daemon's socket for that one query) and its question
+//! all match a waiting query.
 
+mod ids;
 pub(crate) mod message;
 mod reverse;
 pub(crate) mod zone;
 
-use crate::xorshift::Rng;
+use ids::QueryIds;
+pub(crate) use ids::Ticket;
 #[cfg(test)]
 use message::Rcode;
 use message::{Query, QueryError};
@@ -37,6 +41,23 @@ const MAX_UPSTREAMS_PER_QUERY: usize = 3;
 /// 65,536 taken, running out means something is badly wrong.
 const ID_TRIES: usize = 16;
 
+/// The way a forwarded query left, and so the only way its answer is believed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Path {
+    /// Through WireGuard, to a resolver the tunnel routes.
+    Tunnel,
+    /// From the daemon's own socket for the query with this ticket.
+    Socket(Ticket),
+}
+
+/// A forwarded query for one upstream: the query's ticket, where it goes, the DNS message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Transmit {
+    pub ticket: Ticket,
+    pub to: SocketAddr,
+    pub datagram: Vec<u8>,
+}
+
 /// An answer for the host: where it goes (the asking socket) and the DNS message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Reply {
@@ -53,8 +74,12 @@ pub(crate) struct Counters {
     pub overflow: u64,
     /// Forwarded queries no upstream answered in time.
     pub timed_out: u64,
-    /// Upstream datagrams that matched no waiting query (ID, sender or question).
+    /// Upstream datagrams that matched no waiting query (ID, sender, path or question).
     pub foreign_answers: u64,
+    /// Queries answered SERVFAIL because the same question already waited on the host's
+    /// nameservers: a resolver that sends our own forwards back to us (systemd-resolved
+    /// pointed at quad-100) would otherwise loop until the table is full.
+    pub loops: u64,
 }
 
 impl Counters {
@@ -65,6 +90,7 @@ impl Counters {
             ("MagicDNSOverflow", self.overflow),
             ("MagicDNSTimedOut", self.timed_out),
             ("MagicDNSForeignAnswers", self.foreign_answers),
+            ("MagicDNSLoops", self.loops),
         ]
         .into_iter()
         .map(|(name, count)| (name.to_string(), count))
@@ -73,10 +99,22 @@ impl Counters {
 
 /// A forwarded query.
 struct Pending {
+    ticket: Ticket,
     client: SocketAddr,
     query: Query,
-    upstreams: Vec<SocketAddr>,
+    /// The upstreams it was sent to and the path to each: an answer is believed only from one
+    /// of them by the same path.
+    sent: Vec<(SocketAddr, Path)>,
+    /// Whether it was asked of the host's nameservers, which may ask us back.
+    to_host: bool,
     deadline: Instant,
+}
+
+impl Pending {
+    /// Whether a socket of its own was opened for it, to be closed when it ends.
+    fn has_socket(&self) -> bool {
+        self.sent.iter().any(|(_, path)| matches!(path, Path::Socket(_)))
+    }
 }
 
 pub(crate) struct MagicDns {
@@ -85,8 +123,10 @@ pub(crate) struct MagicDns {
     zone: Option<Zone>,
     /// By the ID the query went upstream with.
     pending: HashMap<u16, Pending>,
-    transmit: VecDeque<(SocketAddr, Vec<u8>)>,
-    ids: Rng,
+    transmit: VecDeque<Transmit>,
+    /// Queries that had a socket of their own and ended (answered or timed out).
+    finished: VecDeque<Ticket>,
+    ids: QueryIds,
     counters: Counters,
     /// The host's own nameservers, for names the tailnet has no resolver for.
     host_nameservers: Vec<SocketAddr>,
@@ -96,13 +136,14 @@ pub(crate) struct MagicDns {
 }
 
 impl MagicDns {
-    /// `seed` makes upstream IDs unpredictable; the daemon draws it from the OS.
-    pub(crate) fn new(seed: u64) -> MagicDns {
+    /// `key` makes upstream IDs unpredictable; the daemon draws it from the OS.
+    pub(crate) fn new(key: &[u8; 32]) -> MagicDns {
         MagicDns {
             zone: None,
             pending: HashMap::new(),
             transmit: VecDeque::new(),
-            ids: Rng::new(seed),
+            finished: VecDeque::new(),
+            ids: QueryIds::new(key),
             counters: Counters::default(),
             host_nameservers: Vec::new(),
             warned_unsupported: false,
@@ -145,6 +186,11 @@ impl MagicDns {
 
     pub(crate) fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// The source port of this run's queries through the tunnel.
+    pub(crate) fn tunnel_port(&self) -> u16 {
+        self.ids.tunnel_port()
     }
 
     /// A query from `client` on the host: the answer to send back now, or `None` when it was
@@ -195,34 +241,68 @@ impl MagicDns {
             self.counters.overflow += 1;
             return Some(query.server_failure());
         }
-        let Some(id) = self.free_id() else {
+        let to_host = upstreams.iter().all(|upstream| self.host_nameservers.contains(upstream));
+        if to_host && self.already_asks_host(&query) {
+            self.counters.loops += 1;
+            return Some(query.server_failure());
+        }
+        let Some((ticket, id)) = self.free_id() else {
             return Some(query.server_failure());
         };
         upstreams.truncate(MAX_UPSTREAMS_PER_QUERY);
-        let mut upstream_query = message.to_vec();
-        message::set_message_id(&mut upstream_query, id);
-        for upstream in &upstreams {
-            self.transmit.push_back((*upstream, upstream_query.clone()));
+        let mut datagram = message.to_vec();
+        message::set_message_id(&mut datagram, id);
+        for to in upstreams {
+            self.transmit.push_back(Transmit { ticket, to, datagram: datagram.clone() });
         }
         let deadline = now + FORWARD_TIMEOUT;
-        self.pending.insert(id, Pending { client, query, upstreams, deadline });
+        let sent = Vec::new();
+        self.pending.insert(id, Pending { ticket, client, query, sent, to_host, deadline });
         None
     }
 
-    fn free_id(&mut self) -> Option<u16> {
-        (0..ID_TRIES).map(|_| self.ids.next_u64() as u16).find(|id| !self.pending.contains_key(id))
+    /// Whether the same question already waits on the host's nameservers: asking them again
+    /// is how a resolver that forwards to quad-100 would loop.
+    fn already_asks_host(&self, query: &Query) -> bool {
+        self.pending.values().any(|pending| {
+            let asked = &pending.query;
+            pending.to_host
+                && asked.name == query.name
+                && asked.record_type == query.record_type
+                && asked.class == query.class
+        })
     }
 
-    /// The next query to send upstream: destination and datagram.
-    pub(crate) fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+    fn free_id(&mut self) -> Option<(Ticket, u16)> {
+        (0..ID_TRIES).map(|_| self.ids.draw()).find(|(_, id)| !self.pending.contains_key(id))
+    }
+
+    /// The next query to send upstream; the caller says by which path with
+    /// [`MagicDns::record_path`].
+    pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmit.pop_front()
     }
 
-    /// A datagram from upstream `from`: the answer for the waiting client when it matches a
-    /// forwarded query (by ID, sender and question), else `None` (counted).
-    pub(crate) fn handle_upstream(&mut self, from: SocketAddr, message: &[u8]) -> Option<Reply> {
+    /// `transmit` was sent by `path`: only there is its answer awaited.
+    pub(crate) fn record_path(&mut self, transmit: &Transmit, path: Path) {
+        let id = message::message_id(&transmit.datagram);
+        let pending = id.and_then(|id| self.pending.get_mut(&id));
+        if let Some(pending) = pending.filter(|pending| pending.ticket == transmit.ticket) {
+            pending.sent.push((transmit.to, path));
+        }
+    }
+
+    /// A datagram from upstream `from` that came by `path`: the answer for the waiting client
+    /// when it matches a forwarded query (by ID, sender, path and question), else `None`
+    /// (counted).
+    pub(crate) fn handle_upstream(
+        &mut self,
+        path: Path,
+        from: SocketAddr,
+        message: &[u8],
+    ) -> Option<Reply> {
         let matches = |pending: &Pending| {
-            pending.upstreams.contains(&from) && pending.query.is_answered_by(message)
+            pending.sent.contains(&(from, path)) && pending.query.is_answered_by(message)
         };
         let id =
             message::message_id(message).filter(|id| self.pending.get(id).is_some_and(matches));
@@ -231,9 +311,22 @@ impl MagicDns {
             log::trace!("MagicDNS: dropped an upstream datagram from {from} matching no query");
             return None;
         };
+        self.finish(&pending);
         let mut answer = message.to_vec();
         message::set_message_id(&mut answer, pending.query.id);
         Some(Reply { client: pending.client, message: answer })
+    }
+
+    /// Notes the end of `pending`, so its socket is closed.
+    fn finish(&mut self, pending: &Pending) {
+        if pending.has_socket() {
+            self.finished.push_back(pending.ticket);
+        }
+    }
+
+    /// The next query that ended after it was sent from a socket of its own, which can close.
+    pub(crate) fn poll_finished(&mut self) -> Option<Ticket> {
+        self.finished.pop_front()
     }
 
     /// Whether any forwarded query waits: cheap, for every inbound packet.
@@ -241,9 +334,10 @@ impl MagicDns {
         !self.pending.is_empty()
     }
 
-    /// Whether a forwarded query waits for an answer from `upstream`.
-    pub(crate) fn waits_on(&self, upstream: SocketAddr) -> bool {
-        self.pending.values().any(|pending| pending.upstreams.contains(&upstream))
+    /// Whether a forwarded query waits for an answer from `upstream` through the tunnel.
+    pub(crate) fn waits_in_tunnel(&self, upstream: SocketAddr) -> bool {
+        let sent = (upstream, Path::Tunnel);
+        self.pending.values().any(|pending| pending.sent.contains(&sent))
     }
 
     /// When [`MagicDns::handle_timeout`] must run; `None` while nothing waits.
@@ -258,6 +352,7 @@ impl MagicDns {
         let mut replies = Vec::with_capacity(expired.len());
         for id in expired {
             if let Some(pending) = self.pending.remove(&id) {
+                self.finish(&pending);
                 self.counters.timed_out += 1;
                 replies.push(Reply {
                     client: pending.client,

@@ -72,7 +72,7 @@ fn zone() -> Zone {
 }
 
 fn magic_dns() -> MagicDns {
-    let mut magic = MagicDns::new(0x5eed);
+    let mut magic = MagicDns::new(&[0x5e; 32]);
     magic.set_zone(zone());
     magic
 }
@@ -212,13 +212,17 @@ fn tailnet_addresses_have_pointer_records() {
     );
 }
 
-/// Forwards a query for `name` and returns the ID and datagram that went upstream.
-fn forwarded(magic: &mut MagicDns, now: Instant, name: &str) -> (u16, SocketAddr, Vec<u8>) {
+/// Forwards a query for `name` from a socket of its own and returns the ID, destination and
+/// datagram that went upstream, and the path its answer must come by.
+fn forwarded(magic: &mut MagicDns, now: Instant, name: &str) -> (u16, SocketAddr, Vec<u8>, Path) {
     let query = query_bytes(name, A);
     assert_eq!(magic.handle_query(now, client(), &query), None);
-    let (to, datagram) = magic.poll_transmit().unwrap();
-    assert_eq!(datagram[2..], query[2..], "forwarded as asked but for the ID");
-    (message::message_id(&datagram).unwrap(), to, datagram)
+    let transmit = magic.poll_transmit().unwrap();
+    assert_eq!(transmit.datagram[2..], query[2..], "forwarded as asked but for the ID");
+    let path = Path::Socket(transmit.ticket);
+    magic.record_path(&transmit, path);
+    let id = message::message_id(&transmit.datagram).unwrap();
+    (id, transmit.to, transmit.datagram, path)
 }
 
 /// What an upstream answers to `datagram`: 192.0.2.80 for its name.
@@ -230,33 +234,34 @@ fn upstream_answer(datagram: &[u8]) -> Vec<u8> {
 #[test]
 fn upstream_answers_go_back_under_the_clients_id() {
     let mut magic = magic_dns();
-    let (_, to, datagram) = forwarded(&mut magic, Instant::now(), "www.example.com");
+    let (_, to, datagram, path) = forwarded(&mut magic, Instant::now(), "www.example.com");
     assert_eq!(to, "198.51.100.1:53".parse().unwrap());
-    let reply = magic.handle_upstream(to, &upstream_answer(&datagram)).unwrap();
+    let reply = magic.handle_upstream(path, to, &upstream_answer(&datagram)).unwrap();
     assert_eq!(reply.client, client());
     let question =
         Question { name: Name::from_text("www.example.com").unwrap(), record_type: RecordType::A };
     assert_eq!(parse_response(&reply.message, 0x1234, &question), Ok(ips(&["192.0.2.80"])));
     // Answered once: a repeat finds nothing waiting.
-    assert_eq!(magic.handle_upstream(to, &upstream_answer(&datagram)), None);
+    assert_eq!(magic.handle_upstream(path, to, &upstream_answer(&datagram)), None);
     assert_eq!(magic.poll_timeout(), None);
 }
 
 #[test]
 fn upstream_answers_that_do_not_match_are_dropped() {
     let mut magic = magic_dns();
-    let (id, to, datagram) = forwarded(&mut magic, Instant::now(), "www.example.com");
+    let (id, to, datagram, path) = forwarded(&mut magic, Instant::now(), "www.example.com");
     let good = upstream_answer(&datagram);
     let mut wrong_id = good.clone();
     message::set_message_id(&mut wrong_id, id.wrapping_add(1));
-    assert_eq!(magic.handle_upstream(to, &wrong_id), None);
-    assert_eq!(magic.handle_upstream("192.0.2.66:53".parse().unwrap(), &good), None, "sender");
+    assert_eq!(magic.handle_upstream(path, to, &wrong_id), None);
+    let stranger = "192.0.2.66:53".parse().unwrap();
+    assert_eq!(magic.handle_upstream(path, stranger, &good), None, "sender");
     let mut other_question = upstream_answer(&query_bytes("evil.example.com", A));
     message::set_message_id(&mut other_question, id);
-    assert_eq!(magic.handle_upstream(to, &other_question), None);
-    assert_eq!(magic.handle_upstream(to, &good[..5]), None);
+    assert_eq!(magic.handle_upstream(path, to, &other_question), None);
+    assert_eq!(magic.handle_upstream(path, to, &good[..5]), None);
     assert_eq!(magic.counters().foreign_answers, 4);
-    assert!(magic.handle_upstream(to, &good).is_some(), "the real answer still gets through");
+    assert!(magic.handle_upstream(path, to, &good).is_some(), "the real answer gets through");
 }
 
 #[test]
@@ -286,7 +291,7 @@ fn waiting_queries_are_capped() {
     assert_eq!(rcode_of(&refused), Some(Rcode::ServerFailure));
     assert_eq!(magic.counters().overflow, 1);
     let mut ids: Vec<u16> = std::iter::from_fn(|| magic.poll_transmit())
-        .map(|(_, d)| message::message_id(&d).unwrap())
+        .map(|transmit| message::message_id(&transmit.datagram).unwrap())
         .collect();
     ids.sort_unstable();
     ids.dedup();
@@ -297,7 +302,7 @@ fn waiting_queries_are_capped() {
 
 #[test]
 fn without_upstream_or_zone_forwarded_names_fail() {
-    let mut magic = MagicDns::new(1);
+    let mut magic = MagicDns::new(&[1; 32]);
     let answer = magic.handle_query(Instant::now(), client(), &query_bytes("example.com", A));
     assert_eq!(rcode_of(&answer.unwrap()), Some(Rcode::ServerFailure));
     assert_eq!(magic.poll_transmit(), None);
@@ -324,12 +329,120 @@ fn random_queries_and_upstream_datagrams_never_panic_and_stay_bounded() {
             assert!(answer.len() >= message::HEADER_LEN);
             assert_eq!(answer[..2], bytes[..2], "answers carry the query's ID");
         }
-        while let Some((_, datagram)) = magic.poll_transmit() {
-            let _ = magic.handle_upstream(upstream, &datagram);
-            let _ = magic.handle_upstream(upstream, bytes);
+        while let Some(transmit) = magic.poll_transmit() {
+            let path = Path::Socket(transmit.ticket);
+            magic.record_path(&transmit, path);
+            let _ = magic.handle_upstream(path, upstream, &transmit.datagram);
+            let _ = magic.handle_upstream(path, upstream, bytes);
         }
         assert!(magic.pending.len() <= MAX_PENDING);
     });
     magic.handle_timeout(now + FORWARD_TIMEOUT);
     assert!(magic.pending.is_empty());
+}
+
+#[test]
+fn an_answer_is_believed_only_by_the_path_its_query_took() {
+    let mut magic = magic_dns();
+    let now = Instant::now();
+    let query = query_bytes("www.example.com", A);
+    assert_eq!(magic.handle_query(now, client(), &query), None);
+    let through_tunnel = magic.poll_transmit().unwrap();
+    magic.record_path(&through_tunnel, Path::Tunnel);
+    assert_eq!(magic.handle_query(now, client(), &query_bytes("www.example.org", A)), None);
+    let by_socket = magic.poll_transmit().unwrap();
+    magic.record_path(&by_socket, Path::Socket(by_socket.ticket));
+    let (to, tunnel_answer) = (through_tunnel.to, upstream_answer(&through_tunnel.datagram));
+    let socket_answer = upstream_answer(&by_socket.datagram);
+    assert!(magic.waits_in_tunnel(to));
+    // Spoofed off the tunnel, on either query's socket, the tunnel query's answer is dropped.
+    for path in [Path::Socket(through_tunnel.ticket), Path::Socket(by_socket.ticket)] {
+        assert_eq!(magic.handle_upstream(path, to, &tunnel_answer), None);
+    }
+    // The socket query's answer through the tunnel, or on another query's socket, too.
+    for path in [Path::Tunnel, Path::Socket(through_tunnel.ticket)] {
+        assert_eq!(magic.handle_upstream(path, by_socket.to, &socket_answer), None);
+    }
+    assert_eq!(magic.counters().foreign_answers, 4);
+    assert!(magic.handle_upstream(Path::Tunnel, to, &tunnel_answer).is_some());
+    let path = Path::Socket(by_socket.ticket);
+    assert!(magic.handle_upstream(path, by_socket.to, &socket_answer).is_some());
+}
+
+#[test]
+fn a_query_whose_path_was_never_recorded_takes_no_answer() {
+    let mut magic = magic_dns();
+    assert_eq!(magic.handle_query(Instant::now(), client(), &query_bytes("a.example", A)), None);
+    let transmit = magic.poll_transmit().unwrap();
+    let answer = upstream_answer(&transmit.datagram);
+    for path in [Path::Tunnel, Path::Socket(transmit.ticket)] {
+        assert_eq!(magic.handle_upstream(path, transmit.to, &answer), None);
+    }
+    assert!(!magic.waits_in_tunnel(transmit.to));
+}
+
+#[test]
+fn queries_sent_from_their_own_socket_are_reported_when_they_end() {
+    let mut magic = magic_dns();
+    let start = Instant::now();
+    let (_, to, datagram, path) = forwarded(&mut magic, start, "answered.example.com");
+    let (_, _, _, expiring) = forwarded(&mut magic, start, "slow.example.com");
+    assert_eq!(magic.handle_query(start, client(), &query_bytes("t.example.com", A)), None);
+    let tunnel = magic.poll_transmit().unwrap();
+    magic.record_path(&tunnel, Path::Tunnel);
+    assert_eq!(magic.poll_finished(), None, "all three wait");
+    magic.handle_upstream(path, to, &upstream_answer(&datagram)).unwrap();
+    assert_eq!(magic.poll_finished().map(Path::Socket), Some(path));
+    assert_eq!(magic.handle_timeout(start + FORWARD_TIMEOUT).len(), 2);
+    assert_eq!(magic.poll_finished().map(Path::Socket), Some(expiring));
+    assert_eq!(magic.poll_finished(), None, "the tunnel query had no socket");
+}
+
+#[test]
+fn a_question_that_comes_back_while_the_host_is_asked_fails_instead_of_looping() {
+    let host: Vec<SocketAddr> = vec!["127.0.0.53:53".parse().unwrap()];
+    let mut magic = MagicDns::new(&[3; 32]);
+    magic.set_host_nameservers(host.clone());
+    let no_resolvers = DnsConfig { resolvers: vec![], ..dns() };
+    magic.set_zone(Zone::new(&me(), [peer()].iter(), &no_resolvers, &host));
+    let now = Instant::now();
+    let query = query_bytes("www.example.com", A);
+    assert_eq!(magic.handle_query(now, client(), &query), None);
+    let asked = magic.poll_transmit().unwrap();
+    assert_eq!(asked.to, host[0]);
+    // The host's resolver (systemd-resolved pointed at quad-100) asks the same back.
+    let resolved: SocketAddr = "100.64.0.1:51000".parse().unwrap();
+    let mut looped = query_bytes("WWW.example.com", A);
+    looped[..2].copy_from_slice(&[0xab, 0xcd]);
+    let answer = magic.handle_query(now, resolved, &looped).unwrap();
+    assert_eq!(rcode_of(&answer), Some(Rcode::ServerFailure));
+    assert_eq!(answer[..2], [0xab, 0xcd]);
+    assert_eq!((magic.poll_transmit(), magic.counters().loops), (None, 1));
+    // Another question, or another type, still goes to the host.
+    assert_eq!(magic.handle_query(now, resolved, &query_bytes("www.example.com", AAAA)), None);
+    assert_eq!(magic.handle_query(now, resolved, &query_bytes("ftp.example.com", A)), None);
+    // A split-DNS route's resolver never asks us back: the same question goes out again.
+    let split = query_bytes("www.corp.example", A);
+    assert_eq!(magic.handle_query(now, client(), &split), None);
+    assert_eq!(magic.handle_query(now, resolved, &split), None);
+    assert_eq!(magic.counters().loops, 1);
+}
+
+#[test]
+fn the_service_addresses_are_never_an_upstream() {
+    let mut own = dns();
+    own.resolvers = vec![resolver("100.100.100.100"), resolver("[fd7a:115c:a1e0::53]:53")];
+    own.resolvers.push(resolver("198.51.100.1"));
+    let route = vec![resolver("100.100.100.100:53"), resolver("192.0.2.53")];
+    own.routes.insert("corp.example".to_string(), Some(route));
+    let zone = Zone::new(&me(), [peer()].iter(), &own, &[]);
+    let forward = |name: &str| zone.resolve(&message::Query::parse(&query_bytes(name, A)).unwrap());
+    assert_eq!(forward("example.com"), upstreams(&["198.51.100.1:53"]));
+    assert_eq!(forward("www.corp.example"), upstreams(&["192.0.2.53:53"]));
+    // A tailnet whose only resolver is quad-100 itself falls back to the host's.
+    own.resolvers = vec![resolver("100.100.100.100")];
+    let host: Vec<SocketAddr> = vec!["127.0.0.53:53".parse().unwrap()];
+    let zone = Zone::new(&me(), [peer()].iter(), &own, &host);
+    let query = message::Query::parse(&query_bytes("example.com", A)).unwrap();
+    assert_eq!(zone.resolve(&query), upstreams(&["127.0.0.53:53"]));
 }

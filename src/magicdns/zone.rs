@@ -28,7 +28,6 @@ const SERVICE_NAME: &str = "magicdns.localhost-tailscale-daemon.";
 /// which quad-100 answers for when MagicDNS is on.
 const TAILSCALE_IPV6_REVERSE: &str = "0.e.1.a.c.5.1.1.a.7.d.f.ip6.arpa.";
 const CGNAT_SECOND_OCTETS: std::ops::RangeInclusive<u8> = 64..=127;
-const DNS_PORT: u16 = 53;
 
 /// How a question is settled.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,7 +80,9 @@ impl Zone {
         }
         zone.authoritative.extend(tailscale_reverse_zones());
         zone.add_routes(dns);
-        zone.default_upstreams = match dns.resolvers.is_empty() {
+        let is_ours =
+            |resolver: &Resolver| resolver.plain_address().is_ok_and(|a| is_service(a.ip()));
+        zone.default_upstreams = match dns.resolvers.iter().all(is_ours) {
             true => host_nameservers.to_vec(),
             false => zone.upstreams(&dns.resolvers),
         };
@@ -205,13 +206,16 @@ impl Zone {
         self.authoritative.extend(uncovered);
     }
 
-    /// The plain `IP` or `IP:port` resolvers among `resolvers`; the others are noted.
+    /// The plain `IP` or `IP:port` resolvers among `resolvers`, but for the service addresses
+    /// (asking ourselves would send the query out again, to the LAN's resolver or in a loop);
+    /// the others are noted.
     fn upstreams(&mut self, resolvers: &[Resolver]) -> Vec<SocketAddr> {
         let mut upstreams = Vec::new();
         for resolver in resolvers {
-            match plain_upstream(&resolver.addr) {
-                Some(address) => upstreams.push(address),
-                None => self.unsupported.push(resolver.addr.clone()),
+            match resolver.plain_address() {
+                Ok(address) if is_service(address.ip()) => {}
+                Ok(address) => upstreams.push(address),
+                Err(_) => self.unsupported.push(resolver.addr.clone()),
             }
         }
         upstreams
@@ -257,11 +261,17 @@ fn answer_with(addresses: &[IpAddr], asked: u16) -> Resolution {
     }
 }
 
-/// `IP` (port 53) or `IP:port`, bracketed for IPv6; `None` for DoH URLs and anything else.
-fn plain_upstream(addr: &str) -> Option<SocketAddr> {
-    addr.parse::<SocketAddr>()
-        .ok()
-        .or_else(|| addr.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, DNS_PORT)))
+/// The domains quad-100 answers or routes itself — the MagicDNS suffix of `self_dns_name`,
+/// the split-DNS routes and the tailnet's reverse zones — in the dotted form with a trailing
+/// dot: what an OS that sends quad-100 only some names must send it.
+pub(crate) fn own_domains(self_dns_name: &str, dns: &DnsConfig) -> Vec<String> {
+    let routes = dns.routes.keys().filter_map(|route| Name::from_text(route).ok());
+    magic_suffix(self_dns_name)
+        .into_iter()
+        .chain(routes)
+        .chain(tailscale_reverse_zones())
+        .map(|name| name.to_text())
+        .collect()
 }
 
 /// The MagicDNS suffix: the node's name without its first label.

@@ -3,6 +3,9 @@
 //! bytes and a [`lookup::Lookup`] state machine fed datagrams and the time; the daemon owns the
 //! files, the sockets and the clock.
 
+/// The port DNS servers listen on (RFC 1035 §4.2), the only one the C library's resolver asks.
+pub(crate) const DNS_PORT: u16 = 53;
+
 pub(crate) mod hosts;
 pub(crate) mod lookup;
 pub(crate) mod message;

@@ -2,12 +2,12 @@
 //! `nameserver` lines and the `timeout:` and `attempts:` options matter for looking up one
 //! absolute name; everything else (`search`, `domain`, `ndots`, `sortlist`) is ignored.
 
+use super::DNS_PORT;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 /// The C library uses at most three nameservers; so do we, so behaviour matches `getent`.
 const MAX_NAMESERVERS: usize = 3;
-const DNS_PORT: u16 = 53;
 /// The C library's caps (`RES_MAXRETRANS`, `RES_MAXRETRY`); the floor of one keeps a
 /// `timeout:0` from spinning the poll loop.
 const TIMEOUT_SECONDS: std::ops::RangeInclusive<u64> = 1..=30;

@@ -8,7 +8,8 @@
 #             NXDOMAIN; a PTR query for w2's address names w2; the route to
 #             100.100.100.100 is weft0 (table 52).
 #   forward   a name outside the tailnet is forwarded to the lab's responder
-#             and its answer comes back; the responder saw the question.
+#             and its answer comes back; the responder saw the question; two
+#             forwarded queries leave from two source ports (a socket a query).
 #   split     a split-DNS route names a resolver on w2's tailnet address: w1
 #             asks it through the tunnel and relays its answer.
 #
@@ -84,8 +85,12 @@ test_names() {
 test_forward() {
     answers_are "NOERROR $FORWARDED_IP" "$FORWARDED"
     answers_are "NXDOMAIN" "missing.lab.example"
-    grep -q "question $FORWARDED. type 1 from $LAB_SUBNET.21" "$LAB_DIR/dns.log" \
+    grep -q "question $FORWARDED. type 1 from $LAB_SUBNET.21 " "$LAB_DIR/dns.log" \
         || { log "the responder did not see w1's forwarded query: $(cat "$LAB_DIR/dns.log")"; return 1; }
+    local ports
+    ports=$(grep -E "question ($FORWARDED|missing\.lab\.example)\. type 1 from $LAB_SUBNET.21 port " \
+        "$LAB_DIR/dns.log" | awk '{print $NF}' | sort -u | wc -l)
+    ((ports >= 2)) || { log "forwarded queries shared a source port: $(cat "$LAB_DIR/dns.log")"; return 1; }
 }
 
 test_split() {

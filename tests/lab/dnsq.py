@@ -6,7 +6,8 @@
                                        answer record (an address or a PTR name)
     dnsq.py serve ADDR PORT NAME IP    answer A queries for NAME with IP (any case),
                                        NXDOMAIN for every other name; logs each
-                                       question to stdout
+                                       question and its sender (address, port)
+                                       to stdout
 
 The client checks that the answer carries the query's ID and question.
 """
@@ -87,7 +88,7 @@ def serve(addr, port, name, ip):
             qtype = struct.unpack(">H", msg[end : end + 2])[0]
         except (ValueError, IndexError, struct.error):
             continue
-        print(f"question {qname} type {qtype} from {peer[0]}", flush=True)
+        print(f"question {qname} type {qtype} from {peer[0]} port {peer[1]}", flush=True)
         question = msg[12 : end + 4]
         found = qname.lower() == wanted
         rcode = 0 if found else 3

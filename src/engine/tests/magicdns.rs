@@ -5,7 +5,7 @@ use super::*;
 use crate::control::tailcfg::{DnsConfig, Resolver};
 use crate::magicdns::message::tests::query_bytes;
 use crate::magicdns::message::{Query, Rcode, RecordData};
-use crate::magicdns::FORWARD_TIMEOUT;
+use crate::magicdns::{Ticket, FORWARD_TIMEOUT};
 use crate::packet::build::udp_packet;
 use crate::packet::wire::{IpPacket, UdpDatagram};
 use crate::packet::{checksum_add, checksum_finish};
@@ -114,21 +114,27 @@ fn forwarded_queries_are_answered_from_upstream_or_fail_in_time() {
     let mut out = Recorder::default();
     engine.handle_tun_packet(now, &query_packet(QUAD_100, "www.example.com", 1), &mut out);
     assert!(out.tun.is_empty() && out.udp.is_empty());
-    let (to, upstream_query) = engine.poll_dns_transmit().unwrap();
+    let transmit = engine.poll_dns_transmit().unwrap();
+    let (ticket, to) = (transmit.ticket, transmit.to);
     assert_eq!(to, "192.0.2.53:53".parse().unwrap());
-    let query = Query::parse(&upstream_query).unwrap();
+    let query = Query::parse(&transmit.datagram).unwrap();
     let answer = query.answer(Rcode::NoError, &[RecordData::Address([192, 0, 2, 80].into())], 60);
-    engine.handle_dns_upstream("192.0.2.66:53".parse().unwrap(), &answer, &mut out);
+    engine.handle_dns_upstream(ticket, "192.0.2.66:53".parse().unwrap(), &answer, &mut out);
     assert!(out.tun.is_empty(), "an answer from another address is not believed");
-    engine.handle_dns_upstream(to, &answer, &mut out);
+    assert_eq!(engine.poll_dns_finished(), None);
+    engine.handle_dns_upstream(ticket, to, &answer, &mut out);
     let reply = addresses(&answer_of(&out.tun[0]), "www.example.com");
     assert_eq!(reply, Reply::Addresses(vec![IpAddr::from([192, 0, 2, 80])]));
+    assert_eq!(engine.poll_dns_finished(), Some(ticket), "its socket can close");
 
     engine.handle_tun_packet(now, &query_packet(QUAD_100, "slow.example.com", 1), &mut out);
+    let slow = engine.poll_dns_transmit().unwrap();
+    assert_ne!(slow.ticket, ticket, "every query has a socket of its own");
     assert_eq!(engine.poll_timeout(), Some(now + FORWARD_TIMEOUT));
     engine.handle_timeout(now + FORWARD_TIMEOUT, &mut out);
     let failure = answer_of(out.tun.last().unwrap());
     assert_eq!(crate::magicdns::rcode_of(&failure), Some(Rcode::ServerFailure));
+    assert_eq!(engine.poll_dns_finished(), Some(slow.ticket));
 }
 
 #[test]
@@ -141,8 +147,8 @@ fn the_hosts_nameservers_answer_when_the_tailnet_has_no_resolvers_but_never_quad
     engine.set_host_nameservers(&host);
     let mut out = Recorder::default();
     engine.handle_tun_packet(now, &query_packet(QUAD_100, "www.example.com", 1), &mut out);
-    let (to, _) = engine.poll_dns_transmit().unwrap();
-    assert_eq!(to, "127.0.0.53:53".parse().unwrap());
+    let transmit = engine.poll_dns_transmit().unwrap();
+    assert_eq!(transmit.to, "127.0.0.53:53".parse().unwrap());
     assert_eq!(engine.poll_dns_transmit(), None, "never to itself");
 }
 
@@ -227,6 +233,11 @@ fn a_resolver_inside_the_tunnel_is_asked_through_it() {
     assert_eq!(udp.dst_port(), 53);
     let asked = Query::parse(&query[header.payload_offset + 8..]).unwrap();
     let answer = asked.answer(Rcode::NoError, &[RecordData::Address([10, 1, 2, 3].into())], 60);
+    // The same answer forged off the tunnel, on the daemon's socket of the first query (the
+    // only one), is not believed.
+    let resolver: SocketAddr = "100.64.0.2:53".parse().unwrap();
+    a.engine.handle_dns_upstream(Ticket::numbered(0), resolver, &answer, &mut a.out);
+    assert!(a.out.tun.is_empty(), "a spoofed answer off the tunnel reached the host");
     let back = udp_packet(
         "100.64.0.2:53".parse().unwrap(),
         SocketAddr::new(header.src, udp.src_port()),

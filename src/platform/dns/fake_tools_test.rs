@@ -4,8 +4,8 @@
 //! crash record taken back at the next start.
 
 use super::tools::{DnsTools, ToolReply};
-use super::translate::QUAD100;
 use super::*;
+use crate::magicdns::zone::SERVICE_V4;
 use crate::platform::router::bsd::CommandLine;
 use crate::testing::fresh_dir;
 use std::cell::RefCell;
@@ -298,7 +298,7 @@ fn split_dns_is_refused_where_the_os_cannot_do_it_unless_quad100_answers_everyth
     let error = dns.set("tun0", config(&["10.0.0.53"], &[], &["corp.example"])).unwrap_err();
     assert!(error.contains("only names under corp.example") && error.contains("direct"), "{error}");
     assert_eq!(host.resolv_conf(), PLAIN);
-    dns.set("tun0", config(&[&QUAD100.to_string()], &[], &["tail.ts.net"])).unwrap();
+    dns.set("tun0", config(&[&SERVICE_V4.to_string()], &[], &["tail.ts.net"])).unwrap();
     assert!(host.resolv_conf().contains("nameserver 100.100.100.100"));
     dns.remove().unwrap();
     assert_eq!(host.resolv_conf(), PLAIN);

@@ -3,13 +3,10 @@
 //! Pure, so every rule is tested without touching a host.
 
 use crate::control::tailcfg::{DnsConfig, Resolver};
+use crate::magicdns::zone::{self, SERVICE_V4};
+use crate::resolver::DNS_PORT;
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-
-/// The MagicDNS responder's address, which every Tailscale node uses.
-pub(crate) const QUAD100: IpAddr = IpAddr::V4(Ipv4Addr::new(100, 100, 100, 100));
-/// The only port the C library's resolver (and every OS manager here) asks.
-const DNS_PORT: u16 = 53;
+use std::net::IpAddr;
 
 /// What the OS resolver is to use while the tailnet's DNS is applied.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -27,7 +24,7 @@ impl OsDnsConfig {
     /// Whether only 100.100.100.100 is asked: it can answer every name (it forwards what is
     /// not the tailnet's), so an OS without split DNS may take it for all names.
     pub(crate) fn is_quad100(&self) -> bool {
-        self.nameservers == [QUAD100]
+        self.nameservers == [IpAddr::V4(SERVICE_V4)]
     }
 }
 
@@ -38,21 +35,24 @@ pub(crate) struct Translation {
     pub notes: Vec<String>,
 }
 
-/// What the OS should use for `dns`: with MagicDNS on (`Proxied`) only 100.100.100.100,
-/// where weftd answers (`magicdns`); otherwise the tailnet's plain resolvers. `None` when
-/// there is nothing the OS could use.
-pub(crate) fn os_config(dns: &DnsConfig) -> Translation {
+/// What the OS should use for `dns` on the node named `self_dns_name`: with MagicDNS on
+/// (`Proxied`) only 100.100.100.100, where weftd answers (`magicdns`); otherwise the tailnet's
+/// plain resolvers. `None` when there is nothing the OS could use.
+pub(crate) fn os_config(dns: &DnsConfig, self_dns_name: &str) -> Translation {
     let mut notes = Vec::new();
     let search_domains = clean_domains(&dns.domains);
     if dns.proxied {
-        // Without resolvers for every name, the responder is asked only for the tailnet's
-        // own names and the split domains; the host's resolver keeps the rest.
+        // Without resolvers for every name, the responder is asked only for the domains it
+        // answers or routes itself; the host's resolver keeps the rest. Not for the plain
+        // search domains: quad-100 would hand those to the host's resolver, which (were it
+        // systemd-resolved) would send them back to quad-100.
         let match_domains = if dns.resolvers.is_empty() {
-            clean_domains(dns.routes.keys().chain(&dns.domains))
+            clean_domains(&zone::own_domains(self_dns_name, dns))
         } else {
             Vec::new()
         };
-        let config = OsDnsConfig { nameservers: vec![QUAD100], search_domains, match_domains };
+        let nameservers = vec![IpAddr::V4(SERVICE_V4)];
+        let config = OsDnsConfig { nameservers, search_domains, match_domains };
         return Translation { config: Some(config), notes };
     }
     let mut global = plain_nameservers(&dns.resolvers, &mut notes);
@@ -101,7 +101,7 @@ fn add_new(list: &mut Vec<IpAddr>, ips: impl IntoIterator<Item = IpAddr>) {
 fn plain_nameservers(resolvers: &[Resolver], notes: &mut Vec<String>) -> Vec<IpAddr> {
     let mut plain: Vec<IpAddr> = Vec::new();
     for resolver in resolvers {
-        match plain_address(&resolver.addr) {
+        match os_address(resolver) {
             Ok(ip) => add_new(&mut plain, [ip]),
             Err(why) => notes.push(format!("resolver {:?} skipped: {why}", resolver.addr)),
         }
@@ -109,18 +109,12 @@ fn plain_nameservers(resolvers: &[Resolver], notes: &mut Vec<String>) -> Vec<IpA
     plain
 }
 
-fn plain_address(addr: &str) -> Result<IpAddr, String> {
-    if let Ok(ip) = addr.parse::<IpAddr>() {
-        return Ok(ip);
-    }
-    match addr.parse::<SocketAddr>() {
+/// The address of `resolver` if the OS resolver can ask it: a plain one on port 53.
+fn os_address(resolver: &Resolver) -> Result<IpAddr, String> {
+    match resolver.plain_address() {
         Ok(socket) if socket.port() == DNS_PORT => Ok(socket.ip()),
         Ok(socket) => Err(format!("port {}: the OS resolver asks port 53 only", socket.port())),
-        Err(_) if addr.contains("://") => {
-            Err("not a plain DNS server (DNS over HTTPS or TLS): the OS resolver cannot use it"
-                .into())
-        }
-        Err(_) => Err("not an IP address".into()),
+        Err(why) => Err(format!("{why}: the OS resolver cannot use it")),
     }
 }
 
@@ -146,6 +140,8 @@ pub(super) fn is_domain(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ME: &str = "me.tail1234.ts.net.";
 
     fn resolvers(addrs: &[&str]) -> Vec<Resolver> {
         addrs.iter().map(|a| Resolver { addr: a.to_string(), ..Resolver::default() }).collect()
@@ -174,7 +170,7 @@ mod tests {
 
     #[test]
     fn plain_resolvers_and_search_domains_are_applied_and_the_rest_is_named() {
-        let t = os_config(&tailnet());
+        let t = os_config(&tailnet(), ME);
         let config = t.config.unwrap();
         assert_eq!(config.nameservers, ips(&["1.1.1.1", "2606:4700::1111"]));
         assert_eq!(config.search_domains, strings(&["tail1234.ts.net", "corp.example"]));
@@ -187,19 +183,27 @@ mod tests {
     #[test]
     fn magic_dns_with_the_responder_asks_only_quad100() {
         let dns = DnsConfig { proxied: true, ..tailnet() };
-        let config = os_config(&dns).config.unwrap();
-        assert_eq!(config.nameservers, [QUAD100]);
+        let config = os_config(&dns, ME).config.unwrap();
+        assert_eq!(config.nameservers, [IpAddr::V4(SERVICE_V4)]);
         assert!(config.is_quad100());
         assert_eq!(config.search_domains, strings(&["tail1234.ts.net", "corp.example"]));
         assert!(config.match_domains.is_empty(), "global resolvers: every name");
-        // Without global resolvers the responder answers the tailnet's and split domains.
+        // Without global resolvers the responder is asked for its own names, split domains
+        // and reverse zones, but not for plain search domains, which it could only hand back
+        // to the host's resolver (a loop, were that systemd-resolved pointed at quad-100).
         let mut dns = DnsConfig { resolvers: Vec::new(), ..dns };
         dns.routes.insert("internal.example".into(), None);
-        let config = os_config(&dns).config.unwrap();
+        dns.routes.insert("lab.example".into(), Some(resolvers(&["10.0.0.53"])));
+        let config = os_config(&dns, ME).config.unwrap();
+        assert_eq!(config.search_domains, strings(&["tail1234.ts.net", "corp.example"]));
         assert_eq!(
-            config.match_domains,
-            strings(&["internal.example", "tail1234.ts.net", "corp.example"])
+            config.match_domains[..3],
+            strings(&["tail1234.ts.net", "internal.example", "lab.example"])
         );
+        assert!(config.match_domains.contains(&"64.100.in-addr.arpa".to_string()));
+        assert!(config.match_domains.contains(&"127.100.in-addr.arpa".to_string()));
+        assert!(config.match_domains.contains(&"0.e.1.a.c.5.1.1.a.7.d.f.ip6.arpa".to_string()));
+        assert!(!config.match_domains.contains(&"corp.example".to_string()));
     }
 
     #[test]
@@ -208,13 +212,13 @@ mod tests {
         dns.routes.insert("corp.example".into(), Some(resolvers(&["10.0.0.53"])));
         dns.routes.insert("lab.example".into(), Some(resolvers(&["10.0.0.53", "10.1.0.53"])));
         dns.routes.insert("magic.example".into(), None);
-        let config = os_config(&dns).config.unwrap();
+        let config = os_config(&dns, ME).config.unwrap();
         assert_eq!(config.nameservers, ips(&["10.0.0.53", "10.1.0.53"]));
         assert_eq!(config.match_domains, strings(&["corp.example", "lab.example"]));
         // A domain that is no name never makes its resolvers answer every name.
         let mut dns = DnsConfig::default();
         dns.routes.insert("bad\nnameserver 6.6.6.6".into(), Some(resolvers(&["10.0.0.53"])));
-        let t = os_config(&dns);
+        let t = os_config(&dns, ME);
         assert_eq!(t.config, None);
         assert!(t.notes[0].contains("not a domain name"), "{:?}", t.notes);
     }
@@ -222,18 +226,18 @@ mod tests {
     #[test]
     fn deprecated_nameservers_count_as_resolvers() {
         let dns = DnsConfig { nameservers: ips(&["8.8.8.8"]), ..DnsConfig::default() };
-        assert_eq!(os_config(&dns).config.unwrap().nameservers, ips(&["8.8.8.8"]));
+        assert_eq!(os_config(&dns, ME).config.unwrap().nameservers, ips(&["8.8.8.8"]));
     }
 
     #[test]
     fn nothing_usable_means_nothing_to_apply() {
-        assert_eq!(os_config(&DnsConfig::default()), Translation::default());
+        assert_eq!(os_config(&DnsConfig::default(), ME), Translation::default());
         let dns = DnsConfig {
             resolvers: resolvers(&["https://dns.example/q"]),
             domains: strings(&["corp.example"]),
             ..DnsConfig::default()
         };
-        let t = os_config(&dns);
+        let t = os_config(&dns, ME);
         assert_eq!(t.config, None);
         assert!(t.notes.iter().any(|n| n.contains("search domains")), "{:?}", t.notes);
     }
