@@ -68,13 +68,17 @@ fn notes(status: &Status) -> Vec<String> {
 }
 
 /// A counter's JSON name in words: `ShieldsUp` → `shields-up`, `OutboundTSMP` →
-/// `outbound-tsmp`.
+/// `outbound-tsmp`, `MagicDNSLoops` → `magic-dns-loops` (an acronym ends where a word
+/// starts).
 fn words(pascal_case: &str) -> String {
     let mut out = String::new();
     let chars: Vec<char> = pascal_case.chars().collect();
     for (i, c) in chars.iter().enumerate() {
         let after_lower = i > 0 && chars[i - 1].is_lowercase();
-        if c.is_uppercase() && after_lower {
+        let ends_acronym = i > 0
+            && chars[i - 1].is_uppercase()
+            && chars.get(i + 1).is_some_and(|next| next.is_lowercase());
+        if c.is_uppercase() && (after_lower || ends_acronym) {
             out.push('-');
         }
         out.push(c.to_ascii_lowercase());
@@ -257,6 +261,8 @@ mod tests {
         status.shields_up = true;
         for (reason, count) in
             [("Filtered", 0), ("ShieldsUp", 3), ("SpoofedSource", 1), ("OutboundTSMP", 2)]
+                .into_iter()
+                .chain([("MagicDNSLoops", 4)])
         {
             status.drops.insert(reason.into(), count);
         }
@@ -265,7 +271,7 @@ mod tests {
             lines[1..],
             [
                 "# Shields up: incoming connections are refused.",
-                "# Dropped: outbound-tsmp 2, shields-up 3, spoofed-source 1",
+                "# Dropped: magic-dns-loops 4, outbound-tsmp 2, shields-up 3, spoofed-source 1",
             ]
         );
     }
