@@ -32,7 +32,8 @@ use manager::Manager;
 use record::Touched;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use tools::{DnsTools, PathTools};
+use crate::platform::router::bsd::PathRunner;
+use tools::DnsTools;
 
 /// Where the managers read and write, injectable so tests run in a temporary root.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,7 +81,7 @@ impl DnsConfigurator {
     pub(crate) fn system(state_dir: &Path) -> Option<DnsConfigurator> {
         let os = OsKind::current()?;
         let paths = DnsPaths::under(Path::new("/"), state_dir);
-        Some(DnsConfigurator::new(os, paths, Box::<PathTools>::default()))
+        Some(DnsConfigurator::new(os, paths, Box::<PathRunner>::default()))
     }
 
     pub(crate) fn new(os: OsKind, paths: DnsPaths, tools: Box<dyn DnsTools>) -> DnsConfigurator {
