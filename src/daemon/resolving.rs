@@ -127,11 +127,7 @@ impl Resolving {
             if !nameservers.iter().any(|ns| ns.is_ipv6() == any.is_ipv6()) {
                 continue;
             }
-            let loopback_only = nameservers
-                .iter()
-                .filter(|ns| ns.is_ipv6() == any.is_ipv6())
-                .all(|ns| ns.ip().is_loopback());
-            match open_socket(SocketAddr::new(any, 0), loopback_only, registry, token) {
+            match open_socket(SocketAddr::new(any, 0), nameservers, registry, token) {
                 Ok(socket) => *slot = Some(socket),
                 Err(e) => {
                     log::warn!("no DNS socket on {any}: {e}");
@@ -163,19 +159,15 @@ pub(super) fn host_nameservers() -> Vec<SocketAddr> {
     resolv_conf::parse(&read_or_empty(RESOLV_CONF_PATH)).nameservers
 }
 
-/// A non-blocking UDP socket on `bind`, pinned like the daemon's other sockets so queries
-/// bypass the tunnel's routes (except, off Linux, when every nameserver it serves is on
-/// loopback, which a pinned socket cannot reach), registered for reading.
+/// A non-blocking UDP socket on `bind` for `nameservers`, kept off the tunnel's routes
+/// where it can reach them so (`platform::socket::bind_udp_towards`), registered for reading.
 fn open_socket(
     bind: SocketAddr,
-    loopback_only: bool,
+    nameservers: &[SocketAddr],
     registry: &Registry,
     token: Token,
 ) -> io::Result<UdpSocket> {
-    let socket = match loopback_only {
-        true => crate::platform::socket::bind_udp_for_loopback(bind)?,
-        false => crate::platform::socket::bind_udp(bind)?,
-    };
+    let socket = crate::platform::socket::bind_udp_towards(bind, nameservers)?;
     let mut socket = UdpSocket::from_std(socket);
     registry.register(&mut socket, token, Interest::READABLE)?;
     Ok(socket)
