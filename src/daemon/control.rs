@@ -20,6 +20,7 @@ use crate::engine::status::Status;
 use crate::keys::{AuthKey, PrivateKey, PublicKey};
 use crate::localapi::UpRequest;
 use crate::netmap::{Netmap, PeerDelta};
+use crate::resolver::resolv_conf::ResolvConf;
 use crate::state::{NodeState, StateStore};
 use mio::{Interest, Registry, Token};
 use rustls::ClientConfig;
@@ -72,6 +73,8 @@ pub(super) struct Control {
     tls: Option<Result<Arc<ClientConfig>, String>>,
     /// Our home DERP region, for every client this driver starts.
     home_derp: Option<RegionId>,
+    /// The host's own nameservers, which look up the control server's name.
+    host_resolver: ResolvConf,
     events: VecDeque<ControlEvent>,
 }
 
@@ -126,8 +129,14 @@ impl Control {
             net_info: None,
             tls: None,
             home_derp: None,
+            host_resolver: ResolvConf::default(),
             events: VecDeque::new(),
         }
+    }
+
+    /// The host's own nameservers (`platform::dns::HostResolver`), for the next lookup.
+    pub(super) fn set_host_resolver(&mut self, conf: ResolvConf) {
+        self.host_resolver = conf;
     }
 
     /// Tells control our home DERP region, so peers relay to us there.
@@ -506,7 +515,7 @@ impl Control {
         let Action::Connect { host, port, tls } = action else {
             return;
         };
-        match Resolving::begin(&host, registry, tokens::RESOLVER, now) {
+        match Resolving::begin(&host, &self.host_resolver, registry, tokens::RESOLVER, now) {
             Resolution::Finished(resolved) => self.dial(registry, now, &host, port, tls, resolved),
             Resolution::Running(resolving) => {
                 link.dialing = Some(Dialing { resolving, host, port, tls });

@@ -13,6 +13,7 @@ use crate::control::tailcfg::{DerpNode, DerpRegion, RegionId};
 use crate::derp::{DerpClient, DerpError, Event, PeerGoneReason};
 use crate::keys::{PrivateKey, PublicKey};
 use crate::netmap::DerpMap;
+use crate::resolver::resolv_conf::ResolvConf;
 use mio::{Interest, Registry, Token};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -108,6 +109,8 @@ pub(super) struct Derp {
     events: VecDeque<DerpEvent>,
     /// Packets dropped: queue full, region unknown, no free connection slot, too large.
     dropped: u64,
+    /// The host's own nameservers, which look up the DERP nodes' names.
+    host_resolver: ResolvConf,
 }
 
 /// One region's connection and what waits for it.
@@ -182,7 +185,13 @@ impl Derp {
             roots: None,
             events: VecDeque::new(),
             dropped: 0,
+            host_resolver: ResolvConf::default(),
         }
+    }
+
+    /// The host's own nameservers (`platform::dns::HostResolver`), for the next lookups.
+    pub(super) fn set_host_resolver(&mut self, conf: ResolvConf) {
+        self.host_resolver = conf;
     }
 
     /// The key connections log in with; a new key reconnects everything.
@@ -444,7 +453,13 @@ impl Derp {
         let resolver_token = tokens::derp_resolver(region.slot);
         match node_address(&node) {
             Some(ip) => self.connect(id, &node, Ok(vec![ip]), registry, now),
-            None => match Resolving::begin(&node.host_name, registry, resolver_token, now) {
+            None => match Resolving::begin(
+                &node.host_name,
+                &self.host_resolver,
+                registry,
+                resolver_token,
+                now,
+            ) {
                 Resolution::Finished(result) => self.connect(id, &node, result, registry, now),
                 Resolution::Running(resolving) => {
                     region.link = Link::Resolving { resolving, node, started: now };

@@ -22,7 +22,7 @@ use crate::localapi::{NetcheckAnswer, RegionLabel};
 use crate::netcheck::{Families, Netcheck};
 use crate::netmap::{Netmap, SelfNode};
 use crate::platform::bind::{kernel::effective_interface, pinning::Pinning};
-use crate::platform::dns::{os_config, DnsConfigurator, Translation};
+use crate::platform::dns::{os_config, DnsConfigurator, DnsPaths, HostResolver, Translation};
 use crate::platform::os_kind::OsKind;
 use crate::platform::router::{Router, RouterConfig};
 use crate::platform::tun::fake::NAME as FAKE_TUN;
@@ -69,6 +69,8 @@ struct Daemon {
     /// --accept-dns`) asks for it; `None` on an OS we do not know and with a fake TUN.
     dns: Option<DnsConfigurator>,
     accept_dns: bool,
+    /// The host's own nameservers, without weft's changes; see [`Daemon::follow_host_dns`].
+    host_dns: HostResolver,
     /// Problems with the host (routes, config reloads) shown in `weft status`.
     router_problem: Option<String>,
     reload_problem: Option<String>,
@@ -179,6 +181,7 @@ impl Daemon {
         let now = Instant::now();
         let families = Families { v4: true, v6: datapath.has_ipv6() };
         let netcheck = Netcheck::new(families, environment::netcheck_seed());
+        let host_dns = HostResolver::new(&DnsPaths::system(&options.statedir));
         let mut daemon = Daemon {
             engine: Engine::new(netmap, now, environment::for_engine(now, disco_key)),
             netcheck,
@@ -197,6 +200,7 @@ impl Daemon {
             pinning: None,
             dns: None,
             accept_dns: false,
+            host_dns,
             router_problem: None,
             reload_problem: None,
             pinning_problem: None,
@@ -222,7 +226,7 @@ impl Daemon {
         daemon.take_back_stale_dns();
         // Read once an earlier run's settings are taken back: after a crash resolv.conf may
         // still name only 100.100.100.100, which MagicDNS must never forward to.
-        daemon.engine.set_host_nameservers(&super::resolving::host_nameservers());
+        daemon.follow_host_dns();
         daemon.follow_physical_path();
         // The config's text, its parse and the routing commands are gone: their pages go back.
         crate::platform::memory::release_free_heap();
@@ -556,8 +560,9 @@ impl Daemon {
         if self.router_problem.is_some() {
             self.apply_routes();
         }
-        if self.dns_problem.is_some() {
-            self.apply_dns();
+        match self.dns_problem.is_some() {
+            true => self.apply_dns(),
+            false => self.follow_host_dns(),
         }
         self.follow_physical_path();
         self.control.refresh_endpoints(self.poll.registry(), now);
@@ -854,7 +859,27 @@ impl Daemon {
             log::error!("DNS: {e}");
             format!("DNS: {e}")
         });
+        self.follow_host_dns();
         self.publish_health();
+    }
+
+    /// Reads the host's own nameservers again from their original (never weft's changes;
+    /// see `HostResolver`): after every apply, and after a network change, so a DHCP
+    /// client's new servers are followed.
+    fn follow_host_dns(&mut self) {
+        let held = self.dns.as_ref().and_then(DnsConfigurator::held);
+        if self.host_dns.refresh(held.as_ref()) {
+            self.share_host_dns();
+        }
+    }
+
+    /// Hands the host's own nameservers to those that ask them: the lookups of control's
+    /// and DERP's names, and MagicDNS for the names the tailnet has no resolver for.
+    fn share_host_dns(&mut self) {
+        let conf = self.host_dns.conf();
+        self.engine.set_host_nameservers(&conf.nameservers);
+        self.control.set_host_resolver(conf.clone());
+        self.derp.set_host_resolver(conf.clone());
     }
 
     fn publish_health(&mut self) {

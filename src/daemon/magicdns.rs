@@ -25,6 +25,9 @@ pub(super) const MAX_SOCKETS: usize = 2 * MAX_PENDING;
 struct QuerySocket {
     ticket: Ticket,
     ipv6: bool,
+    /// Towards a loopback nameserver: not pinned off Linux (`bind_udp_towards`), so never
+    /// shared with a query's remote upstream.
+    loopback: bool,
     socket: UdpSocket,
 }
 
@@ -108,7 +111,9 @@ impl DnsUpstream {
         registry: &Registry,
     ) -> io::Result<&UdpSocket> {
         let open = self.slots.iter().position(|slot| {
-            slot.as_ref().is_some_and(|q| q.ticket == ticket && q.ipv6 == to.is_ipv6())
+            slot.as_ref().is_some_and(|q| {
+                q.ticket == ticket && q.ipv6 == to.is_ipv6() && q.loopback == to.ip().is_loopback()
+            })
         });
         let index = match open {
             Some(index) => index,
@@ -133,10 +138,13 @@ impl DnsUpstream {
             IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         };
-        let socket = crate::platform::socket::bind_udp(SocketAddr::new(any, 0))?;
+        // Pinned off the tunnel, except towards a loopback nameserver where a pinned socket
+        // could not reach it (off Linux).
+        let socket = crate::platform::socket::bind_udp_towards(SocketAddr::new(any, 0), &[to])?;
         let mut socket = UdpSocket::from_std(socket);
         registry.register(&mut socket, tokens::dns_upstream(index), Interest::READABLE)?;
-        self.slots[index] = Some(QuerySocket { ticket, ipv6: to.is_ipv6(), socket });
+        let (ipv6, loopback) = (to.is_ipv6(), to.ip().is_loopback());
+        self.slots[index] = Some(QuerySocket { ticket, ipv6, loopback, socket });
         Ok(index)
     }
 

@@ -1,11 +1,12 @@
-//! The daemon's side of name resolution: reads `/etc/hosts` and `/etc/resolv.conf`, owns the
+//! The daemon's side of name resolution: reads `/etc/hosts`, asks the host's own nameservers
+//! (`platform::dns::HostResolver`, never weft's changes to them), owns the
 //! UDP sockets a [`Lookup`]'s queries leave from, and carries datagrams and deadlines between
 //! them and the poll loop, so a slow nameserver never stalls the data path.
 
 use crate::regular_file;
 use crate::resolver::hosts;
 use crate::resolver::lookup::Lookup;
-use crate::resolver::resolv_conf::{self, ResolvConf};
+use crate::resolver::resolv_conf::ResolvConf;
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 use std::io;
@@ -13,7 +14,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
 const HOSTS_PATH: &str = "/etc/hosts";
-const RESOLV_CONF_PATH: &str = "/etc/resolv.conf";
 /// We send no EDNS, so answers should fit in 512 bytes; room for more costs nothing and keeps
 /// a generous server's answer whole rather than cut into something that fails to parse.
 const MAX_RESPONSE_LEN: usize = 4096;
@@ -33,16 +33,21 @@ pub(super) enum Resolution {
 }
 
 impl Resolving {
-    /// Resolves `host` from /etc/hosts at once, or starts asking the nameservers of
-    /// /etc/resolv.conf with sockets registered under `token`. Both files are read on every
-    /// call, so edits apply to the next connection attempt without a restart.
-    pub(super) fn begin(host: &str, registry: &Registry, token: Token, now: Instant) -> Resolution {
+    /// Resolves `host` from /etc/hosts at once, or starts asking the host's nameservers
+    /// (`conf`) with sockets registered under `token`. /etc/hosts is read on every call, so
+    /// edits apply to the next connection attempt without a restart.
+    pub(super) fn begin(
+        host: &str,
+        conf: &ResolvConf,
+        registry: &Registry,
+        token: Token,
+        now: Instant,
+    ) -> Resolution {
         let pinned = hosts::addresses(&read_or_empty(HOSTS_PATH), host);
         if !pinned.is_empty() {
             return Resolution::Finished(Ok(pinned));
         }
-        let conf = resolv_conf::parse(&read_or_empty(RESOLV_CONF_PATH));
-        Resolving::start(host, &conf, registry, token, now)
+        Resolving::start(host, conf, registry, token, now)
     }
 
     fn start(
@@ -127,11 +132,7 @@ impl Resolving {
             if !nameservers.iter().any(|ns| ns.is_ipv6() == any.is_ipv6()) {
                 continue;
             }
-            let loopback_only = nameservers
-                .iter()
-                .filter(|ns| ns.is_ipv6() == any.is_ipv6())
-                .all(|ns| ns.ip().is_loopback());
-            match open_socket(SocketAddr::new(any, 0), loopback_only, registry, token) {
+            match open_socket(SocketAddr::new(any, 0), nameservers, registry, token) {
                 Ok(socket) => *slot = Some(socket),
                 Err(e) => {
                     log::warn!("no DNS socket on {any}: {e}");
@@ -157,25 +158,15 @@ impl Resolving {
     }
 }
 
-/// The nameservers of `/etc/resolv.conf` now: where MagicDNS sends the names the tailnet has
-/// no resolver for, as tailscaled falls back to the host's own DNS settings.
-pub(super) fn host_nameservers() -> Vec<SocketAddr> {
-    resolv_conf::parse(&read_or_empty(RESOLV_CONF_PATH)).nameservers
-}
-
-/// A non-blocking UDP socket on `bind`, pinned like the daemon's other sockets so queries
-/// bypass the tunnel's routes (except, off Linux, when every nameserver it serves is on
-/// loopback, which a pinned socket cannot reach), registered for reading.
+/// A non-blocking UDP socket on `bind` for `nameservers`, kept off the tunnel's routes
+/// where it can reach them so (`platform::socket::bind_udp_towards`), registered for reading.
 fn open_socket(
     bind: SocketAddr,
-    loopback_only: bool,
+    nameservers: &[SocketAddr],
     registry: &Registry,
     token: Token,
 ) -> io::Result<UdpSocket> {
-    let socket = match loopback_only {
-        true => crate::platform::socket::bind_udp_for_loopback(bind)?,
-        false => crate::platform::socket::bind_udp(bind)?,
-    };
+    let socket = crate::platform::socket::bind_udp_towards(bind, nameservers)?;
     let mut socket = UdpSocket::from_std(socket);
     registry.register(&mut socket, token, Interest::READABLE)?;
     Ok(socket)
@@ -183,13 +174,13 @@ fn open_socket(
 
 /// Generous for hosts files that carry block lists; still bounded, as all of it is read on the
 /// daemon's one thread.
-const MAX_HOST_FILE_BYTES: u64 = 16 << 20;
+const MAX_HOSTS_BYTES: u64 = 16 << 20;
 
-/// A missing file reads as empty: no hosts entries, resolv.conf's defaults. So does one that
+/// A missing file reads as empty: no hosts entries. So does one that
 /// cannot be used (a FIFO, a device, a huge file), with a warning, rather than stalling the
 /// daemon's one thread.
 fn read_or_empty(path: &str) -> String {
-    match regular_file::read(std::path::Path::new(path), MAX_HOST_FILE_BYTES) {
+    match regular_file::read(std::path::Path::new(path), MAX_HOSTS_BYTES) {
         Ok(bytes) => String::from_utf8(bytes).unwrap_or_default(),
         Err(error) if error.is_not_found() => String::new(),
         Err(error) => {
@@ -209,8 +200,8 @@ mod tests {
 
     #[test]
     fn a_fifo_or_device_as_host_file_reads_as_empty_without_blocking() {
-        let dir = crate::testing::fresh_dir("resolv-fifo");
-        let fifo = dir.join("resolv.conf");
+        let dir = crate::testing::fresh_dir("hosts-fifo");
+        let fifo = dir.join("hosts");
         crate::testing::mkfifo(&fifo);
         let fifo = fifo.to_str().unwrap().to_string();
         assert_eq!(crate::testing::within(5, move || read_or_empty(&fifo)), "");

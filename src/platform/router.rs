@@ -107,7 +107,7 @@ impl Router {
     /// A router driving the system's `ip`, with IPv6 included when the kernel supports it.
     #[cfg(target_os = "linux")]
     fn new_ip() -> Result<Router, RouterError> {
-        let mut tool = SystemTool::IP;
+        let mut tool = SystemTool::ip();
         tool.run(&["-V"], "").map_err(|err| {
             RouterError(format!("cannot run `ip` (iproute2 is needed for routing): {err}"))
         })?;
@@ -115,7 +115,7 @@ impl Router {
         if !ipv6 {
             log::info!("IPv6 policy routing is unavailable; IPv6 addresses and routes are skipped");
         }
-        Ok(Router::with_tools(Box::new(tool), Box::new(SystemTool::NFT), ipv6))
+        Ok(Router::with_tools(Box::new(tool), Box::new(SystemTool::nft()), ipv6))
     }
 
     #[cfg(not(target_os = "linux"))]

@@ -88,12 +88,33 @@ pub(crate) fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     bind_udp_pinned(addr, true)
 }
 
-/// [`bind_udp`] for a socket that talks to loopback only (a local DNS resolver): pinned on
-/// Linux, as always (the mark is harmless there: the local table comes first), and nowhere
-/// else, where a socket bound to the physical interface or pointed at a second table
-/// could not reach loopback at all.
-pub(crate) fn bind_udp_for_loopback(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
-    bind_udp_pinned(addr, cfg!(target_os = "linux"))
+/// [`bind_udp`] for a socket that talks to `peers` only (nameservers): pinned unless, off
+/// Linux, every peer of `addr`'s family is on loopback (a local resolver), which a socket bound
+/// to the physical interface or pointed at a second table could not reach at all. On Linux it
+/// is pinned as always: the mark is harmless there, as the local table comes first.
+pub(crate) fn bind_udp_towards(
+    addr: SocketAddr,
+    peers: &[SocketAddr],
+) -> io::Result<std::net::UdpSocket> {
+    bind_udp_pinned(addr, pins_towards(addr, peers, cfg!(target_os = "linux")))
+}
+
+/// Whether a socket on `addr` for `peers` is pinned ([`bind_udp_towards`]).
+fn pins_towards(addr: SocketAddr, peers: &[SocketAddr], on_linux: bool) -> bool {
+    let mut family = peers.iter().filter(|peer| peer.is_ipv6() == addr.is_ipv6()).peekable();
+    let loopback_only = family.peek().is_some() && family.all(|peer| peer.ip().is_loopback());
+    on_linux || !loopback_only
+}
+
+/// Says once per run, then only at debug, that a UDP socket could not be pinned: the
+/// cause (no CAP_NET_ADMIN) is the same for every socket, and MagicDNS opens one per query.
+fn warn_unpinned_once(addr: SocketAddr, e: &io::Error) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        log::debug!("could not pin the UDP socket on {addr} to bypass the tunnel: {e}");
+    } else {
+        log::warn!("could not pin the UDP socket on {addr} to bypass the tunnel: {e}");
+    }
 }
 
 fn bind_udp_pinned(addr: SocketAddr, pin: bool) -> io::Result<std::net::UdpSocket> {
@@ -103,7 +124,7 @@ fn bind_udp_pinned(addr: SocketAddr, pin: bool) -> io::Result<std::net::UdpSocke
     }
     if pin {
         if let Err(e) = pin_socket(socket.as_raw_fd(), SocketFamily::of(&addr)) {
-            log::warn!("could not pin the UDP socket on {addr} to bypass the tunnel: {e}");
+            warn_unpinned_once(addr, &e);
         }
     }
     let (storage, len) = to_sockaddr(addr);
@@ -217,6 +238,26 @@ mod tests {
             }
         };
         assert_eq!(&buf[..n], b"hi", "non-blocking and bound");
+    }
+
+    #[test]
+    fn a_socket_for_loopback_nameservers_only_is_pinned_on_linux_only() {
+        let any4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+        let any6 = SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0));
+        let local4: SocketAddr = "127.0.0.1:53".parse().unwrap();
+        let local6: SocketAddr = "[::1]:53".parse().unwrap();
+        let remote4: SocketAddr = "192.0.2.53:53".parse().unwrap();
+        assert!(!pins_towards(any4, &[local4, local6], false));
+        assert!(!pins_towards(any6, &[remote4, local6], false), "only its own family counts");
+        assert!(pins_towards(any4, &[local4, remote4], false));
+        assert!(pins_towards(any4, &[local6], false), "no peer of its family: pinned");
+        assert!(pins_towards(any4, &[local4], true));
+        // And it talks to loopback wherever the tests run.
+        let server = std::net::UdpSocket::bind(local4.ip().to_string() + ":0").unwrap();
+        let socket = bind_udp_towards(any4, &[server.local_addr().unwrap()]).unwrap();
+        socket.send_to(b"q", server.local_addr().unwrap()).unwrap();
+        server.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        assert_eq!(server.recv(&mut [0u8; 4]).unwrap(), 1);
     }
 
     #[test]

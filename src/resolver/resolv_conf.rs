@@ -27,7 +27,8 @@ impl Default for Settings {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The default has no nameservers (not resolver(5)'s local one): settings not read yet.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ResolvConf {
     pub nameservers: Vec<SocketAddr>,
     pub settings: Settings,

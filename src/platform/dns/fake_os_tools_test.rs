@@ -1,11 +1,11 @@
-//! The DNS managers through the real runner ([`PathTools`]) against the fake OS tools on
+//! The DNS managers through the real runner ([`PathRunner`]) against the fake OS tools on
 //! `PATH` (`tests/fake-os-tools/<os>/`: `resolvectl`, `resolvconf`, OpenBSD's `route`),
 //! which keep what they were told in a JSON table and refuse what the real ones refuse.
 //! Where [`super::fake_tools_test`] checks the command lines, this checks that the tools
 //! accept them, that stdin arrives, and what state they end in.
 
-use super::tools::PathTools;
 use super::*;
+use crate::platform::router::bsd::PathRunner;
 use crate::testing::fresh_dir;
 use serde_json::{json, Value};
 use std::ffi::OsString;
@@ -41,7 +41,7 @@ impl FakeOs {
             ("FAKE_OS_TABLE".into(), self.root.join("table.json").into()),
             ("FAKE_RESOLVCONF".into(), flavour.into()),
         ];
-        DnsConfigurator::new(self.os, self.paths.clone(), Box::new(PathTools::with_env(env)))
+        DnsConfigurator::new(self.os, self.paths.clone(), Box::new(PathRunner::with_env(env)))
     }
 
     fn table(&self, key: &str) -> Value {

@@ -9,6 +9,7 @@
 
 mod darwin;
 mod direct;
+mod host;
 mod manager;
 mod record;
 mod resolv_file;
@@ -23,16 +24,18 @@ mod fake_tools_test;
 mod mount_ns_test;
 
 // The resolv.conf reader reads outside bytes: the fuzz target drives it.
+pub(crate) use host::{Held, HostResolver};
 #[cfg(feature = "fuzzing")]
 pub(crate) use resolv_file::{with_search, writer_of, Writer};
 pub(crate) use translate::{os_config, OsDnsConfig, Translation};
 
 use crate::platform::os_kind::OsKind;
+use crate::platform::router::bsd::PathRunner;
 use manager::Manager;
 use record::Touched;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use tools::{DnsTools, PathTools};
+use tools::DnsTools;
 
 /// Where the managers read and write, injectable so tests run in a temporary root.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,9 +49,16 @@ pub(crate) struct DnsPaths {
     pub nsswitch: PathBuf,
     /// The crash record.
     pub record: PathBuf,
+    /// systemd-resolved's list of the servers it asks (not its stub's address).
+    pub resolved_upstreams: PathBuf,
 }
 
 impl DnsPaths {
+    /// The host's own files, the record in `state_dir`.
+    pub(crate) fn system(state_dir: &Path) -> DnsPaths {
+        DnsPaths::under(Path::new("/"), state_dir)
+    }
+
     /// The system's files under `root` (`/` on a real host), the record in `state_dir`.
     pub(crate) fn under(root: &Path, state_dir: &Path) -> DnsPaths {
         let etc = root.join("etc");
@@ -58,6 +68,7 @@ impl DnsPaths {
             resolver_dir: etc.join("resolver"),
             nsswitch: etc.join("nsswitch.conf"),
             record: state_dir.join("dns-applied"),
+            resolved_upstreams: root.join("run/systemd/resolve/resolv.conf"),
         }
     }
 }
@@ -79,8 +90,7 @@ impl DnsConfigurator {
     /// The configurator of this OS (`None` on one we do not know), recording in `state_dir`.
     pub(crate) fn system(state_dir: &Path) -> Option<DnsConfigurator> {
         let os = OsKind::current()?;
-        let paths = DnsPaths::under(Path::new("/"), state_dir);
-        Some(DnsConfigurator::new(os, paths, Box::<PathTools>::default()))
+        Some(DnsConfigurator::new(os, DnsPaths::system(state_dir), Box::<PathRunner>::default()))
     }
 
     pub(crate) fn new(os: OsKind, paths: DnsPaths, tools: Box<dyn DnsTools>) -> DnsConfigurator {
@@ -134,6 +144,13 @@ impl DnsConfigurator {
         );
         self.applied = Some(config);
         Ok(())
+    }
+
+    /// What weft holds in the host's resolver now; `None` when nothing.
+    pub(crate) fn held(&self) -> Option<Held> {
+        let touched = self.touched.as_ref()?;
+        let nameservers = self.applied.iter().flat_map(|c| c.nameservers.clone()).collect();
+        Some(Held { manager: touched.manager, nameservers })
     }
 
     /// Takes our settings back, if the host holds any; the record goes once they are gone.

@@ -4,8 +4,8 @@
 //! mount is what makes rename(2) and link(2) refuse, so the in-place write and the copied
 //! backup run for real.
 
-use super::tools::PathTools;
 use super::*;
+use crate::platform::router::bsd::PathRunner;
 use crate::testing::fresh_dir;
 use std::ffi::CString;
 use std::fs;
@@ -68,7 +68,7 @@ fn direct_mode_rewrites_a_bind_mounted_resolv_conf_and_puts_it_back_also_after_a
         let state = fresh_dir("dns-mount-ns-state");
         let configurator = || {
             let paths = DnsPaths::under(Path::new("/"), &state);
-            DnsConfigurator::new(OsKind::Linux, paths, Box::<PathTools>::default())
+            DnsConfigurator::new(OsKind::Linux, paths, Box::<PathRunner>::default())
         };
         let wanted = Translation {
             config: Some(OsDnsConfig {

@@ -1,14 +1,18 @@
-//! The one place the DNS managers start programs (`resolvectl`, `resolvconf`, `route`).
-//! Unlike the router's runner, these tools read a configuration on stdin (resolvconf) and
-//! answer on stdout and with exit codes that matter (`resolvconf --version`), so a run
-//! takes input and keeps all three. Behind a trait so tests see every command; the real
-//! runner takes its `PATH` explicitly, so a test can point it at fake tools without touching
-//! the environment other threads share.
+//! How the DNS managers start programs (`resolvectl`, `resolvconf`, `route`): through the
+//! daemon's one runner (`router::bsd::PathRunner`: a deadline, so resolvectl hung on a stuck
+//! D-Bus costs the loop seconds, not minutes). Unlike the router's tools, these read a
+//! configuration on stdin (resolvconf) and answer on stdout and with exit codes that matter
+//! (`resolvconf --version`), so a run takes input and keeps all three. Behind a trait so
+//! tests see every command.
 
-use crate::platform::router::bsd::CommandLine;
-use std::ffi::OsString;
-use std::io::{self, Write};
-use std::process::{Command, Stdio};
+use crate::platform::router::bsd::{CaptureLimits, CommandLine, PathRunner};
+use std::io;
+use std::time::Duration;
+
+/// resolvectl answers at once, or hangs for D-Bus's own 25 s when resolved is stuck: give up
+/// well before. The answers are a few lines.
+const DNS_TOOL_LIMITS: CaptureLimits =
+    CaptureLimits { timeout: Duration::from_secs(5), max_stdout: 64 << 10 };
 
 /// How a tool's run ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -30,47 +34,13 @@ pub(crate) trait DnsTools {
     fn run(&mut self, command: &CommandLine, stdin: &str) -> io::Result<ToolReply>;
 }
 
-/// Runs the first program of that name on `PATH` (the daemon's, unless overridden).
-#[derive(Debug, Default)]
-pub(crate) struct PathTools {
-    env: Vec<(OsString, OsString)>,
-}
-
-impl PathTools {
-    /// Tools whose children see the daemon's environment plus `env` (a `PATH` given here
-    /// is also where the program is looked up).
-    #[cfg(test)]
-    pub(crate) fn with_env(env: Vec<(OsString, OsString)>) -> PathTools {
-        PathTools { env }
-    }
-}
-
-impl DnsTools for PathTools {
+impl DnsTools for PathRunner {
     fn run(&mut self, command: &CommandLine, stdin: &str) -> io::Result<ToolReply> {
-        // With `PATH` set on the command, the program is also looked up there.
-        let mut child = Command::new(command.program)
-            .args(&command.args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let mut input = child.stdin.take();
-        // Feed stdin from a second thread while this one drains stdout and stderr, so that
-        // neither side waits on a full pipe.
-        let output = std::thread::scope(|scope| {
-            scope.spawn(move || {
-                if let Some(pipe) = input.as_mut() {
-                    // A write error means the tool exited early; its status says why.
-                    let _ = pipe.write_all(stdin.as_bytes());
-                }
-            });
-            child.wait_with_output()
-        })?;
+        let captured = self.capture(command, stdin, DNS_TOOL_LIMITS)?;
         Ok(ToolReply {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            code: captured.status.code(),
+            stdout: String::from_utf8_lossy(&captured.stdout).into_owned(),
+            stderr: captured.stderr,
         })
     }
 }
@@ -87,7 +57,7 @@ mod tests {
         let tool = dir.join("resolvconf");
         std::fs::write(&tool, "#!/bin/sh\nwhile read -r line; do echo \"$line\"; done\necho \"args $*\" >&2\nexit 99\n").unwrap();
         std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut tools = PathTools::with_env(vec![("PATH".into(), dir.clone().into())]);
+        let mut tools = PathRunner::with_env(vec![("PATH".into(), dir.clone().into())]);
         let command =
             CommandLine { program: "resolvconf", args: vec!["-a".into(), "weft0".into()] };
         let reply = tools.run(&command, "nameserver 10.0.0.53\n").unwrap();
@@ -97,6 +67,21 @@ mod tests {
         assert!(!reply.succeeded());
         let missing = CommandLine { program: "resolvectl", args: Vec::new() };
         assert_eq!(tools.run(&missing, "").unwrap_err().kind(), io::ErrorKind::NotFound);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_hung_tool_is_killed_at_the_timeout() {
+        let dir = fresh_dir("dns-tools-hung");
+        let tool = dir.join("resolvectl");
+        std::fs::write(&tool, "#!/bin/sh\nsleep 30\n").unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!("{}:/usr/bin:/bin", dir.display());
+        let mut tools = PathRunner::with_env(vec![("PATH".into(), path.into())])
+            .with_timeout_cap(Duration::from_millis(200));
+        let command = CommandLine { program: "resolvectl", args: vec!["revert".into()] };
+        let error = crate::testing::within(10, move || tools.run(&command, "").unwrap_err());
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -139,7 +139,7 @@ fn read_proc_net(dir: &std::path::Path) -> Result<Vec<ListeningPort>, SourceErro
 fn run(runner: &PathRunner, command: &CommandLine) -> Result<Vec<u8>, SourceError> {
     let limits = CaptureLimits { timeout: NETSTAT_TIMEOUT, max_stdout: MAX_OUTPUT };
     let captured = runner
-        .capture(command, limits)
+        .capture(command, "", limits)
         .map_err(|error| SourceError::Run { command: command.to_string(), error })?;
     if !captured.status.success() {
         return Err(SourceError::Failed { command: command.to_string(), stderr: captured.stderr });

@@ -1,11 +1,10 @@
-//! The one place that starts the Linux router's programs, iproute2's `ip` and `nft`. Behind
-//! a trait so that tests can stand in for them and see the exact command text.
+//! Linux's router programs, iproute2's `ip` and `nft`, run by the one runner
+//! (`bsd::PathRunner`: a deadline and bounded output). Behind a trait so that tests can stand
+//! in for them and see the exact command text.
 
+#[cfg(target_os = "linux")]
+use super::bsd::{CommandLine, PathRunner, ROUTE_TOOL_LIMITS};
 use std::io;
-#[cfg(target_os = "linux")]
-use std::io::Write;
-#[cfg(target_os = "linux")]
-use std::process::{Command, Stdio};
 
 /// What a run of the tool left behind that matters to us.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -24,40 +23,51 @@ pub(crate) trait Tool {
 #[derive(Debug)]
 pub(crate) struct SystemTool {
     program: &'static str,
+    runner: PathRunner,
 }
 
 #[cfg(target_os = "linux")]
 impl SystemTool {
     /// iproute2's `ip`.
-    pub(crate) const IP: SystemTool = SystemTool { program: "ip" };
+    pub(crate) fn ip() -> SystemTool {
+        SystemTool { program: "ip", runner: PathRunner::default() }
+    }
+
     /// nftables' `nft`.
-    pub(crate) const NFT: SystemTool = SystemTool { program: "nft" };
+    pub(crate) fn nft() -> SystemTool {
+        SystemTool { program: "nft", runner: PathRunner::default() }
+    }
 }
 
 #[cfg(target_os = "linux")]
 impl Tool for SystemTool {
     fn run(&mut self, args: &[&str], stdin: &str) -> io::Result<ToolOutput> {
-        let mut child = Command::new(self.program)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let mut input = child.stdin.take();
-        // Feed stdin from a second thread while this one drains stderr: a long batch whose
-        // every line fails could otherwise fill the stderr pipe and stall both processes.
-        let output = std::thread::scope(|scope| {
-            scope.spawn(move || {
-                if let Some(pipe) = input.as_mut() {
-                    // A write error means the program quit early; its status and stderr say why.
-                    let _ = pipe.write_all(stdin.as_bytes());
-                }
-            });
-            child.wait_with_output()
-        })?;
-        Ok(ToolOutput {
-            success: output.status.success(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        })
+        let args = args.iter().map(|a| a.to_string()).collect();
+        let command = CommandLine { program: self.program, args };
+        let captured = self.runner.capture(&command, stdin, ROUTE_TOOL_LIMITS)?;
+        Ok(ToolOutput { success: captured.status.success(), stderr: captured.stderr })
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_hung_router_tool_is_killed_at_the_timeout() {
+        let runner = PathRunner::default().with_timeout_cap(Duration::from_millis(200));
+        let mut tool = SystemTool { program: "sh", runner };
+        let error = crate::testing::within(10, move || {
+            tool.run(&["-c", "read -r line; sleep 30"], "batch\n").unwrap_err()
+        });
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[test]
+    fn reads_its_input_and_reports_failure_with_stderr() {
+        let mut tool = SystemTool { program: "sh", runner: PathRunner::default() };
+        let output = tool.run(&["-c", "read -r line; echo \"bad $line\" >&2; exit 1"], "route\n");
+        assert_eq!(output.unwrap(), ToolOutput { success: false, stderr: "bad route\n".into() });
     }
 }

@@ -19,6 +19,9 @@ mod fake_tools_test;
 pub(crate) use op::CommandLine;
 pub(crate) use op::{BsdOp, HostRoute, TableDefault};
 pub(crate) use runner::{CaptureLimits, CommandRunner, PathRunner};
+// Linux's `ip` and `nft` (`router::tool`) run with the BSDs' route tools' limits.
+#[cfg(target_os = "linux")]
+pub(crate) use runner::ROUTE_TOOL_LIMITS;
 pub(crate) use state_file::DEFAULT_DIR;
 
 use super::{RouterConfig, RouterError};
