@@ -137,6 +137,21 @@ pub(super) fn is_domain(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
 }
 
+impl Translation {
+    /// A translation to apply, for the managers' tests: these nameservers, search domains
+    /// and split domains, no notes.
+    #[cfg(test)]
+    pub(crate) fn of(nameservers: &[&str], search: &[&str], only_for: &[&str]) -> Translation {
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+        let config = OsDnsConfig {
+            nameservers: nameservers.iter().map(|ip| ip.parse().unwrap()).collect(),
+            search_domains: strings(search),
+            match_domains: strings(only_for),
+        };
+        Translation { config: Some(config), notes: Vec::new() }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
