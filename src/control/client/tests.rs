@@ -178,6 +178,16 @@ impl Harness {
         self.events.iter().filter(|e| matches!(e, Event::Registered)).count()
     }
 
+    /// Logs in, loses the connection and reconnects: the new session's map poll, which
+    /// comes without a register (the node is still registered), unanswered.
+    fn map_poll_after_a_reconnect(&mut self) -> fake_server::Request {
+        let _map = self.logged_in();
+        self.lose_connection();
+        self.reconnect();
+        assert!(self.server().take_request("/machine/register").is_none(), "still registered");
+        self.server().take_request("/machine/map").expect("a map poll")
+    }
+
     /// Registers and opens the map stream; returns the map stream.
     fn logged_in(&mut self) -> StreamId {
         self.answer_register(r#"{"MachineAuthorized":true,"User":{"ID":1}}"#);
@@ -604,13 +614,9 @@ fn a_single_use_auth_key_keeps_the_node_in_the_tailnet_across_reconnects() {
 #[test]
 fn a_map_poll_refused_for_the_node_registers_again_and_only_then() {
     let mut h = Harness::new();
-    let _map = h.logged_in();
-    h.lose_connection();
-    h.reconnect();
-    assert!(h.server().take_request("/machine/register").is_none());
     // testcontrol answers 400 "node not found", headscale 404, when it no longer knows the
     // node key: the login is gone, and only a register can tell what is needed now.
-    let map = h.server().take_request("/machine/map").expect("a map poll");
+    let map = h.map_poll_after_a_reconnect();
     h.server().respond_head(map.stream, 404, false);
     h.server().respond_data(map.stream, b"node not found", true);
     h.run();
@@ -633,10 +639,7 @@ fn a_map_poll_refused_for_the_node_registers_again_and_only_then() {
 #[test]
 fn a_rate_limited_map_poll_waits_as_the_server_asks_and_resumes_without_registering() {
     let mut h = Harness::new();
-    let _map = h.logged_in();
-    h.lose_connection();
-    h.reconnect();
-    let map = h.server().take_request("/machine/map").expect("a map poll");
+    let map = h.map_poll_after_a_reconnect();
     h.server().respond_head_with(map.stream, 429, &[("retry-after", "40")], true);
     h.run();
     assert!(h.server.is_none(), "the connection is closed");
@@ -651,10 +654,7 @@ fn a_rate_limited_map_poll_waits_as_the_server_asks_and_resumes_without_register
 #[test]
 fn a_map_poll_refused_after_a_re_register_is_told_to_the_user() {
     let mut h = Harness::new();
-    let _map = h.logged_in();
-    h.lose_connection();
-    h.reconnect();
-    let map = h.server().take_request("/machine/map").expect("a map poll");
+    let map = h.map_poll_after_a_reconnect();
     h.server().respond_head(map.stream, 401, true);
     h.run();
     h.reconnect();
