@@ -5,16 +5,14 @@
 //! A query is answered with its question echoed byte for byte, so a stub resolver that
 //! randomises the case of its names (0x20 encoding) finds its own spelling back.
 
+pub(crate) use crate::resolver::header::HEADER_LEN;
+use crate::resolver::header::{
+    CLASS_INTERNET, FLAG_AUTHORITATIVE, FLAG_RECURSION_AVAILABLE, FLAG_RECURSION_DESIRED,
+    FLAG_RESPONSE, OPCODE_MASK,
+};
 use crate::resolver::name::Name;
 use std::net::IpAddr;
 
-pub(crate) const HEADER_LEN: usize = 12;
-const FLAG_RESPONSE: u16 = 0x8000;
-const OPCODE_MASK: u16 = 0x7800;
-const FLAG_AUTHORITATIVE: u16 = 0x0400;
-const FLAG_RECURSION_DESIRED: u16 = 0x0100;
-const FLAG_RECURSION_AVAILABLE: u16 = 0x0080;
-const CLASS_INTERNET: u16 = 1;
 /// Compression pointer to the question's name, which always starts right after the header.
 const POINTER_TO_QUESTION: [u8; 2] = [0xc0, HEADER_LEN as u8];
 

@@ -2,21 +2,18 @@
 //! its addresses are believed. Responses arrive over UDP from anyone who can guess our port,
 //! so every field is bounds-checked and anything that does not match the question is refused.
 
+use super::header::{
+    CLASS_INTERNET, FLAG_RECURSION_DESIRED, FLAG_RESPONSE, FLAG_TRUNCATED, HEADER_LEN, OPCODE_MASK,
+    RCODE_MASK,
+};
 use super::name::Name;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-const HEADER_LEN: usize = 12;
 /// Type, class, TTL and data length after a record's owner name.
 const RECORD_FIXED_LEN: usize = 10;
-const FLAG_RESPONSE: u16 = 0x8000;
-const OPCODE_MASK: u16 = 0x7800;
-const FLAG_TRUNCATED: u16 = 0x0200;
-const FLAG_RECURSION_DESIRED: u16 = 0x0100;
-const RCODE_MASK: u16 = 0x000f;
 const RCODE_NO_ERROR: u16 = 0;
 const RCODE_NAME_ERROR: u16 = 3;
 const TYPE_CNAME: u16 = 5;
-const CLASS_INTERNET: u16 = 1;
 /// Aliases followed at most: real chains are a few links long; more is a loop or abuse.
 const MAX_ALIAS_HOPS: usize = 16;
 

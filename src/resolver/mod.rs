@@ -6,6 +6,7 @@
 /// The port DNS servers listen on (RFC 1035 §4.2), the only one the C library's resolver asks.
 pub(crate) const DNS_PORT: u16 = 53;
 
+pub(crate) mod header;
 pub(crate) mod hosts;
 pub(crate) mod lookup;
 pub(crate) mod message;
